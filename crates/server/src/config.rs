@@ -1,0 +1,131 @@
+//! Everything a server operator can tune, with the defaults that make
+//! `chat-server <IP> <PORT>` a complete server without a configuration file.
+//!
+//! Every limit here bounds something a peer can grow (connections, queues, names,
+//! lists), and the values announced in `RPL_ISUPPORT` are derived from these fields,
+//! so what we announce is always what we enforce.
+
+use std::time::Duration;
+
+/// The server's identity and limits.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Our name in the source of server messages (`:name 001 ...`).
+    pub server_name: String,
+    /// `RPL_ISUPPORT NETWORK=`, shown by clients as the network's name.
+    pub network_name: String,
+    /// Connection password (`PASS`); `None` lets anyone register.
+    pub password: Option<String>,
+    /// Message of the day, one entry per line; `None` answers `422 ERR_NOMOTD`.
+    pub motd: Option<Vec<String>>,
+    /// Bounds on everything a client controls.
+    pub limits: Limits,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            server_name: "palaver.local".to_owned(),
+            network_name: "Palaver".to_owned(),
+            password: None,
+            motd: Some(vec![
+                "Welcome to palaver.".to_owned(),
+                "Join #lobby to meet everyone: /join #lobby".to_owned(),
+            ]),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// Per-connection and per-server limits.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Registered and unregistered connections at once; the next gets `ERROR :Server full`.
+    pub max_clients: usize,
+    /// Connections from one IP address at once.
+    pub max_clients_per_ip: usize,
+    /// Channels one client may be in (`CHANLIMIT`).
+    pub max_channels_per_client: usize,
+    /// Time allowed between connecting and completing registration.
+    pub registration_timeout: Duration,
+    /// Silence after which the server sends a PING.
+    pub ping_interval: Duration,
+    /// Time allowed to answer that PING before "Ping timeout".
+    pub ping_timeout: Duration,
+    /// Bytes queued for one client before it is dropped with "SendQ exceeded".
+    pub sendq_bytes: usize,
+    /// Bytes of received lines waiting for flood tokens before "Excess Flood".
+    pub recvq_bytes: usize,
+    /// Command pacing; `None` lifts it (tests, benchmarks, trusted bots).
+    pub flood: Option<FloodLimit>,
+    /// `NICKLEN`.
+    pub nick_len: usize,
+    /// `USERLEN` (the `~` we prepend is not counted).
+    pub user_len: usize,
+    /// `CHANNELLEN`.
+    pub channel_len: usize,
+    /// `TOPICLEN`.
+    pub topic_len: usize,
+    /// `KICKLEN`.
+    pub kick_len: usize,
+    /// `AWAYLEN`.
+    pub away_len: usize,
+    /// Longest real name kept from USER.
+    pub realname_len: usize,
+    /// Targets in one PRIVMSG/NOTICE (`MAXTARGETS`).
+    pub max_targets: usize,
+    /// Parameterised mode changes in one MODE command (`MODES`).
+    pub max_modes: usize,
+    /// Entries in a channel's ban list (`MAXLIST=b:`).
+    pub max_bans: usize,
+    /// Departed nicknames remembered for WHOWAS.
+    pub whowas_entries: usize,
+    /// Pending INVITEs a client can hold; the oldest is forgotten first.
+    pub max_invites: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_clients: 100_000,
+            max_clients_per_ip: 100,
+            max_channels_per_client: 50,
+            registration_timeout: Duration::from_secs(60),
+            ping_interval: Duration::from_secs(120),
+            ping_timeout: Duration::from_secs(60),
+            sendq_bytes: 512 * 1024,
+            recvq_bytes: 8 * 1024,
+            flood: Some(FloodLimit::default()),
+            nick_len: 30,
+            user_len: 16,
+            channel_len: 64,
+            topic_len: 390,
+            kick_len: 390,
+            away_len: 390,
+            realname_len: 128,
+            max_targets: 4,
+            max_modes: 4,
+            max_bans: 100,
+            whowas_entries: 1024,
+            max_invites: 32,
+        }
+    }
+}
+
+/// A token bucket for commands: `burst` at once, then `per_second`.
+#[derive(Debug, Clone, Copy)]
+pub struct FloodLimit {
+    /// Commands a quiet client may send at once.
+    pub burst: u32,
+    /// Commands per second after the burst is spent.
+    pub per_second: f64,
+}
+
+impl Default for FloodLimit {
+    fn default() -> Self {
+        Self {
+            burst: 20,
+            per_second: 4.0,
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! `CAP` capability negotiation (IRCv3 CAP 302).
+//!
+//! LS and REQ before registration suspend it until `CAP END`, so a client can finish
+//! negotiating before the welcome burst; a client that never sends CAP registers as
+//! usual. REQ is atomic: one unknown capability NAKs the whole request.
+
+use palaver_proto::Message;
+
+use super::Ctx;
+use super::registration::try_complete;
+use crate::caps;
+
+/// `ERR_INVALIDCAPCMD`, numerics table style; only CAP uses it.
+const ERR_INVALIDCAPCMD: &str = "410";
+/// Longest capability list we put in one CAP line before continuing on the next.
+const CAPS_PER_LINE_BYTES: usize = 350;
+
+pub(super) fn cap(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+    let Some(sub) = msg.param(0) else {
+        ctx.need_more_params("CAP");
+        return;
+    };
+    match sub.to_ascii_uppercase().as_str() {
+        "LS" => {
+            let version = msg.param(1).and_then(|v| v.parse::<u32>().ok()).unwrap_or(0);
+            let me = ctx.me_mut();
+            if !me.is_registered() {
+                me.cap_negotiating = true;
+            }
+            me.cap_version = me.cap_version.max(version);
+            if me.cap_version >= 302 {
+                me.caps.set(caps::CAP_NOTIFY, true);
+            }
+            let names: Vec<&str> = caps::SUPPORTED.iter().map(|cap| cap.name).collect();
+            send_list(ctx, "LS", &names);
+        }
+        "LIST" => {
+            let names: Vec<&str> = ctx.me().caps.iter().map(|cap| cap.name).collect();
+            send_list(ctx, "LIST", &names);
+        }
+        "REQ" => {
+            let Some(request) = msg.param(1) else {
+                ctx.need_more_params("CAP");
+                return;
+            };
+            if !ctx.me().is_registered() {
+                ctx.me_mut().cap_negotiating = true;
+            }
+            let mut changes = Vec::new();
+            for token in request.split(' ').filter(|t| !t.is_empty()) {
+                let (name, enable) = match token.strip_prefix('-') {
+                    Some(name) => (name, false),
+                    None => (token, true),
+                };
+                match caps::by_name(name) {
+                    Some(cap) => changes.push((cap, enable)),
+                    None => {
+                        reply(ctx, "NAK", request);
+                        return;
+                    }
+                }
+            }
+            let me = ctx.me_mut();
+            for (cap, enable) in changes {
+                me.caps.set(cap, enable);
+            }
+            reply(ctx, "ACK", request);
+        }
+        "END" => {
+            ctx.me_mut().cap_negotiating = false;
+            try_complete(ctx);
+        }
+        _ => {
+            ctx.numeric(ERR_INVALIDCAPCMD)
+                .param(sub)
+                .trailing("Invalid CAP subcommand")
+                .send();
+        }
+    }
+}
+
+fn reply(ctx: &Ctx<'_>, sub: &str, text: &str) {
+    ctx.world
+        .server_line(ctx.id, "CAP")
+        .param(ctx.me().nick())
+        .param(sub)
+        .trailing(text)
+        .send();
+}
+
+/// Sends LS or LIST, split over several lines (`CAP * LS * :...`) when long.
+fn send_list(ctx: &Ctx<'_>, sub: &str, names: &[&str]) {
+    let mut chunks: Vec<String> = vec![String::new()];
+    for name in names {
+        let current = chunks.last_mut().map(|c| c.len()).unwrap_or(0);
+        if current > 0 && current + name.len() + 1 > CAPS_PER_LINE_BYTES {
+            chunks.push(String::new());
+        }
+        if let Some(chunk) = chunks.last_mut() {
+            if !chunk.is_empty() {
+                chunk.push(' ');
+            }
+            chunk.push_str(name);
+        }
+    }
+    let multiline = ctx.me().cap_version >= 302;
+    let last = chunks.len() - 1;
+    for (index, chunk) in chunks.iter().enumerate() {
+        let mut line = ctx
+            .world
+            .server_line(ctx.id, "CAP")
+            .param(ctx.me().nick())
+            .param(sub);
+        if index < last && multiline {
+            line = line.param("*");
+        }
+        line.trailing(chunk).send();
+    }
+}

@@ -1,0 +1,502 @@
+//! Channel membership and channel state: JOIN, PART, TOPIC, NAMES, LIST, KICK, INVITE.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use palaver_proto::numeric::*;
+use palaver_proto::validate::is_valid_channel;
+use palaver_proto::{CaseKey, Message, mask};
+
+use super::{Ctx, split_list, unix_seconds};
+use crate::caps;
+use crate::world::{CASEMAPPING, Channel, ClientId, Member, Status, Topic, World};
+
+/// `JOIN <#chan>{,<#chan>} [<key>{,<key>}]`, and `JOIN 0` to leave every channel.
+pub(super) fn join(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+    let Some(channels) = msg.param(0) else {
+        ctx.need_more_params("JOIN");
+        return;
+    };
+    if channels == "0" {
+        let keys: Vec<CaseKey> = ctx.me().channels.iter().cloned().collect();
+        for key in keys {
+            leave(ctx, &key, "PART", None);
+        }
+        return;
+    }
+    let mut keys = msg.param(1).map(|k| k.split(',')).into_iter().flatten();
+    for name in split_list(channels) {
+        let key = keys.next().filter(|k| !k.is_empty());
+        join_one(ctx, name, key);
+    }
+}
+
+fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) {
+    let limits = &ctx.world.config.limits;
+    if !is_valid_channel(name, limits.channel_len) {
+        ctx.numeric(ERR_NOSUCHCHANNEL)
+            .param(name)
+            .trailing("No such channel")
+            .send();
+        return;
+    }
+    let folded = World::key(name);
+    if ctx.me().channels.contains(&folded) {
+        return;
+    }
+    if ctx.me().channels.len() >= limits.max_channels_per_client {
+        ctx.numeric(ERR_TOOMANYCHANNELS)
+            .param(name)
+            .trailing("You have joined too many channels")
+            .send();
+        return;
+    }
+    let me = ctx.me();
+    let invited = me.invites.contains(&folded);
+    let creating = !ctx.world.channels.contains_key(&folded);
+    if let Some(channel) = ctx.world.channels.get(&folded) {
+        let refusal = if channel.is_banned(&me.mask()) && !invited {
+            Some((ERR_BANNEDFROMCHAN, "Cannot join channel (+b)"))
+        } else if channel.modes.invite_only && !invited {
+            Some((ERR_INVITEONLYCHAN, "Cannot join channel (+i)"))
+        } else if channel.modes.key.as_deref().is_some_and(|k| Some(k) != key) && !invited {
+            Some((ERR_BADCHANNELKEY, "Cannot join channel (+k)"))
+        } else if channel.modes.limit.is_some_and(|l| channel.members.len() >= l) && !invited {
+            Some((ERR_CHANNELISFULL, "Cannot join channel (+l)"))
+        } else {
+            None
+        };
+        if let Some((code, text)) = refusal {
+            ctx.numeric(code).param(&channel.name).trailing(text).send();
+            return;
+        }
+    }
+    let outbox = Arc::clone(&me.outbox);
+    // Announce with the channel's own spelling of its name.
+    let display_name = ctx
+        .world
+        .channels
+        .get(&folded)
+        .map_or_else(|| name.to_owned(), |c| c.name.clone());
+    let mut line = me.line_from();
+    line.command("JOIN").param(&display_name);
+    let line = line.finish();
+    let channel = ctx
+        .world
+        .channels
+        .entry(folded.clone())
+        .or_insert_with(|| Channel::new(display_name));
+    channel.members.insert(
+        ctx.id,
+        Member {
+            status: Status {
+                op: creating,
+                voice: false,
+            },
+            outbox,
+        },
+    );
+    channel.broadcast(&line, None);
+    let me = ctx.me_mut();
+    me.channels.insert(folded.clone());
+    me.invites.retain(|k| *k != folded);
+    send_topic(ctx, &folded, false);
+    send_names(ctx, &folded);
+}
+
+/// Removes the client from a channel, announcing `PART` (or, for KICK, nothing: the
+/// caller announces) to all members including the client itself.
+fn leave(ctx: &mut Ctx<'_>, key: &CaseKey, command: &str, reason: Option<&str>) {
+    let Some(channel) = ctx.world.channels.get(key) else {
+        return;
+    };
+    let mut line = ctx.me().line_from();
+    line.command(command).param(&channel.name);
+    if let Some(reason) = reason {
+        line.trailing(reason);
+    }
+    channel.broadcast(&line.finish(), None);
+    ctx.world.part_channel(ctx.id, key);
+}
+
+/// `PART <#chan>{,<#chan>} [:reason]`.
+pub(super) fn part(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+    let Some(channels) = msg.param(0) else {
+        ctx.need_more_params("PART");
+        return;
+    };
+    let reason = msg.param(1).filter(|r| !r.is_empty());
+    for name in split_list(channels) {
+        let key = World::key(name);
+        if !ctx.world.channels.contains_key(&key) {
+            ctx.numeric(ERR_NOSUCHCHANNEL)
+                .param(name)
+                .trailing("No such channel")
+                .send();
+        } else if !ctx.me().channels.contains(&key) {
+            ctx.numeric(ERR_NOTONCHANNEL)
+                .param(name)
+                .trailing("You're not on that channel")
+                .send();
+        } else {
+            leave(ctx, &key, "PART", reason);
+        }
+    }
+}
+
+/// Sends the topic numerics for a channel; `explicit` also sends `RPL_NOTOPIC`.
+fn send_topic(ctx: &Ctx<'_>, key: &CaseKey, explicit: bool) {
+    let Some(channel) = ctx.world.channels.get(key) else {
+        return;
+    };
+    match &channel.topic {
+        Some(topic) => {
+            ctx.numeric(RPL_TOPIC)
+                .param(&channel.name)
+                .trailing(&topic.text)
+                .send();
+            ctx.numeric(RPL_TOPICWHOTIME)
+                .param(&channel.name)
+                .param(&topic.set_by)
+                .param(&unix_seconds(topic.set_at))
+                .send();
+        }
+        None if explicit => {
+            ctx.numeric(RPL_NOTOPIC)
+                .param(&channel.name)
+                .trailing("No topic is set")
+                .send();
+        }
+        None => {}
+    }
+}
+
+/// `TOPIC <#chan> [:topic]`: query, set, or clear with an empty topic.
+pub(super) fn topic(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+    let Some(name) = msg.param(0) else {
+        ctx.need_more_params("TOPIC");
+        return;
+    };
+    let key = World::key(name);
+    let Some(channel) = ctx.world.channels.get(&key) else {
+        ctx.numeric(ERR_NOSUCHCHANNEL)
+            .param(name)
+            .trailing("No such channel")
+            .send();
+        return;
+    };
+    let member = channel.status(ctx.id);
+    let Some(text) = msg.param(1) else {
+        if member.is_none() && channel.modes.secret {
+            ctx.numeric(ERR_NOTONCHANNEL)
+                .param(name)
+                .trailing("You're not on that channel")
+                .send();
+        } else {
+            send_topic(ctx, &key, true);
+        }
+        return;
+    };
+    let Some(status) = member else {
+        ctx.numeric(ERR_NOTONCHANNEL)
+            .param(&channel.name)
+            .trailing("You're not on that channel")
+            .send();
+        return;
+    };
+    if channel.modes.topic_ops_only && !status.op {
+        ctx.numeric(ERR_CHANOPRIVSNEEDED)
+            .param(&channel.name)
+            .trailing("You're not channel operator")
+            .send();
+        return;
+    }
+    let text: String = truncate(text, ctx.world.config.limits.topic_len).to_owned();
+    let mut line = ctx.me().line_from();
+    line.command("TOPIC").param(&channel.name).trailing(&text);
+    let line = line.finish();
+    let set_by = ctx.me().mask();
+    if let Some(channel) = ctx.world.channels.get_mut(&key) {
+        channel.topic = (!text.is_empty()).then(|| Topic {
+            text,
+            set_by,
+            set_at: SystemTime::now(),
+        });
+        channel.broadcast(&line, None);
+    }
+}
+
+/// Cuts `text` to at most `max` bytes on a character boundary.
+pub(super) fn truncate(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut cut = max;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    &text[..cut]
+}
+
+/// `NAMES [<#chan>{,<#chan>}]`.
+pub(super) fn names(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+    let Some(channels) = msg.param(0) else {
+        ctx.numeric(RPL_ENDOFNAMES)
+            .param("*")
+            .trailing("End of /NAMES list")
+            .send();
+        return;
+    };
+    for name in split_list(channels) {
+        let key = World::key(name);
+        let visible = ctx.world.channels.get(&key).is_some_and(|channel| {
+            !channel.modes.secret || channel.members.contains_key(&ctx.id)
+        });
+        if visible {
+            send_names(ctx, &key);
+        } else {
+            ctx.numeric(RPL_ENDOFNAMES)
+                .param(name)
+                .trailing("End of /NAMES list")
+                .send();
+        }
+    }
+}
+
+/// `RPL_NAMREPLY` lines (as many as the line length needs) and `RPL_ENDOFNAMES`.
+pub(super) fn send_names(ctx: &Ctx<'_>, key: &CaseKey) {
+    let Some(channel) = ctx.world.channels.get(key) else {
+        return;
+    };
+    let me = ctx.me();
+    let multi_prefix = me.caps.has(caps::MULTI_PREFIX);
+    let userhost = me.caps.has(caps::USERHOST_IN_NAMES);
+    let is_member = channel.members.contains_key(&ctx.id);
+    let symbol = if channel.modes.secret { "@" } else { "=" };
+    // Room for the names in one line: 512 minus the fixed parts and some slack.
+    let budget = 510
+        - (ctx.world.config.server_name.len() + me.nick().len() + channel.name.len() + 16);
+    let mut names = String::new();
+    let flush = |names: &mut String| {
+        if !names.is_empty() {
+            ctx.numeric(RPL_NAMREPLY)
+                .param(symbol)
+                .param(&channel.name)
+                .trailing(names)
+                .send();
+            names.clear();
+        }
+    };
+    for (id, member) in &channel.members {
+        let Some(client) = ctx.world.clients.get(id) else {
+            continue;
+        };
+        if !is_member && client.invisible && *id != ctx.id {
+            continue;
+        }
+        let prefix = if multi_prefix {
+            member.status.all_prefixes()
+        } else {
+            member.status.prefix()
+        };
+        let entry = if userhost {
+            format!("{prefix}{}", client.mask())
+        } else {
+            format!("{prefix}{}", client.nick())
+        };
+        if !names.is_empty() && names.len() + 1 + entry.len() > budget {
+            flush(&mut names);
+        }
+        if !names.is_empty() {
+            names.push(' ');
+        }
+        names.push_str(&entry);
+    }
+    flush(&mut names);
+    ctx.numeric(RPL_ENDOFNAMES)
+        .param(&channel.name)
+        .trailing("End of /NAMES list")
+        .send();
+}
+
+/// `LIST [<#chan|mask>{,...}]`: channels that are not secret, or that we are in.
+pub(super) fn list(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+    let filters: Vec<&str> = msg.param(0).map(|p| list_items(p)).unwrap_or_default();
+    ctx.numeric(RPL_LISTSTART)
+        .param("Channel")
+        .trailing("Users  Name")
+        .send();
+    let mut shown: Vec<&Channel> = ctx
+        .world
+        .channels
+        .values()
+        .filter(|channel| !channel.modes.secret || channel.members.contains_key(&ctx.id))
+        .filter(|channel| {
+            filters.is_empty()
+                || filters
+                    .iter()
+                    .any(|f| mask::matches(CASEMAPPING, f, &channel.name))
+        })
+        .collect();
+    shown.sort_by(|a, b| a.name.cmp(&b.name));
+    for channel in shown {
+        let topic = channel.topic.as_ref().map_or("", |t| t.text.as_str());
+        let (modes, _) = channel.mode_string(false);
+        ctx.numeric(RPL_LIST)
+            .param(&channel.name)
+            .param(&visible_count(ctx.world, channel, ctx.id).to_string())
+            .trailing(&format!("[{modes}] {topic}"))
+            .send();
+    }
+    ctx.numeric(RPL_LISTEND).trailing("End of /LIST").send();
+}
+
+fn list_items(param: &str) -> Vec<&str> {
+    split_list(param).collect()
+}
+
+/// Members of `channel` that `viewer` may see (invisible users only to fellow members).
+fn visible_count(world: &World, channel: &Channel, viewer: ClientId) -> usize {
+    if channel.members.contains_key(&viewer) {
+        return channel.members.len();
+    }
+    channel
+        .members
+        .keys()
+        .filter(|id| world.clients.get(id).is_some_and(|c| !c.invisible))
+        .count()
+}
+
+/// `KICK <#chan> <nick>{,<nick>} [:reason]`.
+pub(super) fn kick(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+    let (Some(name), Some(targets)) = (msg.param(0), msg.param(1)) else {
+        ctx.need_more_params("KICK");
+        return;
+    };
+    let key = World::key(name);
+    let Some(channel) = ctx.world.channels.get(&key) else {
+        ctx.numeric(ERR_NOSUCHCHANNEL)
+            .param(name)
+            .trailing("No such channel")
+            .send();
+        return;
+    };
+    let channel_name = channel.name.clone();
+    match channel.status(ctx.id) {
+        None => {
+            ctx.numeric(ERR_NOTONCHANNEL)
+                .param(&channel_name)
+                .trailing("You're not on that channel")
+                .send();
+            return;
+        }
+        Some(status) if !status.op => {
+            ctx.numeric(ERR_CHANOPRIVSNEEDED)
+                .param(&channel_name)
+                .trailing("You're not channel operator")
+                .send();
+            return;
+        }
+        Some(_) => {}
+    }
+    let kick_len = ctx.world.config.limits.kick_len;
+    let default_reason = ctx.me().nick().to_owned();
+    let reason = truncate(msg.param(2).filter(|r| !r.is_empty()).unwrap_or(&default_reason), kick_len).to_owned();
+    for target in split_list(targets) {
+        let victim = ctx
+            .world
+            .find_nick(target)
+            .map(|c| (c.id, c.nick().to_owned()));
+        let Some((victim_id, victim_nick)) = victim.filter(|(id, _)| {
+            ctx.world
+                .channels
+                .get(&key)
+                .is_some_and(|c| c.members.contains_key(id))
+        }) else {
+            ctx.numeric(ERR_USERNOTINCHANNEL)
+                .param(target)
+                .param(&channel_name)
+                .trailing("They aren't on that channel")
+                .send();
+            continue;
+        };
+        let mut line = ctx.me().line_from();
+        line.command("KICK")
+            .param(&channel_name)
+            .param(&victim_nick)
+            .trailing(&reason);
+        if let Some(channel) = ctx.world.channels.get(&key) {
+            channel.broadcast(&line.finish(), None);
+        }
+        ctx.world.part_channel(victim_id, &key);
+    }
+}
+
+/// `INVITE <nick> <#chan>`.
+pub(super) fn invite(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+    let (Some(target), Some(name)) = (msg.param(0), msg.param(1)) else {
+        ctx.need_more_params("INVITE");
+        return;
+    };
+    let Some(target_id) = ctx.world.find_nick(target).map(|c| c.id) else {
+        ctx.numeric(ERR_NOSUCHNICK)
+            .param(target)
+            .trailing("No such nick/channel")
+            .send();
+        return;
+    };
+    let key = World::key(name);
+    let channel_name;
+    if let Some(channel) = ctx.world.channels.get(&key) {
+        channel_name = channel.name.clone();
+        let Some(status) = channel.status(ctx.id) else {
+            ctx.numeric(ERR_NOTONCHANNEL)
+                .param(&channel_name)
+                .trailing("You're not on that channel")
+                .send();
+            return;
+        };
+        if channel.modes.invite_only && !status.op {
+            ctx.numeric(ERR_CHANOPRIVSNEEDED)
+                .param(&channel_name)
+                .trailing("You're not channel operator")
+                .send();
+            return;
+        }
+        if channel.members.contains_key(&target_id) {
+            ctx.numeric(ERR_USERONCHANNEL)
+                .param(target)
+                .param(&channel_name)
+                .trailing("is already on channel")
+                .send();
+            return;
+        }
+    } else {
+        ctx.numeric(ERR_NOSUCHCHANNEL)
+            .param(name)
+            .trailing("No such channel")
+            .send();
+        return;
+    }
+    let max_invites = ctx.world.config.limits.max_invites;
+    let mut line = ctx.me().line_from();
+    let Some(target_client) = ctx.world.clients.get_mut(&target_id) else {
+        return;
+    };
+    let target_nick = target_client.nick().to_owned();
+    if !target_client.invites.contains(&key) {
+        if target_client.invites.len() >= max_invites {
+            target_client.invites.remove(0);
+        }
+        target_client.invites.push(key);
+    }
+    line.command("INVITE").param(&target_nick).param(&channel_name);
+    target_client.send(line.finish());
+    ctx.numeric(RPL_INVITING)
+        .param(&target_nick)
+        .param(&channel_name)
+        .send();
+    if let Some(away) = ctx.world.clients.get(&target_id).and_then(|c| c.away.clone()) {
+        ctx.numeric(RPL_AWAY).param(&target_nick).trailing(&away).send();
+    }
+}

@@ -1,0 +1,387 @@
+//! `MODE` for users (`+i`, `-o`) and channels (`+o +v +b +i +k +l +m +n +t +s`).
+//!
+//! Channel changes are applied one by one, in order; the ones that took effect are
+//! announced to every member in one MODE line, as the server normalised them (ban
+//! masks filled out to `nick!user@host`). At most `MODES` parameterised changes are
+//! taken from one command; the rest are ignored, as `RPL_ISUPPORT MODES=` announces.
+
+use std::fmt::Write as _;
+use std::time::SystemTime;
+
+use palaver_proto::numeric::*;
+use palaver_proto::{CaseKey, Message};
+
+use super::{Ctx, unix_seconds};
+use crate::world::{Ban, CASEMAPPING, World};
+
+/// Longest channel key we accept (`+k`).
+const MAX_KEY_LEN: usize = 32;
+
+pub(super) fn mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+    let Some(target) = msg.param(0) else {
+        ctx.need_more_params("MODE");
+        return;
+    };
+    if target.starts_with('#') {
+        channel_mode(ctx, target, msg);
+    } else {
+        user_mode(ctx, target, msg.param(1));
+    }
+}
+
+fn user_mode(ctx: &mut Ctx<'_>, target: &str, changes: Option<&str>) {
+    if !CASEMAPPING.eq(target, ctx.me().nick()) {
+        let (code, text) = if ctx.world.find_nick(target).is_some() {
+            (ERR_USERSDONTMATCH, "Can't change mode for other users")
+        } else {
+            (ERR_NOSUCHNICK, "No such nick/channel")
+        };
+        let mut reply = ctx.numeric(code);
+        if code == ERR_NOSUCHNICK {
+            reply = reply.param(target);
+        }
+        reply.trailing(text).send();
+        return;
+    }
+    let Some(changes) = changes else {
+        let modes = ctx.me().mode_string();
+        ctx.numeric(RPL_UMODEIS).param(&modes).send();
+        return;
+    };
+    let mut adding = true;
+    let mut applied = Applied::default();
+    let mut unknown = false;
+    let me = ctx.me_mut();
+    for letter in changes.chars() {
+        match letter {
+            '+' => adding = true,
+            '-' => adding = false,
+            'i' if me.invisible != adding => {
+                me.invisible = adding;
+                applied.push(adding, 'i', None);
+            }
+            // Operator status is granted by OPER only; users may drop it.
+            'o' if !adding && me.oper => {
+                me.oper = false;
+                applied.push(false, 'o', None);
+            }
+            'i' | 'o' => {}
+            _ => unknown = true,
+        }
+    }
+    if unknown {
+        ctx.numeric(ERR_UMODEUNKNOWNFLAG)
+            .trailing("Unknown MODE flag")
+            .send();
+    }
+    if !applied.is_empty() {
+        let nick = ctx.me().nick().to_owned();
+        let mut line = palaver_proto::LineWriter::new();
+        line.source(&nick)
+            .command("MODE")
+            .param(&nick)
+            .trailing(&applied.letters);
+        ctx.me().send(line.finish());
+    }
+}
+
+/// Mode changes that took effect, in wire form.
+#[derive(Default)]
+struct Applied {
+    letters: String,
+    params: Vec<String>,
+    sign: Option<bool>,
+}
+
+impl Applied {
+    fn push(&mut self, adding: bool, letter: char, param: Option<String>) {
+        if self.sign != Some(adding) {
+            self.letters.push(if adding { '+' } else { '-' });
+            self.sign = Some(adding);
+        }
+        self.letters.push(letter);
+        self.params.extend(param);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.letters.is_empty()
+    }
+}
+
+fn channel_mode(ctx: &mut Ctx<'_>, name: &str, msg: &Message<'_>) {
+    let key = World::key(name);
+    let Some(channel) = ctx.world.channels.get(&key) else {
+        ctx.numeric(ERR_NOSUCHCHANNEL)
+            .param(name)
+            .trailing("No such channel")
+            .send();
+        return;
+    };
+    let Some(changes) = msg.param(1) else {
+        let is_member = channel.members.contains_key(&ctx.id);
+        let (letters, params) = channel.mode_string(is_member);
+        let mut reply = ctx.numeric(RPL_CHANNELMODEIS).param(&channel.name).param(&letters);
+        for param in &params {
+            reply = reply.param(param);
+        }
+        reply.send();
+        ctx.numeric(RPL_CREATIONTIME)
+            .param(&channel.name)
+            .param(&unix_seconds(channel.created_at))
+            .send();
+        return;
+    };
+    let is_op = channel.is_op(ctx.id);
+    let channel_name = channel.name.clone();
+    let mut args = msg.params().iter().skip(2).copied();
+    let mut adding = true;
+    let mut applied = Applied::default();
+    let mut param_modes = 0;
+    let mut refused = false;
+    let max_modes = ctx.world.config.limits.max_modes;
+    for letter in changes.chars() {
+        let takes_param = match letter {
+            '+' => {
+                adding = true;
+                continue;
+            }
+            '-' => {
+                adding = false;
+                continue;
+            }
+            'o' | 'v' | 'b' => true,
+            // CHANMODES type B (`k`) always takes a parameter, type C (`l`) only when set.
+            'k' => true,
+            'l' => adding,
+            'i' | 'm' | 'n' | 's' | 't' => false,
+            other => {
+                ctx.numeric(ERR_UNKNOWNMODE)
+                    .param(&other.to_string())
+                    .trailing("is unknown mode char to me")
+                    .send();
+                continue;
+            }
+        };
+        let arg = if takes_param { args.next() } else { None };
+        if letter == 'b' && arg.is_none() {
+            send_ban_list(ctx, &key);
+            continue;
+        }
+        // A missing parameter skips the change, except `-k`, which needs none to work.
+        if takes_param && arg.is_none() && !(letter == 'k' && !adding) {
+            continue;
+        }
+        if !is_op {
+            refused = true;
+            continue;
+        }
+        if takes_param && arg.is_some() {
+            param_modes += 1;
+            if param_modes > max_modes {
+                continue;
+            }
+        }
+        apply_one(ctx, &key, adding, letter, arg, &mut applied);
+    }
+    if refused {
+        ctx.numeric(ERR_CHANOPRIVSNEEDED)
+            .param(&channel_name)
+            .trailing("You're not channel operator")
+            .send();
+    }
+    if applied.is_empty() {
+        return;
+    }
+    let mut line = ctx.me().line_from();
+    line.command("MODE").param(&channel_name).param(&applied.letters);
+    for param in &applied.params {
+        line.param(param);
+    }
+    if let Some(channel) = ctx.world.channels.get(&key) {
+        channel.broadcast(&line.finish(), None);
+    }
+}
+
+/// Applies one channel mode change, recording it in `applied` if it changed anything.
+fn apply_one(
+    ctx: &mut Ctx<'_>,
+    key: &CaseKey,
+    adding: bool,
+    letter: char,
+    arg: Option<&str>,
+    applied: &mut Applied,
+) {
+    let set_by = ctx.me().mask();
+    let max_bans = ctx.world.config.limits.max_bans;
+    match (letter, arg) {
+        ('o' | 'v', Some(nick)) => {
+            let target = ctx.world.find_nick(nick).map(|c| (c.id, c.nick().to_owned()));
+            let Some((target_id, target_nick)) = target else {
+                ctx.numeric(ERR_NOSUCHNICK)
+                    .param(nick)
+                    .trailing("No such nick/channel")
+                    .send();
+                return;
+            };
+            let Some(channel) = ctx.world.channels.get_mut(key) else {
+                return;
+            };
+            let channel_name = channel.name.clone();
+            let Some(member) = channel.members.get_mut(&target_id) else {
+                ctx.numeric(ERR_USERNOTINCHANNEL)
+                    .param(&target_nick)
+                    .param(&channel_name)
+                    .trailing("They aren't on that channel")
+                    .send();
+                return;
+            };
+            let flag = if letter == 'o' {
+                &mut member.status.op
+            } else {
+                &mut member.status.voice
+            };
+            if *flag != adding {
+                *flag = adding;
+                applied.push(adding, letter, Some(target_nick));
+            }
+        }
+        ('b', Some(raw_mask)) => {
+            let ban_mask = normalise_mask(raw_mask);
+            let Some(channel) = ctx.world.channels.get_mut(key) else {
+                return;
+            };
+            let existing = channel
+                .bans
+                .iter()
+                .position(|b| CASEMAPPING.eq(&b.mask, &ban_mask));
+            match (adding, existing) {
+                (true, None) if channel.bans.len() >= max_bans => {
+                    let channel_name = channel.name.clone();
+                    ctx.numeric(ERR_BANLISTFULL)
+                        .param(&channel_name)
+                        .param(&ban_mask)
+                        .trailing("Channel ban list is full")
+                        .send();
+                }
+                (true, None) => {
+                    channel.bans.push(Ban {
+                        mask: ban_mask.clone(),
+                        set_by,
+                        set_at: SystemTime::now(),
+                    });
+                    applied.push(true, 'b', Some(ban_mask));
+                }
+                (false, Some(index)) => {
+                    let removed = channel.bans.remove(index);
+                    applied.push(false, 'b', Some(removed.mask));
+                }
+                _ => {}
+            }
+        }
+        ('k', _) if adding => {
+            let key_value = arg.unwrap_or_default();
+            if key_value.is_empty()
+                || key_value.len() > MAX_KEY_LEN
+                || key_value.contains([',', ' ', ':'])
+            {
+                let channel_name = ctx.world.channels.get(key).map(|c| c.name.clone());
+                ctx.numeric(ERR_INVALIDKEY)
+                    .param(&channel_name.unwrap_or_default())
+                    .trailing("Key is not well-formed")
+                    .send();
+                return;
+            }
+            if let Some(channel) = ctx.world.channels.get_mut(key) {
+                channel.modes.key = Some(key_value.to_owned());
+                applied.push(true, 'k', Some(key_value.to_owned()));
+            }
+        }
+        ('l', _) if adding => {
+            let Some(limit) = arg.and_then(|a| a.parse::<usize>().ok()).filter(|l| *l > 0) else {
+                let channel_name = ctx.world.channels.get(key).map(|c| c.name.clone());
+                ctx.numeric(ERR_INVALIDMODEPARAM)
+                    .param(&channel_name.unwrap_or_default())
+                    .param("l")
+                    .param(arg.unwrap_or("*"))
+                    .trailing("Invalid limit")
+                    .send();
+                return;
+            };
+            if let Some(channel) = ctx.world.channels.get_mut(key) {
+                if channel.modes.limit != Some(limit) {
+                    channel.modes.limit = Some(limit);
+                    applied.push(true, 'l', Some(limit.to_string()));
+                }
+            }
+        }
+        _ => {
+            let Some(channel) = ctx.world.channels.get_mut(key) else {
+                return;
+            };
+            let modes = &mut channel.modes;
+            let changed = match letter {
+                'k' => modes.key.take().is_some(),
+                'l' => modes.limit.take().is_some(),
+                'i' => std::mem::replace(&mut modes.invite_only, adding) != adding,
+                'm' => std::mem::replace(&mut modes.moderated, adding) != adding,
+                'n' => std::mem::replace(&mut modes.no_external, adding) != adding,
+                's' => std::mem::replace(&mut modes.secret, adding) != adding,
+                't' => std::mem::replace(&mut modes.topic_ops_only, adding) != adding,
+                _ => false,
+            };
+            if changed {
+                // `-k` is announced with `*` so the old key is not revealed.
+                let param = (letter == 'k').then(|| "*".to_owned());
+                applied.push(adding, letter, param);
+            }
+        }
+    }
+}
+
+fn send_ban_list(ctx: &Ctx<'_>, key: &CaseKey) {
+    let Some(channel) = ctx.world.channels.get(key) else {
+        return;
+    };
+    for ban in &channel.bans {
+        ctx.numeric(RPL_BANLIST)
+            .param(&channel.name)
+            .param(&ban.mask)
+            .param(&ban.set_by)
+            .param(&unix_seconds(ban.set_at))
+            .send();
+    }
+    ctx.numeric(RPL_ENDOFBANLIST)
+        .param(&channel.name)
+        .trailing("End of channel ban list")
+        .send();
+}
+
+/// Fills out a ban mask to `nick!user@host`: `bob` → `bob!*@*`, `*@host` → `*!*@host`.
+fn normalise_mask(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len() + 4);
+    let (nick_user, host) = match raw.split_once('@') {
+        Some((nick_user, host)) => (nick_user, if host.is_empty() { "*" } else { host }),
+        None => (raw, "*"),
+    };
+    let (nick, user) = match nick_user.split_once('!') {
+        Some((nick, user)) => (nick, if user.is_empty() { "*" } else { user }),
+        None if raw.contains('@') => ("*", nick_user),
+        None => (nick_user, "*"),
+    };
+    let nick = if nick.is_empty() { "*" } else { nick };
+    let _ = write!(out, "{nick}!{user}@{host}");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalise_mask;
+
+    #[test]
+    fn masks_are_filled_out() {
+        assert_eq!(normalise_mask("bob"), "bob!*@*");
+        assert_eq!(normalise_mask("*@host"), "*!*@host");
+        assert_eq!(normalise_mask("bob!~u"), "bob!~u@*");
+        assert_eq!(normalise_mask("a!b@c"), "a!b@c");
+    }
+}

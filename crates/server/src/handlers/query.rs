@@ -1,0 +1,297 @@
+//! Questions about users: WHO, WHOIS, WHOWAS, ISON, USERHOST, and AWAY.
+//!
+//! Invisible (`+i`) users are shown only to themselves and to clients that share a
+//! channel with them, as RFC 2812 §3.6 describes.
+
+use palaver_proto::numeric::*;
+use palaver_proto::{Message, mask};
+
+use super::channel::truncate;
+use super::{Ctx, unix_seconds};
+use crate::caps;
+use crate::world::{CASEMAPPING, Client, Status, World};
+
+/// `WHO <mask|#chan> [o]`.
+pub(super) fn who(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+    let target = msg.param(0).unwrap_or("*");
+    let opers_only = msg.param(1).is_some_and(|f| f.contains('o'));
+    let multi_prefix = ctx.me().caps.has(caps::MULTI_PREFIX);
+    if target.starts_with('#') {
+        if let Some(channel) = ctx.world.channels.get(World::key(target).as_str()) {
+            let is_member = channel.members.contains_key(&ctx.id);
+            if is_member || !channel.modes.secret {
+                for (id, member) in &channel.members {
+                    let Some(client) = ctx.world.clients.get(id) else {
+                        continue;
+                    };
+                    if (client.invisible && !is_member && *id != ctx.id)
+                        || (opers_only && !client.oper)
+                    {
+                        continue;
+                    }
+                    who_reply(ctx, client, &channel.name, Some(member.status), multi_prefix);
+                }
+            }
+        }
+    } else {
+        let target_is_mask = target == "0" || mask::has_wildcards(target);
+        let pattern = if target == "0" { "*" } else { target };
+        let mut matched: Vec<&Client> = Vec::new();
+        if target_is_mask {
+            for client in ctx.world.clients.values() {
+                if !client.is_registered()
+                    || (opers_only && !client.oper)
+                    || (client.invisible
+                        && client.id != ctx.id
+                        && !ctx.world.share_channel(ctx.id, client.id))
+                {
+                    continue;
+                }
+                let hit = [client.nick(), client.user(), &client.host, &client.realname]
+                    .iter()
+                    .any(|field| mask::matches(CASEMAPPING, pattern, field))
+                    || mask::matches(CASEMAPPING, pattern, &ctx.world.config.server_name);
+                if hit {
+                    matched.push(client);
+                }
+            }
+            matched.sort_by_key(|c| c.id);
+        } else if let Some(client) = ctx.world.find_nick(target) {
+            if !opers_only || client.oper {
+                matched.push(client);
+            }
+        }
+        for client in matched {
+            // Show a shared (or any visible) channel, as most servers do; `*` otherwise.
+            let shown = client.channels.iter().find_map(|key| {
+                let channel = ctx.world.channels.get(key)?;
+                (!channel.modes.secret || channel.members.contains_key(&ctx.id))
+                    .then(|| (channel.name.as_str(), channel.status(client.id)))
+            });
+            let (channel_name, status) = shown.unwrap_or(("*", None));
+            who_reply(ctx, client, channel_name, status, multi_prefix);
+        }
+    }
+    ctx.numeric(RPL_ENDOFWHO)
+        .param(target)
+        .trailing("End of WHO list")
+        .send();
+}
+
+fn who_reply(ctx: &Ctx<'_>, client: &Client, channel: &str, status: Option<Status>, multi_prefix: bool) {
+    let mut flags = String::from(if client.away.is_some() { "G" } else { "H" });
+    if client.oper {
+        flags.push('*');
+    }
+    if let Some(status) = status {
+        flags.push_str(if multi_prefix {
+            status.all_prefixes()
+        } else {
+            status.prefix()
+        });
+    }
+    ctx.numeric(RPL_WHOREPLY)
+        .param(channel)
+        .param(client.user())
+        .param(&client.host)
+        .param(&ctx.world.config.server_name)
+        .param(client.nick())
+        .param(&flags)
+        .trailing(&format!("0 {}", client.realname))
+        .send();
+}
+
+/// `WHOIS [<server>] <nick>`.
+pub(super) fn whois(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+    let Some(target) = msg.param(1).or(msg.param(0)).filter(|t| !t.is_empty()) else {
+        ctx.numeric(ERR_NONICKNAMEGIVEN)
+            .trailing("No nickname given")
+            .send();
+        return;
+    };
+    // TARGMAX=WHOIS:1: only the first of a comma-separated list is answered.
+    let target = target.split(',').next().unwrap_or(target);
+    let Some(client) = ctx.world.find_nick(target).filter(|c| c.is_registered()) else {
+        ctx.numeric(ERR_NOSUCHNICK)
+            .param(target)
+            .trailing("No such nick/channel")
+            .send();
+        ctx.numeric(RPL_ENDOFWHOIS)
+            .param(target)
+            .trailing("End of /WHOIS list")
+            .send();
+        return;
+    };
+    let nick = client.nick();
+    ctx.numeric(RPL_WHOISUSER)
+        .param(nick)
+        .param(client.user())
+        .param(&client.host)
+        .param("*")
+        .trailing(&client.realname)
+        .send();
+    let multi_prefix = ctx.me().caps.has(caps::MULTI_PREFIX);
+    let mut channels: Vec<String> = client
+        .channels
+        .iter()
+        .filter_map(|key| ctx.world.channels.get(key))
+        .filter(|channel| {
+            !channel.modes.secret || channel.members.contains_key(&ctx.id) || client.id == ctx.id
+        })
+        .map(|channel| {
+            let status = channel.status(client.id).unwrap_or_default();
+            let prefix = if multi_prefix {
+                status.all_prefixes()
+            } else {
+                status.prefix()
+            };
+            format!("{prefix}{}", channel.name)
+        })
+        .collect();
+    channels.sort();
+    if !channels.is_empty() && (!client.invisible || client.id == ctx.id || ctx.world.share_channel(ctx.id, client.id)) {
+        ctx.numeric(RPL_WHOISCHANNELS)
+            .param(nick)
+            .trailing(&channels.join(" "))
+            .send();
+    }
+    ctx.numeric(RPL_WHOISSERVER)
+        .param(nick)
+        .param(&ctx.world.config.server_name)
+        .trailing(&ctx.world.config.network_name)
+        .send();
+    if client.oper {
+        ctx.numeric(RPL_WHOISOPERATOR)
+            .param(nick)
+            .trailing("is an IRC operator")
+            .send();
+    }
+    if let Some(away) = &client.away {
+        ctx.numeric(RPL_AWAY).param(nick).trailing(away).send();
+    }
+    ctx.numeric(RPL_WHOISIDLE)
+        .param(nick)
+        .param(&client.last_spoke.elapsed().as_secs().to_string())
+        .param(&unix_seconds(client.signon))
+        .trailing("seconds idle, signon time")
+        .send();
+    ctx.numeric(RPL_ENDOFWHOIS)
+        .param(nick)
+        .trailing("End of /WHOIS list")
+        .send();
+}
+
+/// `WHOWAS <nick> [<count>]`.
+pub(super) fn whowas(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+    let Some(target) = msg.param(0).filter(|t| !t.is_empty()) else {
+        ctx.numeric(ERR_NONICKNAMEGIVEN)
+            .trailing("No nickname given")
+            .send();
+        return;
+    };
+    let count = msg
+        .param(1)
+        .and_then(|c| c.parse::<usize>().ok())
+        .filter(|c| *c > 0)
+        .unwrap_or(usize::MAX);
+    let key = World::key(target);
+    let entries: Vec<_> = ctx
+        .world
+        .whowas
+        .iter()
+        .filter(|entry| entry.key == key)
+        .take(count)
+        .collect();
+    if entries.is_empty() {
+        ctx.numeric(ERR_WASNOSUCHNICK)
+            .param(target)
+            .trailing("There was no such nickname")
+            .send();
+    }
+    for entry in entries {
+        ctx.numeric(RPL_WHOWASUSER)
+            .param(&entry.nick)
+            .param(&entry.user)
+            .param(&entry.host)
+            .param("*")
+            .trailing(&entry.realname)
+            .send();
+        let when = time::OffsetDateTime::from(entry.left_at)
+            .format(&time::format_description::well_known::Rfc2822)
+            .unwrap_or_default();
+        ctx.numeric(RPL_WHOISSERVER)
+            .param(&entry.nick)
+            .param(&ctx.world.config.server_name)
+            .trailing(&when)
+            .send();
+    }
+    ctx.numeric(RPL_ENDOFWHOWAS)
+        .param(target)
+        .trailing("End of WHOWAS")
+        .send();
+}
+
+/// `AWAY [:message]`: sets or clears the away message.
+pub(super) fn away(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+    let away_len = ctx.world.config.limits.away_len;
+    match msg.param(0).filter(|m| !m.is_empty()) {
+        Some(message) => {
+            ctx.me_mut().away = Some(truncate(message, away_len).to_owned());
+            ctx.numeric(RPL_NOWAWAY)
+                .trailing("You have been marked as being away")
+                .send();
+        }
+        None => {
+            ctx.me_mut().away = None;
+            ctx.numeric(RPL_UNAWAY)
+                .trailing("You are no longer marked as being away")
+                .send();
+        }
+    }
+}
+
+/// `ISON <nick>{ <nick>}`: which of these nicknames are online.
+pub(super) fn ison(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+    if msg.params().is_empty() {
+        ctx.need_more_params("ISON");
+        return;
+    }
+    let online: Vec<&str> = msg
+        .params()
+        .iter()
+        .flat_map(|p| p.split(' '))
+        .filter_map(|nick| ctx.world.find_nick(nick).filter(|c| c.is_registered()))
+        .map(Client::nick)
+        .collect();
+    ctx.numeric(RPL_ISON).trailing(&online.join(" ")).send();
+}
+
+/// `USERHOST <nick>{ <nick>}` (at most five): `nick[*]=[+-]user@host`.
+pub(super) fn userhost(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+    if msg.params().is_empty() {
+        ctx.need_more_params("USERHOST");
+        return;
+    }
+    let replies: Vec<String> = msg
+        .params()
+        .iter()
+        .flat_map(|p| list_spaces(p))
+        .take(5)
+        .filter_map(|nick| ctx.world.find_nick(nick).filter(|c| c.is_registered()))
+        .map(|c| {
+            format!(
+                "{}{}={}{}@{}",
+                c.nick(),
+                if c.oper { "*" } else { "" },
+                if c.away.is_some() { '-' } else { '+' },
+                c.user(),
+                c.host
+            )
+        })
+        .collect();
+    ctx.numeric(RPL_USERHOST).trailing(&replies.join(" ")).send();
+}
+
+fn list_spaces(param: &str) -> impl Iterator<Item = &str> {
+    param.split(' ').filter(|s| !s.is_empty())
+}

@@ -1,0 +1,181 @@
+//! Registration (PASS, NICK, USER, the welcome burst), nickname changes and QUIT.
+
+use palaver_proto::Message;
+use palaver_proto::numeric::*;
+use palaver_proto::validate::{is_valid_nick, is_valid_username};
+
+use super::{Ctx, server_info};
+use crate::world::{Registration, WhowasEntry, World};
+use crate::{VERSION, isupport};
+
+/// `PASS <password>`: remembered and checked when registration completes.
+pub(super) fn pass(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+    if ctx.me().is_registered() {
+        ctx.numeric(ERR_ALREADYREGISTERED)
+            .trailing("You may not reregister")
+            .send();
+        return;
+    }
+    let Some(password) = msg.param(0) else {
+        ctx.need_more_params("PASS");
+        return;
+    };
+    ctx.me_mut().password = Some(password.to_owned());
+}
+
+/// `NICK <nick>`: sets the nickname before registration, changes it afterwards.
+pub(super) fn nick(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+    let Some(wanted) = msg.param(0).filter(|n| !n.is_empty()) else {
+        ctx.numeric(ERR_NONICKNAMEGIVEN)
+            .trailing("No nickname given")
+            .send();
+        return;
+    };
+    if !is_valid_nick(wanted, ctx.world.config.limits.nick_len) {
+        ctx.numeric(ERR_ERRONEUSNICKNAME)
+            .param(wanted)
+            .trailing("Erroneous nickname")
+            .send();
+        return;
+    }
+    let key = World::key(wanted);
+    match ctx.world.nicks.get(&key) {
+        Some(owner) if *owner != ctx.id => {
+            ctx.numeric(ERR_NICKNAMEINUSE)
+                .param(wanted)
+                .trailing("Nickname is already in use")
+                .send();
+            return;
+        }
+        _ => {}
+    }
+    if ctx.me().nick.as_deref() == Some(wanted) {
+        return;
+    }
+    let old_key = ctx.me().nick.as_deref().map(World::key);
+    if ctx.me().is_registered() {
+        // Announce with the old source to the client and everyone who can see it.
+        let mut line = ctx.me().line_from();
+        line.command("NICK").param(wanted);
+        let line = line.finish();
+        ctx.me().send(line.clone());
+        for peer in ctx.world.peers_of(ctx.id) {
+            peer.push(line.clone());
+        }
+        if let Some(old_key) = old_key.as_ref().filter(|old| **old != key) {
+            let departed = WhowasEntry::of(ctx.me(), old_key.clone());
+            ctx.world.remember(departed);
+        }
+    }
+    if let Some(old_key) = old_key {
+        ctx.world.nicks.remove(&old_key);
+    }
+    ctx.world.nicks.insert(key, ctx.id);
+    ctx.me_mut().nick = Some(wanted.to_owned());
+    try_complete(ctx);
+}
+
+/// `USER <username> <mode> <unused> :<realname>`.
+pub(super) fn user(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+    if ctx.me().is_registered() || ctx.me().user.is_some() {
+        ctx.numeric(ERR_ALREADYREGISTERED)
+            .trailing("You may not reregister")
+            .send();
+        return;
+    }
+    let (Some(username), Some(realname)) = (msg.param(0), msg.param(3)) else {
+        ctx.need_more_params("USER");
+        return;
+    };
+    let limits = &ctx.world.config.limits;
+    let username: String = username.chars().take(limits.user_len).collect();
+    if !is_valid_username(&username, limits.user_len) {
+        ctx.need_more_params("USER");
+        return;
+    }
+    let realname: String = realname.chars().take(limits.realname_len).collect();
+    let me = ctx.me_mut();
+    me.user = Some(format!("~{username}"));
+    me.realname = realname;
+    try_complete(ctx);
+}
+
+/// Completes registration once NICK and USER are in and CAP negotiation is over.
+pub(super) fn try_complete(ctx: &mut Ctx<'_>) {
+    let me = ctx.me();
+    if me.registration != Registration::Pending
+        || me.nick.is_none()
+        || me.user.is_none()
+        || me.cap_negotiating
+    {
+        return;
+    }
+    if let Some(expected) = &ctx.world.config.password {
+        if me.password.as_deref() != Some(expected.as_str()) {
+            ctx.numeric(ERR_PASSWDMISMATCH)
+                .trailing("Password incorrect")
+                .send();
+            ctx.quit = Some("Bad password".to_owned());
+            return;
+        }
+    }
+    let me = ctx.me_mut();
+    me.registration = Registration::Done;
+    me.signon = std::time::SystemTime::now();
+    tracing::info!(client = ctx.id.0, nick = %ctx.me().nick(), "registered");
+    welcome(ctx);
+}
+
+fn welcome(ctx: &Ctx<'_>) {
+    let config = &ctx.world.config;
+    let me = ctx.me();
+    ctx.numeric(RPL_WELCOME)
+        .trailing(&format!(
+            "Welcome to the {} IRC Network {}",
+            config.network_name,
+            me.mask()
+        ))
+        .send();
+    ctx.numeric(RPL_YOURHOST)
+        .trailing(&format!(
+            "Your host is {}, running version {VERSION}",
+            config.server_name
+        ))
+        .send();
+    let created = time::OffsetDateTime::from(ctx.world.started);
+    let created = created
+        .format(&time::format_description::well_known::Rfc2822)
+        .unwrap_or_else(|_| "at start-up".to_owned());
+    ctx.numeric(RPL_CREATED)
+        .trailing(&format!("This server was created {created}"))
+        .send();
+    ctx.numeric(RPL_MYINFO)
+        .param(&config.server_name)
+        .param(VERSION)
+        .param("io")
+        .param("beiklmnostv")
+        .param("bklov")
+        .send();
+    send_isupport(ctx);
+    server_info::send_lusers(ctx);
+    server_info::send_motd(ctx);
+}
+
+/// The 005 lines (also sent for VERSION).
+pub(super) fn send_isupport(ctx: &Ctx<'_>) {
+    for tokens in isupport::lines(&ctx.world.config) {
+        let mut reply = ctx.numeric(RPL_ISUPPORT);
+        for token in &tokens {
+            reply = reply.param(token);
+        }
+        reply.trailing("are supported by this server").send();
+    }
+}
+
+/// `QUIT [:reason]`.
+pub(super) fn quit(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+    ctx.quit = Some(match msg.param(0).filter(|r| !r.is_empty()) {
+        Some(reason) => format!("Quit: {reason}"),
+        None => "Client Quit".to_owned(),
+    });
+}

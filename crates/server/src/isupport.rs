@@ -1,0 +1,45 @@
+//! `RPL_ISUPPORT` (005) tokens, derived from the configuration so that every value we
+//! announce is the limit we enforce.
+
+use crate::config::Config;
+use crate::world::CASEMAPPING;
+
+/// Most tokens in one 005 line (modern.ircdocs.horse recommends at most 13).
+const TOKENS_PER_LINE: usize = 13;
+
+/// The tokens, in the order we announce them.
+pub(crate) fn tokens(config: &Config) -> Vec<String> {
+    let l = &config.limits;
+    vec![
+        format!("AWAYLEN={}", l.away_len),
+        format!("CASEMAPPING={}", CASEMAPPING.name()),
+        format!("CHANLIMIT=#:{}", l.max_channels_per_client),
+        "CHANMODES=b,k,l,imnst".to_owned(),
+        format!("CHANNELLEN={}", l.channel_len),
+        "CHANTYPES=#".to_owned(),
+        "ELIST=".to_owned(),
+        format!("HOSTLEN={}", 64),
+        format!("KICKLEN={}", l.kick_len),
+        format!("MAXLIST=b:{}", l.max_bans),
+        format!("MAXTARGETS={}", l.max_targets),
+        format!("MODES={}", l.max_modes),
+        format!("NETWORK={}", config.network_name),
+        format!("NICKLEN={}", l.nick_len),
+        "PREFIX=(ov)@+".to_owned(),
+        "STATUSMSG=@+".to_owned(),
+        format!(
+            "TARGMAX=JOIN:,KICK:1,LIST:,NAMES:,NOTICE:{t},PART:,PRIVMSG:{t},WHOIS:1",
+            t = l.max_targets
+        ),
+        format!("TOPICLEN={}", l.topic_len),
+        format!("USERLEN={}", l.user_len + 1),
+    ]
+}
+
+/// The tokens grouped into 005 lines.
+pub(crate) fn lines(config: &Config) -> Vec<Vec<String>> {
+    tokens(config)
+        .chunks(TOKENS_PER_LINE)
+        .map(<[String]>::to_vec)
+        .collect()
+}

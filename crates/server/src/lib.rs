@@ -1,0 +1,55 @@
+//! The palaver IRC server.
+//!
+//! [`run`] serves IRC on a listener the caller bound (tests bind `127.0.0.1:0`) until
+//! the `shutdown` future resolves; the `chat-server` binary is a thin wrapper that
+//! parses the command line, binds, and calls it.
+//!
+//! Data flows one way: socket → [`connection`] (framing, pacing) → `handlers` (one
+//! file per command family) → [`world`] (clients, channels) → outboxes → socket.
+//! See ARCHITECTURE.md for the map and the invariants.
+
+pub mod config;
+
+mod caps;
+mod connection;
+mod flood;
+mod handlers;
+mod isupport;
+mod listener;
+mod outbox;
+mod world;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+pub use config::{Config, FloodLimit, Limits};
+pub use listener::run;
+
+/// The version string in 002, 004 and VERSION.
+pub const VERSION: &str = concat!("palaver-", env!("CARGO_PKG_VERSION"));
+
+/// State shared by every connection of one server.
+#[derive(Debug)]
+struct Shared {
+    config: Arc<Config>,
+    /// The one lock around the world: handlers hold it briefly and never across
+    /// `.await` or socket I/O (clippy's `await_holding_lock` is denied).
+    world: Mutex<world::World>,
+}
+
+impl Shared {
+    fn new(config: Config) -> Self {
+        let config = Arc::new(config);
+        Self {
+            world: Mutex::new(world::World::new(Arc::clone(&config))),
+            config,
+        }
+    }
+
+    /// Locks the world. A handler that panicked cannot leave it half-changed in a way
+    /// that matters more than refusing service to everyone, so poisoning is ignored.
+    fn lock_world(&self) -> MutexGuard<'_, world::World> {
+        self.world
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}

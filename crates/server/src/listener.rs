@@ -1,0 +1,147 @@
+//! Accepting connections: admission limits, accept-error backoff and graceful shutdown.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::{Shared, connection};
+
+/// How long connections get to say goodbye after shutdown starts.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// Longest pause after a failing `accept` (EMFILE and friends).
+const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Serves IRC on `listener` until `shutdown` resolves, then tells every client
+/// `ERROR :Server shutting down`, waits up to five seconds for them to be flushed,
+/// and returns.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let shared = Arc::new(Shared::new(config));
+    let admission = Arc::new(Admission::default());
+    let stop = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let mut backoff = Duration::from_millis(5);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    backoff = Duration::from_millis(5);
+                    let limits = &shared.config.limits;
+                    let ticket = match admission.admit(peer.ip(), limits.max_clients, limits.max_clients_per_ip) {
+                        Ok(ticket) => ticket,
+                        Err(refusal) => {
+                            tracing::info!(%peer, reason = refusal, "connection refused");
+                            tracker.spawn(refuse(stream, refusal));
+                            continue;
+                        }
+                    };
+                    if let Err(error) = stream.set_nodelay(true) {
+                        tracing::debug!(%peer, %error, "cannot set TCP_NODELAY");
+                    }
+                    let (reader, writer) = stream.into_split();
+                    let shared = Arc::clone(&shared);
+                    let stop = stop.clone();
+                    tracker.spawn(async move {
+                        connection::serve(reader, writer, peer, shared, stop).await;
+                        drop(ticket);
+                    });
+                }
+                Err(error) => {
+                    // Resource exhaustion (EMFILE, ENFILE, ENOBUFS) or a connection
+                    // that died in the backlog: back off instead of spinning.
+                    tracing::warn!(%error, pause_ms = backoff.as_millis() as u64, "accept failed");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_ACCEPT_BACKOFF);
+                }
+            },
+        }
+    }
+    drop(listener);
+    tracing::info!("shutting down");
+    stop.cancel();
+    tracker.close();
+    if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait()).await.is_err() {
+        tracing::warn!("some connections did not close in time");
+    }
+    Ok(())
+}
+
+/// Tells a refused client why, then closes (best effort, bounded in time).
+async fn refuse(mut stream: TcpStream, reason: &'static str) {
+    let line = format!("ERROR :{reason}\r\n");
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        stream.write_all(line.as_bytes()).await?;
+        stream.shutdown().await
+    })
+    .await;
+}
+
+/// Connection counts, total and per IP, for admission.
+#[derive(Debug, Default)]
+struct Admission {
+    counts: Mutex<Counts>,
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    total: usize,
+    per_ip: HashMap<IpAddr, usize>,
+}
+
+impl Admission {
+    fn admit(
+        self: &Arc<Self>,
+        ip: IpAddr,
+        max_total: usize,
+        max_per_ip: usize,
+    ) -> Result<Ticket, &'static str> {
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        if counts.total >= max_total {
+            return Err("Server full");
+        }
+        let from_ip = counts.per_ip.entry(ip).or_insert(0);
+        if *from_ip >= max_per_ip {
+            return Err("Too many connections from your IP address");
+        }
+        *from_ip += 1;
+        counts.total += 1;
+        Ok(Ticket {
+            admission: Arc::clone(self),
+            ip,
+        })
+    }
+}
+
+/// One admitted connection; dropping it frees its place.
+#[derive(Debug)]
+struct Ticket {
+    admission: Arc<Admission>,
+    ip: IpAddr,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        let mut counts = self.admission.counts.lock().unwrap_or_else(|p| p.into_inner());
+        counts.total = counts.total.saturating_sub(1);
+        if let Some(count) = counts.per_ip.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                counts.per_ip.remove(&self.ip);
+            }
+        }
+    }
+}

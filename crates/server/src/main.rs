@@ -1,0 +1,251 @@
+//! `chat-server <IP> <PORT>`: a complete IRC server with no configuration file.
+//!
+//! This binary only parses the command line, sets up logging, binds the port and
+//! hands over to [`palaver_server::run`]; errors that a user can fix are printed as
+//! one sentence saying what went wrong and what to try, with exit status 1.
+
+use std::io::ErrorKind;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Parser;
+use palaver_server::{Config, FloodLimit, VERSION};
+use tracing_subscriber::EnvFilter;
+
+/// A self-hosted IRC chat server. Connect with any IRC client, or with chat-client.
+#[derive(Debug, Parser)]
+#[command(name = "chat-server", version, about)]
+struct Cli {
+    /// Address to listen on: 127.0.0.1 for this machine only, 0.0.0.0 or :: for all.
+    ip: String,
+    /// TCP port to listen on (6667 is the usual IRC port; 0 picks a free one).
+    port: u16,
+    /// Name of this server, shown as the source of server messages.
+    #[arg(long, default_value = "palaver.local", env = "PALAVER_SERVER_NAME")]
+    server_name: String,
+    /// Network name announced to clients (ISUPPORT NETWORK).
+    #[arg(long, default_value = "Palaver")]
+    network_name: String,
+    /// Password clients must send with PASS before registering.
+    #[arg(long, env = "PALAVER_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
+    /// Text file whose lines form the message of the day.
+    #[arg(long)]
+    motd_file: Option<PathBuf>,
+    /// Most connections at once; the next one gets "ERROR :Server full".
+    #[arg(long, default_value_t = 100_000)]
+    max_clients: usize,
+    /// Most connections at once from one IP address.
+    #[arg(long, default_value_t = 100)]
+    max_clients_per_ip: usize,
+    /// Most channels one client may be in.
+    #[arg(long, default_value_t = 50)]
+    max_channels: usize,
+    /// Seconds a new connection has to register.
+    #[arg(long, default_value_t = 60)]
+    registration_timeout: u64,
+    /// Seconds of silence before the server PINGs a client.
+    #[arg(long, default_value_t = 120)]
+    ping_interval: u64,
+    /// Seconds a client has to answer that PING.
+    #[arg(long, default_value_t = 60)]
+    ping_timeout: u64,
+    /// Bytes queued for a client before it is dropped with "SendQ exceeded".
+    #[arg(long, default_value_t = 512 * 1024)]
+    sendq: usize,
+    /// Bytes of paced, unprocessed input before a client is dropped with "Excess Flood".
+    #[arg(long, default_value_t = 8 * 1024)]
+    recvq: usize,
+    /// Commands a client may send at once before pacing starts.
+    #[arg(long, default_value_t = 20)]
+    flood_burst: u32,
+    /// Commands per second a client may send after its burst.
+    #[arg(long, default_value_t = 4.0)]
+    flood_rate: f64,
+    /// Lift command pacing and per-IP limits (test and benchmark setups only).
+    #[arg(long)]
+    no_flood_limit: bool,
+    /// Log level (error, warn, info, debug, trace); RUST_LOG overrides it.
+    #[arg(long, default_value = "info")]
+    log_level: String,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log_level);
+    match start(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("chat-server: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(level: &str) {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn start(cli: Cli) -> anyhow::Result<()> {
+    let addr = parse_address(&cli.ip, cli.port)?;
+    let config = build_config(&cli)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let listener = bind(addr).await?;
+        let local = listener.local_addr().context("cannot read the bound address")?;
+        let fd_limit = raise_fd_limit();
+        println!("palaver {VERSION} listening on {local} (IRC)");
+        if let Some(limit) = fd_limit {
+            let room = limit.saturating_sub(64);
+            println!(
+                "file descriptor limit {limit}: room for about {room} clients (--max-clients {})",
+                config.limits.max_clients
+            );
+        }
+        palaver_server::run(listener, config, shutdown_signal())
+            .await
+            .context("server stopped with an error")?;
+        println!("palaver stopped");
+        Ok(())
+    })
+}
+
+fn parse_address(ip: &str, port: u16) -> anyhow::Result<SocketAddr> {
+    let ip = ip.trim_start_matches('[').trim_end_matches(']');
+    if ip.eq_ignore_ascii_case("localhost") {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    let ip: IpAddr = ip.parse().map_err(|_| {
+        anyhow::anyhow!(
+            "'{ip}' is not an IP address; use one such as 127.0.0.1 (this machine only), 0.0.0.0 (all IPv4 interfaces) or ::1"
+        )
+    })?;
+    Ok(SocketAddr::new(ip, port))
+}
+
+async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await.map_err(|error| {
+        let advice = match error.kind() {
+            ErrorKind::AddrInUse => format!(
+                "port {} is already in use on {}; stop the program using it or choose another port",
+                addr.port(),
+                addr.ip()
+            ),
+            ErrorKind::PermissionDenied => format!(
+                "not allowed to listen on port {}: ports below 1024 need administrator rights; choose a port such as 6667",
+                addr.port()
+            ),
+            ErrorKind::AddrNotAvailable => format!(
+                "{} is not an address of this machine; use 127.0.0.1, 0.0.0.0 or one of this host's addresses",
+                addr.ip()
+            ),
+            _ => format!("cannot listen on {addr}: {error}"),
+        };
+        anyhow::anyhow!(advice)
+    })
+}
+
+fn build_config(cli: &Cli) -> anyhow::Result<Config> {
+    let mut config = Config {
+        server_name: cli.server_name.clone(),
+        network_name: cli.network_name.clone(),
+        password: cli.password.clone(),
+        ..Config::default()
+    };
+    if let Some(path) = &cli.motd_file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the MOTD file {}", path.display()))?;
+        config.motd = Some(text.lines().map(str::to_owned).collect());
+    }
+    let limits = &mut config.limits;
+    limits.max_clients = cli.max_clients;
+    limits.max_clients_per_ip = cli.max_clients_per_ip;
+    limits.max_channels_per_client = cli.max_channels;
+    limits.registration_timeout = Duration::from_secs(cli.registration_timeout);
+    limits.ping_interval = Duration::from_secs(cli.ping_interval);
+    limits.ping_timeout = Duration::from_secs(cli.ping_timeout);
+    limits.sendq_bytes = cli.sendq;
+    limits.recvq_bytes = cli.recvq;
+    limits.flood = Some(FloodLimit {
+        burst: cli.flood_burst,
+        per_second: cli.flood_rate,
+    });
+    if cli.no_flood_limit {
+        limits.flood = None;
+        limits.max_clients_per_ip = usize::MAX;
+    }
+    let mut problems = Vec::new();
+    if !palaver_proto::validate::is_valid_hostname(&config.server_name) {
+        problems.push(format!(
+            "--server-name '{}' is not a hostname (letters, digits, '-' and '.')",
+            config.server_name
+        ));
+    }
+    if config.network_name.is_empty() || config.network_name.contains([' ', ',']) {
+        problems.push("--network-name must be one word".to_owned());
+    }
+    if cli.flood_rate <= 0.0 || cli.flood_burst == 0 {
+        problems.push("--flood-rate and --flood-burst must be positive (or use --no-flood-limit)".to_owned());
+    }
+    if cli.ping_interval == 0 || cli.ping_timeout == 0 || cli.registration_timeout == 0 {
+        problems.push("timeouts must be at least one second".to_owned());
+    }
+    if cli.sendq < 4096 || cli.recvq < 1024 {
+        problems.push("--sendq must be at least 4096 bytes and --recvq at least 1024".to_owned());
+    }
+    if !problems.is_empty() {
+        anyhow::bail!("invalid options:\n  {}", problems.join("\n  "));
+    }
+    Ok(config)
+}
+
+/// Raises the soft file-descriptor limit to the hard limit; returns the new limit.
+fn raise_fd_limit() -> Option<u64> {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => Some(limit),
+        Err(error) => {
+            tracing::warn!(%error, "cannot raise the file descriptor limit");
+            None
+        }
+    }
+}
+
+/// Resolves on SIGINT (Ctrl+C) or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::warn!(%error, "cannot listen for Ctrl+C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("SIGINT received"),
+        () = terminate => tracing::info!("SIGTERM received"),
+    }
+}

@@ -1,0 +1,144 @@
+//! One connected client, as the rest of the server sees it.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use palaver_proto::{CaseKey, LineWriter};
+use tokio::time::Instant;
+
+use crate::caps::CapSet;
+use crate::outbox::Outbox;
+
+/// A client's identity within this process; never reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientId(pub u64);
+
+/// Where a client is in the registration handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Registration {
+    /// NICK/USER not both seen yet, or CAP negotiation still open.
+    Pending,
+    /// Welcome sent: the client is a full member of the network.
+    Done,
+}
+
+/// A connected client: identity, state, and its outbound queue.
+#[derive(Debug)]
+pub(crate) struct Client {
+    pub(crate) id: ClientId,
+    /// Current nickname; `None` before the first valid NICK.
+    pub(crate) nick: Option<String>,
+    /// Username from USER, with `~` prepended (we run no ident lookup).
+    pub(crate) user: Option<String>,
+    pub(crate) realname: String,
+    /// Hostname shown to others: the IP address (IPv6 prefixed so it never starts with ':').
+    pub(crate) host: String,
+    pub(crate) ip: IpAddr,
+    pub(crate) registration: Registration,
+    /// A CAP LS/REQ started negotiation; registration waits for CAP END.
+    pub(crate) cap_negotiating: bool,
+    /// CAP LS version the client announced (302 enables values and cap-notify).
+    pub(crate) cap_version: u32,
+    /// Capabilities the client enabled.
+    pub(crate) caps: CapSet,
+    /// The connection password the client sent with PASS.
+    pub(crate) password: Option<String>,
+    pub(crate) invisible: bool,
+    pub(crate) oper: bool,
+    pub(crate) away: Option<String>,
+    /// Folded names of the channels the client is in.
+    pub(crate) channels: HashSet<CaseKey>,
+    /// Folded names of channels the client was invited to (bounded).
+    pub(crate) invites: Vec<CaseKey>,
+    /// Wall-clock time of registration, for WHOIS signon.
+    pub(crate) signon: SystemTime,
+    /// Last PRIVMSG/NOTICE, for WHOIS idle time.
+    pub(crate) last_spoke: Instant,
+    pub(crate) outbox: Arc<Outbox>,
+}
+
+impl Client {
+    pub(crate) fn new(id: ClientId, ip: IpAddr, outbox: Arc<Outbox>) -> Self {
+        let host = match ip {
+            IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some() => {
+                v6.to_ipv4_mapped().map(|v4| v4.to_string()).unwrap_or_default()
+            }
+            IpAddr::V6(v6) => {
+                let text = v6.to_string();
+                if text.starts_with(':') {
+                    format!("0{text}")
+                } else {
+                    text
+                }
+            }
+            IpAddr::V4(v4) => v4.to_string(),
+        };
+        Self {
+            id,
+            nick: None,
+            user: None,
+            realname: String::new(),
+            host,
+            ip,
+            registration: Registration::Pending,
+            cap_negotiating: false,
+            cap_version: 0,
+            caps: CapSet::default(),
+            password: None,
+            invisible: false,
+            oper: false,
+            away: None,
+            channels: HashSet::new(),
+            invites: Vec::new(),
+            signon: SystemTime::now(),
+            last_spoke: Instant::now(),
+            outbox,
+        }
+    }
+
+    /// The nickname, or `*` before one is set (as numerics address such clients).
+    pub(crate) fn nick(&self) -> &str {
+        self.nick.as_deref().unwrap_or("*")
+    }
+
+    /// The username, or `*` before USER.
+    pub(crate) fn user(&self) -> &str {
+        self.user.as_deref().unwrap_or("*")
+    }
+
+    pub(crate) fn is_registered(&self) -> bool {
+        self.registration == Registration::Done
+    }
+
+    /// `nick!user@host`, for ban matching and WHOWAS.
+    pub(crate) fn mask(&self) -> String {
+        format!("{}!{}@{}", self.nick(), self.user(), self.host)
+    }
+
+    /// Starts a line whose source is this client.
+    pub(crate) fn line_from(&self) -> LineWriter {
+        let mut line = LineWriter::new();
+        line.source_parts(self.nick(), self.user(), &self.host);
+        line
+    }
+
+    /// Queues a line for this client.
+    pub(crate) fn send(&self, line: Bytes) {
+        self.outbox.push(line);
+    }
+
+    /// The user modes as a `+...` string (`RPL_UMODEIS`).
+    pub(crate) fn mode_string(&self) -> String {
+        let mut modes = String::from("+");
+        if self.invisible {
+            modes.push('i');
+        }
+        if self.oper {
+            modes.push('o');
+        }
+        modes
+    }
+}

@@ -1,0 +1,256 @@
+//! The world model: every client, nickname and channel of this server.
+//!
+//! The whole world sits behind one std mutex (see [`crate::Shared`]). A command handler
+//! locks it, changes what it must and queues the resulting lines on outboxes, all
+//! without awaiting; the sockets are written later by each connection's writer. So
+//! every state change is atomic with the lines that announce it, and the lock is never
+//! held across I/O. Clients are removed only by their own connection task, through
+//! [`World::remove_client`], which is the single place that announces a departure.
+
+mod channel;
+mod client;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use palaver_proto::{CaseKey, CaseMapping, LineWriter};
+
+pub(crate) use channel::{Ban, Channel, Member, Status, Topic};
+pub use client::ClientId;
+pub(crate) use client::{Client, Registration};
+
+use crate::config::Config;
+use crate::outbox::Outbox;
+
+/// The casemapping this server announces and compares names with.
+pub(crate) const CASEMAPPING: CaseMapping = CaseMapping::Rfc1459;
+
+/// A departed nickname, for WHOWAS.
+#[derive(Debug, Clone)]
+pub(crate) struct WhowasEntry {
+    pub(crate) key: CaseKey,
+    pub(crate) nick: String,
+    pub(crate) user: String,
+    pub(crate) host: String,
+    pub(crate) realname: String,
+    pub(crate) left_at: SystemTime,
+}
+
+impl WhowasEntry {
+    /// The entry for `client` leaving the nickname `key`.
+    pub(crate) fn of(client: &Client, key: CaseKey) -> Self {
+        Self {
+            key,
+            nick: client.nick().to_owned(),
+            user: client.user().to_owned(),
+            host: client.host.clone(),
+            realname: client.realname.clone(),
+            left_at: SystemTime::now(),
+        }
+    }
+}
+
+/// All server state that commands read and change.
+#[derive(Debug)]
+pub(crate) struct World {
+    pub(crate) config: Arc<Config>,
+    pub(crate) clients: HashMap<ClientId, Client>,
+    /// Registered and registering nicknames (folded) to their owner.
+    pub(crate) nicks: HashMap<CaseKey, ClientId>,
+    /// Channels by folded name; a channel exists while it has members.
+    pub(crate) channels: HashMap<CaseKey, Channel>,
+    /// Most recent departures first, bounded by `limits.whowas_entries`.
+    pub(crate) whowas: VecDeque<WhowasEntry>,
+    /// Start of this server process (`RPL_CREATED`).
+    pub(crate) started: SystemTime,
+    /// Most clients seen at once (`RPL_LOCALUSERS`).
+    pub(crate) max_clients_seen: usize,
+    next_id: u64,
+}
+
+impl World {
+    pub(crate) fn new(config: Arc<Config>) -> Self {
+        Self {
+            config,
+            clients: HashMap::new(),
+            nicks: HashMap::new(),
+            channels: HashMap::new(),
+            whowas: VecDeque::new(),
+            started: SystemTime::now(),
+            max_clients_seen: 0,
+            next_id: 1,
+        }
+    }
+
+    /// Folds a nickname or channel name for lookups.
+    pub(crate) fn key(name: &str) -> CaseKey {
+        CaseKey::new(CASEMAPPING, name)
+    }
+
+    /// Adds a newly connected, unregistered client.
+    pub(crate) fn add_client(&mut self, ip: IpAddr, outbox: Arc<Outbox>) -> ClientId {
+        let id = ClientId(self.next_id);
+        self.next_id += 1;
+        self.clients.insert(id, Client::new(id, ip, outbox));
+        self.max_clients_seen = self.max_clients_seen.max(self.clients.len());
+        id
+    }
+
+    /// The client with this nickname, if any.
+    pub(crate) fn find_nick(&self, nick: &str) -> Option<&Client> {
+        self.nicks
+            .get(Self::key(nick).as_str())
+            .and_then(|id| self.clients.get(id))
+    }
+
+    /// Clients that share at least one channel with `id` (not `id` itself), each once.
+    pub(crate) fn peers_of(&self, id: ClientId) -> Vec<Arc<Outbox>> {
+        let Some(client) = self.clients.get(&id) else {
+            return Vec::new();
+        };
+        let mut seen = HashSet::new();
+        let mut peers = Vec::new();
+        for key in &client.channels {
+            if let Some(channel) = self.channels.get(key) {
+                for (member, entry) in &channel.members {
+                    if *member != id && seen.insert(*member) {
+                        peers.push(Arc::clone(&entry.outbox));
+                    }
+                }
+            }
+        }
+        peers
+    }
+
+    /// Whether two clients share a channel (visibility of invisible users).
+    pub(crate) fn share_channel(&self, a: ClientId, b: ClientId) -> bool {
+        match (self.clients.get(&a), self.clients.get(&b)) {
+            (Some(a), Some(b)) => a.channels.iter().any(|key| b.channels.contains(key)),
+            _ => false,
+        }
+    }
+
+    /// Starts a numeric reply to `id`: `:server CODE nick`.
+    pub(crate) fn numeric(&self, id: ClientId, code: &str) -> Reply {
+        let client = self.clients.get(&id);
+        let mut line = LineWriter::new();
+        line.source(&self.config.server_name)
+            .command(code)
+            .param(client.map_or("*", Client::nick));
+        Reply {
+            line,
+            outbox: client.map(|c| Arc::clone(&c.outbox)),
+        }
+    }
+
+    /// Starts a server message to `id` that is not a numeric (`:server COMMAND`).
+    pub(crate) fn server_line(&self, id: ClientId, command: &str) -> Reply {
+        let mut line = LineWriter::new();
+        line.source(&self.config.server_name).command(command);
+        Reply {
+            line,
+            outbox: self.clients.get(&id).map(|c| Arc::clone(&c.outbox)),
+        }
+    }
+
+    /// Removes a member from a channel, deleting the channel once empty.
+    pub(crate) fn part_channel(&mut self, id: ClientId, key: &CaseKey) {
+        if let Some(channel) = self.channels.get_mut(key) {
+            channel.members.remove(&id);
+            if channel.members.is_empty() {
+                self.channels.remove(key);
+            }
+        }
+        if let Some(client) = self.clients.get_mut(&id) {
+            client.channels.remove(key);
+        }
+    }
+
+    /// Removes a client from the world. With a reason, its channel peers see
+    /// `QUIT :reason` (each once); its nickname goes to WHOWAS.
+    pub(crate) fn remove_client(&mut self, id: ClientId, quit_reason: Option<&str>) {
+        if let Some(reason) = quit_reason {
+            if let Some(client) = self.clients.get(&id).filter(|c| c.is_registered()) {
+                let mut line = client.line_from();
+                line.command("QUIT").trailing(reason);
+                let line = line.finish();
+                for peer in self.peers_of(id) {
+                    peer.push(line.clone());
+                }
+            }
+        }
+        let Some(client) = self.clients.remove(&id) else {
+            return;
+        };
+        for key in &client.channels {
+            if let Some(channel) = self.channels.get_mut(key) {
+                channel.members.remove(&id);
+                if channel.members.is_empty() {
+                    self.channels.remove(key);
+                }
+            }
+        }
+        if let Some(nick) = &client.nick {
+            let key = Self::key(nick);
+            if self.nicks.get(&key) == Some(&id) {
+                self.nicks.remove(&key);
+            }
+            if client.is_registered() {
+                self.remember(WhowasEntry::of(&client, key));
+            }
+        }
+    }
+
+    /// Records a nickname leaving (quit or nick change) for WHOWAS.
+    pub(crate) fn remember(&mut self, entry: WhowasEntry) {
+        let limit = self.config.limits.whowas_entries;
+        if limit == 0 {
+            return;
+        }
+        if self.whowas.len() >= limit {
+            self.whowas.pop_back();
+        }
+        self.whowas.push_front(entry);
+    }
+
+    /// Registered clients, unregistered connections, operators: for LUSERS.
+    pub(crate) fn counts(&self) -> (usize, usize, usize) {
+        let registered = self.clients.values().filter(|c| c.is_registered()).count();
+        let opers = self.clients.values().filter(|c| c.oper).count();
+        (registered, self.clients.len() - registered, opers)
+    }
+}
+
+/// A line addressed to one client, built fluently and queued by [`Reply::send`].
+#[derive(Debug)]
+#[must_use = "a reply does nothing until sent"]
+pub(crate) struct Reply {
+    line: LineWriter,
+    outbox: Option<Arc<Outbox>>,
+}
+
+impl Reply {
+    pub(crate) fn param(mut self, param: &str) -> Self {
+        self.line.param(param);
+        self
+    }
+
+    pub(crate) fn trailing(mut self, text: &str) -> Self {
+        self.line.trailing(text);
+        self
+    }
+
+    pub(crate) fn send(self) {
+        if let Some(outbox) = self.outbox {
+            outbox.push(self.line.finish());
+        }
+    }
+
+    /// The finished line, for callers that send it elsewhere.
+    pub(crate) fn into_bytes(self) -> Bytes {
+        self.line.finish()
+    }
+}

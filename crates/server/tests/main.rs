@@ -1,0 +1,16 @@
+//! Integration tests: a real server on 127.0.0.1:0, real sockets, exact replies.
+//!
+//! One test binary for the crate (faster links on small CI machines); each module
+//! covers one area of the protocol.
+
+mod binary;
+mod cap;
+mod channels;
+mod lifecycle;
+mod limits;
+mod messaging;
+mod modes;
+mod queries;
+mod registration;
+mod scale;
+mod server_info;
