@@ -168,7 +168,8 @@ fn split_word(s: &str) -> (&str, &str) {
     }
 }
 
-/// Iterator over `(key, value)` tag pairs; a tag without a value yields `""`.
+/// Iterator over `(key, value)` tag pairs; a tag without a value yields `""`, and an
+/// item without a key (`=value`) is skipped.
 #[derive(Debug, Clone)]
 pub struct Tags<'a> {
     rest: &'a str,
@@ -187,13 +188,15 @@ impl<'a> Iterator for Tags<'a> {
                 None => (self.rest, ""),
             };
             self.rest = tail;
-            if item.is_empty() {
-                continue;
-            }
-            return Some(match item.split_once('=') {
+            let (key, value) = match item.split_once('=') {
                 Some((key, value)) => (key, unescape_tag_value(value)),
                 None => (item, Cow::Borrowed("")),
-            });
+            };
+            // A tag needs a name: `;;` and `=value` are skipped, not nameless tags.
+            if key.is_empty() {
+                continue;
+            }
+            return Some((key, value));
         }
     }
 }

@@ -324,6 +324,69 @@ proptest! {
     }
 }
 
+/// Whether the parts of a parsed message can be written back as they are. Two limits of
+/// the wire format: a body over the limit is cut, and after an empty tag section
+/// (`@ @x CMD`) a command may start with `@`, which without that section reads as tags.
+fn writable(msg: &Message<'_>) -> bool {
+    let parts = Parts::of(msg);
+    uncut_body_len(&parts) + 2 <= MAX_LINE_BODY
+        && !(parts.tags.is_empty() && parts.source.is_none() && parts.command.starts_with('@'))
+}
+
+/// Parses `line`, writes the message and parses the written line: same parts.
+fn check_rewritten(line: &str) -> Result<(), TestCaseError> {
+    let Ok(msg) = Message::parse(line) else {
+        return Ok(());
+    };
+    if !writable(&msg) {
+        return Ok(());
+    }
+    let written = writer::write_message(&msg);
+    let text = std::str::from_utf8(&written).expect("the writer writes UTF-8");
+    let text = text
+        .strip_suffix("\r\n")
+        .expect("the writer ends lines with CRLF");
+    let again = Message::parse(text);
+    prop_assert!(again.is_ok(), "{:?} written as {:?} fails", line, text);
+    if let Ok(again) = again {
+        prop_assert_eq!(
+            Parts::of(&again),
+            Parts::of(&msg),
+            "{:?} written as {:?}",
+            line,
+            text
+        );
+    }
+    Ok(())
+}
+
+proptest! {
+    #[test]
+    fn parsed_lines_survive_writing(line in "[@: a=;\\\\\r\n]{0,60}") {
+        check_rewritten(&line)?;
+    }
+}
+
+/// Found by fuzzing `parse_roundtrip`: an item without a key (`=x`) is no tag. It used
+/// to be reported as a tag named "", which the writer then wrote as a bare `@`.
+#[test]
+fn tags_without_a_name_are_skipped() {
+    let cases: &[(&str, &[(&str, &str)])] = &[
+        ("@= CMD", &[]),
+        ("@=x;a=1 CMD", &[("a", "1")]),
+        ("@;;a=1;=;b CMD", &[("a", "1"), ("b", "")]),
+    ];
+    for (line, tags) in cases {
+        let msg = Message::parse(line).expect("parses");
+        let parsed: Vec<(&str, String)> = msg.tags().map(|(k, v)| (k, v.into_owned())).collect();
+        let expected: Vec<(&str, String)> =
+            tags.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
+        assert_eq!(parsed, expected, "{line:?}");
+        assert_eq!(msg.tag(""), None, "{line:?}");
+        check_rewritten(line).unwrap_or_else(|err| panic!("{err}"));
+    }
+}
+
 // ---------------------------------------------------------------------------------
 // (d) LineWriter::finish
 

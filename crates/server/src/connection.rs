@@ -63,7 +63,9 @@ pub(crate) async fn serve<R, W>(
     W: AsyncWrite + Unpin,
 {
     let outbox = Arc::new(Outbox::new(shared.config.limits.sendq_bytes));
-    let id = shared.lock_world().add_client(peer.ip(), Arc::clone(&outbox));
+    let id = shared
+        .lock_world()
+        .add_client(peer.ip(), Arc::clone(&outbox));
     tracing::info!(client = id.0, %peer, "connection opened");
 
     let writer_done = CancellationToken::new();
@@ -175,10 +177,10 @@ async fn read_loop<R: AsyncRead + Unpin>(
 
         let now = Instant::now();
         while !pending.is_empty() {
-            if let Some(bucket) = bucket.as_mut() {
-                if !bucket.try_take(now) {
-                    break;
-                }
+            if let Some(bucket) = bucket.as_mut()
+                && !bucket.try_take(now)
+            {
+                break;
             }
             let Some(frame) = pending.pop_front() else {
                 break;

@@ -22,7 +22,7 @@ mod world;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 pub use config::{Config, FloodLimit, Limits};
-pub use listener::run;
+pub use listener::{bind, run};
 
 /// The version string in 002, 004 and VERSION.
 pub const VERSION: &str = concat!("palaver-", env!("CARGO_PKG_VERSION"));

@@ -3,12 +3,12 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -19,6 +19,24 @@ use crate::{Shared, connection};
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Longest pause after a failing `accept` (EMFILE and friends).
 const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Pending connections the kernel may queue before `accept`: a reconnect storm after
+/// a restart must not overflow it (the usual default of 128 does with 1,000 clients).
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds a listening socket for [`run`] with a deep accept backlog and `SO_REUSEADDR`
+/// (so a restarted server can bind while old connections linger in TIME_WAIT).
+pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
 
 /// Serves IRC on `listener` until `shutdown` resolves, then tells every client
 /// `ERROR :Server shutting down`, waits up to five seconds for them to be flushed,
@@ -74,7 +92,10 @@ pub async fn run(
     tracing::info!("shutting down");
     stop.cancel();
     tracker.close();
-    if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait()).await.is_err() {
+    if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!("some connections did not close in time");
     }
     Ok(())
@@ -135,7 +156,11 @@ struct Ticket {
 
 impl Drop for Ticket {
     fn drop(&mut self) {
-        let mut counts = self.admission.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let mut counts = self
+            .admission
+            .counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         counts.total = counts.total.saturating_sub(1);
         if let Some(count) = counts.per_ip.get_mut(&self.ip) {
             *count -= 1;

@@ -4,7 +4,7 @@
 //! hands over to [`palaver_server::run`]; errors that a user can fix are printed as
 //! one sentence saying what went wrong and what to try, with exit status 1.
 
-use std::io::ErrorKind;
+use std::io::{ErrorKind, IsTerminal};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -92,6 +92,7 @@ fn init_logging(level: &str) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }
 
@@ -104,9 +105,11 @@ fn start(cli: Cli) -> anyhow::Result<()> {
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let listener = bind(addr).await?;
-        let local = listener.local_addr().context("cannot read the bound address")?;
+        let local = listener
+            .local_addr()
+            .context("cannot read the bound address")?;
         let fd_limit = raise_fd_limit();
-        println!("palaver {VERSION} listening on {local} (IRC)");
+        println!("{VERSION} listening on {local} (IRC)");
         if let Some(limit) = fd_limit {
             let room = limit.saturating_sub(64);
             println!(
@@ -136,7 +139,7 @@ fn parse_address(ip: &str, port: u16) -> anyhow::Result<SocketAddr> {
 }
 
 async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(addr).await.map_err(|error| {
+    palaver_server::bind(addr).map_err(|error| {
         let advice = match error.kind() {
             ErrorKind::AddrInUse => format!(
                 "port {} is already in use on {}; stop the program using it or choose another port",
@@ -197,7 +200,9 @@ fn build_config(cli: &Cli) -> anyhow::Result<Config> {
         problems.push("--network-name must be one word".to_owned());
     }
     if cli.flood_rate <= 0.0 || cli.flood_burst == 0 {
-        problems.push("--flood-rate and --flood-burst must be positive (or use --no-flood-limit)".to_owned());
+        problems.push(
+            "--flood-rate and --flood-burst must be positive (or use --no-flood-limit)".to_owned(),
+        );
     }
     if cli.ping_interval == 0 || cli.ping_timeout == 0 || cli.registration_timeout == 0 {
         problems.push("timeouts must be at least one second".to_owned());

@@ -58,7 +58,9 @@ impl Outbox {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding this lock leaves only a queue of bytes behind, which
         // is still consistent: keep going rather than poisoning every sender.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Queues a line. Past the budget, the outbox aborts with "SendQ exceeded".
@@ -160,6 +162,7 @@ impl Outbox {
     }
 
     /// Bytes pushed and not yet written.
+    #[cfg(test)]
     pub(crate) fn pending_bytes(&self) -> usize {
         self.lock().pending_bytes
     }
@@ -192,7 +195,10 @@ mod tests {
         outbox.close_with(Some(Bytes::from_static(b"ERROR")));
         outbox.push(Bytes::from_static(b"ignored"));
         let batch = outbox.next_batch(Vec::new()).await.expect("queued lines");
-        assert_eq!(batch, vec![Bytes::from_static(b"a"), Bytes::from_static(b"ERROR")]);
+        assert_eq!(
+            batch,
+            vec![Bytes::from_static(b"a"), Bytes::from_static(b"ERROR")]
+        );
         assert!(outbox.next_batch(Vec::new()).await.is_none());
     }
 }

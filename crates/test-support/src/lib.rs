@@ -68,9 +68,7 @@ impl TestServer {
     /// Starts a server with `config` on `127.0.0.1:0`.
     pub async fn with_config(config: Config) -> Self {
         init_tracing();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind 127.0.0.1:0");
+        let listener = palaver_server::bind(([127, 0, 0, 1], 0).into()).expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local address");
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(palaver_server::run(listener, config, async {
@@ -125,7 +123,8 @@ pub struct Line(pub String);
 impl Line {
     /// The parsed message.
     pub fn msg(&self) -> Message<'_> {
-        Message::parse(&self.0).unwrap_or_else(|e| panic!("server sent unparsable {:?}: {e}", self.0))
+        Message::parse(&self.0)
+            .unwrap_or_else(|e| panic!("server sent unparsable {:?}: {e}", self.0))
     }
 
     /// The command or numeric.
@@ -140,7 +139,12 @@ impl Line {
 
     /// The last parameter, or "".
     pub fn last(&self) -> String {
-        self.msg().params().last().copied().unwrap_or_default().to_owned()
+        self.msg()
+            .params()
+            .last()
+            .copied()
+            .unwrap_or_default()
+            .to_owned()
     }
 
     /// The nickname part of the source.
@@ -169,6 +173,12 @@ impl TestClient {
             .await
             .expect("connect in time")
             .expect("connect");
+        Self::from_stream(stream)
+    }
+
+    /// Wraps a stream the test connected itself (e.g. through a `TcpSocket` with a
+    /// small receive buffer).
+    pub fn from_stream(stream: TcpStream) -> Self {
         stream.set_nodelay(true).expect("nodelay");
         let (reader, writer) = stream.into_split();
         Self {
@@ -194,9 +204,11 @@ impl TestClient {
     pub async fn register(&mut self, nick: &str) {
         self.nick = nick.to_owned();
         self.send(&format!("NICK {nick}")).await;
-        self.send(&format!("USER {nick} 0 * :Test user {nick}")).await;
+        self.send(&format!("USER {nick} 0 * :Test user {nick}"))
+            .await;
         self.expect_command("001").await;
-        self.expect(|l| l.command() == "376" || l.command() == "422").await;
+        self.expect(|l| l.command() == "376" || l.command() == "422")
+            .await;
     }
 
     /// The next line, or `None` when the server closed the connection.
@@ -206,13 +218,24 @@ impl TestClient {
             .unwrap_or_else(|_| panic!("{}: no line from the server within {TIMEOUT:?}", self.nick))
     }
 
+    /// The next line exactly as the server sent it (no lossy UTF-8 decoding, no
+    /// terminator), or `None` when the server closed the connection.
+    pub async fn next_raw_line(&mut self) -> Option<Vec<u8>> {
+        tokio::time::timeout(TIMEOUT, self.read_raw_line())
+            .await
+            .unwrap_or_else(|_| panic!("{}: no line from the server within {TIMEOUT:?}", self.nick))
+    }
+
     async fn read_line(&mut self) -> Option<Line> {
+        let bytes = self.read_raw_line().await?;
+        Some(Line(String::from_utf8_lossy(&bytes).into_owned()))
+    }
+
+    async fn read_raw_line(&mut self) -> Option<Vec<u8>> {
         loop {
             if let Some(frame) = self.framer.next_frame(&mut self.buf) {
                 match frame {
-                    Frame::Line(bytes) => {
-                        return Some(Line(String::from_utf8_lossy(&bytes).into_owned()));
-                    }
+                    Frame::Line(bytes) => return Some(bytes.to_vec()),
                     Frame::TooLong => panic!("server sent an overlong line"),
                 }
             }
@@ -240,13 +263,17 @@ impl TestClient {
         match found {
             Ok(Some(line)) => line,
             Ok(None) => panic!("{}: connection closed; lines seen: {seen:#?}", self.nick),
-            Err(_) => panic!("{}: expected line not seen within {TIMEOUT:?}; lines seen: {seen:#?}", self.nick),
+            Err(_) => panic!(
+                "{}: expected line not seen within {TIMEOUT:?}; lines seen: {seen:#?}",
+                self.nick
+            ),
         }
     }
 
     /// Skips lines until one has `command` (a command or numeric).
     pub async fn expect_command(&mut self, command: &str) -> Line {
-        self.expect(|l| l.command().eq_ignore_ascii_case(command)).await
+        self.expect(|l| l.command().eq_ignore_ascii_case(command))
+            .await
     }
 
     /// Waits until the server closes the connection; returns the lines seen before.
@@ -258,7 +285,11 @@ impl TestClient {
             }
         })
         .await;
-        assert!(closed.is_ok(), "{}: connection still open; lines seen: {seen:#?}", self.nick);
+        assert!(
+            closed.is_ok(),
+            "{}: connection still open; lines seen: {seen:#?}",
+            self.nick
+        );
         seen
     }
 
@@ -269,7 +300,10 @@ impl TestClient {
         self.send(&format!("PING {token}")).await;
         let mut before = Vec::new();
         loop {
-            let line = self.next_line().await.unwrap_or_else(|| panic!("{}: closed while syncing", self.nick));
+            let line = self
+                .next_line()
+                .await
+                .unwrap_or_else(|| panic!("{}: closed while syncing", self.nick));
             if line.command() == "PONG" && line.last() == token {
                 return before;
             }

@@ -22,7 +22,10 @@ pub(super) fn cap(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     };
     match sub.to_ascii_uppercase().as_str() {
         "LS" => {
-            let version = msg.param(1).and_then(|v| v.parse::<u32>().ok()).unwrap_or(0);
+            let version = msg
+                .param(1)
+                .and_then(|v| v.parse::<u32>().ok())
+                .unwrap_or(0);
             let me = ctx.me_mut();
             if !me.is_registered() {
                 me.cap_negotiating = true;

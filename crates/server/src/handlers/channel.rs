@@ -61,7 +61,12 @@ fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) {
             Some((ERR_INVITEONLYCHAN, "Cannot join channel (+i)"))
         } else if channel.modes.key.as_deref().is_some_and(|k| Some(k) != key) && !invited {
             Some((ERR_BADCHANNELKEY, "Cannot join channel (+k)"))
-        } else if channel.modes.limit.is_some_and(|l| channel.members.len() >= l) && !invited {
+        } else if channel
+            .modes
+            .limit
+            .is_some_and(|l| channel.members.len() >= l)
+            && !invited
+        {
             Some((ERR_CHANNELISFULL, "Cannot join channel (+l)"))
         } else {
             None
@@ -249,9 +254,10 @@ pub(super) fn names(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     };
     for name in split_list(channels) {
         let key = World::key(name);
-        let visible = ctx.world.channels.get(&key).is_some_and(|channel| {
-            !channel.modes.secret || channel.members.contains_key(&ctx.id)
-        });
+        let visible =
+            ctx.world.channels.get(&key).is_some_and(|channel| {
+                !channel.modes.secret || channel.members.contains_key(&ctx.id)
+            });
         if visible {
             send_names(ctx, &key);
         } else {
@@ -274,8 +280,8 @@ pub(super) fn send_names(ctx: &Ctx<'_>, key: &CaseKey) {
     let is_member = channel.members.contains_key(&ctx.id);
     let symbol = if channel.modes.secret { "@" } else { "=" };
     // Room for the names in one line: 512 minus the fixed parts and some slack.
-    let budget = 510
-        - (ctx.world.config.server_name.len() + me.nick().len() + channel.name.len() + 16);
+    let budget =
+        510 - (ctx.world.config.server_name.len() + me.nick().len() + channel.name.len() + 16);
     let mut names = String::new();
     let flush = |names: &mut String| {
         if !names.is_empty() {
@@ -401,7 +407,13 @@ pub(super) fn kick(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     }
     let kick_len = ctx.world.config.limits.kick_len;
     let default_reason = ctx.me().nick().to_owned();
-    let reason = truncate(msg.param(2).filter(|r| !r.is_empty()).unwrap_or(&default_reason), kick_len).to_owned();
+    let reason = truncate(
+        msg.param(2)
+            .filter(|r| !r.is_empty())
+            .unwrap_or(&default_reason),
+        kick_len,
+    )
+    .to_owned();
     for target in split_list(targets) {
         let victim = ctx
             .world
@@ -490,13 +502,23 @@ pub(super) fn invite(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         }
         target_client.invites.push(key);
     }
-    line.command("INVITE").param(&target_nick).param(&channel_name);
+    line.command("INVITE")
+        .param(&target_nick)
+        .param(&channel_name);
     target_client.send(line.finish());
     ctx.numeric(RPL_INVITING)
         .param(&target_nick)
         .param(&channel_name)
         .send();
-    if let Some(away) = ctx.world.clients.get(&target_id).and_then(|c| c.away.clone()) {
-        ctx.numeric(RPL_AWAY).param(&target_nick).trailing(&away).send();
+    if let Some(away) = ctx
+        .world
+        .clients
+        .get(&target_id)
+        .and_then(|c| c.away.clone())
+    {
+        ctx.numeric(RPL_AWAY)
+            .param(&target_nick)
+            .trailing(&away)
+            .send();
     }
 }

@@ -4,8 +4,8 @@
 //! recipient; the sender does not get a copy. NOTICE never produces an error reply
 //! (RFC 2812 §3.3.2), so two bots cannot loop on each other's errors.
 
-use palaver_proto::numeric::*;
 use palaver_proto::Message;
+use palaver_proto::numeric::*;
 
 use super::{Ctx, split_list};
 use crate::world::World;
@@ -41,7 +41,11 @@ pub(super) fn privmsg(ctx: &mut Ctx<'_>, msg: &Message<'_>, notice: bool) {
     }
     ctx.me_mut().last_spoke = tokio::time::Instant::now();
     for target in targets {
-        if target.trim_start_matches(['@', '+']).starts_with('#') {
+        if target
+            .strip_prefix(['@', '+'])
+            .unwrap_or(target)
+            .starts_with('#')
+        {
             to_channel(ctx, command, target, text, notice);
         } else {
             to_nick(ctx, command, target, text, notice);

@@ -113,9 +113,26 @@ pub(crate) fn dispatch(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
 fn is_known(name: &str) -> bool {
     matches!(
         name,
-        "JOIN" | "PART" | "TOPIC" | "NAMES" | "LIST" | "KICK" | "INVITE" | "PRIVMSG"
-            | "NOTICE" | "MODE" | "WHO" | "WHOIS" | "WHOWAS" | "AWAY" | "ISON"
-            | "USERHOST" | "MOTD" | "LUSERS" | "VERSION" | "TIME"
+        "JOIN"
+            | "PART"
+            | "TOPIC"
+            | "NAMES"
+            | "LIST"
+            | "KICK"
+            | "INVITE"
+            | "PRIVMSG"
+            | "NOTICE"
+            | "MODE"
+            | "WHO"
+            | "WHOIS"
+            | "WHOWAS"
+            | "AWAY"
+            | "ISON"
+            | "USERHOST"
+            | "MOTD"
+            | "LUSERS"
+            | "VERSION"
+            | "TIME"
     )
 }
 

@@ -120,7 +120,10 @@ fn channel_mode(ctx: &mut Ctx<'_>, name: &str, msg: &Message<'_>) {
     let Some(changes) = msg.param(1) else {
         let is_member = channel.members.contains_key(&ctx.id);
         let (letters, params) = channel.mode_string(is_member);
-        let mut reply = ctx.numeric(RPL_CHANNELMODEIS).param(&channel.name).param(&letters);
+        let mut reply = ctx
+            .numeric(RPL_CHANNELMODEIS)
+            .param(&channel.name)
+            .param(&letters);
         for param in &params {
             reply = reply.param(param);
         }
@@ -168,7 +171,7 @@ fn channel_mode(ctx: &mut Ctx<'_>, name: &str, msg: &Message<'_>) {
             continue;
         }
         // A missing parameter skips the change, except `-k`, which needs none to work.
-        if takes_param && arg.is_none() && !(letter == 'k' && !adding) {
+        if takes_param && arg.is_none() && (letter != 'k' || adding) {
             continue;
         }
         if !is_op {
@@ -193,7 +196,9 @@ fn channel_mode(ctx: &mut Ctx<'_>, name: &str, msg: &Message<'_>) {
         return;
     }
     let mut line = ctx.me().line_from();
-    line.command("MODE").param(&channel_name).param(&applied.letters);
+    line.command("MODE")
+        .param(&channel_name)
+        .param(&applied.letters);
     for param in &applied.params {
         line.param(param);
     }
@@ -215,7 +220,10 @@ fn apply_one(
     let max_bans = ctx.world.config.limits.max_bans;
     match (letter, arg) {
         ('o' | 'v', Some(nick)) => {
-            let target = ctx.world.find_nick(nick).map(|c| (c.id, c.nick().to_owned()));
+            let target = ctx
+                .world
+                .find_nick(nick)
+                .map(|c| (c.id, c.nick().to_owned()));
             let Some((target_id, target_nick)) = target else {
                 ctx.numeric(ERR_NOSUCHNICK)
                     .param(nick)
@@ -307,11 +315,11 @@ fn apply_one(
                     .send();
                 return;
             };
-            if let Some(channel) = ctx.world.channels.get_mut(key) {
-                if channel.modes.limit != Some(limit) {
-                    channel.modes.limit = Some(limit);
-                    applied.push(true, 'l', Some(limit.to_string()));
-                }
+            if let Some(channel) = ctx.world.channels.get_mut(key)
+                && channel.modes.limit != Some(limit)
+            {
+                channel.modes.limit = Some(limit);
+                applied.push(true, 'l', Some(limit.to_string()));
             }
         }
         _ => {

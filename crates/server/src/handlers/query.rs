@@ -29,7 +29,13 @@ pub(super) fn who(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
                     {
                         continue;
                     }
-                    who_reply(ctx, client, &channel.name, Some(member.status), multi_prefix);
+                    who_reply(
+                        ctx,
+                        client,
+                        &channel.name,
+                        Some(member.status),
+                        multi_prefix,
+                    );
                 }
             }
         }
@@ -56,10 +62,10 @@ pub(super) fn who(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
                 }
             }
             matched.sort_by_key(|c| c.id);
-        } else if let Some(client) = ctx.world.find_nick(target) {
-            if !opers_only || client.oper {
-                matched.push(client);
-            }
+        } else if let Some(client) = ctx.world.find_nick(target)
+            && (!opers_only || client.oper)
+        {
+            matched.push(client);
         }
         for client in matched {
             // Show a shared (or any visible) channel, as most servers do; `*` otherwise.
@@ -78,7 +84,13 @@ pub(super) fn who(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         .send();
 }
 
-fn who_reply(ctx: &Ctx<'_>, client: &Client, channel: &str, status: Option<Status>, multi_prefix: bool) {
+fn who_reply(
+    ctx: &Ctx<'_>,
+    client: &Client,
+    channel: &str,
+    status: Option<Status>,
+    multi_prefix: bool,
+) {
     let mut flags = String::from(if client.away.is_some() { "G" } else { "H" });
     if client.oper {
         flags.push('*');
@@ -149,7 +161,9 @@ pub(super) fn whois(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         })
         .collect();
     channels.sort();
-    if !channels.is_empty() && (!client.invisible || client.id == ctx.id || ctx.world.share_channel(ctx.id, client.id)) {
+    if !channels.is_empty()
+        && (!client.invisible || client.id == ctx.id || ctx.world.share_channel(ctx.id, client.id))
+    {
         ctx.numeric(RPL_WHOISCHANNELS)
             .param(nick)
             .trailing(&channels.join(" "))
@@ -289,7 +303,9 @@ pub(super) fn userhost(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
             )
         })
         .collect();
-    ctx.numeric(RPL_USERHOST).trailing(&replies.join(" ")).send();
+    ctx.numeric(RPL_USERHOST)
+        .trailing(&replies.join(" "))
+        .send();
 }
 
 fn list_spaces(param: &str) -> impl Iterator<Item = &str> {

@@ -110,18 +110,21 @@ pub(super) fn try_complete(ctx: &mut Ctx<'_>) {
     {
         return;
     }
-    if let Some(expected) = &ctx.world.config.password {
-        if me.password.as_deref() != Some(expected.as_str()) {
-            ctx.numeric(ERR_PASSWDMISMATCH)
-                .trailing("Password incorrect")
-                .send();
-            ctx.quit = Some("Bad password".to_owned());
-            return;
-        }
+    if let Some(expected) = &ctx.world.config.password
+        && me.password.as_deref() != Some(expected.as_str())
+    {
+        ctx.numeric(ERR_PASSWDMISMATCH)
+            .trailing("Password incorrect")
+            .send();
+        ctx.quit = Some("Bad password".to_owned());
+        return;
     }
     let me = ctx.me_mut();
     me.registration = Registration::Done;
     me.signon = std::time::SystemTime::now();
+    // The maximum counts users, as the current value beside it in 265/266 does.
+    let (registered, _, _) = ctx.world.counts();
+    ctx.world.max_clients_seen = ctx.world.max_clients_seen.max(registered);
     tracing::info!(client = ctx.id.0, nick = %ctx.me().nick(), "registered");
     welcome(ctx);
 }

@@ -10,7 +10,9 @@ use crate::VERSION;
 /// `PING <token>`: answered at once with `PONG <server> :<token>`.
 pub(super) fn ping(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     let Some(token) = msg.param(0) else {
-        ctx.numeric(ERR_NOORIGIN).trailing("No origin specified").send();
+        ctx.numeric(ERR_NOORIGIN)
+            .trailing("No origin specified")
+            .send();
         return;
     };
     ctx.world
@@ -28,7 +30,9 @@ pub(super) fn motd(ctx: &mut Ctx<'_>, _msg: &Message<'_>) {
 pub(super) fn send_motd(ctx: &Ctx<'_>) {
     let config = &ctx.world.config;
     let Some(lines) = &config.motd else {
-        ctx.numeric(ERR_NOMOTD).trailing("MOTD File is missing").send();
+        ctx.numeric(ERR_NOMOTD)
+            .trailing("MOTD File is missing")
+            .send();
         return;
     };
     ctx.numeric(RPL_MOTDSTART)
@@ -37,7 +41,9 @@ pub(super) fn send_motd(ctx: &Ctx<'_>) {
     for line in lines {
         ctx.numeric(RPL_MOTD).trailing(&format!("- {line}")).send();
     }
-    ctx.numeric(RPL_ENDOFMOTD).trailing("End of /MOTD command.").send();
+    ctx.numeric(RPL_ENDOFMOTD)
+        .trailing("End of /MOTD command.")
+        .send();
 }
 
 /// `LUSERS`.

@@ -129,7 +129,11 @@ impl Channel {
         }
         if let Some(key) = &m.key {
             letters.push('k');
-            params.push(if show_key { key.clone() } else { "*".to_owned() });
+            params.push(if show_key {
+                key.clone()
+            } else {
+                "*".to_owned()
+            });
         }
         if let Some(limit) = m.limit {
             letters.push('l');

@@ -14,7 +14,7 @@ use crate::outbox::Outbox;
 
 /// A client's identity within this process; never reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ClientId(pub u64);
+pub(crate) struct ClientId(pub(crate) u64);
 
 /// Where a client is in the registration handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,7 +36,6 @@ pub(crate) struct Client {
     pub(crate) realname: String,
     /// Hostname shown to others: the IP address (IPv6 prefixed so it never starts with ':').
     pub(crate) host: String,
-    pub(crate) ip: IpAddr,
     pub(crate) registration: Registration,
     /// A CAP LS/REQ started negotiation; registration waits for CAP END.
     pub(crate) cap_negotiating: bool,
@@ -63,9 +62,10 @@ pub(crate) struct Client {
 impl Client {
     pub(crate) fn new(id: ClientId, ip: IpAddr, outbox: Arc<Outbox>) -> Self {
         let host = match ip {
-            IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some() => {
-                v6.to_ipv4_mapped().map(|v4| v4.to_string()).unwrap_or_default()
-            }
+            IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some() => v6
+                .to_ipv4_mapped()
+                .map(|v4| v4.to_string())
+                .unwrap_or_default(),
             IpAddr::V6(v6) => {
                 let text = v6.to_string();
                 if text.starts_with(':') {
@@ -82,7 +82,6 @@ impl Client {
             user: None,
             realname: String::new(),
             host,
-            ip,
             registration: Registration::Pending,
             cap_negotiating: false,
             cap_version: 0,

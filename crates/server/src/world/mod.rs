@@ -15,11 +15,10 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use bytes::Bytes;
 use palaver_proto::{CaseKey, CaseMapping, LineWriter};
 
 pub(crate) use channel::{Ban, Channel, Member, Status, Topic};
-pub use client::ClientId;
+pub(crate) use client::ClientId;
 pub(crate) use client::{Client, Registration};
 
 use crate::config::Config;
@@ -66,7 +65,7 @@ pub(crate) struct World {
     pub(crate) whowas: VecDeque<WhowasEntry>,
     /// Start of this server process (`RPL_CREATED`).
     pub(crate) started: SystemTime,
-    /// Most clients seen at once (`RPL_LOCALUSERS`).
+    /// Most registered clients seen at once (`RPL_LOCALUSERS`), updated on registration.
     pub(crate) max_clients_seen: usize,
     next_id: u64,
 }
@@ -95,7 +94,6 @@ impl World {
         let id = ClientId(self.next_id);
         self.next_id += 1;
         self.clients.insert(id, Client::new(id, ip, outbox));
-        self.max_clients_seen = self.max_clients_seen.max(self.clients.len());
         id
     }
 
@@ -172,14 +170,14 @@ impl World {
     /// Removes a client from the world. With a reason, its channel peers see
     /// `QUIT :reason` (each once); its nickname goes to WHOWAS.
     pub(crate) fn remove_client(&mut self, id: ClientId, quit_reason: Option<&str>) {
-        if let Some(reason) = quit_reason {
-            if let Some(client) = self.clients.get(&id).filter(|c| c.is_registered()) {
-                let mut line = client.line_from();
-                line.command("QUIT").trailing(reason);
-                let line = line.finish();
-                for peer in self.peers_of(id) {
-                    peer.push(line.clone());
-                }
+        if let Some(reason) = quit_reason
+            && let Some(client) = self.clients.get(&id).filter(|c| c.is_registered())
+        {
+            let mut line = client.line_from();
+            line.command("QUIT").trailing(reason);
+            let line = line.finish();
+            for peer in self.peers_of(id) {
+                peer.push(line.clone());
             }
         }
         let Some(client) = self.clients.remove(&id) else {
@@ -247,10 +245,5 @@ impl Reply {
         if let Some(outbox) = self.outbox {
             outbox.push(self.line.finish());
         }
-    }
-
-    /// The finished line, for callers that send it elsewhere.
-    pub(crate) fn into_bytes(self) -> Bytes {
-        self.line.finish()
     }
 }

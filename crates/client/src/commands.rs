@@ -1,0 +1,284 @@
+//! Parsing what the user types into a [`Command`].
+//!
+//! Parsing is separate from executing ([`crate::client::Client::input`]) so it can be
+//! tested as plain text in, value out, and so both front ends accept exactly the same
+//! commands. Anything that is not a known command becomes a [`Hint`] for the user,
+//! never a line on the wire: `/quote` is the one deliberate way to send raw IRC.
+
+/// Something the user asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Plain text for the active buffer (also `//text`, which sends `/text`).
+    Say(String),
+    /// `/join #chan [key]`
+    Join {
+        /// The channel (a missing `#` is added by the client).
+        channel: String,
+        /// The channel key, if any.
+        key: Option<String>,
+    },
+    /// `/part [#chan] [reason]`
+    Part {
+        /// The channel; the active one if absent.
+        channel: Option<String>,
+        /// The part message.
+        reason: Option<String>,
+    },
+    /// `/msg target text`
+    Msg {
+        /// A nick or channel.
+        target: String,
+        /// The message.
+        text: String,
+    },
+    /// `/query nick [text]`: open (and focus) a private buffer.
+    Query {
+        /// Who to talk to.
+        nick: String,
+        /// A first message to send.
+        text: Option<String>,
+    },
+    /// `/me text`
+    Me(String),
+    /// `/nick newnick`
+    Nick(String),
+    /// `/topic [#chan] [text]`: show or set a topic.
+    Topic {
+        /// The channel; the active one if absent.
+        channel: Option<String>,
+        /// The new topic; absent to ask for it.
+        text: Option<String>,
+    },
+    /// `/names [#chan]`
+    Names(Option<String>),
+    /// `/whois nick`
+    Whois(String),
+    /// `/away [message]`: without a message, come back.
+    Away(Option<String>),
+    /// `/close`: leave (if a channel) and close the active buffer.
+    Close,
+    /// `/quit [message]`
+    Quit(Option<String>),
+    /// `/help`
+    Help,
+    /// `/quote RAW`: send a raw IRC line (checked by the parser first).
+    Quote(String),
+}
+
+/// Why an input line does nothing: shown to the user, never sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hint(pub String);
+
+/// Every command with its usage and a one-line description, for `/help` and Tab
+/// completion.
+pub const COMMANDS: &[(&str, &str, &str)] = &[
+    ("/join", "/join #channel [key]", "join a channel"),
+    ("/part", "/part [#channel] [reason]", "leave a channel"),
+    ("/msg", "/msg nick|#channel text", "send a message"),
+    (
+        "/query",
+        "/query nick [text]",
+        "open a private conversation",
+    ),
+    ("/me", "/me text", "describe an action"),
+    ("/nick", "/nick newnick", "change your nick"),
+    (
+        "/topic",
+        "/topic [#channel] [text]",
+        "show or set the topic",
+    ),
+    ("/names", "/names [#channel]", "list who is in a channel"),
+    ("/whois", "/whois nick", "show who someone is"),
+    (
+        "/away",
+        "/away [message]",
+        "mark yourself away (no message: back)",
+    ),
+    ("/close", "/close", "leave and close the current buffer"),
+    ("/quit", "/quit [message]", "disconnect and exit"),
+    ("/help", "/help", "this list"),
+    ("/quote", "/quote RAW IRC LINE", "send a raw IRC line"),
+];
+
+/// Parses one input line. `Ok(None)` for a blank line.
+pub fn parse(input: &str) -> Result<Option<Command>, Hint> {
+    let input = input.trim_end_matches(['\r', '\n']);
+    if input.trim().is_empty() {
+        return Ok(None);
+    }
+    let Some(body) = input.strip_prefix('/') else {
+        return Ok(Some(Command::Say(input.to_owned())));
+    };
+    if body.starts_with('/') {
+        return Ok(Some(Command::Say(body.to_owned())));
+    }
+    let (name, rest) = split_word(body);
+    let rest = rest.trim();
+    let arg = |usage: &str| -> Result<String, Hint> {
+        if rest.is_empty() {
+            Err(Hint(format!("usage: {usage}")))
+        } else {
+            Ok(rest.to_owned())
+        }
+    };
+    let optional = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+    let command = match name.to_ascii_lowercase().as_str() {
+        "join" | "j" => {
+            let args = arg("/join #channel [key]")?;
+            let (channel, key) = split_word(&args);
+            Command::Join {
+                channel: channel.to_owned(),
+                key: optional(key.trim()),
+            }
+        }
+        "part" | "leave" => {
+            let (first, tail) = split_word(rest);
+            if first.starts_with(['#', '&']) {
+                Command::Part {
+                    channel: Some(first.to_owned()),
+                    reason: optional(tail.trim()),
+                }
+            } else {
+                Command::Part {
+                    channel: None,
+                    reason: optional(rest),
+                }
+            }
+        }
+        "msg" | "m" => {
+            let (target, text) = split_word(rest);
+            if target.is_empty() || text.trim().is_empty() {
+                return Err(Hint("usage: /msg nick|#channel text".to_owned()));
+            }
+            Command::Msg {
+                target: target.to_owned(),
+                text: text.to_owned(),
+            }
+        }
+        "query" | "q" => {
+            let args = arg("/query nick [text]")?;
+            let (nick, text) = split_word(&args);
+            Command::Query {
+                nick: nick.to_owned(),
+                text: optional(text),
+            }
+        }
+        "me" => Command::Me(arg("/me text")?),
+        "nick" => Command::Nick(split_word(&arg("/nick newnick")?).0.to_owned()),
+        "topic" | "t" => {
+            let (first, tail) = split_word(rest);
+            if first.starts_with(['#', '&']) {
+                Command::Topic {
+                    channel: Some(first.to_owned()),
+                    text: optional(tail),
+                }
+            } else {
+                Command::Topic {
+                    channel: None,
+                    text: optional(rest),
+                }
+            }
+        }
+        "names" => Command::Names(optional(split_word(rest).0)),
+        "whois" | "wi" => Command::Whois(split_word(&arg("/whois nick")?).0.to_owned()),
+        "away" => Command::Away(optional(rest)),
+        "close" | "wc" => Command::Close,
+        "quit" | "exit" => Command::Quit(optional(rest)),
+        "help" | "h" | "?" => Command::Help,
+        "quote" | "raw" => Command::Quote(arg("/quote RAW IRC LINE")?),
+        _ => {
+            return Err(Hint(format!(
+                "unknown command /{name}: /help lists the commands, /quote sends raw IRC"
+            )));
+        }
+    };
+    Ok(Some(command))
+}
+
+/// The help text, one line per command.
+pub fn help_lines() -> Vec<String> {
+    COMMANDS
+        .iter()
+        .map(|(_, usage, what)| format!("{usage:<28} {what}"))
+        .collect()
+}
+
+/// Splits off the first space-separated word; the rest keeps its inner spacing.
+fn split_word(s: &str) -> (&str, &str) {
+    let s = s.trim_start();
+    match s.find(' ') {
+        Some(end) => (&s[..end], &s[end + 1..]),
+        None => (s, ""),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(input: &str) -> Command {
+        match parse(input) {
+            Ok(Some(command)) => command,
+            other => panic!("{input:?} parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn text_and_escaped_slashes_are_said() {
+        assert_eq!(ok("hello  there"), Command::Say("hello  there".into()));
+        assert_eq!(ok("//not a command"), Command::Say("/not a command".into()));
+        assert_eq!(parse("   "), Ok(None));
+    }
+
+    #[test]
+    fn commands_take_their_arguments() {
+        assert_eq!(
+            ok("/join #rust secret"),
+            Command::Join {
+                channel: "#rust".into(),
+                key: Some("secret".into())
+            }
+        );
+        assert_eq!(
+            ok("/MSG bob hi  you"),
+            Command::Msg {
+                target: "bob".into(),
+                text: "hi  you".into()
+            }
+        );
+        assert_eq!(
+            ok("/part bye all"),
+            Command::Part {
+                channel: None,
+                reason: Some("bye all".into())
+            }
+        );
+        assert_eq!(
+            ok("/topic #c new topic"),
+            Command::Topic {
+                channel: Some("#c".into()),
+                text: Some("new topic".into())
+            }
+        );
+        assert_eq!(ok("/away"), Command::Away(None));
+        assert_eq!(ok("/quit"), Command::Quit(None));
+        assert_eq!(ok("/quote MODE #c +m"), Command::Quote("MODE #c +m".into()));
+    }
+
+    #[test]
+    fn unknown_commands_and_missing_arguments_are_hints() {
+        let Err(Hint(hint)) = parse("/frobnicate now") else {
+            panic!("unknown command accepted");
+        };
+        assert!(
+            hint.contains("/frobnicate") && hint.contains("/help"),
+            "{hint}"
+        );
+        assert_eq!(
+            parse("/msg bob"),
+            Err(Hint("usage: /msg nick|#channel text".into()))
+        );
+        assert!(parse("/join").is_err());
+        assert!(parse("/quote").is_err());
+    }
+}

@@ -1,0 +1,523 @@
+//! The connection actor: one tokio task that owns the socket.
+//!
+//! It connects (binding the optional local port), frames the server's bytes into lines
+//! with [`LineFramer`], answers `PING` itself, measures lag with its own `PING`s and
+//! drops a connection whose `PONG` is overdue, paces what it writes with a token
+//! bucket so a pasted file never trips the server's flood limit, and reconnects with
+//! capped exponential backoff. It knows nothing of channels or nicks: every other
+//! line goes to the core as a [`ConnEvent`], and the core's lines come back as
+//! [`ToConn`]. Both channels are bounded; a slow reader slows the socket, never
+//! grows a queue.
+//!
+//! Each TCP connection has a *generation* number. Lines the core produced for an
+//! earlier connection (say, a JOIN queued just before a drop) are discarded instead
+//! of being sent on the next one.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use palaver_proto::{Frame, LineFramer, LineWriter, Message};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, sleep_until, timeout};
+
+/// Capacity of the connection → core queue (lines and events).
+pub const EVENT_QUEUE: usize = 256;
+/// Capacity of the core → connection queue (lines to send).
+pub const COMMAND_QUEUE: usize = 64;
+
+/// Where and how to connect; the defaults suit a person chatting.
+#[derive(Debug, Clone)]
+pub struct ConnectConfig {
+    /// Server host name or address.
+    pub host: String,
+    /// Server port.
+    pub port: u16,
+    /// Local port to bind before connecting (seed parity), if any.
+    pub local_port: Option<u16>,
+    /// How long a TCP connect may take.
+    pub connect_timeout: Duration,
+    /// Time between our lag-measuring PINGs once registered.
+    pub ping_interval: Duration,
+    /// How long a PING may go unanswered before the connection counts as dead.
+    pub ping_timeout: Duration,
+    /// First reconnect delay.
+    pub backoff_initial: Duration,
+    /// Longest reconnect delay.
+    pub backoff_max: Duration,
+    /// Lines we may send at once before pacing starts.
+    pub burst: u32,
+    /// Lines per second after the burst.
+    pub rate: f64,
+}
+
+impl ConnectConfig {
+    /// Defaults for `host:port`: 30 s lag pings, 60 s ping timeout, backoff from 1 s
+    /// doubling to 60 s, a burst of 10 lines then 2 lines per second (below
+    /// common server flood limits, ours included).
+    pub fn new(host: impl Into<String>, port: u16) -> Self {
+        Self {
+            host: host.into(),
+            port,
+            local_port: None,
+            connect_timeout: Duration::from_secs(10),
+            ping_interval: Duration::from_secs(30),
+            ping_timeout: Duration::from_secs(60),
+            backoff_initial: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(60),
+            burst: 10,
+            rate: 2.0,
+        }
+    }
+}
+
+/// What the connection tells the core.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnEvent {
+    /// Starting connection attempt number `attempt` (1-based).
+    Connecting {
+        /// Attempt count since start.
+        attempt: u32,
+    },
+    /// TCP is up; the core should register now.
+    Connected {
+        /// This connection's number; tag lines for it with this.
+        generation: u64,
+        /// The server address we reached.
+        peer: SocketAddr,
+    },
+    /// A line from the server (PINGs and our own PONGs are handled here and not shown).
+    Line(String),
+    /// A PING round trip completed.
+    Lag(Duration),
+    /// The connection dropped; the next attempt starts after `retry_in`.
+    Disconnected {
+        /// Why, in words.
+        reason: String,
+        /// The backoff delay.
+        retry_in: Duration,
+    },
+    /// The first connection failed in a way retrying will not fix; the task ended.
+    Fatal(String),
+    /// We quit (or the core went away); the task ended.
+    Closed,
+}
+
+/// What the core asks of the connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToConn {
+    /// Send a line (with CRLF) on connection `generation`; dropped if that
+    /// connection is gone.
+    Line {
+        /// The connection the line was made for.
+        generation: u64,
+        /// The serialised line.
+        line: Bytes,
+    },
+    /// Send this QUIT line (if connected), wait briefly for the server to close, end.
+    Quit(Bytes),
+}
+
+/// Why connecting failed, as one sentence a user can act on.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// The host name did not resolve.
+    #[error("cannot resolve {host}: {source}")]
+    Resolve {
+        /// The name.
+        host: String,
+        /// The resolver's error.
+        source: io::Error,
+    },
+    /// The local port could not be bound.
+    #[error("cannot use local port {port}: {}", describe_bind(source))]
+    Bind {
+        /// The port.
+        port: u16,
+        /// The bind error.
+        source: io::Error,
+    },
+    /// No address accepted the connection.
+    #[error("cannot connect to {host}:{port}: {}", describe_connect(source))]
+    Connect {
+        /// Server host.
+        host: String,
+        /// Server port.
+        port: u16,
+        /// The last error.
+        source: io::Error,
+    },
+}
+
+fn describe_bind(error: &io::Error) -> String {
+    if error.kind() == io::ErrorKind::AddrInUse {
+        "it is already in use (pick another or leave it out)".to_owned()
+    } else {
+        error.to_string()
+    }
+}
+
+fn describe_connect(error: &io::Error) -> String {
+    match error.kind() {
+        io::ErrorKind::ConnectionRefused => "connection refused (is the server running?)".into(),
+        io::ErrorKind::TimedOut => "timed out".into(),
+        _ => error.to_string(),
+    }
+}
+
+/// Starts the connection task; returns the core's ends of its two channels.
+pub fn spawn(
+    config: ConnectConfig,
+) -> (
+    mpsc::Sender<ToConn>,
+    mpsc::Receiver<ConnEvent>,
+    JoinHandle<()>,
+) {
+    let (to_conn, commands) = mpsc::channel(COMMAND_QUEUE);
+    let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
+    let task = tokio::spawn(run(config, events_tx, commands));
+    (to_conn, events, task)
+}
+
+/// How a connected session ended.
+enum End {
+    /// We quit.
+    Quit,
+    /// The core dropped its channels.
+    CoreGone,
+    /// The connection failed.
+    Dropped { reason: String, registered: bool },
+}
+
+async fn run(
+    config: ConnectConfig,
+    events: mpsc::Sender<ConnEvent>,
+    mut commands: mpsc::Receiver<ToConn>,
+) {
+    let mut backoff = config.backoff_initial;
+    let mut generation = 0u64;
+    let mut attempt = 0u32;
+    loop {
+        attempt = attempt.saturating_add(1);
+        if events
+            .send(ConnEvent::Connecting { attempt })
+            .await
+            .is_err()
+        {
+            return;
+        }
+        let reason = match connect(&config, generation > 0).await {
+            Err(error) if generation == 0 => {
+                tracing::error!("{error}");
+                let _ = events.send(ConnEvent::Fatal(error.to_string())).await;
+                return;
+            }
+            Err(error) => {
+                tracing::warn!("{error}");
+                error.to_string()
+            }
+            Ok(stream) => {
+                generation += 1;
+                let peer = stream
+                    .peer_addr()
+                    .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], config.port)));
+                tracing::info!("connected to {peer}");
+                if events
+                    .send(ConnEvent::Connected { generation, peer })
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                match session(stream, generation, &config, &events, &mut commands).await {
+                    End::Quit => {
+                        tracing::info!("quit");
+                        let _ = events.send(ConnEvent::Closed).await;
+                        return;
+                    }
+                    End::CoreGone => return,
+                    End::Dropped { reason, registered } => {
+                        tracing::warn!("connection lost: {reason}");
+                        if registered {
+                            backoff = config.backoff_initial;
+                        }
+                        reason
+                    }
+                }
+            }
+        };
+        let retry_in = backoff;
+        backoff = (backoff * 2).min(config.backoff_max);
+        if events
+            .send(ConnEvent::Disconnected { reason, retry_in })
+            .await
+            .is_err()
+        {
+            return;
+        }
+        // Wait out the backoff; lines typed meanwhile belong to no connection.
+        let until = Instant::now() + retry_in;
+        loop {
+            tokio::select! {
+                () = sleep_until(until) => break,
+                command = commands.recv() => match command {
+                    None => return,
+                    Some(ToConn::Quit(_)) => {
+                        let _ = events.send(ConnEvent::Closed).await;
+                        return;
+                    }
+                    Some(ToConn::Line { .. }) => {}
+                },
+            }
+        }
+    }
+}
+
+/// Resolves and connects, binding the local port first when asked.
+async fn connect(config: &ConnectConfig, reconnecting: bool) -> Result<TcpStream, ConnectError> {
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((config.host.as_str(), config.port))
+        .await
+        .map_err(|source| ConnectError::Resolve {
+            host: config.host.clone(),
+            source,
+        })?
+        .collect();
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "no address found");
+    for addr in addrs {
+        let socket = match addr {
+            SocketAddr::V4(_) => TcpSocket::new_v4(),
+            SocketAddr::V6(_) => TcpSocket::new_v6(),
+        };
+        let socket = match socket {
+            Ok(socket) => socket,
+            Err(error) => {
+                last = error;
+                continue;
+            }
+        };
+        if let Some(port) = config.local_port {
+            // Reuse only when reconnecting: our own previous connection may still sit
+            // in TIME_WAIT, but a port some other program holds must be an error.
+            if reconnecting {
+                let _ = socket.set_reuseaddr(true);
+            }
+            let any: IpAddr = match addr {
+                SocketAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
+                SocketAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
+            };
+            socket
+                .bind(SocketAddr::new(any, port))
+                .map_err(|source| ConnectError::Bind { port, source })?;
+        }
+        match timeout(config.connect_timeout, socket.connect(addr)).await {
+            Ok(Ok(stream)) => return Ok(stream),
+            Ok(Err(error)) => last = error,
+            Err(_) => last = io::Error::new(io::ErrorKind::TimedOut, "timed out"),
+        }
+    }
+    Err(ConnectError::Connect {
+        host: config.host.clone(),
+        port: config.port,
+        source: last,
+    })
+}
+
+/// A token bucket pacing our lines.
+struct Pacer {
+    tokens: f64,
+    burst: f64,
+    rate: f64,
+    last: Instant,
+}
+
+impl Pacer {
+    fn new(burst: u32, rate: f64) -> Self {
+        let burst = f64::from(burst.max(1));
+        Self {
+            tokens: burst,
+            burst,
+            rate: rate.max(0.01),
+            last: Instant::now(),
+        }
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        self.last = now;
+    }
+
+    fn ready(&mut self) -> bool {
+        self.refill(Instant::now());
+        self.tokens >= 1.0
+    }
+
+    fn take(&mut self) {
+        self.tokens -= 1.0;
+    }
+
+    fn next_token_at(&self) -> Instant {
+        let missing = (1.0 - self.tokens).max(0.0);
+        self.last + Duration::from_secs_f64(missing / self.rate)
+    }
+}
+
+/// Keepalive: PING every `ping_interval` once registered; drop if unanswered.
+struct Pinger {
+    outstanding: Option<(String, Instant)>,
+    next: Instant,
+    counter: u64,
+}
+
+async fn session(
+    stream: TcpStream,
+    generation: u64,
+    config: &ConnectConfig,
+    events: &mpsc::Sender<ConnEvent>,
+    commands: &mut mpsc::Receiver<ToConn>,
+) -> End {
+    let _ = stream.set_nodelay(true);
+    let (mut reader, writer) = stream.into_split();
+    let mut writer = BufWriter::new(writer);
+    let mut buf = BytesMut::with_capacity(4096);
+    let mut framer = LineFramer::new();
+    let mut registered = false;
+    let mut pacer = Pacer::new(config.burst, config.rate);
+    let far = || Instant::now() + Duration::from_secs(86_400);
+    let mut pinger = Pinger {
+        outstanding: None,
+        next: far(),
+        counter: 0,
+    };
+    let dropped = |reason: String, registered: bool| End::Dropped { reason, registered };
+    loop {
+        while let Some(frame) = framer.next_frame(&mut buf) {
+            let bytes = match frame {
+                Frame::Line(bytes) => bytes,
+                Frame::TooLong => {
+                    tracing::warn!("server sent an overlong line; skipped");
+                    continue;
+                }
+            };
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            tracing::debug!("<< {text}");
+            let Ok(msg) = Message::parse(&text) else {
+                tracing::warn!("unparsable line from server: {text:?}");
+                continue;
+            };
+            let command = msg.command();
+            if command.eq_ignore_ascii_case("PING") {
+                let mut pong = LineWriter::new();
+                pong.command("PONG");
+                for param in msg.params() {
+                    pong.param(param);
+                }
+                if let Err(error) = write_line(&mut writer, pong.finish()).await {
+                    return dropped(format!("write failed: {error}"), registered);
+                }
+                continue;
+            }
+            if command.eq_ignore_ascii_case("PONG")
+                && let Some((token, sent)) = &pinger.outstanding
+                && msg.params().last() == Some(&token.as_str())
+            {
+                let lag = sent.elapsed();
+                pinger.outstanding = None;
+                pinger.next = Instant::now() + config.ping_interval;
+                if events.send(ConnEvent::Lag(lag)).await.is_err() {
+                    return End::CoreGone;
+                }
+                continue;
+            }
+            if command == "001" && !registered {
+                registered = true;
+                // Measure lag right away so the status line shows it.
+                pinger.next = Instant::now();
+            }
+            if events.send(ConnEvent::Line(text)).await.is_err() {
+                return End::CoreGone;
+            }
+        }
+        let ping_at = match &pinger.outstanding {
+            Some((_, sent)) => *sent + config.ping_timeout,
+            None => pinger.next,
+        };
+        let can_send = pacer.ready();
+        let next_token = pacer.next_token_at();
+        buf.reserve(4096);
+        tokio::select! {
+            read = reader.read_buf(&mut buf) => match read {
+                Ok(0) => return dropped("the server closed the connection".into(), registered),
+                Ok(_) => {}
+                Err(error) => return dropped(format!("read failed: {error}"), registered),
+            },
+            command = commands.recv(), if can_send => match command {
+                None => return End::CoreGone,
+                Some(ToConn::Line { generation: g, line }) => {
+                    if g != generation {
+                        continue;
+                    }
+                    pacer.take();
+                    if let Err(error) = write_line(&mut writer, line).await {
+                        return dropped(format!("write failed: {error}"), registered);
+                    }
+                }
+                Some(ToConn::Quit(line)) => {
+                    if write_line(&mut writer, line).await.is_ok() {
+                        // Let the server finish what we sent before the QUIT, then
+                        // close; it acknowledges with ERROR and closes itself.
+                        let _ = timeout(Duration::from_secs(3), async {
+                            loop {
+                                buf.clear();
+                                buf.reserve(4096);
+                                match reader.read_buf(&mut buf).await {
+                                    Ok(0) | Err(_) => break,
+                                    Ok(_) => {}
+                                }
+                            }
+                        })
+                        .await;
+                    }
+                    return End::Quit;
+                }
+            },
+            () = sleep_until(next_token), if !can_send => {}
+            () = sleep_until(ping_at), if registered => {
+                if pinger.outstanding.is_some() {
+                    let secs = config.ping_timeout.as_secs();
+                    return dropped(format!("no reply to PING for {secs}s"), registered);
+                }
+                pinger.counter += 1;
+                let token = format!("palaver-lag-{}", pinger.counter);
+                let mut ping = LineWriter::new();
+                ping.command("PING").param(&token);
+                if let Err(error) = write_line(&mut writer, ping.finish()).await {
+                    return dropped(format!("write failed: {error}"), registered);
+                }
+                pinger.outstanding = Some((token, Instant::now()));
+            }
+        }
+    }
+}
+
+async fn write_line(
+    writer: &mut BufWriter<tokio::net::tcp::OwnedWriteHalf>,
+    line: Bytes,
+) -> io::Result<()> {
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        let text = String::from_utf8_lossy(&line);
+        let text = text.trim_end();
+        if text.len() >= 5 && text[..5].eq_ignore_ascii_case("PASS ") {
+            tracing::debug!(">> PASS ****");
+        } else {
+            tracing::debug!(">> {text}");
+        }
+    }
+    writer.write_all(&line).await?;
+    writer.flush().await
+}

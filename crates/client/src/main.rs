@@ -1,0 +1,2 @@
+//! `chat-client` (in progress).
+fn main() {}

@@ -1,0 +1,494 @@
+//! What the client knows about the conversation: buffers, their scrollback and nick
+//! lists, the server's naming rules and the connection's health.
+//!
+//! This module holds data and small, pure mutations only. It never sees a socket, a
+//! terminal or a clock: [`crate::client`] decides *what* happened from the server's
+//! lines and calls in here to record it, and the front ends read it to draw.
+//! Names are keyed by [`CaseKey`] under the server's announced casemapping, so
+//! `#Lobby` and `#lobby` are one buffer and `Alice` and `alice` one member.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use palaver_proto::{CaseKey, CaseMapping};
+
+/// Lines kept per buffer; older lines are dropped, so a long-running client's memory
+/// stays bounded however busy its channels are.
+pub const MAX_SCROLLBACK: usize = 2000;
+
+/// Index of the server buffer, which always exists and is never closed.
+pub const SERVER_BUFFER: usize = 0;
+
+/// What kind of conversation a buffer holds; decides its nick list and its input target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BufferKind {
+    /// Server notices, the MOTD and connection events; input here is only for commands.
+    Server,
+    /// A channel: has a nick list and a topic.
+    Channel,
+    /// A private conversation with one nick.
+    Query,
+}
+
+/// How a line is presented; the front ends choose colours and punctuation from this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineKind {
+    /// `<nick> text`
+    Message,
+    /// `* nick text` (CTCP ACTION, `/me`).
+    Action,
+    /// `-nick- text`
+    Notice,
+    /// Joins, parts, quits, nick and topic changes, modes: `* text`.
+    Event,
+    /// Server information (MOTD, whois replies, connection progress).
+    Info,
+    /// Errors from the server or from the client itself (hints, failures).
+    Error,
+}
+
+/// A wall-clock time of day, for the `HH:MM` in front of each line.
+///
+/// The core never reads the clock itself: callers pass the time in, so tests and
+/// snapshots are deterministic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Stamp {
+    /// Hour, 0-23.
+    pub hour: u8,
+    /// Minute, 0-59.
+    pub minute: u8,
+}
+
+impl Stamp {
+    /// A stamp from its parts (values are clamped into range).
+    pub fn new(hour: u8, minute: u8) -> Self {
+        Self {
+            hour: hour.min(23),
+            minute: minute.min(59),
+        }
+    }
+}
+
+impl std::fmt::Display for Stamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:02}:{:02}", self.hour, self.minute)
+    }
+}
+
+/// One line of scrollback.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    /// When it arrived (or was sent).
+    pub time: Stamp,
+    /// How to present it.
+    pub kind: LineKind,
+    /// The sender, for messages, actions and notices.
+    pub nick: Option<String>,
+    /// The text, without formatting of the kind.
+    pub text: String,
+    /// It mentions our nick (or is a private message): shown highlighted.
+    pub highlight: bool,
+    /// We sent it ourselves (line mode does not echo these).
+    pub own: bool,
+}
+
+impl Line {
+    /// A line without a sender.
+    pub fn info(time: Stamp, kind: LineKind, text: impl Into<String>) -> Self {
+        Self {
+            time,
+            kind,
+            nick: None,
+            text: text.into(),
+            highlight: false,
+            own: false,
+        }
+    }
+
+    /// The line as plain text without its time: `<nick> text`, `* nick text`,
+    /// `-nick- text`, `* event` or `! error`. Line mode prints this after `[HH:MM] `.
+    pub fn plain(&self) -> String {
+        let nick = self.nick.as_deref().unwrap_or("*");
+        match self.kind {
+            LineKind::Message => format!("<{nick}> {}", self.text),
+            LineKind::Action => format!("* {nick} {}", self.text),
+            LineKind::Notice => format!("-{nick}- {}", self.text),
+            LineKind::Event => format!("* {}", self.text),
+            LineKind::Info => format!("- {}", self.text),
+            LineKind::Error => format!("! {}", self.text),
+        }
+    }
+}
+
+/// A member of a channel, as the nick list shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// The nick as the server spells it.
+    pub nick: String,
+    /// Membership prefixes held (`@`, `+`, ...), highest rank first.
+    pub prefixes: String,
+}
+
+impl Member {
+    /// The highest prefix, which is the one the nick list shows.
+    pub fn prefix(&self) -> Option<char> {
+        self.prefixes.chars().next()
+    }
+}
+
+/// One conversation: a tab in the full-screen UI, a target in line mode.
+#[derive(Debug, Clone)]
+pub struct Buffer {
+    /// The channel or nick as the server spells it (`*server*` for the server buffer).
+    pub name: String,
+    /// `name` under the casemapping, for lookups.
+    pub key: CaseKey,
+    /// What it holds.
+    pub kind: BufferKind,
+    /// Scrollback, oldest first, at most [`MAX_SCROLLBACK`] lines.
+    pub lines: VecDeque<Line>,
+    /// Channel members by casemapped nick (empty for other kinds).
+    pub members: BTreeMap<CaseKey, Member>,
+    /// The channel topic, if known and set.
+    pub topic: Option<String>,
+    /// We are in the channel right now (channels only).
+    pub joined: bool,
+    /// We want to be in the channel: it is rejoined after a reconnect until we part.
+    pub wanted: bool,
+    /// Lines added while this buffer was not the active one.
+    pub unread: usize,
+    /// Highlighted lines added while this buffer was not the active one.
+    pub mentions: usize,
+    /// The last NAMES listing finished; the next 353 starts a fresh list.
+    pub(crate) names_done: bool,
+}
+
+impl Buffer {
+    fn new(mapping: CaseMapping, name: &str, kind: BufferKind) -> Self {
+        Self {
+            name: name.to_owned(),
+            key: CaseKey::new(mapping, name),
+            kind,
+            lines: VecDeque::new(),
+            members: BTreeMap::new(),
+            topic: None,
+            joined: false,
+            wanted: false,
+            unread: 0,
+            mentions: 0,
+            names_done: true,
+        }
+    }
+
+    /// Members sorted for display: highest prefix first, then by casemapped nick.
+    pub fn sorted_members(&self, prefix_order: &str) -> Vec<&Member> {
+        let rank = |m: &Member| {
+            m.prefix()
+                .and_then(|p| prefix_order.find(p))
+                .unwrap_or(usize::MAX)
+        };
+        let mut members: Vec<(usize, &CaseKey, &Member)> =
+            self.members.iter().map(|(k, m)| (rank(m), k, m)).collect();
+        members.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
+        members.into_iter().map(|(_, _, m)| m).collect()
+    }
+}
+
+/// The connection as the status line shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnState {
+    /// Opening the TCP connection.
+    Connecting,
+    /// Connected, sending NICK/USER, waiting for 001.
+    Registering,
+    /// Registered: chatting works.
+    Connected,
+    /// The connection dropped; the next attempt comes after `retry_in`.
+    Disconnected {
+        /// Why it dropped, in words.
+        reason: String,
+        /// The backoff before the next attempt.
+        retry_in: Duration,
+    },
+    /// We quit; no reconnect will follow.
+    Closed,
+}
+
+impl ConnState {
+    /// A short word for the status line.
+    pub fn label(&self) -> String {
+        match self {
+            Self::Connecting => "connecting".to_owned(),
+            Self::Registering => "registering".to_owned(),
+            Self::Connected => "connected".to_owned(),
+            Self::Disconnected { retry_in, .. } => {
+                format!("disconnected, retry in {}s", retry_in.as_secs().max(1))
+            }
+            Self::Closed => "closed".to_owned(),
+        }
+    }
+}
+
+/// Everything the front ends draw from.
+#[derive(Debug, Clone)]
+pub struct State {
+    /// The server as the user named it (`host:port`), replaced by its own name after 001.
+    pub server: String,
+    /// Our current nick (the wanted one until the server confirms it).
+    pub nick: String,
+    /// Connection health.
+    pub conn: ConnState,
+    /// The last measured PING round trip.
+    pub lag: Option<Duration>,
+    /// We are marked away.
+    pub away: bool,
+    /// How the server compares names (ISUPPORT `CASEMAPPING`).
+    pub casemapping: CaseMapping,
+    /// Membership modes and their prefixes, highest first (ISUPPORT `PREFIX`).
+    pub prefixes: Vec<(char, char)>,
+    /// Characters that start a channel name (ISUPPORT `CHANTYPES`).
+    pub chantypes: String,
+    /// The buffers in tab order; index [`SERVER_BUFFER`] is the server buffer.
+    pub buffers: Vec<Buffer>,
+    /// The buffer shown and typed into.
+    pub active: usize,
+}
+
+impl State {
+    /// A state with only the server buffer, before any connection.
+    pub fn new(server: &str, nick: &str) -> Self {
+        let casemapping = CaseMapping::Rfc1459;
+        Self {
+            server: server.to_owned(),
+            nick: nick.to_owned(),
+            conn: ConnState::Connecting,
+            lag: None,
+            away: false,
+            casemapping,
+            prefixes: vec![('o', '@'), ('v', '+')],
+            chantypes: "#&".to_owned(),
+            buffers: vec![Buffer::new(casemapping, "*server*", BufferKind::Server)],
+            active: SERVER_BUFFER,
+        }
+    }
+
+    /// `name` folded under the server's casemapping.
+    pub fn key(&self, name: &str) -> CaseKey {
+        CaseKey::new(self.casemapping, name)
+    }
+
+    /// Whether `name` is a channel under the server's CHANTYPES.
+    pub fn is_channel(&self, name: &str) -> bool {
+        name.chars()
+            .next()
+            .is_some_and(|c| self.chantypes.contains(c))
+    }
+
+    /// Whether `nick` is us.
+    pub fn is_me(&self, nick: &str) -> bool {
+        self.casemapping.eq(nick, &self.nick)
+    }
+
+    /// The prefix characters, highest rank first (`"@+"`).
+    pub fn prefix_order(&self) -> String {
+        self.prefixes.iter().map(|&(_, p)| p).collect()
+    }
+
+    /// The active buffer.
+    pub fn active_buffer(&self) -> &Buffer {
+        self.buffers
+            .get(self.active)
+            .unwrap_or(&self.buffers[SERVER_BUFFER])
+    }
+
+    /// The index of the buffer called `name`, if open.
+    pub fn find(&self, name: &str) -> Option<usize> {
+        let key = self.key(name);
+        self.buffers
+            .iter()
+            .position(|b| b.key == key && b.kind != BufferKind::Server)
+    }
+
+    /// The index of the buffer called `name`, opening it (at the end) if needed.
+    pub fn ensure(&mut self, name: &str, kind: BufferKind) -> usize {
+        if let Some(index) = self.find(name) {
+            return index;
+        }
+        self.buffers.push(Buffer::new(self.casemapping, name, kind));
+        self.buffers.len() - 1
+    }
+
+    /// Makes buffer `index` the active one and clears its unread counters.
+    pub fn set_active(&mut self, index: usize) {
+        if let Some(buffer) = self.buffers.get_mut(index) {
+            buffer.unread = 0;
+            buffer.mentions = 0;
+            self.active = index;
+        }
+    }
+
+    /// Closes buffer `index`; the server buffer cannot be closed. Returns whether it was.
+    pub fn close(&mut self, index: usize) -> bool {
+        if index == SERVER_BUFFER || index >= self.buffers.len() {
+            return false;
+        }
+        self.buffers.remove(index);
+        if self.active >= index {
+            self.active = self.active.saturating_sub(1).min(self.buffers.len() - 1);
+        }
+        true
+    }
+
+    /// Appends `line` to buffer `index`, dropping the oldest line beyond
+    /// [`MAX_SCROLLBACK`] and counting it as unread (and as a mention when
+    /// highlighted) if the buffer is not active.
+    pub fn push(&mut self, index: usize, line: Line) {
+        let active = self.active == index;
+        let Some(buffer) = self.buffers.get_mut(index) else {
+            return;
+        };
+        if !active && !line.own {
+            buffer.unread += 1;
+            if line.highlight {
+                buffer.mentions += 1;
+            }
+        }
+        if buffer.lines.len() >= MAX_SCROLLBACK {
+            buffer.lines.pop_front();
+        }
+        buffer.lines.push_back(line);
+    }
+
+    /// Switches to a new casemapping, re-folding every key.
+    pub fn set_casemapping(&mut self, mapping: CaseMapping) {
+        if mapping == self.casemapping {
+            return;
+        }
+        self.casemapping = mapping;
+        for buffer in &mut self.buffers {
+            buffer.key = CaseKey::new(mapping, &buffer.name);
+            let members = std::mem::take(&mut buffer.members);
+            buffer.members = members
+                .into_values()
+                .map(|m| (CaseKey::new(mapping, &m.nick), m))
+                .collect();
+        }
+    }
+
+    /// Splits a NAMES entry (`@+nick` or `@nick!user@host`) into prefixes and nick.
+    pub fn split_prefixes<'a>(&self, entry: &'a str) -> (String, &'a str) {
+        let nick_start = entry
+            .find(|c: char| !self.prefixes.iter().any(|&(_, p)| p == c))
+            .unwrap_or(entry.len());
+        let (prefixes, rest) = entry.split_at(nick_start);
+        let nick = rest.split('!').next().unwrap_or(rest);
+        (self.order_prefixes(prefixes.chars()), nick)
+    }
+
+    /// Prefix characters deduplicated and sorted highest rank first.
+    pub fn order_prefixes(&self, chars: impl Iterator<Item = char>) -> String {
+        let held: Vec<char> = chars.collect();
+        self.prefixes
+            .iter()
+            .map(|&(_, p)| p)
+            .filter(|p| held.contains(p))
+            .collect()
+    }
+
+    /// Every channel buffer that has `nick` as a member.
+    pub fn channels_with(&self, nick: &str) -> Vec<usize> {
+        let key = self.key(nick);
+        self.buffers
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.kind == BufferKind::Channel && b.members.contains_key(&key))
+            .map(|(i, _)| i)
+            .collect()
+    }
+}
+
+/// Whether `text` mentions `nick` as a whole word (case-insensitively).
+pub fn mentions(mapping: CaseMapping, text: &str, nick: &str) -> bool {
+    if nick.is_empty() || text.len() < nick.len() {
+        return false;
+    }
+    let is_nick_byte = |b: u8| b.is_ascii_alphanumeric() || b"-[]\\`^{}|_".contains(&b);
+    let bytes = text.as_bytes();
+    (0..=bytes.len() - nick.len()).any(|start| {
+        let end = start + nick.len();
+        text.is_char_boundary(start)
+            && text.is_char_boundary(end)
+            && mapping.eq(&text[start..end], nick)
+            && (start == 0 || !is_nick_byte(bytes[start - 1]))
+            && (end == bytes.len() || !is_nick_byte(bytes[end]))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(text: &str, highlight: bool) -> Line {
+        Line {
+            highlight,
+            ..Line::info(Stamp::default(), LineKind::Message, text)
+        }
+    }
+
+    #[test]
+    fn scrollback_is_bounded() {
+        let mut state = State::new("s", "me");
+        for i in 0..MAX_SCROLLBACK + 10 {
+            state.push(SERVER_BUFFER, line(&i.to_string(), false));
+        }
+        let lines = &state.buffers[SERVER_BUFFER].lines;
+        assert_eq!(lines.len(), MAX_SCROLLBACK);
+        assert_eq!(lines.front().map(|l| l.text.as_str()), Some("10"));
+    }
+
+    #[test]
+    fn inactive_buffers_count_unread_and_mentions() {
+        let mut state = State::new("s", "me");
+        let chan = state.ensure("#Chan", BufferKind::Channel);
+        assert_eq!(state.ensure("#chan", BufferKind::Channel), chan);
+        state.push(chan, line("hello", false));
+        state.push(chan, line("me: hi", true));
+        assert_eq!(
+            (state.buffers[chan].unread, state.buffers[chan].mentions),
+            (2, 1)
+        );
+        state.set_active(chan);
+        assert_eq!(
+            (state.buffers[chan].unread, state.buffers[chan].mentions),
+            (0, 0)
+        );
+    }
+
+    #[test]
+    fn mentions_need_word_boundaries() {
+        let m = CaseMapping::Rfc1459;
+        assert!(mentions(m, "hey Alice, look", "alice"));
+        assert!(mentions(m, "alice", "alice"));
+        assert!(!mentions(m, "malice", "alice"));
+        assert!(!mentions(m, "alice_", "alice"));
+        assert!(mentions(m, "é alice!", "alice"));
+    }
+
+    #[test]
+    fn names_entries_split_into_ordered_prefixes() {
+        let state = State::new("s", "me");
+        assert_eq!(state.split_prefixes("+@bob"), ("@+".to_owned(), "bob"));
+        assert_eq!(state.split_prefixes("carol!c@h"), (String::new(), "carol"));
+    }
+
+    #[test]
+    fn closing_keeps_the_active_index_valid() {
+        let mut state = State::new("s", "me");
+        let a = state.ensure("#a", BufferKind::Channel);
+        let b = state.ensure("#b", BufferKind::Channel);
+        state.set_active(b);
+        assert!(state.close(a));
+        assert_eq!(state.active_buffer().name, "#b");
+        assert!(!state.close(SERVER_BUFFER));
+    }
+}
