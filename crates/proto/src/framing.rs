@@ -24,10 +24,14 @@ pub enum Frame {
     TooLong,
 }
 
-/// Incremental line splitter; keeps only the "discarding an oversize line" state.
+/// Incremental line splitter. It remembers how far it has already searched the buffer
+/// for a line end, so a line trickling in byte by byte is scanned once, not once per
+/// read; the caller must therefore only append to the buffer between calls.
 #[derive(Debug, Default)]
 pub struct LineFramer {
     discarding: bool,
+    /// Bytes at the start of the buffer already known to hold no line end.
+    scanned: usize,
 }
 
 impl LineFramer {
@@ -41,16 +45,20 @@ impl LineFramer {
     /// bounded by [`MAX_FRAME_LEN`] plus what the caller reads at once.
     pub fn next_frame(&mut self, buf: &mut BytesMut) -> Option<Frame> {
         loop {
-            let Some(end) = memchr::memchr2(b'\n', b'\r', buf) else {
+            let from = self.scanned.min(buf.len());
+            let Some(offset) = memchr::memchr2(b'\n', b'\r', &buf[from..]) else {
+                self.scanned = buf.len();
                 if buf.len() > MAX_FRAME_LEN {
                     self.discarding = true;
                 }
                 if self.discarding {
                     buf.clear();
+                    self.scanned = 0;
                 }
                 return None;
             };
-            let line = buf.split_to(end);
+            self.scanned = 0;
+            let line = buf.split_to(from + offset);
             buf.advance(1);
             if self.discarding {
                 self.discarding = false;

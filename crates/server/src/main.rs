@@ -164,7 +164,7 @@ fn build_config(cli: &Cli) -> anyhow::Result<Config> {
     let mut config = Config {
         server_name: cli.server_name.clone(),
         network_name: cli.network_name.clone(),
-        password: cli.password.clone(),
+        password: cli.password.clone().filter(|p| !p.is_empty()),
         ..Config::default()
     };
     if let Some(path) = &cli.motd_file {

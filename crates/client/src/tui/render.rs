@@ -1,0 +1,371 @@
+//! Drawing the full-screen UI: a pure function of the client [`State`] and the
+//! [`View`] (input line and scroll positions) into a ratatui [`Frame`].
+//!
+//! Nothing here reads the terminal or the clock, so the whole screen can be rendered
+//! into ratatui's `TestBackend` and compared with a snapshot.
+//!
+//! Screen, top to bottom: one row of tabs, the message pane (with the topic on top
+//! and the nick list on the right for channels), the status line, the input line.
+
+use std::collections::HashMap;
+
+use palaver_proto::CaseKey;
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line as TextLine, Span};
+use ratatui::widgets::{Block, Borders, Paragraph};
+use unicode_width::UnicodeWidthChar;
+
+use crate::state::{Buffer, BufferKind, Line, LineKind, State};
+use crate::tui::input::InputLine;
+
+/// Width of the `HH:MM ` column; wrapped lines are indented by it.
+const TIME_WIDTH: usize = 6;
+
+/// What the UI shows beyond the client state: the input line and, per buffer, how
+/// many rows the user scrolled up from the bottom.
+#[derive(Debug, Default)]
+pub struct View {
+    /// The input line with its history and completion.
+    pub input: InputLine,
+    /// Rows scrolled up from the newest line, per buffer (absent means 0).
+    pub scroll: HashMap<CaseKey, usize>,
+}
+
+impl View {
+    /// Rows scrolled up in `buffer`.
+    pub fn scroll_of(&self, buffer: &Buffer) -> usize {
+        self.scroll.get(&buffer.key).copied().unwrap_or(0)
+    }
+}
+
+/// The message pane's height for a terminal of `height` rows (for PageUp/PageDown).
+pub fn pane_height(height: u16) -> usize {
+    usize::from(height.saturating_sub(4)).max(1)
+}
+
+/// A stable colour for `nick`: the same nick has the same colour in every buffer and
+/// every run (FNV-1a over the casefolded nick, not a randomly seeded hash).
+pub fn nick_color(key: &str) -> Color {
+    const PALETTE: [Color; 12] = [
+        Color::Red,
+        Color::Green,
+        Color::Yellow,
+        Color::Blue,
+        Color::Magenta,
+        Color::Cyan,
+        Color::LightRed,
+        Color::LightGreen,
+        Color::LightYellow,
+        Color::LightBlue,
+        Color::LightMagenta,
+        Color::LightCyan,
+    ];
+    let mut hash: u32 = 0x811c_9dc5;
+    for byte in key.bytes() {
+        hash ^= u32::from(byte);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    PALETTE[(hash % PALETTE.len() as u32) as usize]
+}
+
+/// Draws the whole screen.
+pub fn render(frame: &mut Frame<'_>, state: &State, view: &View) {
+    let [tabs, body, status, input] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(1),
+        Constraint::Length(1),
+        Constraint::Length(1),
+    ])
+    .areas(frame.area());
+    let buffer = state.active_buffer();
+    render_tabs(frame, tabs, state);
+    render_body(frame, body, state, buffer, view.scroll_of(buffer));
+    render_status(frame, status, state, buffer, view.scroll_of(buffer));
+    render_input(frame, input, buffer, &view.input);
+}
+
+fn tab_name(buffer: &Buffer) -> &str {
+    if buffer.kind == BufferKind::Server {
+        "status"
+    } else {
+        &buffer.name
+    }
+}
+
+fn render_tabs(frame: &mut Frame<'_>, area: Rect, state: &State) {
+    let mut spans = Vec::new();
+    for (index, buffer) in state.buffers.iter().enumerate() {
+        let label = format!(" {}:{} ", index + 1, tab_name(buffer));
+        let style = if index == state.active {
+            Style::new().add_modifier(Modifier::REVERSED | Modifier::BOLD)
+        } else if buffer.mentions > 0 {
+            Style::new().fg(Color::LightRed).add_modifier(Modifier::BOLD)
+        } else if buffer.unread > 0 {
+            Style::new().fg(Color::Yellow)
+        } else if buffer.kind == BufferKind::Channel && !buffer.joined {
+            Style::new().fg(Color::DarkGray)
+        } else {
+            Style::new()
+        };
+        spans.push(Span::styled(label, style));
+        if index != state.active && buffer.mentions > 0 {
+            spans.push(Span::styled(
+                format!("({})", buffer.mentions),
+                Style::new().fg(Color::LightRed).add_modifier(Modifier::BOLD),
+            ));
+        } else if index != state.active && buffer.unread > 0 {
+            spans.push(Span::styled(
+                format!("+{}", buffer.unread),
+                Style::new().fg(Color::Yellow),
+            ));
+        }
+    }
+    frame.render_widget(Paragraph::new(TextLine::from(spans)), area);
+}
+
+fn render_body(frame: &mut Frame<'_>, area: Rect, state: &State, buffer: &Buffer, scroll: usize) {
+    let mut messages = area;
+    if buffer.kind == BufferKind::Channel {
+        let longest = buffer
+            .members
+            .values()
+            .map(|m| m.nick.chars().count())
+            .max()
+            .unwrap_or(0);
+        let width = (longest as u16 + 3).clamp(12, 20);
+        if area.width >= width + 30 {
+            let [left, right] =
+                Layout::horizontal([Constraint::Min(1), Constraint::Length(width)]).areas(area);
+            render_nicks(frame, right, state, buffer);
+            messages = left;
+        }
+        let [topic, rest] =
+            Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(messages);
+        let text = buffer.topic.as_deref().map(strip_formatting).unwrap_or_default();
+        let topic_line = Paragraph::new(format!(" {}: {}", buffer.name, text))
+            .style(Style::new().fg(Color::White).bg(Color::DarkGray));
+        frame.render_widget(topic_line, topic);
+        messages = rest;
+    }
+    let rows = message_rows(state, buffer, usize::from(messages.width), usize::from(messages.height) + scroll);
+    let end = rows.len().saturating_sub(scroll.min(rows.len()));
+    let start = end.saturating_sub(usize::from(messages.height));
+    frame.render_widget(Paragraph::new(rows[start..end].to_vec()), messages);
+}
+
+/// The wrapped rows of the newest lines of `buffer`, at least `wanted` of them when
+/// the scrollback has that many, oldest first.
+fn message_rows(state: &State, buffer: &Buffer, width: usize, wanted: usize) -> Vec<TextLine<'static>> {
+    let mut rows: Vec<TextLine<'static>> = Vec::new();
+    for line in buffer.lines.iter().rev() {
+        let mut wrapped = wrap(line_spans(state, line), width.max(TIME_WIDTH + 4));
+        wrapped.extend(rows);
+        rows = wrapped;
+        if rows.len() >= wanted {
+            break;
+        }
+    }
+    rows
+}
+
+fn line_spans(state: &State, line: &Line) -> Vec<Span<'static>> {
+    let time = Span::styled(format!("{} ", line.time), Style::new().fg(Color::DarkGray));
+    let nick = line.nick.clone().unwrap_or_default();
+    let mut nick_style = Style::new().fg(nick_color(state.key(&nick).as_str()));
+    if line.own {
+        nick_style = nick_style.add_modifier(Modifier::BOLD);
+    }
+    let text_style = if line.highlight {
+        Style::new().fg(Color::LightYellow).add_modifier(Modifier::BOLD)
+    } else {
+        Style::new()
+    };
+    let text = strip_formatting(&line.text);
+    let mut spans = vec![time];
+    match line.kind {
+        LineKind::Message => {
+            spans.push(Span::raw("<"));
+            spans.push(Span::styled(nick, nick_style));
+            spans.push(Span::raw("> "));
+            spans.push(Span::styled(text, text_style));
+        }
+        LineKind::Action => {
+            spans.push(Span::styled("* ", text_style));
+            spans.push(Span::styled(nick, nick_style));
+            spans.push(Span::styled(format!(" {text}"), text_style));
+        }
+        LineKind::Notice => {
+            spans.push(Span::styled("-", Style::new().fg(Color::Magenta)));
+            spans.push(Span::styled(nick, nick_style));
+            spans.push(Span::styled("- ", Style::new().fg(Color::Magenta)));
+            spans.push(Span::styled(text, text_style));
+        }
+        LineKind::Event => spans.push(Span::styled(format!("* {text}"), Style::new().fg(Color::Cyan))),
+        LineKind::Info => spans.push(Span::styled(format!("- {text}"), Style::new().fg(Color::Gray))),
+        LineKind::Error => spans.push(Span::styled(
+            format!("! {text}"),
+            Style::new().fg(Color::LightRed),
+        )),
+    }
+    spans
+}
+
+/// Wraps styled spans into rows of `width` columns; continuation rows are indented
+/// by [`TIME_WIDTH`] so the text lines up after the time stamp.
+fn wrap(spans: Vec<Span<'static>>, width: usize) -> Vec<TextLine<'static>> {
+    let mut rows = Vec::new();
+    let mut row: Vec<Span<'static>> = Vec::new();
+    let mut used = 0;
+    for span in spans {
+        let mut piece = String::new();
+        for c in span.content.chars() {
+            let w = c.width().unwrap_or(0);
+            if used + w > width {
+                if !piece.is_empty() {
+                    row.push(Span::styled(std::mem::take(&mut piece), span.style));
+                }
+                rows.push(TextLine::from(std::mem::take(&mut row)));
+                row.push(Span::raw(" ".repeat(TIME_WIDTH)));
+                used = TIME_WIDTH;
+            }
+            piece.push(c);
+            used += w;
+        }
+        if !piece.is_empty() {
+            row.push(Span::styled(piece, span.style));
+        }
+    }
+    rows.push(TextLine::from(row));
+    rows
+}
+
+fn render_nicks(frame: &mut Frame<'_>, area: Rect, state: &State, buffer: &Buffer) {
+    let order = state.prefix_order();
+    let members = buffer.sorted_members(&order);
+    let lines: Vec<TextLine<'_>> = members
+        .iter()
+        .map(|m| {
+            let prefix = m.prefix().unwrap_or(' ');
+            let prefix_style = match prefix {
+                '@' | '~' | '&' => Style::new().fg(Color::LightGreen).add_modifier(Modifier::BOLD),
+                '+' | '%' => Style::new().fg(Color::LightYellow),
+                _ => Style::new(),
+            };
+            TextLine::from(vec![
+                Span::styled(prefix.to_string(), prefix_style),
+                Span::styled(m.nick.clone(), Style::new().fg(nick_color(state.key(&m.nick).as_str()))),
+            ])
+        })
+        .collect();
+    let title = format!(" {} users ", members.len());
+    let block = Block::new().borders(Borders::LEFT).title(title);
+    frame.render_widget(Paragraph::new(lines).block(block), area);
+}
+
+fn render_status(frame: &mut Frame<'_>, area: Rect, state: &State, buffer: &Buffer, scroll: usize) {
+    let mut parts = vec![
+        format!(
+            " {}{} @ {}",
+            state.nick,
+            if state.away { " (away)" } else { "" },
+            state.server
+        ),
+        state.conn.label(),
+    ];
+    if let Some(lag) = state.lag {
+        parts.push(format!("lag {}ms", lag.as_millis()));
+    }
+    if buffer.kind != BufferKind::Server {
+        parts.push(format!("{} ", tab_name(buffer)));
+    }
+    if scroll > 0 {
+        parts.push(format!("scrolled up {scroll} (PageDown)"));
+    }
+    let status = Paragraph::new(parts.join(" | "))
+        .style(Style::new().fg(Color::White).bg(Color::Blue));
+    frame.render_widget(status, area);
+}
+
+fn render_input(frame: &mut Frame<'_>, area: Rect, buffer: &Buffer, input: &InputLine) {
+    let prompt = format!("[{}] ", tab_name(buffer));
+    let prompt_width = prompt.chars().map(|c| c.width().unwrap_or(0)).sum::<usize>();
+    let room = usize::from(area.width).saturating_sub(prompt_width + 1).max(1);
+    let scroll = input.inner().visual_scroll(room);
+    let cursor = input.inner().visual_cursor();
+    let line = TextLine::from(vec![
+        Span::styled(prompt, Style::new().add_modifier(Modifier::BOLD)),
+        Span::raw(skip_columns(input.value(), scroll)),
+    ]);
+    frame.render_widget(Paragraph::new(line), area);
+    let x = area.x as usize + prompt_width + cursor.saturating_sub(scroll);
+    let x = x.min(usize::from(area.right().saturating_sub(1)));
+    frame.set_cursor_position((x as u16, area.y));
+}
+
+/// `text` without its first `columns` display columns.
+fn skip_columns(text: &str, columns: usize) -> String {
+    let mut skipped = 0;
+    text.chars()
+        .skip_while(|c| {
+            let skip = skipped < columns;
+            skipped += c.width().unwrap_or(0);
+            skip
+        })
+        .collect()
+}
+
+/// Text without mIRC formatting codes (bold, colour, italics...) and without other
+/// control characters, which would corrupt the screen.
+pub fn strip_formatting(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{3}' => {
+                // ^C[fg[,bg]]: up to two digits, optionally a comma and two more.
+                for _ in 0..2 {
+                    if chars.peek().is_some_and(char::is_ascii_digit) {
+                        chars.next();
+                    }
+                }
+                let mut look = chars.clone();
+                if look.next() == Some(',') && look.peek().is_some_and(char::is_ascii_digit) {
+                    chars.next();
+                    for _ in 0..2 {
+                        if chars.peek().is_some_and(char::is_ascii_digit) {
+                            chars.next();
+                        }
+                    }
+                }
+            }
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formatting_codes_are_stripped() {
+        assert_eq!(strip_formatting("\u{2}bold\u{2} \u{3}4,12red\u{3} \u{3}5x"), "bold red x");
+    }
+
+    #[test]
+    fn nick_colours_are_stable() {
+        assert_eq!(nick_color("alice"), nick_color("alice"));
+        assert_ne!(nick_color("alice"), nick_color("bob"));
+    }
+
+    #[test]
+    fn wrapping_indents_continuations() {
+        let rows = wrap(vec![Span::raw("12:00 abcdefghij")], 12);
+        let text: Vec<String> = rows.iter().map(ToString::to_string).collect();
+        assert_eq!(text, ["12:00 abcdef", "      ghij"]);
+    }
+}
