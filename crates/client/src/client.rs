@@ -216,8 +216,8 @@ impl Client {
                 self.changes.push(Change::Status);
             }
             ConnEvent::Fatal(message) => {
+                // Not a line: the front end reports it once, as its exit message.
                 self.state.conn = ConnState::Closed;
-                self.info(SERVER_BUFFER, LineKind::Error, message.clone());
                 self.changes.push(Change::Fatal(message));
             }
             ConnEvent::Closed => {
@@ -455,15 +455,15 @@ impl Client {
             buffer.members.clear();
             buffer.names_done = true;
             self.add_member(index, nick, String::new());
+            if self.focus_on_join.remove(&key) {
+                self.state.set_active(index);
+            }
             self.info(
                 index,
                 LineKind::Event,
                 format!("{nick} has joined {channel}"),
             );
             self.changes.push(Change::Buffers);
-            if self.focus_on_join.remove(&key) {
-                self.state.set_active(index);
-            }
             self.join_settled(&key);
         } else if let Some(index) = self.state.find(channel) {
             self.add_member(index, nick, String::new());
@@ -763,7 +763,15 @@ impl Client {
         };
         let text = match shown.split_last() {
             Some((last, [])) => (*last).to_owned(),
-            Some((last, middle)) => format!("{}: {last}", middle.join(" ")),
+            Some((last, middle)) => {
+                let error = numeric && matches!(command.as_bytes()[0], b'4' | b'5');
+                // Errors name their subject ("#chan: Cannot join"); replies read on.
+                format!(
+                    "{}{} {last}",
+                    middle.join(" "),
+                    if error { ":" } else { "" }
+                )
+            }
             None => return,
         };
         let error = numeric && matches!(command.as_bytes()[0], b'4' | b'5');

@@ -489,8 +489,8 @@ async fn session(
             () = sleep_until(next_token), if !can_send => {}
             () = sleep_until(ping_at), if registered => {
                 if pinger.outstanding.is_some() {
-                    let secs = config.ping_timeout.as_secs();
-                    return dropped(format!("no reply to PING for {secs}s"), registered);
+                    let waited = human(config.ping_timeout);
+                    return dropped(format!("no reply to PING for {waited}"), registered);
                 }
                 pinger.counter += 1;
                 let token = format!("palaver-lag-{}", pinger.counter);
@@ -520,4 +520,13 @@ async fn write_line(
     }
     writer.write_all(&line).await?;
     writer.flush().await
+}
+
+/// `90s`, or `150ms` below a second.
+fn human(duration: Duration) -> String {
+    if duration >= Duration::from_secs(1) {
+        format!("{}s", duration.as_secs())
+    } else {
+        format!("{}ms", duration.as_millis())
+    }
 }

@@ -16,7 +16,7 @@
 use std::io::{self, Write};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, Lines};
+use tokio::io::{AsyncBufRead, Lines};
 use tokio::time::{Instant, sleep_until};
 
 use crate::client::{Change, Client};
@@ -109,7 +109,10 @@ where
         }
     };
     drop(to_conn);
-    if tokio::time::timeout(Duration::from_secs(1), task).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(1), task)
+        .await
+        .is_err()
+    {
         tracing::warn!("connection task did not stop in time");
     }
     result
@@ -131,15 +134,25 @@ fn show(
     err: &mut impl Write,
 ) -> io::Result<Shown> {
     let mut shown = Shown::Nothing;
+    // One event can add the same error to several buffers (a disconnect is noted in
+    // every channel); line mode has one stream, so it says it once.
+    let mut last_error: Option<String> = None;
     let server_name = &client.state().buffers[SERVER_BUFFER].name;
     for change in changes {
         match change {
-            Change::Line { buffer, active, line } => {
+            Change::Line {
+                buffer,
+                active,
+                line,
+            } => {
                 if line.own {
                     continue;
                 }
                 if line.kind == LineKind::Error {
-                    writeln!(err, "{}", format_line(&line, None))?;
+                    if last_error.as_deref() != Some(line.text.as_str()) {
+                        writeln!(err, "{}", format_line(&line, None))?;
+                        last_error = Some(line.text.clone());
+                    }
                 } else if &buffer != server_name {
                     let label = (!active).then_some(buffer.as_str());
                     writeln!(out, "{}", format_line(&line, label))?;

@@ -1,2 +1,243 @@
-//! `chat-client` (in progress).
-fn main() {}
+//! `chat-client <SERVER_IP> <SERVER_PORT> [LOCAL_PORT]`: a terminal IRC client.
+//!
+//! This binary parses the command line, sets up logging to `client.log`, asks for a
+//! username when `--nick` is not given, and hands over to the full-screen UI (when
+//! both stdin and stdout are terminals) or to line mode. Errors a user can fix are
+//! printed as one sentence with exit status 1; a closed output pipe is a normal end.
+
+use std::io::{self, BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use clap::Parser;
+use palaver_client::{Client, ClientConfig, ConnectConfig, line_mode, tui};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tracing_subscriber::EnvFilter;
+
+/// A terminal chat client for palaver and any IRC server.
+#[derive(Debug, Parser)]
+#[command(name = "chat-client", version, about)]
+struct Cli {
+    /// Server address or host name.
+    server_ip: String,
+    /// Server port (6667 is the usual IRC port).
+    server_port: u16,
+    /// Local port to connect from (optional; it must be free).
+    local_port: Option<u16>,
+    /// Nickname to use; without it the client asks `username:`.
+    #[arg(long)]
+    nick: Option<String>,
+    /// Channel to join after connecting (repeatable; default #lobby).
+    #[arg(long = "channel", value_name = "CHANNEL")]
+    channels: Vec<String>,
+    /// Server password (sent as PASS).
+    #[arg(long, env = "PALAVER_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
+    /// Log file.
+    #[arg(long, default_value = "client.log")]
+    log_file: PathBuf,
+    /// Log level (error, warn, info, debug: debug logs every line sent and received).
+    #[arg(long, default_value = "info")]
+    log_level: String,
+    /// Use plain line mode even on a terminal.
+    #[arg(long)]
+    line_mode: bool,
+}
+
+fn main() -> ExitCode {
+    // Read the local UTC offset while this is the only thread: later it is unsound
+    // on some platforms, and `time` refuses.
+    let offset = time::UtcOffset::current_local_offset().unwrap_or(time::UtcOffset::UTC);
+    let cli = Cli::parse();
+    match start(cli, offset) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("chat-client: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn start(cli: Cli, offset: time::UtcOffset) -> anyhow::Result<()> {
+    let _log_guard = init_logging(&cli.log_file, &cli.log_level)?;
+    let full_screen = !cli.line_mode && io::stdin().is_terminal() && io::stdout().is_terminal();
+    let channels = channels(&cli.channels)?;
+    let mut connect = ConnectConfig::new(cli.server_ip.clone(), cli.server_port);
+    connect.local_port = cli.local_port;
+    let server = format!("{}:{}", cli.server_ip, cli.server_port);
+    tracing::info!(
+        server,
+        local_port = ?cli.local_port,
+        mode = if full_screen { "full-screen" } else { "line" },
+        "chat-client {} starting",
+        env!("CARGO_PKG_VERSION")
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let clock = move || palaver_client::now(offset);
+    let result = if full_screen {
+        let nick = match cli.nick {
+            Some(nick) => checked_nick(nick)?,
+            None => prompt_nick()?,
+        };
+        let config = client_config(&nick, channels, cli.password);
+        runtime.block_on(async move {
+            let client = Client::new(&server, config);
+            tui::run(client, connect, clock, shutdown_signal())
+                .await
+                .map_err(anyhow::Error::from)
+        })
+    } else {
+        runtime.block_on(async move {
+            let mut input = BufReader::new(tokio::io::stdin()).lines();
+            let nick = match cli.nick {
+                Some(nick) => nick,
+                None => {
+                    eprint!("username: ");
+                    let _ = io::stderr().flush();
+                    match input
+                        .next_line()
+                        .await
+                        .context("cannot read the username")?
+                    {
+                        Some(line) => line.trim().to_owned(),
+                        None => bail!("no username given (type one, or use --nick NAME)"),
+                    }
+                }
+            };
+            let nick = checked_nick(nick)?;
+            let client = Client::new(&server, client_config(&nick, channels, cli.password));
+            line_mode::run(
+                client,
+                connect,
+                input,
+                io::stdout(),
+                io::stderr(),
+                clock,
+                shutdown_signal(),
+            )
+            .await
+            .map_err(anyhow::Error::from)
+        })
+    };
+    // Standard input is read on a blocking thread that cannot be interrupted: do
+    // not wait for it.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    tracing::info!("chat-client stopped");
+    result
+}
+
+fn client_config(nick: &str, channels: Vec<String>, password: Option<String>) -> ClientConfig {
+    let mut config = ClientConfig::new(nick, channels);
+    config.password = password;
+    config
+}
+
+/// The channels to join: `--channel` values with `#` added where missing.
+fn channels(given: &[String]) -> anyhow::Result<Vec<String>> {
+    if given.is_empty() {
+        return Ok(vec!["#lobby".to_owned()]);
+    }
+    given
+        .iter()
+        .map(|c| {
+            let c = c.trim();
+            let name = if c.starts_with(['#', '&']) {
+                c.to_owned()
+            } else {
+                format!("#{c}")
+            };
+            if name.len() < 2 || name.contains([' ', ',', '\u{7}']) {
+                bail!("{c:?} cannot be a channel name");
+            }
+            Ok(name)
+        })
+        .collect()
+}
+
+fn checked_nick(nick: String) -> anyhow::Result<String> {
+    let nick = nick.trim().to_owned();
+    if palaver_proto::validate::is_valid_nick(&nick, 64) {
+        Ok(nick)
+    } else {
+        bail!(
+            "{nick:?} cannot be a nickname: use letters, digits and -[]\\`^{{}}|_, not starting with a digit or -"
+        )
+    }
+}
+
+/// Asks `username:` on the terminal until a valid nick is typed.
+fn prompt_nick() -> anyhow::Result<String> {
+    let stdin = io::stdin();
+    loop {
+        print!("username: ");
+        io::stdout()
+            .flush()
+            .context("cannot write to the terminal")?;
+        let mut line = String::new();
+        if stdin
+            .lock()
+            .read_line(&mut line)
+            .context("cannot read the username")?
+            == 0
+        {
+            bail!("no username given");
+        }
+        match checked_nick(line) {
+            Ok(nick) => return Ok(nick),
+            Err(error) => println!("{error}"),
+        }
+    }
+}
+
+/// Logs to `path` through a background writer; the guard flushes it when dropped.
+fn init_logging(
+    path: &Path,
+    level: &str,
+) -> anyhow::Result<tracing_appender::non_blocking::WorkerGuard> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let file = path
+        .file_name()
+        .with_context(|| format!("--log-file {} is not a file name", path.display()))?;
+    let appender = tracing_appender::rolling::RollingFileAppender::builder()
+        .rotation(tracing_appender::rolling::Rotation::NEVER)
+        .filename_prefix(file.to_string_lossy().into_owned())
+        .build(&dir)
+        .with_context(|| format!("cannot open the log file {}", path.display()))?;
+    let (writer, guard) = tracing_appender::non_blocking(appender);
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(level))
+        .with_context(|| format!("--log-level {level:?} is not a log level"))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .with_ansi(false)
+        .init();
+    Ok(guard)
+}
+
+/// Resolves on Ctrl+C, and on Unix also on SIGTERM and SIGHUP (terminal closed).
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let term = signal(SignalKind::terminate());
+        let hup = signal(SignalKind::hangup());
+        if let (Ok(mut term), Ok(mut hup)) = (term, hup) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+                _ = hup.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -5,9 +5,12 @@
 //! broadcast serialises a line once and pushes the same bytes to every queue.
 //!
 //! The writer enforces the wire rules itself, so callers cannot produce a broken
-//! line: a parameter that cannot stand in the middle (empty, containing a space, or
-//! starting with `:`) is written as the trailing one, tag values are escaped, and a
-//! body longer than 510 bytes is cut at a UTF-8 character boundary before the CRLF.
+//! line, whatever text they pass: the last parameter gets its `:` only when it needs
+//! one (empty, containing a space, or starting with `:`); an earlier parameter that
+//! cannot stand in the middle is made representable (an empty one becomes `*`,
+//! spaces become `_`, a leading `:` becomes `_`), so echoing a client's odd input in
+//! an error reply never shifts the parameters that follow; tag values are escaped;
+//! and a body longer than 510 bytes is cut at a UTF-8 character boundary.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -23,6 +26,9 @@ pub struct LineWriter {
     in_tags: bool,
     /// A trailing parameter was written; nothing may follow it.
     closed: bool,
+    /// Where the most recent [`LineWriter::param`] starts, if it cannot be a middle
+    /// parameter: it gets a `:` if it stays last, or is made representable otherwise.
+    unsafe_last: Option<usize>,
 }
 
 impl Default for LineWriter {
@@ -45,6 +51,7 @@ impl LineWriter {
             body_start: 0,
             in_tags: false,
             closed: false,
+            unsafe_last: None,
         }
     }
 
@@ -112,21 +119,24 @@ impl LineWriter {
         self
     }
 
-    /// Adds a parameter; one that cannot be a middle parameter becomes the trailing one.
+    /// Adds a parameter. If it turns out to be the last one, it is written as the
+    /// trailing parameter when it needs to be; otherwise it is made representable.
     pub fn param(&mut self, param: &str) -> &mut Self {
-        if is_middle_param(param) {
-            debug_assert!(!self.closed, "parameter after the trailing one");
-            self.buf.put_u8(b' ');
-            self.buf.extend_from_slice(param.as_bytes());
-            self
-        } else {
-            self.trailing(param)
+        debug_assert!(!self.closed, "parameter after the trailing one");
+        self.settle_last();
+        self.buf.reserve(param.len() + 2);
+        self.buf.put_u8(b' ');
+        if !is_middle_param(param) {
+            self.unsafe_last = Some(self.buf.len());
         }
+        self.buf.extend_from_slice(param.as_bytes());
+        self
     }
 
     /// Adds the trailing parameter, always with its `:` (for free text such as messages).
     pub fn trailing(&mut self, param: &str) -> &mut Self {
         debug_assert!(!self.closed, "two trailing parameters");
+        self.settle_last();
         self.closed = true;
         self.buf.reserve(param.len() + 4);
         self.buf.extend_from_slice(b" :");
@@ -134,13 +144,39 @@ impl LineWriter {
         self
     }
 
-    /// Bytes written so far, without the CRLF.
+    /// A parameter is following the last one: make the last one a valid middle one.
+    fn settle_last(&mut self) {
+        let Some(start) = self.unsafe_last.take() else {
+            return;
+        };
+        if start == self.buf.len() {
+            self.buf.put_u8(b'*');
+            return;
+        }
+        if self.buf[start] == b':' {
+            self.buf[start] = b'_';
+        }
+        for byte in &mut self.buf[start..] {
+            if *byte == b' ' {
+                *byte = b'_';
+            }
+        }
+    }
+
+    /// Bytes written so far, without the CRLF (and without the `:` that a last
+    /// parameter needing one gets from [`LineWriter::finish`]).
     pub fn as_bytes(&self) -> &[u8] {
         &self.buf
     }
 
     /// Cuts an overlong body, appends CRLF and returns the shareable line.
     pub fn finish(mut self) -> Bytes {
+        if let Some(start) = self.unsafe_last.take() {
+            // The unsafe parameter stayed last: it becomes the trailing one.
+            let tail = self.buf.split_off(start);
+            self.buf.put_u8(b':');
+            self.buf.unsplit(tail);
+        }
         let limit = self.body_start + MAX_LINE_BODY - 2;
         if self.buf.len() > limit {
             let mut cut = limit;
@@ -162,6 +198,13 @@ pub fn is_middle_param(param: &str) -> bool {
 
 /// Appends `value` with IRCv3 tag escaping applied.
 pub fn escape_tag_value_into(value: &str, out: &mut BytesMut) {
+    if !value
+        .bytes()
+        .any(|b| matches!(b, b';' | b' ' | b'\\' | b'\r' | b'\n'))
+    {
+        out.extend_from_slice(value.as_bytes());
+        return;
+    }
     for &byte in value.as_bytes() {
         match byte {
             b';' => out.extend_from_slice(b"\\:"),
@@ -215,10 +258,24 @@ mod tests {
     }
 
     #[test]
-    fn a_param_that_cannot_be_middle_becomes_trailing() {
+    fn a_last_param_that_cannot_be_middle_becomes_trailing() {
         let mut line = LineWriter::new();
         line.command("TOPIC").param("#c").param("");
         assert_eq!(&line.finish()[..], b"TOPIC #c :\r\n");
+        let mut line = LineWriter::new();
+        line.command("X").param("a b");
+        assert_eq!(&line.finish()[..], b"X :a b\r\n");
+    }
+
+    #[test]
+    fn an_earlier_param_that_cannot_be_middle_is_made_representable() {
+        let mut line = LineWriter::new();
+        line.command("401")
+            .param("")
+            .param("a b")
+            .param(":x")
+            .trailing("No such nick");
+        assert_eq!(&line.finish()[..], b"401 * a_b _x :No such nick\r\n");
     }
 
     #[test]

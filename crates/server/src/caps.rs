@@ -23,8 +23,54 @@ pub(crate) const USERHOST_IN_NAMES: Cap = Cap {
     bit: 1 << 2,
 };
 
+macro_rules! caps {
+    ($($(#[$doc:meta])* $name:ident = $wire:literal, $bit:literal;)*) => {
+        $($(#[$doc])* pub(crate) const $name: Cap = Cap { name: $wire, bit: 1 << $bit };)*
+    };
+}
+
+caps! {
+    /// `message-tags`: client-only tags relayed, TAGMSG, msgid.
+    MESSAGE_TAGS = "message-tags", 3;
+    /// `server-time`: `time` tag on relayed messages.
+    SERVER_TIME = "server-time", 4;
+    /// `echo-message`: the sender gets its own PRIVMSG/NOTICE/TAGMSG back.
+    ECHO_MESSAGE = "echo-message", 5;
+    /// `batch`: BATCH framing (needed by labeled-response).
+    BATCH = "batch", 6;
+    /// `labeled-response`: replies carry the request's `label`.
+    LABELED_RESPONSE = "labeled-response", 7;
+    /// `away-notify`: AWAY changes of channel peers.
+    AWAY_NOTIFY = "away-notify", 8;
+    /// `extended-join`: JOIN carries account and real name.
+    EXTENDED_JOIN = "extended-join", 9;
+    /// `setname`: SETNAME command and notifications.
+    SETNAME = "setname", 13;
+    /// `invite-notify`: channel members see INVITEs.
+    INVITE_NOTIFY = "invite-notify", 14;
+    /// `draft/no-implicit-names`: no NAMES burst after JOIN.
+    NO_IMPLICIT_NAMES = "draft/no-implicit-names", 15;
+    /// `extended-monitor`: MONITOR targets also get away/account/chghost/setname.
+    EXTENDED_MONITOR = "extended-monitor", 16;
+}
+
 /// Everything CAP LS offers, in the order it lists them.
-pub(crate) const SUPPORTED: &[Cap] = &[CAP_NOTIFY, MULTI_PREFIX, USERHOST_IN_NAMES];
+pub(crate) const SUPPORTED: &[Cap] = &[
+    CAP_NOTIFY,
+    MULTI_PREFIX,
+    USERHOST_IN_NAMES,
+    MESSAGE_TAGS,
+    SERVER_TIME,
+    ECHO_MESSAGE,
+    BATCH,
+    LABELED_RESPONSE,
+    AWAY_NOTIFY,
+    EXTENDED_JOIN,
+    INVITE_NOTIFY,
+    NO_IMPLICIT_NAMES,
+    SETNAME,
+    EXTENDED_MONITOR,
+];
 
 /// Looks up a capability by name.
 pub(crate) fn by_name(name: &str) -> Option<Cap> {
@@ -36,6 +82,16 @@ pub(crate) fn by_name(name: &str) -> Option<Cap> {
 pub(crate) struct CapSet(u32);
 
 impl CapSet {
+    /// The set with these bits (as stored by [`CapSet::bits`]).
+    pub(crate) fn from_bits(bits: u32) -> Self {
+        Self(bits)
+    }
+
+    /// The raw bits, for atomic storage.
+    pub(crate) fn bits(self) -> u32 {
+        self.0
+    }
+
     pub(crate) fn has(self, cap: Cap) -> bool {
         self.0 & cap.bit != 0
     }

@@ -20,6 +20,8 @@ pub struct Config {
     pub motd: Option<Vec<String>>,
     /// Bounds on everything a client controls.
     pub limits: Limits,
+    /// IRC operators (`OPER <name> <password>`), with argon2id password hashes.
+    pub opers: Vec<crate::opers::OperCredential>,
 }
 
 impl Default for Config {
@@ -33,6 +35,7 @@ impl Default for Config {
                 "Join #lobby to meet everyone: /join #lobby".to_owned(),
             ]),
             limits: Limits::default(),
+            opers: Vec::new(),
         }
     }
 }
@@ -82,6 +85,8 @@ pub struct Limits {
     pub whowas_entries: usize,
     /// Pending INVITEs a client can hold; the oldest is forgotten first.
     pub max_invites: usize,
+    /// Nicknames one client may MONITOR (`MONITOR=`).
+    pub max_monitor: usize,
 }
 
 impl Default for Limits {
@@ -108,6 +113,7 @@ impl Default for Limits {
             max_bans: 100,
             whowas_entries: 1024,
             max_invites: 32,
+            max_monitor: 100,
         }
     }
 }

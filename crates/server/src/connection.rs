@@ -20,11 +20,11 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
-use crate::Shared;
 use crate::flood::TokenBucket;
-use crate::handlers::{Ctx, dispatch};
+use crate::handlers::{Ctx, deferred, dispatch};
 use crate::outbox::Outbox;
 use crate::world::ClientId;
+use crate::{Shared, labeled};
 
 /// How much the reader asks the socket for at once.
 const READ_CHUNK: usize = 4096;
@@ -142,6 +142,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 let reason = outbox.abort_reason().unwrap_or_else(|| "Closed".to_owned());
                 return Ending::quit(reason);
             }
+            reason = outbox.wait_disconnect_request() => return Ending::quit(reason),
             () = sleep_until(timer) => {
                 if !registered {
                     return Ending::quit("Registration timed out");
@@ -203,6 +204,13 @@ async fn read_loop<R: AsyncRead + Unpin>(
             if let Some(reason) = outcome.quit {
                 return Ending::quit(reason);
             }
+            // Slow work (password checks) runs here, without the world lock and
+            // before this client's next line (see handlers::deferred).
+            if let Some(job) = outcome.deferred
+                && let Some(reason) = deferred::run(shared, id, job, outcome.labeled).await
+            {
+                return Ending::quit(reason);
+            }
         }
         if buf.is_empty() && pending.is_empty() {
             // Idle connections keep no read buffer.
@@ -215,6 +223,11 @@ async fn read_loop<R: AsyncRead + Unpin>(
 struct Outcome {
     registered: bool,
     quit: Option<String>,
+    /// Slow work the command left to run outside the world lock.
+    deferred: Option<deferred::Deferred>,
+    /// The label of a labeled command whose replies are not complete until its
+    /// deferred work is done.
+    labeled: Option<labeled::Pending>,
 }
 
 /// Decodes, parses and dispatches one line with the world locked.
@@ -226,15 +239,42 @@ fn process_line(shared: &Shared, id: ClientId, raw: &[u8]) -> Outcome {
     };
     tracing::trace!(client = id.0, line = %text, "received");
     let mut world = shared.lock_world();
+    let Some(me) = world.clients.get(&id) else {
+        return Outcome::default();
+    };
+    let label = labeled::label_of(&message, me.caps);
+    let outbox = Arc::clone(&me.outbox);
+    if label.is_some() {
+        outbox.begin_capture();
+    }
     let mut ctx = Ctx {
         world: &mut world,
         id,
         quit: None,
+        deferred: None,
     };
     dispatch(&mut ctx, &message);
     let quit = ctx.quit.take();
+    let deferred = ctx.deferred.take();
+    let mut pending_label = None;
+    if let Some(label) = label {
+        let replies = outbox.end_capture();
+        if deferred.is_some() {
+            pending_label = Some(labeled::Pending {
+                label: label.into_owned(),
+                replies,
+            });
+        } else {
+            labeled::deliver(&mut world, id, &label, replies);
+        }
+    }
     let registered = world.clients.get(&id).is_some_and(|c| c.is_registered());
-    Outcome { registered, quit }
+    Outcome {
+        registered,
+        quit,
+        deferred,
+        labeled: pending_label,
+    }
 }
 
 /// Turns received bytes into text: invalid UTF-8 sequences and NUL bytes become

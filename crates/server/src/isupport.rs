@@ -12,6 +12,7 @@ pub(crate) fn tokens(config: &Config) -> Vec<String> {
     let l = &config.limits;
     vec![
         format!("AWAYLEN={}", l.away_len),
+        "BOT=B".to_owned(),
         format!("CASEMAPPING={}", CASEMAPPING.name()),
         format!("CHANLIMIT=#:{}", l.max_channels_per_client),
         "CHANMODES=b,k,l,imnst".to_owned(),
@@ -23,6 +24,7 @@ pub(crate) fn tokens(config: &Config) -> Vec<String> {
         format!("MAXLIST=b:{}", l.max_bans),
         format!("MAXTARGETS={}", l.max_targets),
         format!("MODES={}", l.max_modes),
+        format!("MONITOR={}", l.max_monitor),
         format!("NETWORK={}", config.network_name),
         format!("NICKLEN={}", l.nick_len),
         "PREFIX=(ov)@+".to_owned(),
@@ -33,6 +35,7 @@ pub(crate) fn tokens(config: &Config) -> Vec<String> {
         ),
         format!("TOPICLEN={}", l.topic_len),
         format!("USERLEN={}", l.user_len + 1),
+        "WHOX".to_owned(),
     ]
 }
 

@@ -9,14 +9,17 @@
 //! See ARCHITECTURE.md for the map and the invariants.
 
 pub mod config;
+pub mod opers;
 
 mod caps;
 mod connection;
 mod flood;
 mod handlers;
 mod isupport;
+mod labeled;
 mod listener;
 mod outbox;
+mod relay;
 mod world;
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -34,7 +37,13 @@ struct Shared {
     /// The one lock around the world: handlers hold it briefly and never across
     /// `.await` or socket I/O (clippy's `await_holding_lock` is denied).
     world: Mutex<world::World>,
+    /// Bounds the slow work handlers defer (password hashing) that runs at once on
+    /// the blocking pool, so a burst of OPER attempts cannot hog every core.
+    slow_work: tokio::sync::Semaphore,
 }
+
+/// Deferred slow jobs (argon2 verifications) that may run at the same time.
+const SLOW_WORK_PERMITS: usize = 2;
 
 impl Shared {
     fn new(config: Config) -> Self {
@@ -42,6 +51,7 @@ impl Shared {
         Self {
             world: Mutex::new(world::World::new(Arc::clone(&config))),
             config,
+            slow_work: tokio::sync::Semaphore::new(SLOW_WORK_PERMITS),
         }
     }
 

@@ -17,12 +17,30 @@ use tracing_subscriber::EnvFilter;
 
 /// A self-hosted IRC chat server. Connect with any IRC client, or with chat-client.
 #[derive(Debug, Parser)]
-#[command(name = "chat-server", version, about)]
+#[command(
+    name = "chat-server",
+    version,
+    about,
+    override_usage = "chat-server [OPTIONS] <IP> <PORT>\n       chat-server --hash-password < password.txt"
+)]
 struct Cli {
     /// Address to listen on: 127.0.0.1 for this machine only, 0.0.0.0 or :: for all.
-    ip: String,
+    #[arg(required_unless_present = "hash_password")]
+    ip: Option<String>,
     /// TCP port to listen on (6667 is the usual IRC port; 0 picks a free one).
-    port: u16,
+    #[arg(required_unless_present = "hash_password")]
+    port: Option<u16>,
+    /// An IRC operator as NAME:PASSWORD (repeatable); the password is hashed at
+    /// startup. Prefer --config, which keeps passwords out of the process list.
+    #[arg(long = "oper", value_name = "NAME:PASSWORD")]
+    opers: Vec<String>,
+    /// TOML configuration file with [[oper]] entries (name, password_hash).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Read a password from standard input, print its argon2id hash (for the
+    /// password_hash of an [[oper]] entry) and exit.
+    #[arg(long)]
+    hash_password: bool,
     /// Name of this server, shown as the source of server messages.
     #[arg(long, default_value = "palaver.local", env = "PALAVER_SERVER_NAME")]
     server_name: String,
@@ -75,11 +93,41 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.hash_password {
+        return print_password_hash();
+    }
     init_logging(&cli.log_level);
     match start(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("chat-server: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--hash-password`: one line from standard input → its PHC string on stdout.
+fn print_password_hash() -> ExitCode {
+    if std::io::stdin().is_terminal() {
+        eprint!("Password (shown as you type): ");
+    }
+    let mut line = String::new();
+    if let Err(error) = std::io::stdin().read_line(&mut line) {
+        eprintln!("chat-server: cannot read the password from standard input: {error}");
+        return ExitCode::FAILURE;
+    }
+    let password = line.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        eprintln!("chat-server: the password is empty; type it on standard input");
+        return ExitCode::FAILURE;
+    }
+    match palaver_server::opers::hash_password(password) {
+        Ok(hash) => {
+            println!("{hash}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("chat-server: {error}");
             ExitCode::FAILURE
         }
     }
@@ -97,7 +145,10 @@ fn init_logging(level: &str) {
 }
 
 fn start(cli: Cli) -> anyhow::Result<()> {
-    let addr = parse_address(&cli.ip, cli.port)?;
+    let (Some(ip), Some(port)) = (&cli.ip, cli.port) else {
+        anyhow::bail!("give the address and port to listen on, e.g. chat-server 127.0.0.1 6667");
+    };
+    let addr = parse_address(ip, port)?;
     let config = build_config(&cli)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -209,6 +260,21 @@ fn build_config(cli: &Cli) -> anyhow::Result<Config> {
     }
     if cli.sendq < 4096 || cli.recvq < 1024 {
         problems.push("--sendq must be at least 4096 bytes and --recvq at least 1024".to_owned());
+    }
+    if let Some(path) = &cli.config {
+        match palaver_server::opers::load_config_file(path) {
+            Ok(opers) => config.opers.extend(opers),
+            Err(found) => problems.extend(found),
+        }
+    }
+    for flag in &cli.opers {
+        match palaver_server::opers::OperCredential::from_flag(flag) {
+            Ok(oper) if config.opers.iter().any(|o| o.name == oper.name) => {
+                problems.push(format!("operator '{}' is defined twice", oper.name));
+            }
+            Ok(oper) => config.opers.push(oper),
+            Err(problem) => problems.push(problem),
+        }
     }
     if !problems.is_empty() {
         anyhow::bail!("invalid options:\n  {}", problems.join("\n  "));

@@ -14,8 +14,12 @@
 
 use std::sync::{Mutex, MutexGuard};
 
+use std::sync::atomic::{AtomicU32, Ordering};
+
 use bytes::Bytes;
 use tokio::sync::Notify;
+
+use crate::caps::CapSet;
 
 /// Why an outbox stopped accepting lines.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,9 +33,15 @@ pub(crate) enum Closed {
 #[derive(Debug, Default)]
 struct State {
     queue: Vec<Bytes>,
+    /// While a labeled command runs, its replies are collected here instead
+    /// (labeled-response), to be labeled or batched before they are queued.
+    capture: Option<Vec<Bytes>>,
     /// Bytes pushed and not yet written to the socket (queued plus in flight).
     pending_bytes: usize,
     closed: Option<Closed>,
+    /// Someone else asked this connection to end (KILL), with this reason; unlike an
+    /// abort, the queue stays and is flushed, ending with the `ERROR` line.
+    disconnect: Option<String>,
 }
 
 /// The outbound side of one connection.
@@ -43,6 +53,11 @@ pub(crate) struct Outbox {
     writer_wakeup: Notify,
     /// Wakes the connection's reader when the outbox was aborted.
     aborted: Notify,
+    /// Wakes the connection's reader when another client asked it to end (KILL).
+    disconnect_wakeup: Notify,
+    /// The capabilities the client negotiated, mirrored from `Client::caps` so a
+    /// broadcast can pick each member's line format without looking the client up.
+    caps: AtomicU32,
 }
 
 impl Outbox {
@@ -52,6 +67,8 @@ impl Outbox {
             budget,
             writer_wakeup: Notify::new(),
             aborted: Notify::new(),
+            disconnect_wakeup: Notify::new(),
+            caps: AtomicU32::new(0),
         }
     }
 
@@ -63,10 +80,34 @@ impl Outbox {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// The client's negotiated capabilities (see [`CapSet`]).
+    pub(crate) fn caps(&self) -> CapSet {
+        CapSet::from_bits(self.caps.load(Ordering::Relaxed))
+    }
+
+    /// Records the client's capabilities after a CAP change.
+    pub(crate) fn set_caps(&self, caps: CapSet) {
+        self.caps.store(caps.bits(), Ordering::Relaxed);
+    }
+
+    /// Starts collecting pushed lines instead of queueing them.
+    pub(crate) fn begin_capture(&self) {
+        self.lock().capture = Some(Vec::new());
+    }
+
+    /// Stops collecting and returns what was pushed since [`Outbox::begin_capture`].
+    pub(crate) fn end_capture(&self) -> Vec<Bytes> {
+        self.lock().capture.take().unwrap_or_default()
+    }
+
     /// Queues a line. Past the budget, the outbox aborts with "SendQ exceeded".
     pub(crate) fn push(&self, line: Bytes) {
         let mut state = self.lock();
         if state.closed.is_some() {
+            return;
+        }
+        if let Some(capture) = state.capture.as_mut() {
+            capture.push(line);
             return;
         }
         if state.pending_bytes + line.len() > self.budget {
@@ -152,6 +193,29 @@ impl Outbox {
                 }
             }
             self.writer_wakeup.notified().await;
+        }
+    }
+
+    /// Asks the connection to end with `reason` (KILL): its reader wakes and ends it
+    /// the usual way (peers see `QUIT :reason`, the client gets `ERROR :reason` after
+    /// everything already queued). The first request wins.
+    pub(crate) fn request_disconnect(&self, reason: &str) {
+        let mut state = self.lock();
+        if state.disconnect.is_some() {
+            return;
+        }
+        state.disconnect = Some(reason.to_owned());
+        drop(state);
+        self.disconnect_wakeup.notify_one();
+    }
+
+    /// Resolves with the reason once [`Outbox::request_disconnect`] was called.
+    pub(crate) async fn wait_disconnect_request(&self) -> String {
+        loop {
+            if let Some(reason) = self.lock().disconnect.clone() {
+                return reason;
+            }
+            self.disconnect_wakeup.notified().await;
         }
     }
 

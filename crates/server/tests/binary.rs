@@ -19,7 +19,7 @@ const PROCESS_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A running `chat-server`, killed (SIGKILL) on drop if it is still running, so a
 /// failing test leaves no process behind.
-struct ServerProcess {
+pub(crate) struct ServerProcess {
     pid: u32,
     stdout: Receiver<String>,
     stderr: Arc<Mutex<String>>,
@@ -29,7 +29,7 @@ struct ServerProcess {
 }
 
 impl ServerProcess {
-    fn spawn(args: &[&str]) -> Self {
+    pub(crate) fn spawn(args: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
             .args(args)
             .env_remove("RUST_LOG")
@@ -99,7 +99,7 @@ impl ServerProcess {
     }
 
     /// Starts on 127.0.0.1 port 0 and returns the address it reports.
-    fn start_listening(extra: &[&str]) -> (Self, SocketAddr) {
+    pub(crate) fn start_listening(extra: &[&str]) -> (Self, SocketAddr) {
         let mut args = vec!["127.0.0.1", "0"];
         args.extend_from_slice(extra);
         let server = Self::spawn(&args);
@@ -125,7 +125,7 @@ impl ServerProcess {
 
     /// Waits for the process to exit (within [`PROCESS_TIMEOUT`]); returns its status
     /// and everything it wrote to stderr.
-    fn wait_exit(&mut self) -> (ExitStatus, String) {
+    pub(crate) fn wait_exit(&mut self) -> (ExitStatus, String) {
         let status = match self.exited.recv_timeout(PROCESS_TIMEOUT) {
             Ok(status) => status,
             Err(RecvTimeoutError::Timeout) => panic!(

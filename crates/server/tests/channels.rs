@@ -376,8 +376,7 @@ async fn names_lists_members_with_prefixes_and_hides_what_it_must() {
         ask(&mut dave, "NAMES #lobby,#nowhere").await,
         [
             ":test.server 353 dave = #lobby :@alice +bob",
-            ":test.server 366 dave #lobby :End of /NAMES list",
-            ":test.server 366 dave #nowhere :End of /NAMES list",
+            ":test.server 366 dave #lobby,#nowhere :End of /NAMES list",
         ]
     );
     // Secret channels: '@' symbol for members, nothing but 366 for others.

@@ -6,6 +6,7 @@
 mod binary;
 mod cap;
 mod channels;
+mod ircv3;
 mod lifecycle;
 mod limits;
 mod messaging;
@@ -14,3 +15,9 @@ mod queries;
 mod registration;
 mod scale;
 mod server_info;
+// Monitor, WHOX, operators, bot mode, SETNAME.
+mod bot;
+mod monitor;
+mod oper;
+mod setname;
+mod whox;

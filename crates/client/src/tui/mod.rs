@@ -1,1 +1,257 @@
-//! tui
+//! The full-screen front end: ratatui + crossterm on top of the core.
+//!
+//! One `select!` loop feeds the core from three sources (connection events, terminal
+//! events, signals) and forwards the core's lines to the connection task; after
+//! anything changed it redraws the whole screen from state ([`render::render`]).
+//! The loop never touches a socket, and the core never touches the terminal.
+//!
+//! The terminal is always restored: by a guard on every return path, by ratatui's
+//! panic hook on a panic, and a closed terminal (SIGHUP, or the event stream ending)
+//! takes the normal quit path, which sends QUIT first.
+
+pub mod input;
+pub mod render;
+
+use std::io;
+use std::time::Duration;
+
+use crossterm::event::{Event, EventStream, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use futures_util::StreamExt;
+use tokio::time::{Instant, sleep_until};
+
+use crate::client::{Change, Client};
+use crate::commands::COMMANDS;
+use crate::connection::{self, ConnEvent, ConnectConfig};
+use crate::state::{BufferKind, Stamp, State};
+pub use render::{View, render};
+
+/// How long after QUIT we wait for the connection to close before leaving anyway.
+const QUIT_GRACE: Duration = Duration::from_secs(3);
+
+/// Why the full-screen UI ended badly.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TuiError {
+    /// The connection could not be established.
+    #[error("{0}")]
+    Connect(String),
+    /// The terminal could not be set up.
+    #[error("cannot use the terminal: {0}")]
+    Terminal(#[from] io::Error),
+}
+
+/// Restores the terminal when dropped, whichever way `run` returns.
+struct Restore;
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        ratatui::restore();
+    }
+}
+
+/// Runs the full-screen UI until the user quits or the terminal goes away.
+///
+/// The first connection is made before the screen switches, so a server that cannot
+/// be reached is reported as a plain error on the normal screen.
+pub async fn run(
+    mut client: Client,
+    connect: ConnectConfig,
+    clock: impl Fn() -> Stamp,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), TuiError> {
+    let (to_conn, mut events, task) = connection::spawn(connect);
+    loop {
+        match events.recv().await {
+            Some(ConnEvent::Fatal(message)) => return Err(TuiError::Connect(message)),
+            Some(event @ ConnEvent::Connected { .. }) => {
+                client.handle(event, clock());
+                break;
+            }
+            Some(event) => {
+                client.handle(event, clock());
+            }
+            None => return Ok(()),
+        }
+    }
+
+    let mut terminal = ratatui::try_init()?;
+    let _restore = Restore;
+    let mut view = View::default();
+    let mut keys = EventStream::new();
+    let mut quit_by: Option<Instant> = None;
+    let mut dirty = true;
+    tokio::pin!(shutdown);
+    let mut shutdown_seen = false;
+    loop {
+        if dirty {
+            let drawn = terminal.draw(|frame| render(frame, client.state(), &view));
+            if drawn.is_err() && quit_by.is_none() {
+                // The terminal is gone: leave the way /quit does.
+                client.quit(None);
+                quit_by = Some(Instant::now() + QUIT_GRACE);
+            }
+            dirty = false;
+        }
+        let height = terminal.size().map(|s| s.height).unwrap_or(24);
+        let deadline = quit_by.unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400));
+        let changes = tokio::select! {
+            event = events.recv() => match event {
+                Some(event) => client.handle(event, clock()),
+                None => break,
+            },
+            permit = to_conn.reserve(), if client.has_outgoing() => {
+                match (permit, client.pop_outgoing()) {
+                    (Ok(permit), Some(message)) => permit.send(message),
+                    (Err(_), _) => break,
+                    (Ok(_), None) => {}
+                }
+                continue;
+            }
+            key = keys.next(), if quit_by.is_none() => match key {
+                Some(Ok(event)) => handle_terminal_event(&mut client, &mut view, &event, height, &clock),
+                Some(Err(_)) | None => client.quit(None),
+            },
+            () = &mut shutdown, if !shutdown_seen => {
+                shutdown_seen = true;
+                client.quit(None)
+            }
+            () = sleep_until(deadline), if quit_by.is_some() => break,
+        };
+        dirty = true;
+        for change in changes {
+            match change {
+                Change::Quit => {
+                    quit_by.get_or_insert_with(|| Instant::now() + QUIT_GRACE);
+                }
+                Change::Closed => quit_by = Some(Instant::now()),
+                Change::Buffers => clamp_scroll(&mut view, client.state()),
+                _ => {}
+            }
+        }
+        if quit_by.is_some_and(|t| t <= Instant::now()) {
+            break;
+        }
+    }
+    drop(to_conn);
+    let _ = tokio::time::timeout(Duration::from_secs(1), task).await;
+    Ok(())
+}
+
+fn clamp_scroll(view: &mut View, state: &State) {
+    view.scroll
+        .retain(|key, _| state.buffers.iter().any(|b| &b.key == key));
+}
+
+/// Applies one terminal event; returns the core's changes (empty for UI-only keys).
+fn handle_terminal_event(
+    client: &mut Client,
+    view: &mut View,
+    event: &Event,
+    height: u16,
+    clock: &impl Fn() -> Stamp,
+) -> Vec<Change> {
+    let Event::Key(key) = event else {
+        // Resizes and focus changes only need the redraw that follows every event.
+        return Vec::new();
+    };
+    if key.kind == KeyEventKind::Release {
+        return Vec::new();
+    }
+    let KeyEvent {
+        code, modifiers, ..
+    } = *key;
+    let ctrl = modifiers.contains(KeyModifiers::CONTROL);
+    let alt = modifiers.contains(KeyModifiers::ALT);
+    match code {
+        KeyCode::Char('c') | KeyCode::Char('d') if ctrl => {
+            if code == KeyCode::Char('d') && !view.input.value().is_empty() {
+                view.input.handle_event(event);
+                return Vec::new();
+            }
+            client.quit(None)
+        }
+        KeyCode::Char('n') if ctrl => client.cycle(1),
+        KeyCode::Char('p') if ctrl => client.cycle(-1),
+        KeyCode::Char(digit @ '0'..='9') if alt => {
+            let index = match digit.to_digit(10) {
+                Some(0) => 9,
+                Some(n) => n as usize - 1,
+                None => return Vec::new(),
+            };
+            client.switch_to(index)
+        }
+        KeyCode::Enter => {
+            let text = view.input.submit();
+            let active = client.state().active_buffer().key.clone();
+            view.scroll.remove(&active);
+            client.input(&text, clock())
+        }
+        KeyCode::PageUp | KeyCode::PageDown => {
+            let page = render::pane_height(height) / 2;
+            let buffer = client.state().active_buffer();
+            let key = buffer.key.clone();
+            let current = view.scroll.get(&key).copied().unwrap_or(0);
+            let max = view.max_scroll.get().unwrap_or(buffer.lines.len() * 4);
+            let current = current.min(max);
+            let next = if code == KeyCode::PageUp {
+                (current + page.max(1)).min(max)
+            } else {
+                current.saturating_sub(page.max(1))
+            };
+            view.scroll.insert(key, next);
+            Vec::new()
+        }
+        KeyCode::Up => {
+            view.input.history_up();
+            Vec::new()
+        }
+        KeyCode::Down => {
+            view.input.history_down();
+            Vec::new()
+        }
+        KeyCode::Tab => {
+            let state = client.state();
+            view.input
+                .complete(|word, at_start| candidates(state, word, at_start));
+            Vec::new()
+        }
+        _ => {
+            view.input.handle_event(event);
+            Vec::new()
+        }
+    }
+}
+
+/// Completion candidates for `word`: commands at the start of the line, channel
+/// names for `#...`, otherwise the active buffer's nicks (ours last).
+pub fn candidates(state: &State, word: &str, at_start: bool) -> Vec<String> {
+    let lower = word.to_lowercase();
+    let matches = |name: &str| name.to_lowercase().starts_with(&lower);
+    if at_start && word.starts_with('/') {
+        return COMMANDS
+            .iter()
+            .map(|(name, _, _)| (*name).to_owned())
+            .filter(|name| matches(name))
+            .collect();
+    }
+    if state.is_channel(word) {
+        return state
+            .buffers
+            .iter()
+            .filter(|b| b.kind == BufferKind::Channel && matches(&b.name))
+            .map(|b| b.name.clone())
+            .collect();
+    }
+    if word.is_empty() {
+        return Vec::new();
+    }
+    let buffer = state.active_buffer();
+    let mut nicks: Vec<String> = match buffer.kind {
+        BufferKind::Channel => buffer.members.values().map(|m| m.nick.clone()).collect(),
+        BufferKind::Query => vec![buffer.name.clone()],
+        BufferKind::Server => Vec::new(),
+    };
+    nicks.retain(|n| matches(n));
+    nicks.sort_by_key(|n| (state.is_me(n), n.to_lowercase()));
+    nicks
+}

@@ -7,6 +7,7 @@
 //! Screen, top to bottom: one row of tabs, the message pane (with the topic on top
 //! and the nick list on the right for channels), the status line, the input line.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 
 use palaver_proto::CaseKey;
@@ -31,6 +32,9 @@ pub struct View {
     pub input: InputLine,
     /// Rows scrolled up from the newest line, per buffer (absent means 0).
     pub scroll: HashMap<CaseKey, usize>,
+    /// The most rows the active buffer could scroll up at the last draw, when the
+    /// draw reached its oldest line (so PageUp stops at the top).
+    pub max_scroll: Cell<Option<usize>>,
 }
 
 impl View {
@@ -48,7 +52,8 @@ pub fn pane_height(height: u16) -> usize {
 /// A stable colour for `nick`: the same nick has the same colour in every buffer and
 /// every run (FNV-1a over the casefolded nick, not a randomly seeded hash).
 pub fn nick_color(key: &str) -> Color {
-    const PALETTE: [Color; 12] = [
+    // No light yellow: that is the colour of highlighted text.
+    const PALETTE: [Color; 11] = [
         Color::Red,
         Color::Green,
         Color::Yellow,
@@ -57,7 +62,6 @@ pub fn nick_color(key: &str) -> Color {
         Color::Cyan,
         Color::LightRed,
         Color::LightGreen,
-        Color::LightYellow,
         Color::LightBlue,
         Color::LightMagenta,
         Color::LightCyan,
@@ -81,8 +85,8 @@ pub fn render(frame: &mut Frame<'_>, state: &State, view: &View) {
     .areas(frame.area());
     let buffer = state.active_buffer();
     render_tabs(frame, tabs, state);
-    render_body(frame, body, state, buffer, view.scroll_of(buffer));
-    render_status(frame, status, state, buffer, view.scroll_of(buffer));
+    let scroll = render_body(frame, body, state, buffer, view);
+    render_status(frame, status, state, buffer, scroll);
     render_input(frame, input, buffer, &view.input);
 }
 
@@ -101,7 +105,9 @@ fn render_tabs(frame: &mut Frame<'_>, area: Rect, state: &State) {
         let style = if index == state.active {
             Style::new().add_modifier(Modifier::REVERSED | Modifier::BOLD)
         } else if buffer.mentions > 0 {
-            Style::new().fg(Color::LightRed).add_modifier(Modifier::BOLD)
+            Style::new()
+                .fg(Color::LightRed)
+                .add_modifier(Modifier::BOLD)
         } else if buffer.unread > 0 {
             Style::new().fg(Color::Yellow)
         } else if buffer.kind == BufferKind::Channel && !buffer.joined {
@@ -113,7 +119,9 @@ fn render_tabs(frame: &mut Frame<'_>, area: Rect, state: &State) {
         if index != state.active && buffer.mentions > 0 {
             spans.push(Span::styled(
                 format!("({})", buffer.mentions),
-                Style::new().fg(Color::LightRed).add_modifier(Modifier::BOLD),
+                Style::new()
+                    .fg(Color::LightRed)
+                    .add_modifier(Modifier::BOLD),
             ));
         } else if index != state.active && buffer.unread > 0 {
             spans.push(Span::styled(
@@ -125,7 +133,15 @@ fn render_tabs(frame: &mut Frame<'_>, area: Rect, state: &State) {
     frame.render_widget(Paragraph::new(TextLine::from(spans)), area);
 }
 
-fn render_body(frame: &mut Frame<'_>, area: Rect, state: &State, buffer: &Buffer, scroll: usize) {
+/// Draws the topic, messages and nick list; returns the rows scrolled up as shown.
+fn render_body(
+    frame: &mut Frame<'_>,
+    area: Rect,
+    state: &State,
+    buffer: &Buffer,
+    view: &View,
+) -> usize {
+    let scroll = view.scroll_of(buffer);
     let mut messages = area;
     if buffer.kind == BufferKind::Channel {
         let longest = buffer
@@ -143,21 +159,43 @@ fn render_body(frame: &mut Frame<'_>, area: Rect, state: &State, buffer: &Buffer
         }
         let [topic, rest] =
             Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(messages);
-        let text = buffer.topic.as_deref().map(strip_formatting).unwrap_or_default();
-        let topic_line = Paragraph::new(format!(" {}: {}", buffer.name, text))
-            .style(Style::new().fg(Color::White).bg(Color::DarkGray));
+        let text = match buffer.topic.as_deref() {
+            Some(topic) => format!(" {}: {}", buffer.name, strip_formatting(topic)),
+            None => format!(" {}", buffer.name),
+        };
+        let topic_line =
+            Paragraph::new(text).style(Style::new().fg(Color::White).bg(Color::DarkGray));
         frame.render_widget(topic_line, topic);
         messages = rest;
     }
-    let rows = message_rows(state, buffer, usize::from(messages.width), usize::from(messages.height) + scroll);
-    let end = rows.len().saturating_sub(scroll.min(rows.len()));
-    let start = end.saturating_sub(usize::from(messages.height));
+    let rows = message_rows(
+        state,
+        buffer,
+        usize::from(messages.width),
+        usize::from(messages.height) + scroll,
+    );
+    let height = usize::from(messages.height);
+    let complete = rows.len() < height + scroll;
+    let scroll = if complete {
+        scroll.min(rows.len().saturating_sub(height))
+    } else {
+        scroll
+    };
+    view.max_scroll.set(complete.then_some(scroll));
+    let end = rows.len().saturating_sub(scroll);
+    let start = end.saturating_sub(height);
     frame.render_widget(Paragraph::new(rows[start..end].to_vec()), messages);
+    scroll
 }
 
 /// The wrapped rows of the newest lines of `buffer`, at least `wanted` of them when
 /// the scrollback has that many, oldest first.
-fn message_rows(state: &State, buffer: &Buffer, width: usize, wanted: usize) -> Vec<TextLine<'static>> {
+fn message_rows(
+    state: &State,
+    buffer: &Buffer,
+    width: usize,
+    wanted: usize,
+) -> Vec<TextLine<'static>> {
     let mut rows: Vec<TextLine<'static>> = Vec::new();
     for line in buffer.lines.iter().rev() {
         let mut wrapped = wrap(line_spans(state, line), width.max(TIME_WIDTH + 4));
@@ -178,7 +216,9 @@ fn line_spans(state: &State, line: &Line) -> Vec<Span<'static>> {
         nick_style = nick_style.add_modifier(Modifier::BOLD);
     }
     let text_style = if line.highlight {
-        Style::new().fg(Color::LightYellow).add_modifier(Modifier::BOLD)
+        Style::new()
+            .fg(Color::LightYellow)
+            .add_modifier(Modifier::BOLD)
     } else {
         Style::new()
     };
@@ -202,8 +242,11 @@ fn line_spans(state: &State, line: &Line) -> Vec<Span<'static>> {
             spans.push(Span::styled("- ", Style::new().fg(Color::Magenta)));
             spans.push(Span::styled(text, text_style));
         }
-        LineKind::Event => spans.push(Span::styled(format!("* {text}"), Style::new().fg(Color::Cyan))),
-        LineKind::Info => spans.push(Span::styled(format!("- {text}"), Style::new().fg(Color::Gray))),
+        LineKind::Event => spans.push(Span::styled(
+            format!("* {text}"),
+            Style::new().fg(Color::Cyan),
+        )),
+        LineKind::Info => spans.push(Span::styled(text, Style::new().fg(Color::Gray))),
         LineKind::Error => spans.push(Span::styled(
             format!("! {text}"),
             Style::new().fg(Color::LightRed),
@@ -212,33 +255,70 @@ fn line_spans(state: &State, line: &Line) -> Vec<Span<'static>> {
     spans
 }
 
-/// Wraps styled spans into rows of `width` columns; continuation rows are indented
-/// by [`TIME_WIDTH`] so the text lines up after the time stamp.
+/// Wraps styled spans into rows of `width` columns at spaces where possible (inside
+/// long words otherwise); continuation rows are indented by [`TIME_WIDTH`] so the
+/// text lines up after the time stamp.
 fn wrap(spans: Vec<Span<'static>>, width: usize) -> Vec<TextLine<'static>> {
-    let mut rows = Vec::new();
-    let mut row: Vec<Span<'static>> = Vec::new();
+    let cells: Vec<(char, Style)> = spans
+        .iter()
+        .flat_map(|span| span.content.chars().map(move |c| (c, span.style)))
+        .collect();
+    let cell_width = |c: char| c.width().unwrap_or(0);
+    let mut rows: Vec<Vec<(char, Style)>> = Vec::new();
+    let mut row: Vec<(char, Style)> = Vec::new();
     let mut used = 0;
-    for span in spans {
-        let mut piece = String::new();
-        for c in span.content.chars() {
-            let w = c.width().unwrap_or(0);
-            if used + w > width {
-                if !piece.is_empty() {
-                    row.push(Span::styled(std::mem::take(&mut piece), span.style));
-                }
-                rows.push(TextLine::from(std::mem::take(&mut row)));
-                row.push(Span::raw(" ".repeat(TIME_WIDTH)));
-                used = TIME_WIDTH;
+    let mut i = 0;
+    while let Some(&(c, style)) = cells.get(i) {
+        let w = cell_width(c);
+        if used + w > width && !row.is_empty() {
+            // Carry the last word over when the row has a space after the time column.
+            let carry = if c == ' ' {
+                None
+            } else {
+                row.iter()
+                    .rposition(|&(ch, _)| ch == ' ')
+                    .filter(|&p| p >= TIME_WIDTH && p + 1 < row.len())
+            };
+            let tail = carry.map(|p| row.split_off(p + 1)).unwrap_or_default();
+            while row.len() > TIME_WIDTH && row.last().is_some_and(|&(ch, _)| ch == ' ') {
+                row.pop();
             }
-            piece.push(c);
-            used += w;
+            rows.push(std::mem::take(&mut row));
+            row = vec![(' ', Style::new()); TIME_WIDTH];
+            used = TIME_WIDTH + tail.iter().map(|&(ch, _)| cell_width(ch)).sum::<usize>();
+            row.extend(tail);
+            if c == ' ' {
+                i += 1;
+            }
+            continue;
         }
-        if !piece.is_empty() {
-            row.push(Span::styled(piece, span.style));
-        }
+        row.push((c, style));
+        used += w;
+        i += 1;
     }
-    rows.push(TextLine::from(row));
-    rows
+    rows.push(row);
+    rows.into_iter().map(styled_row).collect()
+}
+
+/// Groups a row of styled characters into spans.
+fn styled_row(cells: Vec<(char, Style)>) -> TextLine<'static> {
+    let mut spans: Vec<Span<'static>> = Vec::new();
+    let mut text = String::new();
+    let mut current: Option<Style> = None;
+    for (c, style) in cells {
+        if current.is_some_and(|s| s != style) {
+            spans.push(Span::styled(
+                std::mem::take(&mut text),
+                current.unwrap_or_default(),
+            ));
+        }
+        current = Some(style);
+        text.push(c);
+    }
+    if !text.is_empty() {
+        spans.push(Span::styled(text, current.unwrap_or_default()));
+    }
+    TextLine::from(spans)
 }
 
 fn render_nicks(frame: &mut Frame<'_>, area: Rect, state: &State, buffer: &Buffer) {
@@ -249,17 +329,25 @@ fn render_nicks(frame: &mut Frame<'_>, area: Rect, state: &State, buffer: &Buffe
         .map(|m| {
             let prefix = m.prefix().unwrap_or(' ');
             let prefix_style = match prefix {
-                '@' | '~' | '&' => Style::new().fg(Color::LightGreen).add_modifier(Modifier::BOLD),
+                '@' | '~' | '&' => Style::new()
+                    .fg(Color::LightGreen)
+                    .add_modifier(Modifier::BOLD),
                 '+' | '%' => Style::new().fg(Color::LightYellow),
                 _ => Style::new(),
             };
             TextLine::from(vec![
                 Span::styled(prefix.to_string(), prefix_style),
-                Span::styled(m.nick.clone(), Style::new().fg(nick_color(state.key(&m.nick).as_str()))),
+                Span::styled(
+                    m.nick.clone(),
+                    Style::new().fg(nick_color(state.key(&m.nick).as_str())),
+                ),
             ])
         })
         .collect();
-    let title = format!(" {} users ", members.len());
+    let title = match members.len() {
+        1 => " 1 user ".to_owned(),
+        n => format!(" {n} users "),
+    };
     let block = Block::new().borders(Borders::LEFT).title(title);
     frame.render_widget(Paragraph::new(lines).block(block), area);
 }
@@ -283,15 +371,20 @@ fn render_status(frame: &mut Frame<'_>, area: Rect, state: &State, buffer: &Buff
     if scroll > 0 {
         parts.push(format!("scrolled up {scroll} (PageDown)"));
     }
-    let status = Paragraph::new(parts.join(" | "))
-        .style(Style::new().fg(Color::White).bg(Color::Blue));
+    let status =
+        Paragraph::new(parts.join(" | ")).style(Style::new().fg(Color::White).bg(Color::Blue));
     frame.render_widget(status, area);
 }
 
 fn render_input(frame: &mut Frame<'_>, area: Rect, buffer: &Buffer, input: &InputLine) {
     let prompt = format!("[{}] ", tab_name(buffer));
-    let prompt_width = prompt.chars().map(|c| c.width().unwrap_or(0)).sum::<usize>();
-    let room = usize::from(area.width).saturating_sub(prompt_width + 1).max(1);
+    let prompt_width = prompt
+        .chars()
+        .map(|c| c.width().unwrap_or(0))
+        .sum::<usize>();
+    let room = usize::from(area.width)
+        .saturating_sub(prompt_width + 1)
+        .max(1);
     let scroll = input.inner().visual_scroll(room);
     let cursor = input.inner().visual_cursor();
     let line = TextLine::from(vec![
@@ -353,7 +446,10 @@ mod tests {
 
     #[test]
     fn formatting_codes_are_stripped() {
-        assert_eq!(strip_formatting("\u{2}bold\u{2} \u{3}4,12red\u{3} \u{3}5x"), "bold red x");
+        assert_eq!(
+            strip_formatting("\u{2}bold\u{2} \u{3}4,12red\u{3} \u{3}5x"),
+            "bold red x"
+        );
     }
 
     #[test]
@@ -367,5 +463,8 @@ mod tests {
         let rows = wrap(vec![Span::raw("12:00 abcdefghij")], 12);
         let text: Vec<String> = rows.iter().map(ToString::to_string).collect();
         assert_eq!(text, ["12:00 abcdef", "      ghij"]);
+        let rows = wrap(vec![Span::raw("12:00 ab cd efgh")], 13);
+        let text: Vec<String> = rows.iter().map(ToString::to_string).collect();
+        assert_eq!(text, ["12:00 ab cd", "      efgh"]);
     }
 }

@@ -33,6 +33,7 @@ pub(super) fn cap(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
             me.cap_version = me.cap_version.max(version);
             if me.cap_version >= 302 {
                 me.caps.set(caps::CAP_NOTIFY, true);
+                me.outbox.set_caps(me.caps);
             }
             let names: Vec<&str> = caps::SUPPORTED.iter().map(|cap| cap.name).collect();
             send_list(ctx, "LS", &names);
@@ -67,6 +68,7 @@ pub(super) fn cap(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
             for (cap, enable) in changes {
                 me.caps.set(cap, enable);
             }
+            me.outbox.set_caps(me.caps);
             reply(ctx, "ACK", request);
         }
         "END" => {

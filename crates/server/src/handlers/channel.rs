@@ -1,6 +1,8 @@
 //! Channel membership and channel state: JOIN, PART, TOPIC, NAMES, LIST, KICK, INVITE.
 
 use std::sync::Arc;
+
+use bytes::Bytes;
 use std::time::SystemTime;
 
 use palaver_proto::numeric::*;
@@ -9,7 +11,8 @@ use palaver_proto::{CaseKey, Message, mask};
 
 use super::{Ctx, split_list, unix_seconds};
 use crate::caps;
-use crate::world::{CASEMAPPING, Channel, ClientId, Member, Status, Topic, World};
+use crate::outbox::Outbox;
+use crate::world::{CASEMAPPING, Channel, Client, ClientId, Member, Status, Topic, World};
 
 /// `JOIN <#chan>{,<#chan>} [<key>{,<key>}]`, and `JOIN 0` to leave every channel.
 pub(super) fn join(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
@@ -83,9 +86,7 @@ fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) {
         .channels
         .get(&folded)
         .map_or_else(|| name.to_owned(), |c| c.name.clone());
-    let mut line = me.line_from();
-    line.command("JOIN").param(&display_name);
-    let line = line.finish();
+    let joins = JoinLines::new(me, &display_name);
     let channel = ctx
         .world
         .channels
@@ -101,12 +102,64 @@ fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) {
             outbox,
         },
     );
-    channel.broadcast(&line, None);
+    for (id, member) in &channel.members {
+        joins.send_to(&member.outbox, *id == ctx.id);
+    }
     let me = ctx.me_mut();
     me.channels.insert(folded.clone());
     me.invites.retain(|k| *k != folded);
     send_topic(ctx, &folded, false);
-    send_names(ctx, &folded);
+    if !ctx.me().caps.has(caps::NO_IMPLICIT_NAMES) {
+        send_names(ctx, &folded);
+    }
+}
+
+/// The lines announcing a JOIN, in each format a member may want.
+struct JoinLines {
+    plain: Bytes,
+    /// `extended-join`: `JOIN #chan <account> :<realname>`.
+    extended: Bytes,
+    /// `away-notify`: the joiner's away status, right after its JOIN.
+    away: Option<Bytes>,
+}
+
+impl JoinLines {
+    fn new(joiner: &Client, channel: &str) -> Self {
+        let mut plain = joiner.line_from();
+        plain.command("JOIN").param(channel);
+        let mut extended = joiner.line_from();
+        // `*`: not logged in to an account (accounts arrive with a later issue).
+        extended
+            .command("JOIN")
+            .param(channel)
+            .param("*")
+            .trailing(&joiner.realname);
+        let away = joiner.away.as_deref().map(|message| {
+            let mut line = joiner.line_from();
+            line.command("AWAY").trailing(message);
+            line.finish()
+        });
+        Self {
+            plain: plain.finish(),
+            extended: extended.finish(),
+            away,
+        }
+    }
+
+    fn send_to(&self, outbox: &Outbox, is_joiner: bool) {
+        let caps = outbox.caps();
+        outbox.push(if caps.has(caps::EXTENDED_JOIN) {
+            self.extended.clone()
+        } else {
+            self.plain.clone()
+        });
+        if let Some(away) = &self.away
+            && !is_joiner
+            && caps.has(caps::AWAY_NOTIFY)
+        {
+            outbox.push(away.clone());
+        }
+    }
 }
 
 /// Removes the client from a channel, announcing `PART` (or, for KICK, nothing: the
@@ -252,25 +305,52 @@ pub(super) fn names(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
             .send();
         return;
     };
-    for name in split_list(channels) {
+    let names: Vec<&str> = split_list(channels).collect();
+    if let [name] = names.as_slice() {
+        // One channel: its own end numeric, with the channel's spelling of its name.
         let key = World::key(name);
-        let visible =
-            ctx.world.channels.get(&key).is_some_and(|channel| {
-                !channel.modes.secret || channel.members.contains_key(&ctx.id)
-            });
-        if visible {
+        if is_visible(ctx, &key) {
             send_names(ctx, &key);
-        } else {
-            ctx.numeric(RPL_ENDOFNAMES)
-                .param(name)
-                .trailing("End of /NAMES list")
-                .send();
+            return;
+        }
+    } else {
+        // Several channels (RFC 2812): replies for each, then one end numeric.
+        for name in &names {
+            let key = World::key(name);
+            if is_visible(ctx, &key) {
+                send_name_replies(ctx, &key);
+            }
         }
     }
+    ctx.numeric(RPL_ENDOFNAMES)
+        .param(channels)
+        .trailing("End of /NAMES list")
+        .send();
 }
 
-/// `RPL_NAMREPLY` lines (as many as the line length needs) and `RPL_ENDOFNAMES`.
+/// Whether the caller may see a channel's members (it exists and is not secret, or
+/// the caller is in it).
+fn is_visible(ctx: &Ctx<'_>, key: &CaseKey) -> bool {
+    ctx.world
+        .channels
+        .get(key)
+        .is_some_and(|channel| !channel.modes.secret || channel.members.contains_key(&ctx.id))
+}
+
+/// `RPL_NAMREPLY` lines and `RPL_ENDOFNAMES` for one channel.
 pub(super) fn send_names(ctx: &Ctx<'_>, key: &CaseKey) {
+    let Some(channel) = ctx.world.channels.get(key) else {
+        return;
+    };
+    send_name_replies(ctx, key);
+    ctx.numeric(RPL_ENDOFNAMES)
+        .param(&channel.name)
+        .trailing("End of /NAMES list")
+        .send();
+}
+
+/// `RPL_NAMREPLY` lines, as many as the line length needs.
+fn send_name_replies(ctx: &Ctx<'_>, key: &CaseKey) {
     let Some(channel) = ctx.world.channels.get(key) else {
         return;
     };
@@ -319,10 +399,6 @@ pub(super) fn send_names(ctx: &Ctx<'_>, key: &CaseKey) {
         names.push_str(&entry);
     }
     flush(&mut names);
-    ctx.numeric(RPL_ENDOFNAMES)
-        .param(&channel.name)
-        .trailing("End of /NAMES list")
-        .send();
 }
 
 /// `LIST [<#chan|mask>{,...}]`: channels that are not secret, or that we are in.
@@ -500,12 +576,21 @@ pub(super) fn invite(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         if target_client.invites.len() >= max_invites {
             target_client.invites.remove(0);
         }
-        target_client.invites.push(key);
+        target_client.invites.push(key.clone());
     }
     line.command("INVITE")
         .param(&target_nick)
         .param(&channel_name);
-    target_client.send(line.finish());
+    let line = line.finish();
+    target_client.send(line.clone());
+    // invite-notify: other members with the capability see the invitation too.
+    if let Some(channel) = ctx.world.channels.get(&key) {
+        for (id, member) in &channel.members {
+            if *id != ctx.id && member.outbox.caps().has(caps::INVITE_NOTIFY) {
+                member.outbox.push(line.clone());
+            }
+        }
+    }
     ctx.numeric(RPL_INVITING)
         .param(&target_nick)
         .param(&channel_name)

@@ -13,6 +13,12 @@ mod mode;
 mod query;
 mod registration;
 mod server_info;
+// Monitor, operators, bot mode, SETNAME, WHOX.
+pub(crate) mod deferred;
+pub(crate) mod monitor;
+mod oper;
+mod setname;
+mod whox;
 
 use palaver_proto::Message;
 use palaver_proto::numeric::*;
@@ -25,6 +31,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) id: ClientId,
     /// Set when the connection must close after this command, with the reason.
     pub(crate) quit: Option<String>,
+    /// Slow work to run once the world lock is released (see [`deferred`]).
+    pub(crate) deferred: Option<deferred::Deferred>,
 }
 
 impl Ctx<'_> {
@@ -92,8 +100,9 @@ pub(crate) fn dispatch(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         "LIST" => channel::list(ctx, msg),
         "KICK" => channel::kick(ctx, msg),
         "INVITE" => channel::invite(ctx, msg),
-        "PRIVMSG" => messaging::privmsg(ctx, msg, false),
-        "NOTICE" => messaging::privmsg(ctx, msg, true),
+        "PRIVMSG" => messaging::relay(ctx, msg, messaging::Kind::Privmsg),
+        "NOTICE" => messaging::relay(ctx, msg, messaging::Kind::Notice),
+        "TAGMSG" => messaging::relay(ctx, msg, messaging::Kind::Tagmsg),
         "MODE" => mode::mode(ctx, msg),
         "WHO" => query::who(ctx, msg),
         "WHOIS" => query::whois(ctx, msg),
@@ -105,6 +114,10 @@ pub(crate) fn dispatch(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         "LUSERS" => server_info::lusers(ctx),
         "VERSION" => server_info::version(ctx, msg),
         "TIME" => server_info::time(ctx, msg),
+        "MONITOR" => monitor::monitor(ctx, msg),
+        "OPER" => oper::oper(ctx, msg),
+        "KILL" => oper::kill(ctx, msg),
+        "SETNAME" => setname::setname(ctx, msg),
         _ => unknown_command(ctx, command),
     }
 }
@@ -122,6 +135,7 @@ fn is_known(name: &str) -> bool {
             | "INVITE"
             | "PRIVMSG"
             | "NOTICE"
+            | "TAGMSG"
             | "MODE"
             | "WHO"
             | "WHOIS"
@@ -133,6 +147,10 @@ fn is_known(name: &str) -> bool {
             | "LUSERS"
             | "VERSION"
             | "TIME"
+            | "MONITOR"
+            | "OPER"
+            | "KILL"
+            | "SETNAME"
     )
 }
 
@@ -153,6 +171,16 @@ fn ascii_upper<'b>(command: &str, buf: &'b mut [u8; 16]) -> Option<&'b str> {
     out.copy_from_slice(bytes);
     out.make_ascii_uppercase();
     std::str::from_utf8(out).ok()
+}
+
+/// Queues `line` for every client sharing a channel with the caller that has `cap`
+/// (away-notify, setname and friends).
+fn notify_peers(ctx: &Ctx<'_>, cap: crate::caps::Cap, line: &bytes::Bytes) {
+    for peer in ctx.world.peers_of(ctx.id) {
+        if peer.caps().has(cap) {
+            peer.push(line.clone());
+        }
+    }
 }
 
 /// Splits a comma-separated list parameter, skipping empty items.

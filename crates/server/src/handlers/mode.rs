@@ -1,4 +1,4 @@
-//! `MODE` for users (`+i`, `-o`) and channels (`+o +v +b +i +k +l +m +n +t +s`).
+//! `MODE` for users (`+i`, `+B`, `-o`) and channels (`+o +v +b +i +k +l +m +n +t +s`).
 //!
 //! Channel changes are applied one by one, in order; the ones that took effect are
 //! announced to every member in one MODE line, as the server normalised them (ban
@@ -60,12 +60,17 @@ fn user_mode(ctx: &mut Ctx<'_>, target: &str, changes: Option<&str>) {
                 me.invisible = adding;
                 applied.push(adding, 'i', None);
             }
+            // Bot mode (IRCv3 bot-mode, `BOT=B`): the user's own choice.
+            'B' if me.bot != adding => {
+                me.bot = adding;
+                applied.push(adding, 'B', None);
+            }
             // Operator status is granted by OPER only; users may drop it.
             'o' if !adding && me.oper => {
                 me.oper = false;
                 applied.push(false, 'o', None);
             }
-            'i' | 'o' => {}
+            'i' | 'o' | 'B' => {}
             _ => unknown = true,
         }
     }

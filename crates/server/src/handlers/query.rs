@@ -7,14 +7,15 @@ use palaver_proto::numeric::*;
 use palaver_proto::{Message, mask};
 
 use super::channel::truncate;
-use super::{Ctx, unix_seconds};
+use super::{Ctx, notify_peers, unix_seconds, whox};
 use crate::caps;
 use crate::world::{CASEMAPPING, Client, Status, World};
 
 /// `WHO <mask|#chan> [o]`.
 pub(super) fn who(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     let target = msg.param(0).unwrap_or("*");
-    let opers_only = msg.param(1).is_some_and(|f| f.contains('o'));
+    let (opers_only, whox) = whox::parse(msg.param(1));
+    let whox = whox.as_ref();
     let multi_prefix = ctx.me().caps.has(caps::MULTI_PREFIX);
     if target.starts_with('#') {
         if let Some(channel) = ctx.world.channels.get(World::key(target).as_str()) {
@@ -35,6 +36,7 @@ pub(super) fn who(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
                         &channel.name,
                         Some(member.status),
                         multi_prefix,
+                        whox,
                     );
                 }
             }
@@ -75,7 +77,7 @@ pub(super) fn who(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
                     .then(|| (channel.name.as_str(), channel.status(client.id)))
             });
             let (channel_name, status) = shown.unwrap_or(("*", None));
-            who_reply(ctx, client, channel_name, status, multi_prefix);
+            who_reply(ctx, client, channel_name, status, multi_prefix, whox);
         }
     }
     ctx.numeric(RPL_ENDOFWHO)
@@ -90,8 +92,12 @@ fn who_reply(
     channel: &str,
     status: Option<Status>,
     multi_prefix: bool,
+    whox: Option<&whox::Whox<'_>>,
 ) {
     let mut flags = String::from(if client.away.is_some() { "G" } else { "H" });
+    if client.bot {
+        flags.push('B');
+    }
     if client.oper {
         flags.push('*');
     }
@@ -101,6 +107,10 @@ fn who_reply(
         } else {
             status.prefix()
         });
+    }
+    if let Some(whox) = whox {
+        whox::reply(ctx, whox, client, channel, &flags);
+        return;
     }
     ctx.numeric(RPL_WHOREPLY)
         .param(channel)
@@ -178,6 +188,12 @@ pub(super) fn whois(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         ctx.numeric(RPL_WHOISOPERATOR)
             .param(nick)
             .trailing("is an IRC operator")
+            .send();
+    }
+    if client.bot {
+        ctx.numeric(RPL_WHOISBOT)
+            .param(nick)
+            .trailing(&format!("is a bot on {}", ctx.world.config.network_name))
             .send();
     }
     if let Some(away) = &client.away {
@@ -261,6 +277,16 @@ pub(super) fn away(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
                 .trailing("You are no longer marked as being away")
                 .send();
         }
+    }
+    let mut line = ctx.me().line_from();
+    line.command("AWAY");
+    if let Some(message) = &ctx.me().away {
+        line.trailing(message);
+    }
+    let line = line.finish();
+    notify_peers(ctx, caps::AWAY_NOTIFY, &line);
+    for watcher in ctx.world.extended_monitors(ctx.id, caps::AWAY_NOTIFY) {
+        watcher.push(line.clone());
     }
 }
 

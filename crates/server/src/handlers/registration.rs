@@ -71,7 +71,12 @@ pub(super) fn nick(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         ctx.world.nicks.remove(&old_key);
     }
     ctx.world.nicks.insert(key, ctx.id);
-    ctx.me_mut().nick = Some(wanted.to_owned());
+    let old_nick = ctx.me_mut().nick.replace(wanted.to_owned());
+    if ctx.me().is_registered()
+        && let Some(old_nick) = old_nick
+    {
+        super::monitor::nick_changed(ctx, &old_nick);
+    }
     try_complete(ctx);
 }
 
@@ -83,21 +88,37 @@ pub(super) fn user(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
             .send();
         return;
     }
-    let (Some(username), Some(realname)) = (msg.param(0), msg.param(3)) else {
+    let (Some(username), Some(realname)) = (
+        msg.param(0).filter(|u| !u.is_empty()),
+        msg.param(3).filter(|r| !r.is_empty()),
+    ) else {
         ctx.need_more_params("USER");
         return;
     };
     let limits = &ctx.world.config.limits;
-    let username: String = username.chars().take(limits.user_len).collect();
-    if !is_valid_username(&username, limits.user_len) {
-        ctx.need_more_params("USER");
-        return;
-    }
-    let realname: String = realname.chars().take(limits.realname_len).collect();
+    let username = sanitise_username(username, limits.user_len);
+    let realname = super::channel::truncate(realname, limits.realname_len).to_owned();
     let me = ctx.me_mut();
     me.user = Some(format!("~{username}"));
     me.realname = realname;
     try_complete(ctx);
+}
+
+/// The username we show: the characters of the client's choice that are safe in a
+/// `nick!user@host` mask (letters, digits, `.`, `-`, `_`), cut to `max_len`; `user`
+/// if none are left. Clients send all sorts here (emoji, their real name), and
+/// refusing them would only make registration fail in confusing ways.
+fn sanitise_username(requested: &str, max_len: usize) -> String {
+    let kept: String = requested
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+        .take(max_len)
+        .collect();
+    if is_valid_username(&kept, max_len) {
+        kept
+    } else {
+        "user".to_owned()
+    }
 }
 
 /// Completes registration once NICK and USER are in and CAP negotiation is over.
@@ -127,6 +148,7 @@ pub(super) fn try_complete(ctx: &mut Ctx<'_>) {
     ctx.world.max_clients_seen = ctx.world.max_clients_seen.max(registered);
     tracing::info!(client = ctx.id.0, nick = %ctx.me().nick(), "registered");
     welcome(ctx);
+    ctx.world.notify_monitors_online(ctx.id);
 }
 
 fn welcome(ctx: &Ctx<'_>) {
@@ -155,7 +177,7 @@ fn welcome(ctx: &Ctx<'_>) {
     ctx.numeric(RPL_MYINFO)
         .param(&config.server_name)
         .param(VERSION)
-        .param("io")
+        .param("Bio")
         .param("beiklmnostv")
         .param("bklov")
         .send();

@@ -47,6 +47,8 @@ pub(crate) struct Client {
     pub(crate) password: Option<String>,
     pub(crate) invisible: bool,
     pub(crate) oper: bool,
+    /// Bot mode (`+B`): marked in WHO/WHOIS and tagged `bot` on its messages.
+    pub(crate) bot: bool,
     pub(crate) away: Option<String>,
     /// Folded names of the channels the client is in.
     pub(crate) channels: HashSet<CaseKey>,
@@ -89,6 +91,7 @@ impl Client {
             password: None,
             invisible: false,
             oper: false,
+            bot: false,
             away: None,
             channels: HashSet::new(),
             invites: Vec::new(),
@@ -132,6 +135,9 @@ impl Client {
     /// The user modes as a `+...` string (`RPL_UMODEIS`).
     pub(crate) fn mode_string(&self) -> String {
         let mut modes = String::from("+");
+        if self.bot {
+            modes.push('B');
+        }
         if self.invisible {
             modes.push('i');
         }

@@ -9,6 +9,7 @@
 
 mod channel;
 mod client;
+mod monitor;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
@@ -65,8 +66,14 @@ pub(crate) struct World {
     pub(crate) whowas: VecDeque<WhowasEntry>,
     /// Start of this server process (`RPL_CREATED`).
     pub(crate) started: SystemTime,
+    /// Makes message ids unique across restarts: the start time, in hex.
+    msgid_prefix: String,
+    /// Counter for message ids and batch references.
+    next_serial: u64,
     /// Most registered clients seen at once (`RPL_LOCALUSERS`), updated on registration.
     pub(crate) max_clients_seen: usize,
+    /// MONITOR lists and their reverse index (nickname → watchers).
+    pub(crate) monitors: monitor::Monitors,
     next_id: u64,
 }
 
@@ -79,9 +86,32 @@ impl World {
             channels: HashMap::new(),
             whowas: VecDeque::new(),
             started: SystemTime::now(),
+            msgid_prefix: format!(
+                "{:x}",
+                SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis())
+                    .unwrap_or_default()
+            ),
+            next_serial: 0,
             max_clients_seen: 0,
+            monitors: monitor::Monitors::default(),
             next_id: 1,
         }
+    }
+
+    /// A fresh `msgid` and the current `time` for a message about to be relayed.
+    pub(crate) fn stamp(&mut self) -> crate::relay::Stamp {
+        crate::relay::Stamp {
+            msgid: self.next_id_string(),
+            time: crate::relay::server_time_now(),
+        }
+    }
+
+    /// A short identifier unique for the life of this server (message ids, batches).
+    pub(crate) fn next_id_string(&mut self) -> String {
+        self.next_serial += 1;
+        format!("{}-{:x}", self.msgid_prefix, self.next_serial)
     }
 
     /// Folds a nickname or channel name for lookups.
@@ -183,6 +213,10 @@ impl World {
         let Some(client) = self.clients.remove(&id) else {
             return;
         };
+        self.monitors.clear(id);
+        if client.is_registered() {
+            self.notify_monitors_offline(client.nick());
+        }
         for key in &client.channels {
             if let Some(channel) = self.channels.get_mut(key) {
                 channel.members.remove(&id);

@@ -1,0 +1,187 @@
+//! The real `chat-client` binary in line mode, talking through an in-process server.
+
+use std::process::Stdio;
+
+use palaver_test_support::{TIMEOUT, TestServer};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout, Command};
+
+/// A `chat-client` process with piped stdio, logging into its own temporary directory.
+struct Proc {
+    child: Child,
+    stdout: Lines<BufReader<ChildStdout>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Proc {
+    fn spawn(args: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_chat-client"))
+            .args(args)
+            .current_dir(dir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start chat-client");
+        let stdout = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        Self {
+            child,
+            stdout,
+            _dir: dir,
+        }
+    }
+
+    /// Reads stdout until a line contains `needle`; returns that line.
+    async fn expect(&mut self, needle: &str) -> String {
+        let mut seen = Vec::new();
+        let found = tokio::time::timeout(TIMEOUT, async {
+            while let Ok(Some(line)) = self.stdout.next_line().await {
+                if line.contains(needle) {
+                    return Some(line);
+                }
+                seen.push(line);
+            }
+            None
+        })
+        .await;
+        match found {
+            Ok(Some(line)) => line,
+            _ => panic!("no output line with {needle:?}; saw {seen:#?}"),
+        }
+    }
+
+    async fn write(&mut self, text: &str) {
+        let stdin = self.child.stdin.as_mut().expect("stdin open");
+        stdin.write_all(text.as_bytes()).await.expect("write stdin");
+        stdin.flush().await.expect("flush stdin");
+    }
+
+    fn close_stdin(&mut self) {
+        drop(self.child.stdin.take());
+    }
+
+    /// Waits for exit; returns the status code and everything on stderr.
+    async fn finish(mut self) -> (Option<i32>, String) {
+        let mut stderr = self.child.stderr.take().expect("stderr");
+        let status = tokio::time::timeout(TIMEOUT, self.child.wait())
+            .await
+            .expect("chat-client exits in time")
+            .expect("wait");
+        let mut text = String::new();
+        let _ = tokio::io::AsyncReadExt::read_to_string(&mut stderr, &mut text).await;
+        (status.code(), text)
+    }
+}
+
+fn is_stamped(line: &str, rest: &str) -> bool {
+    let bytes = line.as_bytes();
+    line.len() == 8 + rest.len()
+        && bytes[0] == b'['
+        && bytes[1..3].iter().all(u8::is_ascii_digit)
+        && bytes[3] == b':'
+        && bytes[4..6].iter().all(u8::is_ascii_digit)
+        && &line[6..8] == "] "
+        && line.ends_with(rest)
+}
+
+#[tokio::test]
+async fn two_clients_talk_through_the_binaries() {
+    let server = TestServer::start().await;
+    let port = server.addr.port().to_string();
+    let mut bob = Proc::spawn(&["127.0.0.1", &port, "--nick", "bob"]);
+    bob.expect("bob has joined #lobby").await;
+
+    let mut alice = Proc::spawn(&["127.0.0.1", &port, "--nick", "alice"]);
+    alice.write("hello bob\n/me waves\n").await;
+    alice.close_stdin();
+    bob.expect("alice has joined #lobby").await;
+    let said = bob.expect("<alice>").await;
+    assert!(is_stamped(&said, "<alice> hello bob"), "{said:?}");
+    let acted = bob.expect("alice waves").await;
+    assert!(is_stamped(&acted, "* alice waves"), "{acted:?}");
+    let (code, stderr) = alice.finish().await;
+    assert_eq!(code, Some(0), "alice's stderr: {stderr}");
+    bob.expect("alice has quit").await;
+
+    // bob answers; end of input makes him quit cleanly too.
+    bob.write("bye\n").await;
+    bob.close_stdin();
+    let (code, stderr) = bob.finish().await;
+    assert_eq!(code, Some(0), "bob's stderr: {stderr}");
+}
+
+#[tokio::test]
+async fn piped_input_asks_the_username_then_sends_every_line_before_quitting() {
+    let server = TestServer::start().await;
+    let mut watcher = server.client("watcher").await;
+    watcher.send("JOIN #lobby").await;
+    watcher.expect_command("366").await;
+
+    let port = server.addr.port().to_string();
+    let mut carol = Proc::spawn(&["127.0.0.1", &port]);
+    carol.write("carol\none\ntwo\n/frobnicate\n").await;
+    carol.close_stdin();
+    for text in ["one", "two"] {
+        let line = watcher.expect_command("PRIVMSG").await;
+        assert_eq!(
+            (line.source_nick(), line.param(0), line.last()),
+            ("carol".into(), "#lobby".into(), text.into())
+        );
+    }
+    let quit = watcher.expect(|l| l.command() != "PRIVMSG").await;
+    assert_eq!(
+        (quit.command(), quit.source_nick().as_str()),
+        ("QUIT", "carol"),
+        "nothing else was sent"
+    );
+    let (code, stderr) = carol.finish().await;
+    assert_eq!(code, Some(0));
+    assert!(stderr.starts_with("username: "), "{stderr}");
+    assert!(stderr.contains("unknown command /frobnicate"), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_local_port_in_use_is_a_clear_error() {
+    let server = TestServer::start().await;
+    let taken = std::net::TcpListener::bind("0.0.0.0:0").expect("bind");
+    let local = taken.local_addr().expect("addr").port().to_string();
+    let port = server.addr.port().to_string();
+    let client = Proc::spawn(&["127.0.0.1", &port, &local, "--nick", "x"]);
+    let (code, stderr) = client.finish().await;
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        stderr.trim(),
+        format!(
+            "chat-client: cannot use local port {local}: it is already in use (pick another or leave it out)"
+        )
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_a_clear_error() {
+    // A port that was just free: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+        .to_string();
+    let client = Proc::spawn(&["127.0.0.1", &port, "--nick", "x"]);
+    let (code, stderr) = client.finish().await;
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains(&format!(
+            "cannot connect to 127.0.0.1:{port}: connection refused"
+        )),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn a_bad_nick_is_refused_before_connecting() {
+    let client = Proc::spawn(&["127.0.0.1", "1", "--nick", "9lives"]);
+    let (code, stderr) = client.finish().await;
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("cannot be a nickname"), "{stderr}");
+}

@@ -1,0 +1,281 @@
+//! The core and the connection task together, over real sockets.
+
+use std::time::Duration;
+
+use palaver_client::connection::{self, ConnEvent, ConnectConfig, ToConn};
+use palaver_client::state::{LineKind, Stamp};
+use palaver_client::{Change, Client, ClientConfig};
+use palaver_test_support::{TIMEOUT, TestServer};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+const NOW: Stamp = Stamp {
+    hour: 9,
+    minute: 30,
+};
+
+/// A core wired to a connection task, pumped by the test.
+struct Harness {
+    client: Client,
+    to_conn: mpsc::Sender<ToConn>,
+    events: mpsc::Receiver<ConnEvent>,
+    _task: JoinHandle<()>,
+}
+
+impl Harness {
+    fn start(config: ConnectConfig, nick: &str) -> Self {
+        let (to_conn, events, task) = connection::spawn(config);
+        let label = "test";
+        Self {
+            client: Client::new(label, ClientConfig::new(nick, vec!["#lobby".into()])),
+            to_conn,
+            events,
+            _task: task,
+        }
+    }
+
+    /// Pumps lines out and events in until `pred` accepts an event or a change;
+    /// returns the events seen.
+    async fn until(
+        &mut self,
+        mut pred: impl FnMut(&ConnEvent, &[Change]) -> bool,
+    ) -> Vec<ConnEvent> {
+        let mut seen = Vec::new();
+        let done = tokio::time::timeout(TIMEOUT, async {
+            loop {
+                while let Some(message) = self.client.pop_outgoing() {
+                    self.to_conn
+                        .send(message)
+                        .await
+                        .expect("connection task alive");
+                }
+                let Some(event) = self.events.recv().await else {
+                    return false;
+                };
+                let changes = self.client.handle(event.clone(), NOW);
+                let hit = pred(&event, &changes);
+                seen.push(event);
+                if hit {
+                    return true;
+                }
+            }
+        })
+        .await;
+        assert!(
+            matches!(done, Ok(true)),
+            "condition not met; events: {seen:#?}"
+        );
+        seen
+    }
+
+    /// Hands every queued line to the connection task.
+    async fn flush(&mut self) {
+        while let Some(message) = self.client.pop_outgoing() {
+            self.to_conn
+                .send(message)
+                .await
+                .expect("connection task alive");
+        }
+    }
+
+    async fn until_change(&mut self, wanted: impl Fn(&Change) -> bool) -> Vec<ConnEvent> {
+        self.until(|_, changes| changes.iter().any(&wanted)).await
+    }
+}
+
+fn fast(addr: std::net::SocketAddr) -> ConnectConfig {
+    let mut config = ConnectConfig::new(addr.ip().to_string(), addr.port());
+    config.backoff_initial = Duration::from_millis(20);
+    config.backoff_max = Duration::from_millis(80);
+    config
+}
+
+#[tokio::test]
+async fn two_cores_chat_through_a_real_server_and_a_taken_nick_is_retried() {
+    let server = TestServer::start().await;
+    let mut alice = Harness::start(fast(server.addr), "dup");
+    alice.until_change(|c| *c == Change::Ready).await;
+    let mut bob = Harness::start(fast(server.addr), "dup");
+    bob.until_change(|c| *c == Change::Ready).await;
+    assert_eq!(bob.client.state().nick, "dup_");
+    assert_eq!(bob.client.state().active_buffer().name, "#lobby");
+
+    alice.client.input("hi dup_", NOW);
+    alice.flush().await;
+    bob.until_change(|c| matches!(c, Change::Line { line, .. } if line.text == "hi dup_"))
+        .await;
+    let lobby = bob.client.state().active_buffer();
+    let line = lobby.lines.back().expect("line");
+    assert_eq!(
+        (line.kind, line.nick.as_deref(), line.highlight),
+        (LineKind::Message, Some("dup"), true)
+    );
+    let members: Vec<&str> = lobby.members.values().map(|m| m.nick.as_str()).collect();
+    assert_eq!(members.len(), 2, "{members:?}");
+
+    alice.client.quit(Some("done"));
+    alice.until_change(|c| *c == Change::Closed).await;
+    bob.until_change(|c| matches!(c, Change::Line { line, .. } if line.text.contains("has quit")))
+        .await;
+    assert_eq!(bob.client.state().active_buffer().members.len(), 1);
+}
+
+/// A scripted server connection: read lines, write lines.
+struct Scripted {
+    reader: tokio::io::Lines<BufReader<tokio::net::tcp::OwnedReadHalf>>,
+    writer: tokio::net::tcp::OwnedWriteHalf,
+}
+
+impl Scripted {
+    async fn accept(listener: &TcpListener) -> Self {
+        let (stream, _) = tokio::time::timeout(TIMEOUT, listener.accept())
+            .await
+            .expect("client connects in time")
+            .expect("accept");
+        Self::from(stream)
+    }
+
+    fn from(stream: TcpStream) -> Self {
+        let (reader, writer) = stream.into_split();
+        Self {
+            reader: BufReader::new(reader).lines(),
+            writer,
+        }
+    }
+
+    async fn expect(&mut self, prefix: &str) -> String {
+        loop {
+            let line = tokio::time::timeout(TIMEOUT, self.reader.next_line())
+                .await
+                .unwrap_or_else(|_| panic!("no {prefix:?} in time"))
+                .expect("read")
+                .unwrap_or_else(|| panic!("closed before {prefix:?}"));
+            if line.starts_with(prefix) {
+                return line;
+            }
+        }
+    }
+
+    async fn send(&mut self, line: &str) {
+        self.writer
+            .write_all(format!("{line}\r\n").as_bytes())
+            .await
+            .expect("write");
+    }
+
+    async fn register(&mut self, nick: &str) {
+        self.expect("NICK").await;
+        self.expect("USER").await;
+        self.send(&format!(":srv 001 {nick} :Welcome")).await;
+    }
+}
+
+#[tokio::test]
+async fn drops_are_reconnected_with_capped_backoff_and_channels_rejoined() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let mut h = Harness::start(fast(listener.local_addr().expect("addr")), "ann");
+
+    let pump = tokio::spawn(async move {
+        let mut retries = Vec::new();
+        h.until(|event, _| {
+            if let ConnEvent::Disconnected { retry_in, .. } = event {
+                retries.push(*retry_in);
+            }
+            retries.len() == 4
+        })
+        .await;
+        (h, retries)
+    });
+    // 1: registers and joins, then drops. 2 and 3: drop before registering.
+    let mut first = Scripted::accept(&listener).await;
+    first.register("ann").await;
+    first.expect("JOIN #lobby").await;
+    first.send(":ann!a@h JOIN #lobby").await;
+    drop(first);
+    for _ in 0..3 {
+        let conn = Scripted::accept(&listener).await;
+        drop(conn);
+    }
+    let (mut h, retries) = pump.await.expect("pump");
+    // Reset after a registered connection, then doubling, capped at 80ms.
+    let ms: Vec<u128> = retries.iter().map(Duration::as_millis).collect();
+    assert_eq!(ms, [20, 40, 80, 80]);
+    assert!(!h.client.is_registered());
+
+    let mut back = Scripted::accept(&listener).await;
+    let pump = tokio::spawn(async move {
+        h.until_change(|c| *c == Change::Ready).await;
+        h
+    });
+    back.register("ann").await;
+    back.expect("JOIN #lobby").await;
+    back.send(":ann!a@h JOIN #lobby").await;
+    let h = pump.await.expect("pump");
+    assert!(h.client.state().active_buffer().joined);
+}
+
+#[tokio::test]
+async fn pings_are_answered_lag_is_measured_and_silence_drops_the_connection() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let mut config = fast(listener.local_addr().expect("addr"));
+    config.ping_interval = Duration::from_millis(50);
+    config.ping_timeout = Duration::from_millis(150);
+    let mut h = Harness::start(config, "pat");
+
+    let pump = tokio::spawn(async move {
+        let events = h
+            .until(|event, _| matches!(event, ConnEvent::Disconnected { .. }))
+            .await;
+        (h, events)
+    });
+    let mut server = Scripted::accept(&listener).await;
+    server.register("pat").await;
+    server.send("PING :are-you-there").await;
+    assert_eq!(server.expect("PONG").await, "PONG are-you-there");
+    // Our lag PING comes right after registration; answer it once.
+    let ping = server.expect("PING").await;
+    let token = ping
+        .trim_start_matches("PING ")
+        .trim_start_matches(':')
+        .to_owned();
+    server.send(&format!(":srv PONG srv :{token}")).await;
+    // Then stay silent: the next PING goes unanswered and the client gives up.
+    server.expect("PING").await;
+    let (h, events) = pump.await.expect("pump");
+    assert!(
+        events.iter().any(|e| matches!(e, ConnEvent::Lag(_))),
+        "{events:#?}"
+    );
+    let reason = events.iter().find_map(|e| match e {
+        ConnEvent::Disconnected { reason, .. } => Some(reason.clone()),
+        _ => None,
+    });
+    assert_eq!(reason.as_deref(), Some("no reply to PING for 150ms"));
+    assert!(
+        h.client.state().lag.is_none(),
+        "lag is cleared while disconnected"
+    );
+}
+
+#[tokio::test]
+async fn the_local_port_is_used_and_a_quit_while_disconnected_ends_at_once() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let mut config = fast(listener.local_addr().expect("addr"));
+    config.local_port = Some(free);
+    config.backoff_initial = Duration::from_secs(30);
+    let mut h = Harness::start(config, "lp");
+    let (stream, peer) = listener.accept().await.expect("accept");
+    assert_eq!(peer.port(), free);
+    drop(stream);
+    h.until(|event, _| matches!(event, ConnEvent::Disconnected { .. }))
+        .await;
+    h.client.quit(None);
+    // The 30 s backoff does not delay the quit.
+    h.until_change(|c| *c == Change::Closed).await;
+}

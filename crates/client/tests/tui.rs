@@ -1,0 +1,150 @@
+//! The full-screen UI rendered at 80x24 into ratatui's `TestBackend`.
+//!
+//! The state comes from scripted server lines through the public core API, so these
+//! snapshots show what a user would see after that conversation.
+
+use std::time::Duration;
+
+use palaver_client::connection::ConnEvent;
+use palaver_client::state::Stamp;
+use palaver_client::tui::{View, candidates, render};
+use palaver_client::{Client, ClientConfig};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::style::Color;
+
+fn at(hour: u8, minute: u8) -> Stamp {
+    Stamp::new(hour, minute)
+}
+
+fn feed(client: &mut Client, time: Stamp, lines: &[&str]) {
+    for line in lines {
+        client.handle(ConnEvent::Line((*line).to_owned()), time);
+    }
+}
+
+/// alice in #lobby (active) and #rust, with a private message from bob.
+fn conversation() -> Client {
+    let mut client = Client::new(
+        "127.0.0.1:6667",
+        ClientConfig::new("alice", vec!["#lobby".into(), "#rust".into()]),
+    );
+    let peer = "127.0.0.1:6667".parse().expect("address");
+    client.handle(
+        ConnEvent::Connected {
+            generation: 1,
+            peer,
+        },
+        at(9, 0),
+    );
+    feed(
+        &mut client,
+        at(9, 0),
+        &[
+            ":irc.test 001 alice :Welcome to the Palaver IRC network alice",
+            ":irc.test 005 alice PREFIX=(ov)@+ CHANTYPES=# CASEMAPPING=rfc1459 :are supported",
+            ":alice!a@h JOIN #lobby",
+            ":irc.test 332 alice #lobby :Welcome to the lobby",
+            ":irc.test 353 alice = #lobby :alice @carol +bob dave",
+            ":irc.test 366 alice #lobby :End of /NAMES list.",
+            ":alice!a@h JOIN #rust",
+            ":irc.test 353 alice = #rust :alice @ferris",
+            ":irc.test 366 alice #rust :End of /NAMES list.",
+        ],
+    );
+    feed(
+        &mut client,
+        at(9, 5),
+        &[
+            ":carol!c@h PRIVMSG #lobby :good morning everyone",
+            ":bob!b@h PRIVMSG #lobby :morning! has anyone seen the new release notes? they are long enough to wrap onto a second row",
+            ":dave!d@h PRIVMSG #lobby :alice: can you review my patch?",
+            ":ferris!f@h PRIVMSG #rust :alice, the borrow checker says hi",
+            ":ferris!f@h PRIVMSG #rust :and one more line",
+            ":bob!b@h PRIVMSG alice :psst, lunch?",
+            ":erin!e@h JOIN #lobby",
+        ],
+    );
+    client.handle(ConnEvent::Lag(Duration::from_millis(42)), at(9, 6));
+    client.input("morning all", at(9, 6));
+    client.input("/me waves", at(9, 6));
+    client
+}
+
+fn draw(client: &Client, view: &View) -> Terminal<TestBackend> {
+    let mut terminal = Terminal::new(TestBackend::new(80, 24)).expect("terminal");
+    terminal
+        .draw(|frame| render(frame, client.state(), view))
+        .expect("draw");
+    terminal
+}
+
+#[test]
+fn channel_with_tabs_nick_list_mention_and_status() {
+    let client = conversation();
+    let mut view = View::default();
+    view.input.set("typing a reply");
+    let terminal = draw(&client, &view);
+    insta::assert_snapshot!(terminal.backend());
+
+    // The mention is highlighted: its text is drawn in light yellow.
+    let buffer = terminal.backend().buffer();
+    let row = (0..24)
+        .find(|&y| {
+            let text: String = (0..80).map(|x| buffer[(x, y)].symbol()).collect();
+            text.contains("alice: can you review")
+        })
+        .expect("mention row");
+    let text: String = (0..80).map(|x| buffer[(x, row)].symbol()).collect();
+    let column = text.find("alice: can").expect("column") as u16;
+    assert_eq!(buffer[(column, row)].fg, Color::LightYellow);
+    // Tabs count mentions on inactive buffers: #rust has one, the query with bob one.
+    let tabs: String = (0..80).map(|x| buffer[(x, 0)].symbol()).collect();
+    assert!(
+        tabs.contains("3:#rust (1)") && tabs.contains("4:bob (1)"),
+        "{tabs}"
+    );
+}
+
+#[test]
+fn query_buffer_while_disconnected() {
+    let mut client = conversation();
+    client.switch_to(3);
+    client.handle(
+        ConnEvent::Disconnected {
+            reason: "the server closed the connection".into(),
+            retry_in: Duration::from_secs(4),
+        },
+        at(9, 7),
+    );
+    let terminal = draw(&client, &View::default());
+    insta::assert_snapshot!(terminal.backend());
+}
+
+#[test]
+fn server_buffer_scrolled_back() {
+    let mut client = conversation();
+    for i in 0..40 {
+        feed(
+            &mut client,
+            at(8, 59),
+            &[&format!(":irc.test 372 alice :- MOTD line {i}")],
+        );
+    }
+    client.switch_to(0);
+    let mut view = View::default();
+    let key = client.state().active_buffer().key.clone();
+    view.scroll.insert(key, 10);
+    let terminal = draw(&client, &view);
+    insta::assert_snapshot!(terminal.backend());
+}
+
+#[test]
+fn tab_completion_offers_nicks_commands_and_channels() {
+    let client = conversation();
+    let state = client.state();
+    assert_eq!(candidates(state, "da", true), ["dave"]);
+    assert_eq!(candidates(state, "/jo", true), ["/join"]);
+    assert_eq!(candidates(state, "#r", false), ["#rust"]);
+    assert_eq!(candidates(state, "a", false), ["alice"]);
+}

@@ -1,0 +1,88 @@
+//! IRC operators: `OPER` (checked off the world lock, see [`super::deferred`]) and
+//! `KILL`.
+//!
+//! A wrong password and an unknown operator name get the same reply,
+//! `464 ERR_PASSWDMISMATCH`, after the same amount of work, so `OPER` cannot be used
+//! to find out which names exist. `491 ERR_NOOPERHOST` is sent only when the server
+//! has no operators at all.
+
+use palaver_proto::numeric::*;
+use palaver_proto::{LineWriter, Message};
+
+use super::Ctx;
+use super::channel::truncate;
+use super::deferred::Deferred;
+
+/// `OPER <name> <password>`: the check is deferred; [`finish`] answers.
+pub(super) fn oper(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+    let (Some(name), Some(password)) = (msg.param(0), msg.param(1)) else {
+        ctx.need_more_params("OPER");
+        return;
+    };
+    if ctx.world.config.opers.is_empty() {
+        ctx.numeric(ERR_NOOPERHOST)
+            .trailing("No O-lines for your host")
+            .send();
+        return;
+    }
+    ctx.deferred = Some(Deferred::VerifyOper {
+        name: name.to_owned(),
+        password: password.to_owned(),
+    });
+}
+
+/// Completes `OPER` once the password was checked.
+pub(super) fn finish(ctx: &mut Ctx<'_>, name: &str, ok: bool) {
+    if !ok {
+        tracing::warn!(client = ctx.id.0, nick = %ctx.me().nick(), oper = %name, "failed OPER attempt");
+        ctx.numeric(ERR_PASSWDMISMATCH)
+            .trailing("Password incorrect")
+            .send();
+        return;
+    }
+    let newly = !ctx.me().oper;
+    ctx.me_mut().oper = true;
+    tracing::info!(client = ctx.id.0, nick = %ctx.me().nick(), oper = %name, "became an operator");
+    ctx.numeric(RPL_YOUREOPER)
+        .trailing("You are now an IRC operator")
+        .send();
+    if newly {
+        let nick = ctx.me().nick();
+        let mut line = LineWriter::new();
+        line.source(nick).command("MODE").param(nick).trailing("+o");
+        ctx.me().send(line.finish());
+    }
+}
+
+/// `KILL <nick> [:<reason>]`: operators only; disconnects the user, who is told
+/// `ERROR :Killed (<oper> (<reason>))` and whose peers see that as the QUIT reason.
+pub(super) fn kill(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+    let Some(target) = msg.param(0).filter(|t| !t.is_empty()) else {
+        ctx.need_more_params("KILL");
+        return;
+    };
+    if !ctx.me().oper {
+        ctx.numeric(ERR_NOPRIVILEGES)
+            .trailing("Permission Denied- You're not an IRC operator")
+            .send();
+        return;
+    }
+    let Some(victim) = ctx.world.find_nick(target).filter(|c| c.is_registered()) else {
+        ctx.numeric(ERR_NOSUCHNICK)
+            .param(target)
+            .trailing("No such nick/channel")
+            .send();
+        return;
+    };
+    let me = ctx.me();
+    let reason = msg
+        .param(1)
+        .filter(|r| !r.is_empty())
+        .map_or("No reason given", |r| {
+            truncate(r, ctx.world.config.limits.kick_len)
+        });
+    let reason = format!("Killed ({} ({reason}))", me.nick());
+    tracing::info!(oper = %me.nick(), victim = %victim.nick(), %reason, "KILL");
+    // The victim's own connection task ends it (the only place clients leave).
+    victim.outbox.request_disconnect(&reason);
+}

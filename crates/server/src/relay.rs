@@ -1,0 +1,164 @@
+//! Formatting a relayed message (PRIVMSG, NOTICE, TAGMSG) once per capability variant.
+//!
+//! Recipients differ in how they want a message: with IRCv3 `message-tags` it carries
+//! the sender's client-only tags and a `msgid`; with `server-time` a `time` tag;
+//! without either, no tags at all. A [`Relay`] serialises each variant the first time
+//! a recipient needs it and hands every later recipient of that variant the same
+//! shared bytes, so a channel of any size costs at most [`VARIANTS`] serialisations.
+
+use bytes::Bytes;
+use palaver_proto::LineWriter;
+
+use crate::caps::{self, CapSet};
+
+/// Distinct line formats: bit 0 = message-tags, bit 1 = server-time.
+const VARIANTS: usize = 4;
+
+/// The format of `server-time` tags: RFC 3339 in UTC with milliseconds.
+const SERVER_TIME_FORMAT: &[time::format_description::BorrowedFormatItem<'_>] = time::macros::format_description!(
+    "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+);
+
+/// The current time as a `server-time` tag value.
+pub(crate) fn server_time_now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(SERVER_TIME_FORMAT)
+        .unwrap_or_default()
+}
+
+/// Identity and timing of one message, shared by all of its variants.
+#[derive(Debug, Clone)]
+pub(crate) struct Stamp {
+    /// `msgid` tag value, unique for the life of the server.
+    pub(crate) msgid: String,
+    /// `time` tag value.
+    pub(crate) time: String,
+}
+
+/// One message on its way to many recipients.
+#[derive(Debug)]
+pub(crate) struct Relay<'a> {
+    source: (&'a str, &'a str, &'a str),
+    command: &'a str,
+    target: &'a str,
+    text: Option<&'a str>,
+    /// The sender's client-only tags (`+key=value;...`), still escaped.
+    client_tags: &'a str,
+    /// The sender set bot mode (`+B`): message-tags recipients get a `bot` tag.
+    bot: bool,
+    stamp: &'a Stamp,
+    lines: [Option<Bytes>; VARIANTS],
+}
+
+impl<'a> Relay<'a> {
+    /// A message from `nick!user@host`.
+    pub(crate) fn new(
+        source: (&'a str, &'a str, &'a str),
+        command: &'a str,
+        target: &'a str,
+        text: Option<&'a str>,
+        client_tags: &'a str,
+        bot: bool,
+        stamp: &'a Stamp,
+    ) -> Self {
+        Self {
+            source,
+            command,
+            target,
+            text,
+            client_tags,
+            bot,
+            stamp,
+            lines: Default::default(),
+        }
+    }
+
+    /// The line for a recipient with `caps`, serialised on first use.
+    pub(crate) fn line_for(&mut self, caps: CapSet) -> Bytes {
+        let tags = caps.has(caps::MESSAGE_TAGS);
+        let time = caps.has(caps::SERVER_TIME);
+        let variant = usize::from(tags) | usize::from(time) << 1;
+        if let Some(line) = &self.lines[variant] {
+            return line.clone();
+        }
+        let mut line = LineWriter::new();
+        if time {
+            line.tag("time", Some(&self.stamp.time));
+        }
+        if tags {
+            line.tag("msgid", Some(&self.stamp.msgid));
+            if self.bot {
+                line.tag("bot", None);
+            }
+            line.raw_tags(self.client_tags);
+        }
+        let (nick, user, host) = self.source;
+        line.source_parts(nick, user, host)
+            .command(self.command)
+            .param(self.target);
+        if let Some(text) = self.text {
+            line.trailing(text);
+        }
+        let line = line.finish();
+        self.lines[variant] = Some(line.clone());
+        line
+    }
+}
+
+/// The client-only tags (`+` prefixed) of a raw tag section, in order, still escaped.
+pub(crate) fn client_only_tags(raw: Option<&str>) -> String {
+    let mut out = String::new();
+    for item in raw.unwrap_or_default().split(';') {
+        let key = item.split_once('=').map_or(item, |(key, _)| key);
+        if key.len() > 1 && key.starts_with('+') {
+            if !out.is_empty() {
+                out.push(';');
+            }
+            out.push_str(item);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_only_client_tags() {
+        assert_eq!(
+            client_only_tags(Some("label=1;+draft/reply=abc;+x;time=now;+=bad")),
+            "+draft/reply=abc;+x"
+        );
+        assert_eq!(client_only_tags(None), "");
+    }
+
+    #[test]
+    fn each_variant_is_serialised_once_and_shared() {
+        let stamp = Stamp {
+            msgid: "m1".to_owned(),
+            time: "2026-01-01T00:00:00.000Z".to_owned(),
+        };
+        let mut relay = Relay::new(
+            ("a", "~a", "h"),
+            "PRIVMSG",
+            "#c",
+            Some("hi"),
+            "+x=1",
+            false,
+            &stamp,
+        );
+        let plain = relay.line_for(CapSet::default());
+        assert_eq!(&plain[..], b":a!~a@h PRIVMSG #c :hi\r\n");
+        let mut both = CapSet::default();
+        both.set(caps::MESSAGE_TAGS, true);
+        both.set(caps::SERVER_TIME, true);
+        let tagged = relay.line_for(both);
+        assert_eq!(
+            &tagged[..],
+            b"@time=2026-01-01T00:00:00.000Z;msgid=m1;+x=1 :a!~a@h PRIVMSG #c :hi\r\n"
+        );
+        // The same allocation is handed out again.
+        assert_eq!(relay.line_for(both).as_ptr(), tagged.as_ptr());
+    }
+}

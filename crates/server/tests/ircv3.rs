@@ -1,0 +1,265 @@
+//! IRCv3 message tags and the capabilities built on them: message-tags, server-time,
+//! msgid, echo-message, labeled-response (with batch), TAGMSG, away-notify,
+//! extended-join, invite-notify, draft/no-implicit-names.
+
+use palaver_test_support::{Line, TestClient, TestServer};
+
+use crate::channels::{assert_silent, join, pending, src};
+
+/// Registers `nick` after negotiating `caps` (space separated).
+async fn with_caps(server: &TestServer, nick: &str, caps: &str) -> TestClient {
+    let mut client = server.connect().await;
+    client.nick = nick.to_owned();
+    client.send("CAP LS 302").await;
+    client
+        .expect(|l| l.command() == "CAP" && l.param(1) == "LS")
+        .await;
+    client.send(&format!("CAP REQ :{caps}")).await;
+    let ack = client
+        .expect(|l| l.command() == "CAP" && l.param(1) != "LS")
+        .await;
+    assert_eq!((ack.param(1).as_str(), ack.last().as_str()), ("ACK", caps));
+    client.send(&format!("NICK {nick}")).await;
+    client.send(&format!("USER {nick} 0 * :Real {nick}")).await;
+    client.send("CAP END").await;
+    client.expect_command("001").await;
+    client.expect_command("376").await;
+    client
+}
+
+fn tag(line: &Line, key: &str) -> Option<String> {
+    line.msg().tag(key).map(|v| v.into_owned())
+}
+
+#[tokio::test]
+async fn message_tags_relay_client_tags_and_msgid_only_to_clients_that_asked() {
+    let server = TestServer::start().await;
+    let mut alice = with_caps(&server, "alice", "message-tags").await;
+    let mut bob = with_caps(&server, "bob", "message-tags").await;
+    let mut carol = server.client("carol").await;
+    for client in [&mut alice, &mut bob, &mut carol] {
+        join(client, "#t").await;
+    }
+    pending(&mut alice).await;
+    pending(&mut bob).await;
+
+    alice
+        .send("@+draft/reply=abc;+example.com/x=a\\sb;label=not-relayed PRIVMSG #t :hello")
+        .await;
+    let at_bob = bob.expect_command("PRIVMSG").await;
+    assert_eq!(tag(&at_bob, "+draft/reply").as_deref(), Some("abc"));
+    assert_eq!(tag(&at_bob, "+example.com/x").as_deref(), Some("a b"));
+    assert_eq!(
+        tag(&at_bob, "label"),
+        None,
+        "server tags from clients are not relayed"
+    );
+    let msgid = tag(&at_bob, "msgid").expect("msgid on relayed messages");
+    assert!(!msgid.is_empty());
+    assert!(
+        at_bob
+            .0
+            .ends_with(&format!("{} PRIVMSG #t :hello", src("alice")))
+    );
+
+    let at_carol = carol.expect_command("PRIVMSG").await;
+    assert_eq!(at_carol.0, format!("{} PRIVMSG #t :hello", src("alice")));
+
+    // Every message gets its own id.
+    alice.send("PRIVMSG #t :again").await;
+    let again = bob.expect_command("PRIVMSG").await;
+    assert_ne!(tag(&again, "msgid"), Some(msgid));
+    assert_silent(&mut alice).await;
+}
+
+#[tokio::test]
+async fn tagmsg_reaches_only_message_tags_clients() {
+    let server = TestServer::start().await;
+    let mut alice = with_caps(&server, "alice", "message-tags").await;
+    let mut bob = with_caps(&server, "bob", "message-tags").await;
+    let mut carol = server.client("carol").await;
+    for client in [&mut alice, &mut bob, &mut carol] {
+        join(client, "#t").await;
+    }
+    pending(&mut bob).await;
+    pending(&mut carol).await;
+    alice.send("@+typing=active TAGMSG #t").await;
+    let typing = bob.expect_command("TAGMSG").await;
+    assert_eq!(tag(&typing, "+typing").as_deref(), Some("active"));
+    assert_eq!(typing.param(0), "#t");
+    assert_silent(&mut carol).await;
+
+    // Private TAGMSG too.
+    alice.send("@+typing=paused TAGMSG bob").await;
+    let private = bob.expect_command("TAGMSG").await;
+    assert_eq!(private.param(0), "bob");
+}
+
+#[tokio::test]
+async fn oversized_client_tags_are_refused_with_417() {
+    let server = TestServer::start().await;
+    let mut alice = with_caps(&server, "alice", "message-tags").await;
+    let mut bob = server.client("bob").await;
+    let big = "x".repeat(4100);
+    alice.send(&format!("@+big={big} PRIVMSG bob :hi")).await;
+    alice.expect_command("417").await;
+    assert_silent(&mut bob).await;
+}
+
+#[tokio::test]
+async fn server_time_tags_relayed_messages() {
+    let server = TestServer::start().await;
+    let mut alice = server.client("alice").await;
+    let mut bob = with_caps(&server, "bob", "server-time").await;
+    alice.send("PRIVMSG bob :what time is it").await;
+    let line = bob.expect_command("PRIVMSG").await;
+    let time = tag(&line, "time").expect("time tag");
+    // 2026-11-22T04:48:00.123Z
+    assert_eq!(time.len(), 24, "{time}");
+    assert!(time.ends_with('Z') && time.as_bytes()[10] == b'T', "{time}");
+    assert_eq!(tag(&line, "msgid"), None, "msgid needs message-tags");
+}
+
+#[tokio::test]
+async fn echo_message_returns_the_senders_message_to_it() {
+    let server = TestServer::start().await;
+    let mut alice = with_caps(&server, "alice", "echo-message message-tags").await;
+    let mut bob = server.client("bob").await;
+    join(&mut alice, "#e").await;
+    join(&mut bob, "#e").await;
+    pending(&mut alice).await;
+    alice.send("@+x=1 PRIVMSG #e :echo me").await;
+    let echoed = alice.expect_command("PRIVMSG").await;
+    assert!(
+        echoed
+            .0
+            .ends_with(&format!("{} PRIVMSG #e :echo me", src("alice")))
+    );
+    assert_eq!(tag(&echoed, "+x").as_deref(), Some("1"));
+    let relayed = bob.expect_command("PRIVMSG").await;
+    assert_eq!(relayed.0, format!("{} PRIVMSG #e :echo me", src("alice")));
+    // A message to oneself arrives once, not twice.
+    alice.send("PRIVMSG alice :note to self").await;
+    let lines = pending(&mut alice).await;
+    assert_eq!(
+        lines.iter().filter(|l| l.contains("note to self")).count(),
+        1,
+        "{lines:#?}"
+    );
+}
+
+#[tokio::test]
+async fn labeled_response_labels_one_reply_batches_several_and_acks_none() {
+    let server = TestServer::start().await;
+    let mut alice = with_caps(&server, "alice", "labeled-response batch message-tags").await;
+    let _bob = server.client("bob").await;
+
+    // One reply: labeled itself.
+    alice.send("@label=one PING x").await;
+    let pong = alice.expect_command("PONG").await;
+    assert_eq!(tag(&pong, "label").as_deref(), Some("one"));
+
+    // No reply: ACK.
+    alice.send("@label=two PRIVMSG bob :hi").await;
+    let ack = alice.expect_command("ACK").await;
+    assert_eq!(tag(&ack, "label").as_deref(), Some("two"));
+
+    // Several replies: one batch carrying the label.
+    alice.send("@label=three WHOIS bob").await;
+    let start = alice.expect_command("BATCH").await;
+    assert_eq!(tag(&start, "label").as_deref(), Some("three"));
+    assert_eq!(start.param(1), "labeled-response");
+    let reference = start.param(0).trim_start_matches('+').to_owned();
+    let mut inside = Vec::new();
+    loop {
+        let line = alice.next_line().await.expect("batch continues");
+        if line.command() == "BATCH" {
+            assert_eq!(line.param(0), format!("-{reference}"));
+            break;
+        }
+        assert_eq!(tag(&line, "batch"), Some(reference.clone()), "{line:?}");
+        inside.push(line.command().to_owned());
+    }
+    assert_eq!(inside.first().map(String::as_str), Some("311"));
+    assert_eq!(inside.last().map(String::as_str), Some("318"));
+
+    // Without the capability, labels are ignored.
+    let mut carol = server.client("carol").await;
+    carol.send("@label=four PING y").await;
+    let plain = carol.expect_command("PONG").await;
+    assert_eq!(tag(&plain, "label"), None);
+}
+
+#[tokio::test]
+async fn away_notify_tells_channel_peers_and_joins_carry_away_state() {
+    let server = TestServer::start().await;
+    let mut alice = server.client("alice").await;
+    let mut bob = with_caps(&server, "bob", "away-notify").await;
+    let mut carol = server.client("carol").await;
+    for client in [&mut alice, &mut bob, &mut carol] {
+        join(client, "#a").await;
+    }
+    pending(&mut bob).await;
+    pending(&mut carol).await;
+    alice.send("AWAY :lunch").await;
+    let away = bob.expect_command("AWAY").await;
+    assert_eq!(away.0, format!("{} AWAY :lunch", src("alice")));
+    alice.send("AWAY").await;
+    let back = bob.expect_command("AWAY").await;
+    assert_eq!(back.0, format!("{} AWAY", src("alice")));
+    assert_silent(&mut carol).await;
+
+    // An away user joining: the AWAY follows its JOIN.
+    let mut dave = server.client("dave").await;
+    dave.send("AWAY :gone").await;
+    dave.expect_command("306").await;
+    join(&mut dave, "#a").await;
+    let lines = pending(&mut bob).await;
+    assert_eq!(
+        lines,
+        vec![
+            format!("{} JOIN #a", src("dave")),
+            format!("{} AWAY :gone", src("dave")),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn extended_join_carries_account_and_realname() {
+    let server = TestServer::start().await;
+    let mut alice = with_caps(&server, "alice", "extended-join").await;
+    let mut bob = server.client("bob").await;
+    join(&mut alice, "#x").await;
+    pending(&mut alice).await;
+    join(&mut bob, "#x").await;
+    let seen = alice.expect_command("JOIN").await;
+    assert_eq!(seen.0, format!("{} JOIN #x * :Test user bob", src("bob")));
+}
+
+#[tokio::test]
+async fn invite_notify_shows_invitations_to_other_members() {
+    let server = TestServer::start().await;
+    let mut alice = server.client("alice").await;
+    let mut bob = with_caps(&server, "bob", "invite-notify").await;
+    let mut carol = server.client("carol").await;
+    let mut dave = server.client("dave").await;
+    for client in [&mut alice, &mut bob, &mut carol] {
+        join(client, "#i").await;
+    }
+    pending(&mut bob).await;
+    pending(&mut carol).await;
+    alice.send("INVITE dave #i").await;
+    dave.expect_command("INVITE").await;
+    let notified = bob.expect_command("INVITE").await;
+    assert_eq!(notified.0, format!("{} INVITE dave #i", src("alice")));
+    assert_silent(&mut carol).await;
+}
+
+#[tokio::test]
+async fn no_implicit_names_skips_the_names_burst_on_join() {
+    let server = TestServer::start().await;
+    let mut alice = with_caps(&server, "alice", "draft/no-implicit-names").await;
+    alice.send("JOIN #n").await;
+    let lines = pending(&mut alice).await;
+    assert_eq!(lines, vec![format!("{} JOIN #n", src("alice"))]);
+}
