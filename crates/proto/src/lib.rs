@@ -26,8 +26,11 @@ pub use writer::LineWriter;
 /// Longest line body we accept or send, counting the trailing CRLF but not the tags
 /// (RFC 1459 §2.3, modern.ircdocs.horse "Message format").
 pub const MAX_LINE_BODY: usize = 512;
-/// Longest tag section a client may send, counting the `@` and the space after it
-/// (IRCv3 message-tags: 4094 bytes of client tags, 8191 bytes in all).
+/// Longest tag section a line may carry, counting the `@` and the space after it
+/// (IRCv3 message-tags: 8191 bytes, of which a client may send [`MAX_CLIENT_TAGS_LEN`]).
 pub const MAX_TAGS_LEN: usize = 8191;
+/// Longest tag section a client may send, counting the `@` and the space after it; the
+/// rest of the 8191 bytes is room for the tags a server adds.
+pub const MAX_CLIENT_TAGS_LEN: usize = 4096;
 /// Most parameters a message may carry (RFC 1459 §2.3).
 pub const MAX_PARAMS: usize = 15;

@@ -52,6 +52,24 @@ caps! {
     NO_IMPLICIT_NAMES = "draft/no-implicit-names", 15;
     /// `extended-monitor`: MONITOR targets also get away/account/chghost/setname.
     EXTENDED_MONITOR = "extended-monitor", 16;
+    /// `draft/multiline`: messages of several lines, sent and relayed as one batch.
+    MULTILINE = "draft/multiline", 24;
+    /// `draft/metadata-3`: the METADATA command, key subscriptions, notifications.
+    METADATA = "draft/metadata-3", 20;
+}
+
+impl Cap {
+    /// The value CAP LS 302 shows after `name=`, for capabilities that have one.
+    pub(crate) fn value(self, config: &crate::config::Config) -> Option<String> {
+        match self.name {
+            name if name == METADATA.name => Some(crate::world::metadata::cap_value(config)),
+            name if name == MULTILINE.name => Some(format!(
+                "max-bytes={},max-lines={}",
+                config.limits.multiline_max_bytes, config.limits.multiline_max_lines
+            )),
+            _ => None,
+        }
+    }
 }
 
 /// Everything CAP LS offers, in the order it lists them.
@@ -70,6 +88,8 @@ pub(crate) const SUPPORTED: &[Cap] = &[
     NO_IMPLICIT_NAMES,
     SETNAME,
     EXTENDED_MONITOR,
+    MULTILINE,
+    METADATA,
 ];
 
 /// Looks up a capability by name.

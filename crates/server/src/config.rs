@@ -12,6 +12,8 @@ use std::time::Duration;
 pub struct Config {
     /// Our name in the source of server messages (`:name 001 ...`).
     pub server_name: String,
+    /// One line describing this server (LINKS).
+    pub server_description: String,
     /// `RPL_ISUPPORT NETWORK=`, shown by clients as the network's name.
     pub network_name: String,
     /// Connection password (`PASS`); `None` lets anyone register.
@@ -28,6 +30,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             server_name: "palaver.local".to_owned(),
+            server_description: "palaver chat server".to_owned(),
             network_name: "Palaver".to_owned(),
             password: None,
             motd: Some(vec![
@@ -75,18 +78,41 @@ pub struct Limits {
     pub away_len: usize,
     /// Longest real name kept from USER.
     pub realname_len: usize,
-    /// Targets in one PRIVMSG/NOTICE (`MAXTARGETS`).
+    /// Targets in one PRIVMSG/NOTICE (`MAXTARGETS`), users in one KICK
+    /// (`TARGMAX=KICK:`).
     pub max_targets: usize,
     /// Parameterised mode changes in one MODE command (`MODES`).
     pub max_modes: usize,
-    /// Entries in a channel's ban list (`MAXLIST=b:`).
+    /// Entries in a channel's ban, ban-exception and invite-exception lists
+    /// together (`MAXLIST=beI:`).
     pub max_bans: usize,
     /// Departed nicknames remembered for WHOWAS.
     pub whowas_entries: usize,
+    /// `draft/read-marker` targets remembered per client; the one read longest ago
+    /// is forgotten first.
+    pub read_markers_per_client: usize,
+    /// Recently relayed messages remembered (sender, target, time; never text) so
+    /// `draft/message-redaction` can check a REDACT; the oldest is forgotten first.
+    pub redact_history: usize,
+    /// How long after sending a message it may still be redacted.
+    pub redact_window: Duration,
+    /// Bytes of text in one draft/multiline batch (its CAP value `max-bytes`).
+    pub multiline_max_bytes: usize,
+    /// Lines in one draft/multiline batch (its CAP value `max-lines`).
+    pub multiline_max_lines: usize,
     /// Pending INVITEs a client can hold; the oldest is forgotten first.
     pub max_invites: usize,
     /// Nicknames one client may MONITOR (`MONITOR=`).
     pub max_monitor: usize,
+    /// Metadata keys one client or channel may hold (`draft/metadata-3` `max-keys`).
+    pub metadata_max_keys: usize,
+    /// Metadata keys one client may subscribe to (`max-subs`).
+    pub metadata_max_subs: usize,
+    /// Longest metadata key name (`max-key-bytes`).
+    pub metadata_key_bytes: usize,
+    /// Longest metadata value (`max-value-bytes`; lowered if a reply carrying it
+    /// would not fit in one line).
+    pub metadata_value_bytes: usize,
 }
 
 impl Default for Limits {
@@ -112,8 +138,17 @@ impl Default for Limits {
             max_modes: 4,
             max_bans: 100,
             whowas_entries: 1024,
+            read_markers_per_client: 256,
+            redact_history: 16_384,
+            redact_window: Duration::from_secs(15 * 60),
             max_invites: 32,
+            multiline_max_bytes: 4096,
+            multiline_max_lines: 32,
             max_monitor: 100,
+            metadata_max_keys: 20,
+            metadata_max_subs: 50,
+            metadata_key_bytes: 64,
+            metadata_value_bytes: 300,
         }
     }
 }

@@ -232,13 +232,21 @@ struct Outcome {
 
 /// Decodes, parses and dispatches one line with the world locked.
 fn process_line(shared: &Shared, id: ClientId, raw: &[u8]) -> Outcome {
-    let text = decode(raw);
+    let (text, valid_utf8) = decode(raw);
     let Ok(message) = Message::parse(&text) else {
         // Only whitespace, or tags/source without a command: nothing to answer.
         return Outcome::default();
     };
     tracing::trace!(client = id.0, line = %text, "received");
     let mut world = shared.lock_world();
+    // The tag section, with its '@' and the space after it, is bounded for clients.
+    if message.raw_tags().map_or(0, |tags| tags.len() + 2) > palaver_proto::MAX_CLIENT_TAGS_LEN {
+        world
+            .numeric(id, ERR_INPUTTOOLONG)
+            .trailing("Input line was too long")
+            .send();
+        return Outcome::default();
+    }
     let Some(me) = world.clients.get(&id) else {
         return Outcome::default();
     };
@@ -247,19 +255,30 @@ fn process_line(shared: &Shared, id: ClientId, raw: &[u8]) -> Outcome {
     if label.is_some() {
         outbox.begin_capture();
     }
-    let mut ctx = Ctx {
-        world: &mut world,
-        id,
-        quit: None,
-        deferred: None,
-    };
-    dispatch(&mut ctx, &message);
+    let mut ctx = Ctx::new(&mut world, id);
+    ctx.label = label.as_ref().map(|l| l.to_string());
+    if valid_utf8 {
+        dispatch(&mut ctx, &message);
+    } else {
+        ctx.world
+            .server_line(id, "FAIL")
+            .param(message.command())
+            .param("INVALID_UTF8")
+            .trailing("Message refused: your client must send UTF-8")
+            .send();
+    }
     let quit = ctx.quit.take();
     let deferred = ctx.deferred.take();
+    let label_taken = ctx.label.is_none();
     let mut pending_label = None;
     if let Some(label) = label {
         let replies = outbox.end_capture();
-        if deferred.is_some() {
+        if label_taken {
+            // The handler answers later and labels that answer itself.
+            for reply in replies {
+                outbox.push(reply);
+            }
+        } else if deferred.is_some() {
             pending_label = Some(labeled::Pending {
                 label: label.into_owned(),
                 replies,
@@ -277,16 +296,20 @@ fn process_line(shared: &Shared, id: ClientId, raw: &[u8]) -> Outcome {
     }
 }
 
-/// Turns received bytes into text: invalid UTF-8 sequences and NUL bytes become
-/// U+FFFD, so every handler works on valid text and nothing the client sent vanishes
-/// silently. Valid lines (the common case) are borrowed, not copied.
-fn decode(raw: &[u8]) -> Cow<'_, str> {
+/// Turns received bytes into text, and says whether they were valid UTF-8.
+///
+/// Lines that are not UTF-8 are refused (we announce `UTF8ONLY`): they are decoded
+/// lossily only so the refusal can name the command. NUL bytes, valid UTF-8 but
+/// meaningless in IRC, become U+FFFD. Valid lines (the common case) are borrowed.
+fn decode(raw: &[u8]) -> (Cow<'_, str>, bool) {
     let text = String::from_utf8_lossy(raw);
-    if text.contains('\0') {
+    let valid = matches!(text, Cow::Borrowed(_));
+    let text = if text.contains('\0') {
         Cow::Owned(text.replace('\0', "\u{FFFD}"))
     } else {
         text
-    }
+    };
+    (text, valid)
 }
 
 /// Drains the outbox into the socket, one vectored write per batch, until it closes.
@@ -341,9 +364,9 @@ mod tests {
     use super::decode;
 
     #[test]
-    fn invalid_utf8_and_nul_become_replacement_characters() {
-        assert_eq!(decode(b"PRIVMSG #a :caf\xe9"), "PRIVMSG #a :caf\u{FFFD}");
-        assert_eq!(decode(b"PRIVMSG #a :a\0b"), "PRIVMSG #a :a\u{FFFD}b");
-        assert!(matches!(decode(b"PING x"), std::borrow::Cow::Borrowed(_)));
+    fn invalid_utf8_is_flagged_and_nul_is_replaced() {
+        assert_eq!(decode(b"PRIVMSG #a :caf\xe9"), ("PRIVMSG #a :caf\u{FFFD}".into(), false));
+        assert_eq!(decode(b"PRIVMSG #a :a\0b"), ("PRIVMSG #a :a\u{FFFD}b".into(), true));
+        assert!(matches!(decode(b"PING x"), (std::borrow::Cow::Borrowed(_), true)));
     }
 }

@@ -15,13 +15,17 @@ pub(crate) fn tokens(config: &Config) -> Vec<String> {
         "BOT=B".to_owned(),
         format!("CASEMAPPING={}", CASEMAPPING.name()),
         format!("CHANLIMIT=#:{}", l.max_channels_per_client),
-        "CHANMODES=b,k,l,imnst".to_owned(),
+        "CHANMODES=beI,k,l,imnst".to_owned(),
         format!("CHANNELLEN={}", l.channel_len),
         "CHANTYPES=#".to_owned(),
-        "ELIST=".to_owned(),
+        // LIST filters: creation time, mask, negated mask, topic time, user count.
+        "ELIST=CMNTU".to_owned(),
+        "EXCEPTS=e".to_owned(),
         format!("HOSTLEN={}", 64),
+        "INVEX=I".to_owned(),
         format!("KICKLEN={}", l.kick_len),
-        format!("MAXLIST=b:{}", l.max_bans),
+        // One bound for the three mask lists together.
+        format!("MAXLIST=beI:{}", l.max_bans),
         format!("MAXTARGETS={}", l.max_targets),
         format!("MODES={}", l.max_modes),
         format!("MONITOR={}", l.max_monitor),
@@ -30,11 +34,12 @@ pub(crate) fn tokens(config: &Config) -> Vec<String> {
         "PREFIX=(ov)@+".to_owned(),
         "STATUSMSG=@+".to_owned(),
         format!(
-            "TARGMAX=JOIN:,KICK:1,LIST:,NAMES:,NOTICE:{t},PART:,PRIVMSG:{t},WHOIS:1",
+            "TARGMAX=JOIN:,KICK:{t},LIST:,NAMES:,NOTICE:{t},PART:,PRIVMSG:{t},WHOIS:1",
             t = l.max_targets
         ),
         format!("TOPICLEN={}", l.topic_len),
         format!("USERLEN={}", l.user_len + 1),
+        "UTF8ONLY".to_owned(),
         "WHOX".to_owned(),
     ]
 }

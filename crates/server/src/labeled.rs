@@ -62,7 +62,13 @@ pub(crate) fn deliver(world: &mut World, id: ClientId, label: &str, lines: Vec<B
                 .param("labeled-response");
             outbox.push(start.finish());
             for line in &lines {
-                outbox.push(with_tag(line, "batch", &reference));
+                // A line inside a nested batch (e.g. `metadata`) keeps its own batch
+                // tag; that batch's BATCH lines carry the outer one.
+                if in_batch(line) {
+                    outbox.push(line.clone());
+                } else {
+                    outbox.push(with_tag(line, "batch", &reference));
+                }
             }
             let mut end = LineWriter::new();
             end.source(&server)
@@ -71,6 +77,16 @@ pub(crate) fn deliver(world: &mut World, id: ClientId, label: &str, lines: Vec<B
             outbox.push(end.finish());
         }
     }
+}
+
+/// Whether an already serialised line carries a `batch` tag.
+fn in_batch(line: &[u8]) -> bool {
+    let Some(rest) = line.strip_prefix(b"@") else {
+        return false;
+    };
+    let tags = rest.split(|b| *b == b' ').next().unwrap_or_default();
+    tags.split(|b| *b == b';')
+        .any(|tag| tag == b"batch" || tag.starts_with(b"batch="))
 }
 
 /// Adds one tag in front of an already serialised line's tags.

@@ -44,6 +44,9 @@ struct Cli {
     /// Name of this server, shown as the source of server messages.
     #[arg(long, default_value = "palaver.local", env = "PALAVER_SERVER_NAME")]
     server_name: String,
+    /// One line describing this server, shown by LINKS.
+    #[arg(long, default_value = "palaver chat server")]
+    server_description: String,
     /// Network name announced to clients (ISUPPORT NETWORK).
     #[arg(long, default_value = "Palaver")]
     network_name: String,
@@ -214,6 +217,7 @@ async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
 fn build_config(cli: &Cli) -> anyhow::Result<Config> {
     let mut config = Config {
         server_name: cli.server_name.clone(),
+        server_description: cli.server_description.clone(),
         network_name: cli.network_name.clone(),
         password: cli.password.clone().filter(|p| !p.is_empty()),
         ..Config::default()

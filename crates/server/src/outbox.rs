@@ -102,11 +102,22 @@ impl Outbox {
 
     /// Queues a line. Past the budget, the outbox aborts with "SendQ exceeded".
     pub(crate) fn push(&self, line: Bytes) {
+        self.push_inner(line, true);
+    }
+
+    /// Queues a line that is not a reply to the command being run, even while replies
+    /// are being captured: a message a client sends to itself arrives as a delivery,
+    /// and only its `echo-message` copy is the (labeled) reply.
+    pub(crate) fn push_delivery(&self, line: Bytes) {
+        self.push_inner(line, false);
+    }
+
+    fn push_inner(&self, line: Bytes, capturable: bool) {
         let mut state = self.lock();
         if state.closed.is_some() {
             return;
         }
-        if let Some(capture) = state.capture.as_mut() {
+        if let Some(capture) = state.capture.as_mut().filter(|_| capturable) {
             capture.push(line);
             return;
         }

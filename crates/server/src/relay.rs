@@ -15,7 +15,7 @@ use crate::caps::{self, CapSet};
 const VARIANTS: usize = 4;
 
 /// The format of `server-time` tags: RFC 3339 in UTC with milliseconds.
-const SERVER_TIME_FORMAT: &[time::format_description::BorrowedFormatItem<'_>] = time::macros::format_description!(
+pub(crate) const SERVER_TIME_FORMAT: &[time::format_description::BorrowedFormatItem<'_>] = time::macros::format_description!(
     "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
 );
 
@@ -86,7 +86,10 @@ impl<'a> Relay<'a> {
             line.tag("time", Some(&self.stamp.time));
         }
         if tags {
-            line.tag("msgid", Some(&self.stamp.msgid));
+            // An empty msgid marks a continuation line that carries none.
+            if !self.stamp.msgid.is_empty() {
+                line.tag("msgid", Some(&self.stamp.msgid));
+            }
             if self.bot {
                 line.tag("bot", None);
             }

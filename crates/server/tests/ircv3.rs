@@ -96,17 +96,6 @@ async fn tagmsg_reaches_only_message_tags_clients() {
 }
 
 #[tokio::test]
-async fn oversized_client_tags_are_refused_with_417() {
-    let server = TestServer::start().await;
-    let mut alice = with_caps(&server, "alice", "message-tags").await;
-    let mut bob = server.client("bob").await;
-    let big = "x".repeat(4100);
-    alice.send(&format!("@+big={big} PRIVMSG bob :hi")).await;
-    alice.expect_command("417").await;
-    assert_silent(&mut bob).await;
-}
-
-#[tokio::test]
 async fn server_time_tags_relayed_messages() {
     let server = TestServer::start().await;
     let mut alice = server.client("alice").await;
@@ -138,14 +127,10 @@ async fn echo_message_returns_the_senders_message_to_it() {
     assert_eq!(tag(&echoed, "+x").as_deref(), Some("1"));
     let relayed = bob.expect_command("PRIVMSG").await;
     assert_eq!(relayed.0, format!("{} PRIVMSG #e :echo me", src("alice")));
-    // A message to oneself arrives once, not twice.
+    // A message to oneself arrives as a delivery and as its echo.
     alice.send("PRIVMSG alice :note to self").await;
     let lines = pending(&mut alice).await;
-    assert_eq!(
-        lines.iter().filter(|l| l.contains("note to self")).count(),
-        1,
-        "{lines:#?}"
-    );
+    assert_eq!(lines.iter().filter(|l| l.contains("note to self")).count(), 2, "{lines:#?}");
 }
 
 #[tokio::test]
@@ -182,6 +167,13 @@ async fn labeled_response_labels_one_reply_batches_several_and_acks_none() {
     }
     assert_eq!(inside.first().map(String::as_str), Some("311"));
     assert_eq!(inside.last().map(String::as_str), Some("318"));
+
+    // A message to oneself: the delivery is not labeled, its echo is.
+    let mut echoing = with_caps(&server, "erin", "labeled-response batch echo-message").await;
+    echoing.send("@label=five PRIVMSG erin :me").await;
+    let first = echoing.expect_command("PRIVMSG").await;
+    let second = echoing.expect_command("PRIVMSG").await;
+    assert_eq!((tag(&first, "label"), tag(&second, "label").as_deref()), (None, Some("five")));
 
     // Without the capability, labels are ignored.
     let mut carol = server.client("carol").await;
@@ -262,4 +254,86 @@ async fn no_implicit_names_skips_the_names_burst_on_join() {
     alice.send("JOIN #n").await;
     let lines = pending(&mut alice).await;
     assert_eq!(lines, vec![format!("{} JOIN #n", src("alice"))]);
+}
+
+#[tokio::test]
+async fn a_labeled_line_that_is_not_utf8_gets_a_labeled_fail() {
+    let server = TestServer::start().await;
+    let mut alice = with_caps(&server, "alice", "labeled-response batch").await;
+    alice
+        .send_raw(b"@label=xyz PRIVMSG alice :caf\xe9\r\n")
+        .await;
+    let fail = alice.expect_command("FAIL").await;
+    assert_eq!(tag(&fail, "label").as_deref(), Some("xyz"));
+    assert_eq!((fail.param(0), fail.param(1)), ("PRIVMSG".to_owned(), "INVALID_UTF8".to_owned()));
+}
+
+#[tokio::test]
+async fn multiline_batches_reach_capable_clients_whole_and_others_line_by_line() {
+    let server = TestServer::start().await;
+    let caps = "message-tags batch echo-message server-time labeled-response";
+    let mut alice = with_caps(&server, "alice", &format!("{caps} draft/multiline")).await;
+    let mut bob = with_caps(&server, "bob", &format!("{caps} draft/multiline")).await;
+    let mut carol = with_caps(&server, "carol", caps).await;
+    for client in [&mut alice, &mut bob, &mut carol] {
+        join(client, "#m").await;
+    }
+    for client in [&mut alice, &mut bob, &mut carol] {
+        pending(client).await;
+    }
+    alice.send("@label=L;+x=1 BATCH +a draft/multiline #m").await;
+    alice.send("@batch=a PRIVMSG #m :hello").await;
+    alice.send("@batch=a PRIVMSG #m :").await;
+    alice.send("@batch=a PRIVMSG #m :wor").await;
+    alice.send("@batch=a;draft/multiline-concat PRIVMSG #m :ld").await;
+    // Nothing is relayed before the batch closes.
+    assert_silent(&mut bob).await;
+    alice.send("BATCH -a").await;
+
+    let echo = pending(&mut alice).await;
+    let echo: Vec<Line> = echo.into_iter().map(Line).collect();
+    assert_eq!(echo.len(), 6, "{echo:#?}");
+    assert_eq!(tag(&echo[0], "label").as_deref(), Some("L"));
+    let msgid = tag(&echo[0], "msgid").expect("batch msgid");
+
+    let relay: Vec<Line> = pending(&mut bob).await.into_iter().map(Line).collect();
+    let reference = relay[0].param(0).trim_start_matches('+').to_owned();
+    assert_eq!((relay[0].command(), relay[0].param(1).as_str(), relay[0].param(2).as_str()), ("BATCH", "draft/multiline", "#m"));
+    assert_eq!(tag(&relay[0], "msgid"), Some(msgid.clone()));
+    assert_eq!(tag(&relay[0], "+x").as_deref(), Some("1"));
+    assert_eq!(tag(&relay[0], "label"), None);
+    let texts: Vec<String> = relay[1..5].iter().map(Line::last).collect();
+    assert_eq!(texts, ["hello", "", "wor", "ld"]);
+    assert!(relay[1..5].iter().all(|l| tag(l, "batch") == Some(reference.clone()) && tag(l, "msgid").is_none()));
+    assert!(tag(&relay[4], "draft/multiline-concat").is_some());
+    assert_eq!(relay[5].0, format!("{} BATCH -{reference}", src("alice")));
+
+    // Without the capability: each non-blank line, the first with the batch's msgid.
+    let fallback: Vec<Line> = pending(&mut carol).await.into_iter().map(Line).collect();
+    let texts: Vec<String> = fallback.iter().map(Line::last).collect();
+    assert_eq!(texts, ["hello", "wor", "ld"]);
+    assert_eq!(tag(&fallback[0], "msgid"), Some(msgid));
+    assert!(fallback[1..].iter().all(|l| tag(l, "msgid").is_none() && tag(l, "+x").as_deref() == Some("1")));
+}
+
+#[tokio::test]
+async fn multiline_violations_drop_the_batch_with_fail() {
+    let server = TestServer::start().await;
+    let mut alice = with_caps(&server, "alice", "message-tags batch draft/multiline").await;
+    let mut bob = server.client("bob").await;
+    alice.send("BATCH +a draft/multiline bob").await;
+    alice.send("@batch=zzz PRIVMSG bob :wrong batch").await;
+    let fail = alice.expect_command("FAIL").await;
+    assert_eq!((fail.param(0), fail.param(1)), ("BATCH".to_owned(), "MULTILINE_INVALID".to_owned()));
+    alice.send("BATCH +b draft/multiline bob").await;
+    alice.send("@batch=b;draft/multiline-concat PRIVMSG bob :").await;
+    let fail = alice.expect_command("FAIL").await;
+    assert_eq!(fail.param(1), "MULTILINE_INVALID");
+    alice.send("BATCH +c draft/multiline bob").await;
+    for _ in 0..33 {
+        alice.send("@batch=c PRIVMSG bob :x").await;
+    }
+    let fail = alice.expect_command("FAIL").await;
+    assert_eq!(fail.param(1), "MULTILINE_MAX_LINES");
+    assert_silent(&mut bob).await;
 }

@@ -82,60 +82,65 @@ async fn a_large_tag_section_has_its_own_allowance() {
     let mut clients = lobby(&server, &["alice", "bob"]).await;
     let (alice, bob) = two(&mut clients);
 
-    // 8000 bytes of tags (under the 8191 allowance) and a short body: accepted.
-    let tags = format!("@a={}", "t".repeat(7997));
-    assert_eq!(tags.len(), 8000);
+    // A client may send 4096 bytes of tags (with '@' and the space): accepted.
+    let tags = format!("@a={}", "t".repeat(4092));
+    assert_eq!(tags.len() + 1, 4096);
     alice.send(&format!("{tags} PRIVMSG #lobby :tagged")).await;
     let line = bob.expect_command("PRIVMSG").await;
     assert_eq!(line.last(), "tagged");
     let replies = alice.sync().await;
     assert!(replies.is_empty(), "{replies:#?}");
 
-    // A tag section over the allowance is refused like any overlong line.
-    let tags = format!("@a={}", "t".repeat(9000));
-    alice
-        .send(&format!("{tags} PRIVMSG #lobby :too many tags"))
-        .await;
-    let replies = alice.sync().await;
-    let codes: Vec<&str> = replies.iter().map(Line::command).collect();
-    assert_eq!(codes, ["417"], "{replies:#?}");
+    // One byte more is refused with 417 (IRCv3 message-tags); so is a tag section
+    // over the 8191-byte line allowance, which the framer discards as it arrives.
+    for size in [4093, 9000] {
+        let tags = format!("@a={}", "t".repeat(size));
+        alice
+            .send(&format!("{tags} PRIVMSG #lobby :too many tags"))
+            .await;
+        let replies = alice.sync().await;
+        let codes: Vec<&str> = replies.iter().map(Line::command).collect();
+        assert_eq!(codes, ["417"], "{size}: {replies:#?}");
+    }
     let seen = bob.sync().await;
     assert!(seen.is_empty(), "{seen:#?}");
     server.shutdown().await;
 }
 
-/// Invalid UTF-8 and NUL bytes are not dropped: each invalid sequence becomes U+FFFD
-/// and the message is delivered, so peers always receive valid UTF-8.
+/// Lines that are not UTF-8 are refused with `FAIL <command> INVALID_UTF8` (we
+/// announce UTF8ONLY) and reach nobody; the connection stays usable. NUL bytes are
+/// valid UTF-8 but not IRC text: they become U+FFFD and the message is delivered.
 #[tokio::test]
-async fn invalid_utf8_and_nul_are_replaced_and_the_message_delivered() {
+async fn invalid_utf8_is_refused_and_nul_is_replaced() {
     let server = TestServer::start().await;
     let mut clients = lobby(&server, &["alice", "bob"]).await;
     let (alice, bob) = two(&mut clients);
 
-    let cases: [(&[u8], &str); 3] = [
-        (b"caf\xe9 au lait", "caf\u{FFFD} au lait"),
-        (b"a\0b", "a\u{FFFD}b"),
-        (b"\xff\xfe ok \xc3", "\u{FFFD}\u{FFFD} ok \u{FFFD}"),
-    ];
-    for (sent, expected) in cases {
+    for sent in [&b"caf\xe9 au lait"[..], b"\xff\xfe ok \xc3"] {
         let mut line = b"PRIVMSG #lobby :".to_vec();
         line.extend_from_slice(sent);
         line.extend_from_slice(b"\r\n");
         alice.send_raw(&line).await;
-
-        // Read bob's bytes as sent, without the test client's own lossy decoding.
-        let raw = loop {
-            let raw = bob.next_raw_line().await.expect("bob still connected");
-            if raw.windows(7).any(|w| w == b"PRIVMSG") {
-                break raw;
-            }
-        };
-        let text = String::from_utf8(raw).expect("relayed line is valid UTF-8");
+        let replies = alice.sync().await;
+        assert_eq!(replies.len(), 1, "{replies:#?}");
         assert_eq!(
-            text,
-            format!(":alice!~alice@127.0.0.1 PRIVMSG #lobby :{expected}")
+            replies[0].0,
+            ":test.server FAIL PRIVMSG INVALID_UTF8 :Message refused: your client must send UTF-8"
         );
+        let seen = bob.sync().await;
+        assert!(seen.is_empty(), "{seen:#?}");
     }
+
+    alice.send_raw(b"PRIVMSG #lobby :a\0b\r\n").await;
+    // Read bob's bytes as sent, without the test client's own lossy decoding.
+    let raw = loop {
+        let raw = bob.next_raw_line().await.expect("bob still connected");
+        if raw.windows(7).any(|w| w == b"PRIVMSG") {
+            break raw;
+        }
+    };
+    let text = String::from_utf8(raw).expect("relayed line is valid UTF-8");
+    assert_eq!(text, ":alice!~alice@127.0.0.1 PRIVMSG #lobby :a\u{FFFD}b");
     let replies = alice.sync().await;
     assert!(replies.is_empty(), "{replies:#?}");
     server.shutdown().await;

@@ -6,9 +6,11 @@
 mod binary;
 mod cap;
 mod channels;
+mod elist;
 mod ircv3;
 mod lifecycle;
 mod limits;
+mod listmodes;
 mod messaging;
 mod modes;
 mod queries;

@@ -10,7 +10,7 @@ use palaver_test_support::{TestServer, test_config};
 use crate::binary::ServerProcess;
 use crate::channels::{ask, assert_silent, clients, in_channel, pending, src};
 
-async fn server_with_oper() -> TestServer {
+pub(crate) async fn server_with_oper() -> TestServer {
     let mut config = test_config();
     config.opers = vec![OperCredential::from_password("root", "s3cret").expect("hash")];
     TestServer::with_config(config).await

@@ -194,3 +194,64 @@ async fn unknown_command_after_registration_is_421() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn help_lists_commands_and_explains_one() {
+    let server = TestServer::start().await;
+    let [mut alice] = clients(&server, ["alice"]).await;
+    let index = ask(&mut alice, "HELP").await;
+    assert_eq!(commands(&index).first().map(String::as_str), Some("704"));
+    assert_eq!(commands(&index).last().map(String::as_str), Some("706"));
+    assert!(index.iter().any(|l| l.contains("PRIVMSG")), "{index:#?}");
+    assert_eq!(
+        ask(&mut alice, "HELPOP privmsg").await,
+        [
+            ":test.server 704 alice privmsg :PRIVMSG <target>[,<target>] :<text>",
+            ":test.server 705 alice privmsg :Sends a message to channels or people.",
+            ":test.server 706 alice privmsg :End of /HELP",
+        ]
+    );
+    assert_eq!(
+        ask(&mut alice, "HELP NOSUCHTHING").await,
+        [":test.server 524 alice NOSUCHTHING :No help available on this topic"]
+    );
+}
+
+#[tokio::test]
+async fn info_and_links_describe_this_single_server() {
+    let server = TestServer::start().await;
+    let [mut alice] = clients(&server, ["alice"]).await;
+    let info = ask(&mut alice, "INFO").await;
+    let codes = commands(&info);
+    assert!(codes.len() >= 2 && codes[..codes.len() - 1].iter().all(|c| c == "371"), "{info:#?}");
+    assert_eq!(codes.last().map(String::as_str), Some("374"));
+    assert_eq!(
+        ask(&mut alice, "LINKS").await,
+        [
+            ":test.server 364 alice test.server test.server :0 palaver chat server",
+            ":test.server 365 alice * :End of /LINKS list",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn wallops_reaches_users_with_plus_w_and_needs_an_operator() {
+    let server = crate::oper::server_with_oper().await;
+    let [mut oper, mut listener, mut other] = clients(&server, ["oper", "listener", "other"]).await;
+    assert_eq!(
+        ask(&mut listener, "WALLOPS :hi").await,
+        [":test.server 481 listener :Permission Denied- You're not an IRC operator"]
+    );
+    assert_eq!(
+        ask(&mut listener, "MODE listener +w").await,
+        [":listener MODE listener :+w"]
+    );
+    oper.send("OPER root s3cret").await;
+    oper.expect_command("381").await;
+    oper.sync().await;
+    oper.send("WALLOPS :maintenance at noon").await;
+    let expected = ":oper!~oper@127.0.0.1 WALLOPS :maintenance at noon";
+    assert_eq!(listener.expect_command("WALLOPS").await.0, expected);
+    assert_eq!(oper.expect_command("WALLOPS").await.0, expected);
+    assert!(other.sync().await.is_empty());
+}

@@ -35,7 +35,17 @@ pub(super) fn cap(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
                 me.caps.set(caps::CAP_NOTIFY, true);
                 me.outbox.set_caps(me.caps);
             }
-            let names: Vec<&str> = caps::SUPPORTED.iter().map(|cap| cap.name).collect();
+            // CAP LS 302 shows values (`name=value`); older clients only names.
+            let values = ctx.me().cap_version >= 302;
+            let config = &ctx.world.config;
+            let entries: Vec<String> = caps::SUPPORTED
+                .iter()
+                .map(|cap| match cap.value(config).filter(|_| values) {
+                    Some(value) => format!("{}={value}", cap.name),
+                    None => cap.name.to_owned(),
+                })
+                .collect();
+            let names: Vec<&str> = entries.iter().map(String::as_str).collect();
             send_list(ctx, "LS", &names);
         }
         "LIST" => {
@@ -67,6 +77,10 @@ pub(super) fn cap(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
             let me = ctx.me_mut();
             for (cap, enable) in changes {
                 me.caps.set(cap, enable);
+            }
+            if !me.caps.has(caps::METADATA) {
+                // Removing the capability drops the subscriptions (metadata spec).
+                me.metadata.subs.clear();
             }
             me.outbox.set_caps(me.caps);
             reply(ctx, "ACK", request);

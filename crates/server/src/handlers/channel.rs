@@ -7,12 +7,12 @@ use std::time::SystemTime;
 
 use palaver_proto::numeric::*;
 use palaver_proto::validate::is_valid_channel;
-use palaver_proto::{CaseKey, Message, mask};
+use palaver_proto::{CaseKey, Message};
 
-use super::{Ctx, split_list, unix_seconds};
+use super::{Ctx, elist, split_list, unix_seconds};
 use crate::caps;
 use crate::outbox::Outbox;
-use crate::world::{CASEMAPPING, Channel, Client, ClientId, Member, Status, Topic, World};
+use crate::world::{Channel, Client, ClientId, Member, Status, Topic, World};
 
 /// `JOIN <#chan>{,<#chan>} [<key>{,<key>}]`, and `JOIN 0` to leave every channel.
 pub(super) fn join(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
@@ -58,9 +58,12 @@ fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) {
     let invited = me.invites.contains(&folded);
     let creating = !ctx.world.channels.contains_key(&folded);
     if let Some(channel) = ctx.world.channels.get(&folded) {
-        let refusal = if channel.is_banned(&me.mask()) && !invited {
+        let mask = me.mask();
+        // `is_banned` already lets ban exceptions (+e) through; invite exceptions
+        // (+I) stand in for an INVITE against +i only.
+        let refusal = if channel.is_banned(&mask) && !invited {
             Some((ERR_BANNEDFROMCHAN, "Cannot join channel (+b)"))
-        } else if channel.modes.invite_only && !invited {
+        } else if channel.modes.invite_only && !invited && !channel.is_invite_excepted(&mask) {
             Some((ERR_INVITEONLYCHAN, "Cannot join channel (+i)"))
         } else if channel.modes.key.as_deref().is_some_and(|k| Some(k) != key) && !invited {
             Some((ERR_BADCHANNELKEY, "Cannot join channel (+k)"))
@@ -112,6 +115,7 @@ fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) {
     if !ctx.me().caps.has(caps::NO_IMPLICIT_NAMES) {
         send_names(ctx, &folded);
     }
+    super::metadata::after_join(ctx, &folded);
 }
 
 /// The lines announcing a JOIN, in each format a member may want.
@@ -401,40 +405,45 @@ fn send_name_replies(ctx: &Ctx<'_>, key: &CaseKey) {
     flush(&mut names);
 }
 
-/// `LIST [<#chan|mask>{,...}]`: channels that are not secret, or that we are in.
+/// `LIST [<#chan|mask|elistcond>{,...}] [<elistcond>{,...}]`: channels that are not
+/// secret, or that we are in, sorted by name and filtered as `ELIST=CMNTU` says
+/// (see [`super::elist`]).
 pub(super) fn list(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
-    let filters: Vec<&str> = msg.param(0).map(|p| list_items(p)).unwrap_or_default();
+    let params = msg.params();
+    let filter = elist::Filter::parse(&params[..params.len().min(2)]);
     ctx.numeric(RPL_LISTSTART)
         .param("Channel")
         .trailing("Users  Name")
         .send();
-    let mut shown: Vec<&Channel> = ctx
+    let now = SystemTime::now();
+    let mut shown: Vec<(&Channel, usize)> = ctx
         .world
         .channels
         .values()
         .filter(|channel| !channel.modes.secret || channel.members.contains_key(&ctx.id))
-        .filter(|channel| {
-            filters.is_empty()
-                || filters
-                    .iter()
-                    .any(|f| mask::matches(CASEMAPPING, f, &channel.name))
+        .filter(|channel| filter.matches_name(&channel.name))
+        .map(|channel| (channel, visible_count(ctx.world, channel, ctx.id)))
+        .filter(|(channel, users)| {
+            let candidate = elist::Candidate {
+                name: &channel.name,
+                users: *users,
+                created_at: channel.created_at,
+                topic_set_at: channel.topic.as_ref().map(|t| t.set_at),
+            };
+            filter.matches(&candidate, now)
         })
         .collect();
-    shown.sort_by(|a, b| a.name.cmp(&b.name));
-    for channel in shown {
+    shown.sort_by(|(a, _), (b, _)| a.name.cmp(&b.name));
+    for (channel, users) in shown {
         let topic = channel.topic.as_ref().map_or("", |t| t.text.as_str());
         let (modes, _) = channel.mode_string(false);
         ctx.numeric(RPL_LIST)
             .param(&channel.name)
-            .param(&visible_count(ctx.world, channel, ctx.id).to_string())
+            .param(&users.to_string())
             .trailing(&format!("[{modes}] {topic}"))
             .send();
     }
     ctx.numeric(RPL_LISTEND).trailing("End of /LIST").send();
-}
-
-fn list_items(param: &str) -> Vec<&str> {
-    split_list(param).collect()
 }
 
 /// Members of `channel` that `viewer` may see (invisible users only to fellow members).
@@ -449,39 +458,26 @@ fn visible_count(world: &World, channel: &Channel, viewer: ClientId) -> usize {
         .count()
 }
 
-/// `KICK <#chan> <nick>{,<nick>} [:reason]`.
+/// `KICK <#chan>{,<#chan>} <nick>{,<nick>} [:reason]`: one channel and several
+/// nicks, or as many channels as nicks, paired in order (RFC 2812 §3.2.8). At most
+/// `TARGMAX=KICK:<max_targets>` users are kicked; further ones are dropped silently,
+/// as modern.ircdocs.horse allows. Each KICK goes out with one channel and one nick.
 pub(super) fn kick(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
-    let (Some(name), Some(targets)) = (msg.param(0), msg.param(1)) else {
+    let (Some(channels), Some(targets)) = (msg.param(0), msg.param(1)) else {
         ctx.need_more_params("KICK");
         return;
     };
-    let key = World::key(name);
-    let Some(channel) = ctx.world.channels.get(&key) else {
-        ctx.numeric(ERR_NOSUCHCHANNEL)
-            .param(name)
-            .trailing("No such channel")
-            .send();
+    let channels: Vec<&str> = split_list(channels).collect();
+    let targets: Vec<&str> = split_list(targets).collect();
+    if channels.is_empty()
+        || targets.is_empty()
+        || (channels.len() != 1 && channels.len() != targets.len())
+    {
+        ctx.need_more_params("KICK");
         return;
-    };
-    let channel_name = channel.name.clone();
-    match channel.status(ctx.id) {
-        None => {
-            ctx.numeric(ERR_NOTONCHANNEL)
-                .param(&channel_name)
-                .trailing("You're not on that channel")
-                .send();
-            return;
-        }
-        Some(status) if !status.op => {
-            ctx.numeric(ERR_CHANOPRIVSNEEDED)
-                .param(&channel_name)
-                .trailing("You're not channel operator")
-                .send();
-            return;
-        }
-        Some(_) => {}
     }
-    let kick_len = ctx.world.config.limits.kick_len;
+    let limits = &ctx.world.config.limits;
+    let (kick_len, max_targets) = (limits.kick_len, limits.max_targets);
     let default_reason = ctx.me().nick().to_owned();
     let reason = truncate(
         msg.param(2)
@@ -490,38 +486,103 @@ pub(super) fn kick(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         kick_len,
     )
     .to_owned();
-    for target in split_list(targets) {
-        let victim = ctx
-            .world
-            .find_nick(target)
-            .map(|c| (c.id, c.nick().to_owned()));
-        let Some((victim_id, victim_nick)) = victim.filter(|(id, _)| {
-            ctx.world
-                .channels
-                .get(&key)
-                .is_some_and(|c| c.members.contains_key(id))
-        }) else {
-            ctx.numeric(ERR_USERNOTINCHANNEL)
-                .param(target)
-                .param(&channel_name)
-                .trailing("They aren't on that channel")
-                .send();
+    // Channels whose refusal (403/442/482) was already sent: once per channel.
+    let mut refused: Vec<CaseKey> = Vec::new();
+    for (index, target) in targets.iter().take(max_targets).enumerate() {
+        let name = channels.get(index).unwrap_or(&channels[0]);
+        let key = World::key(name);
+        if refused.contains(&key) {
             continue;
-        };
-        let mut line = ctx.me().line_from();
-        line.command("KICK")
-            .param(&channel_name)
-            .param(&victim_nick)
-            .trailing(&reason);
-        if let Some(channel) = ctx.world.channels.get(&key) {
-            channel.broadcast(&line.finish(), None);
         }
-        ctx.world.part_channel(victim_id, &key);
+        if let Some((code, shown, text)) = kick_refusal(ctx, name, &key) {
+            ctx.numeric(code).param(&shown).trailing(text).send();
+            refused.push(key);
+            continue;
+        }
+        kick_one(ctx, &key, target, &reason);
     }
 }
 
-/// `INVITE <nick> <#chan>`.
+/// Why the caller may not kick from this channel, if it may not: the numeric, the
+/// channel name to show and the text.
+fn kick_refusal(
+    ctx: &Ctx<'_>,
+    name: &str,
+    key: &CaseKey,
+) -> Option<(&'static str, String, &'static str)> {
+    let Some(channel) = ctx.world.channels.get(key) else {
+        return Some((ERR_NOSUCHCHANNEL, name.to_owned(), "No such channel"));
+    };
+    match channel.status(ctx.id) {
+        None => Some((
+            ERR_NOTONCHANNEL,
+            channel.name.clone(),
+            "You're not on that channel",
+        )),
+        Some(status) if !status.op => Some((
+            ERR_CHANOPRIVSNEEDED,
+            channel.name.clone(),
+            "You're not channel operator",
+        )),
+        Some(_) => None,
+    }
+}
+
+/// Kicks one nick from a channel the caller operates, or answers 441.
+fn kick_one(ctx: &mut Ctx<'_>, key: &CaseKey, target: &str, reason: &str) {
+    let Some(channel_name) = ctx.world.channels.get(key).map(|c| c.name.clone()) else {
+        return;
+    };
+    let victim = ctx
+        .world
+        .find_nick(target)
+        .map(|c| (c.id, c.nick().to_owned()));
+    let Some((victim_id, victim_nick)) = victim.filter(|(id, _)| {
+        ctx.world
+            .channels
+            .get(key)
+            .is_some_and(|c| c.members.contains_key(id))
+    }) else {
+        ctx.numeric(ERR_USERNOTINCHANNEL)
+            .param(target)
+            .param(&channel_name)
+            .trailing("They aren't on that channel")
+            .send();
+        return;
+    };
+    let mut line = ctx.me().line_from();
+    line.command("KICK")
+        .param(&channel_name)
+        .param(&victim_nick)
+        .trailing(reason);
+    if let Some(channel) = ctx.world.channels.get(key) {
+        channel.broadcast(&line.finish(), None);
+    }
+    ctx.world.part_channel(victim_id, key);
+}
+
+/// `INVITE`: the channels the caller holds invitations to (`336`…, `337`), oldest
+/// first, in each channel's own spelling (or folded, if the channel is gone).
+fn send_invite_list(ctx: &Ctx<'_>) {
+    for key in &ctx.me().invites {
+        let name = ctx
+            .world
+            .channels
+            .get(key)
+            .map_or(key.as_str(), |c| c.name.as_str());
+        ctx.numeric(RPL_INVITELIST).param(name).send();
+    }
+    ctx.numeric(RPL_ENDOFINVITELIST)
+        .trailing("End of /INVITE list")
+        .send();
+}
+
+/// `INVITE <nick> <#chan>`, or `INVITE` alone to list one's invitations.
 pub(super) fn invite(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+    if msg.params().is_empty() {
+        send_invite_list(ctx);
+        return;
+    }
     let (Some(target), Some(name)) = (msg.param(0), msg.param(1)) else {
         ctx.need_more_params("INVITE");
         return;

@@ -114,12 +114,7 @@ pub(crate) async fn run(
     if labeled.is_some() {
         outbox.begin_capture();
     }
-    let mut ctx = Ctx {
-        world: &mut world,
-        id,
-        quit: None,
-        deferred: None,
-    };
+    let mut ctx = Ctx::new(&mut world, id);
     completion.finish(&mut ctx);
     if let Some(again) = ctx.deferred.take() {
         tracing::warn!(client = id.0, job = ?again, "a completion deferred more work; dropped");

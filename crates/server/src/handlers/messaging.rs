@@ -1,33 +1,36 @@
 //! PRIVMSG, NOTICE and TAGMSG to channels (also `@#chan`/`+#chan`, STATUSMSG) and to
 //! nicknames.
 //!
-//! Each message is formatted through a [`Relay`], once per capability variant, and the
-//! same bytes are queued for every recipient of that variant. The sender gets a copy
-//! only with `echo-message`. NOTICE never produces an error reply (RFC 2812 §3.3.2), so
-//! two bots cannot loop on each other's errors. Client-only tags (`+key`) travel only
-//! from and to clients that negotiated `message-tags`; TAGMSG reaches only those.
+//! Sending is two steps: [`resolve`] finds who receives a message to a target, after
+//! every check that may refuse it, and the caller formats the message through a
+//! [`Relay`] (once per capability variant) and queues the same bytes for every
+//! recipient of that variant. The sender gets a copy only with `echo-message`. NOTICE
+//! never produces an error reply (RFC 2812 §3.3.2), so two bots cannot loop on each
+//! other's errors. Client-only tags (`+key`) travel only from and to clients that
+//! negotiated `message-tags`; TAGMSG reaches only those. A line carrying a `batch`
+//! tag belongs to a draft/multiline batch and is handled by [`super::multiline`].
+
+use std::sync::Arc;
 
 use palaver_proto::Message;
 use palaver_proto::numeric::*;
 
-use super::{Ctx, split_list};
+use super::{Ctx, multiline, split_list};
 use crate::caps;
-use crate::relay::{Relay, Stamp, client_only_tags};
+use crate::outbox::Outbox;
+use crate::relay::{Relay, client_only_tags};
 use crate::world::World;
-
-/// Most bytes of client-only tags one message may carry (IRCv3 message-tags).
-const MAX_CLIENT_TAGS_LEN: usize = 4094;
 
 /// The three relayed commands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Kind {
+pub(crate) enum Kind {
     Privmsg,
     Notice,
     Tagmsg,
 }
 
 impl Kind {
-    fn command(self) -> &'static str {
+    pub(super) fn command(self) -> &'static str {
         match self {
             Self::Privmsg => "PRIVMSG",
             Self::Notice => "NOTICE",
@@ -36,20 +39,22 @@ impl Kind {
     }
 
     /// NOTICE is never answered with an error.
-    fn errors(self) -> bool {
+    pub(super) fn errors(self) -> bool {
         self != Self::Notice
     }
-}
 
-/// What is being relayed, shared by every target of one command.
-struct Outgoing<'m> {
-    kind: Kind,
-    text: Option<&'m str>,
-    client_tags: String,
+    /// Whether a recipient with `caps` can receive this kind at all.
+    fn reaches(self, caps: caps::CapSet) -> bool {
+        self != Self::Tagmsg || caps.has(caps::MESSAGE_TAGS)
+    }
 }
 
 /// `PRIVMSG|NOTICE <target>{,<target>} :<text>` and `TAGMSG <target>`.
 pub(super) fn relay(ctx: &mut Ctx<'_>, msg: &Message<'_>, kind: Kind) {
+    if msg.tag("batch").is_some() && ctx.me().multiline.is_some() {
+        multiline::add_line(ctx, msg, kind);
+        return;
+    }
     let command = kind.command();
     let Some(targets) = msg.param(0).filter(|t| !t.is_empty()) else {
         if kind.errors() {
@@ -68,17 +73,7 @@ pub(super) fn relay(ctx: &mut Ctx<'_>, msg: &Message<'_>, kind: Kind) {
         }
         return;
     }
-    let client_tags = if ctx.me().caps.has(caps::MESSAGE_TAGS) {
-        client_only_tags(msg.raw_tags())
-    } else {
-        String::new()
-    };
-    if client_tags.len() > MAX_CLIENT_TAGS_LEN {
-        ctx.numeric(ERR_INPUTTOOLONG)
-            .trailing("Input line was too long")
-            .send();
-        return;
-    }
+    let client_tags = sender_client_tags(ctx, msg);
     let targets: Vec<&str> = split_list(targets).collect();
     let max_targets = ctx.world.config.limits.max_targets;
     if targets.len() > max_targets {
@@ -91,26 +86,70 @@ pub(super) fn relay(ctx: &mut Ctx<'_>, msg: &Message<'_>, kind: Kind) {
         return;
     }
     ctx.me_mut().last_spoke = tokio::time::Instant::now();
-    let outgoing = Outgoing {
-        kind,
-        text,
-        client_tags,
-    };
     for target in targets {
+        let Some(delivery) = resolve(ctx, target, kind) else {
+            continue;
+        };
         let stamp = ctx.world.stamp();
-        if target
-            .strip_prefix(['@', '+'])
-            .unwrap_or(target)
-            .starts_with('#')
-        {
-            to_channel(ctx, &outgoing, target, &stamp);
-        } else {
-            to_nick(ctx, &outgoing, target, &stamp);
+        let me = ctx.me();
+        let mut relay = Relay::new(
+            (me.nick(), me.user(), &me.host),
+            command,
+            &delivery.target,
+            text,
+            &client_tags,
+            me.bot,
+            &stamp,
+        );
+        for recipient in &delivery.recipients {
+            let caps = recipient.caps();
+            if kind.reaches(caps) {
+                // push_delivery: to oneself this is a delivery, not a reply; the echo
+                // (if any) is the reply that labeled-response labels.
+                recipient.push_delivery(relay.line_for(caps));
+            }
+        }
+        echo(ctx, kind, &mut relay);
+        if let (Kind::Privmsg, Some((nick, away))) = (kind, &delivery.away) {
+            ctx.numeric(RPL_AWAY).param(nick).trailing(away).send();
         }
     }
 }
 
-fn to_channel(ctx: &Ctx<'_>, out: &Outgoing<'_>, target: &str, stamp: &Stamp) {
+/// The sender's client-only tags, if it negotiated message-tags (still escaped).
+pub(super) fn sender_client_tags(ctx: &Ctx<'_>, msg: &Message<'_>) -> String {
+    if ctx.me().caps.has(caps::MESSAGE_TAGS) {
+        client_only_tags(msg.raw_tags())
+    } else {
+        String::new()
+    }
+}
+
+/// Who receives a message to one target.
+pub(super) struct Delivery {
+    /// The target as it appears in relayed lines (the recipient's own nick spelling).
+    pub(super) target: String,
+    /// Everyone who receives it, never the sender unless it is the target.
+    pub(super) recipients: Vec<Arc<Outbox>>,
+    /// The recipient's nick and away message, for `RPL_AWAY` after a PRIVMSG.
+    pub(super) away: Option<(String, String)>,
+}
+
+/// Checks that the caller may send to `target` and finds its recipients; answers
+/// the refusal itself (unless `kind` is NOTICE) and returns `None` if it may not.
+pub(super) fn resolve(ctx: &Ctx<'_>, target: &str, kind: Kind) -> Option<Delivery> {
+    if target
+        .strip_prefix(['@', '+'])
+        .unwrap_or(target)
+        .starts_with('#')
+    {
+        resolve_channel(ctx, target, kind)
+    } else {
+        resolve_nick(ctx, target, kind)
+    }
+}
+
+fn resolve_channel(ctx: &Ctx<'_>, target: &str, kind: Kind) -> Option<Delivery> {
     // STATUSMSG: `@#chan` reaches operators only, `+#chan` voiced members and operators.
     let (min_status, name) = match target.as_bytes().first() {
         Some(b'@') => (Some('@'), &target[1..]),
@@ -118,13 +157,13 @@ fn to_channel(ctx: &Ctx<'_>, out: &Outgoing<'_>, target: &str, stamp: &Stamp) {
         _ => (None, target),
     };
     let Some(channel) = ctx.world.channels.get(World::key(name).as_str()) else {
-        if out.kind.errors() {
+        if kind.errors() {
             ctx.numeric(ERR_NOSUCHNICK)
                 .param(target)
                 .trailing("No such nick/channel")
                 .send();
         }
-        return;
+        return None;
     };
     let me = ctx.me();
     let status = channel.status(ctx.id);
@@ -139,76 +178,57 @@ fn to_channel(ctx: &Ctx<'_>, out: &Outgoing<'_>, target: &str, stamp: &Stamp) {
         None
     };
     if let Some(reason) = refusal {
-        if out.kind.errors() {
+        if kind.errors() {
             ctx.numeric(ERR_CANNOTSENDTOCHAN)
                 .param(&channel.name)
                 .trailing(reason)
                 .send();
         }
-        return;
+        return None;
     }
-    let mut relay = Relay::new(
-        (me.nick(), me.user(), &me.host),
-        out.kind.command(),
-        target,
-        out.text,
-        &out.client_tags,
-        me.bot,
-        stamp,
-    );
-    for (id, member) in &channel.members {
-        let allowed = match min_status {
-            None => true,
-            Some(prefix) => member.status.op || (prefix == '+' && member.status.voice),
-        };
-        let caps = member.outbox.caps();
-        if *id != ctx.id && allowed && (out.kind != Kind::Tagmsg || caps.has(caps::MESSAGE_TAGS)) {
-            member.outbox.push(relay.line_for(caps));
-        }
-    }
-    echo(ctx, out, &mut relay);
+    let recipients = channel
+        .members
+        .iter()
+        .filter(|(id, member)| {
+            **id != ctx.id
+                && match min_status {
+                    None => true,
+                    Some(prefix) => member.status.op || (prefix == '+' && member.status.voice),
+                }
+        })
+        .map(|(_, member)| Arc::clone(&member.outbox))
+        .collect();
+    Some(Delivery {
+        target: target.to_owned(),
+        recipients,
+        away: None,
+    })
 }
 
-fn to_nick(ctx: &Ctx<'_>, out: &Outgoing<'_>, target: &str, stamp: &Stamp) {
+fn resolve_nick(ctx: &Ctx<'_>, target: &str, kind: Kind) -> Option<Delivery> {
     let Some(recipient) = ctx.world.find_nick(target).filter(|c| c.is_registered()) else {
-        if out.kind.errors() {
+        if kind.errors() {
             ctx.numeric(ERR_NOSUCHNICK)
                 .param(target)
                 .trailing("No such nick/channel")
                 .send();
         }
-        return;
+        return None;
     };
-    let me = ctx.me();
-    let mut relay = Relay::new(
-        (me.nick(), me.user(), &me.host),
-        out.kind.command(),
-        recipient.nick(),
-        out.text,
-        &out.client_tags,
-        me.bot,
-        stamp,
-    );
-    let caps = recipient.caps;
-    let to_self = recipient.id == ctx.id;
-    if (out.kind != Kind::Tagmsg || caps.has(caps::MESSAGE_TAGS))
-        && !(to_self && caps.has(caps::ECHO_MESSAGE))
-    {
-        recipient.send(relay.line_for(caps));
-    }
-    echo(ctx, out, &mut relay);
-    if let (Kind::Privmsg, Some(away)) = (out.kind, &recipient.away) {
-        ctx.numeric(RPL_AWAY)
-            .param(recipient.nick())
-            .trailing(away)
-            .send();
-    }
+    Some(Delivery {
+        target: recipient.nick().to_owned(),
+        recipients: vec![Arc::clone(&recipient.outbox)],
+        away: recipient
+            .away
+            .as_ref()
+            .map(|away| (recipient.nick().to_owned(), away.clone())),
+    })
 }
 
 /// With `echo-message`, the sender gets the message as its recipients did.
-fn echo(ctx: &Ctx<'_>, out: &Outgoing<'_>, relay: &mut Relay<'_>) {
+fn echo(ctx: &Ctx<'_>, kind: Kind, relay: &mut Relay<'_>) {
     let caps = ctx.me().caps;
-    if caps.has(caps::ECHO_MESSAGE) && (out.kind != Kind::Tagmsg || caps.has(caps::MESSAGE_TAGS)) {
+    if caps.has(caps::ECHO_MESSAGE) && kind.reaches(caps) {
         ctx.me().send(relay.line_for(caps));
     }
 }

@@ -8,6 +8,10 @@
 
 mod cap;
 mod channel;
+mod elist;
+mod help;
+mod metadata;
+pub(crate) mod multiline;
 mod messaging;
 mod mode;
 mod query;
@@ -33,6 +37,22 @@ pub(crate) struct Ctx<'a> {
     pub(crate) quit: Option<String>,
     /// Slow work to run once the world lock is released (see [`deferred`]).
     pub(crate) deferred: Option<deferred::Deferred>,
+    /// The command's `label` (labeled-response). A handler whose replies come later
+    /// (a multiline batch, answered when it closes) takes it to label them itself.
+    pub(crate) label: Option<String>,
+}
+
+impl<'a> Ctx<'a> {
+    /// A context for one command of client `id`.
+    pub(crate) fn new(world: &'a mut World, id: ClientId) -> Self {
+        Self {
+            world,
+            id,
+            quit: None,
+            deferred: None,
+            label: None,
+        }
+    }
 }
 
 impl Ctx<'_> {
@@ -64,94 +84,93 @@ impl Ctx<'_> {
     }
 }
 
-/// Commands a client may send before it has registered.
-const BEFORE_REGISTRATION: &[&str] = &["CAP", "PASS", "NICK", "USER", "PING", "PONG", "QUIT"];
+/// A command handler.
+type Handler = fn(&mut Ctx<'_>, &Message<'_>);
+
+/// A command: its handler, and whether it may be sent before registration.
+struct Command {
+    handler: Handler,
+    before_registration: bool,
+}
+
+/// The one table of commands we understand.
+fn lookup(name: &str) -> Option<Command> {
+    let (handler, before_registration): (Handler, bool) = match name {
+        "CAP" => (cap::cap, true),
+        "PASS" => (registration::pass, true),
+        "NICK" => (registration::nick, true),
+        "USER" => (registration::user, true),
+        "PING" => (server_info::ping, true),
+        "PONG" => (|_, _| {}, true),
+        "QUIT" => (registration::quit, true),
+        "JOIN" => (channel::join, false),
+        "PART" => (channel::part, false),
+        "TOPIC" => (channel::topic, false),
+        "NAMES" => (channel::names, false),
+        "LIST" => (channel::list, false),
+        "KICK" => (channel::kick, false),
+        "INVITE" => (channel::invite, false),
+        "PRIVMSG" => (
+            |ctx, msg| messaging::relay(ctx, msg, messaging::Kind::Privmsg),
+            false,
+        ),
+        "NOTICE" => (
+            |ctx, msg| messaging::relay(ctx, msg, messaging::Kind::Notice),
+            false,
+        ),
+        "TAGMSG" => (
+            |ctx, msg| messaging::relay(ctx, msg, messaging::Kind::Tagmsg),
+            false,
+        ),
+        "MODE" => (mode::mode, false),
+        "WHO" => (query::who, false),
+        "WHOIS" => (query::whois, false),
+        "WHOWAS" => (query::whowas, false),
+        "AWAY" => (query::away, false),
+        "ISON" => (query::ison, false),
+        "USERHOST" => (query::userhost, false),
+        "MOTD" => (server_info::motd, false),
+        "LUSERS" => (server_info::lusers, false),
+        "VERSION" => (server_info::version, false),
+        "TIME" => (server_info::time, false),
+        "MONITOR" => (monitor::monitor, false),
+        "OPER" => (oper::oper, false),
+        "KILL" => (oper::kill, false),
+        "WALLOPS" => (oper::wallops, false),
+        "BATCH" => (multiline::batch, false),
+        "INFO" => (server_info::info, false),
+        "LINKS" => (server_info::links, false),
+        "HELP" | "HELPOP" => (help::help, false),
+        "SETNAME" => (setname::setname, false),
+        // `before-connect`: usable during registration (on `*` only).
+        "METADATA" => (metadata::metadata, true),
+        _ => return None,
+    };
+    Some(Command {
+        handler,
+        before_registration,
+    })
+}
 
 /// Runs one command for the client `ctx.id`.
 pub(crate) fn dispatch(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     let mut upper = [0u8; 16];
     let command = msg.command();
-    let Some(name) = ascii_upper(command, &mut upper) else {
-        unknown_command(ctx, command);
-        return;
-    };
-    if !ctx.me().is_registered() && !BEFORE_REGISTRATION.contains(&name) {
-        if is_known(name) {
-            ctx.numeric(ERR_NOTREGISTERED)
-                .trailing("You have not registered")
-                .send();
-        }
+    let Some(found) = ascii_upper(command, &mut upper).and_then(lookup) else {
         // Unknown commands before registration are ignored, as most servers do,
         // so clients probing with non-standard commands are not confused.
+        if ctx.me().is_registered() {
+            unknown_command(ctx, command);
+        }
+        return;
+    };
+    if !found.before_registration && !ctx.me().is_registered() {
+        ctx.numeric(ERR_NOTREGISTERED)
+            .trailing("You have not registered")
+            .send();
         return;
     }
-    match name {
-        "CAP" => cap::cap(ctx, msg),
-        "PASS" => registration::pass(ctx, msg),
-        "NICK" => registration::nick(ctx, msg),
-        "USER" => registration::user(ctx, msg),
-        "PING" => server_info::ping(ctx, msg),
-        "PONG" => {}
-        "QUIT" => registration::quit(ctx, msg),
-        "JOIN" => channel::join(ctx, msg),
-        "PART" => channel::part(ctx, msg),
-        "TOPIC" => channel::topic(ctx, msg),
-        "NAMES" => channel::names(ctx, msg),
-        "LIST" => channel::list(ctx, msg),
-        "KICK" => channel::kick(ctx, msg),
-        "INVITE" => channel::invite(ctx, msg),
-        "PRIVMSG" => messaging::relay(ctx, msg, messaging::Kind::Privmsg),
-        "NOTICE" => messaging::relay(ctx, msg, messaging::Kind::Notice),
-        "TAGMSG" => messaging::relay(ctx, msg, messaging::Kind::Tagmsg),
-        "MODE" => mode::mode(ctx, msg),
-        "WHO" => query::who(ctx, msg),
-        "WHOIS" => query::whois(ctx, msg),
-        "WHOWAS" => query::whowas(ctx, msg),
-        "AWAY" => query::away(ctx, msg),
-        "ISON" => query::ison(ctx, msg),
-        "USERHOST" => query::userhost(ctx, msg),
-        "MOTD" => server_info::motd(ctx, msg),
-        "LUSERS" => server_info::lusers(ctx),
-        "VERSION" => server_info::version(ctx, msg),
-        "TIME" => server_info::time(ctx, msg),
-        "MONITOR" => monitor::monitor(ctx, msg),
-        "OPER" => oper::oper(ctx, msg),
-        "KILL" => oper::kill(ctx, msg),
-        "SETNAME" => setname::setname(ctx, msg),
-        _ => unknown_command(ctx, command),
-    }
-}
-
-/// Every command [`dispatch`] knows, for the pre-registration check.
-fn is_known(name: &str) -> bool {
-    matches!(
-        name,
-        "JOIN"
-            | "PART"
-            | "TOPIC"
-            | "NAMES"
-            | "LIST"
-            | "KICK"
-            | "INVITE"
-            | "PRIVMSG"
-            | "NOTICE"
-            | "TAGMSG"
-            | "MODE"
-            | "WHO"
-            | "WHOIS"
-            | "WHOWAS"
-            | "AWAY"
-            | "ISON"
-            | "USERHOST"
-            | "MOTD"
-            | "LUSERS"
-            | "VERSION"
-            | "TIME"
-            | "MONITOR"
-            | "OPER"
-            | "KILL"
-            | "SETNAME"
-    )
+    (found.handler)(ctx, msg);
 }
 
 fn unknown_command(ctx: &Ctx<'_>, command: &str) {

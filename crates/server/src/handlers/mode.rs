@@ -1,8 +1,9 @@
-//! `MODE` for users (`+i`, `+B`, `-o`) and channels (`+o +v +b +i +k +l +m +n +t +s`).
+//! `MODE` for users (`+i`, `+B`, `-o`) and channels
+//! (`+o +v +b +e +I +i +k +l +m +n +t +s`).
 //!
 //! Channel changes are applied one by one, in order; the ones that took effect are
-//! announced to every member in one MODE line, as the server normalised them (ban
-//! masks filled out to `nick!user@host`). At most `MODES` parameterised changes are
+//! announced to every member in one MODE line, as the server normalised them (ban,
+//! exception and invite-exception masks filled out to `nick!user@host`). At most `MODES` parameterised changes are
 //! taken from one command; the rest are ignored, as `RPL_ISUPPORT MODES=` announces.
 
 use std::fmt::Write as _;
@@ -12,7 +13,7 @@ use palaver_proto::numeric::*;
 use palaver_proto::{CaseKey, Message};
 
 use super::{Ctx, unix_seconds};
-use crate::world::{Ban, CASEMAPPING, World};
+use crate::world::{Ban, CASEMAPPING, ListMode, World};
 
 /// Longest channel key we accept (`+k`).
 const MAX_KEY_LEN: usize = 32;
@@ -70,7 +71,12 @@ fn user_mode(ctx: &mut Ctx<'_>, target: &str, changes: Option<&str>) {
                 me.oper = false;
                 applied.push(false, 'o', None);
             }
-            'i' | 'o' | 'B' => {}
+            // Wallops (`+w`): receive WALLOPS from operators.
+            'w' if me.wallops != adding => {
+                me.wallops = adding;
+                applied.push(adding, 'w', None);
+            }
+            'i' | 'o' | 'B' | 'w' => {}
             _ => unknown = true,
         }
     }
@@ -157,7 +163,7 @@ fn channel_mode(ctx: &mut Ctx<'_>, name: &str, msg: &Message<'_>) {
                 adding = false;
                 continue;
             }
-            'o' | 'v' | 'b' => true,
+            'o' | 'v' | 'b' | 'e' | 'I' => true,
             // CHANMODES type B (`k`) always takes a parameter, type C (`l`) only when set.
             'k' => true,
             'l' => adding,
@@ -171,8 +177,16 @@ fn channel_mode(ctx: &mut Ctx<'_>, name: &str, msg: &Message<'_>) {
             }
         };
         let arg = if takes_param { args.next() } else { None };
-        if letter == 'b' && arg.is_none() {
-            send_ban_list(ctx, &key);
+        if let Some(list) = ListMode::from_letter(letter)
+            && arg.is_none()
+        {
+            // Anyone may see the bans; the exception lists (which masks get past
+            // the channel's defences) only the operators, as on charybdis/solanum.
+            if list == ListMode::Ban || is_op {
+                send_list(ctx, &key, list);
+            } else {
+                refused = true;
+            }
             continue;
         }
         // A missing parameter skips the change, except `-k`, which needs none to work.
@@ -258,35 +272,44 @@ fn apply_one(
                 applied.push(adding, letter, Some(target_nick));
             }
         }
-        ('b', Some(raw_mask)) => {
-            let ban_mask = normalise_mask(raw_mask);
+        ('b' | 'e' | 'I', Some(raw_mask)) => {
+            let Some(list) = ListMode::from_letter(letter) else {
+                return;
+            };
+            let mask = normalise_mask(raw_mask);
             let Some(channel) = ctx.world.channels.get_mut(key) else {
                 return;
             };
             let existing = channel
-                .bans
+                .list(list)
                 .iter()
-                .position(|b| CASEMAPPING.eq(&b.mask, &ban_mask));
+                .position(|b| CASEMAPPING.eq(&b.mask, &mask));
             match (adding, existing) {
-                (true, None) if channel.bans.len() >= max_bans => {
+                // One bound for the three lists together (`MAXLIST=beI:`).
+                (true, None) if channel.list_entries() >= max_bans => {
                     let channel_name = channel.name.clone();
+                    let text = match list {
+                        ListMode::Ban => "Channel ban list is full",
+                        ListMode::Except => "Channel exception list is full",
+                        ListMode::InviteExcept => "Channel invite-exception list is full",
+                    };
                     ctx.numeric(ERR_BANLISTFULL)
                         .param(&channel_name)
-                        .param(&ban_mask)
-                        .trailing("Channel ban list is full")
+                        .param(&mask)
+                        .trailing(text)
                         .send();
                 }
                 (true, None) => {
-                    channel.bans.push(Ban {
-                        mask: ban_mask.clone(),
+                    channel.list_mut(list).push(Ban {
+                        mask: mask.clone(),
                         set_by,
                         set_at: SystemTime::now(),
                     });
-                    applied.push(true, 'b', Some(ban_mask));
+                    applied.push(true, letter, Some(mask));
                 }
                 (false, Some(index)) => {
-                    let removed = channel.bans.remove(index);
-                    applied.push(false, 'b', Some(removed.mask));
+                    let removed = channel.list_mut(list).remove(index);
+                    applied.push(false, letter, Some(removed.mask));
                 }
                 _ => {}
             }
@@ -351,21 +374,36 @@ fn apply_one(
     }
 }
 
-fn send_ban_list(ctx: &Ctx<'_>, key: &CaseKey) {
+/// One mask list (`367`/`368`, `348`/`349`, `346`/`347`), each entry with who set it
+/// and when.
+fn send_list(ctx: &Ctx<'_>, key: &CaseKey, list: ListMode) {
     let Some(channel) = ctx.world.channels.get(key) else {
         return;
     };
-    for ban in &channel.bans {
-        ctx.numeric(RPL_BANLIST)
+    let (entry_code, end_code, end_text) = match list {
+        ListMode::Ban => (RPL_BANLIST, RPL_ENDOFBANLIST, "End of channel ban list"),
+        ListMode::Except => (
+            RPL_EXCEPTLIST,
+            RPL_ENDOFEXCEPTLIST,
+            "End of channel exception list",
+        ),
+        ListMode::InviteExcept => (
+            RPL_INVEXLIST,
+            RPL_ENDOFINVEXLIST,
+            "End of Channel Invite Exception List",
+        ),
+    };
+    for entry in channel.list(list) {
+        ctx.numeric(entry_code)
             .param(&channel.name)
-            .param(&ban.mask)
-            .param(&ban.set_by)
-            .param(&unix_seconds(ban.set_at))
+            .param(&entry.mask)
+            .param(&entry.set_by)
+            .param(&unix_seconds(entry.set_at))
             .send();
     }
-    ctx.numeric(RPL_ENDOFBANLIST)
+    ctx.numeric(end_code)
         .param(&channel.name)
-        .trailing("End of channel ban list")
+        .trailing(end_text)
         .send();
 }
 

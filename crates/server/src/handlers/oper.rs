@@ -86,3 +86,26 @@ pub(super) fn kill(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     // The victim's own connection task ends it (the only place clients leave).
     victim.outbox.request_disconnect(&reason);
 }
+
+/// `WALLOPS :<text>`: operators only; reaches every user with `+w` (and the sender).
+pub(super) fn wallops(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+    let Some(text) = msg.param(0).filter(|t| !t.is_empty()) else {
+        ctx.need_more_params("WALLOPS");
+        return;
+    };
+    if !ctx.me().oper {
+        ctx.numeric(ERR_NOPRIVILEGES)
+            .trailing("Permission Denied- You're not an IRC operator")
+            .send();
+        return;
+    }
+    let mut line = ctx.me().line_from();
+    line.command("WALLOPS").trailing(text);
+    let line = line.finish();
+    // A rare operator command: a scan of all clients is fine here.
+    for client in ctx.world.clients.values() {
+        if client.is_registered() && (client.wallops || client.id == ctx.id) {
+            client.send(line.clone());
+        }
+    }
+}

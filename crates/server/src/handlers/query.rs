@@ -199,6 +199,7 @@ pub(super) fn whois(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     if let Some(away) = &client.away {
         ctx.numeric(RPL_AWAY).param(nick).trailing(away).send();
     }
+    super::metadata::whois_lines(ctx, client.id);
     ctx.numeric(RPL_WHOISIDLE)
         .param(nick)
         .param(&client.last_spoke.elapsed().as_secs().to_string())

@@ -151,7 +151,7 @@ pub(super) fn try_complete(ctx: &mut Ctx<'_>) {
     ctx.world.notify_monitors_online(ctx.id);
 }
 
-fn welcome(ctx: &Ctx<'_>) {
+fn welcome(ctx: &mut Ctx<'_>) {
     let config = &ctx.world.config;
     let me = ctx.me();
     ctx.numeric(RPL_WELCOME)
@@ -177,12 +177,14 @@ fn welcome(ctx: &Ctx<'_>) {
     ctx.numeric(RPL_MYINFO)
         .param(&config.server_name)
         .param(VERSION)
-        .param("Bio")
-        .param("beiklmnostv")
-        .param("bklov")
+        .param("Biow")
+        .param("beIiklmnostv")
+        .param("beIklov")
         .send();
     send_isupport(ctx);
     server_info::send_lusers(ctx);
+    // The client's own metadata comes before the end of the MOTD (metadata spec).
+    super::metadata::welcome_burst(ctx);
     server_info::send_motd(ctx);
 }
 

@@ -47,7 +47,7 @@ pub(super) fn send_motd(ctx: &Ctx<'_>) {
 }
 
 /// `LUSERS`.
-pub(super) fn lusers(ctx: &mut Ctx<'_>) {
+pub(super) fn lusers(ctx: &mut Ctx<'_>, _msg: &Message<'_>) {
     send_lusers(ctx);
 }
 
@@ -115,5 +115,31 @@ pub(super) fn time(ctx: &mut Ctx<'_>, _msg: &Message<'_>) {
         .param(&now.unix_timestamp().to_string())
         .param("0")
         .trailing(&text)
+        .send();
+}
+
+/// `INFO`: what this server is.
+pub(super) fn info(ctx: &mut Ctx<'_>, _msg: &Message<'_>) {
+    for line in [
+        format!("{VERSION}: a self-hosted chat server that speaks IRC."),
+        "Source and documentation: see the project's README.".to_owned(),
+        format!("Serving as {}.", ctx.world.config.server_name),
+    ] {
+        ctx.numeric(RPL_INFO).trailing(&line).send();
+    }
+    ctx.numeric(RPL_ENDOFINFO).trailing("End of /INFO list").send();
+}
+
+/// `LINKS`: the servers of this network; a single server, so itself.
+pub(super) fn links(ctx: &mut Ctx<'_>, _msg: &Message<'_>) {
+    let config = &ctx.world.config;
+    ctx.numeric(RPL_LINKS)
+        .param(&config.server_name)
+        .param(&config.server_name)
+        .trailing(&format!("0 {}", config.server_description))
+        .send();
+    ctx.numeric(RPL_ENDOFLINKS)
+        .param("*")
+        .trailing("End of /LINKS list")
         .send();
 }

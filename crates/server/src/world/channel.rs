@@ -1,4 +1,5 @@
-//! One channel: members with their status, topic, modes and ban list.
+//! One channel: members with their status, topic, modes and mask lists (bans, ban
+//! exceptions, invite exceptions).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -52,7 +53,30 @@ pub(crate) struct Topic {
     pub(crate) set_at: SystemTime,
 }
 
-/// A ban-list entry (`RPL_BANLIST` shows who set it and when).
+/// The channel's mask lists (CHANMODES type A): bans, ban exceptions, invite
+/// exceptions. They share one bound, `MAXLIST=beI:<max_bans>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ListMode {
+    /// `+b`: matching users may not join or speak.
+    Ban,
+    /// `+e` (`EXCEPTS=e`): matching users are not stopped by a ban.
+    Except,
+    /// `+I` (`INVEX=I`): matching users may join a `+i` channel uninvited.
+    InviteExcept,
+}
+
+impl ListMode {
+    pub(crate) fn from_letter(letter: char) -> Option<Self> {
+        match letter {
+            'b' => Some(Self::Ban),
+            'e' => Some(Self::Except),
+            'I' => Some(Self::InviteExcept),
+            _ => None,
+        }
+    }
+}
+
+/// A mask-list entry (the list numerics show who set it and when).
 #[derive(Debug, Clone)]
 pub(crate) struct Ban {
     pub(crate) mask: String,
@@ -60,7 +84,7 @@ pub(crate) struct Ban {
     pub(crate) set_at: SystemTime,
 }
 
-/// Channel modes other than member status and bans (`CHANMODES=b,k,l,imnst`).
+/// Channel modes other than member status and mask lists (`CHANMODES=beI,k,l,imnst`).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Modes {
     pub(crate) invite_only: bool,
@@ -82,7 +106,13 @@ pub(crate) struct Channel {
     pub(crate) topic: Option<Topic>,
     pub(crate) modes: Modes,
     pub(crate) bans: Vec<Ban>,
+    /// Ban exceptions (`+e`).
+    pub(crate) excepts: Vec<Ban>,
+    /// Invite exceptions (`+I`).
+    pub(crate) invexes: Vec<Ban>,
     pub(crate) created_at: SystemTime,
+    /// IRCv3 metadata set on this channel (gone with the channel).
+    pub(crate) metadata: super::metadata::Store,
 }
 
 impl Channel {
@@ -98,7 +128,10 @@ impl Channel {
                 ..Modes::default()
             },
             bans: Vec::new(),
+            excepts: Vec::new(),
+            invexes: Vec::new(),
             created_at: SystemTime::now(),
+            metadata: Default::default(),
         }
     }
 
@@ -142,11 +175,38 @@ impl Channel {
         (letters, params)
     }
 
-    /// Whether a client with this `nick!user@host` matches a ban.
+    /// Whether a client with this `nick!user@host` matches a ban and no ban
+    /// exception (`+e`).
     pub(crate) fn is_banned(&self, client_mask: &str) -> bool {
-        self.bans
-            .iter()
-            .any(|ban| palaver_proto::mask::matches(CASEMAPPING, &ban.mask, client_mask))
+        any_matches(&self.bans, client_mask) && !any_matches(&self.excepts, client_mask)
+    }
+
+    /// Whether a client with this `nick!user@host` matches an invite exception
+    /// (`+I`), so `+i` does not stop it.
+    pub(crate) fn is_invite_excepted(&self, client_mask: &str) -> bool {
+        any_matches(&self.invexes, client_mask)
+    }
+
+    /// One of the mask lists.
+    pub(crate) fn list(&self, mode: ListMode) -> &Vec<Ban> {
+        match mode {
+            ListMode::Ban => &self.bans,
+            ListMode::Except => &self.excepts,
+            ListMode::InviteExcept => &self.invexes,
+        }
+    }
+
+    pub(crate) fn list_mut(&mut self, mode: ListMode) -> &mut Vec<Ban> {
+        match mode {
+            ListMode::Ban => &mut self.bans,
+            ListMode::Except => &mut self.excepts,
+            ListMode::InviteExcept => &mut self.invexes,
+        }
+    }
+
+    /// Entries in all mask lists together (bounded by `MAXLIST=beI:`).
+    pub(crate) fn list_entries(&self) -> usize {
+        self.bans.len() + self.excepts.len() + self.invexes.len()
     }
 
     /// Queues `line` for every member but `except`.
@@ -157,4 +217,10 @@ impl Channel {
             }
         }
     }
+}
+
+/// Whether `client_mask` matches any entry of a mask list.
+fn any_matches(list: &[Ban], client_mask: &str) -> bool {
+    list.iter()
+        .any(|entry| palaver_proto::mask::matches(CASEMAPPING, &entry.mask, client_mask))
 }

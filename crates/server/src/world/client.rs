@@ -49,6 +49,10 @@ pub(crate) struct Client {
     pub(crate) oper: bool,
     /// Bot mode (`+B`): marked in WHO/WHOIS and tagged `bot` on its messages.
     pub(crate) bot: bool,
+    /// Wallops (`+w`): receives WALLOPS.
+    pub(crate) wallops: bool,
+    /// A draft/multiline batch the client opened and has not closed yet.
+    pub(crate) multiline: Option<crate::handlers::multiline::OpenBatch>,
     pub(crate) away: Option<String>,
     /// Folded names of the channels the client is in.
     pub(crate) channels: HashSet<CaseKey>,
@@ -59,6 +63,8 @@ pub(crate) struct Client {
     /// Last PRIVMSG/NOTICE, for WHOIS idle time.
     pub(crate) last_spoke: Instant,
     pub(crate) outbox: Arc<Outbox>,
+    /// IRCv3 metadata set on this client, and its key subscriptions.
+    pub(crate) metadata: super::metadata::ClientMetadata,
 }
 
 impl Client {
@@ -92,12 +98,15 @@ impl Client {
             invisible: false,
             oper: false,
             bot: false,
+            wallops: false,
+            multiline: None,
             away: None,
             channels: HashSet::new(),
             invites: Vec::new(),
             signon: SystemTime::now(),
             last_spoke: Instant::now(),
             outbox,
+            metadata: Default::default(),
         }
     }
 
@@ -143,6 +152,9 @@ impl Client {
         }
         if self.oper {
             modes.push('o');
+        }
+        if self.wallops {
+            modes.push('w');
         }
         modes
     }

@@ -9,7 +9,10 @@
 
 mod channel;
 mod client;
+pub(crate) mod metadata;
 mod monitor;
+pub(crate) mod read_markers;
+pub(crate) mod recent;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
@@ -18,7 +21,7 @@ use std::time::SystemTime;
 
 use palaver_proto::{CaseKey, CaseMapping, LineWriter};
 
-pub(crate) use channel::{Ban, Channel, Member, Status, Topic};
+pub(crate) use channel::{Ban, Channel, ListMode, Member, Status, Topic};
 pub(crate) use client::ClientId;
 pub(crate) use client::{Client, Registration};
 
@@ -74,6 +77,10 @@ pub(crate) struct World {
     pub(crate) max_clients_seen: usize,
     /// MONITOR lists and their reverse index (nickname → watchers).
     pub(crate) monitors: monitor::Monitors,
+    /// `draft/read-marker` timestamps, per client (per account once accounts land).
+    pub(crate) read_markers: read_markers::ReadMarkers,
+    /// Recently relayed messages, for `draft/message-redaction`.
+    pub(crate) recent: recent::Recent,
     next_id: u64,
 }
 
@@ -96,6 +103,8 @@ impl World {
             next_serial: 0,
             max_clients_seen: 0,
             monitors: monitor::Monitors::default(),
+            read_markers: read_markers::ReadMarkers::default(),
+            recent: recent::Recent::default(),
             next_id: 1,
         }
     }
@@ -214,6 +223,7 @@ impl World {
             return;
         };
         self.monitors.clear(id);
+        self.read_markers.forget(id);
         if client.is_registered() {
             self.notify_monitors_offline(client.nick());
         }

@@ -1,0 +1,97 @@
+//! `MARKREAD <target> [timestamp=<time>]` (IRCv3 `draft/read-marker`): gets or sets
+//! the time of the last message the user read in a channel or query.
+//!
+//! A get answers `MARKREAD <target> timestamp=<time>` (or `*` when nothing is
+//! stored). A set moves the stored time forward only, clamped to now, and answers
+//! with the stored time, also when the client's was older. Clients with the
+//! capability get `MARKREAD <chan> ...` right after their JOIN, before the NAMES
+//! reply ends. Markers are kept per connection until accounts land (see
+//! `world::read_markers`); a change is sent to every connection of the owner that
+//! enabled the capability, which today is the setter alone, and the setter always
+//! gets its answer.
+
+use palaver_proto::validate::{is_valid_channel, is_valid_nick};
+use palaver_proto::{CaseKey, LineWriter, Message};
+use time::OffsetDateTime;
+
+use super::Ctx;
+use crate::caps;
+use crate::world::World;
+use crate::world::read_markers::{format_timestamp, parse_timestamp};
+
+/// `MARKREAD <target> [timestamp=<time>]`.
+pub(super) fn markread(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+    let Some(target) = msg.param(0).filter(|t| !t.is_empty()) else {
+        fail(
+            ctx,
+            "NEED_MORE_PARAMS",
+            &[],
+            "Missing parameters",
+        );
+        return;
+    };
+    let limits = &ctx.world.config.limits;
+    if !is_valid_channel(target, limits.channel_len) && !is_valid_nick(target, limits.nick_len) {
+        fail(ctx, "INVALID_PARAMS", &[target], "Invalid target");
+        return;
+    }
+    let key = World::key(target);
+    let Some(param) = msg.param(1) else {
+        let stored = ctx.world.read_markers.get(ctx.id, &key);
+        ctx.me().send(line(ctx.world, target, stored));
+        return;
+    };
+    let Some(at) = param.strip_prefix("timestamp=").and_then(parse_timestamp) else {
+        fail(ctx, "INVALID_PARAMS", &[param], "Invalid timestamp");
+        return;
+    };
+    let at = at.min(OffsetDateTime::now_utc());
+    let limit = limits.read_markers_per_client;
+    let (stored, changed) = ctx.world.read_markers.advance(ctx.id, &key, at, limit);
+    let reply = line(ctx.world, target, stored);
+    ctx.me().send(reply.clone());
+    if changed {
+        sync_other_connections(ctx, &reply);
+    }
+}
+
+/// After a JOIN: `MARKREAD <chan> ...` for a client with the capability (the
+/// specification wants it before `RPL_ENDOFNAMES`).
+pub(super) fn after_join(ctx: &Ctx<'_>, key: &CaseKey) {
+    let me = ctx.me();
+    if !me.caps.has(caps::READ_MARKER) {
+        return;
+    }
+    let Some(channel) = ctx.world.channels.get(key) else {
+        return;
+    };
+    let stored = ctx.world.read_markers.get(ctx.id, key);
+    me.send(line(ctx.world, &channel.name, stored));
+}
+
+/// Tells the owner's other connections with the capability about a changed marker.
+/// Markers are per connection until accounts land, so there are none yet; this is
+/// where an account's sessions will be told.
+fn sync_other_connections(_ctx: &Ctx<'_>, _line: &bytes::Bytes) {}
+
+/// `:server MARKREAD <target> timestamp=<time>`, or `*` when nothing is stored.
+fn line(world: &World, target: &str, stored: Option<OffsetDateTime>) -> bytes::Bytes {
+    let mut line = LineWriter::new();
+    line.source(&world.config.server_name)
+        .command("MARKREAD")
+        .param(target);
+    match stored {
+        Some(at) => line.param(&format!("timestamp={}", format_timestamp(at))),
+        None => line.param("*"),
+    };
+    line.finish()
+}
+
+/// `FAIL MARKREAD <code> [params] :<text>`.
+fn fail(ctx: &Ctx<'_>, code: &str, params: &[&str], text: &str) {
+    let mut reply = ctx.world.server_line(ctx.id, "FAIL").param("MARKREAD").param(code);
+    for param in params {
+        reply = reply.param(param);
+    }
+    reply.trailing(text).send();
+}

@@ -1,0 +1,206 @@
+//! IRCv3 `draft/read-marker`: the last-read timestamp of each target (channel or
+//! nickname), per owner.
+//!
+//! We have no accounts yet, so the owner is a client connection: its markers live as
+//! long as it does (a PART and re-JOIN keeps them; a reconnect starts empty) and
+//! leave with it ([`ReadMarkers::forget`] from `World::remove_client`). When accounts
+//! and the persistent store land, the owner becomes the account, markers survive
+//! reconnects, and every connection of the account shares (and is told about) them.
+//!
+//! Timestamps only move forward. Each owner holds at most
+//! `Limits::read_markers_per_client` targets; past that, the target read longest ago
+//! is forgotten first.
+
+use std::collections::HashMap;
+
+use palaver_proto::CaseKey;
+use time::{Date, Month, OffsetDateTime, Time};
+
+use super::ClientId;
+
+/// Every owner's markers.
+#[derive(Debug, Default)]
+pub(crate) struct ReadMarkers {
+    by_owner: HashMap<ClientId, HashMap<CaseKey, OffsetDateTime>>,
+}
+
+impl ReadMarkers {
+    /// `owner`'s marker for the folded target `key`, if any.
+    pub(crate) fn get(&self, owner: ClientId, key: &CaseKey) -> Option<OffsetDateTime> {
+        self.by_owner.get(&owner)?.get(key).copied()
+    }
+
+    /// Moves `owner`'s marker for `key` forward to `at` (never back) and returns the
+    /// stored marker afterwards, with whether it changed. At most `limit` targets are
+    /// kept per owner; with `limit` 0 nothing is stored.
+    pub(crate) fn advance(
+        &mut self,
+        owner: ClientId,
+        key: &CaseKey,
+        at: OffsetDateTime,
+        limit: usize,
+    ) -> (Option<OffsetDateTime>, bool) {
+        if limit == 0 {
+            return (None, false);
+        }
+        let markers = self.by_owner.entry(owner).or_default();
+        if let Some(stored) = markers.get_mut(key) {
+            if at > *stored {
+                *stored = at;
+                return (Some(at), true);
+            }
+            return (Some(*stored), false);
+        }
+        while markers.len() >= limit {
+            // Forget the target read longest ago.
+            let Some(oldest) = markers
+                .iter()
+                .min_by_key(|(_, at)| **at)
+                .map(|(key, _)| key.clone())
+            else {
+                break;
+            };
+            markers.remove(&oldest);
+        }
+        markers.insert(key.clone(), at);
+        (Some(at), true)
+    }
+
+    /// Drops everything `owner` stored (it left the server).
+    pub(crate) fn forget(&mut self, owner: ClientId) {
+        self.by_owner.remove(&owner);
+    }
+
+    /// Owners with at least one marker (for tests: it must drain as clients leave).
+    #[cfg(test)]
+    pub(crate) fn owners(&self) -> usize {
+        self.by_owner.len()
+    }
+}
+
+/// Parses a `server-time` timestamp, `YYYY-MM-DDThh:mm:ss[.fraction]Z` in UTC (the
+/// fraction, if any, of 1 to 9 digits; kept to the millisecond).
+pub(crate) fn parse_timestamp(text: &str) -> Option<OffsetDateTime> {
+    let b = text.as_bytes();
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+        || b.last() != Some(&b'Z')
+    {
+        return None;
+    }
+    let number = |range: std::ops::Range<usize>| -> Option<u32> {
+        let digits = b.get(range)?;
+        if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        digits
+            .iter()
+            .try_fold(0u32, |n, d| n.checked_mul(10)?.checked_add(u32::from(d - b'0')))
+    };
+    let year = i32::try_from(number(0..4)?).ok()?;
+    let month = Month::try_from(u8::try_from(number(5..7)?).ok()?).ok()?;
+    let day = u8::try_from(number(8..10)?).ok()?;
+    let hour = u8::try_from(number(11..13)?).ok()?;
+    let minute = u8::try_from(number(14..16)?).ok()?;
+    let second = u8::try_from(number(17..19)?).ok()?;
+    let millis = match b.len() {
+        20 => 0,
+        len if (22..=30).contains(&len) && b[19] == b'.' => {
+            let fraction = &b[20..len - 1];
+            if !fraction.iter().all(u8::is_ascii_digit) {
+                return None;
+            }
+            fraction
+                .iter()
+                .chain(std::iter::repeat(&b'0'))
+                .take(3)
+                .fold(0u16, |n, d| n * 10 + u16::from(d - b'0'))
+        }
+        _ => return None,
+    };
+    let date = Date::from_calendar_date(year, month, day).ok()?;
+    let time = Time::from_hms_milli(hour, minute, second, millis).ok()?;
+    Some(date.with_time(time).assume_utc())
+}
+
+/// A timestamp as `server-time` writes it (`YYYY-MM-DDThh:mm:ss.sssZ`).
+pub(crate) fn format_timestamp(at: OffsetDateTime) -> String {
+    at.format(crate::relay::SERVER_TIME_FORMAT)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::world::CASEMAPPING;
+
+    fn key(name: &str) -> CaseKey {
+        CaseKey::new(CASEMAPPING, name)
+    }
+
+    fn ts(text: &str) -> OffsetDateTime {
+        parse_timestamp(text).unwrap_or_else(|| panic!("valid timestamp {text}"))
+    }
+
+    #[test]
+    fn timestamps_parse_strictly_and_round_trip() {
+        let text = "2019-01-04T14:33:26.123Z";
+        assert_eq!(format_timestamp(ts(text)), text);
+        assert_eq!(
+            format_timestamp(ts("2019-01-04T14:33:26Z")),
+            "2019-01-04T14:33:26.000Z"
+        );
+        assert_eq!(
+            format_timestamp(ts("2019-01-04T14:33:26.1234567Z")),
+            "2019-01-04T14:33:26.123Z"
+        );
+        assert_eq!(
+            format_timestamp(ts("2019-01-04T14:33:26.5Z")),
+            "2019-01-04T14:33:26.500Z"
+        );
+        for bad in [
+            "",
+            "*",
+            "not-a-timestamp",
+            "2019-01-04 14:33:26.123Z",
+            "2019-01-04T14:33:26.123",
+            "2019-01-04T14:33:26.123+00:00",
+            "2019-13-04T14:33:26.123Z",
+            "2019-02-30T14:33:26.123Z",
+            "2019-01-04T24:33:26.123Z",
+            "2019-01-04T14:33:26.Z",
+            "2019-01-04T14:33:26.12a Z",
+            "+019-01-04T14:33:26.123Z",
+            "2019-01-04T14:33:26.1234567890Z",
+        ] {
+            assert_eq!(parse_timestamp(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn markers_only_move_forward_are_bounded_and_drain() {
+        let mut markers = ReadMarkers::default();
+        let (a, b) = (ClientId(1), ClientId(2));
+        let early = ts("2020-01-01T00:00:00.000Z");
+        let late = ts("2021-01-01T00:00:00.000Z");
+        assert_eq!(markers.advance(a, &key("#c"), late, 2), (Some(late), true));
+        assert_eq!(markers.advance(a, &key("#C"), early, 2), (Some(late), false));
+        assert_eq!(markers.get(a, &key("#c")), Some(late));
+        assert_eq!(markers.get(b, &key("#c")), None);
+
+        // A third target evicts the one read longest ago.
+        assert_eq!(markers.advance(a, &key("bob"), early, 2), (Some(early), true));
+        let latest = ts("2022-01-01T00:00:00.000Z");
+        assert_eq!(markers.advance(a, &key("#d"), latest, 2), (Some(latest), true));
+        assert_eq!(markers.get(a, &key("bob")), None);
+        assert_eq!(markers.get(a, &key("#c")), Some(late));
+
+        assert_eq!(markers.advance(b, &key("#c"), early, 0), (None, false));
+        markers.forget(a);
+        assert_eq!(markers.owners(), 0);
+    }
+}
