@@ -56,6 +56,10 @@ caps! {
     MULTILINE = "draft/multiline", 24;
     /// `draft/metadata-3`: the METADATA command, key subscriptions, notifications.
     METADATA = "draft/metadata-3", 20;
+    /// `draft/read-marker`: MARKREAD, and the channel's read marker after JOIN.
+    READ_MARKER = "draft/read-marker", 28;
+    /// `draft/message-redaction`: REDACT, relayed to the clients that enabled it.
+    MESSAGE_REDACTION = "draft/message-redaction", 29;
 }
 
 impl Cap {
@@ -90,6 +94,8 @@ pub(crate) const SUPPORTED: &[Cap] = &[
     EXTENDED_MONITOR,
     MULTILINE,
     METADATA,
+    READ_MARKER,
+    MESSAGE_REDACTION,
 ];
 
 /// Looks up a capability by name.

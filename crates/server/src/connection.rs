@@ -365,8 +365,17 @@ mod tests {
 
     #[test]
     fn invalid_utf8_is_flagged_and_nul_is_replaced() {
-        assert_eq!(decode(b"PRIVMSG #a :caf\xe9"), ("PRIVMSG #a :caf\u{FFFD}".into(), false));
-        assert_eq!(decode(b"PRIVMSG #a :a\0b"), ("PRIVMSG #a :a\u{FFFD}b".into(), true));
-        assert!(matches!(decode(b"PING x"), (std::borrow::Cow::Borrowed(_), true)));
+        assert_eq!(
+            decode(b"PRIVMSG #a :caf\xe9"),
+            ("PRIVMSG #a :caf\u{FFFD}".into(), false)
+        );
+        assert_eq!(
+            decode(b"PRIVMSG #a :a\0b"),
+            ("PRIVMSG #a :a\u{FFFD}b".into(), true)
+        );
+        assert!(matches!(
+            decode(b"PING x"),
+            (std::borrow::Cow::Borrowed(_), true)
+        ));
     }
 }

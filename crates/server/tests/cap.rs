@@ -6,17 +6,30 @@ use crate::channels::{ask, assert_silent, in_channel, pending};
 
 const OFFERED: &str = "cap-notify multi-prefix userhost-in-names message-tags server-time \
      echo-message batch labeled-response away-notify extended-join invite-notify \
-     draft/no-implicit-names setname extended-monitor";
+     draft/no-implicit-names setname extended-monitor draft/multiline draft/metadata-3 \
+     draft/read-marker draft/message-redaction";
 
 #[tokio::test]
 async fn cap_ls_suspends_registration_until_cap_end() {
     let server = TestServer::start().await;
     let mut client = server.connect().await;
 
-    assert_eq!(
-        ask(&mut client, "CAP LS 302").await,
-        [format!(":test.server CAP * LS :{OFFERED}")]
+    // CAP LS 302 may span several lines (`LS *` on all but the last) and carries
+    // values (`name=value`); the names are what we offer, in order.
+    let lines = ask(&mut client, "CAP LS 302").await;
+    let (last, more) = lines.split_last().expect("an LS reply");
+    assert!(
+        more.iter()
+            .all(|l| l.starts_with(":test.server CAP * LS * :")),
+        "{lines:#?}"
     );
+    assert!(last.starts_with(":test.server CAP * LS :"), "{lines:#?}");
+    let names: Vec<&str> = lines
+        .iter()
+        .flat_map(|l| l.split_once(" :").map_or("", |(_, caps)| caps).split(' '))
+        .map(|cap| cap.split_once('=').map_or(cap, |(name, _)| name))
+        .collect();
+    assert_eq!(names.join(" "), OFFERED);
     client.send("NICK alice").await;
     client.send("USER alice 0 * :Alice").await;
     // NICK and USER are in, but negotiation is open: no welcome yet.

@@ -130,7 +130,11 @@ async fn echo_message_returns_the_senders_message_to_it() {
     // A message to oneself arrives as a delivery and as its echo.
     alice.send("PRIVMSG alice :note to self").await;
     let lines = pending(&mut alice).await;
-    assert_eq!(lines.iter().filter(|l| l.contains("note to self")).count(), 2, "{lines:#?}");
+    assert_eq!(
+        lines.iter().filter(|l| l.contains("note to self")).count(),
+        2,
+        "{lines:#?}"
+    );
 }
 
 #[tokio::test]
@@ -173,7 +177,10 @@ async fn labeled_response_labels_one_reply_batches_several_and_acks_none() {
     echoing.send("@label=five PRIVMSG erin :me").await;
     let first = echoing.expect_command("PRIVMSG").await;
     let second = echoing.expect_command("PRIVMSG").await;
-    assert_eq!((tag(&first, "label"), tag(&second, "label").as_deref()), (None, Some("five")));
+    assert_eq!(
+        (tag(&first, "label"), tag(&second, "label").as_deref()),
+        (None, Some("five"))
+    );
 
     // Without the capability, labels are ignored.
     let mut carol = server.client("carol").await;
@@ -265,7 +272,10 @@ async fn a_labeled_line_that_is_not_utf8_gets_a_labeled_fail() {
         .await;
     let fail = alice.expect_command("FAIL").await;
     assert_eq!(tag(&fail, "label").as_deref(), Some("xyz"));
-    assert_eq!((fail.param(0), fail.param(1)), ("PRIVMSG".to_owned(), "INVALID_UTF8".to_owned()));
+    assert_eq!(
+        (fail.param(0), fail.param(1)),
+        ("PRIVMSG".to_owned(), "INVALID_UTF8".to_owned())
+    );
 }
 
 #[tokio::test]
@@ -281,11 +291,15 @@ async fn multiline_batches_reach_capable_clients_whole_and_others_line_by_line()
     for client in [&mut alice, &mut bob, &mut carol] {
         pending(client).await;
     }
-    alice.send("@label=L;+x=1 BATCH +a draft/multiline #m").await;
+    alice
+        .send("@label=L;+x=1 BATCH +a draft/multiline #m")
+        .await;
     alice.send("@batch=a PRIVMSG #m :hello").await;
     alice.send("@batch=a PRIVMSG #m :").await;
     alice.send("@batch=a PRIVMSG #m :wor").await;
-    alice.send("@batch=a;draft/multiline-concat PRIVMSG #m :ld").await;
+    alice
+        .send("@batch=a;draft/multiline-concat PRIVMSG #m :ld")
+        .await;
     // Nothing is relayed before the batch closes.
     assert_silent(&mut bob).await;
     alice.send("BATCH -a").await;
@@ -298,13 +312,24 @@ async fn multiline_batches_reach_capable_clients_whole_and_others_line_by_line()
 
     let relay: Vec<Line> = pending(&mut bob).await.into_iter().map(Line).collect();
     let reference = relay[0].param(0).trim_start_matches('+').to_owned();
-    assert_eq!((relay[0].command(), relay[0].param(1).as_str(), relay[0].param(2).as_str()), ("BATCH", "draft/multiline", "#m"));
+    assert_eq!(
+        (
+            relay[0].command(),
+            relay[0].param(1).as_str(),
+            relay[0].param(2).as_str()
+        ),
+        ("BATCH", "draft/multiline", "#m")
+    );
     assert_eq!(tag(&relay[0], "msgid"), Some(msgid.clone()));
     assert_eq!(tag(&relay[0], "+x").as_deref(), Some("1"));
     assert_eq!(tag(&relay[0], "label"), None);
     let texts: Vec<String> = relay[1..5].iter().map(Line::last).collect();
     assert_eq!(texts, ["hello", "", "wor", "ld"]);
-    assert!(relay[1..5].iter().all(|l| tag(l, "batch") == Some(reference.clone()) && tag(l, "msgid").is_none()));
+    assert!(
+        relay[1..5]
+            .iter()
+            .all(|l| tag(l, "batch") == Some(reference.clone()) && tag(l, "msgid").is_none())
+    );
     assert!(tag(&relay[4], "draft/multiline-concat").is_some());
     assert_eq!(relay[5].0, format!("{} BATCH -{reference}", src("alice")));
 
@@ -313,7 +338,11 @@ async fn multiline_batches_reach_capable_clients_whole_and_others_line_by_line()
     let texts: Vec<String> = fallback.iter().map(Line::last).collect();
     assert_eq!(texts, ["hello", "wor", "ld"]);
     assert_eq!(tag(&fallback[0], "msgid"), Some(msgid));
-    assert!(fallback[1..].iter().all(|l| tag(l, "msgid").is_none() && tag(l, "+x").as_deref() == Some("1")));
+    assert!(
+        fallback[1..]
+            .iter()
+            .all(|l| tag(l, "msgid").is_none() && tag(l, "+x").as_deref() == Some("1"))
+    );
 }
 
 #[tokio::test]
@@ -324,9 +353,14 @@ async fn multiline_violations_drop_the_batch_with_fail() {
     alice.send("BATCH +a draft/multiline bob").await;
     alice.send("@batch=zzz PRIVMSG bob :wrong batch").await;
     let fail = alice.expect_command("FAIL").await;
-    assert_eq!((fail.param(0), fail.param(1)), ("BATCH".to_owned(), "MULTILINE_INVALID".to_owned()));
+    assert_eq!(
+        (fail.param(0), fail.param(1)),
+        ("BATCH".to_owned(), "MULTILINE_INVALID".to_owned())
+    );
     alice.send("BATCH +b draft/multiline bob").await;
-    alice.send("@batch=b;draft/multiline-concat PRIVMSG bob :").await;
+    alice
+        .send("@batch=b;draft/multiline-concat PRIVMSG bob :")
+        .await;
     let fail = alice.expect_command("FAIL").await;
     assert_eq!(fail.param(1), "MULTILINE_INVALID");
     alice.send("BATCH +c draft/multiline bob").await;

@@ -12,6 +12,7 @@ mod lifecycle;
 mod limits;
 mod listmodes;
 mod messaging;
+mod metadata;
 mod modes;
 mod queries;
 mod registration;
@@ -23,3 +24,6 @@ mod monitor;
 mod oper;
 mod setname;
 mod whox;
+// draft/read-marker, draft/message-redaction.
+mod read_marker;
+mod redaction;

@@ -223,7 +223,10 @@ async fn info_and_links_describe_this_single_server() {
     let [mut alice] = clients(&server, ["alice"]).await;
     let info = ask(&mut alice, "INFO").await;
     let codes = commands(&info);
-    assert!(codes.len() >= 2 && codes[..codes.len() - 1].iter().all(|c| c == "371"), "{info:#?}");
+    assert!(
+        codes.len() >= 2 && codes[..codes.len() - 1].iter().all(|c| c == "371"),
+        "{info:#?}"
+    );
     assert_eq!(codes.last().map(String::as_str), Some("374"));
     assert_eq!(
         ask(&mut alice, "LINKS").await,

@@ -112,6 +112,8 @@ fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) {
     me.channels.insert(folded.clone());
     me.invites.retain(|k| *k != folded);
     send_topic(ctx, &folded, false);
+    // draft/read-marker: before RPL_ENDOFNAMES.
+    super::read_marker::after_join(ctx, &folded);
     if !ctx.me().caps.has(caps::NO_IMPLICIT_NAMES) {
         send_names(ctx, &folded);
     }

@@ -16,39 +16,183 @@ const TOPICS: &[(&str, &[&str])] = &[
             "USERHOST VERSION WALLOPS WHO WHOIS WHOWAS",
         ],
     ),
-    ("AWAY", &["AWAY [:<message>]", "Marks you away with a message, or back without one."]),
-    ("CAP", &["CAP LS [302] | REQ :<caps> | LIST | END", "Negotiates IRCv3 capabilities."]),
+    (
+        "AWAY",
+        &[
+            "AWAY [:<message>]",
+            "Marks you away with a message, or back without one.",
+        ],
+    ),
+    (
+        "CAP",
+        &[
+            "CAP LS [302] | REQ :<caps> | LIST | END",
+            "Negotiates IRCv3 capabilities.",
+        ],
+    ),
     ("HELP", &["HELP [<command>]", "Shows help about a command."]),
     ("INFO", &["INFO", "Shows what this server is."]),
-    ("INVITE", &["INVITE <nick> <#channel>", "Invites someone to a channel (INVITE alone lists your invitations)."]),
-    ("ISON", &["ISON <nick> [<nick> ...]", "Tells which of these nicknames are online."]),
-    ("JOIN", &["JOIN <#channel>[,<#channel>] [<key>[,<key>]]", "Joins channels; JOIN 0 leaves them all."]),
-    ("KICK", &["KICK <#channel> <nick>[,<nick>] [:<reason>]", "Removes someone from a channel (operators)."]),
-    ("KILL", &["KILL <nick> [:<reason>]", "Disconnects someone (IRC operators)."]),
+    (
+        "INVITE",
+        &[
+            "INVITE <nick> <#channel>",
+            "Invites someone to a channel (INVITE alone lists your invitations).",
+        ],
+    ),
+    (
+        "ISON",
+        &[
+            "ISON <nick> [<nick> ...]",
+            "Tells which of these nicknames are online.",
+        ],
+    ),
+    (
+        "JOIN",
+        &[
+            "JOIN <#channel>[,<#channel>] [<key>[,<key>]]",
+            "Joins channels; JOIN 0 leaves them all.",
+        ],
+    ),
+    (
+        "KICK",
+        &[
+            "KICK <#channel> <nick>[,<nick>] [:<reason>]",
+            "Removes someone from a channel (operators).",
+        ],
+    ),
+    (
+        "KILL",
+        &[
+            "KILL <nick> [:<reason>]",
+            "Disconnects someone (IRC operators).",
+        ],
+    ),
     ("LINKS", &["LINKS", "Lists the servers of this network."]),
-    ("LIST", &["LIST [<#channel|mask>[,...]]", "Lists channels with their member count and topic."]),
-    ("LUSERS", &["LUSERS", "Shows how many users and channels there are."]),
-    ("MODE", &["MODE <nick> [+|-iwB] | MODE <#channel> [+|-<modes> [<params>]]", "Shows or changes user or channel modes."]),
-    ("MONITOR", &["MONITOR +|- <nick>[,<nick>] | C | L | S", "Tells you when nicknames come online or leave."]),
+    (
+        "LIST",
+        &[
+            "LIST [<#channel|mask>[,...]]",
+            "Lists channels with their member count and topic.",
+        ],
+    ),
+    (
+        "LUSERS",
+        &["LUSERS", "Shows how many users and channels there are."],
+    ),
+    (
+        "MODE",
+        &[
+            "MODE <nick> [+|-iwB] | MODE <#channel> [+|-<modes> [<params>]]",
+            "Shows or changes user or channel modes.",
+        ],
+    ),
+    (
+        "MONITOR",
+        &[
+            "MONITOR +|- <nick>[,<nick>] | C | L | S",
+            "Tells you when nicknames come online or leave.",
+        ],
+    ),
     ("MOTD", &["MOTD", "Shows the message of the day."]),
-    ("NAMES", &["NAMES [<#channel>[,<#channel>]]", "Lists the members of channels."]),
+    (
+        "NAMES",
+        &[
+            "NAMES [<#channel>[,<#channel>]]",
+            "Lists the members of channels.",
+        ],
+    ),
     ("NICK", &["NICK <nick>", "Sets or changes your nickname."]),
-    ("NOTICE", &["NOTICE <target>[,<target>] :<text>", "Like PRIVMSG, but never answered automatically."]),
-    ("OPER", &["OPER <name> <password>", "Makes you an IRC operator."]),
-    ("PART", &["PART <#channel>[,<#channel>] [:<reason>]", "Leaves channels."]),
-    ("PING", &["PING <token>", "Asks the server to answer PONG with the token."]),
-    ("PRIVMSG", &["PRIVMSG <target>[,<target>] :<text>", "Sends a message to channels or people."]),
-    ("QUIT", &["QUIT [:<reason>]", "Disconnects, telling your channels why."]),
-    ("SETNAME", &["SETNAME :<real name>", "Changes your real name."]),
-    ("TAGMSG", &["TAGMSG <target>", "Sends only message tags (IRCv3 message-tags)."]),
+    (
+        "NOTICE",
+        &[
+            "NOTICE <target>[,<target>] :<text>",
+            "Like PRIVMSG, but never answered automatically.",
+        ],
+    ),
+    (
+        "OPER",
+        &["OPER <name> <password>", "Makes you an IRC operator."],
+    ),
+    (
+        "PART",
+        &[
+            "PART <#channel>[,<#channel>] [:<reason>]",
+            "Leaves channels.",
+        ],
+    ),
+    (
+        "PING",
+        &[
+            "PING <token>",
+            "Asks the server to answer PONG with the token.",
+        ],
+    ),
+    (
+        "PRIVMSG",
+        &[
+            "PRIVMSG <target>[,<target>] :<text>",
+            "Sends a message to channels or people.",
+        ],
+    ),
+    (
+        "QUIT",
+        &[
+            "QUIT [:<reason>]",
+            "Disconnects, telling your channels why.",
+        ],
+    ),
+    (
+        "SETNAME",
+        &["SETNAME :<real name>", "Changes your real name."],
+    ),
+    (
+        "TAGMSG",
+        &[
+            "TAGMSG <target>",
+            "Sends only message tags (IRCv3 message-tags).",
+        ],
+    ),
     ("TIME", &["TIME", "Shows the server's time."]),
-    ("TOPIC", &["TOPIC <#channel> [:<topic>]", "Shows or sets a channel's topic; an empty topic clears it."]),
-    ("USERHOST", &["USERHOST <nick> [<nick> ...]", "Shows the user@host of up to five people."]),
-    ("VERSION", &["VERSION", "Shows the server's version and features."]),
-    ("WALLOPS", &["WALLOPS :<text>", "Sends a message to users with +w (IRC operators)."]),
-    ("WHO", &["WHO <#channel|mask> [o] | WHO <mask> %<fields>[,<token>]", "Lists matching users."]),
+    (
+        "TOPIC",
+        &[
+            "TOPIC <#channel> [:<topic>]",
+            "Shows or sets a channel's topic; an empty topic clears it.",
+        ],
+    ),
+    (
+        "USERHOST",
+        &[
+            "USERHOST <nick> [<nick> ...]",
+            "Shows the user@host of up to five people.",
+        ],
+    ),
+    (
+        "VERSION",
+        &["VERSION", "Shows the server's version and features."],
+    ),
+    (
+        "WALLOPS",
+        &[
+            "WALLOPS :<text>",
+            "Sends a message to users with +w (IRC operators).",
+        ],
+    ),
+    (
+        "WHO",
+        &[
+            "WHO <#channel|mask> [o] | WHO <mask> %<fields>[,<token>]",
+            "Lists matching users.",
+        ],
+    ),
     ("WHOIS", &["WHOIS <nick>", "Shows who someone is."]),
-    ("WHOWAS", &["WHOWAS <nick> [<count>]", "Shows who used a nickname that has left."]),
+    (
+        "WHOWAS",
+        &[
+            "WHOWAS <nick> [<count>]",
+            "Shows who used a nickname that has left.",
+        ],
+    ),
 ];
 
 /// `HELP [<subject>]`: 704, 705..., 706, or 524 for an unknown subject.
@@ -68,7 +212,10 @@ pub(super) fn help(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     let Some((summary, rest)) = lines.split_first() else {
         return;
     };
-    ctx.numeric(RPL_HELPSTART).param(wanted).trailing(summary).send();
+    ctx.numeric(RPL_HELPSTART)
+        .param(wanted)
+        .trailing(summary)
+        .send();
     for line in rest {
         ctx.numeric(RPL_HELPTXT).param(wanted).trailing(line).send();
     }

@@ -10,10 +10,10 @@ mod cap;
 mod channel;
 mod elist;
 mod help;
-mod metadata;
-pub(crate) mod multiline;
 mod messaging;
+mod metadata;
 mod mode;
+pub(crate) mod multiline;
 mod query;
 mod registration;
 mod server_info;
@@ -23,6 +23,9 @@ pub(crate) mod monitor;
 mod oper;
 mod setname;
 mod whox;
+// draft/read-marker, draft/message-redaction.
+mod read_marker;
+mod redact;
 
 use palaver_proto::Message;
 use palaver_proto::numeric::*;
@@ -144,6 +147,8 @@ fn lookup(name: &str) -> Option<Command> {
         "SETNAME" => (setname::setname, false),
         // `before-connect`: usable during registration (on `*` only).
         "METADATA" => (metadata::metadata, true),
+        "MARKREAD" => (read_marker::markread, false),
+        "REDACT" => (redact::redact, false),
         _ => return None,
     };
     Some(Command {

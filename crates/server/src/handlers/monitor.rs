@@ -119,6 +119,13 @@ fn send_lists(ctx: &Ctx<'_>, code: &str, items: &[String]) {
     for chunk in chunks(items, budget(ctx, code)) {
         ctx.numeric(code).trailing(&chunk).send();
     }
+    if code == RPL_MONONLINE {
+        // Metadata-aware watchers are told to sync each online target's metadata.
+        for mask in items {
+            let nick = mask.split('!').next().unwrap_or(mask);
+            ctx.world.metadata_sync_later(ctx.id, nick);
+        }
+    }
 }
 
 /// Bytes left for the trailing parameter of `:server CODE nick :...` in 510.

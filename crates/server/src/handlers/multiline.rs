@@ -49,16 +49,28 @@ pub(super) fn batch(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     };
     if let Some(reference) = reference.strip_prefix('+') {
         let (Some(BATCH_TYPE), Some(target)) = (msg.param(1), msg.param(2)) else {
-            fail(ctx, "MULTILINE_INVALID", "Only draft/multiline batches with a target can be sent");
+            fail(
+                ctx,
+                "MULTILINE_INVALID",
+                "Only draft/multiline batches with a target can be sent",
+            );
             return;
         };
         if !ctx.me().caps.has(caps::MULTILINE) || reference.is_empty() {
-            fail(ctx, "MULTILINE_INVALID", "Negotiate draft/multiline and name the batch");
+            fail(
+                ctx,
+                "MULTILINE_INVALID",
+                "Negotiate draft/multiline and name the batch",
+            );
             return;
         }
         if ctx.me().multiline.is_some() {
             ctx.me_mut().multiline = None;
-            fail(ctx, "MULTILINE_INVALID", "A multiline batch was already open; both are dropped");
+            fail(
+                ctx,
+                "MULTILINE_INVALID",
+                "A multiline batch was already open; both are dropped",
+            );
             return;
         }
         let client_tags = messaging::sender_client_tags(ctx, msg);
@@ -78,7 +90,11 @@ pub(super) fn batch(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
             _ => fail(ctx, "MULTILINE_INVALID", "No such multiline batch is open"),
         }
     } else {
-        fail(ctx, "MULTILINE_INVALID", "Batch references start with + or -");
+        fail(
+            ctx,
+            "MULTILINE_INVALID",
+            "Batch references start with + or -",
+        );
     }
 }
 
@@ -91,11 +107,20 @@ pub(super) fn add_line(ctx: &mut Ctx<'_>, msg: &Message<'_>, kind: Kind) {
     let text = msg.param(1).unwrap_or_default();
     let concat = msg.tag(CONCAT_TAG).is_some();
     let problem = if msg.tag("batch").as_deref() != Some(open.reference.as_str()) {
-        Some(("MULTILINE_INVALID", "Line does not belong to the open batch"))
+        Some((
+            "MULTILINE_INVALID",
+            "Line does not belong to the open batch",
+        ))
     } else if msg.param(0) != Some(open.target.as_str()) {
-        Some(("MULTILINE_INVALID_TARGET", "All lines of a batch go to its target"))
+        Some((
+            "MULTILINE_INVALID_TARGET",
+            "All lines of a batch go to its target",
+        ))
     } else if kind == Kind::Tagmsg || open.kind.is_some_and(|k| k != kind) {
-        Some(("MULTILINE_INVALID", "A batch holds PRIVMSG or NOTICE lines, not both"))
+        Some((
+            "MULTILINE_INVALID",
+            "A batch holds PRIVMSG or NOTICE lines, not both",
+        ))
     } else if concat && text.is_empty() {
         Some(("MULTILINE_INVALID", "A blank line cannot be concatenated"))
     } else if open.lines.len() >= limits.multiline_max_lines {
@@ -127,6 +152,8 @@ fn deliver(ctx: &mut Ctx<'_>, open: OpenBatch) {
     };
     ctx.me_mut().last_spoke = tokio::time::Instant::now();
     let stamp = ctx.world.stamp();
+    // draft/message-redaction: the batch's msgid stands for the whole message.
+    super::redact::record(ctx, &delivery.target, &stamp.msgid);
     let reference = ctx.world.next_id_string();
     let me = ctx.me();
     let message = Batch {
@@ -257,7 +284,11 @@ impl Batch<'_> {
                     Some(text),
                     &self.open.client_tags,
                     self.bot,
-                    if index == 0 { self.stamp } else { &self.continuation },
+                    if index == 0 {
+                        self.stamp
+                    } else {
+                        &self.continuation
+                    },
                 )
             })
             .collect()

@@ -22,12 +22,7 @@ use crate::world::read_markers::{format_timestamp, parse_timestamp};
 /// `MARKREAD <target> [timestamp=<time>]`.
 pub(super) fn markread(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     let Some(target) = msg.param(0).filter(|t| !t.is_empty()) else {
-        fail(
-            ctx,
-            "NEED_MORE_PARAMS",
-            &[],
-            "Missing parameters",
-        );
+        fail(ctx, "NEED_MORE_PARAMS", &[], "Missing parameters");
         return;
     };
     let limits = &ctx.world.config.limits;
@@ -47,12 +42,11 @@ pub(super) fn markread(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     };
     let at = at.min(OffsetDateTime::now_utc());
     let limit = limits.read_markers_per_client;
-    let (stored, changed) = ctx.world.read_markers.advance(ctx.id, &key, at, limit);
+    let (stored, _changed) = ctx.world.read_markers.advance(ctx.id, &key, at, limit);
     let reply = line(ctx.world, target, stored);
-    ctx.me().send(reply.clone());
-    if changed {
-        sync_other_connections(ctx, &reply);
-    }
+    // When `_changed`, the owner's other connections with the capability get `reply`
+    // too; markers are per connection until accounts land, so there are none yet.
+    ctx.me().send(reply);
 }
 
 /// After a JOIN: `MARKREAD <chan> ...` for a client with the capability (the
@@ -69,11 +63,6 @@ pub(super) fn after_join(ctx: &Ctx<'_>, key: &CaseKey) {
     me.send(line(ctx.world, &channel.name, stored));
 }
 
-/// Tells the owner's other connections with the capability about a changed marker.
-/// Markers are per connection until accounts land, so there are none yet; this is
-/// where an account's sessions will be told.
-fn sync_other_connections(_ctx: &Ctx<'_>, _line: &bytes::Bytes) {}
-
 /// `:server MARKREAD <target> timestamp=<time>`, or `*` when nothing is stored.
 fn line(world: &World, target: &str, stored: Option<OffsetDateTime>) -> bytes::Bytes {
     let mut line = LineWriter::new();
@@ -89,7 +78,11 @@ fn line(world: &World, target: &str, stored: Option<OffsetDateTime>) -> bytes::B
 
 /// `FAIL MARKREAD <code> [params] :<text>`.
 fn fail(ctx: &Ctx<'_>, code: &str, params: &[&str], text: &str) {
-    let mut reply = ctx.world.server_line(ctx.id, "FAIL").param("MARKREAD").param(code);
+    let mut reply = ctx
+        .world
+        .server_line(ctx.id, "FAIL")
+        .param("MARKREAD")
+        .param(code);
     for param in params {
         reply = reply.param(param);
     }

@@ -127,7 +127,9 @@ pub(super) fn info(ctx: &mut Ctx<'_>, _msg: &Message<'_>) {
     ] {
         ctx.numeric(RPL_INFO).trailing(&line).send();
     }
-    ctx.numeric(RPL_ENDOFINFO).trailing("End of /INFO list").send();
+    ctx.numeric(RPL_ENDOFINFO)
+        .trailing("End of /INFO list")
+        .send();
 }
 
 /// `LINKS`: the servers of this network; a single server, so itself.

@@ -112,6 +112,7 @@ impl World {
         for watcher in watchers {
             if let Some(watcher) = self.clients.get(&watcher) {
                 watcher.send(line.clone());
+                self.metadata_sync_later(watcher.id, client.nick());
             }
         }
     }

@@ -97,9 +97,9 @@ pub(crate) fn parse_timestamp(text: &str) -> Option<OffsetDateTime> {
         if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
             return None;
         }
-        digits
-            .iter()
-            .try_fold(0u32, |n, d| n.checked_mul(10)?.checked_add(u32::from(d - b'0')))
+        digits.iter().try_fold(0u32, |n, d| {
+            n.checked_mul(10)?.checked_add(u32::from(d - b'0'))
+        })
     };
     let year = i32::try_from(number(0..4)?).ok()?;
     let month = Month::try_from(u8::try_from(number(5..7)?).ok()?).ok()?;
@@ -188,14 +188,23 @@ mod tests {
         let early = ts("2020-01-01T00:00:00.000Z");
         let late = ts("2021-01-01T00:00:00.000Z");
         assert_eq!(markers.advance(a, &key("#c"), late, 2), (Some(late), true));
-        assert_eq!(markers.advance(a, &key("#C"), early, 2), (Some(late), false));
+        assert_eq!(
+            markers.advance(a, &key("#C"), early, 2),
+            (Some(late), false)
+        );
         assert_eq!(markers.get(a, &key("#c")), Some(late));
         assert_eq!(markers.get(b, &key("#c")), None);
 
         // A third target evicts the one read longest ago.
-        assert_eq!(markers.advance(a, &key("bob"), early, 2), (Some(early), true));
+        assert_eq!(
+            markers.advance(a, &key("bob"), early, 2),
+            (Some(early), true)
+        );
         let latest = ts("2022-01-01T00:00:00.000Z");
-        assert_eq!(markers.advance(a, &key("#d"), latest, 2), (Some(latest), true));
+        assert_eq!(
+            markers.advance(a, &key("#d"), latest, 2),
+            (Some(latest), true)
+        );
         assert_eq!(markers.get(a, &key("bob")), None);
         assert_eq!(markers.get(a, &key("#c")), Some(late));
 
