@@ -419,3 +419,46 @@ async fn at_most_modes_4_parameter_changes_per_command() {
     assert_eq!(pending(&mut bob).await, [applied]);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_mute_lets_a_user_join_but_not_speak_unless_voiced() {
+    let server = TestServer::start().await;
+    let [mut op, mut bob] = in_channel(&server, "#m", ["op", "bob"]).await;
+    assert_eq!(
+        ask(&mut op, "MODE #m +b m:bob").await,
+        [format!("{} MODE #m +b m:bob!*@*", src("op"))]
+    );
+    pending(&mut bob).await;
+    assert_eq!(
+        ask(&mut bob, "PRIVMSG #m :hello?").await,
+        [":test.server 404 bob #m :Cannot send to channel (muted)"]
+    );
+    assert_silent(&mut op).await;
+    // A mute does not keep anyone out.
+    ask(&mut bob, "PART #m").await;
+    pending(&mut op).await;
+    bob.send("JOIN #m").await;
+    bob.expect_command("366").await;
+    pending(&mut op).await;
+    ask(&mut op, "MODE #m +v bob").await;
+    pending(&mut bob).await;
+    bob.send("PRIVMSG #m :now I can").await;
+    assert_eq!(op.expect_command("PRIVMSG").await.last(), "now I can");
+}
+
+#[tokio::test]
+async fn no_ctcp_mode_refuses_ctcp_but_action() {
+    let server = TestServer::start().await;
+    let [mut op, mut bob] = in_channel(&server, "#c", ["op", "bob"]).await;
+    ask(&mut op, "MODE #c +C").await;
+    pending(&mut bob).await;
+    assert_eq!(
+        ask(&mut bob, "PRIVMSG #c :\u{1}VERSION\u{1}").await,
+        [":test.server 404 bob #c :Cannot send CTCP to channel (+C)"]
+    );
+    bob.send("PRIVMSG #c :\u{1}ACTION waves\u{1}").await;
+    assert_eq!(
+        op.expect_command("PRIVMSG").await.last(),
+        "\u{1}ACTION waves\u{1}"
+    );
+}

@@ -87,7 +87,7 @@ pub(super) fn relay(ctx: &mut Ctx<'_>, msg: &Message<'_>, kind: Kind) {
     }
     ctx.me_mut().last_spoke = tokio::time::Instant::now();
     for target in targets {
-        let Some(delivery) = resolve(ctx, target, kind) else {
+        let Some(delivery) = resolve(ctx, target, kind, text) else {
             continue;
         };
         let stamp = ctx.world.stamp();
@@ -139,19 +139,30 @@ pub(super) struct Delivery {
 
 /// Checks that the caller may send to `target` and finds its recipients; answers
 /// the refusal itself (unless `kind` is NOTICE) and returns `None` if it may not.
-pub(super) fn resolve(ctx: &Ctx<'_>, target: &str, kind: Kind) -> Option<Delivery> {
+/// `text` is the message, if it is a single line (for channel modes such as `+C`).
+pub(super) fn resolve(
+    ctx: &Ctx<'_>,
+    target: &str,
+    kind: Kind,
+    text: Option<&str>,
+) -> Option<Delivery> {
     if target
         .strip_prefix(['@', '+'])
         .unwrap_or(target)
         .starts_with('#')
     {
-        resolve_channel(ctx, target, kind)
+        resolve_channel(ctx, target, kind, text)
     } else {
         resolve_nick(ctx, target, kind)
     }
 }
 
-fn resolve_channel(ctx: &Ctx<'_>, target: &str, kind: Kind) -> Option<Delivery> {
+fn resolve_channel(
+    ctx: &Ctx<'_>,
+    target: &str,
+    kind: Kind,
+    text: Option<&str>,
+) -> Option<Delivery> {
     // STATUSMSG: `@#chan` reaches operators only, `+#chan` voiced members and operators.
     let (min_status, name) = match target.as_bytes().first() {
         Some(b'@') => (Some('@'), &target[1..]),
@@ -176,6 +187,10 @@ fn resolve_channel(ctx: &Ctx<'_>, target: &str, kind: Kind) -> Option<Delivery> 
         Some("Cannot send to channel (+m)")
     } else if !voiced && channel.is_banned(&me.mask()) {
         Some("Cannot send to channel (+b)")
+    } else if !voiced && channel.is_muted(&me.mask()) {
+        Some("Cannot send to channel (muted)")
+    } else if channel.modes.no_ctcp && text.is_some_and(is_ctcp_but_action) {
+        Some("Cannot send CTCP to channel (+C)")
     } else {
         None
     };
@@ -233,4 +248,10 @@ fn echo(ctx: &Ctx<'_>, kind: Kind, relay: &mut Relay<'_>) {
     if caps.has(caps::ECHO_MESSAGE) && kind.reaches(caps) {
         ctx.me().send(relay.line_for(caps));
     }
+}
+
+/// A CTCP message (`\x01...`) other than ACTION, which `+C` channels refuse.
+fn is_ctcp_but_action(text: &str) -> bool {
+    text.strip_prefix('\u{1}')
+        .is_some_and(|ctcp| !ctcp.starts_with("ACTION ") && ctcp != "ACTION\u{1}")
 }

@@ -167,7 +167,7 @@ fn channel_mode(ctx: &mut Ctx<'_>, name: &str, msg: &Message<'_>) {
             // CHANMODES type B (`k`) always takes a parameter, type C (`l`) only when set.
             'k' => true,
             'l' => adding,
-            'i' | 'm' | 'n' | 's' | 't' => false,
+            'C' | 'i' | 'm' | 'n' | 's' | 't' => false,
             other => {
                 ctx.numeric(ERR_UNKNOWNMODE)
                     .param(&other.to_string())
@@ -363,6 +363,7 @@ fn apply_one(
                 'n' => std::mem::replace(&mut modes.no_external, adding) != adding,
                 's' => std::mem::replace(&mut modes.secret, adding) != adding,
                 't' => std::mem::replace(&mut modes.topic_ops_only, adding) != adding,
+                'C' => std::mem::replace(&mut modes.no_ctcp, adding) != adding,
                 _ => false,
             };
             if changed {
@@ -407,8 +408,12 @@ fn send_list(ctx: &Ctx<'_>, key: &CaseKey, list: ListMode) {
         .send();
 }
 
-/// Fills out a ban mask to `nick!user@host`: `bob` → `bob!*@*`, `*@host` → `*!*@host`.
+/// Fills out a ban mask to `nick!user@host`: `bob` → `bob!*@*`, `*@host` → `*!*@host`;
+/// a mute (`m:` extban) keeps its prefix: `m:bob` → `m:bob!*@*`.
 fn normalise_mask(raw: &str) -> String {
+    if let Some(muted) = raw.strip_prefix(crate::world::MUTE_PREFIX) {
+        return format!("{}{}", crate::world::MUTE_PREFIX, normalise_mask(muted));
+    }
     let mut out = String::with_capacity(raw.len() + 4);
     let (nick_user, host) = match raw.split_once('@') {
         Some((nick_user, host)) => (nick_user, if host.is_empty() { "*" } else { host }),
@@ -434,5 +439,6 @@ mod tests {
         assert_eq!(normalise_mask("*@host"), "*!*@host");
         assert_eq!(normalise_mask("bob!~u"), "bob!~u@*");
         assert_eq!(normalise_mask("a!b@c"), "a!b@c");
+        assert_eq!(normalise_mask("m:bob"), "m:bob!*@*");
     }
 }

@@ -147,7 +147,7 @@ fn deliver(ctx: &mut Ctx<'_>, open: OpenBatch) {
         return;
     }
     let kind = open.kind.unwrap_or(Kind::Privmsg);
-    let Some(delivery) = messaging::resolve(ctx, &open.target, kind) else {
+    let Some(delivery) = messaging::resolve(ctx, &open.target, kind, None) else {
         return;
     };
     ctx.me_mut().last_spoke = tokio::time::Instant::now();

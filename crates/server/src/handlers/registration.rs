@@ -178,7 +178,7 @@ fn welcome(ctx: &mut Ctx<'_>) {
         .param(&config.server_name)
         .param(VERSION)
         .param("Biow")
-        .param("beIiklmnostv")
+        .param("CbeIiklmnostv")
         .param("beIklov")
         .send();
     send_isupport(ctx);

@@ -94,6 +94,8 @@ pub(crate) struct Modes {
     pub(crate) no_external: bool,
     pub(crate) secret: bool,
     pub(crate) topic_ops_only: bool,
+    /// `+C`: no CTCP messages but ACTION (`/me`).
+    pub(crate) no_ctcp: bool,
 }
 
 /// A channel that exists because at least one client is in it.
@@ -150,6 +152,7 @@ impl Channel {
         let mut params = Vec::new();
         let m = &self.modes;
         for (on, letter) in [
+            (m.no_ctcp, 'C'),
             (m.invite_only, 'i'),
             (m.moderated, 'm'),
             (m.no_external, 'n'),
@@ -179,6 +182,17 @@ impl Channel {
     /// exception (`+e`).
     pub(crate) fn is_banned(&self, client_mask: &str) -> bool {
         any_matches(&self.bans, client_mask) && !any_matches(&self.excepts, client_mask)
+    }
+
+    /// Whether a client with this `nick!user@host` matches a mute (the `m:` extban,
+    /// `EXTBAN=,m`: it may join but not speak) and no ban exception.
+    pub(crate) fn is_muted(&self, client_mask: &str) -> bool {
+        self.bans.iter().any(|entry| {
+            entry
+                .mask
+                .strip_prefix(MUTE_PREFIX)
+                .is_some_and(|mask| palaver_proto::mask::matches(CASEMAPPING, mask, client_mask))
+        }) && !any_matches(&self.excepts, client_mask)
     }
 
     /// Whether a client with this `nick!user@host` matches an invite exception
@@ -220,6 +234,9 @@ impl Channel {
 }
 
 /// Whether `client_mask` matches any entry of a mask list.
+/// The prefix of a mute entry in the ban list (`+b m:nick!user@host`).
+pub(crate) const MUTE_PREFIX: &str = "m:";
+
 fn any_matches(list: &[Ban], client_mask: &str) -> bool {
     list.iter()
         .any(|entry| palaver_proto::mask::matches(CASEMAPPING, &entry.mask, client_mask))

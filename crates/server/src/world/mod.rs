@@ -21,7 +21,7 @@ use std::time::SystemTime;
 
 use palaver_proto::{CaseKey, CaseMapping, LineWriter};
 
-pub(crate) use channel::{Ban, Channel, ListMode, Member, Status, Topic};
+pub(crate) use channel::{Ban, Channel, ListMode, MUTE_PREFIX, Member, Status, Topic};
 pub(crate) use client::ClientId;
 pub(crate) use client::{Client, Registration};
 
