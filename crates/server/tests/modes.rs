@@ -2,7 +2,7 @@
 
 use palaver_test_support::{Line, TestServer};
 
-use crate::channels::{ask, assert_silent, clients, in_channel, join, pending, src};
+use crate::channels::{ask, assert_silent, clients, commands, in_channel, join, pending, src};
 
 #[tokio::test]
 async fn user_mode_invisible_and_221() {
@@ -440,6 +440,17 @@ async fn a_mute_lets_a_user_join_but_not_speak_unless_voiced() {
     bob.send("JOIN #m").await;
     bob.expect_command("366").await;
     pending(&mut op).await;
+    // A mute exception (`+e m:mask`) lets the user speak again.
+    ask(&mut op, "MODE #m +e m:*!~bob@*").await;
+    pending(&mut bob).await;
+    bob.send("PRIVMSG #m :excepted").await;
+    assert_eq!(op.expect_command("PRIVMSG").await.last(), "excepted");
+    ask(&mut op, "MODE #m -e m:*!~bob@*").await;
+    pending(&mut bob).await;
+    assert_eq!(
+        commands(&ask(&mut bob, "PRIVMSG #m :muted again").await),
+        ["404"]
+    );
     ask(&mut op, "MODE #m +v bob").await;
     pending(&mut bob).await;
     bob.send("PRIVMSG #m :now I can").await;

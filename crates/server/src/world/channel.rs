@@ -185,14 +185,12 @@ impl Channel {
     }
 
     /// Whether a client with this `nick!user@host` matches a mute (the `m:` extban,
-    /// `EXTBAN=,m`: it may join but not speak) and no ban exception.
+    /// `EXTBAN=,m`: it may join but not speak) and no exception (`+e mask` or
+    /// `+e m:mask`).
     pub(crate) fn is_muted(&self, client_mask: &str) -> bool {
-        self.bans.iter().any(|entry| {
-            entry
-                .mask
-                .strip_prefix(MUTE_PREFIX)
-                .is_some_and(|mask| palaver_proto::mask::matches(CASEMAPPING, mask, client_mask))
-        }) && !any_matches(&self.excepts, client_mask)
+        any_mute_matches(&self.bans, client_mask)
+            && !any_matches(&self.excepts, client_mask)
+            && !any_mute_matches(&self.excepts, client_mask)
     }
 
     /// Whether a client with this `nick!user@host` matches an invite exception
@@ -236,6 +234,15 @@ impl Channel {
 /// Whether `client_mask` matches any entry of a mask list.
 /// The prefix of a mute entry in the ban list (`+b m:nick!user@host`).
 pub(crate) const MUTE_PREFIX: &str = "m:";
+
+fn any_mute_matches(list: &[Ban], client_mask: &str) -> bool {
+    list.iter().any(|entry| {
+        entry
+            .mask
+            .strip_prefix(MUTE_PREFIX)
+            .is_some_and(|mask| palaver_proto::mask::matches(CASEMAPPING, mask, client_mask))
+    })
+}
 
 fn any_matches(list: &[Ban], client_mask: &str) -> bool {
     list.iter()
