@@ -71,15 +71,11 @@ pub(crate) async fn in_channel<const N: usize>(
     chan: &str,
     nicks: [&str; N],
 ) -> [TestClient; N] {
-    let mut all = clients(server, nicks).await;
-    for client in &mut all {
-        join(client, chan).await;
-    }
-    // Every JOIN was queued before its joiner saw 366: one barrier each drains them.
-    for client in &mut all {
-        client.sync().await;
-    }
-    all
+    server
+        .clients_in(chan, &nicks)
+        .await
+        .try_into()
+        .unwrap_or_else(|_| unreachable!("N clients were made"))
 }
 
 #[tokio::test]

@@ -2,30 +2,9 @@
 //! msgid, echo-message, labeled-response (with batch), TAGMSG, away-notify,
 //! extended-join, invite-notify, draft/no-implicit-names.
 
-use palaver_test_support::{Line, TestClient, TestServer};
+use palaver_test_support::{Line, TestServer};
 
 use crate::channels::{assert_silent, join, pending, src};
-
-/// Registers `nick` after negotiating `caps` (space separated).
-async fn with_caps(server: &TestServer, nick: &str, caps: &str) -> TestClient {
-    let mut client = server.connect().await;
-    client.nick = nick.to_owned();
-    client.send("CAP LS 302").await;
-    client
-        .expect(|l| l.command() == "CAP" && l.param(1) == "LS")
-        .await;
-    client.send(&format!("CAP REQ :{caps}")).await;
-    let ack = client
-        .expect(|l| l.command() == "CAP" && l.param(1) != "LS")
-        .await;
-    assert_eq!((ack.param(1).as_str(), ack.last().as_str()), ("ACK", caps));
-    client.send(&format!("NICK {nick}")).await;
-    client.send(&format!("USER {nick} 0 * :Real {nick}")).await;
-    client.send("CAP END").await;
-    client.expect_command("001").await;
-    client.expect_command("376").await;
-    client
-}
 
 fn tag(line: &Line, key: &str) -> Option<String> {
     line.msg().tag(key).map(|v| v.into_owned())
@@ -34,8 +13,8 @@ fn tag(line: &Line, key: &str) -> Option<String> {
 #[tokio::test]
 async fn message_tags_relay_client_tags_and_msgid_only_to_clients_that_asked() {
     let server = TestServer::start().await;
-    let mut alice = with_caps(&server, "alice", "message-tags").await;
-    let mut bob = with_caps(&server, "bob", "message-tags").await;
+    let mut alice = server.client_with_caps("alice", "message-tags").await;
+    let mut bob = server.client_with_caps("bob", "message-tags").await;
     let mut carol = server.client("carol").await;
     for client in [&mut alice, &mut bob, &mut carol] {
         join(client, "#t").await;
@@ -75,8 +54,8 @@ async fn message_tags_relay_client_tags_and_msgid_only_to_clients_that_asked() {
 #[tokio::test]
 async fn tagmsg_reaches_only_message_tags_clients() {
     let server = TestServer::start().await;
-    let mut alice = with_caps(&server, "alice", "message-tags").await;
-    let mut bob = with_caps(&server, "bob", "message-tags").await;
+    let mut alice = server.client_with_caps("alice", "message-tags").await;
+    let mut bob = server.client_with_caps("bob", "message-tags").await;
     let mut carol = server.client("carol").await;
     for client in [&mut alice, &mut bob, &mut carol] {
         join(client, "#t").await;
@@ -99,7 +78,7 @@ async fn tagmsg_reaches_only_message_tags_clients() {
 async fn server_time_tags_relayed_messages() {
     let server = TestServer::start().await;
     let mut alice = server.client("alice").await;
-    let mut bob = with_caps(&server, "bob", "server-time").await;
+    let mut bob = server.client_with_caps("bob", "server-time").await;
     alice.send("PRIVMSG bob :what time is it").await;
     let line = bob.expect_command("PRIVMSG").await;
     let time = tag(&line, "time").expect("time tag");
@@ -112,7 +91,9 @@ async fn server_time_tags_relayed_messages() {
 #[tokio::test]
 async fn echo_message_returns_the_senders_message_to_it() {
     let server = TestServer::start().await;
-    let mut alice = with_caps(&server, "alice", "echo-message message-tags").await;
+    let mut alice = server
+        .client_with_caps("alice", "echo-message message-tags")
+        .await;
     let mut bob = server.client("bob").await;
     join(&mut alice, "#e").await;
     join(&mut bob, "#e").await;
@@ -140,7 +121,9 @@ async fn echo_message_returns_the_senders_message_to_it() {
 #[tokio::test]
 async fn labeled_response_labels_one_reply_batches_several_and_acks_none() {
     let server = TestServer::start().await;
-    let mut alice = with_caps(&server, "alice", "labeled-response batch message-tags").await;
+    let mut alice = server
+        .client_with_caps("alice", "labeled-response batch message-tags")
+        .await;
     let _bob = server.client("bob").await;
 
     // One reply: labeled itself.
@@ -173,7 +156,9 @@ async fn labeled_response_labels_one_reply_batches_several_and_acks_none() {
     assert_eq!(inside.last().map(String::as_str), Some("318"));
 
     // A message to oneself: the delivery is not labeled, its echo is.
-    let mut echoing = with_caps(&server, "erin", "labeled-response batch echo-message").await;
+    let mut echoing = server
+        .client_with_caps("erin", "labeled-response batch echo-message")
+        .await;
     echoing.send("@label=five PRIVMSG erin :me").await;
     let first = echoing.expect_command("PRIVMSG").await;
     let second = echoing.expect_command("PRIVMSG").await;
@@ -193,7 +178,7 @@ async fn labeled_response_labels_one_reply_batches_several_and_acks_none() {
 async fn away_notify_tells_channel_peers_and_joins_carry_away_state() {
     let server = TestServer::start().await;
     let mut alice = server.client("alice").await;
-    let mut bob = with_caps(&server, "bob", "away-notify").await;
+    let mut bob = server.client_with_caps("bob", "away-notify").await;
     let mut carol = server.client("carol").await;
     for client in [&mut alice, &mut bob, &mut carol] {
         join(client, "#a").await;
@@ -226,7 +211,7 @@ async fn away_notify_tells_channel_peers_and_joins_carry_away_state() {
 #[tokio::test]
 async fn extended_join_carries_account_and_realname() {
     let server = TestServer::start().await;
-    let mut alice = with_caps(&server, "alice", "extended-join").await;
+    let mut alice = server.client_with_caps("alice", "extended-join").await;
     let mut bob = server.client("bob").await;
     join(&mut alice, "#x").await;
     pending(&mut alice).await;
@@ -239,7 +224,7 @@ async fn extended_join_carries_account_and_realname() {
 async fn invite_notify_shows_invitations_to_other_members() {
     let server = TestServer::start().await;
     let mut alice = server.client("alice").await;
-    let mut bob = with_caps(&server, "bob", "invite-notify").await;
+    let mut bob = server.client_with_caps("bob", "invite-notify").await;
     let mut carol = server.client("carol").await;
     let mut dave = server.client("dave").await;
     for client in [&mut alice, &mut bob, &mut carol] {
@@ -257,7 +242,9 @@ async fn invite_notify_shows_invitations_to_other_members() {
 #[tokio::test]
 async fn no_implicit_names_skips_the_names_burst_on_join() {
     let server = TestServer::start().await;
-    let mut alice = with_caps(&server, "alice", "draft/no-implicit-names").await;
+    let mut alice = server
+        .client_with_caps("alice", "draft/no-implicit-names")
+        .await;
     alice.send("JOIN #n").await;
     let lines = pending(&mut alice).await;
     assert_eq!(lines, vec![format!("{} JOIN #n", src("alice"))]);
@@ -266,7 +253,9 @@ async fn no_implicit_names_skips_the_names_burst_on_join() {
 #[tokio::test]
 async fn a_labeled_line_that_is_not_utf8_gets_a_labeled_fail() {
     let server = TestServer::start().await;
-    let mut alice = with_caps(&server, "alice", "labeled-response batch").await;
+    let mut alice = server
+        .client_with_caps("alice", "labeled-response batch")
+        .await;
     alice
         .send_raw(b"@label=xyz PRIVMSG alice :caf\xe9\r\n")
         .await;
@@ -282,9 +271,13 @@ async fn a_labeled_line_that_is_not_utf8_gets_a_labeled_fail() {
 async fn multiline_batches_reach_capable_clients_whole_and_others_line_by_line() {
     let server = TestServer::start().await;
     let caps = "message-tags batch echo-message server-time labeled-response";
-    let mut alice = with_caps(&server, "alice", &format!("{caps} draft/multiline")).await;
-    let mut bob = with_caps(&server, "bob", &format!("{caps} draft/multiline")).await;
-    let mut carol = with_caps(&server, "carol", caps).await;
+    let mut alice = server
+        .client_with_caps("alice", &format!("{caps} draft/multiline"))
+        .await;
+    let mut bob = server
+        .client_with_caps("bob", &format!("{caps} draft/multiline"))
+        .await;
+    let mut carol = server.client_with_caps("carol", caps).await;
     for client in [&mut alice, &mut bob, &mut carol] {
         join(client, "#m").await;
     }
@@ -348,7 +341,9 @@ async fn multiline_batches_reach_capable_clients_whole_and_others_line_by_line()
 #[tokio::test]
 async fn multiline_violations_drop_the_batch_with_fail() {
     let server = TestServer::start().await;
-    let mut alice = with_caps(&server, "alice", "message-tags batch draft/multiline").await;
+    let mut alice = server
+        .client_with_caps("alice", "message-tags batch draft/multiline")
+        .await;
     let mut bob = server.client("bob").await;
     alice.send("BATCH +a draft/multiline bob").await;
     alice.send("@batch=zzz PRIVMSG bob :wrong batch").await;

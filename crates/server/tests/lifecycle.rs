@@ -5,24 +5,6 @@ use std::time::{Duration, Instant};
 
 use palaver_test_support::{Line, TIMEOUT, TestClient, TestServer, test_config};
 
-/// Registers `nicks` and joins each to `#lobby`; returns once every member has seen
-/// every join, with nothing left unread.
-async fn lobby(server: &TestServer, nicks: &[&str]) -> Vec<TestClient> {
-    let mut clients = Vec::new();
-    for nick in nicks {
-        let mut client = server.client(nick).await;
-        client.send("JOIN #lobby").await;
-        client.expect_command("366").await;
-        clients.push(client);
-    }
-    // Every JOIN was broadcast before its joiner saw 366, so one barrier per client
-    // drains all of them.
-    for client in &mut clients {
-        client.sync().await;
-    }
-    clients
-}
-
 /// Whether `line` is `nick`'s QUIT.
 fn is_quit_of(line: &Line, nick: &str) -> bool {
     line.command() == "QUIT" && line.source_nick() == nick
@@ -54,7 +36,9 @@ async fn expect_answering_pings(client: &mut TestClient, pred: impl Fn(&Line) ->
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn channel_messages_reach_every_other_member_exactly_once() {
     let server = TestServer::start().await;
-    let mut clients = lobby(&server, &["alice", "bob", "carol"]).await;
+    let mut clients = server
+        .clients_in("#lobby", &["alice", "bob", "carol"])
+        .await;
 
     for sender in 0..clients.len() {
         let nick = clients[sender].nick.clone();
@@ -90,7 +74,9 @@ async fn channel_messages_reach_every_other_member_exactly_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quit_with_reason_is_announced_and_closes_with_error() {
     let server = TestServer::start().await;
-    let mut clients = lobby(&server, &["alice", "bob", "carol"]).await;
+    let mut clients = server
+        .clients_in("#lobby", &["alice", "bob", "carol"])
+        .await;
     let mut alice = clients.remove(0);
 
     alice.send("QUIT :gone fishing").await;
@@ -122,7 +108,9 @@ async fn quit_with_reason_is_announced_and_closes_with_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closing_the_socket_is_announced_as_connection_closed() {
     let server = TestServer::start().await;
-    let mut clients = lobby(&server, &["alice", "bob", "carol"]).await;
+    let mut clients = server
+        .clients_in("#lobby", &["alice", "bob", "carol"])
+        .await;
     drop(clients.remove(0));
 
     for peer in &mut clients {
@@ -145,7 +133,7 @@ async fn a_client_that_stops_answering_is_dropped_with_ping_timeout() {
     config.limits.ping_interval = Duration::from_millis(200);
     config.limits.ping_timeout = Duration::from_millis(200);
     let server = TestServer::with_config(config).await;
-    let mut clients = lobby(&server, &["bob", "carol"]).await;
+    let mut clients = server.clients_in("#lobby", &["bob", "carol"]).await;
     let vanished_at = Instant::now();
     let mut ghost = server.client("ghost").await;
     ghost.send("JOIN #lobby").await;
@@ -190,7 +178,9 @@ async fn a_client_that_stops_answering_is_dropped_with_ping_timeout() {
 async fn shutdown_says_goodbye_to_everyone_and_frees_the_port() {
     let server = TestServer::start().await;
     let addr = server.addr;
-    let mut clients = lobby(&server, &["alice", "bob", "carol"]).await;
+    let mut clients = server
+        .clients_in("#lobby", &["alice", "bob", "carol"])
+        .await;
     // Also one connection in the middle of registering (its PONG proves the server
     // accepted it, rather than leaving it in the listen backlog).
     let mut pending = server.connect().await;

@@ -7,21 +7,6 @@ use std::time::{Duration, Instant};
 use palaver_server::FloodLimit;
 use palaver_test_support::{Line, TIMEOUT, TestClient, TestServer, test_config};
 
-/// Registers `nicks` and joins each to `#lobby`, with nothing left unread.
-async fn lobby(server: &TestServer, nicks: &[&str]) -> Vec<TestClient> {
-    let mut clients = Vec::new();
-    for nick in nicks {
-        let mut client = server.client(nick).await;
-        client.send("JOIN #lobby").await;
-        client.expect_command("366").await;
-        clients.push(client);
-    }
-    for client in &mut clients {
-        client.sync().await;
-    }
-    clients
-}
-
 fn two(clients: &mut [TestClient]) -> (&mut TestClient, &mut TestClient) {
     match clients {
         [a, b, ..] => (a, b),
@@ -79,7 +64,7 @@ async fn overlong_line_gets_417_and_the_connection_stays_usable() {
 #[tokio::test]
 async fn a_large_tag_section_has_its_own_allowance() {
     let server = TestServer::start().await;
-    let mut clients = lobby(&server, &["alice", "bob"]).await;
+    let mut clients = server.clients_in("#lobby", &["alice", "bob"]).await;
     let (alice, bob) = two(&mut clients);
 
     // A client may send 4096 bytes of tags (with '@' and the space): accepted.
@@ -113,7 +98,7 @@ async fn a_large_tag_section_has_its_own_allowance() {
 #[tokio::test]
 async fn invalid_utf8_is_refused_and_nul_is_replaced() {
     let server = TestServer::start().await;
-    let mut clients = lobby(&server, &["alice", "bob"]).await;
+    let mut clients = server.clients_in("#lobby", &["alice", "bob"]).await;
     let (alice, bob) = two(&mut clients);
 
     for sent in [&b"caf\xe9 au lait"[..], b"\xff\xfe ok \xc3"] {
@@ -210,7 +195,7 @@ async fn too_much_paced_input_is_an_excess_flood() {
         per_second: 1.0,
     });
     let server = TestServer::with_config(config).await;
-    let mut clients = lobby(&server, &["flooder", "bob"]).await;
+    let mut clients = server.clients_in("#lobby", &["flooder", "bob"]).await;
     let (flooder, bob) = two(&mut clients);
 
     // 100 lines of 50 bytes at once, with at most a few tokens left to process them.
@@ -247,7 +232,7 @@ async fn a_slow_reader_is_dropped_without_slowing_anyone_down() {
     slow.send("JOIN #lobby").await;
     slow.expect_command("366").await;
     slow.sync().await;
-    let mut clients = lobby(&server, &["flooder", "bob"]).await;
+    let mut clients = server.clients_in("#lobby", &["flooder", "bob"]).await;
     let (flooder, bob) = two(&mut clients);
     // From here on `slow` reads nothing.
 

@@ -10,23 +10,9 @@ const CAP_VALUE: &str =
 
 /// Registers `nick` with `draft/metadata-3` and `batch` (plus `extra` caps).
 async fn meta_client(server: &TestServer, nick: &str, extra: &str) -> TestClient {
-    let mut client = server.connect().await;
-    client.nick = nick.to_owned();
-    client.send("CAP LS 302").await;
-    client
-        .expect(|l| l.command() == "CAP" && l.param(1) == "LS")
-        .await;
-    let caps = format!("draft/metadata-3 batch{extra}");
-    client.send(&format!("CAP REQ :{caps}")).await;
-    let ack = client
-        .expect(|l| l.command() == "CAP" && l.param(1) == "ACK")
-        .await;
-    assert_eq!(ack.last(), caps);
-    client.send(&format!("NICK {nick}")).await;
-    client.send(&format!("USER {nick} 0 * :{nick}")).await;
-    client.send("CAP END").await;
-    client.expect_command("376").await;
-    client
+    server
+        .client_with_caps(nick, &format!("draft/metadata-3 batch{extra}"))
+        .await
 }
 
 /// Replaces batch references with `B1`, `B2`, ... in order of appearance, so

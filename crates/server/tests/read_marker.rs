@@ -1,28 +1,14 @@
 //! IRCv3 `draft/read-marker`: MARKREAD get and set, forward-only timestamps, the
 //! marker after JOIN, errors.
 
-use palaver_test_support::{TestClient, TestServer};
+use palaver_test_support::TestServer;
 
 use crate::channels::{ask, assert_silent, src};
-
-/// Registers `nick` after negotiating `caps` (space separated).
-pub(crate) async fn with_caps(server: &TestServer, nick: &str, caps: &str) -> TestClient {
-    let mut client = server.connect().await;
-    client.nick = nick.to_owned();
-    client.send(&format!("CAP REQ :{caps}")).await;
-    let ack = client.expect_command("CAP").await;
-    assert_eq!((ack.param(1).as_str(), ack.last().as_str()), ("ACK", caps));
-    client.send(&format!("NICK {nick}")).await;
-    client.send(&format!("USER {nick} 0 * :Real {nick}")).await;
-    client.send("CAP END").await;
-    client.expect_command("376").await;
-    client
-}
 
 #[tokio::test]
 async fn get_answers_star_until_set_then_the_stored_timestamp() {
     let server = TestServer::start().await;
-    let mut alice = with_caps(&server, "alice", "draft/read-marker").await;
+    let mut alice = server.client_with_caps("alice", "draft/read-marker").await;
     assert_eq!(
         ask(&mut alice, "MARKREAD #nowhere").await,
         [":test.server MARKREAD #nowhere *"]
@@ -51,7 +37,7 @@ async fn get_answers_star_until_set_then_the_stored_timestamp() {
 #[tokio::test]
 async fn timestamps_only_move_forward_and_never_past_now() {
     let server = TestServer::start().await;
-    let mut alice = with_caps(&server, "alice", "draft/read-marker").await;
+    let mut alice = server.client_with_caps("alice", "draft/read-marker").await;
     let newer = ":test.server MARKREAD #c timestamp=2019-06-01T12:00:00.000Z";
     assert_eq!(
         ask(&mut alice, "MARKREAD #c timestamp=2019-06-01T12:00:00.000Z").await,
@@ -82,7 +68,7 @@ async fn timestamps_only_move_forward_and_never_past_now() {
 #[tokio::test]
 async fn join_sends_the_marker_before_the_end_of_names_to_clients_with_the_cap() {
     let server = TestServer::start().await;
-    let mut alice = with_caps(&server, "alice", "draft/read-marker").await;
+    let mut alice = server.client_with_caps("alice", "draft/read-marker").await;
     let mut bob = server.client("bob").await;
     assert_eq!(
         ask(&mut alice, "JOIN #c").await,
@@ -125,8 +111,8 @@ async fn join_sends_the_marker_before_the_end_of_names_to_clients_with_the_cap()
 #[tokio::test]
 async fn markers_are_private_to_their_connection() {
     let server = TestServer::start().await;
-    let mut alice = with_caps(&server, "alice", "draft/read-marker").await;
-    let mut bob = with_caps(&server, "bob", "draft/read-marker").await;
+    let mut alice = server.client_with_caps("alice", "draft/read-marker").await;
+    let mut bob = server.client_with_caps("bob", "draft/read-marker").await;
     ask(&mut alice, "MARKREAD #c timestamp=2021-05-20T08:30:00.000Z").await;
     assert_silent(&mut bob).await;
     assert_eq!(
@@ -136,7 +122,7 @@ async fn markers_are_private_to_their_connection() {
     // A later connection with the same nickname starts without markers.
     alice.send("QUIT").await;
     alice.expect_closed().await;
-    let mut again = with_caps(&server, "alice", "draft/read-marker").await;
+    let mut again = server.client_with_caps("alice", "draft/read-marker").await;
     assert_eq!(
         ask(&mut again, "MARKREAD #c").await,
         [":test.server MARKREAD #c *"]
@@ -147,7 +133,9 @@ async fn markers_are_private_to_their_connection() {
 #[tokio::test]
 async fn bad_requests_get_standard_replies() {
     let server = TestServer::start().await;
-    let mut alice = with_caps(&server, "alice", "draft/read-marker labeled-response").await;
+    let mut alice = server
+        .client_with_caps("alice", "draft/read-marker labeled-response")
+        .await;
     assert_eq!(
         ask(&mut alice, "MARKREAD").await,
         [":test.server FAIL MARKREAD NEED_MORE_PARAMS :Missing parameters"]

@@ -6,7 +6,6 @@ use std::time::Duration;
 use palaver_test_support::{Line, TestClient, TestServer, test_config};
 
 use crate::channels::{ask, assert_silent, join, pending, src};
-use crate::read_marker::with_caps;
 
 const CAPS: &str = "message-tags echo-message draft/message-redaction";
 
@@ -48,9 +47,11 @@ async fn next_redact(client: &mut TestClient) -> String {
 /// alice (operator, with the capability), bob (with it), carol (without it) in `#c`,
 /// nothing left unread.
 async fn trio(server: &TestServer) -> [TestClient; 3] {
-    let mut alice = with_caps(server, "alice", CAPS).await;
-    let mut bob = with_caps(server, "bob", CAPS).await;
-    let mut carol = with_caps(server, "carol", "message-tags echo-message").await;
+    let mut alice = server.client_with_caps("alice", CAPS).await;
+    let mut bob = server.client_with_caps("bob", CAPS).await;
+    let mut carol = server
+        .client_with_caps("carol", "message-tags echo-message")
+        .await;
     for client in [&mut alice, &mut bob, &mut carol] {
         join(client, "#c").await;
     }
@@ -117,7 +118,9 @@ async fn channel_operators_redact_others_messages_and_others_may_not() {
 #[tokio::test]
 async fn tagmsg_can_be_redacted_and_the_answer_is_labeled() {
     let server = TestServer::start().await;
-    let mut alice = with_caps(&server, "alice", &format!("{CAPS} labeled-response")).await;
+    let mut alice = server
+        .client_with_caps("alice", &format!("{CAPS} labeled-response"))
+        .await;
     join(&mut alice, "#c").await;
     pending(&mut alice).await;
     let id = send(&mut alice, "@+draft/react=x TAGMSG #c").await;
@@ -134,9 +137,9 @@ async fn tagmsg_can_be_redacted_and_the_answer_is_labeled() {
 #[tokio::test]
 async fn private_messages_are_redacted_by_their_sender_only() {
     let server = TestServer::start().await;
-    let mut alice = with_caps(&server, "alice", CAPS).await;
-    let mut bob = with_caps(&server, "bob", CAPS).await;
-    let mut carol = with_caps(&server, "carol", CAPS).await;
+    let mut alice = server.client_with_caps("alice", CAPS).await;
+    let mut bob = server.client_with_caps("bob", CAPS).await;
+    let mut carol = server.client_with_caps("carol", CAPS).await;
     let id = send(&mut alice, "PRIVMSG bob :secret").await;
     pending(&mut bob).await;
 
@@ -232,7 +235,7 @@ async fn the_index_and_the_window_are_bounded() {
     let mut config = test_config();
     config.limits.redact_history = 1;
     let server = TestServer::with_config(config).await;
-    let mut alice = with_caps(&server, "alice", CAPS).await;
+    let mut alice = server.client_with_caps("alice", CAPS).await;
     join(&mut alice, "#c").await;
     pending(&mut alice).await;
     let first = send(&mut alice, "PRIVMSG #c :one").await;
@@ -250,7 +253,7 @@ async fn the_index_and_the_window_are_bounded() {
     let mut config = test_config();
     config.limits.redact_window = Duration::ZERO;
     let server = TestServer::with_config(config).await;
-    let mut alice = with_caps(&server, "alice", CAPS).await;
+    let mut alice = server.client_with_caps("alice", CAPS).await;
     join(&mut alice, "#c").await;
     pending(&mut alice).await;
     let id = send(&mut alice, "PRIVMSG #c :too late").await;
@@ -267,7 +270,9 @@ async fn the_index_and_the_window_are_bounded() {
 #[tokio::test]
 async fn a_multiline_message_is_redacted_by_its_batch_msgid() {
     let server = TestServer::start().await;
-    let mut alice = with_caps(&server, "alice", &format!("{CAPS} batch draft/multiline")).await;
+    let mut alice = server
+        .client_with_caps("alice", &format!("{CAPS} batch draft/multiline"))
+        .await;
     join(&mut alice, "#c").await;
     pending(&mut alice).await;
     for line in [

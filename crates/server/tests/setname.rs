@@ -1,32 +1,16 @@
 //! SETNAME (IRCv3 setname, with extended-monitor): changing the real name.
 
-use palaver_test_support::{TestClient, TestServer};
+use palaver_test_support::TestServer;
 
 use crate::channels::{ask, assert_silent, join, pending, src};
-
-/// Registers `nick` after enabling `caps` (space separated).
-async fn with_caps(server: &TestServer, nick: &str, caps: &str) -> TestClient {
-    let mut client = server.connect().await;
-    client.nick = nick.to_owned();
-    client.send(&format!("CAP REQ :{caps}")).await;
-    let ack = client.expect_command("CAP").await;
-    assert_eq!(ack.param(1), "ACK", "{}", ack.0);
-    client.send(&format!("NICK {nick}")).await;
-    client
-        .send(&format!("USER {nick} 0 * :Test user {nick}"))
-        .await;
-    client.send("CAP END").await;
-    client.expect_command("376").await;
-    client
-}
 
 #[tokio::test]
 async fn setname_is_announced_to_peers_that_asked() {
     let server = TestServer::start().await;
-    let mut alice = with_caps(&server, "alice", "setname").await;
-    let mut bob = with_caps(&server, "bob", "setname").await;
+    let mut alice = server.client_with_caps("alice", "setname").await;
+    let mut bob = server.client_with_caps("bob", "setname").await;
     let mut carol = server.client("carol").await;
-    let mut dave = with_caps(&server, "dave", "setname").await;
+    let mut dave = server.client_with_caps("dave", "setname").await;
     for client in [&mut alice, &mut bob, &mut carol] {
         join(client, "#lobby").await;
     }
@@ -64,7 +48,7 @@ async fn setname_is_announced_to_peers_that_asked() {
 #[tokio::test]
 async fn invalid_real_names_fail() {
     let server = TestServer::start().await;
-    let mut alice = with_caps(&server, "alice", "setname").await;
+    let mut alice = server.client_with_caps("alice", "setname").await;
     let fail = ":test.server FAIL SETNAME INVALID_REALNAME :Realname is not valid";
     assert_eq!(ask(&mut alice, "SETNAME :").await, [fail]);
     let long = "x".repeat(129);
@@ -89,9 +73,13 @@ async fn invalid_real_names_fail() {
 async fn extended_monitor_carries_setname_beyond_shared_channels() {
     let server = TestServer::start().await;
     let mut alice = server.client("alice").await;
-    let mut watcher = with_caps(&server, "watcher", "setname extended-monitor").await;
-    let mut plain = with_caps(&server, "plain", "setname").await;
-    let mut both = with_caps(&server, "both", "setname extended-monitor").await;
+    let mut watcher = server
+        .client_with_caps("watcher", "setname extended-monitor")
+        .await;
+    let mut plain = server.client_with_caps("plain", "setname").await;
+    let mut both = server
+        .client_with_caps("both", "setname extended-monitor")
+        .await;
     for client in [&mut watcher, &mut plain, &mut both] {
         ask(client, "MONITOR + alice").await;
     }

@@ -93,6 +93,48 @@ impl TestServer {
         client
     }
 
+    /// Connects and registers a client as `nick` after negotiating the IRCv3
+    /// capabilities `caps` (space separated; all must be acknowledged).
+    pub async fn client_with_caps(&self, nick: &str, caps: &str) -> TestClient {
+        let mut client = self.connect().await;
+        client.nick = nick.to_owned();
+        client.send(&format!("CAP REQ :{caps}")).await;
+        let ack = client.expect_command("CAP").await;
+        assert_eq!(
+            (ack.param(1).as_str(), ack.last().as_str()),
+            ("ACK", caps),
+            "{nick}: capabilities not acknowledged"
+        );
+        client.send(&format!("NICK {nick}")).await;
+        client
+            .send(&format!("USER {nick} 0 * :Test user {nick}"))
+            .await;
+        client.send("CAP END").await;
+        client.expect_command("001").await;
+        client
+            .expect(|l| l.command() == "376" || l.command() == "422")
+            .await;
+        client
+    }
+
+    /// Registers one client per nickname and joins each to `channel` in order (the
+    /// first becomes its operator); returns once every JOIN has been seen by every
+    /// member, with nothing left unread.
+    pub async fn clients_in(&self, channel: &str, nicks: &[&str]) -> Vec<TestClient> {
+        let mut clients = Vec::with_capacity(nicks.len());
+        for nick in nicks {
+            let mut client = self.client(nick).await;
+            client.send(&format!("JOIN {channel}")).await;
+            client.expect_command("366").await;
+            clients.push(client);
+        }
+        // Every JOIN was queued before its joiner saw 366: one barrier each drains them.
+        for client in &mut clients {
+            client.sync().await;
+        }
+        clients
+    }
+
     /// Stops the server and waits for `run` to return.
     pub async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {

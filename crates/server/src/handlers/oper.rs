@@ -61,10 +61,7 @@ pub(super) fn kill(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         ctx.need_more_params("KILL");
         return;
     };
-    if !ctx.me().oper {
-        ctx.numeric(ERR_NOPRIVILEGES)
-            .trailing("Permission Denied- You're not an IRC operator")
-            .send();
+    if !is_oper(ctx) {
         return;
     }
     let Some(victim) = ctx.world.find_nick(target).filter(|c| c.is_registered()) else {
@@ -93,10 +90,7 @@ pub(super) fn wallops(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         ctx.need_more_params("WALLOPS");
         return;
     };
-    if !ctx.me().oper {
-        ctx.numeric(ERR_NOPRIVILEGES)
-            .trailing("Permission Denied- You're not an IRC operator")
-            .send();
+    if !is_oper(ctx) {
         return;
     }
     let mut line = ctx.me().line_from();
@@ -108,4 +102,15 @@ pub(super) fn wallops(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
             client.send(line.clone());
         }
     }
+}
+
+/// Whether the caller is an IRC operator; answers `481 ERR_NOPRIVILEGES` if not.
+fn is_oper(ctx: &Ctx<'_>) -> bool {
+    let oper = ctx.me().oper;
+    if !oper {
+        ctx.numeric(ERR_NOPRIVILEGES)
+            .trailing("Permission Denied- You're not an IRC operator")
+            .send();
+    }
+    oper
 }
