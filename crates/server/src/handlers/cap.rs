@@ -12,8 +12,6 @@ use crate::caps;
 
 /// `ERR_INVALIDCAPCMD`, numerics table style; only CAP uses it.
 const ERR_INVALIDCAPCMD: &str = "410";
-/// Longest capability list we put in one CAP line before continuing on the next.
-const CAPS_PER_LINE_BYTES: usize = 350;
 
 pub(super) fn cap(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     let Some(sub) = msg.param(0) else {
@@ -110,9 +108,13 @@ fn reply(ctx: &Ctx<'_>, sub: &str, text: &str) {
 /// Sends LS or LIST, split over several lines (`CAP * LS * :...`) when long.
 fn send_list(ctx: &Ctx<'_>, sub: &str, names: &[&str]) {
     let mut chunks: Vec<String> = vec![String::new()];
+    // Fill each line to the 510-byte limit (`:server CAP nick LS * :` is the fixed
+    // part): some clients mishandle continuation lines, so use as few as possible.
+    let per_line = 510
+        - (ctx.world.config.server_name.len() + ctx.me().nick().len() + sub.len() + 12);
     for name in names {
         let current = chunks.last_mut().map(|c| c.len()).unwrap_or(0);
-        if current > 0 && current + name.len() + 1 > CAPS_PER_LINE_BYTES {
+        if current > 0 && current + name.len() + 1 > per_line {
             chunks.push(String::new());
         }
         if let Some(chunk) = chunks.last_mut() {
