@@ -40,7 +40,12 @@ fn uncut_body_len(msg: &Message<'_>) -> usize {
     for param in msg.params() {
         line.param(param);
     }
-    line.as_bytes().len()
+    // A last parameter that needs a `:` only gets it from `finish`.
+    let pending_colon = msg
+        .params()
+        .last()
+        .is_some_and(|last| !palaver_proto::writer::is_middle_param(last));
+    line.as_bytes().len() + usize::from(pending_colon)
 }
 
 fuzz_target!(|data: &[u8]| {
