@@ -28,6 +28,13 @@ use crate::{Shared, labeled};
 
 /// How much the reader asks the socket for at once.
 const READ_CHUNK: usize = 4096;
+/// What an idle connection reserves for its next read: enough for a typical line.
+/// Most connections are idle most of the time, so this is most of their read memory;
+/// a client that sends more gets [`READ_CHUNK`] for the reads that follow.
+const IDLE_READ: usize = 512;
+/// Largest batch vector the writer keeps for reuse; a bigger one (after a burst such
+/// as the welcome) is freed so an idle connection does not hold it.
+const KEPT_BATCH_CAPACITY: usize = 16;
 /// Most buffers handed to one vectored write.
 const MAX_IOVECS: usize = 64;
 /// Time the writer gets to deliver the final lines (the `ERROR`) of a closing
@@ -130,7 +137,9 @@ async fn read_loop<R: AsyncRead + Unpin>(
             (Some(bucket), false) => bucket.next_token_at(),
             _ => timer,
         };
-        if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+        if buf.is_empty() {
+            buf.reserve(IDLE_READ);
+        } else if buf.capacity() - buf.len() < READ_CHUNK / 4 {
             buf.reserve(READ_CHUNK);
         }
         tokio::select! {
@@ -324,7 +333,11 @@ async fn write_loop<W: AsyncWrite + Unpin>(mut writer: W, outbox: &Outbox) -> io
         }
         outbox.written(total);
         batch.clear();
-        spare = batch;
+        spare = if batch.capacity() <= KEPT_BATCH_CAPACITY {
+            batch
+        } else {
+            Vec::new()
+        };
     }
     if outbox.abort_reason().is_none() {
         writer.shutdown().await?;
