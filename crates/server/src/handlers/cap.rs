@@ -110,8 +110,8 @@ fn send_list(ctx: &Ctx<'_>, sub: &str, names: &[&str]) {
     let mut chunks: Vec<String> = vec![String::new()];
     // Fill each line to the 510-byte limit (`:server CAP nick LS * :` is the fixed
     // part): some clients mishandle continuation lines, so use as few as possible.
-    let per_line = 510
-        - (ctx.world.config.server_name.len() + ctx.me().nick().len() + sub.len() + 12);
+    let per_line =
+        510 - (ctx.world.config.server_name.len() + ctx.me().nick().len() + sub.len() + 12);
     for name in names {
         let current = chunks.last_mut().map(|c| c.len()).unwrap_or(0);
         if current > 0 && current + name.len() + 1 > per_line {

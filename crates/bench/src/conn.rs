@@ -1,0 +1,231 @@
+//! One IRC client connection as the load generator sees it: a socket, a read
+//! buffer framed by [`LineFramer`], and registration that answers PING and retries
+//! a nickname in use.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use palaver_proto::{Frame, LineFramer, LineWriter, Message};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Bytes asked for per read; large reads keep the receive path cheap under fan-out.
+pub const READ_CHUNK: usize = 64 * 1024;
+
+/// Nicknames tried per client before registration fails with
+/// [`RegisterError::NickInUse`] (the first plus this many suffixed retries).
+pub const MAX_NICK_RETRIES: u32 = 5;
+
+/// A connected IRC client: the socket and what has been read but not yet framed.
+#[derive(Debug)]
+pub struct Conn {
+    stream: TcpStream,
+    buf: BytesMut,
+    framer: LineFramer,
+}
+
+impl Conn {
+    /// Connects to `addr` with TCP_NODELAY (every benchmark line should leave at once).
+    pub async fn connect(addr: SocketAddr) -> io::Result<Self> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(Self {
+            stream,
+            buf: BytesMut::with_capacity(4096),
+            framer: LineFramer::new(),
+        })
+    }
+
+    /// Writes `bytes` (one or more complete lines) to the server.
+    pub async fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.stream.write_all(bytes).await
+    }
+
+    /// The next complete line without its terminator; `None` when the server closed
+    /// the connection. Overlong lines are skipped. Cancel-safe.
+    pub async fn next_line(&mut self) -> io::Result<Option<BytesMut>> {
+        loop {
+            match self.framer.next_frame(&mut self.buf) {
+                Some(Frame::Line(line)) => return Ok(Some(line)),
+                Some(Frame::TooLong) => continue,
+                None => {}
+            }
+            if self.buf.capacity() - self.buf.len() < 1024 {
+                self.buf.reserve(4096);
+            }
+            if self.stream.read_buf(&mut self.buf).await? == 0 {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Takes the connection apart for a hot receive loop: the socket, the unframed
+    /// bytes already read (which must be framed first) and the framer's state.
+    pub fn into_parts(self) -> (TcpStream, BytesMut, LineFramer) {
+        (self.stream, self.buf, self.framer)
+    }
+}
+
+/// Serialises one line through [`LineWriter`]: `command`, middle `params`, and an
+/// optional trailing parameter.
+pub fn line(command: &str, params: &[&str], trailing: Option<&str>) -> Bytes {
+    let mut writer = LineWriter::new();
+    writer.command(command);
+    for param in params {
+        writer.param(param);
+    }
+    if let Some(text) = trailing {
+        writer.trailing(text);
+    }
+    writer.finish()
+}
+
+/// Parses a received line; `None` for invalid UTF-8 or an unparsable line (a load
+/// generator ignores what it does not understand).
+pub fn parse(line: &[u8]) -> Option<Message<'_>> {
+    Message::parse(std::str::from_utf8(line).ok()?).ok()
+}
+
+/// The PONG answering `ping` (same parameters).
+pub fn pong(ping: &Message<'_>) -> Bytes {
+    let params = ping.params();
+    match params.split_last() {
+        Some((last, rest)) => line("PONG", rest, Some(last)),
+        None => line("PONG", &[], None),
+    }
+}
+
+/// A short identifier for this run (two base-36 characters), so that nicknames of
+/// two runs against the same server rarely collide: `b{run}{index}` stays within a
+/// nine-character NICKLEN up to index 99,999 plus a retry suffix.
+pub fn run_id() -> String {
+    let seed = std::process::id() as u64
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+    const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let a = DIGITS[(seed % 36) as usize] as char;
+    let b = DIGITS[((seed / 36) % 36) as usize] as char;
+    format!("{a}{b}")
+}
+
+/// Why a client did not register.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegisterError {
+    /// The TCP connection could not be made.
+    #[error("connect failed: {0}")]
+    Connect(io::Error),
+    /// Registration did not finish in time.
+    #[error("registration timed out")]
+    Timeout,
+    /// The server closed the connection without an ERROR line.
+    #[error("connection closed by the server")]
+    Closed,
+    /// The server refused us (an ERROR line, or an erroneous-nickname or banned numeric).
+    #[error("refused by the server: {0}")]
+    Refused(String),
+    /// Every nickname tried was in use.
+    #[error("nickname in use after {0} tries")]
+    NickInUse(u32),
+    /// Reading or writing failed after connecting.
+    #[error("i/o error: {0}")]
+    Io(io::Error),
+}
+
+impl RegisterError {
+    /// A short, stable name for counting failures by kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Connect(_) => "connect",
+            Self::Timeout => "timeout",
+            Self::Closed => "closed",
+            Self::Refused(_) => "refused",
+            Self::NickInUse(_) => "nick_in_use",
+            Self::Io(_) => "io",
+        }
+    }
+}
+
+/// A registered client.
+#[derive(Debug)]
+pub struct Registered {
+    /// The connection, positioned after the end of the welcome burst (376 or 422).
+    pub conn: Conn,
+    /// The nickname the server accepted.
+    pub nick: String,
+    /// From starting the TCP connect to receiving 001 RPL_WELCOME.
+    pub latency: Duration,
+}
+
+/// Connects to `addr` and registers as `nick` (NICK + USER), answering PING and
+/// retrying with a letter suffix on 433; waits for the end of the MOTD (376/422) so
+/// the welcome burst is consumed. The whole exchange is bounded by `limit`.
+pub async fn register(
+    addr: SocketAddr,
+    nick: &str,
+    limit: Duration,
+) -> Result<Registered, RegisterError> {
+    let start = Instant::now();
+    match tokio::time::timeout(limit, register_inner(addr, nick, start)).await {
+        Ok(result) => result,
+        Err(_) => Err(RegisterError::Timeout),
+    }
+}
+
+async fn register_inner(
+    addr: SocketAddr,
+    base: &str,
+    start: Instant,
+) -> Result<Registered, RegisterError> {
+    let mut conn = Conn::connect(addr).await.map_err(RegisterError::Connect)?;
+    let mut nick = base.to_owned();
+    let mut hello = BytesMut::new();
+    hello.extend_from_slice(&line("NICK", &[&nick], None));
+    hello.extend_from_slice(&line("USER", &[&nick, "0", "*"], Some("chat-bench")));
+    conn.send(&hello).await.map_err(RegisterError::Io)?;
+    let mut retries = 0;
+    let mut welcomed: Option<Duration> = None;
+    loop {
+        let Some(raw) = conn.next_line().await.map_err(RegisterError::Io)? else {
+            return Err(RegisterError::Closed);
+        };
+        let Some(msg) = parse(&raw) else { continue };
+        match msg.command() {
+            "PING" => conn.send(&pong(&msg)).await.map_err(RegisterError::Io)?,
+            "001" => {
+                welcomed = Some(start.elapsed());
+                if let Some(accepted) = msg.param(0) {
+                    accepted.clone_into(&mut nick);
+                }
+            }
+            "376" | "422" => {
+                if let Some(latency) = welcomed {
+                    return Ok(Registered {
+                        conn,
+                        nick,
+                        latency,
+                    });
+                }
+            }
+            "433" if welcomed.is_none() => {
+                retries += 1;
+                if retries > MAX_NICK_RETRIES {
+                    return Err(RegisterError::NickInUse(retries));
+                }
+                nick = format!("{base}{}", char::from(b'a' + (retries - 1) as u8));
+                conn.send(&line("NICK", &[&nick], None))
+                    .await
+                    .map_err(RegisterError::Io)?;
+            }
+            "432" | "436" | "465" | "ERROR" => {
+                let why = msg.params().last().copied().unwrap_or_default();
+                return Err(RegisterError::Refused(format!("{} {why}", msg.command())));
+            }
+            _ => {}
+        }
+    }
+}

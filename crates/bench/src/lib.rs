@@ -1,0 +1,58 @@
+//! `chat-bench`, a load generator for IRC servers (palaver's, or any other).
+//!
+//! Three scenarios, each a module with an options struct (`clap::Args`), a `run`
+//! function and a serialisable report:
+//!
+//! - [`connect`]: register many clients at once and hold them (registration latency,
+//!   failures by kind, server memory per connection).
+//! - [`fanout`]: channels with members and senders; every delivery is checked for
+//!   loss, duplication and per-sender order and its latency goes into an HDR histogram.
+//! - [`latency`]: private-message round trips between two clients.
+//!
+//! The supporting modules: [`addr`] refuses targets that are not loopback unless asked,
+//! [`conn`] is the IRC client connection (registration with PING answers and nick
+//! retries), [`procstat`] reads a local server's CPU time and RSS from `/proc`, and
+//! [`report`] holds the shared report pieces and the progress bar.
+//!
+//! All parsing goes through [`palaver_proto::Message`] and [`palaver_proto::LineFramer`],
+//! all writing through [`palaver_proto::LineWriter`]. Every loop is bounded in count
+//! and in time. The tool lifts no server limits: start the server under test with its
+//! flood limits lifted (palaver: `--no-flood-limit`), or senders will be paced.
+
+pub mod addr;
+pub mod conn;
+pub mod connect;
+pub mod fanout;
+pub mod latency;
+pub mod procstat;
+pub mod report;
+
+/// Why a scenario could not produce a report.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// `--server-pid` was given but its `/proc` entry could not be read.
+    #[error("reading /proc/{pid} (--server-pid): {source}")]
+    Proc {
+        /// The process asked for.
+        pid: u32,
+        /// What went wrong.
+        source: std::io::Error,
+    },
+    /// The options do not describe a possible run.
+    #[error("invalid options: {0}")]
+    Options(String),
+    /// Setting the scenario up failed (a client could not register or join, or the
+    /// setup did not finish in time).
+    #[error("setup failed: {0}")]
+    Setup(String),
+    /// The measured phase failed.
+    #[error("run failed: {0}")]
+    Run(String),
+}
+
+/// Reads the server's counters if `--server-pid` was given.
+pub(crate) fn server_sample(pid: Option<u32>) -> Result<Option<procstat::ProcSample>, Error> {
+    pid.map(|pid| procstat::sample(pid).map_err(|source| Error::Proc { pid, source }))
+        .transpose()
+}

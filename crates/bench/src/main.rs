@@ -1,0 +1,189 @@
+//! `chat-bench`: the load generator's command line. Parses the options, pins the
+//! process to a CPU if asked, raises the file-descriptor limit, builds the tokio
+//! runtime, checks the target address and runs one scenario from the library.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use palaver_bench::connect::ConnectOpts;
+use palaver_bench::fanout::FanoutOpts;
+use palaver_bench::latency::LatencyOpts;
+use palaver_bench::report::Output;
+use palaver_bench::{addr, connect, fanout, latency};
+
+/// Exit status when a fan-out run lost, duplicated or reordered deliveries.
+const EXIT_NOT_CLEAN: u8 = 3;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "chat-bench",
+    version,
+    about = "Load generator for IRC servers: registration, channel fan-out and round-trip latency.",
+    long_about = "Load generator for IRC servers: registration, channel fan-out and round-trip latency.\n\n\
+        It sends traffic only to loopback addresses (127.0.0.0/8, ::1) unless --allow-remote is given. \
+        It lifts no server limits: start the server under test with its flood limits lifted \
+        (palaver: chat-server 127.0.0.1 6667 --no-flood-limit --max-clients-per-ip 100000), or \
+        senders will be paced and clients refused.",
+    after_help = "Examples:\n  chat-bench connect --addr 127.0.0.1:6667 --clients 5000 --server-pid $PID\n  \
+        chat-bench fanout --addr 127.0.0.1:6667 --channels 1 --members 100 --senders 10 --duration 5\n  \
+        chat-bench latency --addr 127.0.0.1:6667 --json\n\n\
+        Exit status: 0 done, 1 error, 3 fan-out deliveries lost, duplicated or reordered."
+)]
+struct Cli {
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Debug, Subcommand)]
+enum Scenario {
+    /// Register many clients, hold them, and report registration time, failures by
+    /// kind, latency percentiles and (with --server-pid) server memory per connection.
+    Connect {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        opts: ConnectOpts,
+    },
+    /// Channel fan-out: members join, senders send numbered, timestamped PRIVMSGs;
+    /// every receiver checks loss, duplication and order and records latency.
+    Fanout {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        opts: FanoutOpts,
+    },
+    /// Private-message round trips between two clients, one at a time.
+    Latency {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        opts: LatencyOpts,
+    },
+}
+
+/// Options every scenario takes.
+#[derive(Debug, Args)]
+struct Common {
+    /// The server to load, HOST:PORT (IPv6 as [::1]:PORT).
+    #[arg(long, default_value = "127.0.0.1:6667")]
+    addr: String,
+    /// Allow a target that is not a loopback address. Only load servers you run.
+    #[arg(long)]
+    allow_remote: bool,
+    /// Process id of the server (on this machine) to read CPU time and RSS from /proc.
+    #[arg(long, value_name = "PID")]
+    server_pid: Option<u32>,
+    /// Print one JSON object on stdout instead of the summary.
+    #[arg(long)]
+    json: bool,
+    /// No progress bar.
+    #[arg(long, short)]
+    quiet: bool,
+    /// Pin the whole process (every runtime thread) to this CPU (Linux).
+    #[arg(long, value_name = "N")]
+    cpu: Option<usize>,
+    /// Runtime worker threads: 1 runs everything on one thread (the fastest
+    /// generator when pinned to one core), more uses tokio's multi-thread runtime.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    threads: u16,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("chat-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let common = match &cli.scenario {
+        Scenario::Connect { common, .. }
+        | Scenario::Fanout { common, .. }
+        | Scenario::Latency { common, .. } => common,
+    };
+    if let Some(cpu) = common.cpu {
+        pin(cpu)?;
+    }
+    // Many clients need many sockets; raise the soft limit as far as the hard one.
+    let fds =
+        rlimit::increase_nofile_limit(u64::MAX).context("raising the file-descriptor limit")?;
+    let runtime = if common.threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(usize::from(common.threads));
+        builder
+    }
+    .enable_all()
+    .build()
+    .context("building the tokio runtime")?;
+    runtime.block_on(async {
+        let target = addr::resolve(&common.addr, common.allow_remote)
+            .await
+            .with_context(|| format!("--addr {}", common.addr))?;
+        let output = Output {
+            quiet: common.quiet,
+        };
+        let pid = common.server_pid;
+        let needed = match &cli.scenario {
+            Scenario::Connect { opts, .. } => u64::from(opts.clients),
+            Scenario::Fanout { opts, .. } => u64::from(opts.channels) * u64::from(opts.members),
+            Scenario::Latency { .. } => 2,
+        };
+        if needed + 64 > fds {
+            eprintln!(
+                "chat-bench: warning: {needed} clients but only {fds} file descriptors allowed (ulimit -Hn)"
+            );
+        }
+        match &cli.scenario {
+            Scenario::Connect { opts, .. } => {
+                let report = connect::run(target, opts, pid, output).await?;
+                print(common.json, &report)?;
+                Ok(ExitCode::SUCCESS)
+            }
+            Scenario::Fanout { opts, .. } => {
+                let report = fanout::run(target, opts, pid, output).await?;
+                print(common.json, &report)?;
+                Ok(if report.is_clean() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(EXIT_NOT_CLEAN)
+                })
+            }
+            Scenario::Latency { opts, .. } => {
+                let report = latency::run(target, opts, pid, output).await?;
+                print(common.json, &report)?;
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+    })
+}
+
+fn print<R: serde::Serialize + std::fmt::Display>(json: bool, report: &R) -> anyhow::Result<()> {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(report).context("serialising the report")?
+        );
+    } else {
+        print!("{report}");
+    }
+    Ok(())
+}
+
+/// Pins the calling thread, and so every thread it starts later, to `cpu`.
+fn pin(cpu: usize) -> anyhow::Result<()> {
+    let cores = core_affinity::get_core_ids().context("listing CPUs for --cpu")?;
+    let Some(core) = cores.into_iter().find(|c| c.id == cpu) else {
+        bail!("--cpu {cpu}: no such CPU");
+    };
+    if !core_affinity::set_for_current(core) {
+        bail!("--cpu {cpu}: could not set the CPU affinity");
+    }
+    Ok(())
+}

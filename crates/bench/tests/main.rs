@@ -1,0 +1,324 @@
+//! Integration tests of `chat-bench`: the real binary (and a little of the library)
+//! against a palaver server on 127.0.0.1:0, with small parameters. Every child
+//! process is bounded by [`RUN_LIMIT`] and killed when it overruns.
+
+use std::time::Duration;
+
+use palaver_test_support::TestServer;
+use serde_json::Value;
+
+/// Longest any one chat-bench run may take here.
+const RUN_LIMIT: Duration = Duration::from_secs(60);
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json(&self) -> Value {
+        assert_eq!(self.code, 0, "chat-bench failed: {}", self.stderr);
+        serde_json::from_str(self.stdout.trim())
+            .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}): {}", self.stdout))
+    }
+}
+
+async fn bench(args: &[&str]) -> Run {
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_chat-bench"))
+        .args(args)
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(RUN_LIMIT, child)
+        .await
+        .expect("chat-bench finishes in time")
+        .expect("chat-bench runs");
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+fn num(v: &Value, path: &str) -> f64 {
+    let mut cur = v;
+    for key in path.split('.') {
+        cur = &cur[key];
+    }
+    cur.as_f64()
+        .unwrap_or_else(|| panic!("{path} is not a number in {v}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_registers_every_client() {
+    let server = TestServer::start().await;
+    let addr = server.addr.to_string();
+    let pid = std::process::id().to_string();
+    // The server runs inside this test process, so its pid is ours.
+    let run = bench(&[
+        "connect",
+        "--addr",
+        &addr,
+        "--clients",
+        "50",
+        "--hold",
+        "0.2",
+        "--json",
+        "-q",
+        "--server-pid",
+        &pid,
+    ])
+    .await;
+    let report = run.json();
+    assert_eq!(report["mode"], "connect");
+    assert_eq!(num(&report, "clients"), 50.0);
+    assert_eq!(num(&report, "registered"), 50.0);
+    assert_eq!(report["failures"], serde_json::json!({}));
+    assert_eq!(num(&report, "dropped_while_held"), 0.0);
+    assert_eq!(num(&report, "latency.samples"), 50.0);
+    assert!(num(&report, "latency.p50_us") > 0.0);
+    assert!(num(&report, "latency.max_us") >= num(&report, "latency.p50_us"));
+    assert!(num(&report, "server.rss_after_bytes") > 0.0);
+    assert!(report["server"]["rss_per_connection_bytes"].is_number());
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_prints_a_readable_summary() {
+    let server = TestServer::start().await;
+    let run = bench(&[
+        "connect",
+        "--addr",
+        &server.addr.to_string(),
+        "--clients",
+        "5",
+        "--hold",
+        "0",
+    ])
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("registered      5 of 5"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("failures        none"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("p50"), "{}", run.stdout);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_counts_refused_connections_by_kind() {
+    // Bind a port, then free it: nothing listens there any more.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let report = bench(&[
+        "connect",
+        "--addr",
+        &addr,
+        "--clients",
+        "3",
+        "--hold",
+        "0",
+        "--json",
+    ])
+    .await
+    .json();
+    assert_eq!(num(&report, "registered"), 0.0);
+    assert_eq!(report["failures"], serde_json::json!({"connect": 3}));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_saturation_delivers_everything_once_in_order() {
+    let server = TestServer::start().await;
+    let run = bench(&[
+        "fanout",
+        "--addr",
+        &server.addr.to_string(),
+        "--channels",
+        "2",
+        "--members",
+        "5",
+        "--senders",
+        "2",
+        "--duration",
+        "1",
+        "--json",
+        "-q",
+    ])
+    .await;
+    let report = run.json();
+    assert_eq!(report["mode"], "fanout");
+    let sent = num(&report, "sent");
+    assert!(sent > 0.0, "nothing sent: {report}");
+    assert_eq!(num(&report, "expected_deliveries"), sent * 4.0);
+    assert_eq!(num(&report, "deliveries"), sent * 4.0);
+    for field in [
+        "lost",
+        "duplicates",
+        "reordered",
+        "foreign",
+        "disconnected",
+        "starved_senders",
+    ] {
+        assert_eq!(num(&report, field), 0.0, "{field} in {report}");
+    }
+    assert_eq!(num(&report, "latency.samples"), sent * 4.0);
+    assert!(num(&report, "latency.p50_us") > 0.0);
+    assert!(num(&report, "deliveries_per_s") > 0.0);
+    assert_eq!(num(&report, "window"), 32.0);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_at_a_fixed_rate_sends_about_that_many() {
+    let server = TestServer::start().await;
+    let run = bench(&[
+        "fanout",
+        "--addr",
+        &server.addr.to_string(),
+        "--channels",
+        "1",
+        "--members",
+        "3",
+        "--senders",
+        "2",
+        "--rate",
+        "100",
+        "--duration",
+        "1",
+        "--json",
+    ])
+    .await;
+    let report = run.json();
+    let sent = num(&report, "sent");
+    // Two senders at 100/s for one second.
+    assert!((150.0..=210.0).contains(&sent), "sent {sent}: {report}");
+    assert_eq!(num(&report, "deliveries"), sent * 2.0);
+    assert_eq!(num(&report, "lost"), 0.0);
+    assert!(report["window"].is_null());
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_summary_says_clean() {
+    let server = TestServer::start().await;
+    let run = bench(&[
+        "fanout",
+        "--addr",
+        &server.addr.to_string(),
+        "--members",
+        "3",
+        "--duration",
+        "0.3",
+    ])
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("(clean)"), "{}", run.stdout);
+    assert!(run.stdout.contains("deliveries"), "{}", run.stdout);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latency_measures_round_trips() {
+    let server = TestServer::start().await;
+    let run = bench(&[
+        "latency",
+        "--addr",
+        &server.addr.to_string(),
+        "--count",
+        "200",
+        "--json",
+    ])
+    .await;
+    let report = run.json();
+    assert_eq!(report["mode"], "latency");
+    assert_eq!(num(&report, "round_trips"), 200.0);
+    assert!(num(&report, "rtt.p50_us") > 0.0);
+    assert!(num(&report, "rtt.p999_us") >= num(&report, "rtt.p50_us"));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn non_loopback_targets_are_refused_without_allow_remote() {
+    for addr in [
+        "10.1.2.3:6667",
+        "192.0.2.7:6667",
+        "irc.example.com:6667",
+        "[2001:db8::1]:6667",
+    ] {
+        let run = bench(&["connect", "--addr", addr, "--clients", "1"]).await;
+        assert_eq!(run.code, 1, "{addr}: {}", run.stdout);
+        assert!(
+            run.stderr.contains("--allow-remote"),
+            "{addr}: {}",
+            run.stderr
+        );
+        assert!(run.stdout.is_empty(), "{addr}: {}", run.stdout);
+    }
+}
+
+#[tokio::test]
+async fn impossible_options_are_errors() {
+    let run = bench(&["fanout", "--members", "2", "--senders", "3"]).await;
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("--senders 3 exceeds --members 2"),
+        "{}",
+        run.stderr
+    );
+    let run = bench(&["fanout", "--members", "1"]).await;
+    assert_eq!(run.code, 2, "clap rejects it: {}", run.stderr);
+    let run = bench(&["connect", "--clients", "0"]).await;
+    assert_eq!(run.code, 2, "clap rejects it: {}", run.stderr);
+}
+
+#[tokio::test]
+async fn help_describes_every_scenario() {
+    let run = bench(&["--help"]).await;
+    assert_eq!(run.code, 0);
+    for word in [
+        "connect",
+        "fanout",
+        "latency",
+        "--allow-remote",
+        "--no-flood-limit",
+    ] {
+        assert!(run.stdout.contains(word), "{word} missing from --help");
+    }
+    let run = bench(&["fanout", "--help"]).await;
+    for word in [
+        "--channels",
+        "--members",
+        "--senders",
+        "--rate",
+        "--window",
+        "--server-pid",
+        "--json",
+        "--cpu",
+    ] {
+        assert!(
+            run.stdout.contains(word),
+            "{word} missing from fanout --help"
+        );
+    }
+}
+
+#[tokio::test]
+async fn registration_retries_a_nickname_in_use() {
+    let server = TestServer::start().await;
+    let _holder = server.client("taken").await;
+    let registered = palaver_bench::conn::register(server.addr, "taken", Duration::from_secs(10))
+        .await
+        .expect("registers under another nickname");
+    assert_eq!(registered.nick, "takena");
+    assert!(registered.latency > Duration::ZERO);
+    server.shutdown().await;
+}
