@@ -269,12 +269,14 @@ fn process_line(shared: &Shared, id: ClientId, raw: &[u8]) -> Outcome {
     if valid_utf8 {
         dispatch(&mut ctx, &message);
     } else {
-        ctx.world
-            .server_line(id, "FAIL")
-            .param(message.command())
-            .param("INVALID_UTF8")
-            .trailing("Message refused: your client must send UTF-8")
-            .send();
+        ctx.world.standard_reply(
+            id,
+            "FAIL",
+            message.command(),
+            "INVALID_UTF8",
+            &[],
+            "Message refused: your client must send UTF-8",
+        );
     }
     let quit = ctx.quit.take();
     let deferred = ctx.deferred.take();

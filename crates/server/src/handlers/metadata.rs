@@ -524,15 +524,8 @@ fn no_permission(ctx: &Ctx<'_>, name: &str, key: &str) {
 
 /// A standard reply (`FAIL`, `WARN`, `NOTE`) for the METADATA command.
 fn standard(ctx: &Ctx<'_>, kind: &str, code: &str, params: &[&str], text: &str) {
-    let mut reply = ctx
-        .world
-        .server_line(ctx.id, kind)
-        .param("METADATA")
-        .param(code);
-    for param in params {
-        reply = reply.param(param);
-    }
-    reply.trailing(text).send();
+    ctx.world
+        .standard_reply(ctx.id, kind, "METADATA", code, params, text);
 }
 
 /// Lines for the caller framed as one batch when it negotiated `batch` (and sent as

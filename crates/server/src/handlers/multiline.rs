@@ -297,9 +297,5 @@ impl Batch<'_> {
 
 fn fail(ctx: &Ctx<'_>, code: &str, text: &str) {
     ctx.world
-        .server_line(ctx.id, "FAIL")
-        .param("BATCH")
-        .param(code)
-        .trailing(text)
-        .send();
+        .standard_reply(ctx.id, "FAIL", "BATCH", code, &[], text);
 }

@@ -78,13 +78,6 @@ fn line(world: &World, target: &str, stored: Option<OffsetDateTime>) -> bytes::B
 
 /// `FAIL MARKREAD <code> [params] :<text>`.
 fn fail(ctx: &Ctx<'_>, code: &str, params: &[&str], text: &str) {
-    let mut reply = ctx
-        .world
-        .server_line(ctx.id, "FAIL")
-        .param("MARKREAD")
-        .param(code);
-    for param in params {
-        reply = reply.param(param);
-    }
-    reply.trailing(text).send();
+    ctx.world
+        .standard_reply(ctx.id, "FAIL", "MARKREAD", code, params, text);
 }

@@ -246,13 +246,6 @@ impl<'a> Lines<'a> {
 
 /// `FAIL REDACT <code> <params> :<text>`.
 fn fail(ctx: &Ctx<'_>, code: &str, params: &[&str], text: &str) {
-    let mut reply = ctx
-        .world
-        .server_line(ctx.id, "FAIL")
-        .param("REDACT")
-        .param(code);
-    for param in params {
-        reply = reply.param(param);
-    }
-    reply.trailing(text).send();
+    ctx.world
+        .standard_reply(ctx.id, "FAIL", "REDACT", code, params, text);
 }

@@ -18,12 +18,14 @@ pub(super) fn setname(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         return;
     };
     if realname.is_empty() || realname.len() > ctx.world.config.limits.realname_len {
-        ctx.world
-            .server_line(ctx.id, "FAIL")
-            .param("SETNAME")
-            .param("INVALID_REALNAME")
-            .trailing("Realname is not valid")
-            .send();
+        ctx.world.standard_reply(
+            ctx.id,
+            "FAIL",
+            "SETNAME",
+            "INVALID_REALNAME",
+            &[],
+            "Realname is not valid",
+        );
         return;
     }
     ctx.me_mut().realname = realname.to_owned();

@@ -183,6 +183,24 @@ impl World {
         }
     }
 
+    /// Sends an IRCv3 standard reply to `id`:
+    /// `FAIL|WARN|NOTE <command> <code> [<params>...] :<text>`.
+    pub(crate) fn standard_reply(
+        &self,
+        id: ClientId,
+        kind: &str,
+        command: &str,
+        code: &str,
+        params: &[&str],
+        text: &str,
+    ) {
+        let mut reply = self.server_line(id, kind).param(command).param(code);
+        for param in params {
+            reply = reply.param(param);
+        }
+        reply.trailing(text).send();
+    }
+
     /// Starts a server message to `id` that is not a numeric (`:server COMMAND`).
     pub(crate) fn server_line(&self, id: ClientId, command: &str) -> Reply {
         let mut line = LineWriter::new();
