@@ -10,16 +10,14 @@
 //! negotiated `message-tags`; TAGMSG reaches only those. A line carrying a `batch`
 //! tag belongs to a draft/multiline batch and is handled by [`super::multiline`].
 
-use std::sync::Arc;
-
-use palaver_proto::Message;
 use palaver_proto::numeric::*;
+use palaver_proto::{CaseKey, Message};
 
 use super::{Ctx, multiline, split_list};
 use crate::caps;
 use crate::outbox::Outbox;
 use crate::relay::{Relay, client_only_tags};
-use crate::world::World;
+use crate::world::{ClientId, World};
 
 /// The three relayed commands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,14 +101,14 @@ pub(super) fn relay(ctx: &mut Ctx<'_>, msg: &Message<'_>, kind: Kind) {
             me.bot,
             &stamp,
         );
-        for recipient in &delivery.recipients {
+        delivery.for_each(ctx, |recipient| {
             let caps = recipient.caps();
             if kind.reaches(caps) {
                 // push_delivery: to oneself this is a delivery, not a reply; the echo
                 // (if any) is the reply that labeled-response labels.
                 recipient.push_delivery(relay.line_for(caps));
             }
-        }
+        });
         echo(ctx, kind, &mut relay);
         if let (Kind::Privmsg, Some((nick, away))) = (kind, &delivery.away) {
             ctx.numeric(RPL_AWAY).param(nick).trailing(away).send();
@@ -131,10 +129,50 @@ pub(super) fn sender_client_tags(ctx: &Ctx<'_>, msg: &Message<'_>) -> String {
 pub(super) struct Delivery {
     /// The target as it appears in relayed lines (the recipient's own nick spelling).
     pub(super) target: String,
-    /// Everyone who receives it, never the sender unless it is the target.
-    pub(super) recipients: Vec<Arc<Outbox>>,
+    /// Who receives it, never the sender unless it is the target.
+    recipients: Recipients,
     /// The recipient's nick and away message, for `RPL_AWAY` after a PRIVMSG.
     pub(super) away: Option<(String, String)>,
+}
+
+/// The recipients of a delivery, named rather than collected, so a message to a big
+/// channel costs no per-member allocation or reference count.
+enum Recipients {
+    /// Members of a channel (folded name), limited to a status for STATUSMSG.
+    Channel {
+        key: CaseKey,
+        min_status: Option<char>,
+    },
+    /// One client.
+    Client(ClientId),
+}
+
+impl Delivery {
+    /// Calls `deliver` with the outbox of every recipient, the sender excluded from
+    /// channels (it gets its copy through echo-message only).
+    pub(super) fn for_each(&self, ctx: &Ctx<'_>, mut deliver: impl FnMut(&Outbox)) {
+        match &self.recipients {
+            Recipients::Channel { key, min_status } => {
+                let Some(channel) = ctx.world.channels.get(key) else {
+                    return;
+                };
+                for (id, member) in &channel.members {
+                    let allowed = match min_status {
+                        None => true,
+                        Some(prefix) => member.status.op || (*prefix == '+' && member.status.voice),
+                    };
+                    if *id != ctx.id && allowed {
+                        deliver(&member.outbox);
+                    }
+                }
+            }
+            Recipients::Client(id) => {
+                if let Some(client) = ctx.world.clients.get(id) {
+                    deliver(&client.outbox);
+                }
+            }
+        }
+    }
 }
 
 /// Checks that the caller may send to `target` and finds its recipients; answers
@@ -169,7 +207,8 @@ fn resolve_channel(
         Some(b'+') => (Some('+'), &target[1..]),
         _ => (None, target),
     };
-    let Some(channel) = ctx.world.channels.get(World::key(name).as_str()) else {
+    let key = World::key(name);
+    let Some(channel) = ctx.world.channels.get(&key) else {
         if kind.errors() {
             ctx.numeric(ERR_NOSUCHNICK)
                 .param(target)
@@ -203,21 +242,9 @@ fn resolve_channel(
         }
         return None;
     }
-    let recipients = channel
-        .members
-        .iter()
-        .filter(|(id, member)| {
-            **id != ctx.id
-                && match min_status {
-                    None => true,
-                    Some(prefix) => member.status.op || (prefix == '+' && member.status.voice),
-                }
-        })
-        .map(|(_, member)| Arc::clone(&member.outbox))
-        .collect();
     Some(Delivery {
         target: target.to_owned(),
-        recipients,
+        recipients: Recipients::Channel { key, min_status },
         away: None,
     })
 }
@@ -234,7 +261,7 @@ fn resolve_nick(ctx: &Ctx<'_>, target: &str, kind: Kind) -> Option<Delivery> {
     };
     Some(Delivery {
         target: recipient.nick().to_owned(),
-        recipients: vec![Arc::clone(&recipient.outbox)],
+        recipients: Recipients::Client(recipient.id),
         away: recipient
             .away
             .as_ref()

@@ -171,7 +171,7 @@ fn deliver(ctx: &mut Ctx<'_>, open: OpenBatch) {
     };
     let mut batched: HashMap<CapSet, Vec<Bytes>> = HashMap::new();
     let mut fallback = message.fallback_relays();
-    for recipient in &delivery.recipients {
+    delivery.for_each(ctx, |recipient| {
         let caps = recipient.caps();
         if caps.has(caps::MULTILINE) && caps.has(caps::BATCH) {
             let lines = batched
@@ -185,7 +185,7 @@ fn deliver(ctx: &mut Ctx<'_>, open: OpenBatch) {
                 recipient.push_delivery(relay.line_for(caps));
             }
         }
-    }
+    });
     let caps = me.caps;
     if caps.has(caps::ECHO_MESSAGE) {
         for line in message.lines(caps, open.label.as_deref()) {
