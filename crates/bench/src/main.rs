@@ -87,6 +87,12 @@ struct Common {
     /// generator when pinned to one core), more uses tokio's multi-thread runtime.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
     threads: u16,
+    /// Spread connections to an IPv4 loopback target over this many source
+    /// addresses (127.0.1.1 onwards; 1 = 127.0.0.1 only). Linux scans for a free
+    /// ephemeral port per source and destination, which slows every connect once
+    /// thousands share one pair.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=i64::from(palaver_bench::conn::MAX_SOURCE_IPS)))]
+    source_ips: u32,
 }
 
 fn main() -> ExitCode {
@@ -109,6 +115,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Some(cpu) = common.cpu {
         pin(cpu)?;
     }
+    palaver_bench::conn::spread_sources(common.source_ips);
     // Many clients need many sockets; raise the soft limit as far as the hard one.
     let fds =
         rlimit::increase_nofile_limit(u64::MAX).context("raising the file-descriptor limit")?;

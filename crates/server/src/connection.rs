@@ -1,231 +1,471 @@
-//! One client connection: a reader that frames, paces and dispatches lines, and a
-//! writer that drains the outbox, running side by side in one task.
+//! One client connection, as a state machine its [driver](crate::driver) polls.
 //!
-//! The reader owns everything time-related for the client: the registration deadline,
-//! the keepalive PING, and command pacing. Every way a connection can end (QUIT, EOF,
-//! an I/O error, a timeout, a flood, a sendq overrun, server shutdown) comes back to
-//! one place, [`serve`], which removes the client from the world, tells its peers why,
-//! and lets the writer flush a final `ERROR` before the socket closes.
+//! A connection is not a task of its own: an idle one is only this struct, its socket
+//! and its outbox, with no read buffer and no future. When its socket becomes readable
+//! or writable, or a line lands in its outbox, its outbox (which is its waker) puts
+//! it on the driver's ready list, and the driver calls [`Conn::poll_input`] (read,
+//! frame, pace and dispatch lines) and later [`Conn::poll_output`] (one vectored write
+//! of everything queued).
+//!
+//! The connection owns everything time-related for its client: the registration
+//! deadline, the keepalive PING and command pacing; the driver only tells it the time
+//! ([`Conn::on_tick`]). Every way a connection can end (QUIT, EOF, an I/O error, a
+//! timeout, a flood, a sendq overrun, KILL, server shutdown) goes through one place,
+//! [`Conn::begin_close`], which removes the client from the world, tells its peers
+//! why, and queues a final `ERROR` that is flushed before the socket closes.
 
 use std::borrow::Cow;
-use std::collections::VecDeque;
 use std::io::{self, IoSlice};
-use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use palaver_proto::numeric::ERR_INPUTTOOLONG;
 use palaver_proto::{Frame, LineFramer, LineWriter, Message};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::time::{Instant, sleep_until};
-use tokio_util::sync::CancellationToken;
+use tokio::io::AsyncWrite;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
 
+use crate::driver::Jobs;
 use crate::flood::TokenBucket;
 use crate::handlers::{Ctx, deferred, dispatch};
-use crate::outbox::Outbox;
+use crate::listener::Ticket;
+use crate::outbox::{Outbox, Taken};
 use crate::world::ClientId;
 use crate::{Shared, labeled};
 
-/// How much the reader asks the socket for at once.
+/// Most bytes one connection may read in one driver pass, so one fast sender cannot
+/// keep the others waiting; the rest is read on the next pass.
+const READ_BUDGET_PER_PASS: usize = 64 * 1024;
+/// Spare room a connection's own input buffer gets for a read. Used only while it
+/// holds a partial line or lines waiting for flood tokens; otherwise the driver's
+/// shared scratch buffer takes the read.
 const READ_CHUNK: usize = 4096;
-/// What an idle connection reserves for its next read: enough for a typical line.
-/// Most connections are idle most of the time, so this is most of their read memory;
-/// a client that sends more gets [`READ_CHUNK`] for the reads that follow.
-const IDLE_READ: usize = 512;
-/// Largest batch vector the writer keeps for reuse; a bigger one (after a burst such
-/// as the welcome) is freed so an idle connection does not hold it.
-const KEPT_BATCH_CAPACITY: usize = 16;
 /// Most buffers handed to one vectored write.
 const MAX_IOVECS: usize = 64;
-/// Time the writer gets to deliver the final lines (the `ERROR`) of a closing
-/// connection before the socket is dropped anyway.
-const FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// Time a closing connection gets to deliver its final lines (the `ERROR`) before
+/// the socket is dropped anyway.
+pub(crate) const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why a connection ended, and whether its channel peers hear about it.
 #[derive(Debug)]
-struct Ending {
+pub(crate) struct Ending {
     reason: String,
     /// Broadcast `QUIT :reason` to peers (not on shutdown, when everyone is leaving).
     tell_peers: bool,
 }
 
 impl Ending {
-    fn quit(reason: impl Into<String>) -> Self {
+    /// An ending the client's peers hear about as `QUIT :reason`.
+    pub(crate) fn quit(reason: impl Into<String>) -> Self {
         Self {
             reason: reason.into(),
             tell_peers: true,
         }
     }
+
+    /// Server shutdown: everyone leaves at once, so nobody is told about anyone.
+    pub(crate) fn shutdown() -> Self {
+        Self {
+            reason: "Server shutting down".to_owned(),
+            tell_peers: false,
+        }
+    }
 }
 
-/// Serves one accepted connection until it ends.
-pub(crate) async fn serve<R, W>(
-    reader: R,
-    writer: W,
-    peer: SocketAddr,
-    shared: Arc<Shared>,
-    shutdown: CancellationToken,
-) where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    let outbox = Arc::new(Outbox::new(shared.config.limits.sendq_bytes));
-    let id = shared
-        .lock_world()
-        .add_client(peer.ip(), Arc::clone(&outbox));
-    tracing::info!(client = id.0, %peer, "connection opened");
-
-    let writer_done = CancellationToken::new();
-    let read_side = async {
-        let ending = read_loop(reader, id, &shared, &outbox, &shutdown).await;
-        let nick = {
-            let mut world = shared.lock_world();
-            let nick = world.clients.get(&id).map(|c| c.nick().to_owned());
-            world.remove_client(id, ending.tell_peers.then_some(ending.reason.as_str()));
-            nick
-        };
-        let mut error = LineWriter::new();
-        error.command("ERROR").trailing(&ending.reason);
-        outbox.close_with(Some(error.finish()));
-        if tokio::time::timeout(FLUSH_TIMEOUT, writer_done.cancelled())
-            .await
-            .is_err()
-        {
-            outbox.abort("Flush timeout");
-        }
-        tracing::info!(client = id.0, %peer, nick = nick.as_deref().unwrap_or("*"), reason = %ending.reason, "connection closed");
-    };
-    let write_side = async {
-        if let Err(error) = write_loop(writer, &outbox).await {
-            tracing::debug!(client = id.0, %error, "write failed");
-            outbox.abort(&format!("Write error: {error}"));
-        }
-        writer_done.cancel();
-    };
-    tokio::join!(read_side, write_side);
+/// Where a connection is in its life; each phase gives the deadline its meaning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Not registered yet: the deadline ends the connection.
+    Registering,
+    /// Registered and heard from: the deadline sends a keepalive PING.
+    Active,
+    /// PING sent and unanswered: the deadline ends the connection.
+    Pinged,
+    /// Ended: flushing the final lines; the deadline drops the socket.
+    Closing,
 }
 
-/// Reads, paces and dispatches lines until the connection must end.
-async fn read_loop<R: AsyncRead + Unpin>(
-    mut reader: R,
+/// What one call to [`Conn::poll_input`] left behind.
+#[derive(Debug)]
+pub(crate) enum InputStep {
+    /// Nothing more to do until the connection is woken.
+    Idle,
+    /// Whole lines wait for flood tokens: poll the connection again at this instant.
+    Throttled(Instant),
+    /// The connection must end.
+    End(Ending),
+}
+
+/// What one call to [`Conn::poll_output`] left behind.
+#[derive(Debug)]
+pub(crate) enum OutputStep {
+    /// Everything queued is written, or the socket will wake the connection when it
+    /// can take more.
+    Waiting,
+    /// The connection is finished: drop it.
+    Finished,
+    /// The outbox was aborted (sendq overrun) or the socket failed: end the
+    /// connection with this reason, without flushing.
+    Failed(String),
+}
+
+/// What the driver lends a connection for one poll.
+pub(crate) struct PassCtx<'a> {
+    pub(crate) shared: &'a Arc<Shared>,
+    /// Where an idle connection's read lands, so idle connections own no read buffer.
+    pub(crate) scratch: &'a mut BytesMut,
+    /// Results of deferred jobs, by client.
+    pub(crate) jobs: &'a Arc<Jobs>,
+}
+
+/// One client connection.
+pub(crate) struct Conn {
+    stream: TcpStream,
     id: ClientId,
-    shared: &Shared,
-    outbox: &Outbox,
-    shutdown: &CancellationToken,
-) -> Ending {
-    let limits = &shared.config.limits;
-    let now = Instant::now();
-    let mut buf = BytesMut::new();
-    let mut framer = LineFramer::new();
-    let mut pending: VecDeque<Frame> = VecDeque::new();
-    let mut pending_bytes = 0usize;
-    let mut bucket = limits.flood.map(|limit| TokenBucket::new(limit, now));
-    let registration_deadline = now + limits.registration_timeout;
-    let mut registered = false;
-    let mut last_activity = now;
-    let mut ping_sent: Option<Instant> = None;
+    outbox: Arc<Outbox>,
+    /// Unprocessed input: a partial line, or whole lines waiting for flood tokens.
+    /// Empty, with no allocation, while the connection is idle.
+    input: BytesMut,
+    framer: LineFramer,
+    bucket: Option<TokenBucket>,
+    /// Lines taken from the outbox, written up to `output_start`.
+    output: Vec<Bytes>,
+    output_start: usize,
+    /// The outbox was closed: once `output` is written, the connection is finished.
+    outbox_closed: bool,
+    phase: Phase,
+    /// When the current phase's timer acts (see [`Phase`]).
+    deadline: Instant,
+    /// When the client was last heard from, for the ping timeout message.
+    last_activity: Instant,
+    /// A deferred job runs for this client; its lines wait until it is done.
+    busy: bool,
+    /// The driver already holds a timer to resume this throttled connection.
+    pub(crate) throttle_armed: bool,
+    /// Its place in the admission counts, freed when the connection is dropped.
+    _ticket: Ticket,
+}
 
-    loop {
-        let timer = if !registered {
-            registration_deadline
-        } else if let Some(sent) = ping_sent {
-            sent + limits.ping_timeout
-        } else {
-            last_activity + limits.ping_interval
-        };
-        let next_token = match (&bucket, pending.is_empty()) {
-            (Some(bucket), false) => bucket.next_token_at(),
-            _ => timer,
-        };
-        if buf.is_empty() {
-            buf.reserve(IDLE_READ);
-        } else if buf.capacity() - buf.len() < READ_CHUNK / 4 {
-            buf.reserve(READ_CHUNK);
-        }
-        tokio::select! {
-            biased;
-            () = shutdown.cancelled() => {
-                return Ending { reason: "Server shutting down".to_owned(), tell_peers: false };
-            }
-            () = outbox.wait_aborted() => {
-                let reason = outbox.abort_reason().unwrap_or_else(|| "Closed".to_owned());
-                return Ending::quit(reason);
-            }
-            reason = outbox.wait_disconnect_request() => return Ending::quit(reason),
-            () = sleep_until(timer) => {
-                if !registered {
-                    return Ending::quit("Registration timed out");
-                }
-                if ping_sent.is_some() {
-                    let silent = Instant::now().saturating_duration_since(last_activity);
-                    return Ending::quit(format!("Ping timeout: {} seconds", silent.as_secs()));
-                }
-                let mut ping = LineWriter::new();
-                ping.command("PING").trailing(&shared.config.server_name);
-                outbox.push(ping.finish());
-                ping_sent = Some(Instant::now());
-            }
-            () = sleep_until(next_token), if !pending.is_empty() => {}
-            read = reader.read_buf(&mut buf) => match read {
-                Ok(0) => return Ending::quit("Connection closed"),
-                Ok(_) => {
-                    last_activity = Instant::now();
-                    ping_sent = None;
-                    while let Some(frame) = framer.next_frame(&mut buf) {
-                        if let Frame::Line(line) = &frame {
-                            pending_bytes += line.len();
-                        }
-                        pending.push_back(frame);
-                    }
-                    if pending_bytes > limits.recvq_bytes {
-                        return Ending::quit("Excess Flood");
-                    }
-                }
-                Err(error) => return Ending::quit(format!("Read error: {error}")),
-            },
-        }
-
+impl Conn {
+    /// A connection just accepted, its client already added to the world as `id`.
+    pub(crate) fn new(
+        stream: TcpStream,
+        id: ClientId,
+        outbox: Arc<Outbox>,
+        shared: &Shared,
+        ticket: Ticket,
+    ) -> Self {
+        let limits = &shared.config.limits;
         let now = Instant::now();
-        while !pending.is_empty() {
-            if let Some(bucket) = bucket.as_mut()
-                && !bucket.try_take(now)
-            {
-                break;
+        Self {
+            stream,
+            id,
+            outbox,
+            input: BytesMut::new(),
+            framer: LineFramer::new(),
+            bucket: limits
+                .flood
+                .as_ref()
+                .map(|limit| TokenBucket::new(limit, now)),
+            output: Vec::new(),
+            output_start: 0,
+            outbox_closed: false,
+            phase: Phase::Registering,
+            deadline: now + limits.registration_timeout,
+            last_activity: now,
+            busy: false,
+            throttle_armed: false,
+            _ticket: ticket,
+        }
+    }
+
+    /// The connection's outbox, which is also its waker.
+    pub(crate) fn outbox(&self) -> &Arc<Outbox> {
+        &self.outbox
+    }
+
+    /// The client this connection serves.
+    pub(crate) fn id(&self) -> ClientId {
+        self.id
+    }
+
+    /// Whether the connection has ended and only flushes its last lines.
+    pub(crate) fn is_closing(&self) -> bool {
+        self.phase == Phase::Closing
+    }
+
+    /// Reads what the client sent and handles the lines that flood pacing allows.
+    pub(crate) fn poll_input(&mut self, cx: &mut Context<'_>, pass: &mut PassCtx<'_>) -> InputStep {
+        if self.phase == Phase::Closing {
+            return InputStep::Idle;
+        }
+        if let Some(reason) = self.outbox.disconnect_request() {
+            return InputStep::End(Ending::quit(reason));
+        }
+        if self.busy {
+            match pass.jobs.take(self.id) {
+                None => return InputStep::Idle,
+                Some(Some(reason)) => return InputStep::End(Ending::quit(reason)),
+                Some(None) => self.busy = false,
             }
-            let Some(frame) = pending.pop_front() else {
-                break;
+        }
+        // Lines that waited for flood tokens or a deferred job go first.
+        if !self.input.is_empty() {
+            let mut input = std::mem::take(&mut self.input);
+            let step = self.handle_lines(&mut input, pass);
+            self.input = input;
+            if let Some(step) = step {
+                return step;
+            }
+        }
+        let mut budget = READ_BUDGET_PER_PASS;
+        loop {
+            // An idle connection reads into the driver's scratch buffer and keeps only
+            // what is left over (a partial line); a busy one reads into its own.
+            let own = !self.input.is_empty();
+            let buf: &mut BytesMut = if own {
+                self.input.reserve(READ_CHUNK);
+                &mut self.input
+            } else {
+                pass.scratch.reserve(READ_CHUNK);
+                &mut *pass.scratch
             };
-            let outcome = match frame {
-                Frame::Line(line) => {
-                    pending_bytes -= line.len();
-                    process_line(shared, id, &line)
+            let read = match poll_read_into(&mut self.stream, cx, buf) {
+                Poll::Pending => return InputStep::Idle,
+                Poll::Ready(Ok(0)) => return InputStep::End(Ending::quit("Connection closed")),
+                Poll::Ready(Ok(read)) => read,
+                Poll::Ready(Err(error)) => {
+                    return InputStep::End(Ending::quit(format!("Read error: {error}")));
                 }
+            };
+            self.heard_from();
+            let step = if own {
+                let mut input = std::mem::take(&mut self.input);
+                let step = self.handle_lines(&mut input, pass);
+                self.input = input;
+                step
+            } else {
+                let mut scratch = std::mem::take(pass.scratch);
+                let step = self.handle_lines(&mut scratch, pass);
+                if !scratch.is_empty() {
+                    self.input = BytesMut::from(&scratch[..]);
+                    scratch.clear();
+                }
+                *pass.scratch = scratch;
+                step
+            };
+            if let Some(step) = step {
+                return step;
+            }
+            budget = budget.saturating_sub(read);
+            if budget == 0 {
+                // Come back on the next pass rather than starve the others.
+                cx.waker().wake_by_ref();
+                return InputStep::Idle;
+            }
+        }
+    }
+
+    /// Handles the whole lines in `buf` while flood tokens last. Returns a step when
+    /// the connection must stop reading for now: it ends, waits for tokens, or waits
+    /// for a deferred job.
+    fn handle_lines(&mut self, buf: &mut BytesMut, pass: &mut PassCtx<'_>) -> Option<InputStep> {
+        let shared = pass.shared;
+        loop {
+            let now = Instant::now();
+            let flood = shared.config.limits.flood.as_ref();
+            if let (Some(bucket), Some(limit)) = (self.bucket.as_mut(), flood)
+                && memchr::memchr2(b'\n', b'\r', buf).is_some()
+                && !bucket.has_token(limit, now)
+            {
+                if buf.len() > shared.config.limits.recvq_bytes {
+                    return Some(InputStep::End(Ending::quit("Excess Flood")));
+                }
+                return Some(InputStep::Throttled(bucket.next_token_at(limit)));
+            }
+            let frame = self.framer.next_frame(buf)?;
+            if let (Some(bucket), Some(limit)) = (self.bucket.as_mut(), flood) {
+                bucket.take(limit, now);
+            }
+            let outcome = match frame {
+                Frame::Line(line) => process_line(shared, self.id, &line),
                 Frame::TooLong => {
                     shared
                         .lock_world()
-                        .numeric(id, ERR_INPUTTOOLONG)
+                        .numeric(self.id, ERR_INPUTTOOLONG)
                         .trailing("Input line was too long")
                         .send();
                     Outcome::default()
                 }
             };
-            registered = outcome.registered || registered;
+            if outcome.registered && self.phase == Phase::Registering {
+                self.phase = Phase::Active;
+                self.deadline = now + shared.config.limits.ping_interval;
+            }
             if let Some(reason) = outcome.quit {
-                return Ending::quit(reason);
+                return Some(InputStep::End(Ending::quit(reason)));
             }
-            // Slow work (password checks) runs here, without the world lock and
-            // before this client's next line (see handlers::deferred).
-            if let Some(job) = outcome.deferred
-                && let Some(reason) = deferred::run(shared, id, job, outcome.labeled).await
-            {
-                return Ending::quit(reason);
+            if let Some(job) = outcome.deferred {
+                // Slow work (password checks) runs off the driver, without the world
+                // lock; this client's next line waits for it (see handlers::deferred).
+                self.busy = true;
+                pass.jobs.spawn(
+                    Arc::clone(shared),
+                    self.id,
+                    job,
+                    outcome.labeled,
+                    Arc::clone(&self.outbox),
+                );
+                return Some(InputStep::Idle);
             }
-        }
-        if buf.is_empty() && pending.is_empty() {
-            // Idle connections keep no read buffer.
-            buf = BytesMut::new();
         }
     }
+
+    /// The client sent something: it is alive.
+    fn heard_from(&mut self) {
+        let now = Instant::now();
+        self.last_activity = now;
+        if matches!(self.phase, Phase::Active | Phase::Pinged) {
+            self.phase = Phase::Active;
+        }
+    }
+
+    /// Writes what the outbox holds, in vectored writes of up to [`MAX_IOVECS`] lines.
+    pub(crate) fn poll_output(&mut self, cx: &mut Context<'_>) -> OutputStep {
+        loop {
+            if self.output_start == self.output.len() {
+                self.output.clear();
+                self.output_start = 0;
+            } else if self.output_start > self.output.len() / 2 {
+                self.output.drain(..self.output_start);
+                self.output_start = 0;
+            }
+            // Take new lines even while earlier ones wait for the socket: they join
+            // the next write, and an abort (sendq overrun) is seen at once.
+            if !self.outbox_closed {
+                match self.outbox.take(&mut self.output) {
+                    Taken::Open => {}
+                    Taken::Closed => self.outbox_closed = true,
+                    Taken::Aborted(reason) => return OutputStep::Failed(reason),
+                }
+            }
+            if self.output.is_empty() {
+                // An idle connection holds no output buffer either.
+                self.output = Vec::new();
+                if self.outbox_closed {
+                    let _ = Pin::new(&mut self.stream).poll_shutdown(cx);
+                    return OutputStep::Finished;
+                }
+                return OutputStep::Waiting;
+            }
+            let pending = &mut self.output[self.output_start..];
+            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+            let count = pending.len().min(MAX_IOVECS);
+            for (slot, bytes) in slices.iter_mut().zip(pending.iter()) {
+                *slot = IoSlice::new(bytes);
+            }
+            let written = match Pin::new(&mut self.stream).poll_write_vectored(cx, &slices[..count])
+            {
+                Poll::Pending => return OutputStep::Waiting,
+                Poll::Ready(Ok(0)) => {
+                    return OutputStep::Failed("Write error: connection closed".to_owned());
+                }
+                Poll::Ready(Ok(written)) => written,
+                Poll::Ready(Err(error)) => {
+                    tracing::debug!(client = self.id.0, %error, "write failed");
+                    return OutputStep::Failed(format!("Write error: {error}"));
+                }
+            };
+            self.outbox.written(written);
+            let mut left = written;
+            for bytes in pending.iter_mut() {
+                if left >= bytes.len() {
+                    left -= bytes.len();
+                    self.output_start += 1;
+                    // Release the shared line now rather than at the next batch.
+                    *bytes = Bytes::new();
+                } else {
+                    bytes.advance(left);
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Acts on the connection's timer if it is due: registration timeout, keepalive
+    /// PING, ping timeout; a closing connection whose flush time is up is aborted.
+    pub(crate) fn on_tick(&mut self, now: Instant, shared: &Shared) -> Option<Ending> {
+        let limits = &shared.config.limits;
+        if self.phase == Phase::Active && self.last_activity + limits.ping_interval > self.deadline
+        {
+            // Heard from since the deadline was set: push the keepalive back.
+            self.deadline = self.last_activity + limits.ping_interval;
+        }
+        if now < self.deadline {
+            return None;
+        }
+        match self.phase {
+            Phase::Registering => Some(Ending::quit("Registration timed out")),
+            Phase::Active => {
+                let mut ping = LineWriter::new();
+                ping.command("PING").trailing(&shared.config.server_name);
+                self.outbox.push(ping.finish());
+                self.phase = Phase::Pinged;
+                self.deadline = now + limits.ping_timeout;
+                None
+            }
+            Phase::Pinged => {
+                let silent = now.saturating_duration_since(self.last_activity);
+                Some(Ending::quit(format!(
+                    "Ping timeout: {} seconds",
+                    silent.as_secs()
+                )))
+            }
+            Phase::Closing => {
+                self.outbox.abort("Flush timeout");
+                None
+            }
+        }
+    }
+
+    /// Ends the connection: removes the client from the world (its peers see the
+    /// QUIT unless the server is shutting down) and queues `ERROR :reason` as the
+    /// last line. The connection then only flushes, for at most [`FLUSH_TIMEOUT`].
+    pub(crate) fn begin_close(&mut self, shared: &Shared, ending: Ending) {
+        if self.phase == Phase::Closing {
+            return;
+        }
+        let nick = {
+            let mut world = shared.lock_world();
+            let nick = world.clients.get(&self.id).map(|c| c.nick().to_owned());
+            world.remove_client(self.id, ending.tell_peers.then_some(ending.reason.as_str()));
+            nick
+        };
+        let mut error = LineWriter::new();
+        error.command("ERROR").trailing(&ending.reason);
+        self.outbox.close_with(Some(error.finish()));
+        self.phase = Phase::Closing;
+        self.deadline = Instant::now() + FLUSH_TIMEOUT;
+        self.input = BytesMut::new();
+        tracing::info!(
+            client = self.id.0,
+            nick = nick.as_deref().unwrap_or("*"),
+            reason = %ending.reason,
+            "connection closed"
+        );
+    }
+}
+
+/// Reads once from `stream` into the spare capacity of `buf`.
+fn poll_read_into(
+    stream: &mut TcpStream,
+    cx: &mut Context<'_>,
+    buf: &mut BytesMut,
+) -> Poll<io::Result<usize>> {
+    tokio_util::io::poll_read_buf(Pin::new(stream), cx, buf)
 }
 
 #[derive(Debug, Default)]
@@ -321,57 +561,6 @@ fn decode(raw: &[u8]) -> (Cow<'_, str>, bool) {
         text
     };
     (text, valid)
-}
-
-/// Drains the outbox into the socket, one vectored write per batch, until it closes.
-async fn write_loop<W: AsyncWrite + Unpin>(mut writer: W, outbox: &Outbox) -> io::Result<()> {
-    let mut spare = Vec::new();
-    while let Some(mut batch) = outbox.next_batch(spare).await {
-        let total: usize = batch.iter().map(Bytes::len).sum();
-        tokio::select! {
-            written = write_batch(&mut writer, &mut batch) => written?,
-            // A client that stops reading blocks the write; the sendq overrun aborts it.
-            () = outbox.wait_aborted() => return Ok(()),
-        }
-        outbox.written(total);
-        batch.clear();
-        spare = if batch.capacity() <= KEPT_BATCH_CAPACITY {
-            batch
-        } else {
-            Vec::new()
-        };
-    }
-    if outbox.abort_reason().is_none() {
-        writer.shutdown().await?;
-    }
-    Ok(())
-}
-
-/// Writes every buffer of `batch`, as few syscalls as the kernel allows.
-async fn write_batch<W: AsyncWrite + Unpin>(writer: &mut W, batch: &mut [Bytes]) -> io::Result<()> {
-    let mut index = 0;
-    while index < batch.len() {
-        let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-        let count = batch.len().saturating_sub(index).min(MAX_IOVECS);
-        for (slot, bytes) in slices.iter_mut().zip(&batch[index..index + count]) {
-            *slot = IoSlice::new(bytes);
-        }
-        let mut written = writer.write_vectored(&slices[..count]).await?;
-        if written == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
-        }
-        while written > 0 && index < batch.len() {
-            let len = batch[index].len();
-            if written >= len {
-                written -= len;
-                index += 1;
-            } else {
-                batch[index].advance(written);
-                written = 0;
-            }
-        }
-    }
-    writer.flush().await
 }
 
 #[cfg(test)]

@@ -5,6 +5,9 @@
 //! its recvq budget; only a client that overruns that budget is disconnected
 //! ("Excess Flood"). We use tokio's clock rather than a crate such as governor so
 //! that the pacing follows `tokio::time::pause()` in tests.
+//!
+//! The limit itself lives in the configuration and is passed to every call: a
+//! bucket is only its balance, so it adds 24 bytes to each connection.
 
 use tokio::time::{Duration, Instant};
 
@@ -13,42 +16,43 @@ use crate::config::FloodLimit;
 /// Tokens available to one connection.
 #[derive(Debug)]
 pub(crate) struct TokenBucket {
-    limit: FloodLimit,
-    tokens: f64,
+    tokens: f32,
     updated: Instant,
 }
 
 impl TokenBucket {
-    pub(crate) fn new(limit: FloodLimit, now: Instant) -> Self {
+    /// A full bucket: a new client may send its whole burst at once.
+    pub(crate) fn new(limit: &FloodLimit, now: Instant) -> Self {
         Self {
-            limit,
-            tokens: f64::from(limit.burst),
+            tokens: limit.burst as f32,
             updated: now,
         }
     }
 
-    fn refill(&mut self, now: Instant) {
+    fn refill(&mut self, limit: &FloodLimit, now: Instant) {
         let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
-        self.tokens =
-            (self.tokens + elapsed * self.limit.per_second).min(f64::from(self.limit.burst));
+        let tokens = f64::from(self.tokens) + elapsed * limit.per_second;
+        self.tokens = tokens.min(f64::from(limit.burst)) as f32;
         self.updated = now;
     }
 
-    /// Takes one token if one is available.
-    pub(crate) fn try_take(&mut self, now: Instant) -> bool {
-        self.refill(now);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+    /// Whether a token is available now (without taking it).
+    pub(crate) fn has_token(&mut self, limit: &FloodLimit, now: Instant) -> bool {
+        self.refill(limit, now);
+        self.tokens >= 1.0
     }
 
-    /// When the next token will be available.
-    pub(crate) fn next_token_at(&self) -> Instant {
-        let missing = (1.0 - self.tokens).max(0.0);
-        let per_second = self.limit.per_second.max(f64::MIN_POSITIVE);
+    /// Takes a token whether or not one is available (the caller checked
+    /// [`TokenBucket::has_token`]); the balance never goes below zero.
+    pub(crate) fn take(&mut self, limit: &FloodLimit, now: Instant) {
+        self.refill(limit, now);
+        self.tokens = (self.tokens - 1.0).max(0.0);
+    }
+
+    /// When the next token arrives.
+    pub(crate) fn next_token_at(&self, limit: &FloodLimit) -> Instant {
+        let missing = f64::from((1.0 - self.tokens).max(0.0));
+        let per_second = limit.per_second.max(f64::MIN_POSITIVE);
         self.updated + Duration::from_secs_f64((missing / per_second).min(3600.0))
     }
 }
@@ -57,24 +61,41 @@ impl TokenBucket {
 mod tests {
     use super::*;
 
+    fn try_take(bucket: &mut TokenBucket, limit: &FloodLimit, now: Instant) -> bool {
+        let available = bucket.has_token(limit, now);
+        if available {
+            bucket.take(limit, now);
+        }
+        available
+    }
+
     #[test]
     fn burst_then_steady_rate() {
         let start = Instant::now();
-        let mut bucket = TokenBucket::new(
-            FloodLimit {
-                burst: 3,
-                per_second: 2.0,
-            },
-            start,
+        let limit = FloodLimit {
+            burst: 3,
+            per_second: 2.0,
+        };
+        let mut bucket = TokenBucket::new(&limit, start);
+        assert!((0..3).all(|_| try_take(&mut bucket, &limit, start)));
+        assert!(!try_take(&mut bucket, &limit, start));
+        assert_eq!(
+            bucket.next_token_at(&limit),
+            start + Duration::from_millis(500)
         );
-        assert!((0..3).all(|_| bucket.try_take(start)));
-        assert!(!bucket.try_take(start));
-        assert_eq!(bucket.next_token_at(), start + Duration::from_millis(500));
-        assert!(bucket.try_take(start + Duration::from_millis(500)));
-        assert!(!bucket.try_take(start + Duration::from_millis(600)));
+        assert!(try_take(
+            &mut bucket,
+            &limit,
+            start + Duration::from_millis(500)
+        ));
+        assert!(!try_take(
+            &mut bucket,
+            &limit,
+            start + Duration::from_millis(600)
+        ));
         // A long pause refills only up to the burst.
         let later = start + Duration::from_secs(60);
-        assert!((0..3).all(|_| bucket.try_take(later)));
-        assert!(!bucket.try_take(later));
+        assert!((0..3).all(|_| try_take(&mut bucket, &limit, later)));
+        assert!(!try_take(&mut bucket, &limit, later));
     }
 }

@@ -13,6 +13,7 @@ pub mod opers;
 
 mod caps;
 mod connection;
+mod driver;
 mod flood;
 mod handlers;
 mod isupport;

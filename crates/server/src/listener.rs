@@ -12,8 +12,9 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::Shared;
 use crate::config::Config;
-use crate::{Shared, connection};
+use crate::driver::{Accepted, Drivers};
 
 /// How long connections get to say goodbye after shutdown starts.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -41,6 +42,9 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 /// Serves IRC on `listener` until `shutdown` resolves, then tells every client
 /// `ERROR :Server shutting down`, waits up to five seconds for them to be flushed,
 /// and returns.
+///
+/// Connections are served by one [driver](crate::driver) per runtime worker, handed
+/// out in turn as they are accepted.
 pub async fn run(
     listener: TcpListener,
     config: Config,
@@ -50,6 +54,7 @@ pub async fn run(
     let admission = Arc::new(Admission::default());
     let stop = CancellationToken::new();
     let tracker = TaskTracker::new();
+    let mut drivers = Drivers::start(&shared, &stop)?;
     let mut backoff = Duration::from_millis(5);
     tokio::pin!(shutdown);
     loop {
@@ -70,13 +75,10 @@ pub async fn run(
                     if let Err(error) = stream.set_nodelay(true) {
                         tracing::debug!(%peer, %error, "cannot set TCP_NODELAY");
                     }
-                    let (reader, writer) = stream.into_split();
-                    let shared = Arc::clone(&shared);
-                    let stop = stop.clone();
-                    tracker.spawn(async move {
-                        connection::serve(reader, writer, peer, shared, stop).await;
-                        drop(ticket);
-                    });
+                    match stream.into_std() {
+                        Ok(stream) => drivers.adopt(Accepted { stream, ip: peer.ip(), ticket }),
+                        Err(error) => tracing::debug!(%peer, %error, "cannot hand over the connection"),
+                    }
                 }
                 Err(error) => {
                     // Resource exhaustion (EMFILE, ENFILE, ENOBUFS) or a connection
@@ -92,7 +94,12 @@ pub async fn run(
     tracing::info!("shutting down");
     stop.cancel();
     tracker.close();
-    if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
+    let tracker_done = async {
+        tracker.wait().await;
+        drivers.finished().await;
+    };
+    // Drivers give their connections five seconds; this bound is a backstop.
+    if tokio::time::timeout(SHUTDOWN_GRACE + Duration::from_secs(1), tracker_done)
         .await
         .is_err()
     {
@@ -147,9 +154,10 @@ impl Admission {
     }
 }
 
-/// One admitted connection; dropping it frees its place.
+/// One admitted connection's place in the admission counts; dropping it (with the
+/// connection) frees the place.
 #[derive(Debug)]
-struct Ticket {
+pub(crate) struct Ticket {
     admission: Arc<Admission>,
     ip: IpAddr,
 }

@@ -1,10 +1,11 @@
 //! A client's outbound queue: shared lines waiting for the socket, under a byte budget.
 //!
 //! Handlers push [`Bytes`] (often the very same bytes for every member of a channel)
-//! while holding the world lock; the connection's writer drains the whole queue at once
-//! and writes it with one vectored write, so a busy client costs one syscall per loop
-//! pass rather than one per line. The lock here is a std mutex held only to move a few
-//! pointers, never across an `.await` or a socket write.
+//! while holding the world lock. The first line pushed into an empty queue wakes the
+//! connection (its [`Waker`] puts it on its driver's ready list); the driver takes the
+//! whole queue at the end of its pass and writes it with one vectored write, so a busy
+//! client costs one syscall per pass rather than one per line. The lock here is a std
+//! mutex held only to move a few pointers, never across a socket write.
 //!
 //! The queue counts bytes from the moment they are pushed until the socket has taken
 //! them. When a push would pass the budget (the sendq), the outbox closes itself, drops
@@ -12,14 +13,15 @@
 //! "SendQ exceeded": a client that stops reading can never make the server hold more
 //! than its budget, and nobody else waits for it.
 
-use std::sync::{Mutex, MutexGuard};
-
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::task::Wake;
 
 use bytes::Bytes;
-use tokio::sync::Notify;
 
 use crate::caps::CapSet;
+use crate::driver::Wakeup;
 
 /// Why an outbox stopped accepting lines.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,30 +46,48 @@ struct State {
     disconnect: Option<String>,
 }
 
+/// The outbox is its connection's waker: the socket's readiness, like a new line,
+/// puts the connection on its driver's ready list.
+impl Wake for Outbox {
+    fn wake(self: Arc<Self>) {
+        self.wakeup.wake();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.wakeup.wake();
+    }
+}
+
+/// What [`Outbox::take`] found besides the lines.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Taken {
+    /// Still open: more lines may come.
+    Open,
+    /// Closed in order: these were the last lines.
+    Closed,
+    /// Aborted with this reason: nothing more is written.
+    Aborted(String),
+}
+
 /// The outbound side of one connection.
 #[derive(Debug)]
 pub(crate) struct Outbox {
     state: Mutex<State>,
     budget: usize,
-    /// Wakes the writer: lines arrived or the outbox closed.
-    writer_wakeup: Notify,
-    /// Wakes the connection's reader when the outbox was aborted.
-    aborted: Notify,
-    /// Wakes the connection's reader when another client asked it to end (KILL).
-    disconnect_wakeup: Notify,
+    /// Puts the connection on its driver's ready list: lines arrived, the outbox
+    /// closed, or someone asked the connection to end.
+    wakeup: Wakeup,
     /// The capabilities the client negotiated, mirrored from `Client::caps` so a
     /// broadcast can pick each member's line format without looking the client up.
     caps: AtomicU32,
 }
 
 impl Outbox {
-    pub(crate) fn new(budget: usize) -> Self {
+    pub(crate) fn new(budget: usize, wakeup: Wakeup) -> Self {
         Self {
             state: Mutex::new(State::default()),
             budget,
-            writer_wakeup: Notify::new(),
-            aborted: Notify::new(),
-            disconnect_wakeup: Notify::new(),
+            wakeup,
             caps: AtomicU32::new(0),
         }
     }
@@ -78,6 +98,16 @@ impl Outbox {
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Puts the connection that owns this outbox on its driver's ready list.
+    pub(crate) fn wake_connection(&self) {
+        self.wakeup.wake();
+    }
+
+    /// The connection's place on its driver's ready list.
+    pub(crate) fn wakeup(&self) -> &Wakeup {
+        &self.wakeup
     }
 
     /// The client's negotiated capabilities (see [`CapSet`]).
@@ -125,8 +155,7 @@ impl Outbox {
             state.queue = Vec::new();
             state.closed = Some(Closed::Abort("SendQ exceeded".to_owned()));
             drop(state);
-            self.writer_wakeup.notify_one();
-            self.aborted.notify_one();
+            self.wakeup.wake();
             return;
         }
         state.pending_bytes += line.len();
@@ -134,7 +163,7 @@ impl Outbox {
         state.queue.push(line);
         drop(state);
         if was_empty {
-            self.writer_wakeup.notify_one();
+            self.wakeup.wake();
         }
     }
 
@@ -150,7 +179,7 @@ impl Outbox {
         }
         state.closed = Some(Closed::Flush);
         drop(state);
-        self.writer_wakeup.notify_one();
+        self.wakeup.wake();
     }
 
     /// Closes the outbox at once, dropping what is queued (sendq overrun, KILL).
@@ -162,11 +191,11 @@ impl Outbox {
         state.queue = Vec::new();
         state.closed = Some(Closed::Abort(reason.to_owned()));
         drop(state);
-        self.writer_wakeup.notify_one();
-        self.aborted.notify_one();
+        self.wakeup.wake();
     }
 
     /// The abort reason, if the outbox was aborted.
+    #[cfg(test)]
     pub(crate) fn abort_reason(&self) -> Option<String> {
         match &self.lock().closed {
             Some(Closed::Abort(reason)) => Some(reason.clone()),
@@ -174,37 +203,24 @@ impl Outbox {
         }
     }
 
-    /// Resolves once the outbox has been aborted.
-    pub(crate) async fn wait_aborted(&self) {
-        loop {
-            if self.abort_reason().is_some() {
-                return;
+    /// Moves every queued line to the end of `out` (the connection's write buffer).
+    pub(crate) fn take(&self, out: &mut Vec<Bytes>) -> Taken {
+        let mut state = self.lock();
+        match &state.closed {
+            Some(Closed::Abort(reason)) => return Taken::Aborted(reason.clone()),
+            Some(Closed::Flush) => {
+                out.append(&mut state.queue);
+                return Taken::Closed;
             }
-            self.aborted.notified().await;
+            None => {}
         }
-    }
-
-    /// Waits for lines and takes them all, swapping in `spare` (an empty vector whose
-    /// allocation is reused). Returns `None` once closed and drained.
-    pub(crate) async fn next_batch(&self, spare: Vec<Bytes>) -> Option<Vec<Bytes>> {
-        let mut spare = Some(spare);
-        loop {
-            {
-                let mut state = self.lock();
-                match state.closed {
-                    Some(Closed::Abort(_)) => return None,
-                    _ if !state.queue.is_empty() => {
-                        let mut batch = spare.take().unwrap_or_default();
-                        batch.clear();
-                        std::mem::swap(&mut batch, &mut state.queue);
-                        return Some(batch);
-                    }
-                    Some(Closed::Flush) => return None,
-                    None => {}
-                }
-            }
-            self.writer_wakeup.notified().await;
+        if out.is_empty() {
+            // Hand over the allocation instead of copying into it.
+            std::mem::swap(out, &mut state.queue);
+        } else {
+            out.append(&mut state.queue);
         }
+        Taken::Open
     }
 
     /// Asks the connection to end with `reason` (KILL): its reader wakes and ends it
@@ -217,17 +233,12 @@ impl Outbox {
         }
         state.disconnect = Some(reason.to_owned());
         drop(state);
-        self.disconnect_wakeup.notify_one();
+        self.wakeup.wake();
     }
 
-    /// Resolves with the reason once [`Outbox::request_disconnect`] was called.
-    pub(crate) async fn wait_disconnect_request(&self) -> String {
-        loop {
-            if let Some(reason) = self.lock().disconnect.clone() {
-                return reason;
-            }
-            self.disconnect_wakeup.notified().await;
-        }
+    /// The reason given to [`Outbox::request_disconnect`], if it was called.
+    pub(crate) fn disconnect_request(&self) -> Option<String> {
+        self.lock().disconnect.clone()
     }
 
     /// Records that `bytes` left for the socket, freeing budget.
@@ -247,33 +258,40 @@ impl Outbox {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn batches_lines_and_aborts_past_the_budget() {
-        let outbox = Outbox::new(10);
+    fn outbox(budget: usize) -> Outbox {
+        Outbox::new(budget, Wakeup::new(0, Arc::default()))
+    }
+
+    #[test]
+    fn batches_lines_and_aborts_past_the_budget() {
+        let outbox = outbox(10);
         outbox.push(Bytes::from_static(b"12345"));
         outbox.push(Bytes::from_static(b"678"));
-        let batch = outbox.next_batch(Vec::new()).await.expect("open");
+        let mut batch = Vec::new();
+        assert_eq!(outbox.take(&mut batch), Taken::Open);
         assert_eq!(batch.len(), 2);
         assert_eq!(outbox.pending_bytes(), 8);
         outbox.written(8);
         outbox.push(Bytes::from_static(b"123456"));
         outbox.push(Bytes::from_static(b"12345"));
         assert_eq!(outbox.abort_reason().as_deref(), Some("SendQ exceeded"));
-        outbox.wait_aborted().await;
-        assert!(outbox.next_batch(Vec::new()).await.is_none());
+        assert_eq!(
+            outbox.take(&mut Vec::new()),
+            Taken::Aborted("SendQ exceeded".to_owned())
+        );
     }
 
-    #[tokio::test]
-    async fn close_flushes_the_last_line() {
-        let outbox = Outbox::new(100);
+    #[test]
+    fn close_flushes_the_last_line() {
+        let outbox = outbox(100);
         outbox.push(Bytes::from_static(b"a"));
         outbox.close_with(Some(Bytes::from_static(b"ERROR")));
         outbox.push(Bytes::from_static(b"ignored"));
-        let batch = outbox.next_batch(Vec::new()).await.expect("queued lines");
+        let mut batch = Vec::new();
+        assert_eq!(outbox.take(&mut batch), Taken::Closed);
         assert_eq!(
             batch,
             vec![Bytes::from_static(b"a"), Bytes::from_static(b"ERROR")]
         );
-        assert!(outbox.next_batch(Vec::new()).await.is_none());
     }
 }

@@ -52,6 +52,7 @@ fn user_mode(ctx: &mut Ctx<'_>, target: &str, changes: Option<&str>) {
     let mut adding = true;
     let mut applied = Applied::default();
     let mut unknown = false;
+    let before = ctx.me().census();
     let me = ctx.me_mut();
     for letter in changes.chars() {
         match letter {
@@ -80,6 +81,8 @@ fn user_mode(ctx: &mut Ctx<'_>, target: &str, changes: Option<&str>) {
             _ => unknown = true,
         }
     }
+    let after = me.census();
+    ctx.world.recount(before, after);
     if unknown {
         ctx.numeric(ERR_UMODEUNKNOWNFLAG)
             .trailing("Unknown MODE flag")

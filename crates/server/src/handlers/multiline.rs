@@ -75,7 +75,7 @@ pub(super) fn batch(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         }
         let client_tags = messaging::sender_client_tags(ctx, msg);
         let label = ctx.label.take();
-        ctx.me_mut().multiline = Some(OpenBatch {
+        ctx.me_mut().multiline = Some(Box::new(OpenBatch {
             reference: reference.to_owned(),
             target: target.to_owned(),
             kind: None,
@@ -83,10 +83,10 @@ pub(super) fn batch(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
             label,
             lines: Vec::new(),
             bytes: 0,
-        });
+        }));
     } else if let Some(reference) = reference.strip_prefix('-') {
         match ctx.me_mut().multiline.take() {
-            Some(open) if open.reference == reference => deliver(ctx, open),
+            Some(open) if open.reference == reference => deliver(ctx, *open),
             _ => fail(ctx, "MULTILINE_INVALID", "No such multiline batch is open"),
         }
     } else {

@@ -41,7 +41,10 @@ pub(super) fn finish(ctx: &mut Ctx<'_>, name: &str, ok: bool) {
         return;
     }
     let newly = !ctx.me().oper;
+    let before = ctx.me().census();
     ctx.me_mut().oper = true;
+    let after = ctx.me().census();
+    ctx.world.recount(before, after);
     tracing::info!(client = ctx.id.0, nick = %ctx.me().nick(), oper = %name, "became an operator");
     ctx.numeric(RPL_YOUREOPER)
         .trailing("You are now an IRC operator")

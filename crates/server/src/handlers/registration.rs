@@ -140,9 +140,12 @@ pub(super) fn try_complete(ctx: &mut Ctx<'_>) {
         ctx.quit = Some("Bad password".to_owned());
         return;
     }
+    let before = ctx.me().census();
     let me = ctx.me_mut();
     me.registration = Registration::Done;
     me.signon = std::time::SystemTime::now();
+    let after = me.census();
+    ctx.world.recount(before, after);
     // The maximum counts users, as the current value beside it in 265/266 does.
     let (registered, _, _) = ctx.world.counts();
     ctx.world.max_clients_seen = ctx.world.max_clients_seen.max(registered);

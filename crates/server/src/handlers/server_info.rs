@@ -54,11 +54,7 @@ pub(super) fn lusers(ctx: &mut Ctx<'_>, _msg: &Message<'_>) {
 pub(super) fn send_lusers(ctx: &Ctx<'_>) {
     let world = &*ctx.world;
     let (registered, unregistered, opers) = world.counts();
-    let invisible = world
-        .clients
-        .values()
-        .filter(|c| c.is_registered() && c.invisible)
-        .count();
+    let invisible = world.invisible_count();
     let max = world.max_clients_seen.to_string();
     let current = registered.to_string();
     ctx.numeric(RPL_LUSERCLIENT)

@@ -52,7 +52,7 @@ pub(crate) struct Client {
     /// Wallops (`+w`): receives WALLOPS.
     pub(crate) wallops: bool,
     /// A draft/multiline batch the client opened and has not closed yet.
-    pub(crate) multiline: Option<crate::handlers::multiline::OpenBatch>,
+    pub(crate) multiline: Option<Box<crate::handlers::multiline::OpenBatch>>,
     pub(crate) away: Option<String>,
     /// Folded names of the channels the client is in.
     pub(crate) channels: HashSet<CaseKey>,
@@ -68,6 +68,16 @@ pub(crate) struct Client {
 }
 
 impl Client {
+    /// This client's share of the LUSERS counts.
+    pub(crate) fn census(&self) -> super::Census {
+        let registered = self.is_registered();
+        super::Census {
+            registered: usize::from(registered),
+            invisible: usize::from(registered && self.invisible),
+            opers: usize::from(self.oper),
+        }
+    }
+
     pub(crate) fn new(id: ClientId, ip: IpAddr, outbox: Arc<Outbox>) -> Self {
         let host = match ip {
             IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some() => v6

@@ -60,7 +60,9 @@ impl WhowasEntry {
 #[derive(Debug)]
 pub(crate) struct World {
     pub(crate) config: Arc<Config>,
-    pub(crate) clients: HashMap<ClientId, Client>,
+    /// Boxed: the table then holds pointers, and its spare capacity costs 8 bytes a slot
+    /// rather than a whole client record (hash tables run up to half empty).
+    pub(crate) clients: HashMap<ClientId, Box<Client>>,
     /// Registered and registering nicknames (folded) to their owner.
     pub(crate) nicks: HashMap<CaseKey, ClientId>,
     /// Channels by folded name; a channel exists while it has members.
@@ -82,6 +84,18 @@ pub(crate) struct World {
     /// Recently relayed messages, for `draft/message-redaction`.
     pub(crate) recent: recent::Recent,
     next_id: u64,
+    /// LUSERS counts, kept current so that a registration (which sends LUSERS)
+    /// costs the same with 20,000 clients as with 2.
+    census: Census,
+}
+
+/// What the clients add up to for LUSERS; [`Client::census`] is one client's share.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Census {
+    pub(crate) registered: usize,
+    /// Registered and `+i`.
+    pub(crate) invisible: usize,
+    pub(crate) opers: usize,
 }
 
 impl World {
@@ -102,6 +116,7 @@ impl World {
             ),
             next_serial: 0,
             max_clients_seen: 0,
+            census: Census::default(),
             monitors: monitor::Monitors::default(),
             read_markers: read_markers::ReadMarkers::default(),
             recent: recent::Recent::default(),
@@ -132,7 +147,8 @@ impl World {
     pub(crate) fn add_client(&mut self, ip: IpAddr, outbox: Arc<Outbox>) -> ClientId {
         let id = ClientId(self.next_id);
         self.next_id += 1;
-        self.clients.insert(id, Client::new(id, ip, outbox));
+        self.clients
+            .insert(id, Box::new(Client::new(id, ip, outbox)));
         id
     }
 
@@ -140,7 +156,7 @@ impl World {
     pub(crate) fn find_nick(&self, nick: &str) -> Option<&Client> {
         self.nicks
             .get(Self::key(nick).as_str())
-            .and_then(|id| self.clients.get(id))
+            .and_then(|id| self.clients.get(id).map(|c| &**c))
     }
 
     /// Clients that share at least one channel with `id` (not `id` itself), each once.
@@ -176,7 +192,7 @@ impl World {
         let mut line = LineWriter::new();
         line.source(&self.config.server_name)
             .command(code)
-            .param(client.map_or("*", Client::nick));
+            .param(client.map_or("*", |c| c.nick()));
         Reply {
             line,
             outbox: client.map(|c| Arc::clone(&c.outbox)),
@@ -240,6 +256,7 @@ impl World {
         let Some(client) = self.clients.remove(&id) else {
             return;
         };
+        self.recount(client.census(), Census::default());
         self.monitors.clear(id);
         self.read_markers.forget(id);
         if client.is_registered() {
@@ -278,9 +295,27 @@ impl World {
 
     /// Registered clients, unregistered connections, operators: for LUSERS.
     pub(crate) fn counts(&self) -> (usize, usize, usize) {
-        let registered = self.clients.values().filter(|c| c.is_registered()).count();
-        let opers = self.clients.values().filter(|c| c.oper).count();
-        (registered, self.clients.len() - registered, opers)
+        let registered = self.census.registered;
+        (
+            registered,
+            self.clients.len() - registered,
+            self.census.opers,
+        )
+    }
+
+    /// Registered clients that are invisible (`+i`), for LUSERS.
+    pub(crate) fn invisible_count(&self) -> usize {
+        self.census.invisible
+    }
+
+    /// Records that a client which counted as `before` in the census now counts as
+    /// `after` (see [`Client::census`]); call it around every change of
+    /// registration, `+i` or operator status.
+    pub(crate) fn recount(&mut self, before: Census, after: Census) {
+        let census = &mut self.census;
+        census.registered = census.registered + after.registered - before.registered;
+        census.invisible = census.invisible + after.invisible - before.invisible;
+        census.opers = census.opers + after.opers - before.opers;
     }
 }
 

@@ -1,0 +1,460 @@
+//! The connection driver: one thread that serves many connections, in passes.
+//!
+//! A task per connection costs a tokio task (with its future) on top of the socket's
+//! registration; most connections are idle most of the time, so that is most of
+//! their memory. Instead, each core gets one driver thread with a current-thread
+//! tokio runtime of its own (its own reactor and timers: a wake-up from the reactor
+//! never crosses threads), and each driver owns its connections in a [`Slab`]. A connection is woken the way a future is, through a
+//! [`Waker`] of its own ([`ConnWaker`]): the socket's readiness (tokio's reactor), a
+//! line landing in its outbox, or the end of a deferred job put its key on the
+//! driver's ready list, and the driver polls it.
+//!
+//! A pass (see [`Driver::pass`]) reads and handles the input of every ready
+//! connection first, and only then writes the output of every connection that has
+//! some. Lines that several senders addressed to one recipient during the pass leave
+//! in one vectored write: at saturation, the cost of a write is shared by many lines.
+//!
+//! Invariants:
+//! - a key taken off the ready list is polled for input *and* output in that pass (or
+//!   put back), so no wake-up is lost;
+//! - a driver never waits while its ready list is non-empty, and yields to the runtime
+//!   after each pass so the reactor, timers and other tasks run;
+//! - timers are a per-driver tick over its connections (see [`tick_period`]), plus one
+//!   heap entry per throttled connection; no connection holds a timer of its own.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Waker};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use slab::Slab;
+use tokio::net::TcpStream;
+use tokio::sync::{Notify, oneshot};
+use tokio::time::{Instant, sleep_until};
+use tokio_util::sync::CancellationToken;
+
+use crate::Shared;
+use crate::connection::{Conn, Ending, FLUSH_TIMEOUT, InputStep, OutputStep, PassCtx};
+use crate::handlers::deferred;
+use crate::labeled;
+use crate::listener::Ticket;
+use crate::outbox::Outbox;
+use crate::world::ClientId;
+
+/// Size of the driver's shared read buffer: what one connection reads at most at once.
+const SCRATCH_CAPACITY: usize = 64 * 1024;
+/// Most connections a driver reserves room for when it starts (address space only).
+const MAX_PRESIZED_CONNECTIONS: usize = 1 << 20;
+/// Rounds of input a pass takes before it writes, so connections woken while
+/// earlier ones were handled still share the pass's writes.
+const INPUT_ROUNDS_PER_PASS: usize = 4;
+
+/// The running drivers, as the listener sees them.
+pub(crate) struct Drivers {
+    inboxes: Vec<Arc<Inbox>>,
+    finished: Vec<oneshot::Receiver<()>>,
+    next: usize,
+}
+
+impl Drivers {
+    /// Starts one driver thread per core the process may run on
+    /// (`available_parallelism` honours CPU affinity, so a server pinned to one core
+    /// runs one driver). They serve until `stop` is cancelled.
+    pub(crate) fn start(shared: &Arc<Shared>, stop: &CancellationToken) -> std::io::Result<Self> {
+        let count = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        let mut drivers = Self {
+            inboxes: Vec::with_capacity(count),
+            finished: Vec::with_capacity(count),
+            next: 0,
+        };
+        for index in 0..count {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let (driver, inbox) = Driver::new(Arc::clone(shared), count);
+            let (done, finished) = oneshot::channel();
+            let stop = stop.clone();
+            std::thread::Builder::new()
+                .name(format!("palaver-driver-{index}"))
+                .spawn(move || {
+                    // The driver polls connections itself, so tokio's cooperative
+                    // budget (meant for a task per connection) must not make their
+                    // I/O pend.
+                    runtime.block_on(tokio::task::coop::unconstrained(driver.run(stop)));
+                    let _ = done.send(());
+                })?;
+            drivers.inboxes.push(inbox);
+            drivers.finished.push(finished);
+        }
+        Ok(drivers)
+    }
+
+    /// Hands a connection to the next driver in turn.
+    pub(crate) fn adopt(&mut self, accepted: Accepted) {
+        self.inboxes[self.next].adopt(accepted);
+        self.next = (self.next + 1) % self.inboxes.len();
+    }
+
+    /// Resolves once every driver has closed its connections and stopped.
+    pub(crate) async fn finished(self) {
+        for finished in self.finished {
+            // An error means the driver thread is gone already: nothing to wait for.
+            let _ = finished.await;
+        }
+    }
+}
+
+/// The timer tick: fine enough for the shortest configured timeout (tests use a few
+/// hundred milliseconds), at most once a second, at least every 10 ms.
+pub(crate) fn tick_period(shared: &Shared) -> Duration {
+    let limits = &shared.config.limits;
+    let shortest = limits
+        .registration_timeout
+        .min(limits.ping_interval)
+        .min(limits.ping_timeout);
+    (shortest / 8).clamp(Duration::from_millis(10), Duration::from_secs(1))
+}
+
+/// Locks a mutex whose data stays consistent even if a holder panicked.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// What the listener and the wakers share with one driver.
+#[derive(Debug, Default)]
+pub(crate) struct Inbox {
+    /// Keys of connections to poll.
+    ready: Mutex<Vec<usize>>,
+    /// Accepted connections to adopt.
+    incoming: Mutex<Vec<Accepted>>,
+    /// Wakes the driver when either list gets something.
+    wakeup: Notify,
+}
+
+impl Inbox {
+    fn push_ready(&self, key: usize) {
+        lock(&self.ready).push(key);
+        self.wakeup.notify_one();
+    }
+
+    /// Hands an accepted, admitted connection to this driver.
+    pub(crate) fn adopt(&self, accepted: Accepted) {
+        lock(&self.incoming).push(accepted);
+        self.wakeup.notify_one();
+    }
+}
+
+/// A connection the listener accepted and admitted, detached from the listener's
+/// reactor so the driver can register it with its own.
+#[derive(Debug)]
+pub(crate) struct Accepted {
+    pub(crate) stream: std::net::TcpStream,
+    pub(crate) ip: IpAddr,
+    pub(crate) ticket: Ticket,
+}
+
+/// How a connection gets on its driver's ready list. It lives in the connection's
+/// [`Outbox`], which is the connection's [`Waker`] (see `impl Wake for Outbox`): the
+/// reactor, a line for the client, or the end of a deferred job all wake it.
+#[derive(Debug)]
+pub(crate) struct Wakeup {
+    key: usize,
+    /// Already on the ready list; cleared by the driver just before it polls.
+    queued: AtomicBool,
+    inbox: Arc<Inbox>,
+}
+
+impl Wakeup {
+    /// The wake-up of the connection at `key` in the driver that owns `inbox`.
+    pub(crate) fn new(key: usize, inbox: Arc<Inbox>) -> Self {
+        Self {
+            key,
+            queued: AtomicBool::new(false),
+            inbox,
+        }
+    }
+
+    /// Puts the connection on the ready list, unless it is there already.
+    pub(crate) fn wake(&self) {
+        if !self.queued.swap(true, Ordering::AcqRel) {
+            self.inbox.push_ready(self.key);
+        }
+    }
+
+    /// Called as the connection is taken off the ready list, so that a wake-up
+    /// during its poll puts it back.
+    fn taken(&self) {
+        self.queued.store(false, Ordering::Release);
+    }
+}
+
+/// Results of deferred jobs, waiting for their connection's next poll.
+#[derive(Debug, Default)]
+pub(crate) struct Jobs {
+    /// By client: `Some(reason)` if the job's completion ends the connection.
+    done: Mutex<HashMap<ClientId, Option<String>>>,
+}
+
+impl Jobs {
+    /// Runs `job` for client `id` in a task of its own, then wakes the connection.
+    pub(crate) fn spawn(
+        self: &Arc<Self>,
+        shared: Arc<Shared>,
+        id: ClientId,
+        job: deferred::Deferred,
+        labeled: Option<labeled::Pending>,
+        outbox: Arc<Outbox>,
+    ) {
+        let jobs = Arc::clone(self);
+        tokio::spawn(async move {
+            let quit = deferred::run(&shared, id, job, labeled).await;
+            lock(&jobs.done).insert(id, quit);
+            outbox.wake_connection();
+        });
+    }
+
+    /// The result of client `id`'s job, once it is done.
+    pub(crate) fn take(&self, id: ClientId) -> Option<Option<String>> {
+        lock(&self.done).remove(&id)
+    }
+
+    /// Forgets the result of a job whose connection ended before it finished.
+    fn forget(&self, id: ClientId) {
+        lock(&self.done).remove(&id);
+    }
+}
+
+/// One driver: its connections and its timers.
+pub(crate) struct Driver {
+    shared: Arc<Shared>,
+    inbox: Arc<Inbox>,
+    jobs: Arc<Jobs>,
+    conns: Slab<Conn>,
+    scratch: BytesMut,
+    /// Throttled connections by the instant their next flood token arrives.
+    throttled: BinaryHeap<Reverse<(Instant, usize, ClientId)>>,
+    next_tick: Instant,
+    tick: Duration,
+}
+
+impl Driver {
+    /// A driver for `shared`'s connections; the listener hands it connections
+    /// through the returned [`Inbox`].
+    pub(crate) fn new(shared: Arc<Shared>, drivers: usize) -> (Self, Arc<Inbox>) {
+        let inbox = Arc::new(Inbox::default());
+        let tick = tick_period(&shared);
+        // Room for this driver's share of the clients from the start: untouched
+        // capacity costs address space only, while growing by doubling would leave
+        // the old copies behind in the allocator's dirty pages.
+        let capacity = shared
+            .config
+            .limits
+            .max_clients
+            .min(MAX_PRESIZED_CONNECTIONS)
+            / drivers;
+        let driver = Self {
+            shared,
+            inbox: Arc::clone(&inbox),
+            jobs: Arc::new(Jobs::default()),
+            conns: Slab::with_capacity(capacity),
+            scratch: BytesMut::with_capacity(SCRATCH_CAPACITY),
+            throttled: BinaryHeap::new(),
+            next_tick: Instant::now() + tick,
+            tick,
+        };
+        (driver, inbox)
+    }
+
+    /// Serves connections until `stop` is cancelled, then closes them all
+    /// (`ERROR :Server shutting down`) and returns once they are flushed or
+    /// [`FLUSH_TIMEOUT`] has passed.
+    pub(crate) async fn run(mut self, stop: CancellationToken) {
+        let mut keys = Vec::new();
+        let mut grace: Option<Instant> = None;
+        loop {
+            if grace.is_none() && stop.is_cancelled() {
+                self.close_all();
+                grace = Some(Instant::now() + FLUSH_TIMEOUT);
+            }
+            let now = Instant::now();
+            if now >= self.next_tick {
+                self.on_tick(now);
+            }
+            self.wake_throttled(now);
+            if grace.is_some_and(|deadline| self.conns.is_empty() || now >= deadline) {
+                return;
+            }
+            self.adopt_incoming(&mut keys);
+            self.take_ready(&mut keys);
+            if keys.is_empty() {
+                let wake_at = self
+                    .throttled
+                    .peek()
+                    .map_or(self.next_tick, |Reverse((at, _, _))| {
+                        (*at).min(self.next_tick)
+                    });
+                let wake_at = grace.map_or(wake_at, |deadline| deadline.min(wake_at));
+                tokio::select! {
+                    biased;
+                    () = stop.cancelled(), if grace.is_none() => {}
+                    () = self.inbox.wakeup.notified() => {}
+                    () = sleep_until(wake_at) => {}
+                }
+                continue;
+            }
+            self.pass(&mut keys);
+            if !lock(&self.inbox.ready).is_empty() {
+                // More work already: let the reactor, the timers and the deferred jobs
+                // run first. (With nothing ready, the wait above parks the thread.)
+                tokio::task::yield_now().await;
+            }
+        }
+    }
+
+    /// Moves the ready list into `keys`, clearing each connection's `queued` flag so
+    /// that a wake-up during its poll puts it back on the list.
+    fn take_ready(&mut self, keys: &mut Vec<usize>) {
+        let mut ready = lock(&self.inbox.ready);
+        keys.append(&mut ready);
+        drop(ready);
+        for key in keys.iter() {
+            if let Some(conn) = self.conns.get(*key) {
+                conn.outbox().wakeup().taken();
+            }
+        }
+    }
+
+    /// Takes in the connections the listener accepted; they are polled this pass.
+    fn adopt_incoming(&mut self, keys: &mut Vec<usize>) {
+        let accepted = std::mem::take(&mut *lock(&self.inbox.incoming));
+        for Accepted { stream, ip, ticket } in accepted {
+            let stream = match TcpStream::from_std(stream) {
+                Ok(stream) => stream,
+                Err(error) => {
+                    tracing::warn!(peer = %ip, %error, "cannot register the connection");
+                    continue;
+                }
+            };
+            let entry = self.conns.vacant_entry();
+            let key = entry.key();
+            let outbox = Arc::new(Outbox::new(
+                self.shared.config.limits.sendq_bytes,
+                Wakeup::new(key, Arc::clone(&self.inbox)),
+            ));
+            let id = self.shared.lock_world().add_client(ip, Arc::clone(&outbox));
+            tracing::info!(client = id.0, peer = %ip, "connection opened");
+            let conn = Conn::new(stream, id, outbox, &self.shared, ticket);
+            entry.insert(conn);
+            keys.push(key);
+        }
+    }
+
+    /// One pass: input of every ready connection (a few rounds, as handling input
+    /// wakes more connections), then output of every connection touched.
+    fn pass(&mut self, keys: &mut Vec<usize>) {
+        let mut touched: Vec<usize> = Vec::with_capacity(keys.len());
+        for round in 0..INPUT_ROUNDS_PER_PASS {
+            if round > 0 {
+                self.take_ready(keys);
+                if keys.is_empty() {
+                    break;
+                }
+            }
+            for key in keys.drain(..) {
+                self.poll_input(key);
+                touched.push(key);
+            }
+        }
+        for key in touched.drain(..) {
+            self.poll_output(key);
+        }
+    }
+
+    fn poll_input(&mut self, key: usize) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let waker = Waker::from(Arc::clone(conn.outbox()));
+        let mut cx = Context::from_waker(&waker);
+        let mut pass = PassCtx {
+            shared: &self.shared,
+            scratch: &mut self.scratch,
+            jobs: &self.jobs,
+        };
+        match conn.poll_input(&mut cx, &mut pass) {
+            InputStep::Idle => {}
+            InputStep::Throttled(at) => {
+                if !conn.throttle_armed {
+                    conn.throttle_armed = true;
+                    self.throttled.push(Reverse((at, key, conn.id())));
+                }
+            }
+            InputStep::End(ending) => conn.begin_close(&self.shared, ending),
+        }
+    }
+
+    fn poll_output(&mut self, key: usize) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let waker = Waker::from(Arc::clone(conn.outbox()));
+        let mut cx = Context::from_waker(&waker);
+        match conn.poll_output(&mut cx) {
+            OutputStep::Waiting => {}
+            OutputStep::Finished => self.remove(key),
+            OutputStep::Failed(reason) => {
+                if !conn.is_closing() {
+                    conn.begin_close(&self.shared, Ending::quit(reason));
+                }
+                self.remove(key);
+            }
+        }
+    }
+
+    fn remove(&mut self, key: usize) {
+        let conn = self.conns.remove(key);
+        self.jobs.forget(conn.id());
+    }
+
+    /// Acts on every connection's timer that is due.
+    fn on_tick(&mut self, now: Instant) {
+        self.next_tick = now + self.tick;
+        for (_, conn) in &mut self.conns {
+            // A PING or an abort (flush time up) wakes the connection through its
+            // outbox; an ending is begun here and flushed by the next pass.
+            if let Some(ending) = conn.on_tick(now, &self.shared) {
+                conn.begin_close(&self.shared, ending);
+            }
+        }
+    }
+
+    /// Polls again the throttled connections whose next token has arrived.
+    fn wake_throttled(&mut self, now: Instant) {
+        while let Some(Reverse((at, key, id))) = self.throttled.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.throttled.pop();
+            if let Some(conn) = self.conns.get_mut(key)
+                && conn.id() == id
+            {
+                conn.throttle_armed = false;
+                conn.outbox().wake_connection();
+            }
+        }
+    }
+
+    /// Server shutdown: every connection ends with `ERROR :Server shutting down`.
+    fn close_all(&mut self) {
+        for (_, conn) in &mut self.conns {
+            conn.begin_close(&self.shared, Ending::shutdown());
+            conn.outbox().wake_connection();
+        }
+    }
+}
