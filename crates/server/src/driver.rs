@@ -237,6 +237,8 @@ pub(crate) struct Driver {
     jobs: Arc<Jobs>,
     conns: Slab<Conn>,
     scratch: BytesMut,
+    /// Where several queued lines are gathered for one write.
+    write_buf: Vec<u8>,
     /// Throttled connections by the instant their next flood token arrives.
     throttled: BinaryHeap<Reverse<(Instant, usize, ClientId)>>,
     next_tick: Instant,
@@ -264,6 +266,7 @@ impl Driver {
             jobs: Arc::new(Jobs::default()),
             conns: Slab::with_capacity(capacity),
             scratch: BytesMut::with_capacity(SCRATCH_CAPACITY),
+            write_buf: Vec::with_capacity(crate::connection::WRITE_CHUNK),
             throttled: BinaryHeap::new(),
             next_tick: Instant::now() + tick,
             tick,
@@ -405,7 +408,7 @@ impl Driver {
         };
         let waker = Waker::from(Arc::clone(conn.outbox()));
         let mut cx = Context::from_waker(&waker);
-        match conn.poll_output(&mut cx) {
+        match conn.poll_output(&mut cx, &mut self.write_buf) {
             OutputStep::Waiting => {}
             OutputStep::Finished => self.remove(key),
             OutputStep::Failed(reason) => {

@@ -162,10 +162,7 @@ fn deliver(ctx: &mut Ctx<'_>, open: OpenBatch) {
         target: &delivery.target,
         open: &open,
         stamp: &stamp,
-        continuation: Stamp {
-            msgid: String::new(),
-            time: stamp.time.clone(),
-        },
+        continuation: stamp.continuation(),
         reference: &reference,
         bot: me.bot,
     };
@@ -231,7 +228,7 @@ impl Batch<'_> {
             start.tag("label", Some(label));
         }
         if caps.has(caps::SERVER_TIME) {
-            start.tag("time", Some(&self.stamp.time));
+            start.tag("time", Some(self.stamp.time()));
         }
         if tags {
             start.tag("msgid", Some(&self.stamp.msgid));

@@ -226,7 +226,7 @@ impl<'a> Lines<'a> {
         }
         let mut line = LineWriter::new();
         if time {
-            line.tag("time", Some(&self.stamp.time));
+            line.tag("time", Some(self.stamp.time()));
         }
         if tags {
             line.tag("msgid", Some(&self.stamp.msgid));

@@ -1,6 +1,5 @@
 //! One connected client, as the rest of the server sees it.
 
-use std::collections::HashSet;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -55,7 +54,7 @@ pub(crate) struct Client {
     pub(crate) multiline: Option<Box<crate::handlers::multiline::OpenBatch>>,
     pub(crate) away: Option<String>,
     /// Folded names of the channels the client is in.
-    pub(crate) channels: HashSet<CaseKey>,
+    pub(crate) channels: super::Set<CaseKey>,
     /// Folded names of channels the client was invited to (bounded).
     pub(crate) invites: Vec<CaseKey>,
     /// Wall-clock time of registration, for WHOIS signon.
@@ -111,7 +110,7 @@ impl Client {
             wallops: false,
             multiline: None,
             away: None,
-            channels: HashSet::new(),
+            channels: super::Set::default(),
             invites: Vec::new(),
             signon: SystemTime::now(),
             last_spoke: Instant::now(),

@@ -9,7 +9,7 @@
 //! the message is unknown. Senders are connection ids, which are never reused, so a
 //! later holder of the same nickname cannot redact an earlier holder's messages.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use palaver_proto::CaseKey;
 use tokio::time::Instant;
@@ -40,7 +40,7 @@ pub(crate) struct Sent {
 /// The index of recent messages.
 #[derive(Debug, Default)]
 pub(crate) struct Recent {
-    by_msgid: HashMap<Box<str>, Sent>,
+    by_msgid: super::Map<Box<str>, Sent>,
     /// Message ids, oldest first; may still hold ids already redacted.
     order: VecDeque<Box<str>>,
 }
