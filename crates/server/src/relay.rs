@@ -163,7 +163,8 @@ mod tests {
     fn each_variant_is_serialised_once_and_shared() {
         let stamp = Stamp {
             msgid: "m1".to_owned(),
-            time: "2026-01-01T00:00:00.000Z".to_owned(),
+            at: time::macros::datetime!(2026-01-01 00:00:00.000 UTC),
+            time: std::cell::OnceCell::new(),
         };
         let mut relay = Relay::new(
             ("a", "~a", "h"),
