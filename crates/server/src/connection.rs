@@ -133,14 +133,14 @@ pub(crate) struct Conn {
     bucket: Option<TokenBucket>,
     /// Lines taken from the outbox, written up to `output_start`.
     output: Vec<Bytes>,
-    output_start: usize,
+    output_start: u32,
     /// The outbox was closed: once `output` is written, the connection is finished.
     outbox_closed: bool,
     phase: Phase,
     /// When the current phase's timer acts (see [`Phase`]).
     deadline: Instant,
-    /// When the client was last heard from, for the ping timeout message.
-    last_activity: Instant,
+    /// The client sent something since the last tick (keeps the PING away).
+    heard: bool,
     /// A deferred job runs for this client; its lines wait until it is done.
     busy: bool,
     /// The driver already holds a timer to resume this throttled connection.
@@ -175,7 +175,7 @@ impl Conn {
             outbox_closed: false,
             phase: Phase::Registering,
             deadline: now + limits.registration_timeout,
-            last_activity: now,
+            heard: false,
             busy: false,
             throttle_armed: false,
             _ticket: ticket,
@@ -326,9 +326,8 @@ impl Conn {
 
     /// The client sent something: it is alive.
     fn heard_from(&mut self) {
-        let now = Instant::now();
-        self.last_activity = now;
-        if matches!(self.phase, Phase::Active | Phase::Pinged) {
+        self.heard = true;
+        if self.phase == Phase::Pinged {
             self.phase = Phase::Active;
         }
     }
@@ -340,11 +339,12 @@ impl Conn {
         write_buf: &mut Vec<u8>,
     ) -> OutputStep {
         loop {
-            if self.output_start == self.output.len() {
+            let start = self.output_start as usize;
+            if start == self.output.len() {
                 self.output.clear();
                 self.output_start = 0;
-            } else if self.output_start > self.output.len() / 2 {
-                self.output.drain(..self.output_start);
+            } else if start > self.output.len() / 2 {
+                self.output.drain(..start);
                 self.output_start = 0;
             }
             // Take new lines even while earlier ones wait for the socket: they join
@@ -365,7 +365,7 @@ impl Conn {
                 }
                 return OutputStep::Waiting;
             }
-            let pending = &mut self.output[self.output_start..];
+            let pending = &mut self.output[self.output_start as usize..];
             // One line goes as it is; several are copied into one buffer and written
             // with one plain write, which costs the kernel less than a vectored write
             // of as many pieces (measured: docs/PERFORMANCE.md).
@@ -412,10 +412,10 @@ impl Conn {
     /// PING, ping timeout; a closing connection whose flush time is up is aborted.
     pub(crate) fn on_tick(&mut self, now: Instant, shared: &Shared) -> Option<Ending> {
         let limits = &shared.config.limits;
-        if self.phase == Phase::Active && self.last_activity + limits.ping_interval > self.deadline
-        {
-            // Heard from since the deadline was set: push the keepalive back.
-            self.deadline = self.last_activity + limits.ping_interval;
+        if self.phase == Phase::Active && self.heard {
+            // Heard from since the last tick: the keepalive PING can wait.
+            self.heard = false;
+            self.deadline = now + limits.ping_interval;
         }
         if now < self.deadline {
             return None;
@@ -431,7 +431,8 @@ impl Conn {
                 None
             }
             Phase::Pinged => {
-                let silent = now.saturating_duration_since(self.last_activity);
+                // Silent since before the PING was due, to within a tick.
+                let silent = limits.ping_interval + limits.ping_timeout;
                 Some(Ending::quit(format!(
                     "Ping timeout: {} seconds",
                     silent.as_secs()

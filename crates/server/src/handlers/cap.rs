@@ -78,7 +78,7 @@ pub(super) fn cap(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
             }
             if !me.caps.has(caps::METADATA) {
                 // Removing the capability drops the subscriptions (metadata spec).
-                me.metadata.subs.clear();
+                me.drop_metadata_subscriptions();
             }
             me.outbox.set_caps(me.caps);
             reply(ctx, "ACK", request);

@@ -83,7 +83,7 @@ pub(super) fn relay(ctx: &mut Ctx<'_>, msg: &Message<'_>, kind: Kind) {
         }
         return;
     }
-    ctx.me_mut().last_spoke = tokio::time::Instant::now();
+    ctx.me_mut().last_spoke = crate::world::unix_now();
     for target in targets {
         let Some(delivery) = resolve(ctx, target, kind, text) else {
             continue;
@@ -265,7 +265,7 @@ fn resolve_nick(ctx: &Ctx<'_>, target: &str, kind: Kind) -> Option<Delivery> {
         away: recipient
             .away
             .as_ref()
-            .map(|away| (recipient.nick().to_owned(), away.clone())),
+            .map(|away| (recipient.nick().to_owned(), away.to_string())),
     })
 }
 

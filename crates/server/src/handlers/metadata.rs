@@ -153,16 +153,22 @@ fn can_write(ctx: &Ctx<'_>, target: &Target) -> bool {
 
 fn store<'w>(world: &'w World, me: ClientId, target: &Target) -> Option<&'w Store> {
     match target {
-        Target::Me => world.clients.get(&me).map(|c| &c.metadata.values),
-        Target::User(id) => world.clients.get(id).map(|c| &c.metadata.values),
+        Target::Me => world.clients.get(&me).map(|c| &c.metadata().values),
+        Target::User(id) => world.clients.get(id).map(|c| &c.metadata().values),
         Target::Channel(key) => world.channels.get(key).map(|c| &c.metadata),
     }
 }
 
 fn store_mut<'w>(world: &'w mut World, me: ClientId, target: &Target) -> Option<&'w mut Store> {
     match target {
-        Target::Me => world.clients.get_mut(&me).map(|c| &mut c.metadata.values),
-        Target::User(id) => world.clients.get_mut(id).map(|c| &mut c.metadata.values),
+        Target::Me => world
+            .clients
+            .get_mut(&me)
+            .map(|c| &mut c.metadata_mut().values),
+        Target::User(id) => world
+            .clients
+            .get_mut(id)
+            .map(|c| &mut c.metadata_mut().values),
         Target::Channel(key) => world.channels.get_mut(key).map(|c| &mut c.metadata),
     }
 }
@@ -295,7 +301,7 @@ fn sub_keys(ctx: &mut Ctx<'_>, keys: &[&str]) {
     let mut invalid = Vec::new();
     let mut refused = None;
     let mut added = false;
-    let subs = &mut ctx.me_mut().metadata.subs;
+    let subs = &mut ctx.me_mut().metadata_mut().subs;
     for key in keys {
         if !is_valid_key(key, max_key) {
             invalid.push(*key);
@@ -339,7 +345,7 @@ fn unsub_keys(ctx: &mut Ctx<'_>, keys: &[&str]) {
     let max_key = ctx.world.config.limits.metadata_key_bytes;
     let (valid, invalid): (Vec<&str>, Vec<&str>) =
         keys.iter().partition(|key| is_valid_key(key, max_key));
-    let subs = &mut ctx.me_mut().metadata.subs;
+    let subs = &mut ctx.me_mut().metadata_mut().subs;
     for key in &valid {
         subs.remove(key);
     }
@@ -352,7 +358,7 @@ fn unsub_keys(ctx: &mut Ctx<'_>, keys: &[&str]) {
 /// `SUBS`: the subscribed keys, in a `metadata-subs` batch.
 fn list_subs(ctx: &mut Ctx<'_>) {
     let mut batch = Batch::open(ctx, "metadata-subs", None);
-    let keys: Vec<&str> = ctx.me().metadata.subs.iter().collect();
+    let keys: Vec<&str> = ctx.me().metadata().subs.iter().collect();
     for chunk in key_chunks(&keys) {
         let mut line = batch.start_line(ctx.world, RPL_METADATASUBS);
         for key in chunk {
@@ -401,7 +407,7 @@ fn sync(ctx: &mut Ctx<'_>, target: Option<&Target>, name: &str) {
     let mut batch = Batch::open(ctx, "metadata", Some(name));
     let world = &*ctx.world;
     let me = ctx.me();
-    let subs = &me.metadata.subs;
+    let subs = &me.metadata().subs;
     let mut channels: Vec<&CaseKey> = Vec::new();
     let mut users: Vec<ClientId> = Vec::new();
     match target {
@@ -450,7 +456,7 @@ fn sync(ctx: &mut Ctx<'_>, target: Option<&Target>, name: &str) {
             continue;
         }
         let values = client
-            .metadata
+            .metadata()
             .values
             .iter()
             .filter(|(k, _)| subs.contains(k));
@@ -490,7 +496,7 @@ pub(super) fn welcome_burst(ctx: &mut Ctx<'_>) {
     let nick = ctx.me().nick().to_owned();
     let mut batch = Batch::open(ctx, "metadata", Some(&nick));
     let world = &*ctx.world;
-    for (key, value) in ctx.me().metadata.values.iter() {
+    for (key, value) in ctx.me().metadata().values.iter() {
         batch.value(world, &nick, key, Some(value));
     }
     batch.send(ctx);
@@ -502,7 +508,7 @@ pub(super) fn whois_lines(ctx: &Ctx<'_>, target: ClientId) {
         return;
     };
     for key in WHOIS_KEYS {
-        if let Some(value) = client.metadata.values.get(key) {
+        if let Some(value) = client.metadata().values.get(key) {
             ctx.numeric(RPL_WHOISKEYVALUE)
                 .param(client.nick())
                 .param(key)

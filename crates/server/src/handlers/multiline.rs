@@ -150,7 +150,7 @@ fn deliver(ctx: &mut Ctx<'_>, open: OpenBatch) {
     let Some(delivery) = messaging::resolve(ctx, &open.target, kind, None) else {
         return;
     };
-    ctx.me_mut().last_spoke = tokio::time::Instant::now();
+    ctx.me_mut().last_spoke = crate::world::unix_now();
     let stamp = ctx.world.stamp();
     // draft/message-redaction: the batch's msgid stands for the whole message.
     super::redact::record(ctx, &delivery.target, &stamp.msgid);

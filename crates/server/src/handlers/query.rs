@@ -7,7 +7,7 @@ use palaver_proto::numeric::*;
 use palaver_proto::{Message, mask};
 
 use super::channel::truncate;
-use super::{Ctx, notify_peers, unix_seconds, whox};
+use super::{Ctx, notify_peers, whox};
 use crate::caps;
 use crate::world::{CASEMAPPING, Client, Status, World};
 
@@ -202,8 +202,12 @@ pub(super) fn whois(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     super::metadata::whois_lines(ctx, client.id);
     ctx.numeric(RPL_WHOISIDLE)
         .param(nick)
-        .param(&client.last_spoke.elapsed().as_secs().to_string())
-        .param(&unix_seconds(client.signon))
+        .param(
+            &crate::world::unix_now()
+                .saturating_sub(client.last_spoke)
+                .to_string(),
+        )
+        .param(&client.signon.to_string())
         .trailing("seconds idle, signon time")
         .send();
     ctx.numeric(RPL_ENDOFWHOIS)
@@ -267,7 +271,7 @@ pub(super) fn away(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     let away_len = ctx.world.config.limits.away_len;
     match msg.param(0).filter(|m| !m.is_empty()) {
         Some(message) => {
-            ctx.me_mut().away = Some(truncate(message, away_len).to_owned());
+            ctx.me_mut().away = Some(truncate(message, away_len).into());
             ctx.numeric(RPL_NOWAWAY)
                 .trailing("You have been marked as being away")
                 .send();

@@ -20,7 +20,7 @@ pub(super) fn pass(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         ctx.need_more_params("PASS");
         return;
     };
-    ctx.me_mut().password = Some(password.to_owned());
+    ctx.me_mut().password = Some(password.into());
 }
 
 /// `NICK <nick>`: sets the nickname before registration, changes it afterwards.
@@ -71,7 +71,7 @@ pub(super) fn nick(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         ctx.world.nicks.remove(&old_key);
     }
     ctx.world.nicks.insert(key, ctx.id);
-    let old_nick = ctx.me_mut().nick.replace(wanted.to_owned());
+    let old_nick = ctx.me_mut().nick.replace(wanted.into());
     if ctx.me().is_registered()
         && let Some(old_nick) = old_nick
     {
@@ -99,8 +99,8 @@ pub(super) fn user(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     let username = sanitise_username(username, limits.user_len);
     let realname = super::channel::truncate(realname, limits.realname_len).to_owned();
     let me = ctx.me_mut();
-    me.user = Some(format!("~{username}"));
-    me.realname = realname;
+    me.user = Some(format!("~{username}").into_boxed_str());
+    me.realname = realname.into();
     try_complete(ctx);
 }
 
@@ -143,7 +143,7 @@ pub(super) fn try_complete(ctx: &mut Ctx<'_>) {
     let before = ctx.me().census();
     let me = ctx.me_mut();
     me.registration = Registration::Done;
-    me.signon = std::time::SystemTime::now();
+    me.signon = crate::world::unix_now();
     let after = me.census();
     ctx.world.recount(before, after);
     // The maximum counts users, as the current value beside it in 265/266 does.

@@ -28,7 +28,7 @@ pub(super) fn setname(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         );
         return;
     }
-    ctx.me_mut().realname = realname.to_owned();
+    ctx.me_mut().realname = realname.into();
     let me = ctx.me();
     let mut line = me.line_from();
     line.command("SETNAME").trailing(realname);

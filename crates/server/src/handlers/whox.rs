@@ -58,7 +58,9 @@ pub(super) fn reply(ctx: &Ctx<'_>, whox: &Whox<'_>, client: &Client, channel: &s
         return;
     }
     let server_name = &ctx.world.config.server_name;
-    let idle = client.last_spoke.elapsed().as_secs().to_string();
+    let idle = crate::world::unix_now()
+        .saturating_sub(client.last_spoke)
+        .to_string();
     let mut reply = ctx.numeric(RPL_WHOSPCRPL);
     for field in &whox.fields {
         reply = match field {

@@ -72,6 +72,13 @@ pub(crate) struct Store {
 }
 
 impl Store {
+    /// A store with no keys.
+    pub(crate) const EMPTY: Self = Self {
+        entries: BTreeMap::new(),
+    };
+}
+
+impl Store {
     pub(crate) fn get(&self, key: &str) -> Option<&str> {
         self.entries.get(key).map(String::as_str)
     }
@@ -117,6 +124,13 @@ pub(crate) struct Subscriptions {
 }
 
 impl Subscriptions {
+    /// No subscriptions.
+    pub(crate) const EMPTY: Self = Self {
+        keys: BTreeSet::new(),
+    };
+}
+
+impl Subscriptions {
     pub(crate) fn contains(&self, key: &str) -> bool {
         self.keys.contains(key)
     }
@@ -151,6 +165,14 @@ impl Subscriptions {
 pub(crate) struct ClientMetadata {
     pub(crate) values: Store,
     pub(crate) subs: Subscriptions,
+}
+
+impl ClientMetadata {
+    /// What a client that never used metadata has.
+    pub(crate) const EMPTY: Self = Self {
+        values: Store::EMPTY,
+        subs: Subscriptions::EMPTY,
+    };
 }
 
 impl World {
@@ -212,7 +234,7 @@ impl World {
     fn wants_metadata(&self, id: ClientId, key: &str) -> bool {
         self.clients
             .get(&id)
-            .is_some_and(|c| c.caps.has(caps::METADATA) && c.metadata.subs.contains(key))
+            .is_some_and(|c| c.caps.has(caps::METADATA) && c.metadata().subs.contains(key))
     }
 
     /// Tells each of `recipients` the new value of `key` on `target` (`761`), or that

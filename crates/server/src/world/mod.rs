@@ -23,7 +23,7 @@ use palaver_proto::{CaseKey, CaseMapping, LineWriter};
 
 pub(crate) use channel::{Ban, Channel, ListMode, MUTE_PREFIX, Member, Status, Topic};
 pub(crate) use client::ClientId;
-pub(crate) use client::{Client, Registration};
+pub(crate) use client::{Client, Registration, unix_now};
 
 use crate::config::Config;
 use crate::outbox::Outbox;
@@ -49,8 +49,8 @@ impl WhowasEntry {
             key,
             nick: client.nick().to_owned(),
             user: client.user().to_owned(),
-            host: client.host.clone(),
-            realname: client.realname.clone(),
+            host: client.host.to_string(),
+            realname: client.realname.to_string(),
             left_at: SystemTime::now(),
         }
     }
