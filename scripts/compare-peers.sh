@@ -13,8 +13,11 @@
 #   3. for each repetition, for each server in turn (A B C D A B C D ...): writes
 #      the server's configuration (below, every lifted limit commented), starts it
 #      pinned to CPU $SERVER_CPU on 127.0.0.1, runs connect, three saturation
-#      fan-outs and the private-message latency scenario with chat-bench pinned to
-#      CPU $LOAD_CPU (`--json --server-pid`), then stops the server;
+#      fan-outs, the same three at a fixed 10,000 deliveries/s and the private-message
+#      latency scenario with chat-bench pinned to CPU $LOAD_CPU
+#      (`--json --server-pid`), then stops the server. "floor" is `bare-relay`
+#      (crates/bench/src/bin/bare-relay.rs), no server but the least any server
+#      must do: its column is the limit of this machine and generator;
 #   4. prints a markdown table of the medians over the repetitions and writes it to
 #      $OUT (default target/compare-peers.md); raw JSON stays in $WORK/results.
 #
@@ -24,8 +27,12 @@
 # that answers NXDOMAIN at once.
 # A peer that cannot be installed or started is skipped with a message.
 #
+# chat-bench spreads its connections over the source addresses 127.0.1.1-64 (see
+# its --source-ips), so every config admits 127.0.0.0/8, not only 127.0.0.1.
+#
 # Knobs (environment): REPS (3), DURATION (3 s per fan-out), CLIENTS (2000 for
-# connect), LAT_COUNT (5000 round trips), PEERS ("palaver ngircd inspircd hybrid"),
+# connect), LAT_COUNT (5000 round trips),
+# PEERS ("palaver ngircd inspircd hybrid floor"),
 # SERVER_CPU (0), LOAD_CPU (1), BASE_PORT (6950), OUT, NO_INSTALL=1, NO_BUILD=1.
 set -euo pipefail
 
@@ -33,7 +40,7 @@ REPS=${REPS:-3}
 DURATION=${DURATION:-3}
 CLIENTS=${CLIENTS:-2000}
 LAT_COUNT=${LAT_COUNT:-5000}
-PEERS=${PEERS:-"palaver ngircd inspircd hybrid"}
+PEERS=${PEERS:-"palaver ngircd inspircd hybrid floor"}
 SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 BASE_PORT=${BASE_PORT:-6950}
@@ -43,6 +50,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 OUT=${OUT:-$ROOT/target/compare-peers.md}
 BENCH=$ROOT/target/release/chat-bench
 PALAVER=$ROOT/target/release/chat-server
+RELAY=$ROOT/target/release/bare-relay
 WORK=$(mktemp -d /tmp/compare-peers.XXXXXX)
 chmod 755 "$WORK"
 RESULTS=$WORK/results
@@ -167,7 +175,7 @@ write_inspircd_conf() { # $1 dir, $2 port
 #   maxchans 20 -> 1000: channels per user
 #   resolvehostnames yes -> no, useident no: no DNS or ident lookups
 #   pingfreq 120 -> 600: no PING during a run
-<connect allow="127.0.0.1"
+<connect allow="127.0.0.0/8"
          timeout="60"
          pingfreq="600"
          threshold="1000000"
@@ -234,14 +242,14 @@ listen {
 	port = $2;
 };
 auth {
-	user = "*@127.0.0.1";
+	user = "*@127.0.0.0/8";
 	class = "users";
 	/* exceed_limit: class limits do not apply; can_flood: no flood limits
 	   (no command pacing); no_tilde: no "~" without ident */
 	flags = exceed_limit, can_flood, no_tilde;
 };
 /* exempt from connection throttling (throttle_time) and D-lines */
-exempt { ip = "127.0.0.1"; };
+exempt { ip = "127.0.0.0/8"; };
 channel {
 	/* 25 -> 1000 channels per user */
 	max_channels = 1000;
@@ -326,6 +334,10 @@ start_server() {
             --max-clients-per-ip 100000 --sendq "$SENDQ" --log-level warn \
             >"$dir/server.log" 2>&1 &
         ;;
+    floor)
+        ulimit -n 20000
+        taskset -c "$SERVER_CPU" "$RELAY" "127.0.0.1:$port" >"$dir/server.log" 2>&1 &
+        ;;
     ngircd)
         write_ngircd_conf "$dir" "$port"
         chown nobody: "$dir" # ngircd drops root for nobody; it writes its pid file here
@@ -386,8 +398,13 @@ SCENARIOS=(
     "fan1x100x10|fanout --channels 1 --members 100 --senders 10 --duration $DURATION --concurrency @CONC@ --setup-timeout 30 --drain-timeout 5"
     "fan1x1000x1|fanout --channels 1 --members 1000 --senders 1 --duration $DURATION --concurrency @CONC@ --setup-timeout 30 --drain-timeout 5"
     "fan100x10x1|fanout --channels 100 --members 10 --senders 1 --duration $DURATION --concurrency @CONC@ --setup-timeout 30 --drain-timeout 5"
+    "rate1x100x10|fanout --channels 1 --members 100 --senders 10 --rate 10.1 --duration $DURATION --concurrency @CONC@ --setup-timeout 30 --drain-timeout 5"
+    "rate1x1000x1|fanout --channels 1 --members 1000 --senders 1 --rate 10.01 --duration $DURATION --concurrency @CONC@ --setup-timeout 30 --drain-timeout 5"
+    "rate100x10x1|fanout --channels 100 --members 10 --senders 1 --rate 11.11 --duration $DURATION --concurrency @CONC@ --setup-timeout 30 --drain-timeout 5"
     "latency|latency --count $LAT_COUNT --duration 10"
 )
+# The rate runs send 10,000 deliveries/s in all: 10 senders × 10.1/s × 99 members,
+# 1 × 10.01/s × 999, 100 × 11.11/s × 9.
 
 # Registrations in flight per server. Each server gets as many as it takes
 # without penalty from its own design:
@@ -443,6 +460,9 @@ for p in $PEERS; do
     palaver)
         if [[ -x $PALAVER ]]; then ACTIVE+=(palaver); else log "SKIP palaver: $PALAVER missing"; fi
         ;;
+    floor)
+        if [[ -x $RELAY ]]; then ACTIVE+=(floor); else log "SKIP floor: $RELAY missing"; fi
+        ;;
     ngircd | inspircd)
         if command -v "$p" >/dev/null; then ACTIVE+=("$p"); else log "SKIP $p: not installed"; fi
         ;;
@@ -463,6 +483,7 @@ declare -A VERSION=(
     [palaver]="palaver $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
     [ngircd]="ngircd $(dpkg-query -W -f='${Version}' ngircd 2>/dev/null || echo '?')"
     [inspircd]="InspIRCd $(dpkg-query -W -f='${Version}' inspircd 2>/dev/null || echo '?')"
+    [floor]="floor (bare-relay)"
     [hybrid]="ircd-hybrid $(dpkg-deb -f "$WORK"/hybrid-dl/ircd-hybrid_*.deb Version 2>/dev/null || echo '?')"
 )
 
@@ -564,15 +585,24 @@ for key, label in (("fan1x100x10", "fanout 1×100×10"), ("fan1x1000x1", "fanout
         lambda r: get(r, "server", "cpu_us_per_delivery"), ".3f", " µs")
     row(label, "server cores", key, lambda r: get(r, "server", "cpu_cores"), ".2f")
     row(label, "latency p99", key, lambda r: get(r, "latency", "p99_us"), ".2f", " ms", 1e-3)
+    row(label, "senders starved > 5 s", key, lambda r: r.get("starved_senders"), ".0f")
+for key, label in (("rate1x100x10", "10k/s 1×100×10"), ("rate1x1000x1", "10k/s 1×1000×1"),
+                   ("rate100x10x1", "10k/s 100×10×1")):
+    row(label, "latency p50", key, lambda r: get(r, "latency", "p50_us"), ".3f", " ms", 1e-3,
+        note=clean)
+    row(label, "latency p99", key, lambda r: get(r, "latency", "p99_us"), ".3f", " ms", 1e-3)
 row("latency (PRIVMSG round trip)", "p50", "latency", lambda r: get(r, "rtt", "p50_us"), ".1f", " µs")
 row("latency (PRIVMSG round trip)", "p99", "latency", lambda r: get(r, "rtt", "p99_us"), ".1f", " µs")
 
 print("\n".join(rows))
 print()
-counts = {s: sum(len(load(s, k)) for k in ("connect", "fan1x100x10", "fan1x1000x1", "fan100x10x1", "latency")) for s, _ in servers}
+keys = ("connect", "fan1x100x10", "fan1x1000x1", "fan100x10x1", "rate1x100x10",
+        "rate1x1000x1", "rate100x10x1", "latency")
+counts = {s: sum(len(load(s, k)) for k in keys) for s, _ in servers}
 print(f"Medians of {reps} repetitions per server (runs with JSON per server: "
       + ", ".join(f"{s} {n}" for s, n in counts.items())
-      + f"); fan-outs in saturation mode for {duration} s each.")
+      + f"); fan-outs for {duration} s each, in saturation mode or at a fixed 10,000 "
+      + "deliveries/s; fan-out latencies from kernel receive stamps.")
 with open(skipped) as f:
     extra = f.read().strip()
 if extra:

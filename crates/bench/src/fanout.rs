@@ -42,6 +42,7 @@ use tokio_util::sync::CancellationToken;
 use crate::conn::{self, Conn, READ_CHUNK};
 use crate::connect::parse_secs;
 use crate::report::{LatencySummary, Output, micros, new_histogram, secs};
+use crate::rxtime::{self, RxClock};
 use crate::{Error, server_sample};
 
 /// A sender that could not send for longer than this at saturation is starved.
@@ -89,6 +90,11 @@ pub struct FanoutOpts {
     /// Seconds to wait for messages still in flight once sending stops.
     #[arg(long, default_value_t = 10.0, value_parser = parse_secs)]
     pub drain_timeout: f64,
+    /// Take each receive time when the generator reads the line rather than from
+    /// the kernel's stamp of its arrival (see `rxtime`): adds the generator's own
+    /// reading delay to the latency, as generators without kernel stamps do.
+    #[arg(long)]
+    pub user_receive_time: bool,
 }
 
 /// What `chat-bench fanout` measured.
@@ -142,6 +148,9 @@ pub struct FanoutReport {
     pub disconnect_reasons: Vec<String>,
     /// Send-to-receive latency.
     pub latency: LatencySummary,
+    /// Where receive times came from: `"kernel"` (arrival at the member's socket)
+    /// or `"user"` (when the generator read the line).
+    pub receive_time: &'static str,
     /// Saturation mode: senders that could not send for more than 5 s.
     pub starved_senders: u64,
     /// Longest time any sender waited to send, in seconds.
@@ -187,6 +196,8 @@ struct Shared {
     run: String,
     /// The process-wide monotonic clock that timestamps sends and receipts.
     clock: Instant,
+    /// Maps the kernel's receive stamps onto `clock`.
+    rx_clock: RxClock,
     /// Members that receive each message (members − 1).
     receivers: u64,
     /// Per sender (global index): messages fully written.
@@ -301,11 +312,13 @@ pub async fn run(
     }
     let total = total as usize;
     let total_senders = (opts.channels * opts.senders) as usize;
+    let clock = Instant::now();
     let shared = Arc::new(Shared {
         target,
         opts: opts.clone(),
         run: conn::run_id(),
-        clock: Instant::now(),
+        clock,
+        rx_clock: RxClock::new(clock),
         receivers: u64::from(opts.members) - 1,
         sent: (0..total_senders).map(|_| AtomicU64::new(0)).collect(),
         delivered: (0..total_senders).map(|_| AtomicU64::new(0)).collect(),
@@ -445,6 +458,11 @@ pub async fn run(
         disconnected: 0,
         disconnect_reasons: Vec::new(),
         latency: LatencySummary::default(),
+        receive_time: if opts.user_receive_time {
+            "user"
+        } else {
+            "kernel"
+        },
         starved_senders: 0,
         max_sender_stall_s: 0.0,
         generator_cpu_cores: own_before
@@ -703,8 +721,15 @@ async fn receive(
     let mut latencies: Vec<u64> = Vec::with_capacity(1024);
     let mut pongs = BytesMut::new();
     let shard = &shared.hists[index % HIST_SHARDS];
+    let kernel_time = !shared.opts.user_receive_time && rxtime::enable(&read).is_ok();
+    let mut scratch = if kernel_time {
+        vec![0u8; READ_CHUNK]
+    } else {
+        Vec::new()
+    };
+    let mut control = rxtime::control_buffer();
+    let mut now = shared.now_nanos();
     loop {
-        let now = shared.now_nanos();
         while let Some(frame) = framer.next_frame(&mut buf) {
             let Frame::Line(line) = frame else { continue };
             let Some(msg) = conn::parse(&line) else {
@@ -761,15 +786,23 @@ async fn receive(
         if buf.capacity() - buf.len() < READ_CHUNK / 4 {
             buf.reserve(READ_CHUNK);
         }
+        let read_once = async {
+            if kernel_time {
+                rxtime::read_stamped(&read, &mut buf, &mut scratch, &mut control, shared.rx_clock)
+                    .await
+            } else {
+                read.read_buf(&mut buf).await.map(|n| (n, None))
+            }
+        };
         tokio::select! {
             biased;
             _ = shared.stop.cancelled() => return out,
-            r = read.read_buf(&mut buf) => match r {
-                Ok(0) => {
+            r = read_once => match r {
+                Ok((0, _)) => {
                     out.disconnected = Some("connection closed".to_owned());
                     return out;
                 }
-                Ok(_) => {}
+                Ok((_, stamp)) => now = stamp.unwrap_or_else(|| shared.now_nanos()),
                 Err(e) => {
                     out.disconnected = Some(e.to_string());
                     return out;
@@ -827,9 +860,14 @@ async fn send_loop(
     let mut outcome = SenderOutcome::default();
     while !shared.stop_sending.is_cancelled() && !shared.abort.is_cancelled() {
         let allowed = if let Some(rate) = opts.rate {
-            let due = (started.elapsed().as_secs_f64() * rate) as u64;
+            // Senders are spread evenly over the period instead of all sending at
+            // the same instants: in phase, every member's copy of every sender's
+            // message would arrive at once, and the latency measured would be the
+            // generator reading them one after the other.
+            let phase = global as f64 / shared.sent.len().max(1) as f64;
+            let due = (started.elapsed().as_secs_f64() * rate - phase).max(0.0) as u64;
             if due <= seq {
-                let next = Duration::from_secs_f64((seq + 1) as f64 / rate);
+                let next = Duration::from_secs_f64((seq as f64 + 1.0 + phase) / rate);
                 let wait = next.saturating_sub(started.elapsed());
                 tokio::select! {
                     _ = shared.stop_sending.cancelled() => {}

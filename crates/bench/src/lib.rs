@@ -26,6 +26,7 @@ pub mod fanout;
 pub mod latency;
 pub mod procstat;
 pub mod report;
+pub mod rxtime;
 
 /// Why a scenario could not produce a report.
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,92 @@
+//! Receive times from the kernel (Linux `SO_TIMESTAMPNS`), so latency is measured to
+//! the moment a line reached the member's socket, not to the moment this one-core
+//! generator got round to reading it.
+//!
+//! Why: when one message fans out to 1,000 members, the generator reads 1,000
+//! sockets one after the other, a few microseconds each; a receive time taken after
+//! `read` returns then adds up to milliseconds of the generator's own work to the
+//! server's latency (measured: p50 4 ms for a bare relay at 10,000 deliveries/s,
+//! where kernel timestamps show the relay's real figure). The kernel stamps each
+//! packet as loopback hands it over, with the real-time clock; [`RxClock`] maps that
+//! onto the process's monotonic send clock. `--user-receive-time` turns this off.
+
+use std::io;
+use std::os::fd::AsRawFd;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::BytesMut;
+use nix::sys::socket::{self, ControlMessageOwned, MsgFlags, sockopt};
+use tokio::io::Interest;
+use tokio::net::tcp::OwnedReadHalf;
+
+/// Maps kernel real-time stamps onto the nanoseconds of a monotonic clock.
+#[derive(Debug, Clone, Copy)]
+pub struct RxClock {
+    /// Real time (ns since the Unix epoch) when the monotonic clock read zero.
+    origin_ns: i128,
+}
+
+impl RxClock {
+    /// A mapping for the monotonic clock that started at `clock`.
+    pub fn new(clock: Instant) -> Self {
+        let now_real = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i128);
+        Self {
+            origin_ns: now_real - clock.elapsed().as_nanos() as i128,
+        }
+    }
+
+    /// Nanoseconds on the monotonic clock for a kernel real-time stamp.
+    fn to_clock(self, seconds: i64, nanos: i64) -> u64 {
+        let real = i128::from(seconds) * 1_000_000_000 + i128::from(nanos);
+        (real - self.origin_ns).max(0) as u64
+    }
+}
+
+/// Asks the kernel to stamp what arrives on this socket.
+pub fn enable(read: &OwnedReadHalf) -> io::Result<()> {
+    socket::setsockopt(read.as_ref(), sockopt::ReceiveTimestampns, &true).map_err(io::Error::from)
+}
+
+/// Space for one `SCM_TIMESTAMPNS` control message.
+pub fn control_buffer() -> Vec<u8> {
+    nix::cmsg_space!(nix::sys::time::TimeSpec)
+}
+
+/// Reads once into `buf` (through `scratch`), returning the bytes read and the
+/// kernel's receive time of the data on `clock`, if it gave one.
+pub async fn read_stamped(
+    read: &OwnedReadHalf,
+    buf: &mut BytesMut,
+    scratch: &mut [u8],
+    control: &mut [u8],
+    clock: RxClock,
+) -> io::Result<(usize, Option<u64>)> {
+    loop {
+        read.readable().await?;
+        let fd = read.as_ref().as_raw_fd();
+        let result = read.as_ref().try_io(Interest::READABLE, || {
+            let mut iov = [io::IoSliceMut::new(scratch)];
+            let msg = socket::recvmsg::<()>(fd, &mut iov, Some(&mut *control), MsgFlags::empty())
+                .map_err(io::Error::from)?;
+            let stamp = msg.cmsgs().ok().and_then(|mut cmsgs| {
+                cmsgs.find_map(|cmsg| match cmsg {
+                    ControlMessageOwned::ScmTimestampns(ts) => {
+                        Some(clock.to_clock(ts.tv_sec(), ts.tv_nsec()))
+                    }
+                    _ => None,
+                })
+            });
+            Ok((msg.bytes, stamp))
+        });
+        match result {
+            Ok((read_bytes, stamp)) => {
+                buf.extend_from_slice(&scratch[..read_bytes]);
+                return Ok((read_bytes, stamp));
+            }
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(error) => return Err(error),
+        }
+    }
+}
