@@ -275,9 +275,10 @@ impl Conn {
     fn handle_lines(&mut self, buf: &mut BytesMut, pass: &mut PassCtx<'_>) -> Option<InputStep> {
         let shared = pass.shared;
         loop {
-            let now = Instant::now();
+            // The clock is read only when pacing is on (not per line otherwise).
             let flood = shared.config.limits.flood.as_ref();
-            if let (Some(bucket), Some(limit)) = (self.bucket.as_mut(), flood)
+            let now = flood.map(|_| Instant::now());
+            if let (Some(bucket), Some(limit), Some(now)) = (self.bucket.as_mut(), flood, now)
                 && memchr::memchr2(b'\n', b'\r', buf).is_some()
                 && !bucket.has_token(limit, now)
             {
@@ -287,7 +288,7 @@ impl Conn {
                 return Some(InputStep::Throttled(bucket.next_token_at(limit)));
             }
             let frame = self.framer.next_frame(buf)?;
-            if let (Some(bucket), Some(limit)) = (self.bucket.as_mut(), flood) {
+            if let (Some(bucket), Some(limit), Some(now)) = (self.bucket.as_mut(), flood, now) {
                 bucket.take(limit, now);
             }
             let outcome = match frame {
@@ -303,7 +304,7 @@ impl Conn {
             };
             if outcome.registered && self.phase == Phase::Registering {
                 self.phase = Phase::Active;
-                self.deadline = now + shared.config.limits.ping_interval;
+                self.deadline = Instant::now() + shared.config.limits.ping_interval;
             }
             if let Some(reason) = outcome.quit {
                 return Some(InputStep::End(Ending::quit(reason)));

@@ -24,6 +24,8 @@ pub(crate) const SERVER_TIME_FORMAT: &[time::format_description::BorrowedFormatI
 pub(crate) struct Stamp {
     /// `msgid` tag value, unique for the life of the server.
     pub(crate) msgid: String,
+    /// The serial number inside `msgid` (0 for a continuation line).
+    pub(crate) serial: u64,
     /// When the server took the message.
     at: time::OffsetDateTime,
     /// `time` tag value, formatted the first time a recipient needs it: most
@@ -33,10 +35,11 @@ pub(crate) struct Stamp {
 }
 
 impl Stamp {
-    /// A message taken now, identified by `msgid`.
-    pub(crate) fn now(msgid: String) -> Self {
+    /// A message taken now, identified by `msgid` (whose serial number is `serial`).
+    pub(crate) fn now(msgid: String, serial: u64) -> Self {
         Self {
             msgid,
+            serial,
             at: time::OffsetDateTime::now_utc(),
             time: std::cell::OnceCell::new(),
         }
@@ -46,6 +49,7 @@ impl Stamp {
     pub(crate) fn continuation(&self) -> Self {
         Self {
             msgid: String::new(),
+            serial: 0,
             at: self.at,
             time: self.time.clone(),
         }
@@ -163,6 +167,7 @@ mod tests {
     fn each_variant_is_serialised_once_and_shared() {
         let stamp = Stamp {
             msgid: "m1".to_owned(),
+            serial: 1,
             at: time::macros::datetime!(2026-01-01 00:00:00.000 UTC),
             time: std::cell::OnceCell::new(),
         };

@@ -90,7 +90,7 @@ pub(super) fn relay(ctx: &mut Ctx<'_>, msg: &Message<'_>, kind: Kind) {
         };
         let stamp = ctx.world.stamp();
         // draft/message-redaction: remember who sent this msgid where.
-        super::redact::record(ctx, &delivery.target, &stamp.msgid);
+        super::redact::record(ctx, &delivery.target, stamp.serial);
         let me = ctx.me();
         let mut relay = Relay::new(
             (me.nick(), me.user(), &me.host),

@@ -60,10 +60,9 @@ pub(super) fn redact(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         );
         return;
     };
-    let Some(sent) = ctx
-        .world
-        .recent
-        .get(msgid)
+    let serial = ctx.world.msgid_serial(msgid);
+    let Some(sent) = serial
+        .and_then(|serial| ctx.world.recent.get(serial))
         .filter(|sent| could_see(ctx, sent, &resolved))
         .cloned()
     else {
@@ -97,7 +96,9 @@ pub(super) fn redact(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         );
         return;
     }
-    ctx.world.recent.remove(msgid);
+    if let Some(serial) = serial {
+        ctx.world.recent.remove(serial);
+    }
     let stamp = ctx.world.stamp();
     let me = ctx.me();
     match resolved {
@@ -137,7 +138,7 @@ pub(super) fn redact(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
 
 /// Records a message the caller is relaying with `msgid` to `target` (as the relayed
 /// line names it: `#chan`, `@#chan`/`+#chan`, or the recipient's nickname).
-pub(super) fn record(ctx: &mut Ctx<'_>, target: &str, msgid: &str) {
+pub(super) fn record(ctx: &mut Ctx<'_>, target: &str, serial: u64) {
     let to = match target.as_bytes().first() {
         Some(prefix @ (b'@' | b'+')) => SentTo::Channel {
             key: World::key(&target[1..]),
@@ -158,7 +159,7 @@ pub(super) fn record(ctx: &mut Ctx<'_>, target: &str, msgid: &str) {
         at: Instant::now(),
     };
     let limit = ctx.world.config.limits.redact_history;
-    ctx.world.recent.record(msgid, sent, limit);
+    ctx.world.recent.record(serial, sent, limit);
 }
 
 /// Whether `sent` went to `target` and the redactor (`ctx.id`) was among those who

@@ -134,13 +134,26 @@ impl World {
 
     /// A fresh `msgid` and the current `time` for a message about to be relayed.
     pub(crate) fn stamp(&mut self) -> crate::relay::Stamp {
-        crate::relay::Stamp::now(self.next_id_string())
+        let msgid = self.next_id_string();
+        crate::relay::Stamp::now(msgid, self.next_serial)
     }
 
     /// A short identifier unique for the life of this server (message ids, batches).
     pub(crate) fn next_id_string(&mut self) -> String {
         self.next_serial += 1;
         format!("{}-{:x}", self.msgid_prefix, self.next_serial)
+    }
+
+    /// The serial number in one of our message ids (see [`World::next_id_string`]),
+    /// or `None` if `msgid` is not one this server process made.
+    pub(crate) fn msgid_serial(&self, msgid: &str) -> Option<u64> {
+        let serial = msgid
+            .strip_prefix(self.msgid_prefix.as_str())?
+            .strip_prefix('-')?;
+        if serial.starts_with('+') {
+            return None;
+        }
+        u64::from_str_radix(serial, 16).ok()
     }
 
     /// Folds a nickname or channel name for lookups.
