@@ -126,6 +126,25 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Runs `f` for client `id`, containing a panic to that one connection: a bug a
+/// client can trigger must not end the thread that serves thousands of others.
+/// Returns `None` (and logs) if `f` panicked; the caller then ends the connection.
+/// The world lock ignores poisoning (see `Shared::lock_world`), so the others go on.
+fn contain<T>(id: ClientId, doing: &str, f: impl FnOnce() -> T) -> Option<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(value) => Some(value),
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_owned());
+            tracing::error!(client = id.0, doing, panic = %message, "panic contained; closing this connection");
+            None
+        }
+    }
+}
+
 /// What the listener and the wakers share with one driver.
 #[derive(Debug, Default)]
 pub(crate) struct Inbox {
@@ -399,7 +418,11 @@ impl Driver {
             scratch: &mut self.scratch,
             jobs: &self.jobs,
         };
-        match conn.poll_input(&mut cx, &mut pass) {
+        let step = contain(conn.id(), "handling input", || {
+            conn.poll_input(&mut cx, &mut pass)
+        })
+        .unwrap_or_else(|| InputStep::End(Ending::quit("Internal error")));
+        match step {
             InputStep::Idle => {}
             InputStep::Throttled(at) => {
                 if !conn.throttle_armed {
@@ -407,7 +430,12 @@ impl Driver {
                     self.throttled.push(Reverse((at, key, conn.id())));
                 }
             }
-            InputStep::End(ending) => conn.begin_close(&self.shared, ending),
+            InputStep::End(ending) => {
+                let shared = &self.shared;
+                if contain(conn.id(), "closing", || conn.begin_close(shared, ending)).is_none() {
+                    self.remove(key);
+                }
+            }
         }
     }
 
@@ -430,6 +458,9 @@ impl Driver {
     }
 
     fn remove(&mut self, key: usize) {
+        if !self.conns.contains(key) {
+            return;
+        }
         let conn = self.conns.remove(key);
         self.jobs.forget(conn.id());
     }
@@ -477,6 +508,15 @@ mod tests {
     /// The per-connection records, against the sizes that keep an idle connection
     /// under 1 KiB (docs/PERFORMANCE.md): each is allocated once per connection,
     /// and the allocator rounds up to its next size class (128, 224, ...).
+    #[test]
+    fn a_panic_is_contained_and_reported() {
+        let id = crate::world::ClientId(7);
+        assert_eq!(super::contain(id, "testing", || 5), Some(5));
+        // (The default hook prints the panic; the test harness captures it.)
+        let contained = super::contain(id, "testing", || -> u8 { panic!("boom") });
+        assert_eq!(contained, None);
+    }
+
     #[test]
     fn per_connection_records_stay_within_their_budget() {
         assert!(size_of::<crate::connection::Conn>() <= 216);

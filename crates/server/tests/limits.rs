@@ -212,6 +212,37 @@ async fn too_much_paced_input_is_an_excess_flood() {
     server.shutdown().await;
 }
 
+#[tokio::test]
+async fn a_line_split_across_writes_arrives_whole() {
+    let server = TestServer::start().await;
+    let mut clients = server.clients_in("#lobby", &["alice", "bob"]).await;
+    let (alice, bob) = two(&mut clients);
+    // Split inside the command, inside a two-byte UTF-8 character and between CR and
+    // LF. bob's round trip after each piece gives the server a pass in which it reads
+    // that piece alone and must keep the partial line until the rest arrives.
+    let pieces: [&[u8]; 4] = [
+        b"PRIVMSG #lo",
+        b"bby :caf\xc3",
+        b"\xa9 split\r",
+        b"\nPRIVMSG #lobby :next\r\n",
+    ];
+    let mut seen = Vec::new();
+    for piece in pieces {
+        alice.send_raw(piece).await;
+        seen.extend(bob.sync().await);
+    }
+    seen.extend(bob.sync().await);
+    let texts: Vec<String> = seen
+        .iter()
+        .filter(|l| l.command() == "PRIVMSG")
+        .map(|l| l.last())
+        .collect();
+    assert_eq!(texts, ["café split", "next"]);
+    let replies = alice.sync().await;
+    assert!(replies.is_empty(), "{replies:#?}");
+    server.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_reader_is_dropped_without_slowing_anyone_down() {
     let mut config = test_config();

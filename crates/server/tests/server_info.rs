@@ -68,6 +68,10 @@ async fn lusers_counts_users_invisible_unknown_and_channels() {
     let server = TestServer::start().await;
     let [mut alice, mut bob] = clients(&server, ["alice", "bob"]).await;
     ask(&mut bob, "MODE bob +i").await;
+    // Counted once, and not at all once undone.
+    ask(&mut bob, "MODE bob +i").await;
+    ask(&mut alice, "MODE alice +i").await;
+    ask(&mut alice, "MODE alice -i").await;
     join(&mut alice, "#lobby").await;
     join(&mut bob, "#other").await;
     join(&mut bob, "#lobby").await;
