@@ -53,6 +53,9 @@ pub async fn run(
     let shared = Arc::new(Shared::new(config));
     let admission = Arc::new(Admission::default());
     let stop = CancellationToken::new();
+    // If this future is dropped instead of being shut down, the driver threads
+    // (which it does not own as tasks) must still stop.
+    let _stop_drivers_on_drop = stop.clone().drop_guard();
     let tracker = TaskTracker::new();
     let mut drivers = Drivers::start(&shared, &stop)?;
     let mut backoff = Duration::from_millis(5);

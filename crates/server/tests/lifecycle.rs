@@ -219,3 +219,25 @@ async fn shutdown_says_goodbye_to_everyone_and_frees_the_port() {
         .unwrap_or_else(|e| panic!("cannot bind {addr} again after shutdown: {e}"));
     drop(rebound);
 }
+
+#[tokio::test]
+async fn dropping_the_server_future_still_closes_every_connection() {
+    // `run` not shut down but dropped (aborted): the driver threads it started are
+    // not its tasks, and must still say goodbye and stop.
+    let listener = palaver_server::bind(([127, 0, 0, 1], 0).into()).expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().expect("local address");
+    let task = tokio::spawn(palaver_server::run(
+        listener,
+        test_config(),
+        std::future::pending::<()>(),
+    ));
+    let mut client = TestClient::connect(addr).await;
+    client.register("alice").await;
+    task.abort();
+    let lines = client.expect_closed().await;
+    assert_eq!(
+        lines.last().map(|l| l.0.as_str()),
+        Some("ERROR :Server shutting down"),
+        "{lines:#?}"
+    );
+}
