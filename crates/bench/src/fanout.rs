@@ -967,7 +967,11 @@ impl std::fmt::Display for FanoutReport {
             "  deliveries      {} of {} in {:.2} s: {:.0}/s",
             self.deliveries, self.expected_deliveries, self.measured_s, self.deliveries_per_s
         )?;
-        writeln!(f, "  latency         {}", self.latency)?;
+        writeln!(
+            f,
+            "  latency         {} ({} receive time)",
+            self.latency, self.receive_time
+        )?;
         writeln!(
             f,
             "  integrity       lost {} · duplicates {} · reordered {} · foreign {} · disconnected {}{}",

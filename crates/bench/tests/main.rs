@@ -204,6 +204,11 @@ async fn fanout_at_a_fixed_rate_sends_about_that_many() {
     assert_eq!(num(&report, "deliveries"), sent * 2.0);
     assert_eq!(num(&report, "lost"), 0.0);
     assert!(report["window"].is_null());
+    // Receive times come from the kernel's stamps, mapped onto the send clock: a
+    // wrong mapping would give zero or absurd latencies.
+    assert_eq!(report["receive_time"], "kernel", "{report}");
+    let p50 = num(&report["latency"], "p50_us");
+    assert!(p50 > 1.0 && p50 < 1_000_000.0, "p50 {p50} µs: {report}");
     server.shutdown().await;
 }
 
