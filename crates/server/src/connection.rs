@@ -4,8 +4,8 @@
 //! and its outbox, with no read buffer and no future. When its socket becomes readable
 //! or writable, or a line lands in its outbox, its outbox (which is its waker) puts
 //! it on the driver's ready list, and the driver calls [`Conn::poll_input`] (read,
-//! frame, pace and dispatch lines) and later [`Conn::poll_output`] (one vectored write
-//! of everything queued).
+//! frame, pace and dispatch lines) and later [`Conn::poll_output`] (one write of
+//! everything queued).
 //!
 //! The connection owns everything time-related for its client: the registration
 //! deadline, the keepalive PING and command pacing; the driver only tells it the time
@@ -187,6 +187,12 @@ impl Conn {
         &self.outbox
     }
 
+    /// A waker for polling this connection: its outbox puts it on its driver's
+    /// ready list.
+    pub(crate) fn waker(&self) -> std::task::Waker {
+        std::task::Waker::from(Arc::clone(&self.outbox))
+    }
+
     /// The client this connection serves.
     pub(crate) fn id(&self) -> ClientId {
         self.id
@@ -333,7 +339,8 @@ impl Conn {
         }
     }
 
-    /// Writes what the outbox holds, in vectored writes of up to [`MAX_IOVECS`] lines.
+    /// Writes what the outbox holds: one line as it is, several gathered into one
+    /// write of up to [`WRITE_CHUNK`] bytes.
     pub(crate) fn poll_output(
         &mut self,
         cx: &mut Context<'_>,

@@ -4,30 +4,34 @@
 //! registration; most connections are idle most of the time, so that is most of
 //! their memory. Instead, each core gets one driver thread with a current-thread
 //! tokio runtime of its own (its own reactor and timers: a wake-up from the reactor
-//! never crosses threads), and each driver owns its connections in a [`Slab`]. A connection is woken the way a future is, through a
-//! [`Waker`] of its own ([`ConnWaker`]): the socket's readiness (tokio's reactor), a
-//! line landing in its outbox, or the end of a deferred job put its key on the
-//! driver's ready list, and the driver polls it.
+//! never crosses threads), and each driver owns its connections in a [`Slab`].
+//!
+//! A connection is woken the way a future is, through a
+//! [`Waker`](std::task::Waker) of its own: its [`Outbox`], whose [`Wakeup`] puts
+//! the connection's key on the driver's ready list. The socket's readiness (tokio's
+//! reactor), a line landing in the outbox, a KILL, or the end of a deferred job all
+//! wake it, and the driver polls it.
 //!
 //! A pass (see [`Driver::pass`]) reads and handles the input of every ready
 //! connection first, and only then writes the output of every connection that has
 //! some. Lines that several senders addressed to one recipient during the pass leave
-//! in one vectored write: at saturation, the cost of a write is shared by many lines.
+//! in one write: at saturation, the cost of a write is shared by many lines.
 //!
 //! Invariants:
 //! - a key taken off the ready list is polled for input *and* output in that pass (or
-//!   put back), so no wake-up is lost;
-//! - a driver never waits while its ready list is non-empty, and yields to the runtime
-//!   after each pass so the reactor, timers and other tasks run;
+//!   stays listed), so no wake-up is lost;
+//! - a driver never waits while its ready list is non-empty, and yields to its
+//!   runtime after a pass that left work, so the reactor, timers and jobs run;
 //! - timers are a per-driver tick over its connections (see [`tick_period`]), plus one
-//!   heap entry per throttled connection; no connection holds a timer of its own.
+//!   heap entry per throttled connection; no connection holds a timer of its own;
+//! - a panic while handling one connection ends that connection only ([`contain`]).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Waker};
+use std::task::Context;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -179,8 +183,9 @@ pub(crate) struct Accepted {
 }
 
 /// How a connection gets on its driver's ready list. It lives in the connection's
-/// [`Outbox`], which is the connection's [`Waker`] (see `impl Wake for Outbox`): the
-/// reactor, a line for the client, or the end of a deferred job all wake it.
+/// [`Outbox`], which is the connection's [`Waker`](std::task::Waker) (see
+/// `impl Wake for Outbox`): the reactor, a line for the client, or the end of a
+/// deferred job all wake it.
 #[derive(Debug)]
 pub(crate) struct Wakeup {
     key: usize,
@@ -411,7 +416,7 @@ impl Driver {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
-        let waker = Waker::from(Arc::clone(conn.outbox()));
+        let waker = conn.waker();
         let mut cx = Context::from_waker(&waker);
         let mut pass = PassCtx {
             shared: &self.shared,
@@ -443,7 +448,7 @@ impl Driver {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
-        let waker = Waker::from(Arc::clone(conn.outbox()));
+        let waker = conn.waker();
         let mut cx = Context::from_waker(&waker);
         match conn.poll_output(&mut cx, &mut self.write_buf) {
             OutputStep::Waiting => {}

@@ -4,8 +4,8 @@
 //! the `shutdown` future resolves; the `chat-server` binary is a thin wrapper that
 //! parses the command line, binds, and calls it.
 //!
-//! Data flows one way: socket → [`connection`] (framing, pacing) → `handlers` (one
-//! file per command family) → [`world`] (clients, channels) → outboxes → socket.
+//! Data flows one way: socket → `driver` and `connection` (framing, pacing) → `handlers` (one
+//! file per command family) → `world` (clients, channels) → outboxes → socket.
 //! See ARCHITECTURE.md for the map and the invariants.
 
 pub mod config;

@@ -43,8 +43,8 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 /// `ERROR :Server shutting down`, waits up to five seconds for them to be flushed,
 /// and returns.
 ///
-/// Connections are served by one [driver](crate::driver) per runtime worker, handed
-/// out in turn as they are accepted.
+/// Connections are served by one driver thread per core (see `driver`), handed out
+/// in turn as they are accepted.
 pub async fn run(
     listener: TcpListener,
     config: Config,

@@ -2,8 +2,8 @@
 //!
 //! Handlers push [`Bytes`] (often the very same bytes for every member of a channel)
 //! while holding the world lock. The first line pushed into an empty queue wakes the
-//! connection (its [`Waker`] puts it on its driver's ready list); the driver takes the
-//! whole queue at the end of its pass and writes it with one vectored write, so a busy
+//! connection (its `Waker` puts it on its driver's ready list); the driver takes the
+//! whole queue at the end of its pass and writes it with one write, so a busy
 //! client costs one syscall per pass rather than one per line. The lock here is a std
 //! mutex held only to move a few pointers, never across a socket write.
 //!
