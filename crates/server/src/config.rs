@@ -24,6 +24,9 @@ pub struct Config {
     pub limits: Limits,
     /// IRC operators (`OPER <name> <password>`), with argon2id password hashes.
     pub opers: Vec<crate::opers::OperCredential>,
+    /// Threads serving connections; `None` runs one per core the process may use
+    /// (CPU affinity counts, so `taskset` narrows it).
+    pub connection_threads: Option<std::num::NonZeroUsize>,
 }
 
 impl Default for Config {
@@ -39,6 +42,7 @@ impl Default for Config {
             ]),
             limits: Limits::default(),
             opers: Vec::new(),
+            connection_threads: None,
         }
     }
 }

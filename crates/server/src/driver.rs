@@ -65,11 +65,16 @@ pub(crate) struct Drivers {
 }
 
 impl Drivers {
-    /// Starts one driver thread per core the process may run on
-    /// (`available_parallelism` honours CPU affinity, so a server pinned to one core
-    /// runs one driver). They serve until `stop` is cancelled.
+    /// Starts `Config::connection_threads` driver threads, by default one per core
+    /// the process may run on (`available_parallelism` honours CPU affinity, so a
+    /// server pinned to one core runs one driver). They serve until `stop` is
+    /// cancelled.
     pub(crate) fn start(shared: &Arc<Shared>, stop: &CancellationToken) -> std::io::Result<Self> {
-        let count = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        let count = shared
+            .config
+            .connection_threads
+            .or_else(|| std::thread::available_parallelism().ok())
+            .map_or(1, std::num::NonZeroUsize::get);
         let mut drivers = Self {
             inboxes: Vec::with_capacity(count),
             finished: Vec::with_capacity(count),

@@ -62,6 +62,9 @@ struct Cli {
     /// Text file whose lines form the message of the day.
     #[arg(long)]
     motd_file: Option<PathBuf>,
+    /// Threads serving connections (default: one per core this process may use).
+    #[arg(long, value_name = "N")]
+    threads: Option<std::num::NonZeroUsize>,
     /// Most connections at once; the next one gets "ERROR :Server full".
     #[arg(long, default_value_t = 100_000)]
     max_clients: usize,
@@ -228,6 +231,7 @@ fn build_config(cli: &Cli) -> anyhow::Result<Config> {
         server_description: cli.server_description.clone(),
         network_name: cli.network_name.clone(),
         password: cli.password.clone().filter(|p| !p.is_empty()),
+        connection_threads: cli.threads,
         ..Config::default()
     };
     if let Some(path) = &cli.motd_file {

@@ -241,3 +241,47 @@ async fn dropping_the_server_future_still_closes_every_connection() {
         "{lines:#?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_served_by_different_threads_see_each_other() {
+    let mut config = test_config();
+    config.connection_threads = std::num::NonZeroUsize::new(3);
+    let server = TestServer::with_config(config).await;
+    // Connections are handed to the threads in turn: these five sit on all three.
+    let nicks = ["a1", "b2", "c3", "d4", "e5"];
+    let mut clients = server.clients_in("#lobby", &nicks).await;
+    for client in &mut clients {
+        let text = format!("from {}", client.nick);
+        client.send(&format!("PRIVMSG #lobby :{text}")).await;
+    }
+    for client in &mut clients {
+        let mut expected: Vec<String> = nicks
+            .iter()
+            .filter(|nick| **nick != client.nick)
+            .map(|nick| format!("from {nick}"))
+            .collect();
+        let mut got = Vec::new();
+        while got.len() < expected.len() {
+            got.push(client.expect(|l| l.command() == "PRIVMSG").await.last());
+        }
+        got.sort();
+        expected.sort();
+        assert_eq!(got, expected, "{}", client.nick);
+        let rest = client.sync().await;
+        assert!(!rest.iter().any(|l| l.command() == "PRIVMSG"), "{rest:#?}");
+    }
+
+    clients[0].send("PRIVMSG e5 :psst").await;
+    let private = clients[4].expect(|l| l.command() == "PRIVMSG").await;
+    assert_eq!(
+        (private.source_nick(), private.last()),
+        ("a1".into(), "psst".into())
+    );
+
+    clients[1].send("QUIT :bye").await;
+    for index in [0, 2, 3, 4] {
+        let quit = clients[index].expect(|l| is_quit_of(l, "b2")).await;
+        assert_eq!(quit.last(), "Quit: bye");
+    }
+    server.shutdown().await;
+}
