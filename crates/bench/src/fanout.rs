@@ -722,12 +722,6 @@ async fn receive(
     let mut pongs = BytesMut::new();
     let shard = &shared.hists[index % HIST_SHARDS];
     let kernel_time = !shared.opts.user_receive_time && rxtime::enable(&read).is_ok();
-    let mut scratch = if kernel_time {
-        vec![0u8; READ_CHUNK]
-    } else {
-        Vec::new()
-    };
-    let mut control = rxtime::control_buffer();
     let mut now = shared.now_nanos();
     loop {
         while let Some(frame) = framer.next_frame(&mut buf) {
@@ -788,8 +782,7 @@ async fn receive(
         }
         let read_once = async {
             if kernel_time {
-                rxtime::read_stamped(&read, &mut buf, &mut scratch, &mut control, shared.rx_clock)
-                    .await
+                rxtime::read_stamped(&read, &mut buf, shared.rx_clock).await
             } else {
                 read.read_buf(&mut buf).await.map(|n| (n, None))
             }

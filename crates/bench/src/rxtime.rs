@@ -10,6 +10,7 @@
 //! packet as loopback hands it over, with the real-time clock; [`RxClock`] maps that
 //! onto the process's monotonic send clock. `--user-receive-time` turns this off.
 
+use std::cell::RefCell;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -18,6 +19,8 @@ use bytes::BytesMut;
 use nix::sys::socket::{self, ControlMessageOwned, MsgFlags, sockopt};
 use tokio::io::Interest;
 use tokio::net::tcp::OwnedReadHalf;
+
+use crate::conn::READ_CHUNK;
 
 /// Maps kernel real-time stamps onto the nanoseconds of a monotonic clock.
 #[derive(Debug, Clone, Copy)]
@@ -49,44 +52,53 @@ pub fn enable(read: &OwnedReadHalf) -> io::Result<()> {
     socket::setsockopt(read.as_ref(), sockopt::ReceiveTimestampns, &true).map_err(io::Error::from)
 }
 
-/// Space for one `SCM_TIMESTAMPNS` control message.
-pub fn control_buffer() -> Vec<u8> {
-    nix::cmsg_space!(nix::sys::time::TimeSpec)
+/// A thread's buffers for `recvmsg`: the data, then copied into the member's own
+/// buffer, and the control message. One per thread, not one per member: 1,000
+/// members would otherwise hold 64 MiB of receive buffers.
+struct Buffers {
+    data: Vec<u8>,
+    control: Vec<u8>,
 }
 
-/// Reads once into `buf` (through `scratch`), returning the bytes read and the
-/// kernel's receive time of the data on `clock`, if it gave one.
+thread_local! {
+    static BUFFERS: RefCell<Buffers> = RefCell::new(Buffers {
+        data: vec![0; READ_CHUNK],
+        control: nix::cmsg_space!(nix::sys::time::TimeSpec),
+    });
+}
+
+/// Reads once into `buf`, returning the bytes read and the kernel's receive time of
+/// the data on `clock`, if it gave one.
 pub async fn read_stamped(
     read: &OwnedReadHalf,
     buf: &mut BytesMut,
-    scratch: &mut [u8],
-    control: &mut [u8],
     clock: RxClock,
 ) -> io::Result<(usize, Option<u64>)> {
     loop {
         read.readable().await?;
         let fd = read.as_ref().as_raw_fd();
+        // The buffers are borrowed only inside this synchronous closure.
         let result = read.as_ref().try_io(Interest::READABLE, || {
-            let mut iov = [io::IoSliceMut::new(scratch)];
-            let msg = socket::recvmsg::<()>(fd, &mut iov, Some(&mut *control), MsgFlags::empty())
-                .map_err(io::Error::from)?;
-            let stamp = msg.cmsgs().ok().and_then(|mut cmsgs| {
-                cmsgs.find_map(|cmsg| match cmsg {
-                    ControlMessageOwned::ScmTimestampns(ts) => {
-                        Some(clock.to_clock(ts.tv_sec(), ts.tv_nsec()))
-                    }
-                    _ => None,
-                })
-            });
-            Ok((msg.bytes, stamp))
+            BUFFERS.with_borrow_mut(|Buffers { data, control }| {
+                let mut iov = [io::IoSliceMut::new(data)];
+                let msg = socket::recvmsg::<()>(fd, &mut iov, Some(control), MsgFlags::empty())
+                    .map_err(io::Error::from)?;
+                let stamp = msg.cmsgs().ok().and_then(|mut cmsgs| {
+                    cmsgs.find_map(|cmsg| match cmsg {
+                        ControlMessageOwned::ScmTimestampns(ts) => {
+                            Some(clock.to_clock(ts.tv_sec(), ts.tv_nsec()))
+                        }
+                        _ => None,
+                    })
+                });
+                let read_bytes = msg.bytes;
+                buf.extend_from_slice(&data[..read_bytes]);
+                Ok((read_bytes, stamp))
+            })
         });
         match result {
-            Ok((read_bytes, stamp)) => {
-                buf.extend_from_slice(&scratch[..read_bytes]);
-                return Ok((read_bytes, stamp));
-            }
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
-            Err(error) => return Err(error),
+            result => return result,
         }
     }
 }

@@ -15,7 +15,6 @@
 //! why, and queues a final `ERROR` that is flushed before the socket closes.
 
 use std::borrow::Cow;
-use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -107,6 +106,8 @@ pub(crate) enum OutputStep {
     Waiting,
     /// The connection is finished: drop it.
     Finished,
+    /// The connection must end (KILL), flushing what is queued.
+    End(Ending),
     /// The outbox was aborted (sendq overrun) or the socket failed: end the
     /// connection with this reason, without flushing.
     Failed(String),
@@ -208,9 +209,6 @@ impl Conn {
         if self.phase == Phase::Closing {
             return InputStep::Idle;
         }
-        if let Some(reason) = self.outbox.disconnect_request() {
-            return InputStep::End(Ending::quit(reason));
-        }
         if self.busy {
             match pass.jobs.take(self.id) {
                 None => return InputStep::Idle,
@@ -219,13 +217,10 @@ impl Conn {
             }
         }
         // Lines that waited for flood tokens or a deferred job go first.
-        if !self.input.is_empty() {
-            let mut input = std::mem::take(&mut self.input);
-            let step = self.handle_lines(&mut input, pass);
-            self.input = input;
-            if let Some(step) = step {
-                return step;
-            }
+        if !self.input.is_empty()
+            && let Some(step) = self.handle_own_input(pass)
+        {
+            return step;
         }
         let mut budget = READ_BUDGET_PER_PASS;
         loop {
@@ -239,7 +234,7 @@ impl Conn {
                 pass.scratch.reserve(READ_CHUNK);
                 &mut *pass.scratch
             };
-            let read = match poll_read_into(&mut self.stream, cx, buf) {
+            let read = match tokio_util::io::poll_read_buf(Pin::new(&mut self.stream), cx, buf) {
                 Poll::Pending => return InputStep::Idle,
                 Poll::Ready(Ok(0)) => return InputStep::End(Ending::quit("Connection closed")),
                 Poll::Ready(Ok(read)) => read,
@@ -249,10 +244,7 @@ impl Conn {
             };
             self.heard_from();
             let step = if own {
-                let mut input = std::mem::take(&mut self.input);
-                let step = self.handle_lines(&mut input, pass);
-                self.input = input;
-                step
+                self.handle_own_input(pass)
             } else {
                 let mut scratch = std::mem::take(pass.scratch);
                 let step = self.handle_lines(&mut scratch, pass);
@@ -273,6 +265,14 @@ impl Conn {
                 return InputStep::Idle;
             }
         }
+    }
+
+    /// [`Conn::handle_lines`] on the connection's own input buffer.
+    fn handle_own_input(&mut self, pass: &mut PassCtx<'_>) -> Option<InputStep> {
+        let mut input = std::mem::take(&mut self.input);
+        let step = self.handle_lines(&mut input, pass);
+        self.input = input;
+        step
     }
 
     /// Handles the whole lines in `buf` while flood tokens last. Returns a step when
@@ -362,6 +362,9 @@ impl Conn {
                     Taken::Open => {}
                     Taken::Closed => self.outbox_closed = true,
                     Taken::Aborted(reason) => return OutputStep::Failed(reason),
+                    // KILL: end the usual way; the queued lines and the ERROR are
+                    // written once the connection is closing.
+                    Taken::Disconnect(reason) => return OutputStep::End(Ending::quit(reason)),
                 }
             }
             if self.output.is_empty() {
@@ -479,15 +482,6 @@ impl Conn {
             "connection closed"
         );
     }
-}
-
-/// Reads once from `stream` into the spare capacity of `buf`.
-fn poll_read_into(
-    stream: &mut TcpStream,
-    cx: &mut Context<'_>,
-    buf: &mut BytesMut,
-) -> Poll<io::Result<usize>> {
-    tokio_util::io::poll_read_buf(Pin::new(stream), cx, buf)
 }
 
 #[derive(Debug, Default)]

@@ -268,6 +268,8 @@ pub(crate) struct Driver {
     scratch: BytesMut,
     /// Where several queued lines are gathered for one write.
     write_buf: Vec<u8>,
+    /// The keys a pass polled for input, to poll for output.
+    touched: Vec<usize>,
     /// Throttled connections by the instant their next flood token arrives.
     throttled: BinaryHeap<Reverse<(Instant, usize, ClientId)>>,
     next_tick: Instant,
@@ -296,6 +298,7 @@ impl Driver {
             conns: Slab::with_capacity(capacity),
             scratch: BytesMut::with_capacity(SCRATCH_CAPACITY),
             write_buf: Vec::with_capacity(crate::connection::WRITE_CHUNK),
+            touched: Vec::new(),
             throttled: BinaryHeap::new(),
             next_tick: Instant::now() + tick,
             tick,
@@ -399,7 +402,8 @@ impl Driver {
     /// One pass: input of every ready connection (a few rounds, as handling input
     /// wakes more connections), then output of every connection touched.
     fn pass(&mut self, keys: &mut Vec<usize>) {
-        let mut touched: Vec<usize> = Vec::with_capacity(keys.len());
+        // Reused from pass to pass: a pass runs for every message at low load.
+        let mut touched = std::mem::take(&mut self.touched);
         for round in 0..INPUT_ROUNDS_PER_PASS {
             if round > 0 {
                 self.take_ready(keys);
@@ -415,6 +419,7 @@ impl Driver {
         for key in touched.drain(..) {
             self.poll_output(key);
         }
+        self.touched = touched;
     }
 
     fn poll_input(&mut self, key: usize) {
@@ -457,6 +462,7 @@ impl Driver {
         let mut cx = Context::from_waker(&waker);
         match conn.poll_output(&mut cx, &mut self.write_buf) {
             OutputStep::Waiting => {}
+            OutputStep::End(ending) => conn.begin_close(&self.shared, ending),
             OutputStep::Finished => self.remove(key),
             OutputStep::Failed(reason) => {
                 if !conn.is_closing() {
@@ -468,11 +474,9 @@ impl Driver {
     }
 
     fn remove(&mut self, key: usize) {
-        if !self.conns.contains(key) {
-            return;
+        if let Some(conn) = self.conns.try_remove(key) {
+            self.jobs.forget(conn.id());
         }
-        let conn = self.conns.remove(key);
-        self.jobs.forget(conn.id());
     }
 
     /// Acts on every connection's timer that is due.

@@ -71,6 +71,9 @@ pub(crate) enum Taken {
     Open,
     /// Closed in order: these were the last lines.
     Closed,
+    /// Still open, but another client asked this connection to end (KILL) with
+    /// this reason: the connection should close, flushing what is queued.
+    Disconnect(String),
     /// Aborted with this reason: nothing more is written.
     Aborted(String),
 }
@@ -230,11 +233,14 @@ impl Outbox {
         } else {
             out.append(&mut state.queue);
         }
-        Taken::Open
+        match state.disconnect.as_deref() {
+            Some(reason) => Taken::Disconnect(reason.to_owned()),
+            None => Taken::Open,
+        }
     }
 
-    /// Asks the connection to end with `reason` (KILL): its reader wakes and ends it
-    /// the usual way (peers see `QUIT :reason`, the client gets `ERROR :reason` after
+    /// Asks the connection to end with `reason` (KILL): it wakes, sees the request
+    /// in [`Outbox::take`] and ends the usual way (peers see `QUIT :reason`, the client gets `ERROR :reason` after
     /// everything already queued). The first request wins.
     pub(crate) fn request_disconnect(&self, reason: &str) {
         let mut state = self.lock();
@@ -244,11 +250,6 @@ impl Outbox {
         state.disconnect = Some(reason.into());
         drop(state);
         self.wakeup.wake();
-    }
-
-    /// The reason given to [`Outbox::request_disconnect`], if it was called.
-    pub(crate) fn disconnect_request(&self) -> Option<String> {
-        self.lock().disconnect.as_deref().map(str::to_owned)
     }
 
     /// Records that `bytes` left for the socket, freeing budget.
@@ -289,6 +290,19 @@ mod tests {
             outbox.take(&mut Vec::new()),
             Taken::Aborted("SendQ exceeded".to_owned())
         );
+    }
+
+    #[test]
+    fn a_disconnect_request_is_seen_with_the_queued_lines() {
+        let outbox = outbox(100);
+        outbox.push(Bytes::from_static(b"a"));
+        outbox.request_disconnect("Killed");
+        let mut batch = Vec::new();
+        assert_eq!(
+            outbox.take(&mut batch),
+            Taken::Disconnect("Killed".to_owned())
+        );
+        assert_eq!(batch, vec![Bytes::from_static(b"a")]);
     }
 
     #[test]

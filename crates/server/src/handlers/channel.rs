@@ -37,10 +37,7 @@ pub(super) fn join(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
 fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) {
     let limits = &ctx.world.config.limits;
     if !is_valid_channel(name, limits.channel_len) {
-        ctx.numeric(ERR_NOSUCHCHANNEL)
-            .param(name)
-            .trailing("No such channel")
-            .send();
+        ctx.no_such_channel(name);
         return;
     }
     let folded = World::key(name);
@@ -193,10 +190,7 @@ pub(super) fn part(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     for name in split_list(channels) {
         let key = World::key(name);
         if !ctx.world.channels.contains_key(&key) {
-            ctx.numeric(ERR_NOSUCHCHANNEL)
-                .param(name)
-                .trailing("No such channel")
-                .send();
+            ctx.no_such_channel(name);
         } else if !ctx.me().channels.contains(&key) {
             ctx.numeric(ERR_NOTONCHANNEL)
                 .param(name)
@@ -243,10 +237,7 @@ pub(super) fn topic(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     };
     let key = World::key(name);
     let Some(channel) = ctx.world.channels.get(&key) else {
-        ctx.numeric(ERR_NOSUCHCHANNEL)
-            .param(name)
-            .trailing("No such channel")
-            .send();
+        ctx.no_such_channel(name);
         return;
     };
     let member = channel.status(ctx.id);
@@ -590,10 +581,7 @@ pub(super) fn invite(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         return;
     };
     let Some(target_id) = ctx.world.find_nick(target).map(|c| c.id) else {
-        ctx.numeric(ERR_NOSUCHNICK)
-            .param(target)
-            .trailing("No such nick/channel")
-            .send();
+        ctx.no_such_nick(target);
         return;
     };
     let key = World::key(name);
@@ -623,10 +611,7 @@ pub(super) fn invite(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
             return;
         }
     } else {
-        ctx.numeric(ERR_NOSUCHCHANNEL)
-            .param(name)
-            .trailing("No such channel")
-            .send();
+        ctx.no_such_channel(name);
         return;
     }
     let max_invites = ctx.world.config.limits.max_invites;

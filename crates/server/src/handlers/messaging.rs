@@ -210,10 +210,7 @@ fn resolve_channel(
     let key = World::key(name);
     let Some(channel) = ctx.world.channels.get(&key) else {
         if kind.errors() {
-            ctx.numeric(ERR_NOSUCHNICK)
-                .param(target)
-                .trailing("No such nick/channel")
-                .send();
+            ctx.no_such_nick(target);
         }
         return None;
     };
@@ -252,10 +249,7 @@ fn resolve_channel(
 fn resolve_nick(ctx: &Ctx<'_>, target: &str, kind: Kind) -> Option<Delivery> {
     let Some(recipient) = ctx.world.find_nick(target).filter(|c| c.is_registered()) else {
         if kind.errors() {
-            ctx.numeric(ERR_NOSUCHNICK)
-                .param(target)
-                .trailing("No such nick/channel")
-                .send();
+            ctx.no_such_nick(target);
         }
         return None;
     };

@@ -85,6 +85,22 @@ impl Ctx<'_> {
             .trailing("Not enough parameters")
             .send();
     }
+
+    /// `403 ERR_NOSUCHCHANNEL` for `name`.
+    fn no_such_channel(&self, name: &str) {
+        self.numeric(ERR_NOSUCHCHANNEL)
+            .param(name)
+            .trailing("No such channel")
+            .send();
+    }
+
+    /// `401 ERR_NOSUCHNICK` for `target` (a nick, or a channel that does not exist).
+    fn no_such_nick(&self, target: &str) {
+        self.numeric(ERR_NOSUCHNICK)
+            .param(target)
+            .trailing("No such nick/channel")
+            .send();
+    }
 }
 
 /// A command handler.

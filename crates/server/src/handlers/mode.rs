@@ -125,10 +125,7 @@ impl Applied {
 fn channel_mode(ctx: &mut Ctx<'_>, name: &str, msg: &Message<'_>) {
     let key = World::key(name);
     let Some(channel) = ctx.world.channels.get(&key) else {
-        ctx.numeric(ERR_NOSUCHCHANNEL)
-            .param(name)
-            .trailing("No such channel")
-            .send();
+        ctx.no_such_channel(name);
         return;
     };
     let Some(changes) = msg.param(1) else {
@@ -247,10 +244,7 @@ fn apply_one(
                 .find_nick(nick)
                 .map(|c| (c.id, c.nick().to_owned()));
             let Some((target_id, target_nick)) = target else {
-                ctx.numeric(ERR_NOSUCHNICK)
-                    .param(nick)
-                    .trailing("No such nick/channel")
-                    .send();
+                ctx.no_such_nick(nick);
                 return;
             };
             let Some(channel) = ctx.world.channels.get_mut(key) else {

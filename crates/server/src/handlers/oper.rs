@@ -68,10 +68,7 @@ pub(super) fn kill(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         return;
     }
     let Some(victim) = ctx.world.find_nick(target).filter(|c| c.is_registered()) else {
-        ctx.numeric(ERR_NOSUCHNICK)
-            .param(target)
-            .trailing("No such nick/channel")
-            .send();
+        ctx.no_such_nick(target);
         return;
     };
     let me = ctx.me();

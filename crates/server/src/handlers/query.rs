@@ -134,10 +134,7 @@ pub(super) fn whois(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     // TARGMAX=WHOIS:1: only the first of a comma-separated list is answered.
     let target = target.split(',').next().unwrap_or(target);
     let Some(client) = ctx.world.find_nick(target).filter(|c| c.is_registered()) else {
-        ctx.numeric(ERR_NOSUCHNICK)
-            .param(target)
-            .trailing("No such nick/channel")
-            .send();
+        ctx.no_such_nick(target);
         ctx.numeric(RPL_ENDOFWHOIS)
             .param(target)
             .trailing("End of /WHOIS list")
