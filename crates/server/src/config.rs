@@ -108,6 +108,21 @@ pub struct Limits {
     pub max_invites: usize,
     /// Nicknames one client may MONITOR (`MONITOR=`).
     pub max_monitor: usize,
+    /// Channels on the whole server; JOIN of a new channel past it gets
+    /// `405 ERR_TOOMANYCHANNELS`. See docs/OPERATIONS.md for the memory these
+    /// server-wide limits bound together.
+    pub max_channels_total: usize,
+    /// Ban, ban-exception and invite-exception entries on the whole server; past it
+    /// `478 ERR_BANLISTFULL`.
+    pub max_list_entries_total: usize,
+    /// Metadata keys on the whole server (clients and channels); past it
+    /// `FAIL METADATA LIMIT_REACHED`.
+    pub max_metadata_total: usize,
+    /// MONITOR entries on the whole server; past it `734 ERR_MONLISTFULL`.
+    pub max_monitor_total: usize,
+    /// `draft/read-marker` entries on the whole server; past it a new marker replaces
+    /// the owner's oldest one, or is not stored if it has none.
+    pub max_read_markers_total: usize,
     /// Metadata keys one client or channel may hold (`draft/metadata-3` `max-keys`).
     pub metadata_max_keys: usize,
     /// Metadata keys one client may subscribe to (`max-subs`).
@@ -149,6 +164,11 @@ impl Default for Limits {
             multiline_max_bytes: 4096,
             multiline_max_lines: 32,
             max_monitor: 100,
+            max_channels_total: 100_000,
+            max_list_entries_total: 1_000_000,
+            max_metadata_total: 1_000_000,
+            max_monitor_total: 1_000_000,
+            max_read_markers_total: 1_000_000,
             metadata_max_keys: 20,
             metadata_max_subs: 50,
             metadata_key_bytes: 64,

@@ -29,6 +29,7 @@ use tokio::time::Instant;
 
 use crate::driver::Jobs;
 use crate::flood::TokenBucket;
+use crate::handlers::paged::{self, Paged, Progress};
 use crate::handlers::{Ctx, deferred, dispatch};
 use crate::listener::Ticket;
 use crate::outbox::{Outbox, Taken};
@@ -144,6 +145,9 @@ pub(crate) struct Conn {
     heard: bool,
     /// A deferred job runs for this client; its lines wait until it is done.
     busy: bool,
+    /// A reply being sent a page at a time (LIST, WHO); the client's next lines
+    /// wait until it is complete.
+    paged: Option<Box<Paged>>,
     /// The driver already holds a timer to resume this throttled connection.
     pub(crate) throttle_armed: bool,
     /// Its place in the admission counts, freed when the connection is dropped.
@@ -178,6 +182,7 @@ impl Conn {
             deadline: now + limits.registration_timeout,
             heard: false,
             busy: false,
+            paged: None,
             throttle_armed: false,
             _ticket: ticket,
         }
@@ -216,6 +221,9 @@ impl Conn {
                 Some(None) => self.busy = false,
             }
         }
+        if let Some(step) = self.continue_paged(pass.shared) {
+            return step;
+        }
         // Lines that waited for flood tokens or a deferred job go first.
         if !self.input.is_empty()
             && let Some(step) = self.handle_own_input(pass)
@@ -242,7 +250,12 @@ impl Conn {
                     return InputStep::End(Ending::quit(format!("Read error: {error}")));
                 }
             };
-            self.heard_from();
+            // Only a whole line shows the client is alive: one that dribbles a
+            // partial line forever is timed out like a silent one.
+            let fresh = &buf[buf.len().saturating_sub(read)..];
+            if memchr::memchr2(b'\n', b'\r', fresh).is_some() {
+                self.heard_from();
+            }
             let step = if own {
                 self.handle_own_input(pass)
             } else {
@@ -298,7 +311,21 @@ impl Conn {
                 bucket.take(limit, now);
             }
             let outcome = match frame {
-                Frame::Line(line) => process_line(shared, self.id, &line),
+                Frame::Line(line) => {
+                    let outcome = process_line(shared, self.id, &line);
+                    if let (Some(bucket), Some(limit), Some(started)) =
+                        (self.bucket.as_mut(), flood, now)
+                    {
+                        // Pay for the work a command caused, not only for the line:
+                        // a token per millisecond it held the world.
+                        let now = Instant::now();
+                        let millis = now.saturating_duration_since(started).as_millis();
+                        if millis > 0 {
+                            bucket.charge(limit, now, millis as f32);
+                        }
+                    }
+                    outcome
+                }
                 Frame::TooLong => {
                     shared
                         .lock_world()
@@ -315,6 +342,12 @@ impl Conn {
             if let Some(reason) = outcome.quit {
                 return Some(InputStep::End(Ending::quit(reason)));
             }
+            if let Some(reply) = outcome.paged {
+                self.paged = Some(reply);
+                if let Some(step) = self.continue_paged(shared) {
+                    return Some(step);
+                }
+            }
             if let Some(job) = outcome.deferred {
                 // Slow work (password checks) runs off the driver, without the world
                 // lock; this client's next line waits for it (see handlers::deferred).
@@ -327,6 +360,41 @@ impl Conn {
                     Arc::clone(&self.outbox),
                 );
                 return Some(InputStep::Idle);
+            }
+        }
+    }
+
+    /// Sends the next page of a reply in progress (see `handlers::paged`). Returns
+    /// `None` once there is no reply in progress, so input goes on; otherwise the
+    /// step to return: the page is sent and the next one waits for the client to read
+    /// it, or for a flood token (every page after the first costs one).
+    fn continue_paged(&mut self, shared: &Shared) -> Option<InputStep> {
+        let reply = self.paged.as_mut()?;
+        if self.outbox.pending_bytes() > paged::LOW_WATER {
+            // `poll_output` wakes the connection once the client has read enough.
+            return Some(InputStep::Idle);
+        }
+        if reply.started()
+            && let (Some(bucket), Some(limit)) =
+                (self.bucket.as_mut(), shared.config.limits.flood.as_ref())
+        {
+            let now = Instant::now();
+            if !bucket.has_token(limit, now) {
+                return Some(InputStep::Throttled(bucket.next_token_at(limit)));
+            }
+            bucket.take(limit, now);
+        }
+        let progress = reply.page(&mut shared.lock_world(), self.id);
+        // A client that reads its long reply is alive, though it sends nothing.
+        self.heard = true;
+        match progress {
+            Progress::Done => {
+                self.paged = None;
+                None
+            }
+            Progress::More => {
+                self.outbox.wake_connection();
+                Some(InputStep::Idle)
             }
         }
     }
@@ -403,7 +471,11 @@ impl Conn {
                     return OutputStep::Failed(format!("Write error: {error}"));
                 }
             };
-            self.outbox.written(written);
+            let still_pending = self.outbox.written(written);
+            if self.paged.is_some() && still_pending <= paged::LOW_WATER {
+                // The client read what it had of a long reply: time for the next page.
+                cx.waker().wake_by_ref();
+            }
             let mut left = written;
             for bytes in pending.iter_mut() {
                 if left >= bytes.len() {
@@ -475,6 +547,7 @@ impl Conn {
         self.phase = Phase::Closing;
         self.deadline = Instant::now() + FLUSH_TIMEOUT;
         self.input = BytesMut::new();
+        self.paged = None;
         tracing::info!(
             client = self.id.0,
             nick = nick.as_deref().unwrap_or("*"),
@@ -493,6 +566,8 @@ struct Outcome {
     /// The label of a labeled command whose replies are not complete until its
     /// deferred work is done.
     labeled: Option<labeled::Pending>,
+    /// A reply to send a page at a time.
+    paged: Option<Box<Paged>>,
 }
 
 /// Decodes, parses and dispatches one line with the world locked.
@@ -536,6 +611,7 @@ fn process_line(shared: &Shared, id: ClientId, raw: &[u8]) -> Outcome {
     }
     let quit = ctx.quit.take();
     let deferred = ctx.deferred.take();
+    let paged = ctx.paged.take();
     let label_taken = ctx.label.is_none();
     let mut pending_label = None;
     if let Some(label) = label {
@@ -560,6 +636,7 @@ fn process_line(shared: &Shared, id: ClientId, raw: &[u8]) -> Outcome {
         quit,
         deferred,
         labeled: pending_label,
+        paged,
     }
 }
 

@@ -13,6 +13,9 @@ use tokio::time::{Duration, Instant};
 
 use crate::config::FloodLimit;
 
+/// The most an expensive command can put a client in debt, in seconds of refills.
+const MAX_DEBT_SECONDS: f64 = 30.0;
+
 /// Tokens available to one connection.
 #[derive(Debug)]
 pub(crate) struct TokenBucket {
@@ -47,6 +50,15 @@ impl TokenBucket {
     pub(crate) fn take(&mut self, limit: &FloodLimit, now: Instant) {
         self.refill(limit, now);
         self.tokens = (self.tokens - 1.0).max(0.0);
+    }
+
+    /// Takes `tokens` more for a command that turned out to be expensive: the
+    /// balance may go into debt, up to [`MAX_DEBT_SECONDS`] of refills, and the client
+    /// waits for it to be repaid before its next command.
+    pub(crate) fn charge(&mut self, limit: &FloodLimit, now: Instant, tokens: f32) {
+        self.refill(limit, now);
+        let floor = -(limit.per_second * MAX_DEBT_SECONDS) as f32;
+        self.tokens = (self.tokens - tokens).max(floor);
     }
 
     /// When the next token arrives.

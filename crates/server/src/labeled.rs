@@ -12,6 +12,7 @@ use palaver_proto::writer::escape_tag_value_into;
 use palaver_proto::{LineWriter, Message};
 
 use crate::caps::{self, CapSet};
+use crate::outbox::Outbox;
 use crate::world::{ClientId, World};
 
 /// Longest label we honour; longer ones are ignored, as if absent.
@@ -52,31 +53,48 @@ pub(crate) fn deliver(world: &mut World, id: ClientId, label: &str, lines: Vec<B
         }
         [line] => outbox.push(with_tag(line, "label", label)),
         _ => {
-            let reference = world.next_id_string();
-            let mut start = LineWriter::new();
-            start
-                .tag("label", Some(label))
-                .source(&server)
-                .command("BATCH")
-                .param(&format!("+{reference}"))
-                .param("labeled-response");
-            outbox.push(start.finish());
-            for line in &lines {
-                // A line inside a nested batch (e.g. `metadata`) keeps its own batch
-                // tag; that batch's BATCH lines carry the outer one.
-                if in_batch(line) {
-                    outbox.push(line.clone());
-                } else {
-                    outbox.push(with_tag(line, "batch", &reference));
-                }
-            }
-            let mut end = LineWriter::new();
-            end.source(&server)
-                .command("BATCH")
-                .param(&format!("-{reference}"));
-            outbox.push(end.finish());
+            let reference = open_batch(world, &outbox, label);
+            push_in_batch(&outbox, &reference, lines);
+            close_batch(world, &outbox, &reference);
         }
     }
+}
+
+/// Opens a `labeled-response` batch for `label` on `outbox`; returns its reference.
+/// A reply sent a page at a time (`handlers::paged`) opens it with its first page.
+pub(crate) fn open_batch(world: &mut World, outbox: &Outbox, label: &str) -> String {
+    let reference = world.next_id_string();
+    let mut start = LineWriter::new();
+    start
+        .tag("label", Some(label))
+        .source(&world.config.server_name)
+        .command("BATCH")
+        .param(&format!("+{reference}"))
+        .param("labeled-response");
+    outbox.push(start.finish());
+    reference
+}
+
+/// Queues reply `lines` inside the batch `reference`.
+pub(crate) fn push_in_batch(outbox: &Outbox, reference: &str, lines: Vec<Bytes>) {
+    for line in lines {
+        // A line inside a nested batch (e.g. `metadata`) keeps its own batch
+        // tag; that batch's BATCH lines carry the outer one.
+        if in_batch(&line) {
+            outbox.push(line);
+        } else {
+            outbox.push(with_tag(&line, "batch", reference));
+        }
+    }
+}
+
+/// Closes the batch `reference`.
+pub(crate) fn close_batch(world: &World, outbox: &Outbox, reference: &str) {
+    let mut end = LineWriter::new();
+    end.source(&world.config.server_name)
+        .command("BATCH")
+        .param(&format!("-{reference}"));
+    outbox.push(end.finish());
 }
 
 /// Whether an already serialised line carries a `batch` tag.

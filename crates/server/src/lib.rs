@@ -43,8 +43,10 @@ struct Shared {
     slow_work: tokio::sync::Semaphore,
 }
 
-/// Deferred slow jobs (argon2 verifications) that may run at the same time.
-const SLOW_WORK_PERMITS: usize = 2;
+/// Deferred slow jobs (argon2 verifications) that may run at the same time: one, so
+/// that password checks can never take every core (failed attempts are also
+/// limited per address, see `world::auth_failures`).
+const SLOW_WORK_PERMITS: usize = 1;
 
 impl Shared {
     fn new(config: Config) -> Self {

@@ -252,14 +252,15 @@ impl Outbox {
         self.wakeup.wake();
     }
 
-    /// Records that `bytes` left for the socket, freeing budget.
-    pub(crate) fn written(&self, bytes: usize) {
+    /// Records that `bytes` left for the socket, freeing budget; returns the bytes
+    /// still pending.
+    pub(crate) fn written(&self, bytes: usize) -> usize {
         let mut state = self.lock();
         state.pending_bytes = state.pending_bytes.saturating_sub(bytes);
+        state.pending_bytes
     }
 
     /// Bytes pushed and not yet written.
-    #[cfg(test)]
     pub(crate) fn pending_bytes(&self) -> usize {
         self.lock().pending_bytes
     }

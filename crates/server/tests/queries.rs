@@ -55,11 +55,12 @@ async fn who_nick_and_who_mask() {
             ":test.server 315 alice CAROL :End of WHO list".to_owned(),
         ]
     );
+    // A mask lists users in nickname order.
     assert_eq!(
         ask(&mut alice, "WHO b*").await,
         [
-            who_line("alice", "*", "bob", "H"),
             who_line("alice", "*", "bert", "H"),
+            who_line("alice", "*", "bob", "H"),
             ":test.server 315 alice b* :End of WHO list".to_owned(),
         ]
     );

@@ -54,6 +54,13 @@ fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) {
     let me = ctx.me();
     let invited = me.invites.contains(&folded);
     let creating = !ctx.world.channels.contains_key(&folded);
+    if creating && !ctx.world.may_create_channel() {
+        ctx.numeric(ERR_TOOMANYCHANNELS)
+            .param(name)
+            .trailing("The server has as many channels as it allows; join an existing one")
+            .send();
+        return;
+    }
     if let Some(channel) = ctx.world.channels.get(&folded) {
         let mask = me.mask();
         // `is_banned` already lets ban exceptions (+e) through; invite exceptions
@@ -87,11 +94,7 @@ fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) {
         .get(&folded)
         .map_or_else(|| name.to_owned(), |c| c.name.clone());
     let joins = JoinLines::new(me, &display_name);
-    let channel = ctx
-        .world
-        .channels
-        .entry(folded.clone())
-        .or_insert_with(|| Channel::new(display_name));
+    let channel = ctx.world.create_channel(&folded, display_name);
     channel.members.insert(
         ctx.id,
         Member {
@@ -404,43 +407,11 @@ fn send_name_replies(ctx: &Ctx<'_>, key: &CaseKey) {
 pub(super) fn list(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     let params = msg.params();
     let filter = elist::Filter::parse(&params[..params.len().min(2)]);
-    ctx.numeric(RPL_LISTSTART)
-        .param("Channel")
-        .trailing("Users  Name")
-        .send();
-    let now = SystemTime::now();
-    let mut shown: Vec<(&Channel, usize)> = ctx
-        .world
-        .channels
-        .values()
-        .filter(|channel| !channel.modes.secret || channel.members.contains_key(&ctx.id))
-        .filter(|channel| filter.matches_name(&channel.name))
-        .map(|channel| (channel, visible_count(ctx.world, channel, ctx.id)))
-        .filter(|(channel, users)| {
-            let candidate = elist::Candidate {
-                name: &channel.name,
-                users: *users,
-                created_at: channel.created_at,
-                topic_set_at: channel.topic.as_ref().map(|t| t.set_at),
-            };
-            filter.matches(&candidate, now)
-        })
-        .collect();
-    shown.sort_by(|(a, _), (b, _)| a.name.cmp(&b.name));
-    for (channel, users) in shown {
-        let topic = channel.topic.as_ref().map_or("", |t| t.text.as_str());
-        let (modes, _) = channel.mode_string(false);
-        ctx.numeric(RPL_LIST)
-            .param(&channel.name)
-            .param(&users.to_string())
-            .trailing(&format!("[{modes}] {topic}"))
-            .send();
-    }
-    ctx.numeric(RPL_LISTEND).trailing("End of /LIST").send();
+    super::paged::Paged::list(ctx, filter);
 }
 
 /// Members of `channel` that `viewer` may see (invisible users only to fellow members).
-fn visible_count(world: &World, channel: &Channel, viewer: ClientId) -> usize {
+pub(super) fn visible_count(world: &World, channel: &Channel, viewer: ClientId) -> usize {
     if channel.members.contains_key(&viewer) {
         return channel.members.len();
     }

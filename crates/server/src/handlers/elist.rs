@@ -52,18 +52,19 @@ pub(super) struct Candidate<'c> {
     pub(super) topic_set_at: Option<SystemTime>,
 }
 
-/// The parsed parameters of one LIST command.
+/// The parsed parameters of one LIST command. It owns its masks: a long LIST is
+/// answered a page at a time, after the command's line is gone (`handlers::paged`).
 #[derive(Debug, Default)]
-pub(super) struct Filter<'a> {
-    masks: Vec<&'a str>,
-    not_masks: Vec<&'a str>,
+pub(super) struct Filter {
+    masks: Vec<Box<str>>,
+    not_masks: Vec<Box<str>>,
     conditions: Vec<Condition>,
 }
 
-impl<'a> Filter<'a> {
+impl Filter {
     /// Parses every comma-separated item of `params` (channels, masks and conditions
     /// may come in one parameter or two).
-    pub(super) fn parse(params: &[&'a str]) -> Self {
+    pub(super) fn parse(params: &[&str]) -> Self {
         let mut filter = Self::default();
         for item in params
             .iter()
@@ -73,9 +74,9 @@ impl<'a> Filter<'a> {
             if let Some(condition) = parse_condition(item) {
                 filter.conditions.push(condition);
             } else if let Some(negated) = item.strip_prefix('!') {
-                filter.not_masks.push(negated);
+                filter.not_masks.push(negated.into());
             } else {
-                filter.masks.push(item);
+                filter.masks.push(item.into());
             }
         }
         filter
@@ -159,8 +160,8 @@ mod tests {
     #[test]
     fn items_are_classified() {
         let filter = Filter::parse(&["#a,!*b*,C<5,t>2", ">3,<10,#c*,x<y,C<"]);
-        assert_eq!(filter.masks, ["#a", "#c*", "x<y", "C<"]);
-        assert_eq!(filter.not_masks, ["*b*"]);
+        assert_eq!(filter.masks, ["#a", "#c*", "x<y", "C<"].map(Box::from));
+        assert_eq!(filter.not_masks, ["*b*"].map(Box::from));
         assert_eq!(
             filter.conditions,
             [

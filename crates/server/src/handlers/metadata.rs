@@ -230,9 +230,20 @@ fn set(ctx: &mut Ctx<'_>, target: &Target, name: &str, key: &str, value: Option<
         fail(ctx, "INVALID_VALUE", &[key], &text);
         return;
     }
+    let server_full = ctx.world.metadata_total >= ctx.world.config.limits.max_metadata_total;
     let Some(values) = store_mut(ctx.world, ctx.id, target) else {
         return;
     };
+    if server_full && value.is_some() && values.get(key).is_none() {
+        fail(
+            ctx,
+            "LIMIT_REACHED",
+            &["SET", name, &max_keys.to_string()],
+            "The server holds as much metadata as it allows",
+        );
+        return;
+    }
+    let keys_before = values.len();
     let changed = match value {
         Some(value) => match values.set(key, value, max_keys) {
             Ok(changed) => changed,
@@ -249,6 +260,8 @@ fn set(ctx: &mut Ctx<'_>, target: &Target, name: &str, key: &str, value: Option<
         },
         None => values.remove(key),
     };
+    let keys_after = values.len();
+    ctx.world.metadata_total = (ctx.world.metadata_total + keys_after).saturating_sub(keys_before);
     let me = ctx.me();
     me.send(ctx.world.metadata_line(None, me.nick(), name, key, value));
     if changed {
@@ -265,6 +278,7 @@ fn clear(ctx: &mut Ctx<'_>, target: &Target, name: &str) {
     let removed = store_mut(ctx.world, ctx.id, target)
         .map(Store::clear)
         .unwrap_or_default();
+    ctx.world.metadata_total = ctx.world.metadata_total.saturating_sub(removed.len());
     let mut batch = Batch::open(ctx, "metadata", Some(name));
     for key in &removed {
         batch.value(ctx.world, name, key, None);

@@ -14,6 +14,7 @@ mod messaging;
 mod metadata;
 mod mode;
 pub(crate) mod multiline;
+pub(crate) mod paged;
 mod query;
 mod registration;
 mod server_info;
@@ -43,6 +44,9 @@ pub(crate) struct Ctx<'a> {
     /// The command's `label` (labeled-response). A handler whose replies come later
     /// (a multiline batch, answered when it closes) takes it to label them itself.
     pub(crate) label: Option<String>,
+    /// A reply too large to send at once, for the connection to send a page at a
+    /// time (see [`paged`]).
+    pub(crate) paged: Option<Box<paged::Paged>>,
 }
 
 impl<'a> Ctx<'a> {
@@ -54,6 +58,7 @@ impl<'a> Ctx<'a> {
             quit: None,
             deferred: None,
             label: None,
+            paged: None,
         }
     }
 }

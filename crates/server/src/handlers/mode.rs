@@ -152,6 +152,9 @@ fn channel_mode(ctx: &mut Ctx<'_>, name: &str, msg: &Message<'_>) {
     let mut applied = Applied::default();
     let mut param_modes = 0;
     let mut refused = false;
+    // Each list is sent once per command, however often it is asked for: `MODE #c
+    // bbbb…` must not multiply a 100-entry list by the length of the line.
+    let mut listed: Vec<ListMode> = Vec::new();
     let max_modes = ctx.world.config.limits.max_modes;
     for letter in changes.chars() {
         let takes_param = match letter {
@@ -183,7 +186,10 @@ fn channel_mode(ctx: &mut Ctx<'_>, name: &str, msg: &Message<'_>) {
             // Anyone may see the bans; the exception lists (which masks get past
             // the channel's defences) only the operators, as on charybdis/solanum.
             if list == ListMode::Ban || is_op {
-                send_list(ctx, &key, list);
+                if !listed.contains(&list) {
+                    listed.push(list);
+                    send_list(ctx, &key, list);
+                }
             } else {
                 refused = true;
             }
@@ -274,6 +280,8 @@ fn apply_one(
                 return;
             };
             let mask = normalise_mask(raw_mask);
+            let list_entries_total = ctx.world.list_entries_total;
+            let max_list_total = ctx.world.config.limits.max_list_entries_total;
             let Some(channel) = ctx.world.channels.get_mut(key) else {
                 return;
             };
@@ -296,7 +304,19 @@ fn apply_one(
                         .trailing(text)
                         .send();
                 }
+                (true, None) if list_entries_total >= max_list_total => {
+                    let channel_name = channel.name.clone();
+                    ctx.numeric(ERR_BANLISTFULL)
+                        .param(&channel_name)
+                        .param(&mask)
+                        .trailing("The server holds as many list entries as it allows")
+                        .send();
+                }
                 (true, None) => {
+                    ctx.world.list_entries_total += 1;
+                    let Some(channel) = ctx.world.channels.get_mut(key) else {
+                        return;
+                    };
                     channel.list_mut(list).push(Ban {
                         mask: mask.clone(),
                         set_by,
@@ -306,6 +326,7 @@ fn apply_one(
                 }
                 (false, Some(index)) => {
                     let removed = channel.list_mut(list).remove(index);
+                    ctx.world.list_entries_total = ctx.world.list_entries_total.saturating_sub(1);
                     applied.push(false, letter, Some(removed.mask));
                 }
                 _ => {}

@@ -69,6 +69,7 @@ pub(super) fn monitor(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
 fn add(ctx: &mut Ctx<'_>, targets: &str) {
     let limits = &ctx.world.config.limits;
     let (limit, nick_len) = (limits.max_monitor, limits.nick_len);
+    let total_limit = limits.max_monitor_total;
     let targets: Vec<&str> = split_list(targets).collect();
     let mut added = Vec::new();
     let mut refused: &[&str] = &[];
@@ -80,7 +81,9 @@ fn add(ctx: &mut Ctx<'_>, targets: &str) {
         if ctx.world.monitors.contains(ctx.id, &key) {
             continue;
         }
-        if ctx.world.monitors.list(ctx.id).len() >= limit {
+        if ctx.world.monitors.list(ctx.id).len() >= limit
+            || ctx.world.monitors.total() >= total_limit
+        {
             refused = &targets[index..];
             break;
         }

@@ -25,6 +25,12 @@ pub(super) fn oper(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
             .send();
         return;
     }
+    if let Some(wait) = refused_for(ctx) {
+        ctx.numeric(ERR_PASSWDMISMATCH)
+            .trailing(&too_many_failures(wait))
+            .send();
+        return;
+    }
     ctx.deferred = Some(Deferred::VerifyOper {
         name: name.to_owned(),
         password: password.to_owned(),
@@ -34,6 +40,11 @@ pub(super) fn oper(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
 /// Completes `OPER` once the password was checked.
 pub(super) fn finish(ctx: &mut Ctx<'_>, name: &str, ok: bool) {
     if !ok {
+        if let Some(ip) = ctx.me().ip() {
+            ctx.world
+                .auth_failures
+                .record(ip, std::time::Instant::now());
+        }
         tracing::warn!(client = ctx.id.0, nick = %ctx.me().nick(), oper = %name, "failed OPER attempt");
         ctx.numeric(ERR_PASSWDMISMATCH)
             .trailing("Password incorrect")
@@ -102,6 +113,23 @@ pub(super) fn wallops(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
             client.send(line.clone());
         }
     }
+}
+
+/// How long the caller's address must still wait after too many failed password
+/// attempts (`PASS` or `OPER`), if it must (see `world::auth_failures`).
+pub(super) fn refused_for(ctx: &Ctx<'_>) -> Option<std::time::Duration> {
+    let ip = ctx.me().ip()?;
+    ctx.world
+        .auth_failures
+        .refused_for(ip, std::time::Instant::now())
+}
+
+/// The text refusing a password attempt from an address that failed too often.
+pub(super) fn too_many_failures(wait: std::time::Duration) -> String {
+    format!(
+        "Too many failed password attempts from your address; try again in {} seconds",
+        wait.as_secs().max(1)
+    )
 }
 
 /// Whether the caller is an IRC operator; answers `481 ERR_NOPRIVILEGES` if not.

@@ -7,78 +7,37 @@ use palaver_proto::numeric::*;
 use palaver_proto::{Message, mask};
 
 use super::channel::truncate;
-use super::{Ctx, notify_peers, whox};
+use super::{Ctx, notify_peers, paged, whox};
 use crate::caps;
-use crate::world::{CASEMAPPING, Client, Status, World};
+use crate::world::{Client, Status, World};
 
-/// `WHO <mask|#chan> [o]`.
+/// `WHO <mask|#chan> [o]`. Channels and masks are answered a page at a time
+/// (`paged`); a plain nickname at once.
 pub(super) fn who(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     let target = msg.param(0).unwrap_or("*");
     let (opers_only, whox) = whox::parse(msg.param(1));
-    let whox = whox.as_ref();
-    let multi_prefix = ctx.me().caps.has(caps::MULTI_PREFIX);
+    let query = paged::WhoQuery {
+        target: target.to_owned(),
+        opers_only,
+        whox,
+    };
     if target.starts_with('#') {
-        if let Some(channel) = ctx.world.channels.get(World::key(target).as_str()) {
-            let is_member = channel.members.contains_key(&ctx.id);
-            if is_member || !channel.modes.secret {
-                for (id, member) in &channel.members {
-                    let Some(client) = ctx.world.clients.get(id) else {
-                        continue;
-                    };
-                    if (client.invisible && !is_member && *id != ctx.id)
-                        || (opers_only && !client.oper)
-                    {
-                        continue;
-                    }
-                    who_reply(
-                        ctx,
-                        client,
-                        &channel.name,
-                        Some(member.status),
-                        multi_prefix,
-                        whox,
-                    );
-                }
-            }
+        let key = World::key(target);
+        let visible = ctx.world.channels.get(&key).is_some_and(|channel| {
+            !channel.modes.secret || channel.members.contains_key(&ctx.id)
+        });
+        if visible {
+            paged::Paged::who_channel(ctx, query, key);
+            return;
         }
-    } else {
-        let target_is_mask = target == "0" || mask::has_wildcards(target);
-        let pattern = if target == "0" { "*" } else { target };
-        let mut matched: Vec<&Client> = Vec::new();
-        if target_is_mask {
-            for client in ctx.world.clients.values() {
-                if !client.is_registered()
-                    || (opers_only && !client.oper)
-                    || (client.invisible
-                        && client.id != ctx.id
-                        && !ctx.world.share_channel(ctx.id, client.id))
-                {
-                    continue;
-                }
-                let hit = [client.nick(), client.user(), &client.host, &client.realname]
-                    .iter()
-                    .any(|field| mask::matches(CASEMAPPING, pattern, field))
-                    || mask::matches(CASEMAPPING, pattern, &ctx.world.config.server_name);
-                if hit {
-                    matched.push(client);
-                }
-            }
-            matched.sort_by_key(|c| c.id);
-        } else if let Some(client) = ctx.world.find_nick(target)
-            && (!opers_only || client.oper)
-        {
-            matched.push(client);
-        }
-        for client in matched {
-            // Show a shared (or any visible) channel, as most servers do; `*` otherwise.
-            let shown = client.channels.iter().find_map(|key| {
-                let channel = ctx.world.channels.get(key)?;
-                (!channel.modes.secret || channel.members.contains_key(&ctx.id))
-                    .then(|| (channel.name.as_str(), channel.status(client.id)))
-            });
-            let (channel_name, status) = shown.unwrap_or(("*", None));
-            who_reply(ctx, client, channel_name, status, multi_prefix, whox);
-        }
+    } else if target == "0" || mask::has_wildcards(target) {
+        paged::Paged::who_mask(ctx, query);
+        return;
+    } else if let Some(client) = ctx.world.find_nick(target)
+        && (!opers_only || client.oper)
+    {
+        let multi_prefix = ctx.me().caps.has(caps::MULTI_PREFIX);
+        who_reply_any_channel(ctx, client, multi_prefix, query.whox.as_ref());
     }
     ctx.numeric(RPL_ENDOFWHO)
         .param(target)
@@ -86,13 +45,31 @@ pub(super) fn who(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         .send();
 }
 
-fn who_reply(
+/// A WHO reply for `client` found by nickname or mask: it names a channel the asker
+/// may see the client in (a shared one, or any visible one, as most servers do), or
+/// `*`.
+pub(super) fn who_reply_any_channel(
+    ctx: &Ctx<'_>,
+    client: &Client,
+    multi_prefix: bool,
+    whox: Option<&whox::Whox>,
+) {
+    let shown = client.channels.iter().find_map(|key| {
+        let channel = ctx.world.channels.get(key)?;
+        (!channel.modes.secret || channel.members.contains_key(&ctx.id))
+            .then(|| (channel.name.as_str(), channel.status(client.id)))
+    });
+    let (channel_name, status) = shown.unwrap_or(("*", None));
+    who_reply(ctx, client, channel_name, status, multi_prefix, whox);
+}
+
+pub(super) fn who_reply(
     ctx: &Ctx<'_>,
     client: &Client,
     channel: &str,
     status: Option<Status>,
     multi_prefix: bool,
-    whox: Option<&whox::Whox<'_>>,
+    whox: Option<&whox::Whox>,
 ) {
     let mut flags = String::from(if client.away.is_some() { "G" } else { "H" });
     if client.bot {

@@ -42,7 +42,11 @@ pub(super) fn markread(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     };
     let at = at.min(OffsetDateTime::now_utc());
     let limit = limits.read_markers_per_client;
-    let (stored, _changed) = ctx.world.read_markers.advance(ctx.id, &key, at, limit);
+    let total_limit = limits.max_read_markers_total;
+    let (stored, _changed) = ctx
+        .world
+        .read_markers
+        .advance(ctx.id, &key, at, limit, total_limit);
     let reply = line(ctx.world, target, stored);
     // When `_changed`, the owner's other connections with the capability get `reply`
     // too; markers are per connection until accounts land, so there are none yet.

@@ -131,14 +131,27 @@ pub(super) fn try_complete(ctx: &mut Ctx<'_>) {
     {
         return;
     }
-    if let Some(expected) = &ctx.world.config.password
-        && me.password.as_deref() != Some(expected.as_str())
-    {
-        ctx.numeric(ERR_PASSWDMISMATCH)
-            .trailing("Password incorrect")
-            .send();
-        ctx.quit = Some("Bad password".to_owned());
-        return;
+    if let Some(expected) = &ctx.world.config.password {
+        // An address that failed too often is refused even with the right password,
+        // or guessing would go on; see `world::auth_failures`.
+        if let Some(wait) = super::oper::refused_for(ctx) {
+            let text = super::oper::too_many_failures(wait);
+            ctx.numeric(ERR_PASSWDMISMATCH).trailing(&text).send();
+            ctx.quit = Some(text);
+            return;
+        }
+        if me.password.as_deref() != Some(expected.as_str()) {
+            if let Some(ip) = me.ip() {
+                ctx.world
+                    .auth_failures
+                    .record(ip, std::time::Instant::now());
+            }
+            ctx.numeric(ERR_PASSWDMISMATCH)
+                .trailing("Password incorrect")
+                .send();
+            ctx.quit = Some("Bad password".to_owned());
+            return;
+        }
     }
     let before = ctx.me().census();
     let me = ctx.me_mut();

@@ -18,15 +18,15 @@ const FIELD_ORDER: &[u8] = b"tcuihsnfdlaor";
 
 /// A parsed `%fields,token` request.
 #[derive(Debug, PartialEq, Eq)]
-pub(super) struct Whox<'a> {
+pub(super) struct Whox {
     /// Requested standard fields, in [`FIELD_ORDER`].
     fields: Vec<u8>,
-    token: &'a str,
+    token: Box<str>,
 }
 
 /// Splits WHO's second parameter into the `o` (operators only) flag and an optional
 /// WHOX request.
-pub(super) fn parse(param: Option<&str>) -> (bool, Option<Whox<'_>>) {
+pub(super) fn parse(param: Option<&str>) -> (bool, Option<Whox>) {
     let Some(param) = param else {
         return (false, None);
     };
@@ -46,14 +46,14 @@ pub(super) fn parse(param: Option<&str>) -> (bool, Option<Whox<'_>>) {
         let token_ok = (1..=3).contains(&token.len()) && token.bytes().all(|b| b.is_ascii_digit());
         Whox {
             fields,
-            token: if token_ok { token } else { "0" },
+            token: if token_ok { token } else { "0" }.into(),
         }
     });
     (opers_only, whox)
 }
 
 /// Sends one `354` line for `client`, seen in `channel` (or `*`), with its WHO `flags`.
-pub(super) fn reply(ctx: &Ctx<'_>, whox: &Whox<'_>, client: &Client, channel: &str, flags: &str) {
+pub(super) fn reply(ctx: &Ctx<'_>, whox: &Whox, client: &Client, channel: &str, flags: &str) {
     if whox.fields.is_empty() {
         return;
     }
@@ -64,7 +64,7 @@ pub(super) fn reply(ctx: &Ctx<'_>, whox: &Whox<'_>, client: &Client, channel: &s
     let mut reply = ctx.numeric(RPL_WHOSPCRPL);
     for field in &whox.fields {
         reply = match field {
-            b't' => reply.param(whox.token),
+            b't' => reply.param(&whox.token),
             b'c' => reply.param(channel),
             b'u' => reply.param(client.user()),
             b'i' | b'h' => reply.param(&client.host),
@@ -96,7 +96,7 @@ mod tests {
             whox,
             Some(Whox {
                 fields: b"tnr".to_vec(),
-                token: "42"
+                token: "42".into()
             })
         );
         // The `o` after `%` is the op-level field, not the operators-only flag.
@@ -109,7 +109,7 @@ mod tests {
             whox,
             Some(Whox {
                 fields: b"tn".to_vec(),
-                token: "0"
+                token: "0".into()
             })
         );
         assert_eq!(parse(Some("%xyz")).1.map(|w| w.fields), Some(Vec::new()));

@@ -86,6 +86,11 @@ impl Client {
         self.metadata.as_deref().unwrap_or(&NO_METADATA)
     }
 
+    /// Metadata keys the client holds (for the server-wide count).
+    pub(crate) fn metadata_len(&self) -> usize {
+        self.metadata.as_ref().map_or(0, |m| m.values.len())
+    }
+
     /// The client's metadata, to change it.
     pub(crate) fn metadata_mut(&mut self) -> &mut super::metadata::ClientMetadata {
         self.metadata.get_or_insert_with(Box::default)
@@ -97,6 +102,11 @@ impl Client {
         if let Some(metadata) = self.metadata.as_mut() {
             metadata.subs.clear();
         }
+    }
+
+    /// The address the client connected from (its host is that address as text).
+    pub(crate) fn ip(&self) -> Option<IpAddr> {
+        self.host.parse().ok()
     }
 
     /// This client's share of the LUSERS counts.

@@ -83,6 +83,11 @@ impl Store {
         self.entries.get(key).map(String::as_str)
     }
 
+    /// How many keys are set.
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
     /// Keys and values, in key order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.entries.iter().map(|(k, v)| (k.as_str(), v.as_str()))

@@ -7,6 +7,7 @@
 //! held across I/O. Clients are removed only by their own connection task, through
 //! [`World::remove_client`], which is the single place that announces a departure.
 
+pub(crate) mod auth_failures;
 mod channel;
 mod client;
 pub(crate) mod metadata;
@@ -14,7 +15,7 @@ mod monitor;
 pub(crate) mod read_markers;
 pub(crate) mod recent;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -63,10 +64,18 @@ pub(crate) struct World {
     /// Boxed: the table then holds pointers, and its spare capacity costs 8 bytes a slot
     /// rather than a whole client record (hash tables run up to half empty).
     pub(crate) clients: Map<ClientId, Box<Client>>,
-    /// Registered and registering nicknames (folded) to their owner.
-    pub(crate) nicks: Map<CaseKey, ClientId>,
-    /// Channels by folded name; a channel exists while it has members.
+    /// Registered and registering nicknames (folded) to their owner, in order: WHO
+    /// walks it a page at a time, resuming after the last nickname it answered (see
+    /// `handlers::paged`). Nicknames are looked up per private message, not per
+    /// channel delivery, so the ordered map costs the hot path nothing.
+    pub(crate) nicks: BTreeMap<CaseKey, ClientId>,
+    /// Channels by folded name; a channel exists while it has members. Create and
+    /// drop them with [`World::create_channel`] and [`World::drop_channel_if_empty`],
+    /// which keep [`World::channel_order`] and the server-wide count in step.
     pub(crate) channels: Map<CaseKey, Channel>,
+    /// The folded names of [`World::channels`], in order, so that LIST can walk them a
+    /// page at a time and resume after the last name it sent.
+    pub(crate) channel_order: BTreeSet<CaseKey>,
     /// Most recent departures first, bounded by `limits.whowas_entries`.
     pub(crate) whowas: VecDeque<WhowasEntry>,
     /// Start of this server process (`RPL_CREATED`).
@@ -84,6 +93,14 @@ pub(crate) struct World {
     /// Recently relayed messages, for `draft/message-redaction`.
     pub(crate) recent: recent::Recent,
     next_id: u64,
+    /// Failed PASS and OPER attempts by address, to refuse password guessing.
+    pub(crate) auth_failures: auth_failures::AuthFailures,
+    /// Metadata keys held by every client and channel together (bounded by
+    /// `limits.max_metadata_total`).
+    pub(crate) metadata_total: usize,
+    /// Ban, exception and invite-exception entries of every channel together
+    /// (bounded by `limits.max_list_entries_total`).
+    pub(crate) list_entries_total: usize,
     /// LUSERS counts, kept current so that a registration (which sends LUSERS)
     /// costs the same with 20,000 clients as with 2.
     census: Census,
@@ -111,8 +128,9 @@ impl World {
         Self {
             config,
             clients: Map::default(),
-            nicks: Map::default(),
+            nicks: BTreeMap::new(),
             channels: Map::default(),
+            channel_order: BTreeSet::new(),
             whowas: VecDeque::new(),
             started: SystemTime::now(),
             msgid_prefix: format!(
@@ -125,6 +143,9 @@ impl World {
             next_serial: 0,
             max_clients_seen: 0,
             census: Census::default(),
+            auth_failures: auth_failures::AuthFailures::default(),
+            metadata_total: 0,
+            list_entries_total: 0,
             monitors: monitor::Monitors::default(),
             read_markers: read_markers::ReadMarkers::default(),
             recent: recent::Recent::default(),
@@ -245,14 +266,46 @@ impl World {
         }
     }
 
+    /// Whether another channel may be created (the server-wide `max_channels_total`).
+    pub(crate) fn may_create_channel(&self) -> bool {
+        self.channels.len() < self.config.limits.max_channels_total
+    }
+
+    /// The channel `key`, created (named `name`) if it does not exist yet; the caller
+    /// checked [`World::may_create_channel`].
+    pub(crate) fn create_channel(&mut self, key: &CaseKey, name: String) -> &mut Channel {
+        if !self.channels.contains_key(key) {
+            self.channel_order.insert(key.clone());
+        }
+        self.channels
+            .entry(key.clone())
+            .or_insert_with(|| Channel::new(name))
+    }
+
+    /// Deletes channel `key` if nobody is left in it: the one place channels end.
+    pub(crate) fn drop_channel_if_empty(&mut self, key: &CaseKey) {
+        if self.channels.get(key).is_some_and(|c| c.members.is_empty())
+            && let Some(channel) = self.channels.remove(key)
+        {
+            self.channel_order.remove(key);
+            self.forget_channel_state(&channel);
+        }
+    }
+
+    /// Takes a deleted channel's list entries and metadata off the server-wide counts.
+    fn forget_channel_state(&mut self, channel: &Channel) {
+        self.list_entries_total = self
+            .list_entries_total
+            .saturating_sub(channel.list_entries());
+        self.metadata_total = self.metadata_total.saturating_sub(channel.metadata.len());
+    }
+
     /// Removes a member from a channel, deleting the channel once empty.
     pub(crate) fn part_channel(&mut self, id: ClientId, key: &CaseKey) {
         if let Some(channel) = self.channels.get_mut(key) {
             channel.members.remove(&id);
-            if channel.members.is_empty() {
-                self.channels.remove(key);
-            }
         }
+        self.drop_channel_if_empty(key);
         if let Some(client) = self.clients.get_mut(&id) {
             client.channels.remove(key);
         }
@@ -275,6 +328,9 @@ impl World {
             return;
         };
         self.recount(client.census(), Census::default());
+        self.metadata_total = self
+            .metadata_total
+            .saturating_sub(client.metadata_len());
         self.monitors.clear(id);
         self.read_markers.forget(id);
         if client.is_registered() {
@@ -283,10 +339,8 @@ impl World {
         for key in &client.channels {
             if let Some(channel) = self.channels.get_mut(key) {
                 channel.members.remove(&id);
-                if channel.members.is_empty() {
-                    self.channels.remove(key);
-                }
             }
+            self.drop_channel_if_empty(key);
         }
         if let Some(nick) = &client.nick {
             let key = Self::key(nick);

@@ -24,12 +24,19 @@ pub(crate) struct Monitors {
     watchers: HashMap<CaseKey, BTreeSet<ClientId>>,
     /// Client → its targets in the order added, with the spelling it gave.
     lists: HashMap<ClientId, Vec<(CaseKey, String)>>,
+    /// Entries in all lists together (bounded by `limits.max_monitor_total`).
+    total: usize,
 }
 
 impl Monitors {
     /// `id`'s targets, in the order they were added.
     pub(crate) fn list(&self, id: ClientId) -> &[(CaseKey, String)] {
         self.lists.get(&id).map_or(&[], Vec::as_slice)
+    }
+
+    /// Entries in every client's list together.
+    pub(crate) fn total(&self) -> usize {
+        self.total
     }
 
     /// Whether `id` monitors `key`.
@@ -46,6 +53,7 @@ impl Monitors {
             .entry(id)
             .or_default()
             .push((key, nick.to_owned()));
+        self.total += 1;
         true
     }
 
@@ -53,7 +61,9 @@ impl Monitors {
     pub(crate) fn remove(&mut self, id: ClientId, key: &CaseKey) {
         self.unwatch(id, key);
         if let Some(list) = self.lists.get_mut(&id) {
+            let before = list.len();
             list.retain(|(k, _)| k != key);
+            self.total -= before - list.len();
             if list.is_empty() {
                 self.lists.remove(&id);
             }
@@ -63,6 +73,7 @@ impl Monitors {
     /// Empties `id`'s list (MONITOR C, or the client left).
     pub(crate) fn clear(&mut self, id: ClientId) {
         for (key, _) in self.lists.remove(&id).unwrap_or_default() {
+            self.total -= 1;
             self.unwatch(id, &key);
         }
     }

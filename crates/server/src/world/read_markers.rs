@@ -22,6 +22,8 @@ use super::ClientId;
 #[derive(Debug, Default)]
 pub(crate) struct ReadMarkers {
     by_owner: HashMap<ClientId, HashMap<CaseKey, OffsetDateTime>>,
+    /// Markers of every owner together (bounded by `limits.max_read_markers_total`).
+    total: usize,
 }
 
 impl ReadMarkers {
@@ -32,17 +34,34 @@ impl ReadMarkers {
 
     /// Moves `owner`'s marker for `key` forward to `at` (never back) and returns the
     /// stored marker afterwards, with whether it changed. At most `limit` targets are
-    /// kept per owner; with `limit` 0 nothing is stored.
+    /// kept per owner; with `limit` 0 nothing is stored. Once the server holds
+    /// `total_limit` markers, a new one replaces the owner's oldest, or is not stored
+    /// if the owner has none.
     pub(crate) fn advance(
         &mut self,
         owner: ClientId,
         key: &CaseKey,
         at: OffsetDateTime,
         limit: usize,
+        total_limit: usize,
     ) -> (Option<OffsetDateTime>, bool) {
         if limit == 0 {
             return (None, false);
         }
+        let server_full = self.total >= total_limit;
+        if server_full
+            && self
+                .by_owner
+                .get(&owner)
+                .is_none_or(|markers| markers.is_empty())
+        {
+            return (None, false);
+        }
+        let limit = if server_full {
+            self.by_owner.get(&owner).map_or(0, HashMap::len)
+        } else {
+            limit
+        };
         let markers = self.by_owner.entry(owner).or_default();
         if let Some(stored) = markers.get_mut(key) {
             if at > *stored {
@@ -61,14 +80,18 @@ impl ReadMarkers {
                 break;
             };
             markers.remove(&oldest);
+            self.total -= 1;
         }
         markers.insert(key.clone(), at);
+        self.total += 1;
         (Some(at), true)
     }
 
     /// Drops everything `owner` stored (it left the server).
     pub(crate) fn forget(&mut self, owner: ClientId) {
-        self.by_owner.remove(&owner);
+        if let Some(markers) = self.by_owner.remove(&owner) {
+            self.total -= markers.len();
+        }
     }
 
     /// Owners with at least one marker (for tests: it must drain as clients leave).
@@ -187,9 +210,9 @@ mod tests {
         let (a, b) = (ClientId(1), ClientId(2));
         let early = ts("2020-01-01T00:00:00.000Z");
         let late = ts("2021-01-01T00:00:00.000Z");
-        assert_eq!(markers.advance(a, &key("#c"), late, 2), (Some(late), true));
+        assert_eq!(markers.advance(a, &key("#c"), late, 2, usize::MAX), (Some(late), true));
         assert_eq!(
-            markers.advance(a, &key("#C"), early, 2),
+            markers.advance(a, &key("#C"), early, 2, usize::MAX),
             (Some(late), false)
         );
         assert_eq!(markers.get(a, &key("#c")), Some(late));
@@ -197,19 +220,36 @@ mod tests {
 
         // A third target evicts the one read longest ago.
         assert_eq!(
-            markers.advance(a, &key("bob"), early, 2),
+            markers.advance(a, &key("bob"), early, 2, usize::MAX),
             (Some(early), true)
         );
         let latest = ts("2022-01-01T00:00:00.000Z");
         assert_eq!(
-            markers.advance(a, &key("#d"), latest, 2),
+            markers.advance(a, &key("#d"), latest, 2, usize::MAX),
             (Some(latest), true)
         );
         assert_eq!(markers.get(a, &key("bob")), None);
         assert_eq!(markers.get(a, &key("#c")), Some(late));
 
-        assert_eq!(markers.advance(b, &key("#c"), early, 0), (None, false));
+        assert_eq!(markers.advance(b, &key("#c"), early, 0, usize::MAX), (None, false));
         markers.forget(a);
         assert_eq!(markers.owners(), 0);
+        assert_eq!(markers.total, 0);
+    }
+
+    #[test]
+    fn the_server_wide_bound_replaces_the_owners_oldest_marker() {
+        let mut markers = ReadMarkers::default();
+        let (a, b) = (ClientId(1), ClientId(2));
+        let early = ts("2020-01-01T00:00:00.000Z");
+        let late = ts("2021-01-01T00:00:00.000Z");
+        assert_eq!(markers.advance(a, &key("#a"), early, 10, 2), (Some(early), true));
+        assert_eq!(markers.advance(a, &key("#b"), late, 10, 2), (Some(late), true));
+        // Full: b has nothing to give up, so its marker is not stored...
+        assert_eq!(markers.advance(b, &key("#a"), late, 10, 2), (None, false));
+        // ...and a's new marker replaces its own oldest.
+        assert_eq!(markers.advance(a, &key("#c"), late, 10, 2), (Some(late), true));
+        assert_eq!(markers.get(a, &key("#a")), None);
+        assert_eq!(markers.total, 2);
     }
 }
