@@ -370,7 +370,7 @@ impl Conn {
     /// it, or for a flood token (every page after the first costs one).
     fn continue_paged(&mut self, shared: &Shared) -> Option<InputStep> {
         let reply = self.paged.as_mut()?;
-        if self.outbox.pending_bytes() > paged::LOW_WATER {
+        if self.outbox.pending_bytes() > paged::low_water(self.outbox.budget()) {
             // `poll_output` wakes the connection once the client has read enough.
             return Some(InputStep::Idle);
         }
@@ -472,7 +472,7 @@ impl Conn {
                 }
             };
             let still_pending = self.outbox.written(written);
-            if self.paged.is_some() && still_pending <= paged::LOW_WATER {
+            if self.paged.is_some() && still_pending <= paged::low_water(self.outbox.budget()) {
                 // The client read what it had of a long reply: time for the next page.
                 cx.waker().wake_by_ref();
             }

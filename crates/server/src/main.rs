@@ -74,6 +74,21 @@ struct Cli {
     /// Most channels one client may be in.
     #[arg(long, default_value_t = 50)]
     max_channels: usize,
+    /// Channels on the whole server (a JOIN that would create one more gets 405).
+    #[arg(long, default_value_t = 100_000)]
+    max_channels_total: usize,
+    /// Ban, exception and invite-exception entries on the whole server.
+    #[arg(long, default_value_t = 1_000_000)]
+    max_list_entries_total: usize,
+    /// Metadata keys on the whole server (clients and channels).
+    #[arg(long, default_value_t = 1_000_000)]
+    max_metadata_total: usize,
+    /// MONITOR entries on the whole server.
+    #[arg(long, default_value_t = 1_000_000)]
+    max_monitor_total: usize,
+    /// Read markers (draft/read-marker) on the whole server.
+    #[arg(long, default_value_t = 1_000_000)]
+    max_read_markers_total: usize,
     /// Seconds a new connection has to register.
     #[arg(long, default_value_t = 60)]
     registration_timeout: u64,
@@ -243,6 +258,11 @@ fn build_config(cli: &Cli) -> anyhow::Result<Config> {
     limits.max_clients = cli.max_clients;
     limits.max_clients_per_ip = cli.max_clients_per_ip;
     limits.max_channels_per_client = cli.max_channels;
+    limits.max_channels_total = cli.max_channels_total;
+    limits.max_list_entries_total = cli.max_list_entries_total;
+    limits.max_metadata_total = cli.max_metadata_total;
+    limits.max_monitor_total = cli.max_monitor_total;
+    limits.max_read_markers_total = cli.max_read_markers_total;
     limits.registration_timeout = Duration::from_secs(cli.registration_timeout);
     limits.ping_interval = Duration::from_secs(cli.ping_interval);
     limits.ping_timeout = Duration::from_secs(cli.ping_timeout);

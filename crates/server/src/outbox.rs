@@ -109,6 +109,11 @@ impl Outbox {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// The most bytes it holds before the client is dropped (the sendq).
+    pub(crate) fn budget(&self) -> usize {
+        self.budget
+    }
+
     /// Puts the connection that owns this outbox on its driver's ready list.
     pub(crate) fn wake_connection(&self) {
         self.wakeup.wake();

@@ -3,6 +3,7 @@
 //! One test binary for the crate (faster links on small CI machines); each module
 //! covers one area of the protocol.
 
+mod abuse;
 mod binary;
 mod cap;
 mod channels;

@@ -232,6 +232,12 @@ impl TestClient {
         }
     }
 
+    /// The socket's two halves, for a test that drives them itself (lines already
+    /// read into this client's buffer are dropped).
+    pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
+        (self.reader, self.writer)
+    }
+
     /// Sends one line (CRLF is added).
     pub async fn send(&mut self, line: &str) {
         self.send_raw(format!("{line}\r\n").as_bytes()).await;

@@ -7,14 +7,14 @@
 //! [`Paged`] in [`Ctx::paged`](super::Ctx) and the connection drives it:
 //!
 //! - each call to [`Paged::page`] runs with the world locked, sends at most
-//!   [`PAGE_LINES`] lines and examines at most [`PAGE_SCAN`] entries or
+//!   [`PAGE_LINES`] lines (fewer with a small sendq, see [`page_lines`]) and examines at most [`PAGE_SCAN`] entries or
 //!   [`PAGE_TIME`] of work, then remembers where it stopped: the folded name of the
 //!   last channel or nickname, or the last member id, since the walk follows ordered
 //!   maps (`World::channel_order`, `World::nicks`, `Channel::members`). Entries
 //!   created or removed between pages are listed or not, but nothing that exists
 //!   throughout is listed twice or skipped;
 //! - the connection asks for the next page only once the client has read most of the
-//!   previous one (its outbox below [`LOW_WATER`]), so a reply never holds more than
+//!   previous one (its outbox below [`low_water`]), so a reply never holds more than
 //!   a page or two of memory, and a client that stops reading stops its reply;
 //! - every page costs the asker one flood token (see `connection.rs`), which is how
 //!   the cost of a command follows the work it causes: a client at the default pace
@@ -38,7 +38,9 @@ use crate::labeled;
 use crate::world::{CASEMAPPING, ClientId, World};
 
 /// Most lines one page sends (about 25 KB of LIST or WHO replies).
-pub(crate) const PAGE_LINES: usize = 256;
+const PAGE_LINES: usize = 256;
+/// The longest line a page can send, for sizing pages to the sendq.
+const MAX_LINE: usize = 512;
 /// Most channels or users one page examines, so a filter that matches nothing
 /// (`LIST >100000`) still gives the lock back regularly.
 const PAGE_SCAN: usize = 4096;
@@ -46,8 +48,20 @@ const PAGE_SCAN: usize = 4096;
 /// entry); checked every [`CLOCK_EVERY`] entries.
 const PAGE_TIME: Duration = Duration::from_millis(1);
 const CLOCK_EVERY: usize = 32;
-/// The next page is built once less than this is waiting for the client's socket.
-pub(crate) const LOW_WATER: usize = 16 * 1024;
+/// Most bytes waiting for the client's socket before the next page is built.
+const LOW_WATER: usize = 16 * 1024;
+
+/// The next page is built once less than this is waiting for the client's socket:
+/// [`LOW_WATER`], or an eighth of a smaller sendq.
+pub(crate) fn low_water(sendq: usize) -> usize {
+    (sendq / 8).min(LOW_WATER)
+}
+
+/// Lines per page: [`PAGE_LINES`], or fewer so that what waits before a page plus
+/// the page itself stays within half the sendq.
+fn page_lines(sendq: usize) -> usize {
+    ((sendq / 2).saturating_sub(low_water(sendq)) / MAX_LINE).clamp(1, PAGE_LINES)
+}
 
 /// A reply in progress, owned by the asker's connection.
 #[derive(Debug)]
@@ -99,14 +113,16 @@ pub(crate) enum Progress {
 
 /// How much one page may still do.
 struct Budget {
+    max_lines: usize,
     lines: usize,
     scanned: usize,
     started: std::time::Instant,
 }
 
 impl Budget {
-    fn new() -> Self {
+    fn new(max_lines: usize) -> Self {
         Self {
+            max_lines,
             lines: 0,
             scanned: 0,
             started: std::time::Instant::now(),
@@ -116,7 +132,7 @@ impl Budget {
     /// Counts one examined entry; false once the page must stop.
     fn examine(&mut self) -> bool {
         self.scanned += 1;
-        if self.lines >= PAGE_LINES || self.scanned > PAGE_SCAN {
+        if self.lines >= self.max_lines || self.scanned > PAGE_SCAN {
             return false;
         }
         self.scanned % CLOCK_EVERY != 0 || self.started.elapsed() < PAGE_TIME
@@ -153,7 +169,11 @@ impl Paged {
 
     /// Sends the next page of the reply to client `id`.
     pub(crate) fn page(&mut self, world: &mut World, id: ClientId) -> Progress {
-        let Some(outbox) = world.clients.get(&id).map(|c| std::sync::Arc::clone(&c.outbox)) else {
+        let Some(outbox) = world
+            .clients
+            .get(&id)
+            .map(|c| std::sync::Arc::clone(&c.outbox))
+        else {
             return Progress::Done;
         };
         if self.label.is_some() {
@@ -197,7 +217,7 @@ impl Ctx<'_> {
 
 impl Walk {
     fn page(&mut self, ctx: &mut Ctx<'_>, first: bool) -> Progress {
-        let mut budget = Budget::new();
+        let mut budget = Budget::new(page_lines(ctx.world.config.limits.sendq_bytes));
         match self {
             Self::List { filter, after } => {
                 if first {
@@ -244,7 +264,10 @@ fn end_who(ctx: &Ctx<'_>, query: &WhoQuery, done: bool) -> Progress {
 
 /// The range of an ordered walk that starts after `after`.
 fn resume<K>(after: Option<&K>) -> (Bound<&K>, Bound<&K>) {
-    (after.map_or(Bound::Unbounded, Bound::Excluded), Bound::Unbounded)
+    (
+        after.map_or(Bound::Unbounded, Bound::Excluded),
+        Bound::Unbounded,
+    )
 }
 
 /// One page of `LIST`; true once every channel was examined.
@@ -256,7 +279,10 @@ fn list_page(
 ) -> bool {
     let now = SystemTime::now();
     let world = &*ctx.world;
-    for key in world.channel_order.range::<CaseKey, _>(resume(after.as_ref())) {
+    for key in world
+        .channel_order
+        .range::<CaseKey, _>(resume(after.as_ref()))
+    {
         if !budget.examine() {
             return false;
         }
@@ -355,8 +381,7 @@ fn who_channel_page(
         let Some(client) = world.clients.get(id) else {
             continue;
         };
-        if (client.invisible && !is_member && *id != ctx.id) || (query.opers_only && !client.oper)
-        {
+        if (client.invisible && !is_member && *id != ctx.id) || (query.opers_only && !client.oper) {
             continue;
         }
         query::who_reply(
@@ -370,4 +395,23 @@ fn who_channel_page(
         budget.lines += 1;
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{PAGE_LINES, low_water, page_lines};
+
+    #[test]
+    fn pages_fit_in_half_the_sendq() {
+        assert_eq!(page_lines(512 * 1024), PAGE_LINES);
+        assert_eq!(low_water(512 * 1024), 16 * 1024);
+        for sendq in [4096, 16 * 1024, 64 * 1024, 512 * 1024, 1 << 20] {
+            let lines = page_lines(sendq);
+            assert!(lines >= 1);
+            assert!(
+                lines == 1 || low_water(sendq) + lines * 512 <= sendq / 2,
+                "{sendq}"
+            );
+        }
+    }
 }

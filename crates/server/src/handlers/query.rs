@@ -23,9 +23,10 @@ pub(super) fn who(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     };
     if target.starts_with('#') {
         let key = World::key(target);
-        let visible = ctx.world.channels.get(&key).is_some_and(|channel| {
-            !channel.modes.secret || channel.members.contains_key(&ctx.id)
-        });
+        let visible =
+            ctx.world.channels.get(&key).is_some_and(|channel| {
+                !channel.modes.secret || channel.members.contains_key(&ctx.id)
+            });
         if visible {
             paged::Paged::who_channel(ctx, query, key);
             return;

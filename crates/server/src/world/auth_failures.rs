@@ -102,8 +102,14 @@ mod tests {
             failures.record(ip, start);
         }
         let later = start + Duration::from_secs(20);
-        assert_eq!(failures.refused_for(ip, later), Some(WINDOW - Duration::from_secs(20)));
-        assert_eq!(failures.refused_for("192.0.2.8".parse().unwrap_or(ip), later), None);
+        assert_eq!(
+            failures.refused_for(ip, later),
+            Some(WINDOW - Duration::from_secs(20))
+        );
+        assert_eq!(
+            failures.refused_for("192.0.2.8".parse().unwrap_or(ip), later),
+            None
+        );
         assert_eq!(failures.refused_for(ip, start + WINDOW), None);
     }
 
@@ -112,12 +118,18 @@ mod tests {
         let mut failures = AuthFailures::default();
         let now = Instant::now();
         for host in 1..=FREE_FAILURES {
-            let ip: IpAddr = format!("2001:db8::{host}").parse().unwrap_or(IpAddr::V4([0; 4].into()));
+            let ip: IpAddr = format!("2001:db8::{host}")
+                .parse()
+                .unwrap_or(IpAddr::V4([0; 4].into()));
             failures.record(ip, now);
         }
-        let neighbour: IpAddr = "2001:db8::ffff:1".parse().unwrap_or(IpAddr::V4([0; 4].into()));
+        let neighbour: IpAddr = "2001:db8::ffff:1"
+            .parse()
+            .unwrap_or(IpAddr::V4([0; 4].into()));
         assert!(failures.refused_for(neighbour, now).is_some());
-        let elsewhere: IpAddr = "2001:db8:0:1::1".parse().unwrap_or(IpAddr::V4([0; 4].into()));
+        let elsewhere: IpAddr = "2001:db8:0:1::1"
+            .parse()
+            .unwrap_or(IpAddr::V4([0; 4].into()));
         assert!(failures.refused_for(elsewhere, now).is_none());
     }
 }

@@ -328,9 +328,7 @@ impl World {
             return;
         };
         self.recount(client.census(), Census::default());
-        self.metadata_total = self
-            .metadata_total
-            .saturating_sub(client.metadata_len());
+        self.metadata_total = self.metadata_total.saturating_sub(client.metadata_len());
         self.monitors.clear(id);
         self.read_markers.forget(id);
         if client.is_registered() {

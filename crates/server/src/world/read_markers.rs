@@ -210,7 +210,10 @@ mod tests {
         let (a, b) = (ClientId(1), ClientId(2));
         let early = ts("2020-01-01T00:00:00.000Z");
         let late = ts("2021-01-01T00:00:00.000Z");
-        assert_eq!(markers.advance(a, &key("#c"), late, 2, usize::MAX), (Some(late), true));
+        assert_eq!(
+            markers.advance(a, &key("#c"), late, 2, usize::MAX),
+            (Some(late), true)
+        );
         assert_eq!(
             markers.advance(a, &key("#C"), early, 2, usize::MAX),
             (Some(late), false)
@@ -231,7 +234,10 @@ mod tests {
         assert_eq!(markers.get(a, &key("bob")), None);
         assert_eq!(markers.get(a, &key("#c")), Some(late));
 
-        assert_eq!(markers.advance(b, &key("#c"), early, 0, usize::MAX), (None, false));
+        assert_eq!(
+            markers.advance(b, &key("#c"), early, 0, usize::MAX),
+            (None, false)
+        );
         markers.forget(a);
         assert_eq!(markers.owners(), 0);
         assert_eq!(markers.total, 0);
@@ -243,12 +249,21 @@ mod tests {
         let (a, b) = (ClientId(1), ClientId(2));
         let early = ts("2020-01-01T00:00:00.000Z");
         let late = ts("2021-01-01T00:00:00.000Z");
-        assert_eq!(markers.advance(a, &key("#a"), early, 10, 2), (Some(early), true));
-        assert_eq!(markers.advance(a, &key("#b"), late, 10, 2), (Some(late), true));
+        assert_eq!(
+            markers.advance(a, &key("#a"), early, 10, 2),
+            (Some(early), true)
+        );
+        assert_eq!(
+            markers.advance(a, &key("#b"), late, 10, 2),
+            (Some(late), true)
+        );
         // Full: b has nothing to give up, so its marker is not stored...
         assert_eq!(markers.advance(b, &key("#a"), late, 10, 2), (None, false));
         // ...and a's new marker replaces its own oldest.
-        assert_eq!(markers.advance(a, &key("#c"), late, 10, 2), (Some(late), true));
+        assert_eq!(
+            markers.advance(a, &key("#c"), late, 10, 2),
+            (Some(late), true)
+        );
         assert_eq!(markers.get(a, &key("#a")), None);
         assert_eq!(markers.total, 2);
     }
