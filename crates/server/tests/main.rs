@@ -14,6 +14,7 @@ mod listmodes;
 mod messaging;
 mod metadata;
 mod modes;
+mod privacy;
 mod queries;
 mod registration;
 mod scale;

@@ -124,7 +124,14 @@ impl Applied {
 
 fn channel_mode(ctx: &mut Ctx<'_>, name: &str, msg: &Message<'_>) {
     let key = World::key(name);
-    let Some(channel) = ctx.world.channels.get(&key) else {
+    // A secret channel answers outsiders as a missing one would, for queries (modes,
+    // mask lists) and changes alike.
+    let Some(channel) = ctx
+        .world
+        .channels
+        .get(&key)
+        .filter(|c| !c.secret_from(ctx.id))
+    else {
         ctx.no_such_channel(name);
         return;
     };

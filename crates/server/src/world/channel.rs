@@ -92,6 +92,8 @@ pub(crate) struct Modes {
     pub(crate) limit: Option<usize>,
     pub(crate) moderated: bool,
     pub(crate) no_external: bool,
+    /// `+s`: hidden from non-members' listings, and to non-members the channel
+    /// answers as if it did not exist. See [`Channel::secret_from`].
     pub(crate) secret: bool,
     pub(crate) topic_ops_only: bool,
     /// `+C`: no CTCP messages but ACTION (`/me`).
@@ -143,6 +145,14 @@ impl Channel {
 
     pub(crate) fn is_op(&self, id: ClientId) -> bool {
         self.status(id).is_some_and(|s| s.op)
+    }
+
+    /// Whether a command from `viewer` naming this channel must be answered as if the
+    /// channel did not exist (`403`, or `401` for messages): true for a `+s` channel
+    /// `viewer` is not in, so that answers never tell a secret channel from a
+    /// missing one (RFC 2811 §4.2.6; unlike the RFC, MODE included).
+    pub(crate) fn secret_from(&self, viewer: ClientId) -> bool {
+        self.modes.secret && !self.members.contains_key(&viewer)
     }
 
     /// The mode string and its parameters, for `RPL_CHANNELMODEIS`; the key is shown
