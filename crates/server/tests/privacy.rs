@@ -1,6 +1,6 @@
 //! Who may get into a channel and who may learn that it exists: whose INVITE gets
 //! past `+b`, `+k` and `+l`; secret (`+s`) channels answering outsiders exactly as
-//! missing ones do.
+//! missing ones do; private (`+p`) channels.
 
 use palaver_test_support::{TestClient, TestServer};
 
@@ -199,5 +199,39 @@ async fn metadata_of_a_secret_channel_answers_outsiders_as_a_missing_one() {
     )
     .await;
     assert_silent(&mut alice).await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn private_mode_is_set_shown_and_unset() {
+    let server = TestServer::start().await;
+    let [mut alice, mut bob] = in_channel(&server, "#c", ["alice", "bob"]).await;
+    let mut dave = server.client("dave").await;
+
+    let set = format!("{} MODE #c +p", src("alice"));
+    assert_eq!(ask(&mut alice, "MODE #c +p").await, [set.as_str()]);
+    assert_eq!(pending(&mut bob).await, [set]);
+    // Setting it again changes nothing and announces nothing.
+    assert!(ask(&mut alice, "MODE #c +p").await.is_empty());
+    assert_eq!(
+        ask(&mut alice, "MODE #c").await[0],
+        ":test.server 324 alice #c +npt"
+    );
+    // Unlike +s, +p does not hide the channel from one who names it.
+    assert_eq!(
+        ask(&mut dave, "MODE #c").await[0],
+        ":test.server 324 dave #c +npt"
+    );
+    assert_eq!(
+        ask(&mut bob, "MODE #c -p").await,
+        [":test.server 482 bob #c :You're not channel operator"]
+    );
+    let unset = format!("{} MODE #c -p", src("alice"));
+    assert_eq!(ask(&mut alice, "MODE #c -p").await, [unset.as_str()]);
+    assert_eq!(pending(&mut bob).await, [unset]);
+    assert_eq!(
+        ask(&mut alice, "MODE #c").await[0],
+        ":test.server 324 alice #c +nt"
+    );
     server.shutdown().await;
 }

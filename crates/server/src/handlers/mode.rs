@@ -1,5 +1,5 @@
 //! `MODE` for users (`+i`, `+B`, `-o`) and channels
-//! (`+o +v +b +e +I +i +k +l +m +n +t +s`).
+//! (`+o +v +b +e +I +i +k +l +m +n +p +t +s`).
 //!
 //! Channel changes are applied one by one, in order; the ones that took effect are
 //! announced to every member in one MODE line, as the server normalised them (ban,
@@ -174,7 +174,7 @@ fn channel_mode(ctx: &mut Ctx<'_>, name: &str, msg: &Message<'_>) {
             // CHANMODES type B (`k`) always takes a parameter, type C (`l`) only when set.
             'k' => true,
             'l' => adding,
-            'C' | 'i' | 'm' | 'n' | 's' | 't' => false,
+            'C' | 'i' | 'm' | 'n' | 'p' | 's' | 't' => false,
             other => {
                 ctx.numeric(ERR_UNKNOWNMODE)
                     .param(&other.to_string())
@@ -365,6 +365,7 @@ fn apply_one(
                 'i' => std::mem::replace(&mut modes.invite_only, adding) != adding,
                 'm' => std::mem::replace(&mut modes.moderated, adding) != adding,
                 'n' => std::mem::replace(&mut modes.no_external, adding) != adding,
+                'p' => std::mem::replace(&mut modes.private, adding) != adding,
                 's' => std::mem::replace(&mut modes.secret, adding) != adding,
                 't' => std::mem::replace(&mut modes.topic_ops_only, adding) != adding,
                 'C' => std::mem::replace(&mut modes.no_ctcp, adding) != adding,
