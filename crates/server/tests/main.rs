@@ -15,6 +15,7 @@ mod listmodes;
 mod messaging;
 mod metadata;
 mod modes;
+mod privacy;
 mod queries;
 mod registration;
 mod scale;

@@ -294,14 +294,14 @@ async fn flags_m_n_s_t_are_announced_shown_and_enforced() {
     );
 
     // +m: bob (no voice) is silenced; -n: dave (outside) is not refused for being
-    // outside, but +m applies to him as well.
+    // outside, but +m applies to him as well (told as 401: the channel is +s).
     assert_eq!(
         ask(&mut bob, "PRIVMSG #c :hi").await,
         [":test.server 404 bob #c :Cannot send to channel (+m)"]
     );
     assert_eq!(
         ask(&mut dave, "PRIVMSG #c :hi").await,
-        [":test.server 404 dave #c :Cannot send to channel (+m)"]
+        [":test.server 401 dave #c :No such nick/channel"]
     );
     // -t: any member sets the topic.
     assert_eq!(

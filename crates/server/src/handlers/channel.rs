@@ -52,6 +52,8 @@ fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) {
         return;
     }
     let me = ctx.me();
+    // Only an operator's invitation is ever recorded (see `invite`), so holding one
+    // gets past every restriction below, as the operator could have lifted them.
     let invited = me.invites.contains(&folded);
     let creating = !ctx.world.channels.contains_key(&folded);
     if creating && !ctx.world.may_create_channel() {
@@ -192,7 +194,8 @@ pub(super) fn part(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     let reason = msg.param(1).filter(|r| !r.is_empty());
     for name in split_list(channels) {
         let key = World::key(name);
-        if !ctx.world.channels.contains_key(&key) {
+        let channel = ctx.world.channels.get(&key);
+        if channel.is_none_or(|c| c.secret_from(ctx.id)) {
             ctx.no_such_channel(name);
         } else if !ctx.me().channels.contains(&key) {
             ctx.numeric(ERR_NOTONCHANNEL)
@@ -239,20 +242,19 @@ pub(super) fn topic(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         return;
     };
     let key = World::key(name);
-    let Some(channel) = ctx.world.channels.get(&key) else {
+    // Outsiders get the same answer for a secret channel as for a missing one.
+    let Some(channel) = ctx
+        .world
+        .channels
+        .get(&key)
+        .filter(|c| !c.secret_from(ctx.id))
+    else {
         ctx.no_such_channel(name);
         return;
     };
     let member = channel.status(ctx.id);
     let Some(text) = msg.param(1) else {
-        if member.is_none() && channel.modes.secret {
-            ctx.numeric(ERR_NOTONCHANNEL)
-                .param(name)
-                .trailing("You're not on that channel")
-                .send();
-        } else {
-            send_topic(ctx, &key, true);
-        }
+        send_topic(ctx, &key, true);
         return;
     };
     let Some(status) = member else {
@@ -474,7 +476,13 @@ fn kick_refusal(
     name: &str,
     key: &CaseKey,
 ) -> Option<(&'static str, String, &'static str)> {
-    let Some(channel) = ctx.world.channels.get(key) else {
+    // A secret channel refuses outsiders as a missing one would (403, not 442).
+    let Some(channel) = ctx
+        .world
+        .channels
+        .get(key)
+        .filter(|c| !c.secret_from(ctx.id))
+    else {
         return Some((ERR_NOSUCHCHANNEL, name.to_owned(), "No such channel"));
     };
     match channel.status(ctx.id) {
@@ -542,6 +550,14 @@ fn send_invite_list(ctx: &Ctx<'_>) {
 }
 
 /// `INVITE <nick> <#chan>`, or `INVITE` alone to list one's invitations.
+///
+/// Any member may invite to a channel that is not `+i` (RFC 2812 §3.2.7); only its
+/// operators to a `+i` one. The invitation always reaches the target, but it is
+/// recorded, and so lets the target in, only when an operator sent it: then it gets
+/// the target past `+i`, `+b`, `+k` and `+l` for one join, as the operator could
+/// have lifted any of them. A plain member's invitation is a notice and nothing
+/// more, so it cannot open the channel to someone its operators keep out with a
+/// ban, a key or the limit (docs/PROTOCOL.md, "Invitations").
 pub(super) fn invite(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     if msg.params().is_empty() {
         send_invite_list(ctx);
@@ -557,7 +573,14 @@ pub(super) fn invite(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     };
     let key = World::key(name);
     let channel_name;
-    if let Some(channel) = ctx.world.channels.get(&key) {
+    let by_op;
+    // Outsiders get the same answer for a secret channel as for a missing one.
+    if let Some(channel) = ctx
+        .world
+        .channels
+        .get(&key)
+        .filter(|c| !c.secret_from(ctx.id))
+    {
         channel_name = channel.name.clone();
         let Some(status) = channel.status(ctx.id) else {
             ctx.numeric(ERR_NOTONCHANNEL)
@@ -581,6 +604,7 @@ pub(super) fn invite(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
                 .send();
             return;
         }
+        by_op = status.op;
     } else {
         ctx.no_such_channel(name);
         return;
@@ -591,7 +615,7 @@ pub(super) fn invite(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         return;
     };
     let target_nick = target_client.nick().to_owned();
-    if !target_client.invites.contains(&key) {
+    if by_op && !target_client.invites.contains(&key) {
         if target_client.invites.len() >= max_invites {
             target_client.invites.remove(0);
         }

@@ -231,7 +231,10 @@ fn resolve_channel(
         None
     };
     if let Some(reason) = refusal {
-        if kind.errors() {
+        if kind.errors() && channel.secret_from(ctx.id) {
+            // An outsider refused by a secret channel hears what a missing one says.
+            ctx.no_such_nick(target);
+        } else if kind.errors() {
             ctx.numeric(ERR_CANNOTSENDTOCHAN)
                 .param(&channel.name)
                 .trailing(reason)

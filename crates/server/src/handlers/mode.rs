@@ -1,5 +1,5 @@
 //! `MODE` for users (`+i`, `+B`, `-o`) and channels
-//! (`+o +v +b +e +I +i +k +l +m +n +t +s`).
+//! (`+o +v +b +e +I +i +k +l +m +n +p +t +s`).
 //!
 //! Channel changes are applied one by one, in order; the ones that took effect are
 //! announced to every member in one MODE line, as the server normalised them (ban,
@@ -124,7 +124,14 @@ impl Applied {
 
 fn channel_mode(ctx: &mut Ctx<'_>, name: &str, msg: &Message<'_>) {
     let key = World::key(name);
-    let Some(channel) = ctx.world.channels.get(&key) else {
+    // A secret channel answers outsiders as a missing one would, for queries (modes,
+    // mask lists) and changes alike.
+    let Some(channel) = ctx
+        .world
+        .channels
+        .get(&key)
+        .filter(|c| !c.secret_from(ctx.id))
+    else {
         ctx.no_such_channel(name);
         return;
     };
@@ -170,7 +177,7 @@ fn channel_mode(ctx: &mut Ctx<'_>, name: &str, msg: &Message<'_>) {
             // CHANMODES type B (`k`) always takes a parameter, type C (`l`) only when set.
             'k' => true,
             'l' => adding,
-            'C' | 'i' | 'm' | 'n' | 's' | 't' => false,
+            'C' | 'i' | 'm' | 'n' | 'p' | 's' | 't' => false,
             other => {
                 ctx.numeric(ERR_UNKNOWNMODE)
                     .param(&other.to_string())
@@ -379,6 +386,7 @@ fn apply_one(
                 'i' => std::mem::replace(&mut modes.invite_only, adding) != adding,
                 'm' => std::mem::replace(&mut modes.moderated, adding) != adding,
                 'n' => std::mem::replace(&mut modes.no_external, adding) != adding,
+                'p' => std::mem::replace(&mut modes.private, adding) != adding,
                 's' => std::mem::replace(&mut modes.secret, adding) != adding,
                 't' => std::mem::replace(&mut modes.topic_ops_only, adding) != adding,
                 'C' => std::mem::replace(&mut modes.no_ctcp, adding) != adding,

@@ -194,7 +194,7 @@ fn welcome(ctx: &mut Ctx<'_>) {
         .param(&config.server_name)
         .param(VERSION)
         .param("Biow")
-        .param("CbeIiklmnostv")
+        .param("CbeIiklmnopstv")
         .param("beIklov")
         .send();
     send_isupport(ctx);

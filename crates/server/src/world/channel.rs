@@ -84,7 +84,7 @@ pub(crate) struct Ban {
     pub(crate) set_at: SystemTime,
 }
 
-/// Channel modes other than member status and mask lists (`CHANMODES=beI,k,l,imnst`).
+/// Channel modes other than member status and mask lists (`CHANMODES=beI,k,l,Cimnpst`).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Modes {
     pub(crate) invite_only: bool,
@@ -92,6 +92,13 @@ pub(crate) struct Modes {
     pub(crate) limit: Option<usize>,
     pub(crate) moderated: bool,
     pub(crate) no_external: bool,
+    /// `+p` (RFC 1459/2811 "private"): the channel's name is kept out of listings
+    /// (LIST, NAMES, WHO, WHOIS) for non-members, as for `+s`; unlike `+s`, a
+    /// client that already knows the name may still ask about it (TOPIC, MODE).
+    /// See [`Channel::hidden_from`].
+    pub(crate) private: bool,
+    /// `+s`: as `+p`, and to non-members the channel answers as if it did not
+    /// exist. See [`Channel::secret_from`].
     pub(crate) secret: bool,
     pub(crate) topic_ops_only: bool,
     /// `+C`: no CTCP messages but ACTION (`/me`).
@@ -145,6 +152,26 @@ impl Channel {
         self.status(id).is_some_and(|s| s.op)
     }
 
+    /// Whether the channel must be left out of what `viewer` is shown when it did not
+    /// name the channel: LIST, NAMES, WHO, the channel list of WHOIS. True for a
+    /// `+p` or `+s` channel `viewer` is not in, so a non-member cannot learn such a
+    /// channel's name from the server (RFC 2811 §4.2.6).
+    #[allow(
+        dead_code,
+        reason = "for LIST, NAMES, WHO and WHOIS, being rewritten on another branch; drop this once they call it"
+    )]
+    pub(crate) fn hidden_from(&self, viewer: ClientId) -> bool {
+        (self.modes.private || self.modes.secret) && !self.members.contains_key(&viewer)
+    }
+
+    /// Whether a command from `viewer` naming this channel must be answered as if the
+    /// channel did not exist (`403`, or `401` for messages): true for a `+s` channel
+    /// `viewer` is not in, so that answers never tell a secret channel from a
+    /// missing one (RFC 2811 §4.2.6; unlike the RFC, MODE included).
+    pub(crate) fn secret_from(&self, viewer: ClientId) -> bool {
+        self.modes.secret && !self.members.contains_key(&viewer)
+    }
+
     /// The mode string and its parameters, for `RPL_CHANNELMODEIS`; the key is shown
     /// only to members.
     pub(crate) fn mode_string(&self, show_key: bool) -> (String, Vec<String>) {
@@ -156,6 +183,7 @@ impl Channel {
             (m.invite_only, 'i'),
             (m.moderated, 'm'),
             (m.no_external, 'n'),
+            (m.private, 'p'),
             (m.secret, 's'),
             (m.topic_ops_only, 't'),
         ] {
