@@ -235,3 +235,46 @@ async fn private_mode_is_set_shown_and_unset() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_private_channel_is_left_out_of_listings_for_outsiders_only() {
+    let server = TestServer::start().await;
+    let mut alice = server.client("alice").await;
+    alice.send("JOIN #priv").await;
+    alice.send("MODE #priv +p").await;
+    alice.sync().await;
+    let mut dave = server.client("dave").await;
+
+    // LIST, WHO #chan, NAMES and WHOIS say nothing of it to an outsider.
+    dave.send("LIST").await;
+    let listed = dave.sync().await;
+    assert!(listed.iter().all(|l| l.command() != "322"), "{listed:#?}");
+    dave.send("WHO #priv").await;
+    let who = dave.sync().await;
+    assert!(who.iter().all(|l| l.command() != "352"), "{who:#?}");
+    dave.send("NAMES #priv").await;
+    let names = dave.sync().await;
+    assert!(names.iter().all(|l| l.command() != "353"), "{names:#?}");
+    dave.send("WHOIS alice").await;
+    let whois = dave.sync().await;
+    assert!(whois.iter().all(|l| l.command() != "319"), "{whois:#?}");
+
+    // A member sees it, marked `*` in NAMES.
+    alice.send("LIST").await;
+    let listed = alice.sync().await;
+    assert!(
+        listed
+            .iter()
+            .any(|l| l.command() == "322" && l.param(1) == "#priv"),
+        "{listed:#?}"
+    );
+    alice.send("NAMES #priv").await;
+    let names = alice.sync().await;
+    assert!(
+        names
+            .iter()
+            .any(|l| l.command() == "353" && l.param(1) == "*"),
+        "{names:#?}"
+    );
+    server.shutdown().await;
+}

@@ -336,7 +336,7 @@ fn is_visible(ctx: &Ctx<'_>, key: &CaseKey) -> bool {
     ctx.world
         .channels
         .get(key)
-        .is_some_and(|channel| !channel.modes.secret || channel.members.contains_key(&ctx.id))
+        .is_some_and(|channel| !channel.hidden_from(ctx.id))
 }
 
 /// `RPL_NAMREPLY` lines and `RPL_ENDOFNAMES` for one channel.
@@ -360,7 +360,13 @@ fn send_name_replies(ctx: &Ctx<'_>, key: &CaseKey) {
     let multi_prefix = me.caps.has(caps::MULTI_PREFIX);
     let userhost = me.caps.has(caps::USERHOST_IN_NAMES);
     let is_member = channel.members.contains_key(&ctx.id);
-    let symbol = if channel.modes.secret { "@" } else { "=" };
+    let symbol = if channel.modes.secret {
+        "@"
+    } else if channel.modes.private {
+        "*"
+    } else {
+        "="
+    };
     // Room for the names in one line: 512 minus the fixed parts and some slack.
     let budget =
         510 - (ctx.world.config.server_name.len() + me.nick().len() + channel.name.len() + 16);

@@ -290,9 +290,7 @@ fn list_page(
         let Some(channel) = world.channels.get(key) else {
             continue;
         };
-        if (channel.modes.secret && !channel.members.contains_key(&ctx.id))
-            || !filter.matches_name(&channel.name)
-        {
+        if channel.hidden_from(ctx.id) || !filter.matches_name(&channel.name) {
             continue;
         }
         let users = super::channel::visible_count(world, channel, ctx.id);

@@ -23,10 +23,7 @@ pub(super) fn who(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     };
     if target.starts_with('#') {
         let key = World::key(target);
-        let visible =
-            ctx.world.channels.get(&key).is_some_and(|channel| {
-                !channel.modes.secret || channel.members.contains_key(&ctx.id)
-            });
+        let visible = (ctx.world.channels.get(&key)).is_some_and(|c| !c.hidden_from(ctx.id));
         if visible {
             paged::Paged::who_channel(ctx, query, key);
             return;
@@ -57,8 +54,7 @@ pub(super) fn who_reply_any_channel(
 ) {
     let shown = client.channels.iter().find_map(|key| {
         let channel = ctx.world.channels.get(key)?;
-        (!channel.modes.secret || channel.members.contains_key(&ctx.id))
-            .then(|| (channel.name.as_str(), channel.status(client.id)))
+        (!channel.hidden_from(ctx.id)).then(|| (channel.name.as_str(), channel.status(client.id)))
     });
     let (channel_name, status) = shown.unwrap_or(("*", None));
     who_reply(ctx, client, channel_name, status, multi_prefix, whox);
@@ -132,9 +128,7 @@ pub(super) fn whois(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         .channels
         .iter()
         .filter_map(|key| ctx.world.channels.get(key))
-        .filter(|channel| {
-            !channel.modes.secret || channel.members.contains_key(&ctx.id) || client.id == ctx.id
-        })
+        .filter(|channel| !channel.hidden_from(ctx.id) || client.id == ctx.id)
         .map(|channel| {
             let status = channel.status(client.id).unwrap_or_default();
             let prefix = if multi_prefix {

@@ -156,10 +156,6 @@ impl Channel {
     /// name the channel: LIST, NAMES, WHO, the channel list of WHOIS. True for a
     /// `+p` or `+s` channel `viewer` is not in, so a non-member cannot learn such a
     /// channel's name from the server (RFC 2811 §4.2.6).
-    #[allow(
-        dead_code,
-        reason = "for LIST, NAMES, WHO and WHOIS, being rewritten on another branch; drop this once they call it"
-    )]
     pub(crate) fn hidden_from(&self, viewer: ClientId) -> bool {
         (self.modes.private || self.modes.secret) && !self.members.contains_key(&viewer)
     }
