@@ -350,3 +350,100 @@ async fn a_dribbled_partial_line_does_not_keep_a_connection_alive() {
     assert!(text.contains("ERROR :Ping timeout"), "{text:?}");
     server.shutdown().await;
 }
+
+/// Resident memory of process `pid`, in bytes.
+fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .map(|kb| kb * 1024)
+        .expect("VmRSS in /proc status")
+}
+
+/// What docs/OPERATIONS.md promises each kind of server-wide state costs at most
+/// (measured, with headroom): the ceiling under attack is these times the limits.
+const CHANNEL_COST: u64 = 2 * 1024;
+const LIST_ENTRY_COST: u64 = 256;
+const METADATA_KEY_COST: u64 = 1024;
+const MONITOR_ENTRY_COST: u64 = 256;
+
+#[tokio::test]
+async fn server_wide_state_stays_under_its_documented_ceiling() {
+    const CLIENTS: usize = 20;
+    const CHANNELS_EACH: usize = 100;
+    // The totals are small so the attack fills them in seconds; filling them is
+    // the worst a client can do to the server's memory besides its own sendq.
+    let (server, addr) = crate::binary::ServerProcess::start_listening(&[
+        "--no-flood-limit",
+        "--max-channels",
+        "1000",
+        "--max-channels-total",
+        "2000",
+        "--max-list-entries-total",
+        "20000",
+        "--max-metadata-total",
+        "20000",
+        "--max-monitor-total",
+        "2000",
+    ]);
+    let mut clients = Vec::new();
+    for i in 0..CLIENTS {
+        let mut client = TestClient::connect(addr).await;
+        client.register(&format!("att{i:02}")).await;
+        clients.push(client);
+    }
+    let before = rss_bytes(server.pid());
+
+    let value = "v".repeat(250);
+    for (i, client) in clients.iter_mut().enumerate() {
+        let names: Vec<String> = (0..CHANNELS_EACH)
+            .map(|c| format!("#a{i:02}-{c:03}"))
+            .collect();
+        for group in names.chunks(25) {
+            client.send(&format!("JOIN {}", group.join(","))).await;
+            client.sync().await;
+        }
+        for name in &names {
+            for bans in (0..10).collect::<Vec<_>>().chunks(4) {
+                let masks: Vec<String> = bans.iter().map(|b| format!("{name}-{b}!*@*")).collect();
+                let letters = "b".repeat(masks.len());
+                client
+                    .send(&format!("MODE {name} +{letters} {}", masks.join(" ")))
+                    .await;
+            }
+            for key in 0..10 {
+                client
+                    .send(&format!("METADATA {name} SET key{key} :{value}"))
+                    .await;
+            }
+            client.sync().await;
+        }
+        let watched: Vec<String> = (0..100).map(|n| format!("w{i:02}x{n:03}")).collect();
+        client
+            .send(&format!("MONITOR + {}", watched.join(",")))
+            .await;
+        client.sync().await;
+    }
+    // Every limit was reached.
+    let last = clients.last_mut().expect("clients");
+    last.send("JOIN #one-more").await;
+    last.expect_command("405").await;
+    last.send("MODE #a19-000 +b more!*@*").await;
+    last.expect_command("478").await;
+
+    let grown = rss_bytes(server.pid()).saturating_sub(before);
+    let ceiling = 2000 * CHANNEL_COST
+        + 20_000 * LIST_ENTRY_COST
+        + 20_000 * METADATA_KEY_COST
+        + 2000 * MONITOR_ENTRY_COST;
+    eprintln!("server-wide state grew RSS by {grown} bytes (ceiling {ceiling})");
+    assert!(
+        grown <= ceiling,
+        "RSS grew by {grown} bytes, over the documented ceiling of {ceiling}"
+    );
+    drop(clients);
+    drop(server);
+}

@@ -83,6 +83,11 @@ impl ServerProcess {
         }
     }
 
+    /// The process id, to read its memory from `/proc`.
+    pub(crate) fn pid(&self) -> u32 {
+        self.pid
+    }
+
     /// Waits for a stdout line containing `needle`; returns it.
     fn expect_stdout(&self, needle: &str) -> String {
         let mut seen = Vec::new();

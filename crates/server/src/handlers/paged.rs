@@ -135,7 +135,7 @@ impl Budget {
         if self.lines >= self.max_lines || self.scanned > PAGE_SCAN {
             return false;
         }
-        self.scanned % CLOCK_EVERY != 0 || self.started.elapsed() < PAGE_TIME
+        !self.scanned.is_multiple_of(CLOCK_EVERY) || self.started.elapsed() < PAGE_TIME
     }
 }
 
