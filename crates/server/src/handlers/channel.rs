@@ -194,8 +194,7 @@ pub(super) fn part(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     let reason = msg.param(1).filter(|r| !r.is_empty());
     for name in split_list(channels) {
         let key = World::key(name);
-        let channel = ctx.world.channels.get(&key);
-        if channel.is_none_or(|c| c.secret_from(ctx.id)) {
+        if ctx.world.channel_known_to(&key, ctx.id).is_none() {
             ctx.no_such_channel(name);
         } else if !ctx.me().channels.contains(&key) {
             ctx.numeric(ERR_NOTONCHANNEL)
@@ -243,12 +242,7 @@ pub(super) fn topic(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     };
     let key = World::key(name);
     // Outsiders get the same answer for a secret channel as for a missing one.
-    let Some(channel) = ctx
-        .world
-        .channels
-        .get(&key)
-        .filter(|c| !c.secret_from(ctx.id))
-    else {
+    let Some(channel) = ctx.world.channel_known_to(&key, ctx.id) else {
         ctx.no_such_channel(name);
         return;
     };
@@ -483,12 +477,7 @@ fn kick_refusal(
     key: &CaseKey,
 ) -> Option<(&'static str, String, &'static str)> {
     // A secret channel refuses outsiders as a missing one would (403, not 442).
-    let Some(channel) = ctx
-        .world
-        .channels
-        .get(key)
-        .filter(|c| !c.secret_from(ctx.id))
-    else {
+    let Some(channel) = ctx.world.channel_known_to(key, ctx.id) else {
         return Some((ERR_NOSUCHCHANNEL, name.to_owned(), "No such channel"));
     };
     match channel.status(ctx.id) {
@@ -581,12 +570,7 @@ pub(super) fn invite(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     let channel_name;
     let by_op;
     // Outsiders get the same answer for a secret channel as for a missing one.
-    if let Some(channel) = ctx
-        .world
-        .channels
-        .get(&key)
-        .filter(|c| !c.secret_from(ctx.id))
-    {
+    if let Some(channel) = ctx.world.channel_known_to(&key, ctx.id) {
         channel_name = channel.name.clone();
         let Some(status) = channel.status(ctx.id) else {
             ctx.numeric(ERR_NOTONCHANNEL)

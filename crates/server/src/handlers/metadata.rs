@@ -118,11 +118,7 @@ fn resolve(ctx: &Ctx<'_>, name: &str) -> Option<(Target, String)> {
     if name.starts_with('#') {
         let key = World::key(name);
         // To an outsider a secret channel is no target at all, as a missing one.
-        let channel = ctx
-            .world
-            .channels
-            .get(&key)
-            .filter(|c| !c.secret_from(ctx.id))?;
+        let channel = ctx.world.channel_known_to(&key, ctx.id)?;
         let shown = channel.name.clone();
         return Some((Target::Channel(key), shown));
     }

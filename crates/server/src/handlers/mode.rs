@@ -126,12 +126,7 @@ fn channel_mode(ctx: &mut Ctx<'_>, name: &str, msg: &Message<'_>) {
     let key = World::key(name);
     // A secret channel answers outsiders as a missing one would, for queries (modes,
     // mask lists) and changes alike.
-    let Some(channel) = ctx
-        .world
-        .channels
-        .get(&key)
-        .filter(|c| !c.secret_from(ctx.id))
-    else {
+    let Some(channel) = ctx.world.channel_known_to(&key, ctx.id) else {
         ctx.no_such_channel(name);
         return;
     };

@@ -266,6 +266,12 @@ impl World {
         }
     }
 
+    /// Channel `key` as `viewer` may know it: `None` if it does not exist, or if it is
+    /// secret and `viewer` is not in it, so both are answered alike (`403`).
+    pub(crate) fn channel_known_to(&self, key: &CaseKey, viewer: ClientId) -> Option<&Channel> {
+        self.channels.get(key).filter(|c| !c.secret_from(viewer))
+    }
+
     /// Whether another channel may be created (the server-wide `max_channels_total`).
     pub(crate) fn may_create_channel(&self) -> bool {
         self.channels.len() < self.config.limits.max_channels_total
