@@ -9,6 +9,7 @@
 //! See ARCHITECTURE.md for the map and the invariants.
 
 pub mod config;
+pub mod logging;
 pub mod opers;
 
 mod caps;

@@ -4,7 +4,7 @@
 //! hands over to [`palaver_server::run`]; errors that a user can fix are printed as
 //! one sentence saying what went wrong and what to try, with exit status 1.
 
-use std::io::{ErrorKind, IsTerminal};
+use std::io::{ErrorKind, IsTerminal, Write as _};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,8 +18,19 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 use anyhow::Context as _;
 use clap::Parser;
-use palaver_server::{Config, FloodLimit, VERSION};
+use palaver_server::{Config, FloodLimit, VERSION, logging};
 use tracing_subscriber::EnvFilter;
+
+/// `println!` that never panics (the reader of stdout may be gone): see
+/// `palaver_server::logging`.
+macro_rules! say {
+    ($($arg:tt)*) => { logging::print_stdout(format_args!($($arg)*)) };
+}
+
+/// `eprintln!` that never panics (the reader of stderr may be gone).
+macro_rules! complain {
+    ($($arg:tt)*) => { logging::print_stderr(format_args!($($arg)*)) };
+}
 
 /// A self-hosted IRC chat server. Connect with any IRC client, or with chat-client.
 #[derive(Debug, Parser)]
@@ -109,37 +120,48 @@ fn main() -> ExitCode {
         return print_password_hash();
     }
     init_logging(&cli.log_level);
-    match start(cli) {
+    let status = match start(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("chat-server: {error:#}");
+            complain!("chat-server: {error:#}");
             ExitCode::FAILURE
         }
+    };
+    report_lost_output();
+    status
+}
+
+/// Says how much log and status output was lost to failed writes (a log reader that
+/// went away), on whichever of stderr and stdout still works.
+fn report_lost_output() {
+    let lost = logging::write_errors();
+    if lost > 0
+        && !complain!("chat-server: {lost} lines of log or status output could not be written")
+    {
+        say!("chat-server: {lost} lines of log or status output could not be written");
     }
 }
 
 /// `--hash-password`: one line from standard input → its PHC string on stdout.
 fn print_password_hash() -> ExitCode {
     if std::io::stdin().is_terminal() {
-        eprint!("Password (shown as you type): ");
+        let _ = write!(std::io::stderr(), "Password (shown as you type): ");
     }
     let mut line = String::new();
     if let Err(error) = std::io::stdin().read_line(&mut line) {
-        eprintln!("chat-server: cannot read the password from standard input: {error}");
+        complain!("chat-server: cannot read the password from standard input: {error}");
         return ExitCode::FAILURE;
     }
     let password = line.trim_end_matches(['\r', '\n']);
     if password.is_empty() {
-        eprintln!("chat-server: the password is empty; type it on standard input");
+        complain!("chat-server: the password is empty; type it on standard input");
         return ExitCode::FAILURE;
     }
     match palaver_server::opers::hash_password(password) {
-        Ok(hash) => {
-            println!("{hash}");
-            ExitCode::SUCCESS
-        }
+        Ok(hash) if say!("{hash}") => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::FAILURE,
         Err(error) => {
-            eprintln!("chat-server: {error}");
+            complain!("chat-server: {error}");
             ExitCode::FAILURE
         }
     }
@@ -149,9 +171,12 @@ fn init_logging(level: &str) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    // A log that cannot be written is dropped and counted, never a panic: the
+    // writer swallows errors, and the fmt layer must not eprintln! its own.
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(logging::Stderr)
+        .log_internal_errors(false)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
 }
@@ -174,10 +199,10 @@ fn start(cli: Cli) -> anyhow::Result<()> {
             .local_addr()
             .context("cannot read the bound address")?;
         let fd_limit = raise_fd_limit();
-        println!("{VERSION} listening on {local} (IRC)");
+        say!("{VERSION} listening on {local} (IRC)");
         if let Some(limit) = fd_limit {
             let room = limit.saturating_sub(64);
-            println!(
+            say!(
                 "file descriptor limit {limit}: room for about {room} clients (--max-clients {})",
                 config.limits.max_clients
             );
@@ -185,7 +210,7 @@ fn start(cli: Cli) -> anyhow::Result<()> {
         palaver_server::run(listener, config, shutdown_signal())
             .await
             .context("server stopped with an error")?;
-        println!("palaver stopped");
+        say!("palaver stopped");
         Ok(())
     })
 }

@@ -30,14 +30,27 @@ pub(crate) struct ServerProcess {
 
 impl ServerProcess {
     pub(crate) fn spawn(args: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
-            .args(args)
+        let mut command = Self::command();
+        command.args(args);
+        Self::spawn_command(command)
+    }
+
+    /// `chat-server` with a predictable environment, for [`ServerProcess::spawn_command`].
+    pub(crate) fn command() -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_chat-server"));
+        command
             .env_remove("RUST_LOG")
             .env_remove("PALAVER_SERVER_NAME")
             .env_remove("PALAVER_PASSWORD")
             // Backtraces would be captured if the binary ever printed one: make sure
             // the error messages stay free of them even with this set.
-            .env("RUST_BACKTRACE", "1")
+            .env("RUST_BACKTRACE", "1");
+        command
+    }
+
+    /// Runs `command` (e.g. from [`ServerProcess::command`]) with its output captured.
+    pub(crate) fn spawn_command(mut command: Command) -> Self {
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -84,7 +97,7 @@ impl ServerProcess {
     }
 
     /// Waits for a stdout line containing `needle`; returns it.
-    fn expect_stdout(&self, needle: &str) -> String {
+    pub(crate) fn expect_stdout(&self, needle: &str) -> String {
         let mut seen = Vec::new();
         loop {
             match self.stdout.recv_timeout(PROCESS_TIMEOUT) {
@@ -102,7 +115,11 @@ impl ServerProcess {
     pub(crate) fn start_listening(extra: &[&str]) -> (Self, SocketAddr) {
         let mut args = vec!["127.0.0.1", "0"];
         args.extend_from_slice(extra);
-        let server = Self::spawn(&args);
+        Self::listening(Self::spawn(&args))
+    }
+
+    /// Waits for `server` to report its address; returns it.
+    pub(crate) fn listening(server: Self) -> (Self, SocketAddr) {
         let line = server.expect_stdout("listening on ");
         let addr = line
             .split("listening on ")
@@ -115,7 +132,7 @@ impl ServerProcess {
         (server, addr)
     }
 
-    fn signal(&self, name: &str) {
+    pub(crate) fn signal(&self, name: &str) {
         let status = Command::new("kill")
             .args([&format!("-{name}"), &self.pid.to_string()])
             .status()
@@ -126,10 +143,15 @@ impl ServerProcess {
     /// Waits for the process to exit (within [`PROCESS_TIMEOUT`]); returns its status
     /// and everything it wrote to stderr.
     pub(crate) fn wait_exit(&mut self) -> (ExitStatus, String) {
-        let status = match self.exited.recv_timeout(PROCESS_TIMEOUT) {
+        self.wait_exit_within(PROCESS_TIMEOUT)
+    }
+
+    /// [`ServerProcess::wait_exit`], waiting up to `timeout`.
+    pub(crate) fn wait_exit_within(&mut self, timeout: Duration) -> (ExitStatus, String) {
+        let status = match self.exited.recv_timeout(timeout) {
             Ok(status) => status,
             Err(RecvTimeoutError::Timeout) => panic!(
-                "chat-server still running after {PROCESS_TIMEOUT:?}; stderr: {}",
+                "chat-server still running after {timeout:?}; stderr: {}",
                 self.stderr()
             ),
             Err(RecvTimeoutError::Disconnected) => panic!("lost track of chat-server"),
@@ -142,7 +164,8 @@ impl ServerProcess {
         (status, self.stderr())
     }
 
-    fn stderr(&self) -> String {
+    /// Everything the process wrote to stderr so far.
+    pub(crate) fn stderr(&self) -> String {
         self.stderr
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -161,13 +184,13 @@ impl Drop for ServerProcess {
     }
 }
 
-fn assert_no_panic(stderr: &str) {
+pub(crate) fn assert_no_panic(stderr: &str) {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(!stderr.to_lowercase().contains("backtrace"), "{stderr}");
 }
 
 /// A client connected to the process, registered and in a channel.
-async fn connected_client(addr: SocketAddr, nick: &str) -> TestClient {
+pub(crate) async fn connected_client(addr: SocketAddr, nick: &str) -> TestClient {
     let mut client = TestClient::connect(addr).await;
     client.register(nick).await;
     client.send("JOIN #lobby").await;

@@ -1,0 +1,121 @@
+//! Issue 9: the `chat-server` process under hostile operating conditions — its log
+//! reader gone, a thread dead, descriptors exhausted, secrets on the command line and
+//! in the log, clients that never read at shutdown. Each test runs the real binary.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use crate::binary::{ServerProcess, connected_client};
+
+/// How long a process gets to start or to stop.
+const PROCESS_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A child process killed on drop unless it has been waited for.
+struct Reaped {
+    pid: u32,
+    exited: mpsc::Receiver<ExitStatus>,
+    status: Option<ExitStatus>,
+}
+
+impl Reaped {
+    fn new(mut child: Child) -> Self {
+        let pid = child.id();
+        let (tx, exited) = mpsc::channel();
+        std::thread::spawn(move || {
+            if let Ok(status) = child.wait() {
+                let _ = tx.send(status);
+            }
+        });
+        Self {
+            pid,
+            exited,
+            status: None,
+        }
+    }
+
+    fn terminate(&mut self) -> ExitStatus {
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &self.pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM {}", self.pid);
+        let status = self
+            .exited
+            .recv_timeout(PROCESS_TIMEOUT)
+            .expect("chat-server exits after SIGTERM");
+        self.status = Some(status);
+        status
+    }
+}
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if self.status.is_none() && self.exited.try_recv().is_err() {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &self.pid.to_string()])
+                .status();
+        }
+    }
+}
+
+#[tokio::test]
+async fn losing_the_log_reader_does_not_stop_the_server() {
+    let mut child = ServerProcess::command()
+        .args(["127.0.0.1", "0", "--log-level", "debug"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start chat-server");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let mut server = Reaped::new(child);
+    // Read stdout up to the address, then close both read ends: from now on every
+    // log line and status line the server writes fails with EPIPE.
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        let found = lines.by_ref().map_while(Result::ok).find_map(|line| {
+            line.split("listening on ")
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|addr| addr.parse::<SocketAddr>().ok())
+        });
+        let _ = tx.send(found);
+        // `lines` (the read end of stdout) is dropped here.
+    });
+    let addr = rx
+        .recv_timeout(PROCESS_TIMEOUT)
+        .expect("chat-server prints its address")
+        .expect("an address in the listening line");
+    drop(stderr);
+
+    // Each connection, registration, join and departure logs a line.
+    let mut alice = connected_client(addr, "alice").await;
+    let mut bob = connected_client(addr, "bob").await;
+    bob.sync().await;
+    alice
+        .send("PRIVMSG #lobby :still logging into the void")
+        .await;
+    let line = bob.expect_command("PRIVMSG").await;
+    assert_eq!(line.last(), "still logging into the void");
+    bob.send("QUIT :bye").await;
+    bob.expect_closed().await;
+    let mut carol = connected_client(addr, "carol").await;
+    carol.send("PRIVMSG alice :hello").await;
+    assert_eq!(alice.expect_command("PRIVMSG").await.last(), "hello");
+
+    let status = server.terminate();
+    assert!(status.success(), "exit status {status}");
+    for client in [&mut alice, &mut carol] {
+        let lines = client.expect_closed().await;
+        assert_eq!(
+            lines.last().map(|l| l.0.as_str()),
+            Some("ERROR :Server shutting down"),
+            "{lines:#?}"
+        );
+    }
+}
