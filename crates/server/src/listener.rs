@@ -45,6 +45,14 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 ///
 /// Connections are served by one driver thread per core (see `driver`), handed out
 /// in turn as they are accepted.
+///
+/// # Errors
+///
+/// If a driver thread dies (a panic outside the per-connection containment), `run`
+/// stops accepting at once, closes the other connections the same way, and returns
+/// an error naming the thread and the panic: a listener that kept accepting for a
+/// dead thread would leave clients hanging, so the process should exit and be
+/// restarted instead. Also if the driver threads cannot be started.
 pub async fn run(
     listener: TcpListener,
     config: Config,
@@ -59,10 +67,15 @@ pub async fn run(
     let tracker = TaskTracker::new();
     let mut drivers = Drivers::start(&shared, &stop)?;
     let mut backoff = Duration::from_millis(5);
+    let mut death = None;
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             () = &mut shutdown => break,
+            died = drivers.died() => {
+                death = Some(died);
+                break;
+            }
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     backoff = Duration::from_millis(5);
@@ -94,21 +107,25 @@ pub async fn run(
         }
     }
     drop(listener);
-    tracing::info!("shutting down");
+    match &death {
+        None => tracing::info!("shutting down"),
+        Some(death) => tracing::error!(%death, "shutting down: a connection thread died"),
+    }
     stop.cancel();
     tracker.close();
     let tracker_done = async {
         tracker.wait().await;
-        drivers.finished().await;
+        drivers.finished().await
     };
     // Drivers give their connections five seconds; this bound is a backstop.
-    if tokio::time::timeout(SHUTDOWN_GRACE + Duration::from_secs(1), tracker_done)
-        .await
-        .is_err()
-    {
-        tracing::warn!("some connections did not close in time");
+    match tokio::time::timeout(SHUTDOWN_GRACE + Duration::from_secs(1), tracker_done).await {
+        Ok(died) => death = death.or(died),
+        Err(_) => tracing::warn!("some connections did not close in time"),
     }
-    Ok(())
+    match death {
+        Some(death) => Err(io::Error::other(death.to_string())),
+        None => Ok(()),
+    }
 }
 
 /// Tells a refused client why, then closes (best effort, bounded in time).

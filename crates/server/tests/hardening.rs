@@ -119,3 +119,47 @@ async fn losing_the_log_reader_does_not_stop_the_server() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_dead_connection_thread_stops_the_process_with_an_error() {
+    // Debug builds only (the tests' binary is one): the driver that adopts the
+    // second connection panics outside the per-connection containment.
+    let mut command = ServerProcess::command();
+    command
+        .args(["127.0.0.1", "0", "--threads", "2"])
+        .env("PALAVER_FAULT_DRIVER_PANIC_AFTER", "2");
+    let (mut server, addr) = ServerProcess::listening(ServerProcess::spawn_command(command));
+    let mut alice = connected_client(addr, "alice").await;
+    alice.send("PRIVMSG #lobby :anyone?").await;
+    alice.sync().await;
+
+    let started = std::time::Instant::now();
+    let doomed = tokio::net::TcpStream::connect(addr).await;
+    let (status, stderr) = server.wait_exit();
+    assert!(!status.success(), "exit status {status}; stderr: {stderr}");
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "took {:?} to exit",
+        started.elapsed()
+    );
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(last.starts_with("chat-server: "), "{stderr}");
+    assert!(
+        last.contains("connection thread palaver-driver-"),
+        "{stderr}"
+    );
+    assert!(
+        last.contains("died: fault injected by PALAVER_FAULT_DRIVER_PANIC_AFTER=2"),
+        "{stderr}"
+    );
+    // The survivor was told, and the port is closed.
+    let lines = alice.expect_closed().await;
+    assert_eq!(
+        lines.last().map(|l| l.0.as_str()),
+        Some("ERROR :Server shutting down"),
+        "{lines:#?}"
+    );
+    drop(doomed);
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}
