@@ -76,9 +76,10 @@ struct Cli {
     /// Threads serving connections (default: one per core this process may use).
     #[arg(long, value_name = "N")]
     threads: Option<std::num::NonZeroUsize>,
-    /// Most connections at once; the next one gets "ERROR :Server full".
-    #[arg(long, default_value_t = 100_000)]
-    max_clients: usize,
+    /// Most connections at once; the next one gets "ERROR :Server full". Default: what
+    /// the file-descriptor limit allows, less a reserve; a larger value is lowered to that.
+    #[arg(long, value_name = "N")]
+    max_clients: Option<usize>,
     /// Most connections at once from one IP address.
     #[arg(long, default_value_t = 100)]
     max_clients_per_ip: usize,
@@ -186,7 +187,22 @@ fn start(cli: Cli) -> anyhow::Result<()> {
         anyhow::bail!("give the address and port to listen on, e.g. chat-server 127.0.0.1 6667");
     };
     let addr = parse_address(ip, port)?;
-    let config = build_config(&cli)?;
+    let mut config = build_config(&cli)?;
+    let fd_budget = raise_fd_limit().map(|limit| FdBudget::new(limit, &config));
+    config.limits.max_clients = match (&fd_budget, cli.max_clients) {
+        (Some(budget), Some(asked)) if asked > budget.max_clients => {
+            tracing::warn!(
+                asked,
+                allowed = budget.max_clients,
+                fd_limit = budget.limit,
+                "--max-clients is more than the file descriptor limit allows; lowered"
+            );
+            budget.max_clients
+        }
+        (_, Some(asked)) => asked,
+        (Some(budget), None) => budget.max_clients,
+        (None, None) => DEFAULT_MAX_CLIENTS,
+    };
     // This runtime only accepts connections and waits for signals: the connections
     // themselves are served by driver threads with runtimes of their own.
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -198,15 +214,14 @@ fn start(cli: Cli) -> anyhow::Result<()> {
         let local = listener
             .local_addr()
             .context("cannot read the bound address")?;
-        let fd_limit = raise_fd_limit();
         say!("{VERSION} listening on {local} (IRC)");
-        if let Some(limit) = fd_limit {
-            let room = limit.saturating_sub(64);
-            say!(
-                "file descriptor limit {limit}: room for about {room} clients (--max-clients {})",
+        match fd_budget {
+            Some(FdBudget { limit, reserve, .. }) => say!(
+                "max clients {} (file descriptor limit {limit}, {reserve} kept in reserve)",
                 config.limits.max_clients
-            );
-        }
+            ),
+            None => say!("max clients {}", config.limits.max_clients),
+        };
         palaver_server::run(listener, config, shutdown_signal())
             .await
             .context("server stopped with an error")?;
@@ -265,7 +280,6 @@ fn build_config(cli: &Cli) -> anyhow::Result<Config> {
         config.motd = Some(text.lines().map(str::to_owned).collect());
     }
     let limits = &mut config.limits;
-    limits.max_clients = cli.max_clients;
     limits.max_clients_per_ip = cli.max_clients_per_ip;
     limits.max_channels_per_client = cli.max_channels;
     limits.registration_timeout = Duration::from_secs(cli.registration_timeout);
@@ -323,13 +337,59 @@ fn build_config(cli: &Cli) -> anyhow::Result<Config> {
     Ok(config)
 }
 
-/// Raises the soft file-descriptor limit to the hard limit; returns the new limit.
+/// `--max-clients` when the file-descriptor limit is unknown.
+const DEFAULT_MAX_CLIENTS: usize = 100_000;
+
+/// How the file descriptors the process may open are shared out.
+///
+/// Every client holds one descriptor; the rest of the process needs some too: the
+/// standard streams, an epoll instance and a waker per runtime (one per connection
+/// thread, plus the listener's), the signal pipe, the descriptor `run` holds back
+/// to refuse connections when the others are exhausted, and whatever later features
+/// open (the store, TLS certificate files, log files). A client over the limit is
+/// accepted on one of those reserved descriptors, told `ERROR :Server full`, and
+/// closed, instead of waiting in the kernel's backlog for a descriptor that never
+/// comes. Hence the reserve: 5 % of the limit, at least 64, plus two per thread,
+/// never more than half the limit.
+#[derive(Debug, Clone, Copy)]
+struct FdBudget {
+    /// The (raised) soft limit on open descriptors.
+    limit: usize,
+    /// Descriptors kept for everything but clients.
+    reserve: usize,
+    /// `limit - reserve`: the most clients at once.
+    max_clients: usize,
+}
+
+impl FdBudget {
+    fn new(limit: u64, config: &Config) -> Self {
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let threads = config
+            .connection_threads
+            .or_else(|| std::thread::available_parallelism().ok())
+            .map_or(1, std::num::NonZeroUsize::get);
+        let reserve = (limit / 20)
+            .max(64)
+            .saturating_add(2 * threads + 2)
+            .min(limit / 2);
+        Self {
+            limit,
+            reserve,
+            max_clients: limit - reserve,
+        }
+    }
+}
+
+/// Raises the soft file-descriptor limit to the hard limit; returns the new limit
+/// (the current one if it cannot be raised).
 fn raise_fd_limit() -> Option<u64> {
     match rlimit::increase_nofile_limit(u64::MAX) {
         Ok(limit) => Some(limit),
         Err(error) => {
             tracing::warn!(%error, "cannot raise the file descriptor limit");
-            None
+            rlimit::getrlimit(rlimit::Resource::NOFILE)
+                .ok()
+                .map(|(soft, _)| soft)
         }
     }
 }
@@ -359,5 +419,28 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => tracing::info!("SIGINT received"),
         () = terminate => tracing::info!("SIGTERM received"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fd_budget_keeps_a_reserve() {
+        let config = Config {
+            connection_threads: std::num::NonZeroUsize::new(2),
+            ..Config::default()
+        };
+        // 5 % of 20,000, plus two per thread and two for the listener's runtime.
+        let budget = FdBudget::new(20_000, &config);
+        assert_eq!((budget.reserve, budget.max_clients), (1_006, 18_994));
+        // At least 64 (+6) ...
+        let budget = FdBudget::new(1_024, &config);
+        assert_eq!((budget.reserve, budget.max_clients), (70, 954));
+        // ... but never more than half.
+        let budget = FdBudget::new(100, &config);
+        assert_eq!((budget.reserve, budget.max_clients), (50, 50));
+        assert_eq!(FdBudget::new(u64::MAX, &config).limit, usize::MAX);
     }
 }

@@ -163,3 +163,53 @@ async fn a_dead_connection_thread_stops_the_process_with_an_error() {
     drop(doomed);
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
+
+#[tokio::test]
+async fn over_the_descriptor_limit_clients_are_told_the_server_is_full() {
+    // 160 descriptors: 64 (+ two per thread and two) are kept back, the rest is for
+    // clients; the explicit --max-clients asks for more than that and is lowered.
+    let mut command = std::process::Command::new("bash");
+    command
+        .args(["-c", r#"ulimit -n 160 && exec "$0" "$@""#])
+        .arg(env!("CARGO_BIN_EXE_chat-server"))
+        .args(["127.0.0.1", "0", "--threads", "1", "--no-flood-limit"])
+        .args(["--max-clients", "1000"])
+        .env_remove("RUST_LOG");
+    let (server, addr) = ServerProcess::listening(ServerProcess::spawn_command(command));
+    let line = server.expect_stdout("max clients ");
+    assert!(
+        line.contains("max clients 92 (file descriptor limit 160, 68 kept in reserve)"),
+        "{line}"
+    );
+    let mut clients = Vec::new();
+    for n in 0..92 {
+        let mut client = palaver_test_support::TestClient::connect(addr).await;
+        client.register(&format!("c{n}")).await;
+        clients.push(client);
+    }
+    let started = std::time::Instant::now();
+    for n in 0..3 {
+        let mut refused = palaver_test_support::TestClient::connect(addr).await;
+        // As real clients do, without waiting for the server's first word.
+        refused.send(&format!("NICK late{n}")).await;
+        refused.send(&format!("USER late{n} 0 * :Late")).await;
+        let lines = refused.expect_closed().await;
+        assert_eq!(
+            lines.iter().map(|l| l.0.as_str()).collect::<Vec<_>>(),
+            ["ERROR :Server full"]
+        );
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    clients[0].sync().await;
+    assert!(
+        server
+            .stderr()
+            .contains("--max-clients is more than the file descriptor limit allows"),
+        "{}",
+        server.stderr()
+    );
+}
