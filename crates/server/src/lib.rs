@@ -22,6 +22,7 @@ mod labeled;
 mod listener;
 mod outbox;
 mod relay;
+mod secret;
 mod world;
 
 use std::sync::{Arc, Mutex, MutexGuard};

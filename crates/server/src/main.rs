@@ -33,7 +33,9 @@ macro_rules! complain {
 }
 
 /// A self-hosted IRC chat server. Connect with any IRC client, or with chat-client.
-#[derive(Debug, Parser)]
+///
+/// (No `Debug`: it holds passwords, which must never reach a log.)
+#[derive(Parser)]
 #[command(
     name = "chat-server",
     version,
@@ -48,7 +50,8 @@ struct Cli {
     #[arg(required_unless_present = "hash_password")]
     port: Option<u16>,
     /// An IRC operator as NAME:PASSWORD (repeatable); the password is hashed at
-    /// startup. Prefer --config, which keeps passwords out of the process list.
+    /// startup, but anyone on this machine can read it in the process list (ps):
+    /// prefer --config with a hash from --hash-password.
     #[arg(long = "oper", value_name = "NAME:PASSWORD")]
     opers: Vec<String>,
     /// TOML configuration file with [[oper]] entries (name, password_hash).
@@ -67,9 +70,14 @@ struct Cli {
     /// Network name announced to clients (ISUPPORT NETWORK).
     #[arg(long, default_value = "Palaver")]
     network_name: String,
-    /// Password clients must send with PASS before registering.
+    /// Password clients must send with PASS before registering. Anyone on this
+    /// machine can read it in the process list (ps): prefer --password-file.
     #[arg(long, env = "PALAVER_PASSWORD", hide_env_values = true)]
     password: Option<String>,
+    /// File whose first line is the password clients must send with PASS (kept
+    /// out of the process list, unlike --password).
+    #[arg(long, value_name = "FILE")]
+    password_file: Option<PathBuf>,
     /// Text file whose lines form the message of the day.
     #[arg(long)]
     motd_file: Option<PathBuf>,
@@ -270,7 +278,13 @@ fn build_config(cli: &Cli) -> anyhow::Result<Config> {
         server_name: cli.server_name.clone(),
         server_description: cli.server_description.clone(),
         network_name: cli.network_name.clone(),
-        password: cli.password.clone().filter(|p| !p.is_empty()),
+        password: match (&cli.password_file, &cli.password) {
+            (Some(_), Some(_)) => anyhow::bail!(
+                "give the password with --password-file or with --password (or PALAVER_PASSWORD), not both"
+            ),
+            (Some(path), None) => Some(read_password_file(path)?),
+            (None, password) => password.clone().filter(|p| !p.is_empty()),
+        },
         connection_threads: cli.threads,
         ..Config::default()
     };
@@ -335,6 +349,24 @@ fn build_config(cli: &Cli) -> anyhow::Result<Config> {
         anyhow::bail!("invalid options:\n  {}", problems.join("\n  "));
     }
     Ok(config)
+}
+
+/// `--password-file`: the file's first line, without its line ending.
+fn read_password_file(path: &std::path::Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the password file {}", path.display()))?;
+    let password = text
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim_end_matches('\r');
+    if password.is_empty() {
+        anyhow::bail!(
+            "the password file {} is empty: put the password on its first line",
+            path.display()
+        );
+    }
+    Ok(password.to_owned())
 }
 
 /// `--max-clients` when the file-descriptor limit is unknown.

@@ -213,3 +213,96 @@ async fn over_the_descriptor_limit_clients_are_told_the_server_is_full() {
         server.stderr()
     );
 }
+
+#[tokio::test]
+async fn secrets_never_reach_the_log_even_at_trace_level() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("password");
+    std::fs::write(&file, "Filed-Secret-1\r\nnot part of it\n").expect("write password file");
+    let file = file.to_string_lossy().into_owned();
+    let (mut server, addr) = ServerProcess::start_listening(&[
+        "--log-level",
+        "trace",
+        "--password-file",
+        &file,
+        "--oper",
+        "root:Oper-Secret-2",
+    ]);
+
+    // The wrong password: refused as usual.
+    let mut wrong = palaver_test_support::TestClient::connect(addr).await;
+    wrong.send("PASS Wrong-Secret-3").await;
+    wrong.send("NICK wrong").await;
+    wrong.send("USER wrong 0 * :Wrong").await;
+    let lines = wrong.expect_closed().await;
+    let lines: Vec<&str> = lines.iter().map(|l| l.0.as_str()).collect();
+    assert_eq!(
+        lines,
+        [
+            ":palaver.local 464 wrong :Password incorrect",
+            "ERROR :Bad password"
+        ]
+    );
+
+    // The right one, from the file's first line.
+    let mut alice = palaver_test_support::TestClient::connect(addr).await;
+    alice.send("PASS Filed-Secret-1").await;
+    alice.register("alice").await;
+    for attempt in [
+        "OPER Oper-Secret-2 root",
+        "OPER root Wrong-Secret-4",
+        "AUTHENTICATE Sasl-Secret-5",
+    ] {
+        alice.send(attempt).await;
+        let reply = alice
+            .expect(|l| ["464", "421", "904"].contains(&l.command()))
+            .await;
+        assert_ne!(reply.command(), "381", "{attempt}: {reply:?}");
+    }
+    alice.sync().await;
+
+    server.signal("TERM");
+    let (status, stderr) = server.wait_exit();
+    assert!(status.success(), "exit status {status}; stderr: {stderr}");
+    for secret in ["Secret-1", "Secret-2", "Secret-3", "Secret-4", "Secret-5"] {
+        assert!(!stderr.contains(secret), "{secret} logged: {stderr}");
+    }
+    // The lines were logged, redacted; the failed OPERs too.
+    for redacted in [
+        "PASS <redacted>",
+        "OPER <redacted>",
+        "AUTHENTICATE <redacted>",
+    ] {
+        assert!(stderr.contains(redacted), "no {redacted:?} in {stderr}");
+    }
+    let failed: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("failed OPER attempt"))
+        .collect();
+    assert_eq!(failed.len(), 2, "{stderr}");
+    assert!(failed[0].contains("oper=unknown name"), "{failed:#?}");
+    assert!(failed[1].contains("oper=root"), "{failed:#?}");
+}
+
+#[tokio::test]
+async fn help_says_to_keep_passwords_out_of_the_process_list() {
+    let output = ServerProcess::command()
+        .arg("--help")
+        .output()
+        .expect("run chat-server --help");
+    let help = String::from_utf8_lossy(&output.stdout).replace('\n', " ");
+    let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(help.contains("--password-file <FILE>"), "{help}");
+    assert!(help.contains("prefer --password-file"), "{help}");
+    assert!(help.contains("prefer --config"), "{help}");
+
+    // An empty password file is an error, not an open server.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("empty");
+    std::fs::write(&file, "\n").expect("write password file");
+    let mut server =
+        ServerProcess::spawn(&["127.0.0.1", "0", "--password-file", &file.to_string_lossy()]);
+    let (status, stderr) = server.wait_exit();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("is empty"), "{stderr}");
+}

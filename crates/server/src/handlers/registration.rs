@@ -132,7 +132,7 @@ pub(super) fn try_complete(ctx: &mut Ctx<'_>) {
         return;
     }
     if let Some(expected) = &ctx.world.config.password
-        && me.password.as_deref() != Some(expected.as_str())
+        && me.password.as_ref().map(crate::secret::Secret::expose) != Some(expected.as_str())
     {
         ctx.numeric(ERR_PASSWDMISMATCH)
             .trailing("Password incorrect")
