@@ -409,8 +409,10 @@ impl Driver {
         tokio::pin!(stopped, timer);
         loop {
             if grace.is_none() && stop.is_cancelled() {
-                self.close_all();
+                // Set before the connections' own flush deadlines, so that none of
+                // them is aborted (and uncounted below) before the grace ends.
                 grace = Some(Instant::now() + FLUSH_TIMEOUT);
+                self.close_all();
             }
             let now = Instant::now();
             if now >= self.next_tick {
@@ -418,6 +420,16 @@ impl Driver {
             }
             self.wake_throttled(now);
             if grace.is_some_and(|deadline| self.conns.is_empty() || now >= deadline) {
+                if !self.conns.is_empty() {
+                    // Clients that stopped reading: their sockets are full, and
+                    // waiting longer would hold up the shutdown without bound.
+                    let dropped = self.conns.len();
+                    tracing::warn!(
+                        dropped,
+                        "{dropped} connections were dropped without their final ERROR after {} s",
+                        FLUSH_TIMEOUT.as_secs()
+                    );
+                }
                 return;
             }
             self.adopt_incoming(&mut keys);

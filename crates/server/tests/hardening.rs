@@ -306,3 +306,47 @@ async fn help_says_to_keep_passwords_out_of_the_process_list() {
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("is empty"), "{stderr}");
 }
+
+#[tokio::test]
+async fn shutdown_reports_the_clients_it_could_not_tell() {
+    let (mut server, addr) =
+        ServerProcess::start_listening(&["--no-flood-limit", "--sendq", "33554432"]);
+    // A client that stops reading, with as small a receive buffer as the kernel
+    // allows: what the server sends it fills its socket (the server's kernel send
+    // buffer autotunes up to 4 MiB) and then waits in its sendq (32 MiB).
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    let stream = socket.connect(addr).await.expect("connect");
+    let mut stuck = palaver_test_support::TestClient::from_stream(stream);
+    stuck.register("stuck").await;
+    let mut flooder = connected_client(addr, "flooder").await;
+    let line = format!("PRIVMSG stuck :{}\r\n", "z".repeat(400));
+    let batch = line.repeat(500);
+    for _ in 0..40 {
+        flooder.send_raw(batch.as_bytes()).await;
+    }
+    // Everything was handled (and queued for `stuck`): about 8 MiB, more than its
+    // socket can hold, far less than its sendq.
+    let seen = flooder.sync().await;
+    assert!(seen.is_empty(), "{seen:#?}");
+
+    let signalled = std::time::Instant::now();
+    server.signal("TERM");
+    let lines = flooder.expect_closed().await;
+    assert_eq!(
+        lines.last().map(|l| l.0.as_str()),
+        Some("ERROR :Server shutting down")
+    );
+    let (status, stderr) = server.wait_exit_within(Duration::from_secs(8));
+    let took = signalled.elapsed();
+    assert!(status.success(), "exit status {status}; stderr: {stderr}");
+    assert!(
+        (Duration::from_secs(5)..Duration::from_millis(7_500)).contains(&took),
+        "exited after {took:?}"
+    );
+    assert!(
+        stderr.contains("1 connections were dropped without their final ERROR after 5 s"),
+        "{stderr}"
+    );
+    drop(stuck);
+}
