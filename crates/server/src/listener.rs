@@ -65,7 +65,12 @@ pub async fn run(
     // (which it does not own as tasks) must still stop.
     let _stop_drivers_on_drop = stop.clone().drop_guard();
     let tracker = TaskTracker::new();
-    let mut drivers = Drivers::start(&shared, &stop)?;
+    let mut drivers = Drivers::start(&shared, &stop).map_err(|error| {
+        io::Error::new(
+            error.kind(),
+            format!("cannot start the connection threads: {error}"),
+        )
+    })?;
     let mut backoff = Duration::from_millis(5);
     let mut spare = SpareFd::open();
     let mut death = None;
@@ -172,8 +177,19 @@ impl SpareFd {
                 break;
             };
             // A new socket's send buffer is empty: the line fits. Closing it at once
-            // gives the descriptor back for the next one.
+            // gives the descriptor back for the next one; what the client sent
+            // already is read first, as closing with unread input would send a
+            // reset that can destroy the ERROR line (see `refuse`).
             let _ = stream.try_write(b"ERROR :Server full\r\n");
+            if let Ok(stream) = stream.into_std() {
+                let _ = stream.shutdown(std::net::Shutdown::Write);
+                let mut sink = [0u8; 1024];
+                for _ in 0..16 {
+                    if !matches!(std::io::Read::read(&mut &stream, &mut sink), Ok(1..)) {
+                        break;
+                    }
+                }
+            }
             tracing::info!(%peer, reason = "Server full", "connection refused (out of file descriptors)");
             refused += 1;
         }

@@ -375,13 +375,14 @@ const DEFAULT_MAX_CLIENTS: usize = 100_000;
 /// How the file descriptors the process may open are shared out.
 ///
 /// Every client holds one descriptor; the rest of the process needs some too: the
-/// standard streams, an epoll instance and a waker per runtime (one per connection
-/// thread, plus the listener's), the signal pipe, the descriptor `run` holds back
+/// standard streams, three per tokio runtime (epoll, its waker, its end of the
+/// signal pipe; one runtime per connection thread, plus the listener's), the
+/// descriptor `run` holds back
 /// to refuse connections when the others are exhausted, and whatever later features
 /// open (the store, TLS certificate files, log files). A client over the limit is
 /// accepted on one of those reserved descriptors, told `ERROR :Server full`, and
 /// closed, instead of waiting in the kernel's backlog for a descriptor that never
-/// comes. Hence the reserve: 5 % of the limit, at least 64, plus two per thread,
+/// comes. Hence the reserve: 5 % of the limit, at least 64, plus three per runtime,
 /// never more than half the limit.
 #[derive(Debug, Clone, Copy)]
 struct FdBudget {
@@ -402,7 +403,7 @@ impl FdBudget {
             .map_or(1, std::num::NonZeroUsize::get);
         let reserve = (limit / 20)
             .max(64)
-            .saturating_add(2 * threads + 2)
+            .saturating_add(3 * threads + 3)
             .min(limit / 2);
         Self {
             limit,
@@ -464,12 +465,12 @@ mod tests {
             connection_threads: std::num::NonZeroUsize::new(2),
             ..Config::default()
         };
-        // 5 % of 20,000, plus two per thread and two for the listener's runtime.
+        // 5 % of 20,000, plus three per runtime (two threads and the listener's).
         let budget = FdBudget::new(20_000, &config);
-        assert_eq!((budget.reserve, budget.max_clients), (1_006, 18_994));
-        // At least 64 (+6) ...
+        assert_eq!((budget.reserve, budget.max_clients), (1_009, 18_991));
+        // At least 64 (+9) ...
         let budget = FdBudget::new(1_024, &config);
-        assert_eq!((budget.reserve, budget.max_clients), (70, 954));
+        assert_eq!((budget.reserve, budget.max_clients), (73, 951));
         // ... but never more than half.
         let budget = FdBudget::new(100, &config);
         assert_eq!((budget.reserve, budget.max_clients), (50, 50));

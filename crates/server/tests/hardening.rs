@@ -166,7 +166,7 @@ async fn a_dead_connection_thread_stops_the_process_with_an_error() {
 
 #[tokio::test]
 async fn over_the_descriptor_limit_clients_are_told_the_server_is_full() {
-    // 160 descriptors: 64 (+ two per thread and two) are kept back, the rest is for
+    // 160 descriptors: 64 (+ three per runtime: 2 of them) are kept back, the rest is for
     // clients; the explicit --max-clients asks for more than that and is lowered.
     let mut command = std::process::Command::new("bash");
     command
@@ -178,11 +178,11 @@ async fn over_the_descriptor_limit_clients_are_told_the_server_is_full() {
     let (server, addr) = ServerProcess::listening(ServerProcess::spawn_command(command));
     let line = server.expect_stdout("max clients ");
     assert!(
-        line.contains("max clients 92 (file descriptor limit 160, 68 kept in reserve)"),
+        line.contains("max clients 90 (file descriptor limit 160, 70 kept in reserve)"),
         "{line}"
     );
     let mut clients = Vec::new();
-    for n in 0..92 {
+    for n in 0..90 {
         let mut client = palaver_test_support::TestClient::connect(addr).await;
         client.register(&format!("c{n}")).await;
         clients.push(client);
@@ -349,4 +349,45 @@ async fn shutdown_reports_the_clients_it_could_not_tell() {
         "{stderr}"
     );
     drop(stuck);
+}
+
+#[tokio::test]
+async fn out_of_descriptors_the_waiting_client_is_still_told() {
+    // 30 threads hold three descriptors each, more than the reserve (capped at half
+    // of 160) allows for: accept() runs out before --max-clients is reached.
+    let mut command = std::process::Command::new("bash");
+    command
+        .args(["-c", r#"ulimit -n 160 && exec "$0" "$@""#])
+        .arg(env!("CARGO_BIN_EXE_chat-server"))
+        .args(["127.0.0.1", "0", "--threads", "30", "--no-flood-limit"])
+        .env_remove("RUST_LOG");
+    let (server, addr) = ServerProcess::listening(ServerProcess::spawn_command(command));
+    let mut clients = Vec::new();
+    let refusal = loop {
+        assert!(clients.len() < 80, "never out of descriptors");
+        let mut client = palaver_test_support::TestClient::connect(addr).await;
+        let nick = format!("c{}", clients.len());
+        client.send(&format!("NICK {nick}")).await;
+        client.send(&format!("USER {nick} 0 * :Test")).await;
+        let first = client
+            .next_line()
+            .await
+            .unwrap_or_else(|| panic!("no reply; {}", server.stderr()));
+        if first.command() == "ERROR" {
+            break (first, std::time::Instant::now(), client);
+        }
+        assert_eq!(first.command(), "001", "{first:?}");
+        clients.push(client);
+    };
+    let (first, at, mut refused) = refusal;
+    assert_eq!(first.0, "ERROR :Server full");
+    assert!(refused.expect_closed().await.is_empty());
+    assert!(at.elapsed() < Duration::from_secs(2));
+    let stderr = server.stderr();
+    assert!(
+        stderr.contains("connection refused (out of file descriptors)"),
+        "{stderr}"
+    );
+    // Those connected are still served.
+    clients[0].sync().await;
 }
