@@ -8,7 +8,10 @@
 use std::time::Duration;
 
 /// The server's identity and limits.
-#[derive(Debug, Clone)]
+///
+/// Its `Debug` output shows the connection password as `<redacted>`, so a logged
+/// configuration never leaks it.
+#[derive(Clone)]
 pub struct Config {
     /// Our name in the source of server messages (`:name 001 ...`).
     pub server_name: String,
@@ -44,6 +47,32 @@ impl Default for Config {
             opers: Vec::new(),
             connection_threads: None,
         }
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Every field named, so that a new one (a secret?) needs a decision here.
+        let Self {
+            server_name,
+            server_description,
+            network_name,
+            password,
+            motd,
+            limits,
+            opers,
+            connection_threads,
+        } = self;
+        f.debug_struct("Config")
+            .field("server_name", server_name)
+            .field("server_description", server_description)
+            .field("network_name", network_name)
+            .field("password", &password.as_ref().map(|_| "<redacted>"))
+            .field("motd", motd)
+            .field("limits", limits)
+            .field("opers", opers)
+            .field("connection_threads", connection_threads)
+            .finish()
     }
 }
 

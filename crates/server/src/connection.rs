@@ -577,7 +577,7 @@ fn process_line(shared: &Shared, id: ClientId, raw: &[u8]) -> Outcome {
         // Only whitespace, or tags/source without a command: nothing to answer.
         return Outcome::default();
     };
-    tracing::trace!(client = id.0, line = %text, "received");
+    tracing::trace!(client = id.0, line = %crate::secret::loggable_line(&message, &text), "received");
     let mut world = shared.lock_world();
     // The tag section, with its '@' and the space after it, is bounded for clients.
     if message.raw_tags().map_or(0, |tags| tags.len() + 2) > palaver_proto::MAX_CLIENT_TAGS_LEN {

@@ -37,7 +37,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use slab::Slab;
 use tokio::net::TcpStream;
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
@@ -61,7 +61,31 @@ const INPUT_ROUNDS_PER_PASS: usize = 4;
 pub(crate) struct Drivers {
     inboxes: Vec<Arc<Inbox>>,
     finished: Vec<oneshot::Receiver<()>>,
+    /// Driver threads that died (a panic outside [`contain`]), reported at once.
+    deaths: mpsc::UnboundedReceiver<DriverDeath>,
     next: usize,
+}
+
+/// A driver thread that died of a panic outside [`contain`]: its connections are
+/// gone, and a listener that kept handing it new ones would be a zombie. The
+/// listener stops the server instead, and the process exits with an error so that a
+/// supervisor restarts it.
+#[derive(Debug, Clone)]
+pub(crate) struct DriverDeath {
+    /// The thread's name (`palaver-driver-N`).
+    pub(crate) thread: String,
+    /// The panic message, on one line.
+    pub(crate) message: String,
+}
+
+impl std::fmt::Display for DriverDeath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "connection thread {} died: {}",
+            self.thread, self.message
+        )
+    }
 }
 
 impl Drivers {
@@ -75,9 +99,11 @@ impl Drivers {
             .connection_threads
             .or_else(|| std::thread::available_parallelism().ok())
             .map_or(1, std::num::NonZeroUsize::get);
+        let (died, deaths) = mpsc::unbounded_channel();
         let mut drivers = Self {
             inboxes: Vec::with_capacity(count),
             finished: Vec::with_capacity(count),
+            deaths,
             next: 0,
         };
         for index in 0..count {
@@ -87,14 +113,31 @@ impl Drivers {
             let (driver, inbox) = Driver::new(Arc::clone(shared), count);
             let (done, finished) = oneshot::channel();
             let stop = stop.clone();
+            let died = died.clone();
+            let thread = format!("palaver-driver-{index}");
             std::thread::Builder::new()
-                .name(format!("palaver-driver-{index}"))
+                .name(thread.clone())
                 .spawn(move || {
                     // The driver polls connections itself, so tokio's cooperative
                     // budget (meant for a task per connection) must not make their
                     // I/O pend.
-                    runtime.block_on(tokio::task::coop::unconstrained(driver.run(stop)));
-                    let _ = done.send(());
+                    let run = tokio::task::coop::unconstrained(driver.run(stop));
+                    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        runtime.block_on(run);
+                    }));
+                    match ran {
+                        Ok(()) => {
+                            let _ = done.send(());
+                        }
+                        Err(panic) => {
+                            let death = DriverDeath {
+                                thread,
+                                message: panic_message(panic.as_ref()).replace('\n', " "),
+                            };
+                            tracing::error!(thread = %death.thread, panic = %death.message, "connection thread died");
+                            let _ = died.send(death);
+                        }
+                    }
                 })?;
             drivers.inboxes.push(inbox);
             drivers.finished.push(finished);
@@ -108,12 +151,23 @@ impl Drivers {
         self.next = (self.next + 1) % self.inboxes.len();
     }
 
-    /// Resolves once every driver has closed its connections and stopped.
-    pub(crate) async fn finished(self) {
+    /// Resolves when a driver thread dies (never, while they all serve).
+    pub(crate) async fn died(&mut self) -> DriverDeath {
+        match self.deaths.recv().await {
+            Some(death) => death,
+            // Every thread ended normally (only after a shutdown).
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Resolves once every driver has closed its connections and stopped; returns
+    /// the first driver that died instead, if one did.
+    pub(crate) async fn finished(mut self) -> Option<DriverDeath> {
         for finished in self.finished {
             // An error means the driver thread is gone already: nothing to wait for.
             let _ = finished.await;
         }
+        self.deaths.try_recv().ok()
     }
 }
 
@@ -143,13 +197,48 @@ fn contain<T>(id: ClientId, doing: &str, f: impl FnOnce() -> T) -> Option<T> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(value) => Some(value),
         Err(panic) => {
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".to_owned());
+            let message = panic_message(panic.as_ref());
             tracing::error!(client = id.0, doing, panic = %message, "panic contained; closing this connection");
             None
+        }
+    }
+}
+
+/// The message a panic was raised with.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_owned())
+}
+
+/// Fault injection for tests of thread death, compiled into debug builds only:
+/// with `PALAVER_FAULT_DRIVER_PANIC_AFTER=N` in the environment, the driver that
+/// adopts the process's N-th connection panics in its loop, outside [`contain`], as
+/// a bug in the driver itself would. The test suite runs the debug binary with it to
+/// check that such a death stops the process with an error instead of leaving a
+/// listener that accepts connections nobody serves.
+#[cfg(debug_assertions)]
+mod fault {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Counts connections adopted by every driver of the process.
+    static ADOPTED: AtomicUsize = AtomicUsize::new(0);
+
+    /// Panics if this adoption is the one `PALAVER_FAULT_DRIVER_PANIC_AFTER` names.
+    pub(super) fn on_adopt() {
+        static AFTER: OnceLock<Option<usize>> = OnceLock::new();
+        let after = AFTER.get_or_init(|| {
+            std::env::var("PALAVER_FAULT_DRIVER_PANIC_AFTER")
+                .ok()
+                .and_then(|n| n.trim().parse().ok())
+        });
+        if let Some(after) = *after
+            && ADOPTED.fetch_add(1, Ordering::Relaxed) + 1 == after
+        {
+            panic!("fault injected by PALAVER_FAULT_DRIVER_PANIC_AFTER={after}");
         }
     }
 }
@@ -320,8 +409,10 @@ impl Driver {
         tokio::pin!(stopped, timer);
         loop {
             if grace.is_none() && stop.is_cancelled() {
-                self.close_all();
+                // Set before the connections' own flush deadlines, so that none of
+                // them is aborted (and uncounted below) before the grace ends.
                 grace = Some(Instant::now() + FLUSH_TIMEOUT);
+                self.close_all();
             }
             let now = Instant::now();
             if now >= self.next_tick {
@@ -329,6 +420,16 @@ impl Driver {
             }
             self.wake_throttled(now);
             if grace.is_some_and(|deadline| self.conns.is_empty() || now >= deadline) {
+                if !self.conns.is_empty() {
+                    // Clients that stopped reading: their sockets are full, and
+                    // waiting longer would hold up the shutdown without bound.
+                    let dropped = self.conns.len();
+                    tracing::warn!(
+                        dropped,
+                        "{dropped} connections were dropped without their final ERROR after {} s",
+                        FLUSH_TIMEOUT.as_secs()
+                    );
+                }
                 return;
             }
             self.adopt_incoming(&mut keys);
@@ -378,6 +479,8 @@ impl Driver {
     fn adopt_incoming(&mut self, keys: &mut Vec<usize>) {
         let accepted = std::mem::take(&mut *lock(&self.inbox.incoming));
         for Accepted { stream, ip, ticket } in accepted {
+            #[cfg(debug_assertions)]
+            fault::on_adopt();
             let stream = match TcpStream::from_std(stream) {
                 Ok(stream) => stream,
                 Err(error) => {

@@ -9,6 +9,7 @@
 //! See ARCHITECTURE.md for the map and the invariants.
 
 pub mod config;
+pub mod logging;
 pub mod opers;
 
 mod caps;
@@ -21,6 +22,7 @@ mod labeled;
 mod listener;
 mod outbox;
 mod relay;
+mod secret;
 mod world;
 
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -7,7 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -45,6 +45,14 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 ///
 /// Connections are served by one driver thread per core (see `driver`), handed out
 /// in turn as they are accepted.
+///
+/// # Errors
+///
+/// If a driver thread dies (a panic outside the per-connection containment), `run`
+/// stops accepting at once, closes the other connections the same way, and returns
+/// an error naming the thread and the panic: a listener that kept accepting for a
+/// dead thread would leave clients hanging, so the process should exit and be
+/// restarted instead. Also if the driver threads cannot be started.
 pub async fn run(
     listener: TcpListener,
     config: Config,
@@ -57,12 +65,23 @@ pub async fn run(
     // (which it does not own as tasks) must still stop.
     let _stop_drivers_on_drop = stop.clone().drop_guard();
     let tracker = TaskTracker::new();
-    let mut drivers = Drivers::start(&shared, &stop)?;
+    let mut drivers = Drivers::start(&shared, &stop).map_err(|error| {
+        io::Error::new(
+            error.kind(),
+            format!("cannot start the connection threads: {error}"),
+        )
+    })?;
     let mut backoff = Duration::from_millis(5);
+    let mut spare = SpareFd::open();
+    let mut death = None;
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             () = &mut shutdown => break,
+            died = drivers.died() => {
+                death = Some(died);
+                break;
+            }
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     backoff = Duration::from_millis(5);
@@ -71,7 +90,8 @@ pub async fn run(
                         Ok(ticket) => ticket,
                         Err(refusal) => {
                             tracing::info!(%peer, reason = refusal, "connection refused");
-                            tracker.spawn(refuse(stream, refusal));
+                            let drain = tracker.len() < MAX_DRAINING_REFUSALS;
+                            tracker.spawn(refuse(stream, refusal, drain));
                             continue;
                         }
                     };
@@ -85,8 +105,11 @@ pub async fn run(
                 }
                 Err(error) => {
                     // Resource exhaustion (EMFILE, ENFILE, ENOBUFS) or a connection
-                    // that died in the backlog: back off instead of spinning.
-                    tracing::warn!(%error, pause_ms = backoff.as_millis() as u64, "accept failed");
+                    // that died in the backlog: back off instead of spinning. Out of
+                    // descriptors, the waiting clients are told first rather than
+                    // left hanging in the backlog.
+                    let refused = if is_out_of_fds(&error) { spare.refuse_waiting(&listener) } else { 0 };
+                    tracing::warn!(%error, refused, pause_ms = backoff.as_millis() as u64, "accept failed");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(MAX_ACCEPT_BACKOFF);
                 }
@@ -94,29 +117,105 @@ pub async fn run(
         }
     }
     drop(listener);
-    tracing::info!("shutting down");
+    match &death {
+        None => tracing::info!("shutting down"),
+        Some(death) => tracing::error!(%death, "shutting down: a connection thread died"),
+    }
     stop.cancel();
     tracker.close();
     let tracker_done = async {
         tracker.wait().await;
-        drivers.finished().await;
+        drivers.finished().await
     };
     // Drivers give their connections five seconds; this bound is a backstop.
-    if tokio::time::timeout(SHUTDOWN_GRACE + Duration::from_secs(1), tracker_done)
-        .await
-        .is_err()
-    {
-        tracing::warn!("some connections did not close in time");
+    match tokio::time::timeout(SHUTDOWN_GRACE + Duration::from_secs(1), tracker_done).await {
+        Ok(died) => death = death.or(died),
+        Err(_) => tracing::warn!("some connections did not close in time"),
     }
-    Ok(())
+    match death {
+        Some(death) => Err(io::Error::other(death.to_string())),
+        None => Ok(()),
+    }
 }
 
+/// Whether an `accept` error means the process or the system ran out of descriptors.
+fn is_out_of_fds(error: &io::Error) -> bool {
+    // EMFILE and ENFILE (24 and 23 on Linux and the BSDs).
+    matches!(error.raw_os_error(), Some(23 | 24))
+}
+
+/// Most waiting connections refused in one go when out of descriptors, so the
+/// listener still gets to its shutdown signal.
+const MAX_REFUSED_AT_ONCE: usize = 256;
+
+/// A descriptor held back for the moment the process runs out: it is closed to
+/// accept the clients waiting in the backlog, tell them `ERROR :Server full` and
+/// close them, then taken again. Without it, a client that arrives when every
+/// descriptor is taken waits in the backlog with no answer until it gives up.
+struct SpareFd(Option<std::fs::File>);
+
+impl SpareFd {
+    fn open() -> Self {
+        let file = std::fs::File::open(if cfg!(windows) { "NUL" } else { "/dev/null" });
+        if let Err(error) = &file {
+            tracing::warn!(%error, "cannot hold a spare file descriptor for refusals");
+        }
+        Self(file.ok())
+    }
+
+    /// Refuses the connections waiting to be accepted using the spare descriptor;
+    /// returns how many.
+    fn refuse_waiting(&mut self, listener: &TcpListener) -> usize {
+        if self.0.take().is_none() {
+            return 0;
+        }
+        let noop = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(noop);
+        let mut refused = 0;
+        while refused < MAX_REFUSED_AT_ONCE {
+            let std::task::Poll::Ready(Ok((stream, peer))) = listener.poll_accept(&mut cx) else {
+                break;
+            };
+            // A new socket's send buffer is empty: the line fits. Closing it at once
+            // gives the descriptor back for the next one; what the client sent
+            // already is read first, as closing with unread input would send a
+            // reset that can destroy the ERROR line (see `refuse`).
+            let _ = stream.try_write(b"ERROR :Server full\r\n");
+            if let Ok(stream) = stream.into_std() {
+                let _ = stream.shutdown(std::net::Shutdown::Write);
+                let mut sink = [0u8; 1024];
+                for _ in 0..16 {
+                    if !matches!(std::io::Read::read(&mut &stream, &mut sink), Ok(1..)) {
+                        break;
+                    }
+                }
+            }
+            tracing::info!(%peer, reason = "Server full", "connection refused (out of file descriptors)");
+            refused += 1;
+        }
+        *self = Self::open();
+        refused
+    }
+}
+
+/// Refusals that may wait for their client to close first (see [`refuse`]); each
+/// holds a descriptor from the reserve meanwhile, so they are few.
+const MAX_DRAINING_REFUSALS: usize = 32;
+
 /// Tells a refused client why, then closes (best effort, bounded in time).
-async fn refuse(mut stream: TcpStream, reason: &'static str) {
+///
+/// With `drain`, it first reads (and drops) what the client sent until the client
+/// closes: a socket closed with unread input sends a reset, which can destroy the
+/// `ERROR` line before the client reads it, and clients send NICK and USER as soon
+/// as they connect.
+async fn refuse(mut stream: TcpStream, reason: &'static str, drain: bool) {
     let line = format!("ERROR :{reason}\r\n");
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
         stream.write_all(line.as_bytes()).await?;
-        stream.shutdown().await
+        stream.shutdown().await?;
+        let mut sink = [0u8; 1024];
+        while drain && stream.read(&mut sink).await? > 0 {}
+        Ok::<(), io::Error>(())
     })
     .await;
 }

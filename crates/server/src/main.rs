@@ -4,7 +4,7 @@
 //! hands over to [`palaver_server::run`]; errors that a user can fix are printed as
 //! one sentence saying what went wrong and what to try, with exit status 1.
 
-use std::io::{ErrorKind, IsTerminal};
+use std::io::{ErrorKind, IsTerminal, Write as _};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,11 +18,24 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 use anyhow::Context as _;
 use clap::Parser;
-use palaver_server::{Config, FloodLimit, VERSION};
+use palaver_server::{Config, FloodLimit, VERSION, logging};
 use tracing_subscriber::EnvFilter;
 
+/// `println!` that never panics (the reader of stdout may be gone): see
+/// `palaver_server::logging`.
+macro_rules! say {
+    ($($arg:tt)*) => { logging::print_stdout(format_args!($($arg)*)) };
+}
+
+/// `eprintln!` that never panics (the reader of stderr may be gone).
+macro_rules! complain {
+    ($($arg:tt)*) => { logging::print_stderr(format_args!($($arg)*)) };
+}
+
 /// A self-hosted IRC chat server. Connect with any IRC client, or with chat-client.
-#[derive(Debug, Parser)]
+///
+/// (No `Debug`: it holds passwords, which must never reach a log.)
+#[derive(Parser)]
 #[command(
     name = "chat-server",
     version,
@@ -37,7 +50,8 @@ struct Cli {
     #[arg(required_unless_present = "hash_password")]
     port: Option<u16>,
     /// An IRC operator as NAME:PASSWORD (repeatable); the password is hashed at
-    /// startup. Prefer --config, which keeps passwords out of the process list.
+    /// startup, but anyone on this machine can read it in the process list (ps):
+    /// prefer --config with a hash from --hash-password.
     #[arg(long = "oper", value_name = "NAME:PASSWORD")]
     opers: Vec<String>,
     /// TOML configuration file with [[oper]] entries (name, password_hash).
@@ -56,18 +70,24 @@ struct Cli {
     /// Network name announced to clients (ISUPPORT NETWORK).
     #[arg(long, default_value = "Palaver")]
     network_name: String,
-    /// Password clients must send with PASS before registering.
+    /// Password clients must send with PASS before registering. Anyone on this
+    /// machine can read it in the process list (ps): prefer --password-file.
     #[arg(long, env = "PALAVER_PASSWORD", hide_env_values = true)]
     password: Option<String>,
+    /// File whose first line is the password clients must send with PASS (kept
+    /// out of the process list, unlike --password).
+    #[arg(long, value_name = "FILE")]
+    password_file: Option<PathBuf>,
     /// Text file whose lines form the message of the day.
     #[arg(long)]
     motd_file: Option<PathBuf>,
     /// Threads serving connections (default: one per core this process may use).
     #[arg(long, value_name = "N")]
     threads: Option<std::num::NonZeroUsize>,
-    /// Most connections at once; the next one gets "ERROR :Server full".
-    #[arg(long, default_value_t = 100_000)]
-    max_clients: usize,
+    /// Most connections at once; the next one gets "ERROR :Server full". Default: what
+    /// the file-descriptor limit allows, less a reserve; a larger value is lowered to that.
+    #[arg(long, value_name = "N")]
+    max_clients: Option<usize>,
     /// Most connections at once from one IP address.
     #[arg(long, default_value_t = 100)]
     max_clients_per_ip: usize,
@@ -124,37 +144,48 @@ fn main() -> ExitCode {
         return print_password_hash();
     }
     init_logging(&cli.log_level);
-    match start(cli) {
+    let status = match start(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("chat-server: {error:#}");
+            complain!("chat-server: {error:#}");
             ExitCode::FAILURE
         }
+    };
+    report_lost_output();
+    status
+}
+
+/// Says how much log and status output was lost to failed writes (a log reader that
+/// went away), on whichever of stderr and stdout still works.
+fn report_lost_output() {
+    let lost = logging::write_errors();
+    if lost > 0
+        && !complain!("chat-server: {lost} lines of log or status output could not be written")
+    {
+        say!("chat-server: {lost} lines of log or status output could not be written");
     }
 }
 
 /// `--hash-password`: one line from standard input → its PHC string on stdout.
 fn print_password_hash() -> ExitCode {
     if std::io::stdin().is_terminal() {
-        eprint!("Password (shown as you type): ");
+        let _ = write!(std::io::stderr(), "Password (shown as you type): ");
     }
     let mut line = String::new();
     if let Err(error) = std::io::stdin().read_line(&mut line) {
-        eprintln!("chat-server: cannot read the password from standard input: {error}");
+        complain!("chat-server: cannot read the password from standard input: {error}");
         return ExitCode::FAILURE;
     }
     let password = line.trim_end_matches(['\r', '\n']);
     if password.is_empty() {
-        eprintln!("chat-server: the password is empty; type it on standard input");
+        complain!("chat-server: the password is empty; type it on standard input");
         return ExitCode::FAILURE;
     }
     match palaver_server::opers::hash_password(password) {
-        Ok(hash) => {
-            println!("{hash}");
-            ExitCode::SUCCESS
-        }
+        Ok(hash) if say!("{hash}") => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::FAILURE,
         Err(error) => {
-            eprintln!("chat-server: {error}");
+            complain!("chat-server: {error}");
             ExitCode::FAILURE
         }
     }
@@ -164,9 +195,12 @@ fn init_logging(level: &str) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    // A log that cannot be written is dropped and counted, never a panic: the
+    // writer swallows errors, and the fmt layer must not eprintln! its own.
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(logging::Stderr)
+        .log_internal_errors(false)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
 }
@@ -176,7 +210,22 @@ fn start(cli: Cli) -> anyhow::Result<()> {
         anyhow::bail!("give the address and port to listen on, e.g. chat-server 127.0.0.1 6667");
     };
     let addr = parse_address(ip, port)?;
-    let config = build_config(&cli)?;
+    let mut config = build_config(&cli)?;
+    let fd_budget = raise_fd_limit().map(|limit| FdBudget::new(limit, &config));
+    config.limits.max_clients = match (&fd_budget, cli.max_clients) {
+        (Some(budget), Some(asked)) if asked > budget.max_clients => {
+            tracing::warn!(
+                asked,
+                allowed = budget.max_clients,
+                fd_limit = budget.limit,
+                "--max-clients is more than the file descriptor limit allows; lowered"
+            );
+            budget.max_clients
+        }
+        (_, Some(asked)) => asked,
+        (Some(budget), None) => budget.max_clients,
+        (None, None) => DEFAULT_MAX_CLIENTS,
+    };
     // This runtime only accepts connections and waits for signals: the connections
     // themselves are served by driver threads with runtimes of their own.
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -188,19 +237,18 @@ fn start(cli: Cli) -> anyhow::Result<()> {
         let local = listener
             .local_addr()
             .context("cannot read the bound address")?;
-        let fd_limit = raise_fd_limit();
-        println!("{VERSION} listening on {local} (IRC)");
-        if let Some(limit) = fd_limit {
-            let room = limit.saturating_sub(64);
-            println!(
-                "file descriptor limit {limit}: room for about {room} clients (--max-clients {})",
+        say!("{VERSION} listening on {local} (IRC)");
+        match fd_budget {
+            Some(FdBudget { limit, reserve, .. }) => say!(
+                "max clients {} (file descriptor limit {limit}, {reserve} kept in reserve)",
                 config.limits.max_clients
-            );
-        }
+            ),
+            None => say!("max clients {}", config.limits.max_clients),
+        };
         palaver_server::run(listener, config, shutdown_signal())
             .await
             .context("server stopped with an error")?;
-        println!("palaver stopped");
+        say!("palaver stopped");
         Ok(())
     })
 }
@@ -245,7 +293,13 @@ fn build_config(cli: &Cli) -> anyhow::Result<Config> {
         server_name: cli.server_name.clone(),
         server_description: cli.server_description.clone(),
         network_name: cli.network_name.clone(),
-        password: cli.password.clone().filter(|p| !p.is_empty()),
+        password: match (&cli.password_file, &cli.password) {
+            (Some(_), Some(_)) => anyhow::bail!(
+                "give the password with --password-file or with --password (or PALAVER_PASSWORD), not both"
+            ),
+            (Some(path), None) => Some(read_password_file(path)?),
+            (None, password) => password.clone().filter(|p| !p.is_empty()),
+        },
         connection_threads: cli.threads,
         ..Config::default()
     };
@@ -255,7 +309,6 @@ fn build_config(cli: &Cli) -> anyhow::Result<Config> {
         config.motd = Some(text.lines().map(str::to_owned).collect());
     }
     let limits = &mut config.limits;
-    limits.max_clients = cli.max_clients;
     limits.max_clients_per_ip = cli.max_clients_per_ip;
     limits.max_channels_per_client = cli.max_channels;
     limits.max_channels_total = cli.max_channels_total;
@@ -318,13 +371,78 @@ fn build_config(cli: &Cli) -> anyhow::Result<Config> {
     Ok(config)
 }
 
-/// Raises the soft file-descriptor limit to the hard limit; returns the new limit.
+/// `--password-file`: the file's first line, without its line ending.
+fn read_password_file(path: &std::path::Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the password file {}", path.display()))?;
+    let password = text
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim_end_matches('\r');
+    if password.is_empty() {
+        anyhow::bail!(
+            "the password file {} is empty: put the password on its first line",
+            path.display()
+        );
+    }
+    Ok(password.to_owned())
+}
+
+/// `--max-clients` when the file-descriptor limit is unknown.
+const DEFAULT_MAX_CLIENTS: usize = 100_000;
+
+/// How the file descriptors the process may open are shared out.
+///
+/// Every client holds one descriptor; the rest of the process needs some too: the
+/// standard streams, three per tokio runtime (epoll, its waker, its end of the
+/// signal pipe; one runtime per connection thread, plus the listener's), the
+/// descriptor `run` holds back
+/// to refuse connections when the others are exhausted, and whatever later features
+/// open (the store, TLS certificate files, log files). A client over the limit is
+/// accepted on one of those reserved descriptors, told `ERROR :Server full`, and
+/// closed, instead of waiting in the kernel's backlog for a descriptor that never
+/// comes. Hence the reserve: 5 % of the limit, at least 64, plus three per runtime,
+/// never more than half the limit.
+#[derive(Debug, Clone, Copy)]
+struct FdBudget {
+    /// The (raised) soft limit on open descriptors.
+    limit: usize,
+    /// Descriptors kept for everything but clients.
+    reserve: usize,
+    /// `limit - reserve`: the most clients at once.
+    max_clients: usize,
+}
+
+impl FdBudget {
+    fn new(limit: u64, config: &Config) -> Self {
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let threads = config
+            .connection_threads
+            .or_else(|| std::thread::available_parallelism().ok())
+            .map_or(1, std::num::NonZeroUsize::get);
+        let reserve = (limit / 20)
+            .max(64)
+            .saturating_add(3 * threads + 3)
+            .min(limit / 2);
+        Self {
+            limit,
+            reserve,
+            max_clients: limit - reserve,
+        }
+    }
+}
+
+/// Raises the soft file-descriptor limit to the hard limit; returns the new limit
+/// (the current one if it cannot be raised).
 fn raise_fd_limit() -> Option<u64> {
     match rlimit::increase_nofile_limit(u64::MAX) {
         Ok(limit) => Some(limit),
         Err(error) => {
             tracing::warn!(%error, "cannot raise the file descriptor limit");
-            None
+            rlimit::getrlimit(rlimit::Resource::NOFILE)
+                .ok()
+                .map(|(soft, _)| soft)
         }
     }
 }
@@ -354,5 +472,28 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => tracing::info!("SIGINT received"),
         () = terminate => tracing::info!("SIGTERM received"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fd_budget_keeps_a_reserve() {
+        let config = Config {
+            connection_threads: std::num::NonZeroUsize::new(2),
+            ..Config::default()
+        };
+        // 5 % of 20,000, plus three per runtime (two threads and the listener's).
+        let budget = FdBudget::new(20_000, &config);
+        assert_eq!((budget.reserve, budget.max_clients), (1_009, 18_991));
+        // At least 64 (+9) ...
+        let budget = FdBudget::new(1_024, &config);
+        assert_eq!((budget.reserve, budget.max_clients), (73, 951));
+        // ... but never more than half.
+        let budget = FdBudget::new(100, &config);
+        assert_eq!((budget.reserve, budget.max_clients), (50, 50));
+        assert_eq!(FdBudget::new(u64::MAX, &config).limit, usize::MAX);
     }
 }

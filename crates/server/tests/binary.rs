@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -22,7 +22,8 @@ const PROCESS_TIMEOUT: Duration = Duration::from_secs(5);
 pub(crate) struct ServerProcess {
     pid: u32,
     stdout: Receiver<String>,
-    stderr: Arc<Mutex<String>>,
+    /// Everything written to stderr so far, and a signal for each new piece.
+    stderr: Arc<(Mutex<String>, Condvar)>,
     stderr_reader: Option<JoinHandle<()>>,
     exited: Receiver<ExitStatus>,
     status: Option<ExitStatus>,
@@ -30,14 +31,27 @@ pub(crate) struct ServerProcess {
 
 impl ServerProcess {
     pub(crate) fn spawn(args: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
-            .args(args)
+        let mut command = Self::command();
+        command.args(args);
+        Self::spawn_command(command)
+    }
+
+    /// `chat-server` with a predictable environment, for [`ServerProcess::spawn_command`].
+    pub(crate) fn command() -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_chat-server"));
+        command
             .env_remove("RUST_LOG")
             .env_remove("PALAVER_SERVER_NAME")
             .env_remove("PALAVER_PASSWORD")
             // Backtraces would be captured if the binary ever printed one: make sure
             // the error messages stay free of them even with this set.
-            .env("RUST_BACKTRACE", "1")
+            .env("RUST_BACKTRACE", "1");
+        command
+    }
+
+    /// Runs `command` (e.g. from [`ServerProcess::command`]) with its output captured.
+    pub(crate) fn spawn_command(mut command: Command) -> Self {
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -56,15 +70,18 @@ impl ServerProcess {
             }
         });
         let mut err = child.stderr.take().expect("piped stderr");
-        let stderr = Arc::new(Mutex::new(String::new()));
+        let stderr = Arc::new((Mutex::new(String::new()), Condvar::new()));
         let sink = Arc::clone(&stderr);
         let stderr_reader = std::thread::spawn(move || {
             let mut chunk = [0u8; 4096];
             while let Ok(n @ 1..) = err.read(&mut chunk) {
                 let text = String::from_utf8_lossy(&chunk[..n]);
-                sink.lock()
+                let (text_so_far, grew) = &*sink;
+                text_so_far
+                    .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .push_str(&text);
+                grew.notify_all();
             }
         });
         let (exit_tx, exited) = mpsc::channel();
@@ -89,7 +106,7 @@ impl ServerProcess {
     }
 
     /// Waits for a stdout line containing `needle`; returns it.
-    fn expect_stdout(&self, needle: &str) -> String {
+    pub(crate) fn expect_stdout(&self, needle: &str) -> String {
         let mut seen = Vec::new();
         loop {
             match self.stdout.recv_timeout(PROCESS_TIMEOUT) {
@@ -107,7 +124,11 @@ impl ServerProcess {
     pub(crate) fn start_listening(extra: &[&str]) -> (Self, SocketAddr) {
         let mut args = vec!["127.0.0.1", "0"];
         args.extend_from_slice(extra);
-        let server = Self::spawn(&args);
+        Self::listening(Self::spawn(&args))
+    }
+
+    /// Waits for `server` to report its address; returns it.
+    pub(crate) fn listening(server: Self) -> (Self, SocketAddr) {
         let line = server.expect_stdout("listening on ");
         let addr = line
             .split("listening on ")
@@ -120,7 +141,7 @@ impl ServerProcess {
         (server, addr)
     }
 
-    fn signal(&self, name: &str) {
+    pub(crate) fn signal(&self, name: &str) {
         let status = Command::new("kill")
             .args([&format!("-{name}"), &self.pid.to_string()])
             .status()
@@ -131,10 +152,15 @@ impl ServerProcess {
     /// Waits for the process to exit (within [`PROCESS_TIMEOUT`]); returns its status
     /// and everything it wrote to stderr.
     pub(crate) fn wait_exit(&mut self) -> (ExitStatus, String) {
-        let status = match self.exited.recv_timeout(PROCESS_TIMEOUT) {
+        self.wait_exit_within(PROCESS_TIMEOUT)
+    }
+
+    /// [`ServerProcess::wait_exit`], waiting up to `timeout`.
+    pub(crate) fn wait_exit_within(&mut self, timeout: Duration) -> (ExitStatus, String) {
+        let status = match self.exited.recv_timeout(timeout) {
             Ok(status) => status,
             Err(RecvTimeoutError::Timeout) => panic!(
-                "chat-server still running after {PROCESS_TIMEOUT:?}; stderr: {}",
+                "chat-server still running after {timeout:?}; stderr: {}",
                 self.stderr()
             ),
             Err(RecvTimeoutError::Disconnected) => panic!("lost track of chat-server"),
@@ -147,11 +173,29 @@ impl ServerProcess {
         (status, self.stderr())
     }
 
-    fn stderr(&self) -> String {
+    /// Everything the process wrote to stderr so far.
+    pub(crate) fn stderr(&self) -> String {
         self.stderr
+            .0
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// Waits (within [`PROCESS_TIMEOUT`]) until stderr contains `needle`: a log line
+    /// can reach the pipe after the client already saw what it logs.
+    pub(crate) fn expect_stderr(&self, needle: &str) -> String {
+        let (text, grew) = &*self.stderr;
+        let guard = text.lock().unwrap_or_else(|p| p.into_inner());
+        let (guard, _) = grew
+            .wait_timeout_while(guard, PROCESS_TIMEOUT, |text| !text.contains(needle))
+            .unwrap_or_else(|p| p.into_inner());
+        assert!(
+            guard.contains(needle),
+            "no {needle:?} on stderr: {}",
+            *guard
+        );
+        guard.clone()
     }
 }
 
@@ -166,13 +210,13 @@ impl Drop for ServerProcess {
     }
 }
 
-fn assert_no_panic(stderr: &str) {
+pub(crate) fn assert_no_panic(stderr: &str) {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(!stderr.to_lowercase().contains("backtrace"), "{stderr}");
 }
 
 /// A client connected to the process, registered and in a channel.
-async fn connected_client(addr: SocketAddr, nick: &str) -> TestClient {
+pub(crate) async fn connected_client(addr: SocketAddr, nick: &str) -> TestClient {
     let mut client = TestClient::connect(addr).await;
     client.register(nick).await;
     client.send("JOIN #lobby").await;

@@ -8,6 +8,7 @@ mod binary;
 mod cap;
 mod channels;
 mod elist;
+mod hardening;
 mod ircv3;
 mod lifecycle;
 mod limits;

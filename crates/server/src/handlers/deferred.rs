@@ -36,17 +36,14 @@ pub(crate) enum Deferred {
 impl fmt::Debug for Deferred {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            // Never log the password.
-            Self::VerifyOper { name, .. } => f
-                .debug_struct("VerifyOper")
-                .field("name", name)
-                .finish_non_exhaustive(),
+            // Never log the password, nor the name: clients that swap the two
+            // parameters send the password as the name.
+            Self::VerifyOper { .. } => f.debug_struct("VerifyOper").finish_non_exhaustive(),
         }
     }
 }
 
 /// The result of a [`Deferred`] job, applied with the world locked.
-#[derive(Debug)]
 pub(crate) enum Completion {
     /// Whether `name`'s password matched.
     OperVerified { name: String, ok: bool },
@@ -74,6 +71,18 @@ impl Deferred {
                     name,
                 }
             }
+        }
+    }
+}
+
+impl fmt::Debug for Completion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            // The name may be a password (see `Deferred`'s Debug).
+            Self::OperVerified { ok, .. } => f
+                .debug_struct("OperVerified")
+                .field("ok", ok)
+                .finish_non_exhaustive(),
         }
     }
 }

@@ -45,7 +45,11 @@ pub(super) fn finish(ctx: &mut Ctx<'_>, name: &str, ok: bool) {
                 .auth_failures
                 .record(ip, std::time::Instant::now());
         }
-        tracing::warn!(client = ctx.id.0, nick = %ctx.me().nick(), oper = %name, "failed OPER attempt");
+        // The attempted name is logged only if it is an operator's: a client that
+        // swapped the parameters sent its password as the name.
+        let known = ctx.world.config.opers.iter().any(|oper| oper.name == name);
+        let oper = if known { name } else { "unknown name" };
+        tracing::warn!(client = ctx.id.0, nick = %ctx.me().nick(), oper = %oper, "failed OPER attempt");
         ctx.numeric(ERR_PASSWDMISMATCH)
             .trailing("Password incorrect")
             .send();

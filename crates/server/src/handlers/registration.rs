@@ -140,7 +140,7 @@ pub(super) fn try_complete(ctx: &mut Ctx<'_>) {
             ctx.quit = Some(text);
             return;
         }
-        if me.password.as_deref() != Some(expected.as_str()) {
+        if me.password.as_ref().map(crate::secret::Secret::expose) != Some(expected.as_str()) {
             if let Some(ip) = me.ip() {
                 ctx.world
                     .auth_failures

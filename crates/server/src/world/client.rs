@@ -56,7 +56,7 @@ pub(crate) struct Client {
     /// Capabilities the client enabled.
     pub(crate) caps: CapSet,
     /// The connection password the client sent with PASS.
-    pub(crate) password: Option<Box<str>>,
+    pub(crate) password: Option<crate::secret::Secret>,
     pub(crate) invisible: bool,
     pub(crate) oper: bool,
     /// Bot mode (`+B`): marked in WHO/WHOIS and tagged `bot` on its messages.
