@@ -231,6 +231,10 @@ async fn a_line_split_across_writes_arrives_whole() {
         alice.send_raw(piece).await;
         seen.extend(bob.sync().await);
     }
+    // alice's round trip proves the server handled all she sent (bob's alone does
+    // not: the two connections are read independently); then bob has it all.
+    let replies = alice.sync().await;
+    assert!(replies.is_empty(), "{replies:#?}");
     seen.extend(bob.sync().await);
     let texts: Vec<String> = seen
         .iter()
@@ -238,8 +242,6 @@ async fn a_line_split_across_writes_arrives_whole() {
         .map(|l| l.last())
         .collect();
     assert_eq!(texts, ["café split", "next"]);
-    let replies = alice.sync().await;
-    assert!(replies.is_empty(), "{replies:#?}");
     server.shutdown().await;
 }
 
