@@ -11,7 +11,8 @@
 //!   sending one abusive command (`--attack`) at `--rate` per connection after a
 //!   `--burst` at the start: the server's own default pace (20 at once, then 4/s), so
 //!   nothing they do is over any limit. They read what they get (except `nonreader`
-//!   and `slowloris`), counting bytes, and record how the server cut them.
+//!   and `slowloris`), counting bytes, and record how the server cut them; with
+//!   `--reconnect` a cut attacker registers again (with a new burst) and goes on.
 //! - **the canary**: an innocent client from `--canary-ip` (default 127.0.0.3) that
 //!   sends `PING <seq>` every `--canary-interval` and times the PONG. It runs on its
 //!   own thread with its own runtime, so the attackers' traffic in this process does
@@ -192,6 +193,10 @@ pub struct AbuseOpts {
     /// default burst is 20).
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(0..=10_000))]
     pub burst: u32,
+    /// Attackers the server cuts connect and register again (with a new burst)
+    /// until the attack ends, as a determined attacker would.
+    #[arg(long)]
+    pub reconnect: bool,
     /// Seconds the attack lasts.
     #[arg(long, default_value_t = 10.0, value_parser = parse_secs)]
     pub duration: f64,
@@ -329,6 +334,8 @@ pub struct AttackerStats {
     pub rate: f64,
     /// Commands per attacker at once at the start.
     pub burst: u32,
+    /// Whether cut attackers registered again (`--reconnect`).
+    pub reconnect: bool,
     /// Seconds the attack lasted.
     pub duration_s: f64,
     /// Commands (for slowloris: bytes) sent in all.
@@ -337,10 +344,17 @@ pub struct AttackerStats {
     pub bytes_received: u64,
     /// Lines received.
     pub lines_received: u64,
-    /// Attackers the server disconnected during the attack.
+    /// Attackers the server disconnected (at least once) during the attack.
     pub cut: u64,
-    /// Those by reason: the server's `ERROR` text, or how the connection ended.
+    /// Disconnections in all (more than `cut` with `--reconnect`).
+    pub cuts: u64,
+    /// Disconnections by reason: the server's `ERROR` text, or how the connection
+    /// ended.
     pub cut_by_reason: BTreeMap<String, u64>,
+    /// Registrations again after a cut (`--reconnect`).
+    pub reconnects: u64,
+    /// Attackers that could not register again (`--reconnect`).
+    pub reconnects_failed: u64,
     /// Seconds into the attack of the first cut.
     pub first_cut_s: Option<f64>,
 }
@@ -465,7 +479,14 @@ pub async fn run(
     let mut tasks = JoinSet::new();
     for (index, conn) in attackers {
         let kind = opts.attack.for_attacker(index);
-        tasks.spawn(attack(conn, kind, index, ctx.clone(), pace));
+        let who = Identity {
+            target,
+            source: opts.attacker_ip[index % opts.attacker_ip.len()],
+            nick: format!("a{run}{index}"),
+            limit: Duration::from_secs_f64(opts.register_timeout),
+            reconnect: opts.reconnect,
+        };
+        tasks.spawn(attack(conn, kind, index, ctx.clone(), pace, who));
     }
     let registered = tasks.len() as u64;
     let mut outcomes = Vec::with_capacity(tasks.len());
@@ -980,43 +1001,91 @@ struct AttackerOutcome {
     sent: u64,
     bytes: u64,
     lines: u64,
-    /// Why the server cut it, if it did.
-    cut: Option<String>,
+    /// Why the server cut it, each time it did.
+    cuts: Vec<String>,
     cut_at: Option<Duration>,
+    /// Times it registered again after a cut (`--reconnect`).
+    reconnects: u64,
+    /// Whether registering again failed.
+    reconnect_failed: bool,
 }
 
-/// One attacker: the burst, then one command per period until `end`, reading (for
-/// the reading kinds) and noting an `ERROR` and the disconnect.
+/// Who an attacker is, to register again after a cut.
+#[derive(Debug, Clone)]
+struct Identity {
+    target: SocketAddr,
+    source: IpAddr,
+    nick: String,
+    limit: Duration,
+    reconnect: bool,
+}
+
+/// One attacker: sessions until `end`, registering again after a cut with
+/// `--reconnect` (a new connection gets a new burst, as the server allows).
 async fn attack(
-    conn: Conn,
+    first: Conn,
     kind: Attack,
     index: usize,
     ctx: Arc<AttackCtx>,
     pace: Pace,
+    who: Identity,
 ) -> AttackerOutcome {
-    let (mut stream, mut buf, mut framer) = conn.into_parts();
     let mut out = AttackerOutcome::default();
+    let mut n = 0;
+    let mut conn = first;
+    tokio::time::sleep_until(pace.start.into()).await;
+    loop {
+        let Some(reason) = session(conn, kind, index, &ctx, pace, &mut n, &mut out).await else {
+            break;
+        };
+        out.cuts.push(reason);
+        out.cut_at.get_or_insert(pace.start.elapsed());
+        if !who.reconnect || Instant::now() >= pace.end {
+            break;
+        }
+        let again = conn::register_from(who.target, Some(who.source), &who.nick, who.limit);
+        match tokio::time::timeout_at(pace.end.into(), again).await {
+            Ok(Ok(registered)) => {
+                out.reconnects += 1;
+                conn = registered.conn;
+            }
+            Ok(Err(_)) => {
+                out.reconnect_failed = true;
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    out
+}
+
+/// One connection of an attacker: the burst, then one command per period until
+/// `end`, reading (for the reading kinds) and noting an `ERROR`. Returns why the
+/// server cut it, or `None` if it lasted to the end.
+async fn session(
+    conn: Conn,
+    kind: Attack,
+    index: usize,
+    ctx: &AttackCtx,
+    pace: Pace,
+    n: &mut u64,
+    out: &mut AttackerOutcome,
+) -> Option<String> {
+    let (mut stream, mut buf, mut framer) = conn.into_parts();
     let mut error_reason: Option<String> = None;
     let mut replies = BytesMut::new();
-    scan(
-        &mut buf,
-        &mut framer,
-        &mut out,
-        &mut error_reason,
-        &mut replies,
-    );
-    tokio::time::sleep_until(pace.start.into()).await;
+    scan(&mut buf, &mut framer, out, &mut error_reason, &mut replies);
     // The burst, in one write.
     let mut first = BytesMut::new();
     if kind == Attack::Slowloris {
-        first.extend_from_slice(&slowloris_bytes(0, pace.burst as usize));
+        first.extend_from_slice(&slowloris_bytes(*n, pace.burst as usize));
     } else {
-        for n in 0..u64::from(pace.burst) {
-            first.extend_from_slice(&ctx.command(kind, index, n));
+        for k in 0..u64::from(pace.burst) {
+            first.extend_from_slice(&ctx.command(kind, index, *n + k));
         }
     }
-    let mut n = u64::from(pace.burst);
-    let mut next = pace.start + pace.period;
+    *n += u64::from(pace.burst);
+    let mut next = Instant::now() + pace.period;
     let mut ended: Option<String> = None;
     if !first.is_empty() {
         match tokio::time::timeout_at(pace.end.into(), stream.write_all(&first)).await {
@@ -1041,31 +1110,28 @@ async fn attack(
             biased;
             _ = tokio::time::sleep_until(next.into()), if next < pace.end => {
                 let line = if kind == Attack::Slowloris {
-                    slowloris_bytes(n, 1)
+                    slowloris_bytes(*n, 1)
                 } else {
-                    ctx.command(kind, index, n)
+                    ctx.command(kind, index, *n)
                 };
                 match tokio::time::timeout_at(pace.end.into(), stream.write_all(&line)).await {
                     Ok(Ok(())) => out.sent += 1,
                     Ok(Err(e)) => ended = Some(io_reason("write", &e)),
                     Err(_) => {}
                 }
-                n += 1;
+                *n += 1;
                 next += pace.period;
             }
             read = stream.read_buf(&mut buf), if reads => match read {
                 Ok(0) => ended = Some(String::new()),
                 Ok(read) => {
                     out.bytes += read as u64;
-                    scan(&mut buf, &mut framer, &mut out, &mut error_reason, &mut replies);
+                    scan(&mut buf, &mut framer, out, &mut error_reason, &mut replies);
                 }
                 Err(e) => ended = Some(io_reason("read", &e)),
             },
             _ = tokio::time::sleep_until(pace.end.into()) => {}
         }
-    }
-    if ended.is_some() {
-        out.cut_at = Some(pace.start.elapsed());
     }
     if !reads {
         // Find out whether the server had cut it: what it sent, up to the close
@@ -1078,8 +1144,7 @@ async fn attack(
             let idle_end = drain_end.min(Instant::now() + DRAIN_IDLE);
             match tokio::time::timeout_at(idle_end.into(), stream.read_buf(&mut buf)).await {
                 Ok(Ok(0)) => {
-                    if ended.is_none() || ended.as_deref().is_some_and(|e| e.starts_with("write")) {
-                        out.cut_at.get_or_insert(pace.start.elapsed());
+                    if ended.is_none() || ended.as_deref().is_some_and(|e| e.contains("pipe")) {
                         ended = Some(String::new());
                     }
                     break;
@@ -1087,17 +1152,10 @@ async fn attack(
                 Ok(Ok(read)) => {
                     out.bytes += read as u64;
                     let mut ignored = BytesMut::new();
-                    scan(
-                        &mut buf,
-                        &mut framer,
-                        &mut out,
-                        &mut error_reason,
-                        &mut ignored,
-                    );
+                    scan(&mut buf, &mut framer, out, &mut error_reason, &mut ignored);
                 }
                 Ok(Err(e)) => {
                     if ended.is_none() {
-                        out.cut_at.get_or_insert(pace.start.elapsed());
                         ended = Some(io_reason("read", &e));
                     }
                     break;
@@ -1106,12 +1164,11 @@ async fn attack(
             }
         }
     }
-    out.cut = ended.map(|how| match error_reason {
+    ended.map(|how| match error_reason {
         Some(reason) => reason,
         None if how.is_empty() => "closed without ERROR".to_owned(),
         None => how,
-    });
-    out
+    })
 }
 
 /// Frames what `buf` holds: counts lines, keeps the last `ERROR` reason and queues
@@ -1190,7 +1247,7 @@ fn attacker_stats(
     outcomes: &[AttackerOutcome],
 ) -> AttackerStats {
     let mut cut_by_reason = BTreeMap::new();
-    for reason in outcomes.iter().filter_map(|o| o.cut.as_ref()) {
+    for reason in outcomes.iter().flat_map(|o| &o.cuts) {
         *cut_by_reason.entry(reason.clone()).or_insert(0) += 1;
     }
     AttackerStats {
@@ -1201,12 +1258,16 @@ fn attacker_stats(
         sources: opts.attacker_ip.iter().map(IpAddr::to_string).collect(),
         rate: opts.rate,
         burst: opts.burst,
+        reconnect: opts.reconnect,
         duration_s: opts.duration,
         commands_sent: outcomes.iter().map(|o| o.sent).sum(),
         bytes_received: outcomes.iter().map(|o| o.bytes).sum(),
         lines_received: outcomes.iter().map(|o| o.lines).sum(),
-        cut: outcomes.iter().filter(|o| o.cut.is_some()).count() as u64,
+        cut: outcomes.iter().filter(|o| !o.cuts.is_empty()).count() as u64,
+        cuts: outcomes.iter().map(|o| o.cuts.len() as u64).sum(),
         cut_by_reason,
+        reconnects: outcomes.iter().map(|o| o.reconnects).sum(),
+        reconnects_failed: outcomes.iter().filter(|o| o.reconnect_failed).count() as u64,
         first_cut_s: outcomes.iter().filter_map(|o| o.cut_at).min().map(secs),
     }
 }
@@ -1561,13 +1622,14 @@ impl std::fmt::Display for AbuseReport {
         )?;
         writeln!(
             f,
-            "  attack          {} × {} from {}: {} at once, then {}/s each, for {} s",
+            "  attack          {} × {} from {}: {} at once, then {}/s each, for {} s{}",
             self.attack.name(),
             a.requested,
             a.sources.join(","),
             a.burst,
             a.rate,
-            a.duration_s
+            a.duration_s,
+            if a.reconnect { ", reconnecting" } else { "" }
         )?;
         if !a.refused.is_empty() {
             let kinds: Vec<String> = a.refused.iter().map(|(k, n)| format!("{k} {n}")).collect();
@@ -1594,11 +1656,19 @@ impl std::fmt::Display for AbuseReport {
                 .collect();
             writeln!(
                 f,
-                "  cut             {} (first after {:.2} s): {}",
+                "  cut             {} attackers, {} times (first after {:.2} s): {}",
                 a.cut,
+                a.cuts,
                 a.first_cut_s.unwrap_or_default(),
                 reasons.join(", ")
             )?;
+            if a.reconnects > 0 || a.reconnects_failed > 0 {
+                writeln!(
+                    f,
+                    "  reconnected     {} times ({} attackers could not)",
+                    a.reconnects, a.reconnects_failed
+                )?;
+            }
         }
         writeln!(
             f,
@@ -1690,6 +1760,7 @@ mod tests {
             canary_ip: [127, 0, 0, 3].into(),
             rate: 4.0,
             burst: 20,
+            reconnect: false,
             duration: 1.0,
             users,
             channels,

@@ -475,3 +475,47 @@ async fn abuse_fails_when_the_server_refuses_the_setup() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abuse_counts_cut_attackers_and_reconnects_them() {
+    palaver_test_support::raise_fd_limit();
+    // A small sendq: one WHO * over 100 users overruns it.
+    let mut config = palaver_test_support::test_config();
+    config.limits.sendq_bytes = 4096;
+    let server = TestServer::with_config(config).await;
+    let report = bench(&[
+        "abuse",
+        "--addr",
+        &server.addr.to_string(),
+        "--attack",
+        "who-star",
+        "--users",
+        "100",
+        "--attackers",
+        "2",
+        "--burst",
+        "5",
+        "--duration",
+        "1",
+        "--baseline",
+        "0.2",
+        "--reconnect",
+        "--json",
+        "-q",
+    ])
+    .await
+    .json();
+    assert_eq!(num(&report, "attackers.cut"), 2.0, "{report}");
+    let cuts = num(&report, "attackers.cuts");
+    assert!(cuts >= 4.0, "{report}");
+    // Every cut but an attacker's last one (if the attack ended it) led to a reconnect.
+    let reconnects = num(&report, "attackers.reconnects");
+    assert!((cuts - 2.0..=cuts).contains(&reconnects), "{report}");
+    let reasons = report["attackers"]["cut_by_reason"]
+        .as_object()
+        .expect("reasons");
+    let counted: f64 = reasons.values().filter_map(Value::as_f64).sum();
+    assert_eq!(counted, cuts, "{report}");
+    assert_eq!(num(&report, "canary.attack_lost"), 0.0, "{report}");
+    server.shutdown().await;
+}
