@@ -3,7 +3,7 @@
 //! a nickname in use.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -38,6 +38,12 @@ pub fn spread_sources(count: u32) {
     SOURCE_IPS.store(count.clamp(1, MAX_SOURCE_IPS), Ordering::Relaxed);
 }
 
+/// How many source addresses connections are spread over now (see
+/// [`spread_sources`]), so a scenario that needs more can raise it.
+pub fn source_ips() -> u32 {
+    SOURCE_IPS.load(Ordering::Relaxed)
+}
+
 /// The source address for the next connection to `addr`, if it is to be chosen.
 fn source_for(addr: SocketAddr) -> Option<SocketAddr> {
     let count = SOURCE_IPS.load(Ordering::Relaxed);
@@ -63,9 +69,25 @@ pub struct Conn {
 impl Conn {
     /// Connects to `addr` with TCP_NODELAY (every benchmark line should leave at once).
     pub async fn connect(addr: SocketAddr) -> io::Result<Self> {
-        let stream = match source_for(addr) {
+        Self::connect_from(addr, None).await
+    }
+
+    /// Connects to `addr` from the source address `from` (port chosen by the kernel),
+    /// or from the spread of [`spread_sources`] when `from` is `None`. Why: a scenario
+    /// that plays one abusive address against everyone else needs to choose which
+    /// address each client comes from.
+    pub async fn connect_from(addr: SocketAddr, from: Option<IpAddr>) -> io::Result<Self> {
+        let source = match from {
+            Some(ip) => Some(SocketAddr::new(ip, 0)),
+            None => source_for(addr),
+        };
+        let stream = match source {
             Some(source) => {
-                let socket = TcpSocket::new_v4()?;
+                let socket = if source.is_ipv4() {
+                    TcpSocket::new_v4()?
+                } else {
+                    TcpSocket::new_v6()?
+                };
                 socket.bind(source)?;
                 socket.connect(addr).await?
             }
@@ -210,8 +232,18 @@ pub async fn register(
     nick: &str,
     limit: Duration,
 ) -> Result<Registered, RegisterError> {
+    register_from(addr, None, nick, limit).await
+}
+
+/// [`register`] from the source address `from` (see [`Conn::connect_from`]).
+pub async fn register_from(
+    addr: SocketAddr,
+    from: Option<IpAddr>,
+    nick: &str,
+    limit: Duration,
+) -> Result<Registered, RegisterError> {
     let start = Instant::now();
-    match tokio::time::timeout(limit, register_inner(addr, nick, start)).await {
+    match tokio::time::timeout(limit, register_inner(addr, from, nick, start)).await {
         Ok(result) => result,
         Err(_) => Err(RegisterError::Timeout),
     }
@@ -219,10 +251,13 @@ pub async fn register(
 
 async fn register_inner(
     addr: SocketAddr,
+    from: Option<IpAddr>,
     base: &str,
     start: Instant,
 ) -> Result<Registered, RegisterError> {
-    let mut conn = Conn::connect(addr).await.map_err(RegisterError::Connect)?;
+    let mut conn = Conn::connect_from(addr, from)
+        .await
+        .map_err(RegisterError::Connect)?;
     let mut nick = base.to_owned();
     let mut hello = BytesMut::new();
     hello.extend_from_slice(&line("NICK", &[&nick], None));

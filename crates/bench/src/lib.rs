@@ -1,6 +1,6 @@
 //! `chat-bench`, a load generator for IRC servers (palaver's, or any other).
 //!
-//! Three scenarios, each a module with an options struct (`clap::Args`), a `run`
+//! Four scenarios, each a module with an options struct (`clap::Args`), a `run`
 //! function and a serialisable report:
 //!
 //! - [`connect`]: register many clients at once and hold them (registration latency,
@@ -8,6 +8,9 @@
 //! - [`fanout`]: channels with members and senders; every delivery is checked for
 //!   loss, duplication and per-sender order and its latency goes into an HDR histogram.
 //! - [`latency`]: private-message round trips between two clients.
+//! - [`abuse`]: attackers from one address send an abusive command mix at the
+//!   server's allowed pace while a canary from another address times PING round
+//!   trips (can one address freeze the server for everyone?).
 //!
 //! The supporting modules: [`addr`] refuses targets that are not loopback unless asked,
 //! [`conn`] is the IRC client connection (registration with PING answers and nick
@@ -19,6 +22,7 @@
 //! and in time. The tool lifts no server limits: start the server under test with its
 //! flood limits lifted (palaver: `--no-flood-limit`), or senders will be paced.
 
+pub mod abuse;
 pub mod addr;
 pub mod conn;
 pub mod connect;

@@ -6,11 +6,12 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
+use palaver_bench::abuse::AbuseOpts;
 use palaver_bench::connect::ConnectOpts;
 use palaver_bench::fanout::FanoutOpts;
 use palaver_bench::latency::LatencyOpts;
 use palaver_bench::report::Output;
-use palaver_bench::{addr, connect, fanout, latency};
+use palaver_bench::{abuse, addr, connect, fanout, latency};
 
 /// Exit status when a fan-out run lost, duplicated or reordered deliveries.
 const EXIT_NOT_CLEAN: u8 = 3;
@@ -19,15 +20,16 @@ const EXIT_NOT_CLEAN: u8 = 3;
 #[command(
     name = "chat-bench",
     version,
-    about = "Load generator for IRC servers: registration, channel fan-out and round-trip latency.",
-    long_about = "Load generator for IRC servers: registration, channel fan-out and round-trip latency.\n\n\
+    about = "Load generator for IRC servers: registration, channel fan-out, round-trip latency and abuse.",
+    long_about = "Load generator for IRC servers: registration, channel fan-out, round-trip latency and abuse.\n\n\
         It sends traffic only to loopback addresses (127.0.0.0/8, ::1) unless --allow-remote is given. \
         It lifts no server limits: start the server under test with its flood limits lifted \
         (palaver: chat-server 127.0.0.1 6667 --no-flood-limit --max-clients-per-ip 100000), or \
         senders will be paced and clients refused.",
     after_help = "Examples:\n  chat-bench connect --addr 127.0.0.1:6667 --clients 5000 --server-pid $PID\n  \
         chat-bench fanout --addr 127.0.0.1:6667 --channels 1 --members 100 --senders 10 --duration 5\n  \
-        chat-bench latency --addr 127.0.0.1:6667 --json\n\n\
+        chat-bench latency --addr 127.0.0.1:6667 --json\n  \
+        chat-bench abuse --addr 127.0.0.1:6667 --users 2100 --attack who-star --duration 20\n\n\
         Exit status: 0 done, 1 error, 3 fan-out deliveries lost, duplicated or reordered."
 )]
 struct Cli {
@@ -59,6 +61,16 @@ enum Scenario {
         common: Common,
         #[command(flatten)]
         opts: LatencyOpts,
+    },
+    /// Attackers from one address send an abusive command at the server's allowed
+    /// pace while a canary from another address times PING round trips; reports the
+    /// canary's latency, lost pings, attackers cut and the time to recover. Works
+    /// against a server with default limits (no --no-flood-limit needed).
+    Abuse {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        opts: AbuseOpts,
     },
 }
 
@@ -110,7 +122,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let common = match &cli.scenario {
         Scenario::Connect { common, .. }
         | Scenario::Fanout { common, .. }
-        | Scenario::Latency { common, .. } => common,
+        | Scenario::Latency { common, .. }
+        | Scenario::Abuse { common, .. } => common,
     };
     if let Some(cpu) = common.cpu {
         pin(cpu)?;
@@ -141,6 +154,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Scenario::Connect { opts, .. } => u64::from(opts.clients),
             Scenario::Fanout { opts, .. } => u64::from(opts.channels) * u64::from(opts.members),
             Scenario::Latency { .. } => 2,
+            Scenario::Abuse { opts, .. } => opts.connections(),
         };
         if needed + 64 > fds {
             eprintln!(
@@ -164,6 +178,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Scenario::Latency { opts, .. } => {
                 let report = latency::run(target, opts, pid, output).await?;
+                print(common.json, &report)?;
+                Ok(ExitCode::SUCCESS)
+            }
+            Scenario::Abuse { opts, .. } => {
+                let report = abuse::run(target, opts, pid, output).await?;
                 print(common.json, &report)?;
                 Ok(ExitCode::SUCCESS)
             }

@@ -293,6 +293,7 @@ async fn help_describes_every_scenario() {
         "connect",
         "fanout",
         "latency",
+        "abuse",
         "--allow-remote",
         "--no-flood-limit",
     ] {
@@ -325,5 +326,196 @@ async fn registration_retries_a_nickname_in_use() {
         .expect("registers under another nickname");
     assert_eq!(registered.nick, "takena");
     assert!(registered.latency > Duration::ZERO);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abuse_measures_the_canary_while_attackers_run() {
+    palaver_test_support::raise_fd_limit();
+    let server = TestServer::start().await;
+    let pid = std::process::id().to_string();
+    let run = bench(&[
+        "abuse",
+        "--addr",
+        &server.addr.to_string(),
+        "--attack",
+        "who-star",
+        "--attackers",
+        "5",
+        "--duration",
+        "1",
+        "--users",
+        "30",
+        "--channels",
+        "40",
+        "--topics",
+        "--bans",
+        "6",
+        "--baseline",
+        "0.3",
+        "--server-pid",
+        &pid,
+        "--json",
+        "-q",
+    ])
+    .await;
+    let report = run.json();
+    assert_eq!(report["mode"], "abuse");
+    assert_eq!(report["attack"], "who-star");
+    assert_eq!(num(&report, "setup.fillers"), 30.0);
+    assert_eq!(num(&report, "setup.channels"), 40.0);
+    assert_eq!(num(&report, "setup.fillers_dropped"), 0.0);
+    // The canary: samples in every phase, none lost, and a recovery time.
+    assert!(num(&report, "canary.baseline.samples") >= 1.0, "{report}");
+    assert!(num(&report, "canary.attack.samples") >= 5.0, "{report}");
+    assert!(num(&report, "canary.after.samples") >= 5.0, "{report}");
+    assert_eq!(num(&report, "canary.attack_lost"), 0.0, "{report}");
+    assert_eq!(
+        num(&report, "canary.attack_sent"),
+        num(&report, "canary.attack.samples")
+    );
+    assert_eq!(num(&report, "canary.disconnected"), 0.0);
+    assert!(num(&report, "canary.attack.p50_us") > 0.0);
+    assert!(num(&report, "canary.recovered_after_s") >= 0.0, "{report}");
+    // The attackers: all registered from 127.0.0.2, burst plus paced commands, and
+    // every WHO * answered with the users' lines.
+    assert_eq!(num(&report, "attackers.registered"), 5.0);
+    assert_eq!(
+        report["attackers"]["sources"],
+        serde_json::json!(["127.0.0.2"])
+    );
+    let sent = num(&report, "attackers.commands_sent");
+    assert!(
+        (5.0 * 20.0..=5.0 * 26.0).contains(&sent),
+        "sent {sent}: {report}"
+    );
+    assert!(num(&report, "attackers.bytes_received") > 0.0);
+    assert!(
+        num(&report, "attackers.lines_received") > sent * 30.0,
+        "{report}"
+    );
+    assert_eq!(num(&report, "attackers.cut"), 0.0, "{report}");
+    assert!(num(&report, "server.rss_peak_bytes") > 0.0);
+    assert!(report["server"]["cpu_s_attack"].is_number());
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abuse_mix_runs_every_attack_and_prints_a_summary() {
+    palaver_test_support::raise_fd_limit();
+    let server = TestServer::start().await;
+    let run = bench(&[
+        "abuse",
+        "--addr",
+        &server.addr.to_string(),
+        "--attack",
+        "mix",
+        "--attackers",
+        "13",
+        "--duration",
+        "1",
+        "--channels",
+        "10",
+        "--bans",
+        "3",
+        "--baseline",
+        "0.2",
+    ])
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for words in [
+        "chat-bench abuse",
+        "mix × 13 from 127.0.0.2",
+        "13 registered",
+        "canary          from 127.0.0.3",
+        "lost          0 of",
+        "recovered     after",
+    ] {
+        assert!(run.stdout.contains(words), "{words:?} in {}", run.stdout);
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abuse_fails_when_the_server_refuses_the_setup() {
+    let server = TestServer::start().await;
+    // One filler would have to join 60 channels; the server allows 50.
+    let run = bench(&[
+        "abuse",
+        "--addr",
+        &server.addr.to_string(),
+        "--channels",
+        "60",
+        "--channels-per-filler",
+        "60",
+        "--attackers",
+        "1",
+        "--duration",
+        "0.1",
+    ])
+    .await;
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(run.stderr.contains("setup failed"), "{}", run.stderr);
+    assert!(run.stderr.contains("405"), "{}", run.stderr);
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+    // Attackers and the canary only ever come from loopback addresses.
+    let run = bench(&[
+        "abuse",
+        "--addr",
+        &server.addr.to_string(),
+        "--attacker-ip",
+        "10.0.0.2",
+    ])
+    .await;
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("not an IPv4 loopback"),
+        "{}",
+        run.stderr
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abuse_counts_cut_attackers_and_reconnects_them() {
+    palaver_test_support::raise_fd_limit();
+    // A small sendq: one WHO * over 100 users overruns it.
+    let mut config = palaver_test_support::test_config();
+    config.limits.sendq_bytes = 4096;
+    let server = TestServer::with_config(config).await;
+    let report = bench(&[
+        "abuse",
+        "--addr",
+        &server.addr.to_string(),
+        "--attack",
+        "who-star",
+        "--users",
+        "100",
+        "--attackers",
+        "2",
+        "--burst",
+        "5",
+        "--duration",
+        "1",
+        "--baseline",
+        "0.2",
+        "--reconnect",
+        "--json",
+        "-q",
+    ])
+    .await
+    .json();
+    assert_eq!(num(&report, "attackers.cut"), 2.0, "{report}");
+    let cuts = num(&report, "attackers.cuts");
+    assert!(cuts >= 4.0, "{report}");
+    // Every cut but an attacker's last one (if the attack ended it) led to a reconnect.
+    let reconnects = num(&report, "attackers.reconnects");
+    assert!((cuts - 2.0..=cuts).contains(&reconnects), "{report}");
+    let reasons = report["attackers"]["cut_by_reason"]
+        .as_object()
+        .expect("reasons");
+    let counted: f64 = reasons.values().filter_map(Value::as_f64).sum();
+    assert_eq!(counted, cuts, "{report}");
+    assert_eq!(num(&report, "canary.attack_lost"), 0.0, "{report}");
     server.shutdown().await;
 }
