@@ -193,7 +193,7 @@ impl Default for Limits {
             multiline_max_bytes: 4096,
             multiline_max_lines: 32,
             max_monitor: 100,
-            max_channels_total: 100_000,
+            max_channels_total: 200_000,
             max_list_entries_total: 1_000_000,
             max_metadata_total: 1_000_000,
             max_monitor_total: 1_000_000,

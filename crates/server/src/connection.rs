@@ -45,6 +45,10 @@ const READ_BUDGET_PER_PASS: usize = 64 * 1024;
 const READ_CHUNK: usize = 4096;
 /// Most bytes copied together for one write.
 pub(crate) const WRITE_CHUNK: usize = 64 * 1024;
+/// Most time a driver pass spends on pages of long replies (`handlers::paged`); the
+/// connections whose pages would pass it wait for the next pass, so the lines of
+/// everyone else on the driver (a PING, a PRIVMSG) wait for at most this much of it.
+pub(crate) const PAGING_PER_PASS: Duration = Duration::from_millis(2);
 /// Time a closing connection gets to deliver its final lines (the `ERROR`) before
 /// the socket is dropped anyway.
 pub(crate) const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -121,6 +125,8 @@ pub(crate) struct PassCtx<'a> {
     pub(crate) scratch: &'a mut BytesMut,
     /// Results of deferred jobs, by client.
     pub(crate) jobs: &'a Arc<Jobs>,
+    /// Time the driver spent on pages of long replies in this pass.
+    pub(crate) paging: &'a mut Duration,
 }
 
 /// One client connection.
@@ -221,7 +227,7 @@ impl Conn {
                 Some(None) => self.busy = false,
             }
         }
-        if let Some(step) = self.continue_paged(pass.shared) {
+        if let Some(step) = self.continue_paged(pass) {
             return step;
         }
         // Lines that waited for flood tokens or a deferred job go first.
@@ -319,10 +325,7 @@ impl Conn {
                         // Pay for the work a command caused, not only for the line:
                         // a token per millisecond it held the world.
                         let now = Instant::now();
-                        let millis = now.saturating_duration_since(started).as_millis();
-                        if millis > 0 {
-                            bucket.charge(limit, now, millis as f32);
-                        }
+                        bucket.charge(limit, now, millis(now.saturating_duration_since(started)));
                     }
                     outcome
                 }
@@ -344,7 +347,7 @@ impl Conn {
             }
             if let Some(reply) = outcome.paged {
                 self.paged = Some(reply);
-                if let Some(step) = self.continue_paged(shared) {
+                if let Some(step) = self.continue_paged(pass) {
                     return Some(step);
                 }
             }
@@ -368,23 +371,45 @@ impl Conn {
     /// `None` once there is no reply in progress, so input goes on; otherwise the
     /// step to return: the page is sent and the next one waits for the client to read
     /// it, or for a flood token (every page after the first costs one).
-    fn continue_paged(&mut self, shared: &Shared) -> Option<InputStep> {
+    fn continue_paged(&mut self, pass: &mut PassCtx<'_>) -> Option<InputStep> {
         let reply = self.paged.as_mut()?;
         if self.outbox.pending_bytes() > paged::low_water(self.outbox.budget()) {
             // `poll_output` wakes the connection once the client has read enough.
             return Some(InputStep::Idle);
         }
-        if reply.started()
-            && let (Some(bucket), Some(limit)) =
-                (self.bucket.as_mut(), shared.config.limits.flood.as_ref())
+        if *pass.paging >= PAGING_PER_PASS {
+            // Other connections' pages took this pass's share: the next pass.
+            self.outbox.wake_connection();
+            return Some(InputStep::Idle);
+        }
+        let shared = pass.shared;
+        let flood = shared.config.limits.flood.as_ref();
+        let started = Instant::now();
+        let first = !reply.started();
+        if let (Some(bucket), Some(limit)) = (self.bucket.as_mut(), flood)
+            && !first
         {
-            let now = Instant::now();
-            if !bucket.has_token(limit, now) {
+            if !bucket.has_token(limit, started) {
                 return Some(InputStep::Throttled(bucket.next_token_at(limit)));
             }
-            bucket.take(limit, now);
+            bucket.take(limit, started);
         }
         let progress = reply.page(&mut shared.lock_world(), self.id);
+        let now = Instant::now();
+        let spent = now.saturating_duration_since(started);
+        *pass.paging += spent;
+        if let (Some(bucket), Some(limit)) = (self.bucket.as_mut(), flood) {
+            // A page costs a token per millisecond of work, at least the one taken
+            // above; the first page's work is the command's own, on top of its line.
+            let extra = if first {
+                millis(spent)
+            } else {
+                millis(spent) - 1.0
+            };
+            if extra > 0.0 {
+                bucket.charge(limit, now, extra);
+            }
+        }
         // A client that reads its long reply is alive, though it sends nothing.
         self.heard = true;
         match progress {
@@ -555,6 +580,11 @@ impl Conn {
             "connection closed"
         );
     }
+}
+
+/// Milliseconds, as flood tokens: a command or page pays one per millisecond of work.
+fn millis(spent: Duration) -> f32 {
+    spent.as_secs_f32() * 1000.0
 }
 
 #[derive(Debug, Default)]

@@ -359,6 +359,9 @@ pub(crate) struct Driver {
     write_buf: Vec<u8>,
     /// The keys a pass polled for input, to poll for output.
     touched: Vec<usize>,
+    /// Time spent on pages of long replies (`handlers::paged`) in this pass; past
+    /// [`crate::connection::PAGING_PER_PASS`] the rest wait for the next pass.
+    paging: Duration,
     /// Throttled connections by the instant their next flood token arrives.
     throttled: BinaryHeap<Reverse<(Instant, usize, ClientId)>>,
     next_tick: Instant,
@@ -388,6 +391,7 @@ impl Driver {
             scratch: BytesMut::with_capacity(SCRATCH_CAPACITY),
             write_buf: Vec::with_capacity(crate::connection::WRITE_CHUNK),
             touched: Vec::new(),
+            paging: Duration::ZERO,
             throttled: BinaryHeap::new(),
             next_tick: Instant::now() + tick,
             tick,
@@ -505,6 +509,7 @@ impl Driver {
     /// One pass: input of every ready connection (a few rounds, as handling input
     /// wakes more connections), then output of every connection touched.
     fn pass(&mut self, keys: &mut Vec<usize>) {
+        self.paging = Duration::ZERO;
         // Reused from pass to pass: a pass runs for every message at low load.
         let mut touched = std::mem::take(&mut self.touched);
         for round in 0..INPUT_ROUNDS_PER_PASS {
@@ -535,6 +540,7 @@ impl Driver {
             shared: &self.shared,
             scratch: &mut self.scratch,
             jobs: &self.jobs,
+            paging: &mut self.paging,
         };
         let step = contain(conn.id(), "handling input", || {
             conn.poll_input(&mut cx, &mut pass)

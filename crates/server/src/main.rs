@@ -95,7 +95,7 @@ struct Cli {
     #[arg(long, default_value_t = 50)]
     max_channels: usize,
     /// Channels on the whole server (a JOIN that would create one more gets 405).
-    #[arg(long, default_value_t = 100_000)]
+    #[arg(long, default_value_t = 200_000)]
     max_channels_total: usize,
     /// Ban, exception and invite-exception entries on the whole server.
     #[arg(long, default_value_t = 1_000_000)]

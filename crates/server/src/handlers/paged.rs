@@ -16,9 +16,10 @@
 //! - the connection asks for the next page only once the client has read most of the
 //!   previous one (its outbox below [`low_water`]), so a reply never holds more than
 //!   a page or two of memory, and a client that stops reading stops its reply;
-//! - every page costs the asker one flood token (see `connection.rs`), which is how
-//!   the cost of a command follows the work it causes: a client at the default pace
-//!   gets four pages (1,024 lines) a second after its burst;
+//! - every page costs the asker a flood token per millisecond of work, at least one
+//!   (see `connection.rs`), which is how the cost of a command follows the work it
+//!   causes: a client at the default pace gets at most four pages (1,024 lines) a
+//!   second after its burst, fewer if they are slow to build;
 //! - the client's next command waits until the reply is complete, so replies never
 //!   interleave and a client has at most one reply in progress.
 //!
@@ -47,7 +48,7 @@ const PAGE_SCAN: usize = 4096;
 /// Most time one page works for (a 200-byte mask against long names is slow per
 /// entry); checked every [`CLOCK_EVERY`] entries.
 const PAGE_TIME: Duration = Duration::from_millis(1);
-const CLOCK_EVERY: usize = 32;
+const CLOCK_EVERY: usize = 8;
 /// Most bytes waiting for the client's socket before the next page is built.
 const LOW_WATER: usize = 16 * 1024;
 

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# A/B: two chat-server builds, measured back to back with the same chat-bench, for
+# changes that touch the hot path. Each rep runs A then B, each on a fresh server
+# pinned to CPU 0 (chat-bench on CPU 1): idle RSS per connection (19,500 clients),
+# the three saturation fan-outs and the PRIVMSG round trip. Prints medians.
+#
+# Usage: scripts/ab.sh OLD_CHAT_SERVER NEW_CHAT_SERVER
+#   REPS=3 DURATION=5 CLIENTS=19500 BENCH=target/release/chat-bench
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+[[ $# == 2 ]] || { sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+A=$1 B=$2
+REPS=${REPS:-3} DURATION=${DURATION:-5} CLIENTS=${CLIENTS:-19500}
+BENCH=${BENCH:-target/release/chat-bench}
+for tool in jq taskset; do command -v "$tool" >/dev/null || { echo "ab: $tool is required" >&2; exit 1; }; done
+OUT=$(mktemp -d)
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+SCENARIOS=(
+    "connect|connect --clients $CLIENTS"
+    "fan1x100x10|fanout --channels 1 --members 100 --senders 10 --duration $DURATION --setup-timeout 30 --drain-timeout 5"
+    "fan1x1000x1|fanout --channels 1 --members 1000 --senders 1 --duration $DURATION --setup-timeout 30 --drain-timeout 5"
+    "fan100x10x1|fanout --channels 100 --members 10 --senders 1 --duration $DURATION --setup-timeout 30 --drain-timeout 5"
+    "latency|latency --count 5000 --duration 10"
+)
+
+port=7100
+for rep in $(seq "$REPS"); do
+    for side in A B; do
+        bin=${!side}
+        for entry in "${SCENARIOS[@]}"; do
+            key=${entry%%|*} args=${entry#*|}
+            port=$((port + 1))
+            taskset -c 0 "$bin" 127.0.0.1 "$port" --no-flood-limit --max-clients-per-ip 1000000 \
+                --log-level warn >/dev/null 2>&1 &
+            pid=$!
+            for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.05; done
+            # shellcheck disable=SC2086 # args is a word list on purpose
+            "$BENCH" $args --addr "127.0.0.1:$port" --server-pid "$pid" --cpu 1 --json -q \
+                >"$OUT/$side.$key.$rep.json" 2>/dev/null || echo "ab: $side $key rep $rep failed" >&2
+            kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true
+        done
+    done
+done
+
+median() { sort -g | awk '{v[NR]=$1} END {if (NR) print v[int((NR+1)/2)]; else print "n/a"}'; }
+cell() { # side key jq-path scale
+    for f in "$OUT/$1.$2".*.json; do jq -r "$3 // empty" "$f"; done | median | awk -v s="$4" '$1=="n/a"{print;next}{printf "%.3f", $1*s}'
+}
+printf '| measurement | A | B |\n| --- | --- | --- |\n'
+printf '| idle RSS per connection (%s clients), B | %s | %s |\n' "$CLIENTS" \
+    "$(cell A connect .server.rss_per_connection_bytes 1)" "$(cell B connect .server.rss_per_connection_bytes 1)"
+for key in fan1x100x10 fan1x1000x1 fan100x10x1; do
+    printf '| %s server CPU per delivery, ns | %s | %s |\n' "$key" \
+        "$(cell A $key .server.cpu_us_per_delivery 1000)" "$(cell B $key .server.cpu_us_per_delivery 1000)"
+    printf '| %s deliveries/s, M | %s | %s |\n' "$key" \
+        "$(cell A $key .deliveries_per_s 0.000001)" "$(cell B $key .deliveries_per_s 0.000001)"
+done
+printf '| round trip p50, µs | %s | %s |\n' "$(cell A latency .rtt.p50_us 1)" "$(cell B latency .rtt.p50_us 1)"
+echo "(medians of $REPS; raw JSON in $OUT)"
