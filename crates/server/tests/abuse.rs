@@ -447,3 +447,35 @@ async fn server_wide_state_stays_under_its_documented_ceiling() {
     drop(clients);
     drop(server);
 }
+
+#[tokio::test]
+async fn a_burst_of_oper_attempts_from_one_address_gets_five_checks_in_all() {
+    let mut config = test_config();
+    config.opers = vec![OperCredential::from_password("admin", "secret").expect("hash")];
+    let server = TestServer::with_config(config).await;
+    let mut clients = Vec::new();
+    for i in 0..10 {
+        clients.push(server.client(&format!("burst{i}")).await);
+    }
+    // All at once, before any check has finished.
+    for client in &mut clients {
+        client.send("OPER admin wrong").await;
+    }
+    let mut checked = 0;
+    for client in &mut clients {
+        let reply = client.expect_command("464").await;
+        if reply.last() == "Password incorrect" {
+            checked += 1;
+        } else {
+            assert!(
+                reply
+                    .last()
+                    .starts_with("Too many failed password attempts"),
+                "{}",
+                reply.0
+            );
+        }
+    }
+    assert_eq!(checked, 5);
+    server.shutdown().await;
+}

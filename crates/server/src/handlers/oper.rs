@@ -31,6 +31,13 @@ pub(super) fn oper(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
             .send();
         return;
     }
+    // Counted as a failure until it succeeds: a burst of attempts from many
+    // connections of one address gets no more checks than one connection would.
+    if let Some(ip) = ctx.me().ip() {
+        ctx.world
+            .auth_failures
+            .record(ip, std::time::Instant::now());
+    }
     ctx.deferred = Some(Deferred::VerifyOper {
         name: name.to_owned(),
         password: password.to_owned(),
@@ -39,12 +46,11 @@ pub(super) fn oper(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
 
 /// Completes `OPER` once the password was checked.
 pub(super) fn finish(ctx: &mut Ctx<'_>, name: &str, ok: bool) {
-    if !ok {
+    if ok {
         if let Some(ip) = ctx.me().ip() {
-            ctx.world
-                .auth_failures
-                .record(ip, std::time::Instant::now());
+            ctx.world.auth_failures.forgive(ip);
         }
+    } else {
         // The attempted name is logged only if it is an operator's: a client that
         // swapped the parameters sent its password as the name.
         let known = ctx.world.config.opers.iter().any(|oper| oper.name == name);

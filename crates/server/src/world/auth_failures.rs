@@ -58,7 +58,15 @@ impl AuthFailures {
         (record.failures >= FREE_FAILURES && now < ends).then(|| ends - now)
     }
 
-    /// Records a failed attempt from `ip`.
+    /// Takes back one failure of `ip`: an attempt counted as it started turned out
+    /// right.
+    pub(crate) fn forgive(&mut self, ip: IpAddr) {
+        if let Some(record) = self.by_address.get_mut(&bucket(ip)) {
+            record.failures = record.failures.saturating_sub(1);
+        }
+    }
+
+    /// Records a failed attempt from `ip` (or one that has not succeeded yet).
     pub(crate) fn record(&mut self, ip: IpAddr, now: Instant) {
         let key = bucket(ip);
         if !self.by_address.contains_key(&key) && self.by_address.len() >= MAX_ADDRESSES {
