@@ -3,6 +3,7 @@
 # changes that touch the hot path. Each rep runs A then B, each on a fresh server
 # pinned to CPU 0 (chat-bench on CPU 1): idle RSS per connection (19,500 clients),
 # the three saturation fan-outs and the PRIVMSG round trip. Prints medians.
+# ONLY="fan1x100x10 latency" runs only those (default: all).
 #
 # Usage: scripts/ab.sh OLD_CHAT_SERVER NEW_CHAT_SERVER
 #   REPS=3 DURATION=5 CLIENTS=19500 BENCH=target/release/chat-bench
@@ -24,9 +25,16 @@ SCENARIOS=(
     "latency|latency --count 5000 --duration 10"
 )
 
+if [[ -n ${ONLY:-} ]]; then
+    kept=()
+    for entry in "${SCENARIOS[@]}"; do [[ " $ONLY " == *" ${entry%%|*} "* ]] && kept+=("$entry"); done
+    SCENARIOS=("${kept[@]}")
+fi
 port=7100
 for rep in $(seq "$REPS"); do
-    for side in A B; do
+    # Alternate which side goes first, so drift over the run favours neither.
+    order="A B"; (( rep % 2 == 0 )) && order="B A"
+    for side in $order; do
         bin=${!side}
         for entry in "${SCENARIOS[@]}"; do
             key=${entry%%|*} args=${entry#*|}
@@ -43,9 +51,16 @@ for rep in $(seq "$REPS"); do
     done
 done
 
-median() { sort -g | awk '{v[NR]=$1} END {if (NR) print v[int((NR+1)/2)]; else print "n/a"}'; }
+# The median, then the range, of the numbers on stdin, times $1.
+summary() {
+    sort -g | awk -v s="$1" '{v[NR]=$1*s} END {
+        if (!NR) { print "n/a"; exit }
+        printf "%.3f (%.3f-%.3f)", v[int((NR+1)/2)], v[1], v[NR] }'
+}
 cell() { # side key jq-path scale
-    for f in "$OUT/$1.$2".*.json; do jq -r "$3 // empty" "$f"; done | median | awk -v s="$4" '$1=="n/a"{print;next}{printf "%.3f", $1*s}'
+    for f in "$OUT/$1.$2".*.json; do
+        [[ -e $f ]] && jq -r "$3 // empty" "$f"
+    done | summary "$4"
 }
 printf '| measurement | A | B |\n| --- | --- | --- |\n'
 printf '| idle RSS per connection (%s clients), B | %s | %s |\n' "$CLIENTS" \
@@ -57,4 +72,4 @@ for key in fan1x100x10 fan1x1000x1 fan100x10x1; do
         "$(cell A $key .deliveries_per_s 0.000001)" "$(cell B $key .deliveries_per_s 0.000001)"
 done
 printf '| round trip p50, µs | %s | %s |\n' "$(cell A latency .rtt.p50_us 1)" "$(cell B latency .rtt.p50_us 1)"
-echo "(medians of $REPS; raw JSON in $OUT)"
+echo "(medians of $REPS, with the range; raw JSON in $OUT)"
