@@ -479,9 +479,14 @@ async fn abuse_fails_when_the_server_refuses_the_setup() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn abuse_counts_cut_attackers_and_reconnects_them() {
     palaver_test_support::raise_fd_limit();
-    // A small sendq: one WHO * over 100 users overruns it.
+    // Attackers whose opening burst is far over the server's (5) overrun a tiny
+    // recvq and are cut with "Excess Flood"; the canary stays within the pace.
     let mut config = palaver_test_support::test_config();
-    config.limits.sendq_bytes = 4096;
+    config.limits.flood = Some(palaver_server::FloodLimit {
+        burst: 5,
+        per_second: 10.0,
+    });
+    config.limits.recvq_bytes = 64;
     let server = TestServer::with_config(config).await;
     let report = bench(&[
         "abuse",
@@ -489,14 +494,12 @@ async fn abuse_counts_cut_attackers_and_reconnects_them() {
         &server.addr.to_string(),
         "--attack",
         "who-star",
-        "--users",
-        "100",
         "--attackers",
         "2",
         "--burst",
-        "5",
+        "20",
         "--duration",
-        "1",
+        "2",
         "--baseline",
         "0.2",
         "--reconnect",
@@ -516,6 +519,7 @@ async fn abuse_counts_cut_attackers_and_reconnects_them() {
         .expect("reasons");
     let counted: f64 = reasons.values().filter_map(Value::as_f64).sum();
     assert_eq!(counted, cuts, "{report}");
+    assert!(reasons.contains_key("Excess Flood"), "{report}");
     assert_eq!(num(&report, "canary.attack_lost"), 0.0, "{report}");
     server.shutdown().await;
 }
