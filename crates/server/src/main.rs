@@ -82,7 +82,7 @@ struct Cli {
     #[arg(long)]
     motd_file: Option<PathBuf>,
     /// Threads serving connections (default: one per core this process may use).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = at_least_one)]
     threads: Option<std::num::NonZeroUsize>,
     /// Most connections at once; the next one gets "ERROR :Server full". Default: what
     /// the file-descriptor limit allows, less a reserve; a larger value is lowered to that.
@@ -253,6 +253,15 @@ fn start(cli: Cli) -> anyhow::Result<()> {
     })
 }
 
+/// `--threads`: a count of at least one, refused in words a user understands
+/// (clap's own message for zero is "number would be zero for non-zero type").
+fn at_least_one(text: &str) -> Result<std::num::NonZeroUsize, String> {
+    let count: usize = text
+        .parse()
+        .map_err(|_| format!("'{text}' is not a whole number"))?;
+    std::num::NonZeroUsize::new(count).ok_or_else(|| "must be at least 1".to_owned())
+}
+
 fn parse_address(ip: &str, port: u16) -> anyhow::Result<SocketAddr> {
     let ip = ip.trim_start_matches('[').trim_end_matches(']');
     if ip.eq_ignore_ascii_case("localhost") {
@@ -260,7 +269,7 @@ fn parse_address(ip: &str, port: u16) -> anyhow::Result<SocketAddr> {
     }
     let ip: IpAddr = ip.parse().map_err(|_| {
         anyhow::anyhow!(
-            "'{ip}' is not an IP address; use one such as 127.0.0.1 (this machine only), 0.0.0.0 (all IPv4 interfaces) or ::1"
+            "'{ip}' is not an IP address (host names other than localhost are not looked up); use one such as 127.0.0.1 (this machine only), 0.0.0.0 (all IPv4 interfaces) or ::1"
         )
     })?;
     Ok(SocketAddr::new(ip, port))
@@ -346,6 +355,11 @@ fn build_config(cli: &Cli) -> anyhow::Result<Config> {
     }
     if cli.ping_interval == 0 || cli.ping_timeout == 0 || cli.registration_timeout == 0 {
         problems.push("timeouts must be at least one second".to_owned());
+    }
+    if cli.max_clients == Some(0) || cli.max_clients_per_ip == 0 || cli.max_channels == 0 {
+        problems.push(
+            "--max-clients, --max-clients-per-ip and --max-channels must be at least 1".to_owned(),
+        );
     }
     if cli.sendq < 4096 || cli.recvq < 1024 {
         problems.push("--sendq must be at least 4096 bytes and --recvq at least 1024".to_owned());

@@ -287,6 +287,25 @@ async fn a_bad_address_is_one_clear_sentence() {
         lines[0].contains("127.0.0.1"),
         "suggests an address: {stderr}"
     );
+    assert!(lines[0].contains("not looked up"), "says why: {stderr}");
+}
+
+#[tokio::test]
+async fn impossible_counts_are_refused_in_plain_words() {
+    for (args, expected) in [
+        (&["--threads", "0"][..], "must be at least 1"),
+        (&["--max-clients", "0"][..], "must be at least 1"),
+        (&["--max-clients-per-ip", "0"][..], "must be at least 1"),
+    ] {
+        let mut command = vec!["127.0.0.1", "0"];
+        command.extend_from_slice(args);
+        let mut server = ServerProcess::spawn(&command);
+        let (status, stderr) = server.wait_exit();
+        assert!(!status.success(), "{args:?} accepted");
+        assert_no_panic(&stderr);
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert!(!stderr.contains("non-zero type"), "{args:?}: {stderr}");
+    }
 }
 
 #[tokio::test]
