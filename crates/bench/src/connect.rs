@@ -147,8 +147,10 @@ pub async fn run(
             Ok(latency) => hist.saturating_record(latency.as_nanos() as u64),
             Err(e) => {
                 *failures.entry(e.kind()).or_insert(0) += 1;
-                if failure_examples.len() < 5 {
-                    failure_examples.push(e.to_string());
+                let example = e.to_string();
+                // Five different ones: the same refusal ten thousand times says no more.
+                if failure_examples.len() < 5 && !failure_examples.contains(&example) {
+                    failure_examples.push(example);
                 }
             }
         }

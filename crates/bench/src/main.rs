@@ -165,6 +165,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Scenario::Connect { opts, .. } => {
                 let report = connect::run(target, opts, pid, output).await?;
                 print(common.json, &report)?;
+                if report.registered == 0 && opts.clients > 0 {
+                    // Nothing was measured: say so, and fail, so a script notices.
+                    let why = report.failure_examples.first().map_or("", String::as_str);
+                    bail!("no client registered with {target} ({why}): is the server running?");
+                }
                 Ok(ExitCode::SUCCESS)
             }
             Scenario::Fanout { opts, .. } => {

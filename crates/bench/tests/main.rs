@@ -523,3 +523,27 @@ async fn abuse_counts_cut_attackers_and_reconnects_them() {
     assert_eq!(num(&report, "canary.attack_lost"), 0.0, "{report}");
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn connect_to_a_closed_port_fails_once_and_clearly() {
+    // A port that was free a moment ago: nothing listens on it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let run = bench(&["connect", "--addr", &addr, "--clients", "20", "-q"]).await;
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("no client registered") && run.stderr.contains("is the server running"),
+        "{}",
+        run.stderr
+    );
+    // The same refusal is listed once, not once per client.
+    assert_eq!(
+        run.stdout.matches("Connection refused").count(),
+        1,
+        "{}",
+        run.stdout
+    );
+}
