@@ -120,8 +120,11 @@ async fn commands_before_registration_are_451() {
         ask(&mut client, "PRIVMSG bob :hi").await,
         [":test.server 451 alice :You have not registered"]
     );
-    // Unknown commands before registration are ignored.
-    assert!(ask(&mut client, "FROBNICATE").await.is_empty());
+    // So is anything else: text typed into a raw connection is told what is missing.
+    assert_eq!(
+        ask(&mut client, "hello everyone").await,
+        [":test.server 451 alice :You have not registered"]
+    );
     server.shutdown().await;
 }
 

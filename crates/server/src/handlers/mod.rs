@@ -183,20 +183,27 @@ pub(crate) fn dispatch(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     let mut upper = [0u8; 16];
     let command = msg.command();
     let Some(found) = ascii_upper(command, &mut upper).and_then(lookup) else {
-        // Unknown commands before registration are ignored, as most servers do,
-        // so clients probing with non-standard commands are not confused.
+        // Before registration an unknown command is most likely text typed into a
+        // raw connection (the seed apps' habit): say what is missing rather than
+        // nothing. Flood pacing bounds how often.
         if ctx.me().is_registered() {
             unknown_command(ctx, command);
+        } else {
+            not_registered(ctx);
         }
         return;
     };
     if !found.before_registration && !ctx.me().is_registered() {
-        ctx.numeric(ERR_NOTREGISTERED)
-            .trailing("You have not registered")
-            .send();
+        not_registered(ctx);
         return;
     }
     (found.handler)(ctx, msg);
+}
+
+fn not_registered(ctx: &Ctx<'_>) {
+    ctx.numeric(ERR_NOTREGISTERED)
+        .trailing("You have not registered")
+        .send();
 }
 
 fn unknown_command(ctx: &Ctx<'_>, command: &str) {
