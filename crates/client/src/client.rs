@@ -151,6 +151,14 @@ impl Client {
         !self.outgoing.is_empty()
     }
 
+    /// How many [`ToConn::Line`]s wait in the outbox (the QUIT not counted).
+    pub fn pending_lines(&self) -> usize {
+        self.outgoing
+            .iter()
+            .filter(|t| matches!(t, ToConn::Line { .. }))
+            .count()
+    }
+
     /// Takes the next line for the connection task.
     pub fn pop_outgoing(&mut self) -> Option<ToConn> {
         self.outgoing.pop_front()
@@ -192,6 +200,8 @@ impl Client {
                 self.changes.push(Change::Status);
             }
             ConnEvent::Line(text) => self.handle_line(&text),
+            // Delivery accounting is the front end's business (see line mode).
+            ConnEvent::Sent | ConnEvent::Unsent => {}
             ConnEvent::Lag(lag) => {
                 self.state.lag = Some(lag);
                 self.changes.push(Change::Status);

@@ -94,6 +94,14 @@ pub enum ConnEvent {
     Line(String),
     /// A PING round trip completed.
     Lag(Duration),
+    /// One [`ToConn::Line`] was written to the socket. With [`ConnEvent::Unsent`]
+    /// this accounts for every line handed over, so a front end can tell how many
+    /// are still on their way (line mode waits for none before it reads more input,
+    /// and reports any that never went out).
+    Sent,
+    /// One [`ToConn::Line`] was thrown away unsent: it was made for a connection
+    /// that dropped, or arrived while there was none.
+    Unsent,
     /// The connection dropped; the next attempt starts after `retry_in`.
     Disconnected {
         /// Why, in words.
@@ -271,7 +279,11 @@ async fn run(
                         let _ = events.send(ConnEvent::Closed).await;
                         return;
                     }
-                    Some(ToConn::Line { .. }) => {}
+                    Some(ToConn::Line { .. }) => {
+                        if events.send(ConnEvent::Unsent).await.is_err() {
+                            return;
+                        }
+                    }
                 },
             }
         }
@@ -460,11 +472,19 @@ async fn session(
                 None => return End::CoreGone,
                 Some(ToConn::Line { generation: g, line }) => {
                     if g != generation {
+                        if events.send(ConnEvent::Unsent).await.is_err() {
+                            return End::CoreGone;
+                        }
                         continue;
                     }
                     pacer.take();
                     if let Err(error) = write_line(&mut writer, line).await {
+                        // The line may or may not have left: count it as not sent.
+                        let _ = events.send(ConnEvent::Unsent).await;
                         return dropped(format!("write failed: {error}"), registered);
+                    }
+                    if events.send(ConnEvent::Sent).await.is_err() {
+                        return End::CoreGone;
                     }
                 }
                 Some(ToConn::Quit(line)) => {

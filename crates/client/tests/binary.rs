@@ -185,3 +185,32 @@ async fn a_bad_nick_is_refused_before_connecting() {
     assert_eq!(code, Some(1));
     assert!(stderr.contains("cannot be a nickname"), "{stderr}");
 }
+
+/// Issue 12, bug 1: with the server's default flood pacing, 30 piped lines take
+/// longer than the old fixed grace after end of input; every one must arrive, in
+/// order, before the client exits 0.
+#[tokio::test]
+async fn issue_12_every_piped_line_is_sent_at_the_servers_pace_before_exit() {
+    let mut config = palaver_test_support::test_config();
+    config.limits.flood = Some(palaver_server::FloodLimit::default());
+    let server = TestServer::with_config(config).await;
+    let mut watcher = server.client("watcher").await;
+    watcher.send("JOIN #lobby").await;
+    watcher.expect_command("366").await;
+
+    let port = server.addr.port().to_string();
+    let mut bot = Proc::spawn(&["127.0.0.1", &port, "--nick", "bot2"]);
+    let input: String = (1..=30).map(|i| format!("msg {i}\n")).collect();
+    bot.write(&input).await;
+    bot.close_stdin();
+    for i in 1..=30 {
+        let line = watcher.expect_command("PRIVMSG").await;
+        assert_eq!(
+            (line.source_nick(), line.param(0), line.last()),
+            ("bot2".into(), "#lobby".into(), format!("msg {i}")),
+        );
+    }
+    watcher.expect_command("QUIT").await;
+    let (code, stderr) = bot.finish().await;
+    assert_eq!(code, Some(0), "stderr: {stderr}");
+}
