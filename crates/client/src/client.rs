@@ -14,10 +14,10 @@ use std::collections::{HashSet, VecDeque};
 
 use bytes::Bytes;
 use palaver_proto::writer::write_message;
-use palaver_proto::{CaseKey, CaseMapping, LineWriter, Message, Source};
+use palaver_proto::{CaseKey, CaseMapping, LineWriter, Message, Source, numeric};
 
 use crate::commands::{self, Command, Hint};
-use crate::connection::{ConnEvent, ToConn};
+use crate::connection::{ConnEvent, Refusal, ToConn, refusal};
 use crate::state::{BufferKind, ConnState, Line, LineKind, SERVER_BUFFER, Stamp, State, mentions};
 
 /// Most lines waiting for the connection task; beyond it input is refused with a
@@ -89,6 +89,14 @@ pub enum Change {
     Quit,
     /// The connection could not be established at all; the message says why.
     Fatal(String),
+    /// The server refused us for good (wrong password, full, banned); no retry
+    /// follows until `/reconnect`. Line mode exits on it.
+    Refused {
+        /// The kind of refusal.
+        refusal: Refusal,
+        /// The server's words.
+        reason: String,
+    },
     /// The connection task ended after a quit.
     Closed,
 }
@@ -213,17 +221,25 @@ impl Client {
                     "Disconnected: {reason}; reconnecting in {}s",
                     retry_in.as_secs().max(1)
                 );
-                for index in 0..self.state.buffers.len() {
-                    let buffer = &mut self.state.buffers[index];
-                    let was_joined = buffer.joined;
-                    buffer.joined = false;
-                    buffer.members.clear();
-                    if index == SERVER_BUFFER || was_joined {
-                        self.info(index, LineKind::Error, text.clone());
-                    }
-                }
+                self.leave_all(&text);
                 self.state.conn = ConnState::Disconnected { reason, retry_in };
                 self.changes.push(Change::Status);
+            }
+            ConnEvent::Refused { refusal, reason } => {
+                self.registered = false;
+                self.state.lag = None;
+                let advice = match refusal {
+                    Refusal::Password => "set the password with /password SECRET, then /reconnect",
+                    Refusal::Full => "not retrying: /reconnect to try again later",
+                    Refusal::Banned => "retrying will not help (/reconnect tries anyway)",
+                };
+                let text = format!("The server refused the connection: {reason}; {advice}");
+                self.leave_all(&text);
+                self.state.conn = ConnState::Stopped {
+                    reason: reason.clone(),
+                };
+                self.changes.push(Change::Status);
+                self.changes.push(Change::Refused { refusal, reason });
             }
             ConnEvent::Fatal(message) => {
                 // Not a line: the front end reports it once, as its exit message.
@@ -236,6 +252,16 @@ impl Client {
             }
         }
         std::mem::take(&mut self.changes)
+    }
+
+    /// Marks every channel as left and tells every buffer why.
+    fn leave_all(&mut self, text: &str) {
+        for index in 0..self.state.buffers.len() {
+            let buffer = &mut self.state.buffers[index];
+            buffer.joined = false;
+            buffer.members.clear();
+            self.info(index, LineKind::Error, text.to_owned());
+        }
     }
 
     /// Applies a line the user typed in the active buffer.
@@ -336,6 +362,9 @@ impl Client {
             "353" => self.on_names(&msg),
             "366" => self.on_end_of_names(msg.param(1).unwrap_or("")),
             "MODE" => self.on_mode(nick, &msg),
+            // A refusal is told once, by the connection's `Refused` event.
+            "ERROR" if refusal(&command, last(&msg)).is_some() => {}
+            numeric::ERR_PASSWDMISMATCH => {}
             "ERROR" => {
                 let text = format!("Server error: {}", msg.param(0).unwrap_or(""));
                 self.info(SERVER_BUFFER, LineKind::Error, text);
@@ -824,6 +853,8 @@ impl Client {
                 | Command::Quit(_)
                 | Command::Nick(_)
                 | Command::Quote(_)
+                | Command::Reconnect
+                | Command::Password(_)
         );
         if needs_connection && !self.registered {
             self.hint("not connected to the server: nothing was sent".to_owned());
@@ -970,6 +1001,20 @@ impl Client {
                     LineKind::Info,
                     "Keys: Alt+1..9 or Ctrl+N/P switch buffers, PageUp/PageDown scroll, Tab completes, Up/Down recall, Ctrl+C quits",
                 );
+            }
+            Command::Reconnect => {
+                self.outgoing.push_back(ToConn::Reconnect);
+                let text = format!("Reconnecting to {}", self.state.server);
+                self.info(self.state.active, LineKind::Info, text);
+            }
+            Command::Password(password) => {
+                let text = if password.is_some() {
+                    "Server password set for the next connection: /reconnect to use it"
+                } else {
+                    "Server password cleared"
+                };
+                self.config.password = password;
+                self.info(self.state.active, LineKind::Info, text);
             }
             Command::Quote(raw) => {
                 if self.generation == 0
@@ -1158,6 +1203,7 @@ mod tests {
                 ToConn::Line { line, .. } | ToConn::Quit(line) => {
                     String::from_utf8_lossy(&line).trim_end().to_owned()
                 }
+                ToConn::Reconnect => "(reconnect)".to_owned(),
             })
             .collect()
     }

@@ -63,6 +63,11 @@ pub enum Command {
     Help,
     /// `/quote RAW`: send a raw IRC line (checked by the parser first).
     Quote(String),
+    /// `/reconnect` (or `/connect`): connect again now.
+    Reconnect,
+    /// `/password [SECRET]`: the server password for the next connection; without
+    /// one, none is sent.
+    Password(Option<String>),
 }
 
 /// Why an input line does nothing: shown to the user, never sent.
@@ -98,6 +103,12 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     ("/quit", "/quit [message]", "disconnect and exit"),
     ("/help", "/help", "this list"),
     ("/quote", "/quote RAW IRC LINE", "send a raw IRC line"),
+    ("/reconnect", "/reconnect", "connect again now"),
+    (
+        "/password",
+        "/password [SECRET]",
+        "server password for the next connection",
+    ),
 ];
 
 /// Parses one input line. `Ok(None)` for a blank line.
@@ -186,6 +197,8 @@ pub fn parse(input: &str) -> Result<Option<Command>, Hint> {
         "quit" | "exit" => Command::Quit(optional(rest)),
         "help" | "h" | "?" => Command::Help,
         "quote" | "raw" => Command::Quote(arg("/quote RAW IRC LINE")?),
+        "reconnect" | "connect" | "server" => Command::Reconnect,
+        "password" | "pass" => Command::Password(optional(rest)),
         _ => {
             return Err(Hint(format!(
                 "unknown command /{name}: /help lists the commands, /quote sends raw IRC"

@@ -21,7 +21,7 @@ use tokio::io::{AsyncBufRead, Lines};
 use tokio::time::{Instant, sleep_until};
 
 use crate::client::{Change, Client};
-use crate::connection::{self, ConnEvent, ConnectConfig, ToConn};
+use crate::connection::{self, ConnEvent, ConnectConfig, Refusal, ToConn};
 use crate::state::{Line, LineKind, SERVER_BUFFER, Stamp};
 
 /// How long we wait for the connection to close once everything, QUIT included,
@@ -39,6 +39,10 @@ pub enum LineModeError {
     /// Writing the output failed (other than a closed pipe, which is a normal end).
     #[error("cannot write output: {0}")]
     Output(#[from] io::Error),
+    /// The server refused us in a way retrying will not fix; the message says what
+    /// to do.
+    #[error("{0}")]
+    Refused(String),
     /// Some lines never reached the server.
     #[error("{count} line{} not sent ({why})", if *count == 1 { " was" } else { "s were" })]
     Unsent {
@@ -146,6 +150,9 @@ where
         };
         match show(&client, changes, &mut out, &mut err) {
             Ok(Shown::Fatal(message)) => break Err(LineModeError::Connect(message)),
+            Ok(Shown::Refused(refusal, reason)) => {
+                break Err(LineModeError::Refused(advice(refusal, &reason)));
+            }
             Ok(Shown::Closed) => break Ok(()),
             Ok(Shown::Ready) => ready = true,
             Ok(Shown::Quit) => quitting = true,
@@ -207,6 +214,20 @@ enum Shown {
     Quit,
     Closed,
     Fatal(String),
+    Refused(Refusal, String),
+}
+
+/// What a refusal means for someone running `chat-client` from a shell.
+fn advice(refusal: Refusal, reason: &str) -> String {
+    match refusal {
+        Refusal::Password => format!(
+            "the server refused the password ({reason}): give the right one with --password or PALAVER_PASSWORD"
+        ),
+        Refusal::Full => {
+            format!("the server takes no more connections ({reason}): try again later")
+        }
+        _ => format!("the server refused the connection ({reason}): retrying will not help"),
+    }
 }
 
 fn show(
@@ -219,6 +240,14 @@ fn show(
     // One event can add the same error to several buffers (a disconnect is noted in
     // every channel); line mode has one stream, so it says it once.
     let mut last_error: Option<String> = None;
+    // A refusal is the exit message; the lines saying the same in every buffer
+    // are for the full-screen UI.
+    if let Some((refusal, reason)) = changes.iter().find_map(|c| match c {
+        Change::Refused { refusal, reason } => Some((*refusal, reason.clone())),
+        _ => None,
+    }) {
+        return Ok(Shown::Refused(refusal, reason));
+    }
     let server_name = &client.state().buffers[SERVER_BUFFER].name;
     for change in changes {
         match change {
@@ -244,6 +273,7 @@ fn show(
             Change::Quit => shown = Shown::Quit,
             Change::Closed => return Ok(Shown::Closed),
             Change::Fatal(message) => return Ok(Shown::Fatal(message)),
+            Change::Refused { refusal, reason } => return Ok(Shown::Refused(refusal, reason)),
             Change::Status | Change::Buffers => {}
         }
     }

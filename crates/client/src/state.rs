@@ -210,6 +210,11 @@ pub enum ConnState {
         /// The backoff before the next attempt.
         retry_in: Duration,
     },
+    /// The server refused us for good; nothing happens until `/reconnect`.
+    Stopped {
+        /// The server's words.
+        reason: String,
+    },
     /// We quit; no reconnect will follow.
     Closed,
 }
@@ -224,6 +229,7 @@ impl ConnState {
             Self::Disconnected { retry_in, .. } => {
                 format!("disconnected, retry in {}s", retry_in.as_secs().max(1))
             }
+            Self::Stopped { .. } => "refused, /reconnect to retry".to_owned(),
             Self::Closed => "closed".to_owned(),
         }
     }

@@ -52,6 +52,11 @@ impl Proc {
         }
     }
 
+    /// The client's log file so far (complete once the process has exited).
+    fn log(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("client.log")).unwrap_or_default()
+    }
+
     async fn write(&mut self, text: &str) {
         let stdin = self.child.stdin.as_mut().expect("stdin open");
         stdin.write_all(text.as_bytes()).await.expect("write stdin");
@@ -63,7 +68,13 @@ impl Proc {
     }
 
     /// Waits for exit; returns the status code and everything on stderr.
-    async fn finish(mut self) -> (Option<i32>, String) {
+    async fn finish(self) -> (Option<i32>, String) {
+        let (code, stderr, _) = self.finish_with_log().await;
+        (code, stderr)
+    }
+
+    /// Waits for exit; returns the status code, stderr and the log file.
+    async fn finish_with_log(mut self) -> (Option<i32>, String, String) {
         let mut stderr = self.child.stderr.take().expect("stderr");
         let status = tokio::time::timeout(TIMEOUT, self.child.wait())
             .await
@@ -71,7 +82,7 @@ impl Proc {
             .expect("wait");
         let mut text = String::new();
         let _ = tokio::io::AsyncReadExt::read_to_string(&mut stderr, &mut text).await;
-        (status.code(), text)
+        (status.code(), text, self.log())
     }
 }
 
@@ -213,4 +224,29 @@ async fn issue_12_every_piped_line_is_sent_at_the_servers_pace_before_exit() {
     watcher.expect_command("QUIT").await;
     let (code, stderr) = bot.finish().await;
     assert_eq!(code, Some(0), "stderr: {stderr}");
+}
+
+/// Issue 12, bug 2: a missing or wrong server password is told once, with what to
+/// do, and the client exits 1 after one attempt instead of reconnecting forever.
+#[tokio::test]
+async fn issue_12_a_refused_password_exits_non_zero_after_one_attempt() {
+    let mut config = palaver_test_support::test_config();
+    config.password = Some("sesame".to_owned());
+    let server = TestServer::with_config(config).await;
+    let port = server.addr.port().to_string();
+    for extra in [&[][..], &["--password", "wrong"][..]] {
+        let started = std::time::Instant::now();
+        let mut args = vec!["127.0.0.1", port.as_str(), "--nick", "locked"];
+        args.extend_from_slice(extra);
+        let client = Proc::spawn(&args);
+        let (code, stderr, log) = client.finish_with_log().await;
+        assert_eq!(code, Some(1), "{extra:?}: {stderr}");
+        assert_eq!(
+            stderr.trim(),
+            "chat-client: the server refused the password (Bad password): give the right one with --password or PALAVER_PASSWORD",
+            "{extra:?}"
+        );
+        assert_eq!(log.matches("connected to").count(), 1, "{extra:?}: {log}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    }
 }

@@ -279,3 +279,41 @@ async fn the_local_port_is_used_and_a_quit_while_disconnected_ends_at_once() {
     // The 30 s backoff does not delay the quit.
     h.until_change(|c| *c == Change::Closed).await;
 }
+
+/// Issue 12, bug 2, in the UI's terms: a refused password stops the retries (no
+/// second connection without `/reconnect`), and `/password` then `/reconnect` gets in.
+#[tokio::test]
+async fn issue_12_a_refused_password_waits_for_password_and_reconnect() {
+    let mut config = palaver_test_support::test_config();
+    config.password = Some("sesame".to_owned());
+    let server = TestServer::with_config(config).await;
+    let mut h = Harness::start(fast(server.addr), "pw");
+    let events = h
+        .until_change(|c| matches!(c, Change::Refused { .. }))
+        .await;
+    let connects = |events: &[ConnEvent]| {
+        events
+            .iter()
+            .filter(|e| matches!(e, ConnEvent::Connected { .. }))
+            .count()
+    };
+    assert_eq!(connects(&events), 1);
+    assert!(matches!(
+        h.client.state().conn,
+        palaver_client::state::ConnState::Stopped { .. }
+    ));
+    let told = h.client.state().buffers[0]
+        .lines
+        .iter()
+        .filter(|l| l.text.contains("/password"))
+        .count();
+    assert_eq!(told, 1, "told once");
+    h.client.input("/password sesame", NOW);
+    h.client.input("/reconnect", NOW);
+    let events = h.until_change(|c| *c == Change::Ready).await;
+    assert_eq!(
+        connects(&events),
+        1,
+        "exactly one new connection: {events:#?}"
+    );
+}
