@@ -117,7 +117,15 @@ pub struct Client {
     outgoing: VecDeque<ToConn>,
     changes: Vec<Change>,
     now: Stamp,
+    /// Sync PINGs sent after commands whose answer changes where input goes
+    /// (`/join`), and not yet answered; see [`Client::is_settling`].
+    barriers: u64,
+    /// Numbers the sync PINGs.
+    barrier_seq: u64,
 }
+
+/// Token prefix of the PINGs that mark "the server has answered everything before".
+const SYNC_TOKEN: &str = "palaver-sync-";
 
 impl Client {
     /// A client for `server` (a label such as `host:port`), not yet connected.
@@ -141,6 +149,8 @@ impl Client {
             outgoing: VecDeque::new(),
             changes: Vec::new(),
             now: Stamp::default(),
+            barriers: 0,
+            barrier_seq: 0,
         }
     }
 
@@ -152,6 +162,22 @@ impl Client {
     /// Whether the server accepted our registration on the current connection.
     pub fn is_registered(&self) -> bool {
         self.registered
+    }
+
+    /// Whether the server has yet to answer a command that may move the active
+    /// buffer (`/join` focuses the channel once the server confirms it). Line mode
+    /// reads no more input meanwhile, so the next line goes where the user expects.
+    pub fn is_settling(&self) -> bool {
+        self.barriers > 0
+    }
+
+    /// Sends a PING the server answers only after everything sent before it: when
+    /// its PONG arrives, so have the earlier commands' replies.
+    fn barrier(&mut self) {
+        self.barrier_seq += 1;
+        self.barriers += 1;
+        let token = format!("{SYNC_TOKEN}{}", self.barrier_seq);
+        self.send("PING", &[&token]);
     }
 
     /// Whether lines are waiting for the connection task.
@@ -188,6 +214,7 @@ impl Client {
             }
             ConnEvent::Connected { generation, peer } => {
                 self.generation = generation;
+                self.barriers = 0;
                 self.registered = false;
                 self.nick_retries = 0;
                 self.state.conn = ConnState::Registering;
@@ -390,6 +417,9 @@ impl Client {
             }
             "311" | "312" | "313" | "317" | "319" | "330" | "671" | "318" => {
                 self.on_whois(&command, &msg);
+            }
+            "PONG" if last(&msg).starts_with(SYNC_TOKEN) => {
+                self.barriers = self.barriers.saturating_sub(1);
             }
             "CAP" | "PONG" | "PING" => {}
             _ => self.on_other(&command, &msg),
@@ -897,6 +927,7 @@ impl Client {
                     Some(key) => self.send("JOIN", &[&channel, &key]),
                     None => self.send("JOIN", &[&channel]),
                 }
+                self.barrier();
             }
             Command::Part { channel, reason } => {
                 let Some(channel) = channel.or_else(|| self.active_channel()) else {

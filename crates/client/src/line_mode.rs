@@ -7,7 +7,8 @@
 //! file is fed at the pace the connection sends, never buffered whole. At end of
 //! input the client sends QUIT after every line and waits (briefly) for the server
 //! to close, which proves everything before it was processed. A line that could not
-//! be sent makes the exit status non-zero, with a count on stderr.
+//! be sent makes the exit status non-zero, with a count on stderr. After `/join`
+//! the next line waits for the server's answer, so it goes to the joined channel.
 //!
 //! Conversation (messages, actions, notices, joins and parts) goes to `out`; errors,
 //! hints and connection trouble go to `err`; server chatter such as the MOTD only to
@@ -100,6 +101,7 @@ where
         let deadline = quit_by.unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400));
         let may_read = ready
             && client.is_registered()
+            && !client.is_settling()
             && in_flight == 0
             && !client.has_outgoing()
             && !input_done

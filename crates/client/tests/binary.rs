@@ -250,3 +250,28 @@ async fn issue_12_a_refused_password_exits_non_zero_after_one_attempt() {
         assert!(started.elapsed() < std::time::Duration::from_secs(5));
     }
 }
+
+/// Issue 12, bug 3: text after `/join` goes to the joined channel, even when it
+/// is read before the server has answered the JOIN.
+#[tokio::test]
+async fn issue_12_text_after_join_goes_to_the_joined_channel() {
+    let server = TestServer::start().await;
+    let mut watcher = server.client("watcher").await;
+    watcher.send("JOIN #dev").await;
+    watcher.expect_command("366").await;
+
+    let port = server.addr.port().to_string();
+    let mut x = Proc::spawn(&["127.0.0.1", &port, "--nick", "x"]);
+    x.write("/join #dev\nhello\n").await;
+    x.close_stdin();
+    let joined = watcher.expect_command("JOIN").await;
+    assert_eq!(joined.source_nick(), "x");
+    let said = watcher.expect(|l| l.command() != "JOIN").await;
+    assert_eq!(
+        (said.command(), said.param(0), said.last()),
+        ("PRIVMSG", "#dev".to_owned(), "hello".to_owned()),
+        "{said:?}"
+    );
+    let (code, stderr) = x.finish().await;
+    assert_eq!(code, Some(0), "stderr: {stderr}");
+}
