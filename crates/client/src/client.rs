@@ -124,6 +124,15 @@ pub struct Client {
     barrier_seq: u64,
 }
 
+// Numerics the client matches that `palaver_proto::numeric` (the server's table)
+// does not list, because palaver never sends them; other servers do.
+/// `330 RPL_WHOISACCOUNT`: the account a nick is logged in as.
+const RPL_WHOISACCOUNT: &str = "330";
+/// `477 ERR_NEEDREGGEDNICK`: the channel wants a registered nick.
+const ERR_NEEDREGGEDNICK: &str = "477";
+/// `479 ERR_BADCHANNAME`: not a valid channel name.
+const ERR_BADCHANNAME: &str = "479";
+
 /// Token prefix of the PINGs that mark "the server has answered everything before".
 const SYNC_TOKEN: &str = "palaver-sync-";
 
@@ -338,9 +347,15 @@ impl Client {
         let nick = from.map(|s| s.nick).unwrap_or("");
         let command = msg.command().to_ascii_uppercase();
         match command.as_str() {
-            "001" => self.on_welcome(&msg),
-            "005" => self.on_isupport(&msg),
-            "433" | "432" | "436" if !self.registered => self.on_nick_refused(&msg),
+            numeric::RPL_WELCOME => self.on_welcome(&msg),
+            numeric::RPL_ISUPPORT => self.on_isupport(&msg),
+            numeric::ERR_NICKNAMEINUSE
+            | numeric::ERR_ERRONEUSNICKNAME
+            | numeric::ERR_NICKCOLLISION
+                if !self.registered =>
+            {
+                self.on_nick_refused(&msg)
+            }
             "JOIN" => self.on_join(nick, msg.param(0).unwrap_or("")),
             "PART" => {
                 let reason = msg.param(1).filter(|r| !r.is_empty());
@@ -364,7 +379,7 @@ impl Client {
                     self.info(index, LineKind::Event, text);
                 }
             }
-            "332" => {
+            numeric::RPL_TOPIC => {
                 let (channel, topic) = (msg.param(1).unwrap_or(""), msg.param(2).unwrap_or(""));
                 let index = self.state.find(channel).unwrap_or(self.state.active);
                 if self.state.buffers[index].kind == BufferKind::Channel {
@@ -376,7 +391,7 @@ impl Client {
                     format!("Topic for {channel}: {topic}"),
                 );
             }
-            "331" => {
+            numeric::RPL_NOTOPIC => {
                 let channel = msg.param(1).unwrap_or("");
                 let index = self.state.find(channel).unwrap_or(self.state.active);
                 self.info(
@@ -385,9 +400,9 @@ impl Client {
                     format!("No topic is set for {channel}"),
                 );
             }
-            "333" => {}
-            "353" => self.on_names(&msg),
-            "366" => self.on_end_of_names(msg.param(1).unwrap_or("")),
+            numeric::RPL_TOPICWHOTIME => {}
+            numeric::RPL_NAMREPLY => self.on_names(&msg),
+            numeric::RPL_ENDOFNAMES => self.on_end_of_names(msg.param(1).unwrap_or("")),
             "MODE" => self.on_mode(nick, &msg),
             // A refusal is told once, by the connection's `Refused` event.
             "ERROR" if refusal(&command, last(&msg)).is_some() => {}
@@ -401,12 +416,12 @@ impl Client {
                 let text = format!("{nick} invites you to {channel}: /join {channel}");
                 self.info(self.state.active, LineKind::Event, text);
             }
-            "305" | "306" => {
-                self.state.away = command == "306";
+            numeric::RPL_UNAWAY | numeric::RPL_NOWAWAY => {
+                self.state.away = command == numeric::RPL_NOWAWAY;
                 self.changes.push(Change::Status);
                 self.info(SERVER_BUFFER, LineKind::Info, last(&msg).to_owned());
             }
-            "301" => {
+            numeric::RPL_AWAY => {
                 let who = msg.param(1).unwrap_or("");
                 let index = self.state.find(who).unwrap_or(self.state.active);
                 self.info(
@@ -415,7 +430,14 @@ impl Client {
                     format!("{who} is away: {}", last(&msg)),
                 );
             }
-            "311" | "312" | "313" | "317" | "319" | "330" | "671" | "318" => {
+            numeric::RPL_WHOISUSER
+            | numeric::RPL_WHOISSERVER
+            | numeric::RPL_WHOISOPERATOR
+            | numeric::RPL_WHOISIDLE
+            | numeric::RPL_WHOISCHANNELS
+            | RPL_WHOISACCOUNT
+            | numeric::RPL_WHOISSECURE
+            | numeric::RPL_ENDOFWHOIS => {
                 self.on_whois(&command, &msg);
             }
             "PONG" if last(&msg).starts_with(SYNC_TOKEN) => {
@@ -493,7 +515,7 @@ impl Client {
     fn on_nick_refused(&mut self, msg: &Message<'_>) {
         let refused = msg.param(1).unwrap_or(&self.state.nick).to_owned();
         let reason = last(msg).to_owned();
-        if msg.command() == "433" && self.nick_retries < MAX_NICK_RETRIES {
+        if msg.command() == numeric::ERR_NICKNAMEINUSE && self.nick_retries < MAX_NICK_RETRIES {
             self.nick_retries += 1;
             let next = format!("{refused}_");
             let text = format!("Nick {refused} is taken, trying {next}");
@@ -809,13 +831,13 @@ impl Client {
         let who = msg.param(1).unwrap_or("");
         let p = |i| msg.param(i).unwrap_or("");
         let text = match command {
-            "311" => format!("{who} is {}@{} ({})", p(2), p(3), last(msg)),
-            "312" => format!("{who} is on {} ({})", p(2), last(msg)),
-            "313" => format!("{who} is an IRC operator"),
-            "317" => format!("{who} has been idle {}s", p(2)),
-            "319" => format!("{who} is in {}", last(msg)),
-            "330" => format!("{who} is logged in as {}", p(2)),
-            "671" => format!("{who} is using a secure connection"),
+            numeric::RPL_WHOISUSER => format!("{who} is {}@{} ({})", p(2), p(3), last(msg)),
+            numeric::RPL_WHOISSERVER => format!("{who} is on {} ({})", p(2), last(msg)),
+            numeric::RPL_WHOISOPERATOR => format!("{who} is an IRC operator"),
+            numeric::RPL_WHOISIDLE => format!("{who} has been idle {}s", p(2)),
+            numeric::RPL_WHOISCHANNELS => format!("{who} is in {}", last(msg)),
+            RPL_WHOISACCOUNT => format!("{who} is logged in as {}", p(2)),
+            numeric::RPL_WHOISSECURE => format!("{who} is using a secure connection"),
             _ => return,
         };
         self.info(self.state.active, LineKind::Info, text);
@@ -847,14 +869,25 @@ impl Client {
         if error {
             if matches!(
                 command,
-                "403" | "405" | "471" | "473" | "474" | "475" | "476" | "477" | "479"
+                numeric::ERR_NOSUCHCHANNEL
+                    | numeric::ERR_TOOMANYCHANNELS
+                    | numeric::ERR_CHANNELISFULL
+                    | numeric::ERR_INVITEONLYCHAN
+                    | numeric::ERR_BANNEDFROMCHAN
+                    | numeric::ERR_BADCHANNELKEY
+                    | numeric::ERR_BADCHANMASK
+                    | ERR_NEEDREGGEDNICK
+                    | ERR_BADCHANNAME
             ) && let Some(channel) = msg.param(1)
             {
                 let key = self.state.key(channel);
                 self.join_settled(&key);
             }
             self.info(self.state.active, LineKind::Error, text);
-        } else if matches!(command, "004" | "324" | "329") {
+        } else if matches!(
+            command,
+            numeric::RPL_MYINFO | numeric::RPL_CHANNELMODEIS | numeric::RPL_CREATIONTIME
+        ) {
             // Capabilities and channel-mode details: noise for a chat view.
         } else {
             self.info(SERVER_BUFFER, LineKind::Info, text);
