@@ -18,7 +18,9 @@ use palaver_proto::{CaseKey, CaseMapping, LineWriter, Message, Source, numeric};
 
 use crate::commands::{self, Command, Hint};
 use crate::connection::{ConnEvent, Refusal, ToConn, refusal};
-use crate::state::{BufferKind, ConnState, Line, LineKind, SERVER_BUFFER, Stamp, State, mentions};
+use crate::state::{
+    BufferKind, ConnState, Delivery, Line, LineKind, SERVER_BUFFER, Stamp, State, mentions,
+};
 
 /// Most lines waiting for the connection task; beyond it input is refused with a
 /// message rather than queued without bound.
@@ -122,6 +124,9 @@ pub struct Client {
     barriers: u64,
     /// Numbers the sync PINGs.
     barrier_seq: u64,
+    /// The server acknowledged `echo-message` on this connection: our messages
+    /// come back when delivered, so they stay [`Delivery::Pending`] until then.
+    echo: bool,
 }
 
 // Numerics the client matches that `palaver_proto::numeric` (the server's table)
@@ -160,6 +165,7 @@ impl Client {
             now: Stamp::default(),
             barriers: 0,
             barrier_seq: 0,
+            echo: false,
         }
     }
 
@@ -233,9 +239,14 @@ impl Client {
                     LineKind::Info,
                     format!("Connected to {peer}"),
                 );
+                self.echo = false;
                 if let Some(password) = self.config.password.clone() {
                     self.send("PASS", &[&password]);
                 }
+                // echo-message tells which of our messages were delivered. A server
+                // without CAP ignores this (or answers 421) and registers us anyway;
+                // one with CAP waits for CAP END, sent on its ACK or NAK.
+                self.send_trailing("CAP", &["REQ"], "echo-message");
                 let nick = self.config.nick.clone();
                 let username = self.config.username.clone();
                 let realname = self.config.realname.clone();
@@ -443,8 +454,75 @@ impl Client {
             "PONG" if last(&msg).starts_with(SYNC_TOKEN) => {
                 self.barriers = self.barriers.saturating_sub(1);
             }
-            "CAP" | "PONG" | "PING" => {}
+            "CAP" => self.on_cap(&msg),
+            numeric::ERR_UNKNOWNCOMMAND if msg.param(1) == Some("CAP") => {}
+            numeric::ERR_CANNOTSENDTOCHAN | numeric::ERR_NOSUCHNICK => {
+                self.not_delivered(msg.param(1).unwrap_or(""));
+                self.on_other(&command, &msg);
+            }
+            "PONG" | "PING" => {}
             _ => self.on_other(&command, &msg),
+        }
+    }
+
+    fn on_cap(&mut self, msg: &Message<'_>) {
+        let Some(verb) = msg.param(1) else {
+            return;
+        };
+        if self.registered {
+            return;
+        }
+        match verb.to_ascii_uppercase().as_str() {
+            "ACK" => {
+                self.echo = last(msg)
+                    .split(' ')
+                    .any(|cap| cap.eq_ignore_ascii_case("echo-message"));
+                self.send("CAP", &["END"]);
+            }
+            "NAK" => self.send("CAP", &["END"]),
+            _ => {}
+        }
+    }
+
+    /// Marks our message to `target` that the server just refused as not delivered:
+    /// with echo-message the oldest still pending (replies come in order), without
+    /// it the newest sent.
+    fn not_delivered(&mut self, target: &str) {
+        let Some(index) = self.state.find(target) else {
+            return;
+        };
+        let lines = &mut self.state.buffers[index].lines;
+        let line = if self.echo {
+            lines
+                .iter_mut()
+                .find(|l| l.own && l.delivery == Delivery::Pending)
+        } else {
+            lines
+                .iter_mut()
+                .rev()
+                .find(|l| l.own && l.delivery == Delivery::Sent)
+        };
+        if let Some(line) = line {
+            line.delivery = Delivery::Failed;
+            self.changes.push(Change::Buffers);
+        }
+    }
+
+    /// With echo-message: our message to `index` came back, so it was delivered.
+    /// Returns false when no pending line matches (sent by another client of ours,
+    /// or with /quote), which is then shown like any message.
+    fn delivered(&mut self, index: usize, kind: LineKind, text: &str) -> bool {
+        let line = self.state.buffers[index]
+            .lines
+            .iter_mut()
+            .find(|l| l.own && l.delivery == Delivery::Pending && l.kind == kind && l.text == text);
+        match line {
+            Some(line) => {
+                line.delivery = Delivery::Sent;
+                self.changes.push(Change::Buffers);
+                true
+            }
+            None => false,
         }
     }
 
@@ -685,6 +763,9 @@ impl Client {
         } else {
             self.state.ensure(nick, BufferKind::Query)
         };
+        if own && self.echo && !notice && self.delivered(index, kind, text) {
+            return;
+        }
         let private = self.state.buffers[index].kind == BufferKind::Query;
         let highlight = !own
             && ((private && !notice) || mentions(self.state.casemapping, text, &self.state.nick));
@@ -695,6 +776,7 @@ impl Client {
             text: text.to_owned(),
             highlight,
             own,
+            delivery: Delivery::Sent,
         };
         self.push(index, line);
     }
@@ -1135,6 +1217,11 @@ impl Client {
                     text: chunk.to_owned(),
                     highlight: false,
                     own: true,
+                    delivery: if self.echo {
+                        Delivery::Pending
+                    } else {
+                        Delivery::Sent
+                    },
                 },
             );
         }
@@ -1198,6 +1285,7 @@ impl Client {
             text: text.to_owned(),
             highlight: false,
             own,
+            delivery: Delivery::Sent,
         };
         self.push(index, line);
     }
@@ -1328,8 +1416,15 @@ mod tests {
         connect(&mut c);
         assert_eq!(
             sent(&mut c),
-            ["PASS pw", "NICK alice", "USER alice 0 * :alice (palaver)"]
+            [
+                "PASS pw",
+                "CAP REQ :echo-message",
+                "NICK alice",
+                "USER alice 0 * :alice (palaver)"
+            ]
         );
+        lines(&mut c, &[":srv CAP * ACK :echo-message"]);
+        assert_eq!(sent(&mut c), ["CAP END"]);
         lines(&mut c, &[":srv 433 * alice :Nickname is already in use"]);
         assert_eq!(sent(&mut c), ["NICK alice_"]);
         let changes = lines(&mut c, &[":srv 001 alice_ :Welcome alice_"]);
@@ -1508,6 +1603,7 @@ mod tests {
         assert_eq!(
             sent(&mut c),
             [
+                "CAP REQ :echo-message",
                 "NICK alice",
                 "USER alice 0 * :alice (palaver)",
                 "JOIN #lobby",

@@ -75,6 +75,18 @@ impl std::fmt::Display for Stamp {
     }
 }
 
+/// Whether one of our own messages reached its target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Delivery {
+    /// Sent, and nothing says otherwise (also every line that is not ours).
+    #[default]
+    Sent,
+    /// Sent; with `echo-message` the server's copy has not come back yet.
+    Pending,
+    /// The server refused it (`404` under `+m`/`+n` or a ban, `401` no such nick).
+    Failed,
+}
+
 /// One line of scrollback.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Line {
@@ -90,6 +102,8 @@ pub struct Line {
     pub highlight: bool,
     /// We sent it ourselves (line mode does not echo these).
     pub own: bool,
+    /// For our own messages: whether the server took them.
+    pub delivery: Delivery,
 }
 
 impl Line {
@@ -102,6 +116,7 @@ impl Line {
             text: text.into(),
             highlight: false,
             own: false,
+            delivery: Delivery::Sent,
         }
     }
 
@@ -109,13 +124,18 @@ impl Line {
     /// `-nick- text`, `* event` or `! error`. Line mode prints this after `[HH:MM] `.
     pub fn plain(&self) -> String {
         let nick = self.nick.as_deref().unwrap_or("*");
-        match self.kind {
+        let text = match self.kind {
             LineKind::Message => format!("<{nick}> {}", self.text),
             LineKind::Action => format!("* {nick} {}", self.text),
             LineKind::Notice => format!("-{nick}- {}", self.text),
             LineKind::Event => format!("* {}", self.text),
             LineKind::Info => format!("- {}", self.text),
             LineKind::Error => format!("! {}", self.text),
+        };
+        if self.delivery == Delivery::Failed {
+            text + " [not delivered]"
+        } else {
+            text
         }
     }
 }

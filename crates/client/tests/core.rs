@@ -317,3 +317,46 @@ async fn issue_12_a_refused_password_waits_for_password_and_reconnect() {
         "exactly one new connection: {events:#?}"
     );
 }
+
+/// Issue 12, bug 4: a message the server refuses (`404` under `+m`) is marked not
+/// delivered; once voiced, the next one comes back through echo-message and is
+/// marked delivered.
+#[tokio::test]
+async fn issue_12_a_refused_message_is_marked_not_delivered() {
+    use palaver_client::state::Delivery;
+    let server = TestServer::start().await;
+    let mut op = server.client("op").await;
+    op.send("JOIN #quiet").await;
+    op.expect_command("366").await;
+    op.send("MODE #quiet +m").await;
+    op.expect_command("MODE").await;
+
+    let mut h = Harness::start(fast(server.addr), "mute");
+    h.until_change(|c| *c == Change::Ready).await;
+    h.client.input("/join #quiet", NOW);
+    let in_quiet = |text: &'static str| move |c: &Change| matches!(c, Change::Line { buffer, line, .. } if buffer == "#quiet" && line.text.contains(text));
+    h.until_change(in_quiet("mute has joined")).await;
+    h.client.input("hello", NOW);
+    h.until_change(|c| matches!(c, Change::Line { line, .. } if line.text.contains("Cannot send")))
+        .await;
+    let own = |h: &Harness, text: &str| -> Vec<Delivery> {
+        let index = h.client.state().find("#quiet").expect("#quiet");
+        h.client.state().buffers[index]
+            .lines
+            .iter()
+            .filter(|l| l.own && l.text == text)
+            .map(|l| l.delivery)
+            .collect()
+    };
+    assert_eq!(own(&h, "hello"), [Delivery::Failed]);
+
+    op.send("MODE #quiet +v mute").await;
+    h.until_change(in_quiet("sets mode +v mute")).await;
+    h.client.input("again", NOW);
+    assert_eq!(own(&h, "again"), [Delivery::Pending]);
+    h.until_change(|c| *c == Change::Buffers).await;
+    assert_eq!(own(&h, "again"), [Delivery::Sent], "echoed once, not twice");
+    assert_eq!(own(&h, "hello"), [Delivery::Failed]);
+    let heard = op.expect_command("PRIVMSG").await;
+    assert_eq!(heard.last(), "again");
+}

@@ -18,7 +18,7 @@ use ratatui::text::{Line as TextLine, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 use unicode_width::UnicodeWidthChar;
 
-use crate::state::{Buffer, BufferKind, Line, LineKind, State};
+use crate::state::{Buffer, BufferKind, Delivery, Line, LineKind, State};
 use crate::tui::input::InputLine;
 
 /// Width of the `HH:MM ` column; wrapped lines are indented by it.
@@ -251,6 +251,12 @@ fn line_spans(state: &State, line: &Line) -> Vec<Span<'static>> {
             format!("! {text}"),
             Style::new().fg(Color::LightRed),
         )),
+    }
+    if line.delivery == Delivery::Failed {
+        spans.push(Span::styled(
+            " [not delivered]",
+            Style::new().fg(Color::LightRed),
+        ));
     }
     spans
 }
