@@ -107,6 +107,9 @@ pub enum Change {
 #[derive(Debug)]
 pub struct Client {
     state: State,
+    /// What we dial, as given (`host:port`); `state.server` becomes the server's
+    /// own name after 001, which is not where we connect.
+    address: String,
     config: ClientConfig,
     generation: u64,
     registered: bool,
@@ -151,6 +154,7 @@ impl Client {
         }
         Self {
             state,
+            address: server.to_owned(),
             config,
             generation: 0,
             registered: false,
@@ -220,9 +224,9 @@ impl Client {
             ConnEvent::Connecting { attempt } => {
                 self.state.conn = ConnState::Connecting;
                 let text = if attempt > 1 {
-                    format!("Connecting to {} (attempt {attempt})", self.state.server)
+                    format!("Connecting to {} (attempt {attempt})", self.address)
                 } else {
-                    format!("Connecting to {}", self.state.server)
+                    format!("Connecting to {}", self.address)
                 };
                 self.info(SERVER_BUFFER, LineKind::Info, text);
                 self.changes.push(Change::Status);
@@ -1150,7 +1154,7 @@ impl Client {
             }
             Command::Reconnect => {
                 self.outgoing.push_back(ToConn::Reconnect);
-                let text = format!("Reconnecting to {}", self.state.server);
+                let text = format!("Reconnecting to {}", self.address);
                 self.info(self.state.active, LineKind::Info, text);
             }
             Command::Password(password) => {
@@ -1614,6 +1618,26 @@ mod tests {
         let active = c.state().active;
         lines(&mut c, &[":alice!a@h JOIN #rust"]);
         assert_eq!(c.state().active, active);
+    }
+
+    /// Issue 12, bug 6: "Connecting to" names the address dialled, not the name
+    /// the server gave itself.
+    #[test]
+    fn connecting_names_the_address_dialled() {
+        let mut c = in_lobby();
+        assert_eq!(c.state().server, "srv");
+        c.handle(
+            ConnEvent::Disconnected {
+                reason: "reset".into(),
+                retry_in: Duration::from_secs(1),
+            },
+            NOW,
+        );
+        c.handle(ConnEvent::Connecting { attempt: 2 }, NOW);
+        assert_eq!(
+            texts(&c, "*server*").last().map(String::as_str),
+            Some("- Connecting to test:6667 (attempt 2)")
+        );
     }
 
     #[test]

@@ -53,6 +53,9 @@ pub struct ConnectConfig {
     pub burst: u32,
     /// Lines per second after the burst.
     pub rate: f64,
+    /// Each reconnect delay is shortened by a random part of up to this fraction,
+    /// so clients dropped together (a server restart) do not all return at once.
+    pub jitter: f64,
 }
 
 impl ConnectConfig {
@@ -71,6 +74,7 @@ impl ConnectConfig {
             backoff_max: Duration::from_secs(60),
             burst: 10,
             rate: 2.0,
+            jitter: 0.25,
         }
     }
 }
@@ -359,7 +363,7 @@ async fn run(
                 }
             }
         };
-        let retry_in = backoff;
+        let retry_in = jittered(backoff, config.jitter);
         backoff = (backoff * 2).min(config.backoff_max);
         if events
             .send(ConnEvent::Disconnected { reason, retry_in })
@@ -392,6 +396,18 @@ async fn run(
             }
         }
     }
+}
+
+/// `delay` shortened by a random fraction of at most `jitter` (0 to 1).
+fn jittered(delay: Duration, jitter: f64) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    // A fresh `RandomState` is randomly keyed: enough randomness for spreading
+    // reconnects, without a dependency.
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    let unit = (random >> 11) as f64 / (1u64 << 53) as f64;
+    delay.mul_f64(1.0 - jitter.clamp(0.0, 1.0) * unit)
 }
 
 /// Resolves and connects, binding the local port first when asked.
@@ -676,6 +692,19 @@ fn human(duration: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn jitter_only_shortens_and_varies() {
+        let delay = Duration::from_secs(16);
+        let delays: Vec<Duration> = (0..50).map(|_| jittered(delay, 0.25)).collect();
+        assert!(
+            delays
+                .iter()
+                .all(|d| *d <= delay && *d >= delay.mul_f64(0.75))
+        );
+        assert!(delays.iter().any(|d| *d != delays[0]), "{delays:?}");
+        assert_eq!(jittered(delay, 0.0), delay);
+    }
 
     #[test]
     fn refusals_are_told_apart_from_transient_errors() {

@@ -89,6 +89,7 @@ fn fast(addr: std::net::SocketAddr) -> ConnectConfig {
     let mut config = ConnectConfig::new(addr.ip().to_string(), addr.port());
     config.backoff_initial = Duration::from_millis(20);
     config.backoff_max = Duration::from_millis(80);
+    config.jitter = 0.0;
     config
 }
 
@@ -359,4 +360,39 @@ async fn issue_12_a_refused_message_is_marked_not_delivered() {
     assert_eq!(own(&h, "hello"), [Delivery::Failed]);
     let heard = op.expect_command("PRIVMSG").await;
     assert_eq!(heard.last(), "again");
+}
+
+/// Issue 12, bug 6: when the server goes away, its reason ("Server shutting down",
+/// from its ERROR line) is the disconnect reason, shown in every buffer.
+#[tokio::test]
+async fn issue_12_the_servers_reason_reaches_every_buffer() {
+    let server = TestServer::start().await;
+    let mut peer = server.client("peer").await;
+    let mut h = Harness::start(fast(server.addr), "reader");
+    h.until_change(|c| *c == Change::Ready).await;
+    peer.send("PRIVMSG reader :psst").await;
+    h.until_change(|c| matches!(c, Change::Line { buffer, .. } if buffer == "peer"))
+        .await;
+    let pump = tokio::spawn(async move {
+        let events = h
+            .until(|event, _| matches!(event, ConnEvent::Disconnected { .. }))
+            .await;
+        (h, events)
+    });
+    drop(peer);
+    server.shutdown().await;
+    let (h, events) = pump.await.expect("pump");
+    let reason = events.iter().find_map(|e| match e {
+        ConnEvent::Disconnected { reason, .. } => Some(reason.clone()),
+        _ => None,
+    });
+    assert_eq!(reason.as_deref(), Some("Server shutting down"));
+    for buffer in &h.client.state().buffers {
+        let last = buffer.lines.back().map(|l| l.text.as_str()).unwrap_or("");
+        assert!(
+            last.starts_with("Disconnected: Server shutting down; reconnecting in"),
+            "{}: {last}",
+            buffer.name
+        );
+    }
 }

@@ -148,3 +148,31 @@ fn tab_completion_offers_nicks_commands_and_channels() {
     assert_eq!(candidates(state, "#r", false), ["#rust"]);
     assert_eq!(candidates(state, "a", false), ["alice"]);
 }
+
+/// Issue 12, bug 6: while disconnected the status line counts down to the next
+/// attempt (the loop sets `retry_left` and redraws every second).
+#[test]
+fn issue_12_status_line_counts_down_to_the_retry() {
+    let mut client = conversation();
+    client.handle(
+        ConnEvent::Disconnected {
+            reason: "Server shutting down".into(),
+            retry_in: Duration::from_secs(4),
+        },
+        at(9, 7),
+    );
+    let status = |left: Duration| {
+        let view = View {
+            retry_left: Some(left),
+            ..View::default()
+        };
+        let terminal = draw(&client, &view);
+        let buffer = terminal.backend().buffer();
+        (0..80)
+            .map(|x| buffer[(x, 22)].symbol())
+            .collect::<String>()
+    };
+    assert!(status(Duration::from_secs(4)).contains("retry in 4s (/reconnect: now)"));
+    assert!(status(Duration::from_millis(2300)).contains("retry in 3s"));
+    assert!(status(Duration::from_millis(400)).contains("retry in 1s"));
+}

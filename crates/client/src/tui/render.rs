@@ -18,7 +18,7 @@ use ratatui::text::{Line as TextLine, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 use unicode_width::UnicodeWidthChar;
 
-use crate::state::{Buffer, BufferKind, Delivery, Line, LineKind, State};
+use crate::state::{Buffer, BufferKind, ConnState, Delivery, Line, LineKind, State};
 use crate::tui::input::InputLine;
 
 /// Width of the `HH:MM ` column; wrapped lines are indented by it.
@@ -35,6 +35,10 @@ pub struct View {
     /// The most rows the active buffer could scroll up at the last draw, when the
     /// draw reached its oldest line (so PageUp stops at the top).
     pub max_scroll: Cell<Option<usize>>,
+    /// While disconnected: the time left before the next attempt, as of this draw.
+    /// The loop that owns the clock sets it and redraws every second, so the
+    /// status line counts down; render itself reads no clock.
+    pub retry_left: Option<std::time::Duration>,
 }
 
 impl View {
@@ -86,7 +90,7 @@ pub fn render(frame: &mut Frame<'_>, state: &State, view: &View) {
     let buffer = state.active_buffer();
     render_tabs(frame, tabs, state);
     let scroll = render_body(frame, body, state, buffer, view);
-    render_status(frame, status, state, buffer, scroll);
+    render_status(frame, status, state, view, buffer, scroll);
     render_input(frame, input, buffer, &view.input);
 }
 
@@ -358,7 +362,14 @@ fn render_nicks(frame: &mut Frame<'_>, area: Rect, state: &State, buffer: &Buffe
     frame.render_widget(Paragraph::new(lines).block(block), area);
 }
 
-fn render_status(frame: &mut Frame<'_>, area: Rect, state: &State, buffer: &Buffer, scroll: usize) {
+fn render_status(
+    frame: &mut Frame<'_>,
+    area: Rect,
+    state: &State,
+    view: &View,
+    buffer: &Buffer,
+    scroll: usize,
+) {
     let mut parts = vec![
         format!(
             " {}{} @ {}",
@@ -366,7 +377,14 @@ fn render_status(frame: &mut Frame<'_>, area: Rect, state: &State, buffer: &Buff
             if state.away { " (away)" } else { "" },
             state.server
         ),
-        state.conn.label(),
+        match (&state.conn, view.retry_left) {
+            (ConnState::Disconnected { .. }, Some(left)) => {
+                // Round up: "retry in 0s" would claim the attempt already began.
+                let secs = left.as_millis().div_ceil(1000);
+                format!("disconnected, retry in {secs}s (/reconnect: now)")
+            }
+            (conn, _) => conn.label(),
+        },
     ];
     if let Some(lag) = state.lag {
         parts.push(format!("lag {}ms", lag.as_millis()));
