@@ -584,6 +584,13 @@ impl Client {
                     }
                 }
                 "CHANTYPES" if !value.is_empty() => self.state.chantypes = value.to_owned(),
+                "NICKLEN" => {
+                    if let Ok(len) = value.parse::<usize>()
+                        && len > 0
+                    {
+                        self.state.nicklen = len;
+                    }
+                }
                 "CHANMODES" => {
                     for (slot, kind) in self.chanmodes.iter_mut().zip(value.split(',')) {
                         *slot = kind.to_owned();
@@ -1091,6 +1098,9 @@ impl Client {
                 self.say(&target, &text, LineKind::Action);
             }
             Command::Nick(nick) => {
+                if let Some(problem) = commands::nick_problem(&nick, self.state.nicklen) {
+                    return self.hint(problem);
+                }
                 if !self.registered {
                     self.config.nick = nick.clone();
                     self.state.nick = nick.clone();
@@ -1638,6 +1648,19 @@ mod tests {
             texts(&c, "*server*").last().map(String::as_str),
             Some("- Connecting to test:6667 (attempt 2)")
         );
+    }
+
+    /// Issue 12, bug 8: `/nick` is checked against the server's NICKLEN.
+    #[test]
+    fn nick_is_checked_against_nicklen() {
+        let mut c = in_lobby();
+        lines(&mut c, &[":srv 005 alice NICKLEN=9 :are supported"]);
+        let changes = c.input("/nick abcdefghij", NOW);
+        assert!(sent(&mut c).is_empty());
+        assert!(changes.iter().any(|ch| matches!(ch,
+            Change::Line { line, .. } if line.text.contains("at most 9 characters"))));
+        c.input("/nick abcdefghi", NOW);
+        assert_eq!(sent(&mut c), ["NICK abcdefghi"]);
     }
 
     #[test]

@@ -208,6 +208,28 @@ pub fn parse(input: &str) -> Result<Option<Command>, Hint> {
     Ok(Some(command))
 }
 
+/// The nick length assumed until the server announces its own (ISUPPORT `NICKLEN`):
+/// what most networks allow, and palaver's default.
+pub const DEFAULT_NICKLEN: usize = 30;
+
+/// Why `nick` cannot be a nickname on a server allowing `max_len` bytes, as a
+/// sentence for the user; `None` when it can. Checked before sending, so a nick the
+/// server would refuse is refused here with a reason instead.
+pub fn nick_problem(nick: &str, max_len: usize) -> Option<String> {
+    if palaver_proto::validate::is_valid_nick(nick, usize::MAX) {
+        (nick.len() > max_len).then(|| {
+            format!(
+                "{nick:?} is too long for a nickname: at most {max_len} characters here (it has {})",
+                nick.len()
+            )
+        })
+    } else {
+        Some(format!(
+            "{nick:?} cannot be a nickname: use letters, digits and -[]\\`^{{}}|_, not starting with a digit or -"
+        ))
+    }
+}
+
 /// The help text, one line per command.
 pub fn help_lines() -> Vec<String> {
     COMMANDS

@@ -274,6 +274,8 @@ pub struct State {
     pub prefixes: Vec<(char, char)>,
     /// Characters that start a channel name (ISUPPORT `CHANTYPES`).
     pub chantypes: String,
+    /// The longest nick the server accepts (ISUPPORT `NICKLEN`, a default before).
+    pub nicklen: usize,
     /// The buffers in tab order; index [`SERVER_BUFFER`] is the server buffer.
     pub buffers: Vec<Buffer>,
     /// The buffer shown and typed into.
@@ -293,6 +295,7 @@ impl State {
             casemapping,
             prefixes: vec![('o', '@'), ('v', '+')],
             chantypes: "#&".to_owned(),
+            nicklen: crate::commands::DEFAULT_NICKLEN,
             buffers: vec![Buffer::new(casemapping, "*server*", BufferKind::Server)],
             active: SERVER_BUFFER,
         }

@@ -275,3 +275,22 @@ async fn issue_12_text_after_join_goes_to_the_joined_channel() {
     let (code, stderr) = x.finish().await;
     assert_eq!(code, Some(0), "stderr: {stderr}");
 }
+
+/// Issue 12, bug 8: a 42-character name typed at the `username:` prompt is refused
+/// locally with the reason, before any connection, instead of by the server.
+#[tokio::test]
+async fn issue_12_an_overlong_username_is_refused_locally() {
+    let server = TestServer::start().await;
+    let port = server.addr.port().to_string();
+    let mut client = Proc::spawn(&["127.0.0.1", &port]);
+    let long = "a".repeat(42);
+    client.write(&format!("{long}\nhello\n")).await;
+    client.close_stdin();
+    let (code, stderr, log) = client.finish_with_log().await;
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("is too long for a nickname: at most 30 characters here (it has 42)"),
+        "{stderr}"
+    );
+    assert_eq!(log.matches("connected to").count(), 0, "{log}");
+}
