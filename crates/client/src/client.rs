@@ -1011,6 +1011,7 @@ impl Client {
                 | Command::Quote(_)
                 | Command::Reconnect
                 | Command::Password(_)
+                | Command::Buffer(_)
         );
         if needs_connection && !self.registered {
             self.hint("not connected to the server: nothing was sent".to_owned());
@@ -1159,8 +1160,16 @@ impl Client {
                 self.info(
                     index,
                     LineKind::Info,
-                    "Keys: Alt+1..9 or Ctrl+N/P switch buffers, PageUp/PageDown scroll, Tab completes, Up/Down recall, Ctrl+C quits",
+                    "Keys: Alt+1..9, Alt+J NN or Ctrl+N/P switch buffers, PageUp/PageDown scroll, Tab completes, Up/Down recall, Ctrl+C quits",
                 );
+            }
+            Command::Buffer(number) => {
+                let count = self.state.buffers.len();
+                if number > count {
+                    return self.hint(format!("there is no buffer {number}: 1 to {count}"));
+                }
+                let changes = self.switch_to(number - 1);
+                self.changes.extend(changes);
             }
             Command::Reconnect => {
                 self.outgoing.push_back(ToConn::Reconnect);

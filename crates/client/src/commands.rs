@@ -63,6 +63,8 @@ pub enum Command {
     Help,
     /// `/quote RAW`: send a raw IRC line (checked by the parser first).
     Quote(String),
+    /// `/buffer N`: switch to buffer number N (as the tab shows it, from 1).
+    Buffer(usize),
     /// `/reconnect` (or `/connect`): connect again now.
     Reconnect,
     /// `/password [SECRET]`: the server password for the next connection; without
@@ -103,6 +105,7 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     ("/quit", "/quit [message]", "disconnect and exit"),
     ("/help", "/help", "this list"),
     ("/quote", "/quote RAW IRC LINE", "send a raw IRC line"),
+    ("/buffer", "/buffer N", "switch to buffer N (also Alt+J N)"),
     ("/reconnect", "/reconnect", "connect again now"),
     (
         "/password",
@@ -198,6 +201,13 @@ pub fn parse(input: &str) -> Result<Option<Command>, Hint> {
         "help" | "h" | "?" => Command::Help,
         "quote" | "raw" => Command::Quote(arg("/quote RAW IRC LINE")?),
         "reconnect" | "connect" | "server" => Command::Reconnect,
+        "buffer" | "b" | "window" | "win" => {
+            let number = arg("/buffer N")?;
+            match number.parse::<usize>() {
+                Ok(n) if n > 0 => Command::Buffer(n),
+                _ => return Err(Hint(format!("/buffer takes a tab number, not {number:?}"))),
+            }
+        }
         "password" | "pass" => Command::Password(optional(rest)),
         _ => {
             return Err(Hint(format!(

@@ -187,7 +187,35 @@ fn handle_terminal_event(
     } = *key;
     let ctrl = modifiers.contains(KeyModifiers::CONTROL);
     let alt = modifiers.contains(KeyModifiers::ALT);
+    // Alt+J then a buffer number (two digits, or one and Enter), as in weechat.
+    if let Some(digits) = view.jump.as_mut() {
+        let number = match code {
+            KeyCode::Char(digit @ '0'..='9') if !alt && !ctrl => {
+                digits.push(digit);
+                if digits.len() < 2 {
+                    return Vec::new();
+                }
+                digits.parse::<usize>().ok()
+            }
+            KeyCode::Enter => digits.parse::<usize>().ok(),
+            _ => None,
+        };
+        view.jump = None;
+        if let Some(number) = number {
+            return match number.checked_sub(1) {
+                Some(index) => client.switch_to(index),
+                None => Vec::new(),
+            };
+        }
+        if matches!(code, KeyCode::Enter | KeyCode::Char('0'..='9')) {
+            return Vec::new();
+        }
+    }
     match code {
+        KeyCode::Char('j') if alt => {
+            view.jump = Some(String::new());
+            Vec::new()
+        }
         KeyCode::Char('c') | KeyCode::Char('d') if ctrl => {
             if code == KeyCode::Char('d') && !view.input.value().is_empty() {
                 view.input.handle_event(event);
