@@ -14,11 +14,13 @@ use std::collections::{HashSet, VecDeque};
 
 use bytes::Bytes;
 use palaver_proto::writer::write_message;
-use palaver_proto::{CaseKey, CaseMapping, LineWriter, Message, Source};
+use palaver_proto::{CaseKey, CaseMapping, LineWriter, Message, Source, numeric};
 
 use crate::commands::{self, Command, Hint};
-use crate::connection::{ConnEvent, ToConn};
-use crate::state::{BufferKind, ConnState, Line, LineKind, SERVER_BUFFER, Stamp, State, mentions};
+use crate::connection::{ConnEvent, Refusal, ToConn, refusal};
+use crate::state::{
+    BufferKind, ConnState, Delivery, Line, LineKind, SERVER_BUFFER, Stamp, State, mentions,
+};
 
 /// Most lines waiting for the connection task; beyond it input is refused with a
 /// message rather than queued without bound.
@@ -89,6 +91,14 @@ pub enum Change {
     Quit,
     /// The connection could not be established at all; the message says why.
     Fatal(String),
+    /// The server refused us for good (wrong password, full, banned); no retry
+    /// follows until `/reconnect`. Line mode exits on it.
+    Refused {
+        /// The kind of refusal.
+        refusal: Refusal,
+        /// The server's words.
+        reason: String,
+    },
     /// The connection task ended after a quit.
     Closed,
 }
@@ -97,6 +107,9 @@ pub enum Change {
 #[derive(Debug)]
 pub struct Client {
     state: State,
+    /// What we dial, as given (`host:port`); `state.server` becomes the server's
+    /// own name after 001, which is not where we connect.
+    address: String,
     config: ClientConfig,
     generation: u64,
     registered: bool,
@@ -109,7 +122,27 @@ pub struct Client {
     outgoing: VecDeque<ToConn>,
     changes: Vec<Change>,
     now: Stamp,
+    /// Sync PINGs sent after commands whose answer changes where input goes
+    /// (`/join`), and not yet answered; see [`Client::is_settling`].
+    barriers: u64,
+    /// Numbers the sync PINGs.
+    barrier_seq: u64,
+    /// The server acknowledged `echo-message` on this connection: our messages
+    /// come back when delivered, so they stay [`Delivery::Pending`] until then.
+    echo: bool,
 }
+
+// Numerics the client matches that `palaver_proto::numeric` (the server's table)
+// does not list, because palaver never sends them; other servers do.
+/// `330 RPL_WHOISACCOUNT`: the account a nick is logged in as.
+const RPL_WHOISACCOUNT: &str = "330";
+/// `477 ERR_NEEDREGGEDNICK`: the channel wants a registered nick.
+const ERR_NEEDREGGEDNICK: &str = "477";
+/// `479 ERR_BADCHANNAME`: not a valid channel name.
+const ERR_BADCHANNAME: &str = "479";
+
+/// Token prefix of the PINGs that mark "the server has answered everything before".
+const SYNC_TOKEN: &str = "palaver-sync-";
 
 impl Client {
     /// A client for `server` (a label such as `host:port`), not yet connected.
@@ -121,6 +154,7 @@ impl Client {
         }
         Self {
             state,
+            address: server.to_owned(),
             config,
             generation: 0,
             registered: false,
@@ -133,6 +167,9 @@ impl Client {
             outgoing: VecDeque::new(),
             changes: Vec::new(),
             now: Stamp::default(),
+            barriers: 0,
+            barrier_seq: 0,
+            echo: false,
         }
     }
 
@@ -146,9 +183,33 @@ impl Client {
         self.registered
     }
 
+    /// Whether the server has yet to answer a command that may move the active
+    /// buffer (`/join` focuses the channel once the server confirms it). Line mode
+    /// reads no more input meanwhile, so the next line goes where the user expects.
+    pub fn is_settling(&self) -> bool {
+        self.barriers > 0
+    }
+
+    /// Sends a PING the server answers only after everything sent before it: when
+    /// its PONG arrives, so have the earlier commands' replies.
+    fn barrier(&mut self) {
+        self.barrier_seq += 1;
+        self.barriers += 1;
+        let token = format!("{SYNC_TOKEN}{}", self.barrier_seq);
+        self.send("PING", &[&token]);
+    }
+
     /// Whether lines are waiting for the connection task.
     pub fn has_outgoing(&self) -> bool {
         !self.outgoing.is_empty()
+    }
+
+    /// How many [`ToConn::Line`]s wait in the outbox (the QUIT not counted).
+    pub fn pending_lines(&self) -> usize {
+        self.outgoing
+            .iter()
+            .filter(|t| matches!(t, ToConn::Line { .. }))
+            .count()
     }
 
     /// Takes the next line for the connection task.
@@ -163,15 +224,16 @@ impl Client {
             ConnEvent::Connecting { attempt } => {
                 self.state.conn = ConnState::Connecting;
                 let text = if attempt > 1 {
-                    format!("Connecting to {} (attempt {attempt})", self.state.server)
+                    format!("Connecting to {} (attempt {attempt})", self.address)
                 } else {
-                    format!("Connecting to {}", self.state.server)
+                    format!("Connecting to {}", self.address)
                 };
                 self.info(SERVER_BUFFER, LineKind::Info, text);
                 self.changes.push(Change::Status);
             }
             ConnEvent::Connected { generation, peer } => {
                 self.generation = generation;
+                self.barriers = 0;
                 self.registered = false;
                 self.nick_retries = 0;
                 self.state.conn = ConnState::Registering;
@@ -181,9 +243,14 @@ impl Client {
                     LineKind::Info,
                     format!("Connected to {peer}"),
                 );
+                self.echo = false;
                 if let Some(password) = self.config.password.clone() {
                     self.send("PASS", &[&password]);
                 }
+                // echo-message tells which of our messages were delivered. A server
+                // without CAP ignores this (or answers 421) and registers us anyway;
+                // one with CAP waits for CAP END, sent on its ACK or NAK.
+                self.send_trailing("CAP", &["REQ"], "echo-message");
                 let nick = self.config.nick.clone();
                 let username = self.config.username.clone();
                 let realname = self.config.realname.clone();
@@ -192,6 +259,8 @@ impl Client {
                 self.changes.push(Change::Status);
             }
             ConnEvent::Line(text) => self.handle_line(&text),
+            // Delivery accounting is the front end's business (see line mode).
+            ConnEvent::Sent | ConnEvent::Unsent => {}
             ConnEvent::Lag(lag) => {
                 self.state.lag = Some(lag);
                 self.changes.push(Change::Status);
@@ -203,17 +272,25 @@ impl Client {
                     "Disconnected: {reason}; reconnecting in {}s",
                     retry_in.as_secs().max(1)
                 );
-                for index in 0..self.state.buffers.len() {
-                    let buffer = &mut self.state.buffers[index];
-                    let was_joined = buffer.joined;
-                    buffer.joined = false;
-                    buffer.members.clear();
-                    if index == SERVER_BUFFER || was_joined {
-                        self.info(index, LineKind::Error, text.clone());
-                    }
-                }
+                self.leave_all(&text);
                 self.state.conn = ConnState::Disconnected { reason, retry_in };
                 self.changes.push(Change::Status);
+            }
+            ConnEvent::Refused { refusal, reason } => {
+                self.registered = false;
+                self.state.lag = None;
+                let advice = match refusal {
+                    Refusal::Password => "set the password with /password SECRET, then /reconnect",
+                    Refusal::Full => "not retrying: /reconnect to try again later",
+                    Refusal::Banned => "retrying will not help (/reconnect tries anyway)",
+                };
+                let text = format!("The server refused the connection: {reason}; {advice}");
+                self.leave_all(&text);
+                self.state.conn = ConnState::Stopped {
+                    reason: reason.clone(),
+                };
+                self.changes.push(Change::Status);
+                self.changes.push(Change::Refused { refusal, reason });
             }
             ConnEvent::Fatal(message) => {
                 // Not a line: the front end reports it once, as its exit message.
@@ -226,6 +303,16 @@ impl Client {
             }
         }
         std::mem::take(&mut self.changes)
+    }
+
+    /// Marks every channel as left and tells every buffer why.
+    fn leave_all(&mut self, text: &str) {
+        for index in 0..self.state.buffers.len() {
+            let buffer = &mut self.state.buffers[index];
+            buffer.joined = false;
+            buffer.members.clear();
+            self.info(index, LineKind::Error, text.to_owned());
+        }
     }
 
     /// Applies a line the user typed in the active buffer.
@@ -275,9 +362,15 @@ impl Client {
         let nick = from.map(|s| s.nick).unwrap_or("");
         let command = msg.command().to_ascii_uppercase();
         match command.as_str() {
-            "001" => self.on_welcome(&msg),
-            "005" => self.on_isupport(&msg),
-            "433" | "432" | "436" if !self.registered => self.on_nick_refused(&msg),
+            numeric::RPL_WELCOME => self.on_welcome(&msg),
+            numeric::RPL_ISUPPORT => self.on_isupport(&msg),
+            numeric::ERR_NICKNAMEINUSE
+            | numeric::ERR_ERRONEUSNICKNAME
+            | numeric::ERR_NICKCOLLISION
+                if !self.registered =>
+            {
+                self.on_nick_refused(&msg)
+            }
             "JOIN" => self.on_join(nick, msg.param(0).unwrap_or("")),
             "PART" => {
                 let reason = msg.param(1).filter(|r| !r.is_empty());
@@ -301,7 +394,7 @@ impl Client {
                     self.info(index, LineKind::Event, text);
                 }
             }
-            "332" => {
+            numeric::RPL_TOPIC => {
                 let (channel, topic) = (msg.param(1).unwrap_or(""), msg.param(2).unwrap_or(""));
                 let index = self.state.find(channel).unwrap_or(self.state.active);
                 if self.state.buffers[index].kind == BufferKind::Channel {
@@ -313,7 +406,7 @@ impl Client {
                     format!("Topic for {channel}: {topic}"),
                 );
             }
-            "331" => {
+            numeric::RPL_NOTOPIC => {
                 let channel = msg.param(1).unwrap_or("");
                 let index = self.state.find(channel).unwrap_or(self.state.active);
                 self.info(
@@ -322,10 +415,13 @@ impl Client {
                     format!("No topic is set for {channel}"),
                 );
             }
-            "333" => {}
-            "353" => self.on_names(&msg),
-            "366" => self.on_end_of_names(msg.param(1).unwrap_or("")),
+            numeric::RPL_TOPICWHOTIME => {}
+            numeric::RPL_NAMREPLY => self.on_names(&msg),
+            numeric::RPL_ENDOFNAMES => self.on_end_of_names(msg.param(1).unwrap_or("")),
             "MODE" => self.on_mode(nick, &msg),
+            // A refusal is told once, by the connection's `Refused` event.
+            "ERROR" if refusal(&command, last(&msg)).is_some() => {}
+            numeric::ERR_PASSWDMISMATCH => {}
             "ERROR" => {
                 let text = format!("Server error: {}", msg.param(0).unwrap_or(""));
                 self.info(SERVER_BUFFER, LineKind::Error, text);
@@ -335,12 +431,12 @@ impl Client {
                 let text = format!("{nick} invites you to {channel}: /join {channel}");
                 self.info(self.state.active, LineKind::Event, text);
             }
-            "305" | "306" => {
-                self.state.away = command == "306";
+            numeric::RPL_UNAWAY | numeric::RPL_NOWAWAY => {
+                self.state.away = command == numeric::RPL_NOWAWAY;
                 self.changes.push(Change::Status);
                 self.info(SERVER_BUFFER, LineKind::Info, last(&msg).to_owned());
             }
-            "301" => {
+            numeric::RPL_AWAY => {
                 let who = msg.param(1).unwrap_or("");
                 let index = self.state.find(who).unwrap_or(self.state.active);
                 self.info(
@@ -349,11 +445,88 @@ impl Client {
                     format!("{who} is away: {}", last(&msg)),
                 );
             }
-            "311" | "312" | "313" | "317" | "319" | "330" | "671" | "318" => {
+            numeric::RPL_WHOISUSER
+            | numeric::RPL_WHOISSERVER
+            | numeric::RPL_WHOISOPERATOR
+            | numeric::RPL_WHOISIDLE
+            | numeric::RPL_WHOISCHANNELS
+            | RPL_WHOISACCOUNT
+            | numeric::RPL_WHOISSECURE
+            | numeric::RPL_ENDOFWHOIS => {
                 self.on_whois(&command, &msg);
             }
-            "CAP" | "PONG" | "PING" => {}
+            "PONG" if last(&msg).starts_with(SYNC_TOKEN) => {
+                self.barriers = self.barriers.saturating_sub(1);
+            }
+            "CAP" => self.on_cap(&msg),
+            numeric::ERR_UNKNOWNCOMMAND if msg.param(1) == Some("CAP") => {}
+            numeric::ERR_CANNOTSENDTOCHAN | numeric::ERR_NOSUCHNICK => {
+                self.not_delivered(msg.param(1).unwrap_or(""));
+                self.on_other(&command, &msg);
+            }
+            "PONG" | "PING" => {}
             _ => self.on_other(&command, &msg),
+        }
+    }
+
+    fn on_cap(&mut self, msg: &Message<'_>) {
+        let Some(verb) = msg.param(1) else {
+            return;
+        };
+        if self.registered {
+            return;
+        }
+        match verb.to_ascii_uppercase().as_str() {
+            "ACK" => {
+                self.echo = last(msg)
+                    .split(' ')
+                    .any(|cap| cap.eq_ignore_ascii_case("echo-message"));
+                self.send("CAP", &["END"]);
+            }
+            "NAK" => self.send("CAP", &["END"]),
+            _ => {}
+        }
+    }
+
+    /// Marks our message to `target` that the server just refused as not delivered:
+    /// with echo-message the oldest still pending (replies come in order), without
+    /// it the newest sent.
+    fn not_delivered(&mut self, target: &str) {
+        let Some(index) = self.state.find(target) else {
+            return;
+        };
+        let lines = &mut self.state.buffers[index].lines;
+        let line = if self.echo {
+            lines
+                .iter_mut()
+                .find(|l| l.own && l.delivery == Delivery::Pending)
+        } else {
+            lines
+                .iter_mut()
+                .rev()
+                .find(|l| l.own && l.delivery == Delivery::Sent)
+        };
+        if let Some(line) = line {
+            line.delivery = Delivery::Failed;
+            self.changes.push(Change::Buffers);
+        }
+    }
+
+    /// With echo-message: our message to `index` came back, so it was delivered.
+    /// Returns false when no pending line matches (sent by another client of ours,
+    /// or with /quote), which is then shown like any message.
+    fn delivered(&mut self, index: usize, kind: LineKind, text: &str) -> bool {
+        let line = self.state.buffers[index]
+            .lines
+            .iter_mut()
+            .find(|l| l.own && l.delivery == Delivery::Pending && l.kind == kind && l.text == text);
+        match line {
+            Some(line) => {
+                line.delivery = Delivery::Sent;
+                self.changes.push(Change::Buffers);
+                true
+            }
+            None => false,
         }
     }
 
@@ -411,6 +584,13 @@ impl Client {
                     }
                 }
                 "CHANTYPES" if !value.is_empty() => self.state.chantypes = value.to_owned(),
+                "NICKLEN" => {
+                    if let Ok(len) = value.parse::<usize>()
+                        && len > 0
+                    {
+                        self.state.nicklen = len;
+                    }
+                }
                 "CHANMODES" => {
                     for (slot, kind) in self.chanmodes.iter_mut().zip(value.split(',')) {
                         *slot = kind.to_owned();
@@ -424,7 +604,7 @@ impl Client {
     fn on_nick_refused(&mut self, msg: &Message<'_>) {
         let refused = msg.param(1).unwrap_or(&self.state.nick).to_owned();
         let reason = last(msg).to_owned();
-        if msg.command() == "433" && self.nick_retries < MAX_NICK_RETRIES {
+        if msg.command() == numeric::ERR_NICKNAMEINUSE && self.nick_retries < MAX_NICK_RETRIES {
             self.nick_retries += 1;
             let next = format!("{refused}_");
             let text = format!("Nick {refused} is taken, trying {next}");
@@ -594,6 +774,9 @@ impl Client {
         } else {
             self.state.ensure(nick, BufferKind::Query)
         };
+        if own && self.echo && !notice && self.delivered(index, kind, text) {
+            return;
+        }
         let private = self.state.buffers[index].kind == BufferKind::Query;
         let highlight = !own
             && ((private && !notice) || mentions(self.state.casemapping, text, &self.state.nick));
@@ -604,6 +787,7 @@ impl Client {
             text: text.to_owned(),
             highlight,
             own,
+            delivery: Delivery::Sent,
         };
         self.push(index, line);
     }
@@ -740,13 +924,13 @@ impl Client {
         let who = msg.param(1).unwrap_or("");
         let p = |i| msg.param(i).unwrap_or("");
         let text = match command {
-            "311" => format!("{who} is {}@{} ({})", p(2), p(3), last(msg)),
-            "312" => format!("{who} is on {} ({})", p(2), last(msg)),
-            "313" => format!("{who} is an IRC operator"),
-            "317" => format!("{who} has been idle {}s", p(2)),
-            "319" => format!("{who} is in {}", last(msg)),
-            "330" => format!("{who} is logged in as {}", p(2)),
-            "671" => format!("{who} is using a secure connection"),
+            numeric::RPL_WHOISUSER => format!("{who} is {}@{} ({})", p(2), p(3), last(msg)),
+            numeric::RPL_WHOISSERVER => format!("{who} is on {} ({})", p(2), last(msg)),
+            numeric::RPL_WHOISOPERATOR => format!("{who} is an IRC operator"),
+            numeric::RPL_WHOISIDLE => format!("{who} has been idle {}s", p(2)),
+            numeric::RPL_WHOISCHANNELS => format!("{who} is in {}", last(msg)),
+            RPL_WHOISACCOUNT => format!("{who} is logged in as {}", p(2)),
+            numeric::RPL_WHOISSECURE => format!("{who} is using a secure connection"),
             _ => return,
         };
         self.info(self.state.active, LineKind::Info, text);
@@ -778,14 +962,25 @@ impl Client {
         if error {
             if matches!(
                 command,
-                "403" | "405" | "471" | "473" | "474" | "475" | "476" | "477" | "479"
+                numeric::ERR_NOSUCHCHANNEL
+                    | numeric::ERR_TOOMANYCHANNELS
+                    | numeric::ERR_CHANNELISFULL
+                    | numeric::ERR_INVITEONLYCHAN
+                    | numeric::ERR_BANNEDFROMCHAN
+                    | numeric::ERR_BADCHANNELKEY
+                    | numeric::ERR_BADCHANMASK
+                    | ERR_NEEDREGGEDNICK
+                    | ERR_BADCHANNAME
             ) && let Some(channel) = msg.param(1)
             {
                 let key = self.state.key(channel);
                 self.join_settled(&key);
             }
             self.info(self.state.active, LineKind::Error, text);
-        } else if matches!(command, "004" | "324" | "329") {
+        } else if matches!(
+            command,
+            numeric::RPL_MYINFO | numeric::RPL_CHANNELMODEIS | numeric::RPL_CREATIONTIME
+        ) {
             // Capabilities and channel-mode details: noise for a chat view.
         } else {
             self.info(SERVER_BUFFER, LineKind::Info, text);
@@ -814,6 +1009,9 @@ impl Client {
                 | Command::Quit(_)
                 | Command::Nick(_)
                 | Command::Quote(_)
+                | Command::Reconnect
+                | Command::Password(_)
+                | Command::Buffer(_)
         );
         if needs_connection && !self.registered {
             self.hint("not connected to the server: nothing was sent".to_owned());
@@ -856,6 +1054,7 @@ impl Client {
                     Some(key) => self.send("JOIN", &[&channel, &key]),
                     None => self.send("JOIN", &[&channel]),
                 }
+                self.barrier();
             }
             Command::Part { channel, reason } => {
                 let Some(channel) = channel.or_else(|| self.active_channel()) else {
@@ -900,6 +1099,9 @@ impl Client {
                 self.say(&target, &text, LineKind::Action);
             }
             Command::Nick(nick) => {
+                if let Some(problem) = commands::nick_problem(&nick, self.state.nicklen) {
+                    return self.hint(problem);
+                }
                 if !self.registered {
                     self.config.nick = nick.clone();
                     self.state.nick = nick.clone();
@@ -958,8 +1160,30 @@ impl Client {
                 self.info(
                     index,
                     LineKind::Info,
-                    "Keys: Alt+1..9 or Ctrl+N/P switch buffers, PageUp/PageDown scroll, Tab completes, Up/Down recall, Ctrl+C quits",
+                    "Keys: Alt+1..9, Alt+J NN or Ctrl+N/P switch buffers, PageUp/PageDown scroll, Tab completes, Up/Down recall, Ctrl+C quits",
                 );
+            }
+            Command::Buffer(number) => {
+                let count = self.state.buffers.len();
+                if number > count {
+                    return self.hint(format!("there is no buffer {number}: 1 to {count}"));
+                }
+                let changes = self.switch_to(number - 1);
+                self.changes.extend(changes);
+            }
+            Command::Reconnect => {
+                self.outgoing.push_back(ToConn::Reconnect);
+                let text = format!("Reconnecting to {}", self.address);
+                self.info(self.state.active, LineKind::Info, text);
+            }
+            Command::Password(password) => {
+                let text = if password.is_some() {
+                    "Server password set for the next connection: /reconnect to use it"
+                } else {
+                    "Server password cleared"
+                };
+                self.config.password = password;
+                self.info(self.state.active, LineKind::Info, text);
             }
             Command::Quote(raw) => {
                 if self.generation == 0
@@ -1016,6 +1240,11 @@ impl Client {
                     text: chunk.to_owned(),
                     highlight: false,
                     own: true,
+                    delivery: if self.echo {
+                        Delivery::Pending
+                    } else {
+                        Delivery::Sent
+                    },
                 },
             );
         }
@@ -1079,6 +1308,7 @@ impl Client {
             text: text.to_owned(),
             highlight: false,
             own,
+            delivery: Delivery::Sent,
         };
         self.push(index, line);
     }
@@ -1148,6 +1378,7 @@ mod tests {
                 ToConn::Line { line, .. } | ToConn::Quit(line) => {
                     String::from_utf8_lossy(&line).trim_end().to_owned()
                 }
+                ToConn::Reconnect => "(reconnect)".to_owned(),
             })
             .collect()
     }
@@ -1208,8 +1439,15 @@ mod tests {
         connect(&mut c);
         assert_eq!(
             sent(&mut c),
-            ["PASS pw", "NICK alice", "USER alice 0 * :alice (palaver)"]
+            [
+                "PASS pw",
+                "CAP REQ :echo-message",
+                "NICK alice",
+                "USER alice 0 * :alice (palaver)"
+            ]
         );
+        lines(&mut c, &[":srv CAP * ACK :echo-message"]);
+        assert_eq!(sent(&mut c), ["CAP END"]);
         lines(&mut c, &[":srv 433 * alice :Nickname is already in use"]);
         assert_eq!(sent(&mut c), ["NICK alice_"]);
         let changes = lines(&mut c, &[":srv 001 alice_ :Welcome alice_"]);
@@ -1388,6 +1626,7 @@ mod tests {
         assert_eq!(
             sent(&mut c),
             [
+                "CAP REQ :echo-message",
                 "NICK alice",
                 "USER alice 0 * :alice (palaver)",
                 "JOIN #lobby",
@@ -1398,6 +1637,39 @@ mod tests {
         let active = c.state().active;
         lines(&mut c, &[":alice!a@h JOIN #rust"]);
         assert_eq!(c.state().active, active);
+    }
+
+    /// Issue 12, bug 6: "Connecting to" names the address dialled, not the name
+    /// the server gave itself.
+    #[test]
+    fn connecting_names_the_address_dialled() {
+        let mut c = in_lobby();
+        assert_eq!(c.state().server, "srv");
+        c.handle(
+            ConnEvent::Disconnected {
+                reason: "reset".into(),
+                retry_in: Duration::from_secs(1),
+            },
+            NOW,
+        );
+        c.handle(ConnEvent::Connecting { attempt: 2 }, NOW);
+        assert_eq!(
+            texts(&c, "*server*").last().map(String::as_str),
+            Some("- Connecting to test:6667 (attempt 2)")
+        );
+    }
+
+    /// Issue 12, bug 8: `/nick` is checked against the server's NICKLEN.
+    #[test]
+    fn nick_is_checked_against_nicklen() {
+        let mut c = in_lobby();
+        lines(&mut c, &[":srv 005 alice NICKLEN=9 :are supported"]);
+        let changes = c.input("/nick abcdefghij", NOW);
+        assert!(sent(&mut c).is_empty());
+        assert!(changes.iter().any(|ch| matches!(ch,
+            Change::Line { line, .. } if line.text.contains("at most 9 characters"))));
+        c.input("/nick abcdefghi", NOW);
+        assert_eq!(sent(&mut c), ["NICK abcdefghi"]);
     }
 
     #[test]

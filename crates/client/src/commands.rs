@@ -63,6 +63,13 @@ pub enum Command {
     Help,
     /// `/quote RAW`: send a raw IRC line (checked by the parser first).
     Quote(String),
+    /// `/buffer N`: switch to buffer number N (as the tab shows it, from 1).
+    Buffer(usize),
+    /// `/reconnect` (or `/connect`): connect again now.
+    Reconnect,
+    /// `/password [SECRET]`: the server password for the next connection; without
+    /// one, none is sent.
+    Password(Option<String>),
 }
 
 /// Why an input line does nothing: shown to the user, never sent.
@@ -98,6 +105,13 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     ("/quit", "/quit [message]", "disconnect and exit"),
     ("/help", "/help", "this list"),
     ("/quote", "/quote RAW IRC LINE", "send a raw IRC line"),
+    ("/buffer", "/buffer N", "switch to buffer N (also Alt+J N)"),
+    ("/reconnect", "/reconnect", "connect again now"),
+    (
+        "/password",
+        "/password [SECRET]",
+        "server password for the next connection",
+    ),
 ];
 
 /// Parses one input line. `Ok(None)` for a blank line.
@@ -186,6 +200,15 @@ pub fn parse(input: &str) -> Result<Option<Command>, Hint> {
         "quit" | "exit" => Command::Quit(optional(rest)),
         "help" | "h" | "?" => Command::Help,
         "quote" | "raw" => Command::Quote(arg("/quote RAW IRC LINE")?),
+        "reconnect" | "connect" | "server" => Command::Reconnect,
+        "buffer" | "b" | "window" | "win" => {
+            let number = arg("/buffer N")?;
+            match number.parse::<usize>() {
+                Ok(n) if n > 0 => Command::Buffer(n),
+                _ => return Err(Hint(format!("/buffer takes a tab number, not {number:?}"))),
+            }
+        }
+        "password" | "pass" => Command::Password(optional(rest)),
         _ => {
             return Err(Hint(format!(
                 "unknown command /{name}: /help lists the commands, /quote sends raw IRC"
@@ -193,6 +216,28 @@ pub fn parse(input: &str) -> Result<Option<Command>, Hint> {
         }
     };
     Ok(Some(command))
+}
+
+/// The nick length assumed until the server announces its own (ISUPPORT `NICKLEN`):
+/// what most networks allow, and palaver's default.
+pub const DEFAULT_NICKLEN: usize = 30;
+
+/// Why `nick` cannot be a nickname on a server allowing `max_len` bytes, as a
+/// sentence for the user; `None` when it can. Checked before sending, so a nick the
+/// server would refuse is refused here with a reason instead.
+pub fn nick_problem(nick: &str, max_len: usize) -> Option<String> {
+    if palaver_proto::validate::is_valid_nick(nick, usize::MAX) {
+        (nick.len() > max_len).then(|| {
+            format!(
+                "{nick:?} is too long for a nickname: at most {max_len} characters here (it has {})",
+                nick.len()
+            )
+        })
+    } else {
+        Some(format!(
+            "{nick:?} cannot be a nickname: use letters, digits and -[]\\`^{{}}|_, not starting with a digit or -"
+        ))
+    }
 }
 
 /// The help text, one line per command.

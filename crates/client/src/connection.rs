@@ -53,6 +53,9 @@ pub struct ConnectConfig {
     pub burst: u32,
     /// Lines per second after the burst.
     pub rate: f64,
+    /// Each reconnect delay is shortened by a random part of up to this fraction,
+    /// so clients dropped together (a server restart) do not all return at once.
+    pub jitter: f64,
 }
 
 impl ConnectConfig {
@@ -71,6 +74,7 @@ impl ConnectConfig {
             backoff_max: Duration::from_secs(60),
             burst: 10,
             rate: 2.0,
+            jitter: 0.25,
         }
     }
 }
@@ -94,6 +98,14 @@ pub enum ConnEvent {
     Line(String),
     /// A PING round trip completed.
     Lag(Duration),
+    /// One [`ToConn::Line`] was written to the socket. With [`ConnEvent::Unsent`]
+    /// this accounts for every line handed over, so a front end can tell how many
+    /// are still on their way (line mode waits for none before it reads more input,
+    /// and reports any that never went out).
+    Sent,
+    /// One [`ToConn::Line`] was thrown away unsent: it was made for a connection
+    /// that dropped, or arrived while there was none.
+    Unsent,
     /// The connection dropped; the next attempt starts after `retry_in`.
     Disconnected {
         /// Why, in words.
@@ -103,6 +115,14 @@ pub enum ConnEvent {
     },
     /// The first connection failed in a way retrying will not fix; the task ended.
     Fatal(String),
+    /// The server refused us in a way retrying will not fix (see [`refusal`]). The
+    /// task does not reconnect until the core sends [`ToConn::Reconnect`].
+    Refused {
+        /// What kind of refusal, for the advice the front end gives.
+        refusal: Refusal,
+        /// The server's words.
+        reason: String,
+    },
     /// We quit (or the core went away); the task ended.
     Closed,
 }
@@ -120,6 +140,54 @@ pub enum ToConn {
     },
     /// Send this QUIT line (if connected), wait briefly for the server to close, end.
     Quit(Bytes),
+    /// Connect again now: ends a refusal's wait or the backoff, or drops the current
+    /// connection and makes a new one (with a fresh backoff).
+    Reconnect,
+}
+
+/// A refusal that reconnecting will not fix by itself: the user must act first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// A wrong or missing server password (`464`, `ERROR :Bad password`), or too many
+    /// failed attempts from this address.
+    Password,
+    /// The server takes no more connections (from anyone, or from this address).
+    Full,
+    /// A ban: K-, G-, Z- or D-line, "banned".
+    Banned,
+}
+
+/// Whether a server line says the connection is refused for good: `464`, or an
+/// `ERROR` whose reason names a password, a full server, too many connections from
+/// the address, or a ban.
+///
+/// Everything else an `ERROR` says is taken as transient and reconnected after,
+/// because it describes this connection rather than us: "Server shutting down",
+/// "Ping timeout", "Excess Flood", "SendQ exceeded", "Killed (...)" (an operator's
+/// kill is a kick from the server, not a ban), "Closing Link". Servers word these
+/// freely, so the rule matches words, case-insensitively.
+pub fn refusal(command: &str, reason: &str) -> Option<Refusal> {
+    if command == palaver_proto::numeric::ERR_PASSWDMISMATCH {
+        return Some(Refusal::Password);
+    }
+    if !command.eq_ignore_ascii_case("ERROR") {
+        return None;
+    }
+    let reason = reason.to_ascii_lowercase();
+    let has = |words: &[&str]| words.iter().any(|w| reason.contains(w));
+    if has(&["password"]) {
+        Some(Refusal::Password)
+    } else if has(&["server full", "server is full", "too many connections"]) {
+        Some(Refusal::Full)
+    } else if has(&[
+        "banned", "k-lined", "g-lined", "z-lined", "d-lined", "k-line", "g-line", "z-line",
+        "d-line", "klined", "glined", "zlined",
+    ]) {
+        Some(Refusal::Banned)
+    } else {
+        None
+    }
 }
 
 /// Why connecting failed, as one sentence a user can act on.
@@ -191,7 +259,14 @@ enum End {
     /// The core dropped its channels.
     CoreGone,
     /// The connection failed.
-    Dropped { reason: String, registered: bool },
+    Dropped {
+        reason: String,
+        registered: bool,
+        /// The server said why, and retrying will not help.
+        refused: Option<Refusal>,
+    },
+    /// The core asked for a new connection.
+    Reconnect,
 }
 
 async fn run(
@@ -202,7 +277,7 @@ async fn run(
     let mut backoff = config.backoff_initial;
     let mut generation = 0u64;
     let mut attempt = 0u32;
-    loop {
+    'connect: loop {
         attempt = attempt.saturating_add(1);
         if events
             .send(ConnEvent::Connecting { attempt })
@@ -241,7 +316,44 @@ async fn run(
                         return;
                     }
                     End::CoreGone => return,
-                    End::Dropped { reason, registered } => {
+                    End::Reconnect => {
+                        tracing::info!("reconnecting as asked");
+                        backoff = config.backoff_initial;
+                        continue 'connect;
+                    }
+                    End::Dropped {
+                        reason,
+                        refused: Some(refusal),
+                        ..
+                    } => {
+                        tracing::error!("refused by the server: {reason}; not retrying");
+                        let refused = ConnEvent::Refused { refusal, reason };
+                        if events.send(refused).await.is_err() {
+                            return;
+                        }
+                        // Wait for the user to fix it (or leave).
+                        loop {
+                            match commands.recv().await {
+                                None => return,
+                                Some(ToConn::Quit(_)) => {
+                                    let _ = events.send(ConnEvent::Closed).await;
+                                    return;
+                                }
+                                Some(ToConn::Reconnect) => {
+                                    backoff = config.backoff_initial;
+                                    continue 'connect;
+                                }
+                                Some(ToConn::Line { .. }) => {
+                                    if events.send(ConnEvent::Unsent).await.is_err() {
+                                        return;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    End::Dropped {
+                        reason, registered, ..
+                    } => {
                         tracing::warn!("connection lost: {reason}");
                         if registered {
                             backoff = config.backoff_initial;
@@ -251,7 +363,7 @@ async fn run(
                 }
             }
         };
-        let retry_in = backoff;
+        let retry_in = jittered(backoff, config.jitter);
         backoff = (backoff * 2).min(config.backoff_max);
         if events
             .send(ConnEvent::Disconnected { reason, retry_in })
@@ -271,11 +383,31 @@ async fn run(
                         let _ = events.send(ConnEvent::Closed).await;
                         return;
                     }
-                    Some(ToConn::Line { .. }) => {}
+                    Some(ToConn::Reconnect) => {
+                        backoff = config.backoff_initial;
+                        break;
+                    }
+                    Some(ToConn::Line { .. }) => {
+                        if events.send(ConnEvent::Unsent).await.is_err() {
+                            return;
+                        }
+                    }
                 },
             }
         }
     }
+}
+
+/// `delay` shortened by a random fraction of at most `jitter` (0 to 1).
+fn jittered(delay: Duration, jitter: f64) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    // A fresh `RandomState` is randomly keyed: enough randomness for spreading
+    // reconnects, without a dependency.
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    let unit = (random >> 11) as f64 / (1u64 << 53) as f64;
+    delay.mul_f64(1.0 - jitter.clamp(0.0, 1.0) * unit)
 }
 
 /// Resolves and connects, binding the local port first when asked.
@@ -387,6 +519,7 @@ async fn session(
     let mut buf = BytesMut::with_capacity(4096);
     let mut framer = LineFramer::new();
     let mut registered = false;
+    let mut closing: Option<String> = None;
     let mut pacer = Pacer::new(config.burst, config.rate);
     let far = || Instant::now() + Duration::from_secs(86_400);
     let mut pinger = Pinger {
@@ -394,7 +527,13 @@ async fn session(
         next: far(),
         counter: 0,
     };
-    let dropped = |reason: String, registered: bool| End::Dropped { reason, registered };
+    // Set when the server refuses us for good; the close that follows says so.
+    let mut refused: Option<Refusal> = None;
+    let dropped = |reason: String, registered: bool, refused: Option<Refusal>| End::Dropped {
+        reason,
+        registered,
+        refused,
+    };
     loop {
         while let Some(frame) = framer.next_frame(&mut buf) {
             let bytes = match frame {
@@ -418,7 +557,7 @@ async fn session(
                     pong.param(param);
                 }
                 if let Err(error) = write_line(&mut writer, pong.finish()).await {
-                    return dropped(format!("write failed: {error}"), registered);
+                    return dropped(format!("write failed: {error}"), registered, refused);
                 }
                 continue;
             }
@@ -434,7 +573,14 @@ async fn session(
                 }
                 continue;
             }
-            if command == "001" && !registered {
+            if let Some(kind) = refusal(command, msg.params().last().copied().unwrap_or("")) {
+                refused = Some(kind);
+            }
+            if command.eq_ignore_ascii_case("ERROR") {
+                // The server's last word is the reason the connection ends.
+                closing = msg.params().last().map(|r| (*r).to_owned());
+            }
+            if command == palaver_proto::numeric::RPL_WELCOME && !registered {
                 registered = true;
                 // Measure lag right away so the status line shows it.
                 pinger.next = Instant::now();
@@ -452,19 +598,30 @@ async fn session(
         buf.reserve(4096);
         tokio::select! {
             read = reader.read_buf(&mut buf) => match read {
-                Ok(0) => return dropped("the server closed the connection".into(), registered),
+                Ok(0) => {
+                    let reason = closing.take().unwrap_or_else(|| "the server closed the connection".into());
+                    return dropped(reason, registered, refused);
+                }
                 Ok(_) => {}
-                Err(error) => return dropped(format!("read failed: {error}"), registered),
+                Err(error) => return dropped(format!("read failed: {error}"), registered, refused),
             },
             command = commands.recv(), if can_send => match command {
                 None => return End::CoreGone,
                 Some(ToConn::Line { generation: g, line }) => {
                     if g != generation {
+                        if events.send(ConnEvent::Unsent).await.is_err() {
+                            return End::CoreGone;
+                        }
                         continue;
                     }
                     pacer.take();
                     if let Err(error) = write_line(&mut writer, line).await {
-                        return dropped(format!("write failed: {error}"), registered);
+                        // The line may or may not have left: count it as not sent.
+                        let _ = events.send(ConnEvent::Unsent).await;
+                        return dropped(format!("write failed: {error}"), registered, refused);
+                    }
+                    if events.send(ConnEvent::Sent).await.is_err() {
+                        return End::CoreGone;
                     }
                 }
                 Some(ToConn::Quit(line)) => {
@@ -485,19 +642,20 @@ async fn session(
                     }
                     return End::Quit;
                 }
+                Some(ToConn::Reconnect) => return End::Reconnect,
             },
             () = sleep_until(next_token), if !can_send => {}
             () = sleep_until(ping_at), if registered => {
                 if pinger.outstanding.is_some() {
                     let waited = human(config.ping_timeout);
-                    return dropped(format!("no reply to PING for {waited}"), registered);
+                    return dropped(format!("no reply to PING for {waited}"), registered, refused);
                 }
                 pinger.counter += 1;
                 let token = format!("palaver-lag-{}", pinger.counter);
                 let mut ping = LineWriter::new();
                 ping.command("PING").param(&token);
                 if let Err(error) = write_line(&mut writer, ping.finish()).await {
-                    return dropped(format!("write failed: {error}"), registered);
+                    return dropped(format!("write failed: {error}"), registered, refused);
                 }
                 pinger.outstanding = Some((token, Instant::now()));
             }
@@ -528,5 +686,60 @@ fn human(duration: Duration) -> String {
         format!("{}s", duration.as_secs())
     } else {
         format!("{}ms", duration.as_millis())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_only_shortens_and_varies() {
+        let delay = Duration::from_secs(16);
+        let delays: Vec<Duration> = (0..50).map(|_| jittered(delay, 0.25)).collect();
+        assert!(
+            delays
+                .iter()
+                .all(|d| *d <= delay && *d >= delay.mul_f64(0.75))
+        );
+        assert!(delays.iter().any(|d| *d != delays[0]), "{delays:?}");
+        assert_eq!(jittered(delay, 0.0), delay);
+    }
+
+    #[test]
+    fn refusals_are_told_apart_from_transient_errors() {
+        let cases = [
+            ("464", "Password incorrect", Some(Refusal::Password)),
+            ("ERROR", "Bad password", Some(Refusal::Password)),
+            (
+                "ERROR",
+                "Too many failed password attempts from your address; try again in 60 seconds",
+                Some(Refusal::Password),
+            ),
+            ("ERROR", "Server full", Some(Refusal::Full)),
+            (
+                "ERROR",
+                "Too many connections from your IP address",
+                Some(Refusal::Full),
+            ),
+            (
+                "ERROR",
+                "You are banned from this server",
+                Some(Refusal::Banned),
+            ),
+            (
+                "ERROR",
+                "Closing Link: x (K-Lined: spam)",
+                Some(Refusal::Banned),
+            ),
+            ("ERROR", "Server shutting down", None),
+            ("ERROR", "Ping timeout: 120 seconds", None),
+            ("ERROR", "Excess Flood", None),
+            ("ERROR", "Killed (oper (go away))", None),
+            ("NOTICE", "password", None),
+        ];
+        for (command, reason, expected) in cases {
+            assert_eq!(refusal(command, reason), expected, "{command} {reason}");
+        }
     }
 }

@@ -2,11 +2,13 @@
 //! buffer, each conversation line comes out as `[HH:MM] <nick> text`.
 //!
 //! Input is read only once the client is [`Change::Ready`] (registered and in its
-//! channels), and only while nothing is waiting to be sent, so `printf 'hi\n' |
-//! chat-client ...` delivers its line to the channel, and a large file is fed at the
-//! pace the connection sends, never buffered whole. At end of input the client sends
-//! QUIT and waits (briefly) for the server to close, which proves everything before
-//! it was processed.
+//! channels), and only once the connection has written every line handed to it, so
+//! `printf 'hi\n' | chat-client ...` delivers its line to the channel, and a large
+//! file is fed at the pace the connection sends, never buffered whole. At end of
+//! input the client sends QUIT after every line and waits (briefly) for the server
+//! to close, which proves everything before it was processed. A line that could not
+//! be sent makes the exit status non-zero, with a count on stderr. After `/join`
+//! the next line waits for the server's answer, so it goes to the joined channel.
 //!
 //! Conversation (messages, actions, notices, joins and parts) goes to `out`; errors,
 //! hints and connection trouble go to `err`; server chatter such as the MOTD only to
@@ -20,10 +22,12 @@ use tokio::io::{AsyncBufRead, Lines};
 use tokio::time::{Instant, sleep_until};
 
 use crate::client::{Change, Client};
-use crate::connection::{self, ConnectConfig};
+use crate::connection::{self, ConnEvent, ConnectConfig, Refusal, ToConn};
 use crate::state::{Line, LineKind, SERVER_BUFFER, Stamp};
 
-/// How long after QUIT (or a signal) we wait for the connection to close.
+/// How long we wait for the connection to close once everything, QUIT included,
+/// was written (the connection itself waits up to 3 s for the server to close), and
+/// after a signal.
 const QUIT_GRACE: Duration = Duration::from_secs(5);
 
 /// Why line mode ended badly.
@@ -36,9 +40,29 @@ pub enum LineModeError {
     /// Writing the output failed (other than a closed pipe, which is a normal end).
     #[error("cannot write output: {0}")]
     Output(#[from] io::Error),
+    /// The server refused us in a way retrying will not fix; the message says what
+    /// to do.
+    #[error("{0}")]
+    Refused(String),
+    /// Some lines never reached the server.
+    #[error("{count} line{} not sent ({why})", if *count == 1 { " was" } else { "s were" })]
+    Unsent {
+        /// How many lines (input lines, and lines the client made such as JOIN).
+        count: usize,
+        /// What stopped them, in words.
+        why: &'static str,
+    },
 }
 
 /// Runs line mode until end of input, `/quit`, a signal or a closed output.
+///
+/// Every input line is sent before the client leaves, however long pacing takes:
+/// the next input line is read only once the connection has written everything
+/// handed to it (it reports each line as [`ConnEvent::Sent`] or
+/// [`ConnEvent::Unsent`]), and the QUIT at end of input goes out after them. Only
+/// then does a deadline ([`QUIT_GRACE`]) apply. Lines that could not be sent (the
+/// connection dropped under them, or a signal stopped the client first) are
+/// counted and returned as [`LineModeError::Unsent`].
 ///
 /// `clock` gives the time of day for new lines; `shutdown` resolves on Ctrl+C or
 /// SIGTERM (the caller decides which signals count).
@@ -59,25 +83,57 @@ where
     let (to_conn, mut events, task) = connection::spawn(connect);
     let mut ready = false;
     let mut input_done = false;
+    // The QUIT is queued: read no more input.
+    let mut quitting = false;
+    // Leave at this time whatever is still on its way.
     let mut quit_by: Option<Instant> = None;
+    // Lines handed to the connection, and those it reported sent or unsent.
+    let mut handed = 0usize;
+    let mut settled = 0usize;
+    let mut unsent = 0usize;
     tokio::pin!(shutdown);
     let mut shutdown_seen = false;
     let result = loop {
+        let in_flight = handed - settled;
+        if quitting && quit_by.is_none() && in_flight == 0 && !client.has_outgoing() {
+            quit_by = Some(Instant::now() + QUIT_GRACE);
+        }
         let deadline = quit_by.unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400));
+        let may_read = ready
+            && client.is_registered()
+            && !client.is_settling()
+            && in_flight == 0
+            && !client.has_outgoing()
+            && !input_done
+            && !quitting;
         let changes = tokio::select! {
             event = events.recv() => match event {
+                Some(ConnEvent::Sent) => {
+                    settled += 1;
+                    continue;
+                }
+                Some(ConnEvent::Unsent) => {
+                    settled += 1;
+                    unsent += 1;
+                    continue;
+                }
                 Some(event) => client.handle(event, clock()),
                 None => break Ok(()),
             },
             permit = to_conn.reserve(), if client.has_outgoing() => {
                 match (permit, client.pop_outgoing()) {
-                    (Ok(permit), Some(message)) => permit.send(message),
+                    (Ok(permit), Some(message)) => {
+                        if matches!(message, ToConn::Line { .. }) {
+                            handed += 1;
+                        }
+                        permit.send(message);
+                    }
                     (Err(_), _) => break Ok(()),
                     (Ok(_), None) => {}
                 }
                 continue;
             }
-            line = input.next_line(), if ready && !input_done && quit_by.is_none() && !client.has_outgoing() => {
+            line = input.next_line(), if may_read => {
                 match line {
                     Ok(Some(text)) => client.input(&text, clock()),
                     Ok(None) | Err(_) => {
@@ -88,24 +144,31 @@ where
             }
             () = &mut shutdown, if !shutdown_seen => {
                 shutdown_seen = true;
+                // A signal means now: what is still on its way gets a short grace.
+                quit_by = Some(Instant::now() + QUIT_GRACE);
                 client.quit(None)
             }
             () = sleep_until(deadline), if quit_by.is_some() => break Ok(()),
         };
         match show(&client, changes, &mut out, &mut err) {
             Ok(Shown::Fatal(message)) => break Err(LineModeError::Connect(message)),
+            Ok(Shown::Refused(refusal, reason)) => {
+                break Err(LineModeError::Refused(advice(refusal, &reason)));
+            }
             Ok(Shown::Closed) => break Ok(()),
             Ok(Shown::Ready) => ready = true,
-            Ok(Shown::Quit) => {
-                quit_by.get_or_insert_with(|| Instant::now() + QUIT_GRACE);
-            }
+            Ok(Shown::Quit) => quitting = true,
             Ok(Shown::Nothing) => {}
             Err(error) if error.kind() == io::ErrorKind::BrokenPipe => {
                 // Nobody reads our output any more: leave politely.
                 client.quit(None);
-                quit_by.get_or_insert_with(|| Instant::now() + QUIT_GRACE);
+                quitting = true;
             }
             Err(error) => break Err(error.into()),
+        }
+        if !client.is_registered() {
+            // Disconnected: wait for the rejoin before reading more input.
+            ready = false;
         }
     };
     drop(to_conn);
@@ -115,7 +178,35 @@ where
     {
         tracing::warn!("connection task did not stop in time");
     }
-    result
+    // Reports the connection made before it stopped still count.
+    while let Ok(event) = events.try_recv() {
+        match event {
+            ConnEvent::Sent => settled += 1,
+            ConnEvent::Unsent => {
+                settled += 1;
+                unsent += 1;
+            }
+            _ => {}
+        }
+    }
+    let dropped = unsent;
+    let stopped = handed - settled + client.pending_lines();
+    match result {
+        Ok(()) if dropped + stopped > 0 => {
+            let why = if stopped == 0 {
+                "the connection dropped before they went out"
+            } else {
+                "the client stopped before they went out"
+            };
+            let error = LineModeError::Unsent {
+                count: dropped + stopped,
+                why,
+            };
+            tracing::error!("{error}");
+            Err(error)
+        }
+        other => other,
+    }
 }
 
 /// What a batch of changes means for the loop.
@@ -125,6 +216,20 @@ enum Shown {
     Quit,
     Closed,
     Fatal(String),
+    Refused(Refusal, String),
+}
+
+/// What a refusal means for someone running `chat-client` from a shell.
+fn advice(refusal: Refusal, reason: &str) -> String {
+    match refusal {
+        Refusal::Password => format!(
+            "the server refused the password ({reason}): give the right one with --password or PALAVER_PASSWORD"
+        ),
+        Refusal::Full => {
+            format!("the server takes no more connections ({reason}): try again later")
+        }
+        _ => format!("the server refused the connection ({reason}): retrying will not help"),
+    }
 }
 
 fn show(
@@ -137,6 +242,14 @@ fn show(
     // One event can add the same error to several buffers (a disconnect is noted in
     // every channel); line mode has one stream, so it says it once.
     let mut last_error: Option<String> = None;
+    // A refusal is the exit message; the lines saying the same in every buffer
+    // are for the full-screen UI.
+    if let Some((refusal, reason)) = changes.iter().find_map(|c| match c {
+        Change::Refused { refusal, reason } => Some((*refusal, reason.clone())),
+        _ => None,
+    }) {
+        return Ok(Shown::Refused(refusal, reason));
+    }
     let server_name = &client.state().buffers[SERVER_BUFFER].name;
     for change in changes {
         match change {
@@ -162,6 +275,7 @@ fn show(
             Change::Quit => shown = Shown::Quit,
             Change::Closed => return Ok(Shown::Closed),
             Change::Fatal(message) => return Ok(Shown::Fatal(message)),
+            Change::Refused { refusal, reason } => return Ok(Shown::Refused(refusal, reason)),
             Change::Status | Change::Buffers => {}
         }
     }

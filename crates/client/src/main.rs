@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use clap::Parser;
-use palaver_client::{Client, ClientConfig, ConnectConfig, line_mode, tui};
+use palaver_client::{Client, ClientConfig, ConnectConfig, commands, line_mode, tui};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tracing_subscriber::EnvFilter;
 
@@ -159,14 +159,13 @@ fn channels(given: &[String]) -> anyhow::Result<Vec<String>> {
         .collect()
 }
 
+/// Checks a nick before connecting, against the usual length (the server's own
+/// NICKLEN is not known yet; `/nick` checks against it later).
 fn checked_nick(nick: String) -> anyhow::Result<String> {
     let nick = nick.trim().to_owned();
-    if palaver_proto::validate::is_valid_nick(&nick, 64) {
-        Ok(nick)
-    } else {
-        bail!(
-            "{nick:?} cannot be a nickname: use letters, digits and -[]\\`^{{}}|_, not starting with a digit or -"
-        )
+    match commands::nick_problem(&nick, commands::DEFAULT_NICKLEN) {
+        None => Ok(nick),
+        Some(problem) => bail!("{problem}"),
     }
 }
 

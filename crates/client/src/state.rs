@@ -75,6 +75,18 @@ impl std::fmt::Display for Stamp {
     }
 }
 
+/// Whether one of our own messages reached its target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Delivery {
+    /// Sent, and nothing says otherwise (also every line that is not ours).
+    #[default]
+    Sent,
+    /// Sent; with `echo-message` the server's copy has not come back yet.
+    Pending,
+    /// The server refused it (`404` under `+m`/`+n` or a ban, `401` no such nick).
+    Failed,
+}
+
 /// One line of scrollback.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Line {
@@ -90,6 +102,8 @@ pub struct Line {
     pub highlight: bool,
     /// We sent it ourselves (line mode does not echo these).
     pub own: bool,
+    /// For our own messages: whether the server took them.
+    pub delivery: Delivery,
 }
 
 impl Line {
@@ -102,6 +116,7 @@ impl Line {
             text: text.into(),
             highlight: false,
             own: false,
+            delivery: Delivery::Sent,
         }
     }
 
@@ -109,13 +124,18 @@ impl Line {
     /// `-nick- text`, `* event` or `! error`. Line mode prints this after `[HH:MM] `.
     pub fn plain(&self) -> String {
         let nick = self.nick.as_deref().unwrap_or("*");
-        match self.kind {
+        let text = match self.kind {
             LineKind::Message => format!("<{nick}> {}", self.text),
             LineKind::Action => format!("* {nick} {}", self.text),
             LineKind::Notice => format!("-{nick}- {}", self.text),
             LineKind::Event => format!("* {}", self.text),
             LineKind::Info => format!("- {}", self.text),
             LineKind::Error => format!("! {}", self.text),
+        };
+        if self.delivery == Delivery::Failed {
+            text + " [not delivered]"
+        } else {
+            text
         }
     }
 }
@@ -210,6 +230,11 @@ pub enum ConnState {
         /// The backoff before the next attempt.
         retry_in: Duration,
     },
+    /// The server refused us for good; nothing happens until `/reconnect`.
+    Stopped {
+        /// The server's words.
+        reason: String,
+    },
     /// We quit; no reconnect will follow.
     Closed,
 }
@@ -224,6 +249,7 @@ impl ConnState {
             Self::Disconnected { retry_in, .. } => {
                 format!("disconnected, retry in {}s", retry_in.as_secs().max(1))
             }
+            Self::Stopped { .. } => "refused, /reconnect to retry".to_owned(),
             Self::Closed => "closed".to_owned(),
         }
     }
@@ -248,6 +274,8 @@ pub struct State {
     pub prefixes: Vec<(char, char)>,
     /// Characters that start a channel name (ISUPPORT `CHANTYPES`).
     pub chantypes: String,
+    /// The longest nick the server accepts (ISUPPORT `NICKLEN`, a default before).
+    pub nicklen: usize,
     /// The buffers in tab order; index [`SERVER_BUFFER`] is the server buffer.
     pub buffers: Vec<Buffer>,
     /// The buffer shown and typed into.
@@ -267,6 +295,7 @@ impl State {
             casemapping,
             prefixes: vec![('o', '@'), ('v', '+')],
             chantypes: "#&".to_owned(),
+            nicklen: crate::commands::DEFAULT_NICKLEN,
             buffers: vec![Buffer::new(casemapping, "*server*", BufferKind::Server)],
             active: SERVER_BUFFER,
         }

@@ -52,6 +52,11 @@ impl Proc {
         }
     }
 
+    /// The client's log file so far (complete once the process has exited).
+    fn log(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("client.log")).unwrap_or_default()
+    }
+
     async fn write(&mut self, text: &str) {
         let stdin = self.child.stdin.as_mut().expect("stdin open");
         stdin.write_all(text.as_bytes()).await.expect("write stdin");
@@ -63,7 +68,13 @@ impl Proc {
     }
 
     /// Waits for exit; returns the status code and everything on stderr.
-    async fn finish(mut self) -> (Option<i32>, String) {
+    async fn finish(self) -> (Option<i32>, String) {
+        let (code, stderr, _) = self.finish_with_log().await;
+        (code, stderr)
+    }
+
+    /// Waits for exit; returns the status code, stderr and the log file.
+    async fn finish_with_log(mut self) -> (Option<i32>, String, String) {
         let mut stderr = self.child.stderr.take().expect("stderr");
         let status = tokio::time::timeout(TIMEOUT, self.child.wait())
             .await
@@ -71,7 +82,7 @@ impl Proc {
             .expect("wait");
         let mut text = String::new();
         let _ = tokio::io::AsyncReadExt::read_to_string(&mut stderr, &mut text).await;
-        (status.code(), text)
+        (status.code(), text, self.log())
     }
 }
 
@@ -184,4 +195,102 @@ async fn a_bad_nick_is_refused_before_connecting() {
     let (code, stderr) = client.finish().await;
     assert_eq!(code, Some(1));
     assert!(stderr.contains("cannot be a nickname"), "{stderr}");
+}
+
+/// Issue 12, bug 1: with the server's default flood pacing, 30 piped lines take
+/// longer than the old fixed grace after end of input; every one must arrive, in
+/// order, before the client exits 0.
+#[tokio::test]
+async fn issue_12_every_piped_line_is_sent_at_the_servers_pace_before_exit() {
+    let mut config = palaver_test_support::test_config();
+    config.limits.flood = Some(palaver_server::FloodLimit::default());
+    let server = TestServer::with_config(config).await;
+    let mut watcher = server.client("watcher").await;
+    watcher.send("JOIN #lobby").await;
+    watcher.expect_command("366").await;
+
+    let port = server.addr.port().to_string();
+    let mut bot = Proc::spawn(&["127.0.0.1", &port, "--nick", "bot2"]);
+    let input: String = (1..=30).map(|i| format!("msg {i}\n")).collect();
+    bot.write(&input).await;
+    bot.close_stdin();
+    for i in 1..=30 {
+        let line = watcher.expect_command("PRIVMSG").await;
+        assert_eq!(
+            (line.source_nick(), line.param(0), line.last()),
+            ("bot2".into(), "#lobby".into(), format!("msg {i}")),
+        );
+    }
+    watcher.expect_command("QUIT").await;
+    let (code, stderr) = bot.finish().await;
+    assert_eq!(code, Some(0), "stderr: {stderr}");
+}
+
+/// Issue 12, bug 2: a missing or wrong server password is told once, with what to
+/// do, and the client exits 1 after one attempt instead of reconnecting forever.
+#[tokio::test]
+async fn issue_12_a_refused_password_exits_non_zero_after_one_attempt() {
+    let mut config = palaver_test_support::test_config();
+    config.password = Some("sesame".to_owned());
+    let server = TestServer::with_config(config).await;
+    let port = server.addr.port().to_string();
+    for extra in [&[][..], &["--password", "wrong"][..]] {
+        let started = std::time::Instant::now();
+        let mut args = vec!["127.0.0.1", port.as_str(), "--nick", "locked"];
+        args.extend_from_slice(extra);
+        let client = Proc::spawn(&args);
+        let (code, stderr, log) = client.finish_with_log().await;
+        assert_eq!(code, Some(1), "{extra:?}: {stderr}");
+        assert_eq!(
+            stderr.trim(),
+            "chat-client: the server refused the password (Bad password): give the right one with --password or PALAVER_PASSWORD",
+            "{extra:?}"
+        );
+        assert_eq!(log.matches("connected to").count(), 1, "{extra:?}: {log}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    }
+}
+
+/// Issue 12, bug 3: text after `/join` goes to the joined channel, even when it
+/// is read before the server has answered the JOIN.
+#[tokio::test]
+async fn issue_12_text_after_join_goes_to_the_joined_channel() {
+    let server = TestServer::start().await;
+    let mut watcher = server.client("watcher").await;
+    watcher.send("JOIN #dev").await;
+    watcher.expect_command("366").await;
+
+    let port = server.addr.port().to_string();
+    let mut x = Proc::spawn(&["127.0.0.1", &port, "--nick", "x"]);
+    x.write("/join #dev\nhello\n").await;
+    x.close_stdin();
+    let joined = watcher.expect_command("JOIN").await;
+    assert_eq!(joined.source_nick(), "x");
+    let said = watcher.expect(|l| l.command() != "JOIN").await;
+    assert_eq!(
+        (said.command(), said.param(0), said.last()),
+        ("PRIVMSG", "#dev".to_owned(), "hello".to_owned()),
+        "{said:?}"
+    );
+    let (code, stderr) = x.finish().await;
+    assert_eq!(code, Some(0), "stderr: {stderr}");
+}
+
+/// Issue 12, bug 8: a 42-character name typed at the `username:` prompt is refused
+/// locally with the reason, before any connection, instead of by the server.
+#[tokio::test]
+async fn issue_12_an_overlong_username_is_refused_locally() {
+    let server = TestServer::start().await;
+    let port = server.addr.port().to_string();
+    let mut client = Proc::spawn(&["127.0.0.1", &port]);
+    let long = "a".repeat(42);
+    client.write(&format!("{long}\nhello\n")).await;
+    client.close_stdin();
+    let (code, stderr, log) = client.finish_with_log().await;
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("is too long for a nickname: at most 30 characters here (it has 42)"),
+        "{stderr}"
+    );
+    assert_eq!(log.matches("connected to").count(), 0, "{log}");
 }

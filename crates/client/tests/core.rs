@@ -89,6 +89,7 @@ fn fast(addr: std::net::SocketAddr) -> ConnectConfig {
     let mut config = ConnectConfig::new(addr.ip().to_string(), addr.port());
     config.backoff_initial = Duration::from_millis(20);
     config.backoff_max = Duration::from_millis(80);
+    config.jitter = 0.0;
     config
 }
 
@@ -278,4 +279,120 @@ async fn the_local_port_is_used_and_a_quit_while_disconnected_ends_at_once() {
     h.client.quit(None);
     // The 30 s backoff does not delay the quit.
     h.until_change(|c| *c == Change::Closed).await;
+}
+
+/// Issue 12, bug 2, in the UI's terms: a refused password stops the retries (no
+/// second connection without `/reconnect`), and `/password` then `/reconnect` gets in.
+#[tokio::test]
+async fn issue_12_a_refused_password_waits_for_password_and_reconnect() {
+    let mut config = palaver_test_support::test_config();
+    config.password = Some("sesame".to_owned());
+    let server = TestServer::with_config(config).await;
+    let mut h = Harness::start(fast(server.addr), "pw");
+    let events = h
+        .until_change(|c| matches!(c, Change::Refused { .. }))
+        .await;
+    let connects = |events: &[ConnEvent]| {
+        events
+            .iter()
+            .filter(|e| matches!(e, ConnEvent::Connected { .. }))
+            .count()
+    };
+    assert_eq!(connects(&events), 1);
+    assert!(matches!(
+        h.client.state().conn,
+        palaver_client::state::ConnState::Stopped { .. }
+    ));
+    let told = h.client.state().buffers[0]
+        .lines
+        .iter()
+        .filter(|l| l.text.contains("/password"))
+        .count();
+    assert_eq!(told, 1, "told once");
+    h.client.input("/password sesame", NOW);
+    h.client.input("/reconnect", NOW);
+    let events = h.until_change(|c| *c == Change::Ready).await;
+    assert_eq!(
+        connects(&events),
+        1,
+        "exactly one new connection: {events:#?}"
+    );
+}
+
+/// Issue 12, bug 4: a message the server refuses (`404` under `+m`) is marked not
+/// delivered; once voiced, the next one comes back through echo-message and is
+/// marked delivered.
+#[tokio::test]
+async fn issue_12_a_refused_message_is_marked_not_delivered() {
+    use palaver_client::state::Delivery;
+    let server = TestServer::start().await;
+    let mut op = server.client("op").await;
+    op.send("JOIN #quiet").await;
+    op.expect_command("366").await;
+    op.send("MODE #quiet +m").await;
+    op.expect_command("MODE").await;
+
+    let mut h = Harness::start(fast(server.addr), "mute");
+    h.until_change(|c| *c == Change::Ready).await;
+    h.client.input("/join #quiet", NOW);
+    let in_quiet = |text: &'static str| move |c: &Change| matches!(c, Change::Line { buffer, line, .. } if buffer == "#quiet" && line.text.contains(text));
+    h.until_change(in_quiet("mute has joined")).await;
+    h.client.input("hello", NOW);
+    h.until_change(|c| matches!(c, Change::Line { line, .. } if line.text.contains("Cannot send")))
+        .await;
+    let own = |h: &Harness, text: &str| -> Vec<Delivery> {
+        let index = h.client.state().find("#quiet").expect("#quiet");
+        h.client.state().buffers[index]
+            .lines
+            .iter()
+            .filter(|l| l.own && l.text == text)
+            .map(|l| l.delivery)
+            .collect()
+    };
+    assert_eq!(own(&h, "hello"), [Delivery::Failed]);
+
+    op.send("MODE #quiet +v mute").await;
+    h.until_change(in_quiet("sets mode +v mute")).await;
+    h.client.input("again", NOW);
+    assert_eq!(own(&h, "again"), [Delivery::Pending]);
+    h.until_change(|c| *c == Change::Buffers).await;
+    assert_eq!(own(&h, "again"), [Delivery::Sent], "echoed once, not twice");
+    assert_eq!(own(&h, "hello"), [Delivery::Failed]);
+    let heard = op.expect_command("PRIVMSG").await;
+    assert_eq!(heard.last(), "again");
+}
+
+/// Issue 12, bug 6: when the server goes away, its reason ("Server shutting down",
+/// from its ERROR line) is the disconnect reason, shown in every buffer.
+#[tokio::test]
+async fn issue_12_the_servers_reason_reaches_every_buffer() {
+    let server = TestServer::start().await;
+    let mut peer = server.client("peer").await;
+    let mut h = Harness::start(fast(server.addr), "reader");
+    h.until_change(|c| *c == Change::Ready).await;
+    peer.send("PRIVMSG reader :psst").await;
+    h.until_change(|c| matches!(c, Change::Line { buffer, .. } if buffer == "peer"))
+        .await;
+    let pump = tokio::spawn(async move {
+        let events = h
+            .until(|event, _| matches!(event, ConnEvent::Disconnected { .. }))
+            .await;
+        (h, events)
+    });
+    drop(peer);
+    server.shutdown().await;
+    let (h, events) = pump.await.expect("pump");
+    let reason = events.iter().find_map(|e| match e {
+        ConnEvent::Disconnected { reason, .. } => Some(reason.clone()),
+        _ => None,
+    });
+    assert_eq!(reason.as_deref(), Some("Server shutting down"));
+    for buffer in &h.client.state().buffers {
+        let last = buffer.lines.back().map(|l| l.text.as_str()).unwrap_or("");
+        assert!(
+            last.starts_with("Disconnected: Server shutting down; reconnecting in"),
+            "{}: {last}",
+            buffer.name
+        );
+    }
 }

@@ -148,3 +148,80 @@ fn tab_completion_offers_nicks_commands_and_channels() {
     assert_eq!(candidates(state, "#r", false), ["#rust"]);
     assert_eq!(candidates(state, "a", false), ["alice"]);
 }
+
+/// Issue 12, bug 6: while disconnected the status line counts down to the next
+/// attempt (the loop sets `retry_left` and redraws every second).
+#[test]
+fn issue_12_status_line_counts_down_to_the_retry() {
+    let mut client = conversation();
+    client.handle(
+        ConnEvent::Disconnected {
+            reason: "Server shutting down".into(),
+            retry_in: Duration::from_secs(4),
+        },
+        at(9, 7),
+    );
+    let status = |left: Duration| {
+        let view = View {
+            retry_left: Some(left),
+            ..View::default()
+        };
+        let terminal = draw(&client, &view);
+        let buffer = terminal.backend().buffer();
+        (0..80)
+            .map(|x| buffer[(x, 22)].symbol())
+            .collect::<String>()
+    };
+    assert!(status(Duration::from_secs(4)).contains("retry in 4s (/reconnect: now)"));
+    assert!(status(Duration::from_millis(2300)).contains("retry in 3s"));
+    assert!(status(Duration::from_millis(400)).contains("retry in 1s"));
+}
+
+/// Issue 12, bug 5: 13 buffers at 100 columns. The bar scrolls to keep the
+/// active buffer in view, says how many buffers are off each end, and colours
+/// the marker of the side where unread or mentioned ones are.
+#[test]
+fn issue_12_the_tab_bar_scrolls_to_the_active_buffer() {
+    let mut client = conversation();
+    let time = at(9, 10);
+    for i in 0..8 {
+        feed(
+            &mut client,
+            time,
+            &[&format!(":alice!a@h JOIN #channel-{i}")],
+        );
+    }
+    // A private message opens buffer 13, off screen while #lobby is active.
+    feed(
+        &mut client,
+        time,
+        &[":zed!z@h PRIVMSG alice :are you there?"],
+    );
+    assert_eq!(client.state().buffers.len(), 13);
+    client.input("/buffer 2", time);
+    let bar = |client: &Client| {
+        let mut terminal = Terminal::new(TestBackend::new(100, 24)).expect("terminal");
+        terminal
+            .draw(|frame| render(frame, client.state(), &View::default()))
+            .expect("draw");
+        let buffer = terminal.backend().buffer().clone();
+        let text: String = (0..100).map(|x| buffer[(x, 0)].symbol()).collect();
+        (text, buffer)
+    };
+    let (text, buffer) = bar(&client);
+    insta::assert_snapshot!("tabs_at_the_start", text);
+    // The right marker is red: a mention (zed's private message) is over there.
+    let marker = text.trim_end().len() - 1;
+    assert_eq!(buffer[(marker as u16, 0)].fg, Color::LightRed);
+
+    client.input("/buffer 12", time);
+    let (text, _) = bar(&client);
+    insta::assert_snapshot!("tabs_scrolled_to_buffer_12", text);
+    assert!(text.contains("12:#channel-7"), "{text}");
+    assert!(
+        client
+            .input("/buffer 14", time)
+            .iter()
+            .any(|c| matches!(c, palaver_client::Change::Line { line, .. } if line.text.contains("no buffer 14")))
+    );
+}

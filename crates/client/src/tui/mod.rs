@@ -79,11 +79,14 @@ pub async fn run(
     let mut view = View::default();
     let mut keys = EventStream::new();
     let mut quit_by: Option<Instant> = None;
+    // When the connection task retries after a drop: the status line counts down.
+    let mut retry_at: Option<Instant> = None;
     let mut dirty = true;
     tokio::pin!(shutdown);
     let mut shutdown_seen = false;
     loop {
         if dirty {
+            view.retry_left = retry_at.map(|at| at.saturating_duration_since(Instant::now()));
             let drawn = terminal.draw(|frame| render(frame, client.state(), &view));
             if drawn.is_err() && quit_by.is_none() {
                 // The terminal is gone: leave the way /quit does.
@@ -94,11 +97,33 @@ pub async fn run(
         }
         let height = terminal.size().map(|s| s.height).unwrap_or(24);
         let deadline = quit_by.unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400));
+        // The next whole second of the countdown, to redraw it.
+        let tick = retry_at.map(|at| {
+            let left = at.saturating_duration_since(Instant::now());
+            let part = Duration::from_millis((left.as_millis() % 1000) as u64);
+            Instant::now()
+                + if part.is_zero() {
+                    Duration::from_secs(1)
+                } else {
+                    part
+                }
+        });
         let changes = tokio::select! {
             event = events.recv() => match event {
-                Some(event) => client.handle(event, clock()),
+                Some(event) => {
+                    retry_at = match &event {
+                        ConnEvent::Disconnected { retry_in, .. } => Some(Instant::now() + *retry_in),
+                        ConnEvent::Sent | ConnEvent::Unsent | ConnEvent::Lag(_) => retry_at,
+                        _ => None,
+                    };
+                    client.handle(event, clock())
+                }
                 None => break,
             },
+            () = sleep_until(tick.unwrap_or(deadline)), if tick.is_some() => {
+                dirty = true;
+                continue;
+            }
             permit = to_conn.reserve(), if client.has_outgoing() => {
                 match (permit, client.pop_outgoing()) {
                     (Ok(permit), Some(message)) => permit.send(message),
@@ -162,7 +187,35 @@ fn handle_terminal_event(
     } = *key;
     let ctrl = modifiers.contains(KeyModifiers::CONTROL);
     let alt = modifiers.contains(KeyModifiers::ALT);
+    // Alt+J then a buffer number (two digits, or one and Enter), as in weechat.
+    if let Some(digits) = view.jump.as_mut() {
+        let number = match code {
+            KeyCode::Char(digit @ '0'..='9') if !alt && !ctrl => {
+                digits.push(digit);
+                if digits.len() < 2 {
+                    return Vec::new();
+                }
+                digits.parse::<usize>().ok()
+            }
+            KeyCode::Enter => digits.parse::<usize>().ok(),
+            _ => None,
+        };
+        view.jump = None;
+        if let Some(number) = number {
+            return match number.checked_sub(1) {
+                Some(index) => client.switch_to(index),
+                None => Vec::new(),
+            };
+        }
+        if matches!(code, KeyCode::Enter | KeyCode::Char('0'..='9')) {
+            return Vec::new();
+        }
+    }
     match code {
+        KeyCode::Char('j') if alt => {
+            view.jump = Some(String::new());
+            Vec::new()
+        }
         KeyCode::Char('c') | KeyCode::Char('d') if ctrl => {
             if code == KeyCode::Char('d') && !view.input.value().is_empty() {
                 view.input.handle_event(event);

@@ -18,7 +18,7 @@ use ratatui::text::{Line as TextLine, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 use unicode_width::UnicodeWidthChar;
 
-use crate::state::{Buffer, BufferKind, Line, LineKind, State};
+use crate::state::{Buffer, BufferKind, ConnState, Delivery, Line, LineKind, State};
 use crate::tui::input::InputLine;
 
 /// Width of the `HH:MM ` column; wrapped lines are indented by it.
@@ -35,6 +35,12 @@ pub struct View {
     /// The most rows the active buffer could scroll up at the last draw, when the
     /// draw reached its oldest line (so PageUp stops at the top).
     pub max_scroll: Cell<Option<usize>>,
+    /// While disconnected: the time left before the next attempt, as of this draw.
+    /// The loop that owns the clock sets it and redraws every second, so the
+    /// status line counts down; render itself reads no clock.
+    pub retry_left: Option<std::time::Duration>,
+    /// After Alt+J: the digits of the buffer number typed so far.
+    pub jump: Option<String>,
 }
 
 impl View {
@@ -86,7 +92,7 @@ pub fn render(frame: &mut Frame<'_>, state: &State, view: &View) {
     let buffer = state.active_buffer();
     render_tabs(frame, tabs, state);
     let scroll = render_body(frame, body, state, buffer, view);
-    render_status(frame, status, state, buffer, scroll);
+    render_status(frame, status, state, view, buffer, scroll);
     render_input(frame, input, buffer, &view.input);
 }
 
@@ -98,39 +104,117 @@ fn tab_name(buffer: &Buffer) -> &str {
     }
 }
 
-fn render_tabs(frame: &mut Frame<'_>, area: Rect, state: &State) {
-    let mut spans = Vec::new();
-    for (index, buffer) in state.buffers.iter().enumerate() {
-        let label = format!(" {}:{} ", index + 1, tab_name(buffer));
-        let style = if index == state.active {
-            Style::new().add_modifier(Modifier::REVERSED | Modifier::BOLD)
-        } else if buffer.mentions > 0 {
+/// One buffer's tab: its label and its unread or mention count.
+fn tab_spans(state: &State, index: usize, buffer: &Buffer) -> Vec<Span<'static>> {
+    let label = format!(" {}:{} ", index + 1, tab_name(buffer));
+    let style = if index == state.active {
+        Style::new().add_modifier(Modifier::REVERSED | Modifier::BOLD)
+    } else if buffer.mentions > 0 {
+        Style::new()
+            .fg(Color::LightRed)
+            .add_modifier(Modifier::BOLD)
+    } else if buffer.unread > 0 {
+        Style::new().fg(Color::Yellow)
+    } else if buffer.kind == BufferKind::Channel && !buffer.joined {
+        Style::new().fg(Color::DarkGray)
+    } else {
+        Style::new()
+    };
+    let mut spans = vec![Span::styled(label, style)];
+    if index != state.active && buffer.mentions > 0 {
+        spans.push(Span::styled(
+            format!("({})", buffer.mentions),
             Style::new()
                 .fg(Color::LightRed)
-                .add_modifier(Modifier::BOLD)
-        } else if buffer.unread > 0 {
-            Style::new().fg(Color::Yellow)
-        } else if buffer.kind == BufferKind::Channel && !buffer.joined {
-            Style::new().fg(Color::DarkGray)
-        } else {
-            Style::new()
-        };
-        spans.push(Span::styled(label, style));
-        if index != state.active && buffer.mentions > 0 {
-            spans.push(Span::styled(
-                format!("({})", buffer.mentions),
-                Style::new()
-                    .fg(Color::LightRed)
-                    .add_modifier(Modifier::BOLD),
-            ));
-        } else if index != state.active && buffer.unread > 0 {
-            spans.push(Span::styled(
-                format!("+{}", buffer.unread),
-                Style::new().fg(Color::Yellow),
-            ));
+                .add_modifier(Modifier::BOLD),
+        ));
+    } else if index != state.active && buffer.unread > 0 {
+        spans.push(Span::styled(
+            format!("+{}", buffer.unread),
+            Style::new().fg(Color::Yellow),
+        ));
+    }
+    spans
+}
+
+fn spans_width(spans: &[Span<'_>]) -> usize {
+    spans.iter().map(|s| text_width(&s.content)).sum()
+}
+
+/// The marker for `hidden` buffers off one end of the tab bar: how many, coloured
+/// like the most urgent of them (a mention, then unread lines).
+fn more_marker(hidden: &[Buffer], left: bool) -> Span<'static> {
+    let count = hidden.len();
+    let text = if left {
+        format!("<{count} ")
+    } else {
+        format!(" {count}>")
+    };
+    let style = if hidden.iter().any(|b| b.mentions > 0) {
+        Style::new()
+            .fg(Color::LightRed)
+            .add_modifier(Modifier::BOLD)
+    } else if hidden.iter().any(|b| b.unread > 0) {
+        Style::new().fg(Color::Yellow)
+    } else {
+        Style::new().fg(Color::DarkGray)
+    };
+    Span::styled(text, style)
+}
+
+/// The tab bar. When the tabs do not fit, it shows a window of them that always
+/// contains the active one, with `<N` and `N>` for the buffers off each end
+/// (coloured when one of those has unread lines or mentions).
+fn render_tabs(frame: &mut Frame<'_>, area: Rect, state: &State) {
+    let tabs: Vec<Vec<Span<'static>>> = state
+        .buffers
+        .iter()
+        .enumerate()
+        .map(|(index, buffer)| tab_spans(state, index, buffer))
+        .collect();
+    let widths: Vec<usize> = tabs.iter().map(|t| spans_width(t)).collect();
+    let room = usize::from(area.width);
+    let active = state.active.min(tabs.len().saturating_sub(1));
+    let (mut first, mut end) = (0, tabs.len());
+    if widths.iter().sum::<usize>() > room {
+        // Room for both markers (" 99>" and "<99 "), then grow the window from the
+        // active tab: rightwards first, so new buffers are seen, then leftwards.
+        let markers = 8;
+        let budget = room.saturating_sub(markers);
+        (first, end) = (active, active + 1);
+        let mut used = widths[active];
+        loop {
+            if end < tabs.len() && used + widths[end] <= budget {
+                used += widths[end];
+                end += 1;
+            } else if first > 0 && used + widths[first - 1] <= budget {
+                first -= 1;
+                used += widths[first];
+            } else {
+                break;
+            }
         }
     }
+    let mut spans = Vec::new();
+    if first > 0 {
+        spans.push(more_marker(&state.buffers[..first], true));
+    }
+    for tab in &tabs[first..end] {
+        spans.extend(tab.iter().cloned());
+    }
+    if end < tabs.len() {
+        let used = spans_width(&spans);
+        let marker = more_marker(&state.buffers[end..], false);
+        // Right-align the marker so it is seen at the edge.
+        let pad = room.saturating_sub(used + text_width(&marker.content));
+        spans.push(Span::raw(" ".repeat(pad)));
+        spans.push(marker);
+    }
     frame.render_widget(Paragraph::new(TextLine::from(spans)), area);
+}
+
+fn text_width(text: &str) -> usize {
+    text.chars().map(|c| c.width().unwrap_or(0)).sum()
 }
 
 /// Draws the topic, messages and nick list; returns the rows scrolled up as shown.
@@ -252,6 +336,12 @@ fn line_spans(state: &State, line: &Line) -> Vec<Span<'static>> {
             Style::new().fg(Color::LightRed),
         )),
     }
+    if line.delivery == Delivery::Failed {
+        spans.push(Span::styled(
+            " [not delivered]",
+            Style::new().fg(Color::LightRed),
+        ));
+    }
     spans
 }
 
@@ -352,7 +442,14 @@ fn render_nicks(frame: &mut Frame<'_>, area: Rect, state: &State, buffer: &Buffe
     frame.render_widget(Paragraph::new(lines).block(block), area);
 }
 
-fn render_status(frame: &mut Frame<'_>, area: Rect, state: &State, buffer: &Buffer, scroll: usize) {
+fn render_status(
+    frame: &mut Frame<'_>,
+    area: Rect,
+    state: &State,
+    view: &View,
+    buffer: &Buffer,
+    scroll: usize,
+) {
     let mut parts = vec![
         format!(
             " {}{} @ {}",
@@ -360,7 +457,14 @@ fn render_status(frame: &mut Frame<'_>, area: Rect, state: &State, buffer: &Buff
             if state.away { " (away)" } else { "" },
             state.server
         ),
-        state.conn.label(),
+        match (&state.conn, view.retry_left) {
+            (ConnState::Disconnected { .. }, Some(left)) => {
+                // Round up: "retry in 0s" would claim the attempt already began.
+                let secs = left.as_millis().div_ceil(1000);
+                format!("disconnected, retry in {secs}s (/reconnect: now)")
+            }
+            (conn, _) => conn.label(),
+        },
     ];
     if let Some(lag) = state.lag {
         parts.push(format!("lag {}ms", lag.as_millis()));
