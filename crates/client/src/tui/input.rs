@@ -65,12 +65,16 @@ impl InputLine {
         self.input.handle(request);
     }
 
-    /// Takes the line for sending, remembering it in the history.
+    /// Takes the line for sending, remembering it in the history unless it carries
+    /// a password.
     pub fn submit(&mut self) -> String {
         let text = self.input.value_and_reset();
         self.browsing = None;
         self.completion = None;
-        if !text.trim().is_empty() && self.history.front() != Some(&text) {
+        if !text.trim().is_empty()
+            && self.history.front() != Some(&text)
+            && !crate::commands::carries_secret(&text)
+        {
             if self.history.len() >= MAX_HISTORY {
                 self.history.pop_back();
             }
@@ -220,6 +224,29 @@ mod tests {
         input.history_down();
         input.history_down();
         assert_eq!(input.value(), "draft");
+    }
+
+    #[test]
+    fn passwords_stay_out_of_the_history() {
+        let mut input = typed("hello");
+        input.submit();
+        for secret in [
+            "/password hunter2",
+            "/PASS hunter2",
+            "/quote OPER admin hunter2",
+        ] {
+            input.set(secret);
+            assert_eq!(input.submit(), secret);
+        }
+        input.history_up();
+        assert_eq!(input.value(), "hello");
+        input.history_up();
+        assert_eq!(input.value(), "hello");
+        // Clearing the password carries no secret, and is remembered.
+        input.set("/password");
+        input.submit();
+        input.history_up();
+        assert_eq!(input.value(), "/password");
     }
 
     #[test]
