@@ -90,6 +90,9 @@ pub trait Store: Send + Sync + 'static {
     /// world locked. A full queue is refused ([`crate::AppendError::Full`]) with the
     /// message handed back, so the caller sees backpressure and chooses (retry after
     /// the next commit, or deliver without history).
+    // The error is large because it hands the message back; boxing it would allocate
+    // on the hot path exactly when the store is overloaded.
+    #[allow(clippy::result_large_err)]
     fn append(&self, message: HistoryMessage) -> Result<u64, AppendRejected>;
 
     /// The committed watermark: all work with a sequence number `<= committed()` is

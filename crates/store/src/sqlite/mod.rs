@@ -619,6 +619,7 @@ impl Store for SqliteStore {
         self.read("channels", |conn| sql::channels(conn, None))
     }
 
+    #[allow(clippy::result_large_err)] // Hands the message back; see the trait.
     fn append(&self, message: HistoryMessage) -> Result<u64, AppendRejected> {
         self.queue.append(message)
     }
@@ -713,10 +714,10 @@ impl Store for SqliteStore {
             let (lo, hi) = (from.min(to).0, from.max(to).0);
             let mut found: Vec<(i64, String)> = Vec::new();
             for channel in &scope.channels {
-                if let Some(latest) = sql::target_latest(conn, channel).map_err(&fail)? {
-                    if (lo..=hi).contains(&latest) {
-                        found.push((latest, channel.clone()));
-                    }
+                if let Some(latest) = sql::target_latest(conn, channel).map_err(&fail)?
+                    && (lo..=hi).contains(&latest)
+                {
+                    found.push((latest, channel.clone()));
                 }
             }
             for party in &scope.parties {

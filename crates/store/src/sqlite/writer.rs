@@ -110,6 +110,7 @@ impl Queue {
     }
 
     /// Queues an append; see [`crate::Store::append`].
+    #[allow(clippy::result_large_err)] // Hands the message back; see the trait.
     pub(crate) fn append(&self, message: HistoryMessage) -> Result<u64, AppendRejected> {
         let mut state = self.lock();
         let reason = if state.closed {
