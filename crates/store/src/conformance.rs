@@ -162,7 +162,10 @@ where
     let mut alice = account("Alice");
     alice.email = Some("alice@example.org".into());
     store.create_account(alice.clone()).await.expect("create");
-    assert_eq!(store.account("alice").await.expect("get"), Some(alice.clone()));
+    assert_eq!(
+        store.account("alice").await.expect("get"),
+        Some(alice.clone())
+    );
 
     let update = PasswordUpdate {
         password_hash: "$argon2id$new".into(),
@@ -229,7 +232,10 @@ where
     store.delete_account("bob").await.expect("delete");
     assert_eq!(store.read_marker("bob", &target).await.expect("get"), None);
     // The store still works after a refused write in the same batch.
-    store.create_account(account("carol")).await.expect("create");
+    store
+        .create_account(account("carol"))
+        .await
+        .expect("create");
 }
 
 /// Channel registrations: register, read back (topic, modes, lists, access),
@@ -258,7 +264,13 @@ where
 
     let dup = store.register_channel(channel("#a", "mallory")).await;
     assert!(
-        matches!(dup, Err(StoreError::AlreadyExists { what: "channel", .. })),
+        matches!(
+            dup,
+            Err(StoreError::AlreadyExists {
+                what: "channel",
+                ..
+            })
+        ),
         "{dup:?}"
     );
 
@@ -272,10 +284,7 @@ where
         account: "alice".into(),
         level: 50,
     }];
-    store
-        .update_channel(changed.clone())
-        .await
-        .expect("update");
+    store.update_channel(changed.clone()).await.expect("update");
     assert_eq!(
         store.channel("#a").await.expect("get"),
         Some(changed.clone())
@@ -337,17 +346,18 @@ where
             } else {
                 String::new()
             },
-            text: if i == 3 { String::new() } else { format!("text ü {i}") },
+            text: if i == 3 {
+                String::new()
+            } else {
+                format!("text ü {i}")
+            },
         })
         .collect();
     append_all(&*store, &messages).await;
     let got = store.latest(&target, None, 100).await.expect("latest");
     assert_eq!(got, messages);
 
-    let private = TargetKey::private(
-        &Party::Account("zed".into()),
-        &Party::Account("amy".into()),
-    );
+    let private = TargetKey::private(&Party::Account("zed".into()), &Party::Account("amy".into()));
     assert_eq!(
         private,
         TargetKey::private(&Party::Account("amy".into()), &Party::Account("zed".into()))
@@ -412,9 +422,21 @@ where
         .await
         .expect("latest after time");
     assert_eq!(ids(&got), ids(&m[11..]));
-    assert!(store.latest(&target, None, 0).await.expect("zero").is_empty());
+    assert!(
+        store
+            .latest(&target, None, 0)
+            .await
+            .expect("zero")
+            .is_empty()
+    );
     let other = TargetKey::channel("#empty");
-    assert!(store.latest(&other, None, 10).await.expect("none").is_empty());
+    assert!(
+        store
+            .latest(&other, None, 10)
+            .await
+            .expect("none")
+            .is_empty()
+    );
 }
 
 /// BEFORE and AFTER, by msgid and by timestamp, exclusive of the reference.
@@ -446,9 +468,15 @@ where
         .await
         .expect("after time");
     assert_eq!(ids(&got), ids(&m[11..14]));
-    let got = store.after(&target, by_id(18), 10).await.expect("after end");
+    let got = store
+        .after(&target, by_id(18), 10)
+        .await
+        .expect("after end");
     assert_eq!(ids(&got), ids(&m[19..]));
-    let got = store.before(&target, by_id(1), 10).await.expect("before start");
+    let got = store
+        .before(&target, by_id(1), 10)
+        .await
+        .expect("before start");
     assert_eq!(ids(&got), ids(&m[..1]));
 }
 
@@ -576,9 +604,27 @@ where
     let unknown = HistoryRef::MsgId("nope".into());
     let foreign = HistoryRef::MsgId(elsewhere.msgid.clone());
     for r in [unknown, foreign] {
-        assert!(store.before(&target, r.clone(), 10).await.expect("q").is_empty());
-        assert!(store.after(&target, r.clone(), 10).await.expect("q").is_empty());
-        assert!(store.around(&target, r.clone(), 10).await.expect("q").is_empty());
+        assert!(
+            store
+                .before(&target, r.clone(), 10)
+                .await
+                .expect("q")
+                .is_empty()
+        );
+        assert!(
+            store
+                .after(&target, r.clone(), 10)
+                .await
+                .expect("q")
+                .is_empty()
+        );
+        assert!(
+            store
+                .around(&target, r.clone(), 10)
+                .await
+                .expect("q")
+                .is_empty()
+        );
         assert!(
             store
                 .latest(&target, Some(r.clone()), 10)
@@ -695,7 +741,10 @@ where
     assert!(store.redact(&m[2].msgid).await.expect("redact"));
     assert!(!store.redact(&m[2].msgid).await.expect("redact again"));
     let got = store.latest(&target, None, 10).await.expect("latest");
-    assert_eq!(ids(&got), [&m[0].msgid, &m[1].msgid, &m[3].msgid, &m[4].msgid]);
+    assert_eq!(
+        ids(&got),
+        [&m[0].msgid, &m[1].msgid, &m[3].msgid, &m[4].msgid]
+    );
 }
 
 /// Read markers only move forward; each account and target has its own.
@@ -820,7 +869,9 @@ where
     }
     store.close().await.expect("close");
     assert!(store.committed() >= last);
-    let refused = store.append(message(&target, 1000, 1000)).expect_err("closed");
+    let refused = store
+        .append(message(&target, 1000, 1000))
+        .expect_err("closed");
     assert_eq!(refused.reason, AppendError::Closed);
     assert_eq!(refused.message.msgid, message(&target, 1000, 1000).msgid);
     let write = store.create_account(account("late")).await;

@@ -186,8 +186,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreFuture<'_, Timestamp>;
 
     /// `account`'s read marker on `target`, if any.
-    fn read_marker(&self, account: &str, target: &TargetKey)
-    -> StoreFuture<'_, Option<Timestamp>>;
+    fn read_marker(&self, account: &str, target: &TargetKey) -> StoreFuture<'_, Option<Timestamp>>;
 
     // ----- retention -----
 

@@ -22,8 +22,8 @@ use std::time::Duration;
 use rusqlite::{Connection, Transaction};
 use tokio::sync::{oneshot, watch};
 
-pub use self::writer::CommitHook;
 use self::sql::{FIRST, LAST, Pos};
+pub use self::writer::CommitHook;
 use self::writer::{Job, Queue, WriterCache, in_savepoint};
 use crate::error::{AppendRejected, StoreError};
 use crate::store::{Store, StoreFuture};
@@ -390,7 +390,12 @@ impl SqliteStore {
         })
     }
 
-    fn history(&self, target: &TargetKey, span: Span, limit: usize) -> StoreFuture<'_, Vec<HistoryMessage>> {
+    fn history(
+        &self,
+        target: &TargetKey,
+        span: Span,
+        limit: usize,
+    ) -> StoreFuture<'_, Vec<HistoryMessage>> {
         let target = target.clone();
         self.read("history query", move |conn| {
             query_history(conn, &target, span, limit)
@@ -759,11 +764,7 @@ impl Store for SqliteStore {
         })
     }
 
-    fn read_marker(
-        &self,
-        account: &str,
-        target: &TargetKey,
-    ) -> StoreFuture<'_, Option<Timestamp>> {
+    fn read_marker(&self, account: &str, target: &TargetKey) -> StoreFuture<'_, Option<Timestamp>> {
         let (account, target) = (account.to_owned(), target.as_str().to_owned());
         self.read("read_marker", move |conn| {
             Ok(sql::read_marker(conn, &account, &target)

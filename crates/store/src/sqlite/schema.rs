@@ -118,9 +118,7 @@ pub(crate) const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
 /// the check that we can write at all (a lock held elsewhere shows up here, at
 /// start, as [`StoreError::Locked`], not later on the first message).
 pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
-    let fail = |operation: &'static str| {
-        move |e: rusqlite::Error| classify(e, path, operation)
-    };
+    let fail = |operation: &'static str| move |e: rusqlite::Error| classify(e, path, operation);
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(fail("begin migration"))?;

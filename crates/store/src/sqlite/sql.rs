@@ -132,10 +132,9 @@ pub(crate) fn range(
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let query = |sql: &str| -> Sql<Vec<HistoryMessage>> {
         let mut stmt = conn.prepare_cached(sql)?;
-        let rows = stmt.query_map(
-            params![target_id, lo.0, lo.1, hi.0, hi.1, limit],
-            |row| message_from_row(row, target),
-        )?;
+        let rows = stmt.query_map(params![target_id, lo.0, lo.1, hi.0, hi.1, limit], |row| {
+            message_from_row(row, target)
+        })?;
         rows.collect()
     };
     let mut out = query(if from_top { &sql_down } else { &sql_up })
@@ -150,9 +149,8 @@ pub(crate) fn range(
 /// error rather than a guess.
 fn message_from_row(row: &Row<'_>, target: &TargetKey) -> Sql<HistoryMessage> {
     let code: i64 = row.get(2)?;
-    let kind = MessageKind::from_code(code).ok_or(rusqlite::Error::IntegralValueOutOfRange(
-        2, code,
-    ))?;
+    let kind =
+        MessageKind::from_code(code).ok_or(rusqlite::Error::IntegralValueOutOfRange(2, code))?;
     Ok(HistoryMessage {
         time: Timestamp(row.get(0)?),
         msgid: row.get(1)?,
@@ -257,8 +255,12 @@ pub(crate) fn expire_count(
                      WHERE target = ?1 AND time <= ?2 AND (time < ?2 OR id <= ?3) \
                      ORDER BY time, id LIMIT ?4)",
                 )?
-                .execute(params![target, time, id, i64::try_from(left).unwrap_or(i64::MAX)])?
-                as u64;
+                .execute(params![
+                    target,
+                    time,
+                    id,
+                    i64::try_from(left).unwrap_or(i64::MAX)
+                ])? as u64;
             removed += n;
             if removed >= budget {
                 // This target may have more; resume here next pass.

@@ -269,10 +269,12 @@ fn commit_batch(
     let mut appended = 0u64;
     latest.clear();
     {
-        let mut insert = tx.prepare_cached(sql::INSERT_MESSAGE).map_err(|error| BatchError {
-            error,
-            lost_appends: 0,
-        })?;
+        let mut insert = tx
+            .prepare_cached(sql::INSERT_MESSAGE)
+            .map_err(|error| BatchError {
+                error,
+                lost_appends: 0,
+            })?;
         for op in batch.drain(..) {
             match op {
                 Op::Append(message) => {
