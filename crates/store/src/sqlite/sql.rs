@@ -15,7 +15,7 @@ type Sql<T> = rusqlite::Result<T>;
 
 // ----- history writes -----
 
-pub(crate) const INSERT_MESSAGE: &str = "INSERT INTO message (target, time, msgid, kind, sender, account, tags, text) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+pub(crate) const INSERT_MESSAGE: &str = "INSERT INTO message (target, time, msgid, kind, sender, tags, text) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 
 /// Inserts one message; returns its target's id.
 pub(crate) fn insert_message(
@@ -25,14 +25,14 @@ pub(crate) fn insert_message(
     message: &HistoryMessage,
 ) -> Sql<i64> {
     let target = target_for_write(conn, cache, &message.target, message.time)?;
+    let sender = sender_for_write(conn, cache, &message.sender, message.account.as_deref())?;
     let tags = (!message.tags.is_empty()).then_some(message.tags.as_str());
     insert.execute(params![
         target,
         message.time.0,
         message.msgid,
         message.kind.code(),
-        message.sender,
-        message.account,
+        sender,
         tags,
         message.text,
     ])?;
@@ -67,6 +67,38 @@ fn target_for_write(
         }
     };
     cache.targets.insert(key.as_str().to_owned(), id);
+    Ok(id)
+}
+
+/// The id of a sender row, creating it on first use. The cache key is built in a
+/// reused buffer, so a hit allocates nothing.
+fn sender_for_write(
+    conn: &Connection,
+    cache: &mut WriterCache,
+    mask: &str,
+    account: Option<&str>,
+) -> Sql<i64> {
+    let account = account.unwrap_or("");
+    cache.key.clear();
+    cache.key.push_str(mask);
+    cache.key.push('\0');
+    cache.key.push_str(account);
+    if let Some(&id) = cache.senders.get(cache.key.as_str()) {
+        return Ok(id);
+    }
+    let found = conn
+        .prepare_cached("SELECT id FROM sender WHERE mask = ?1 AND account = ?2")?
+        .query_row([mask, account], |row| row.get(0))
+        .optional()?;
+    let id = match found {
+        Some(id) => id,
+        None => {
+            conn.prepare_cached("INSERT INTO sender (mask, account) VALUES (?1, ?2)")?
+                .execute([mask, account])?;
+            conn.last_insert_rowid()
+        }
+    };
+    cache.senders.insert(cache.key.clone(), id);
     Ok(id)
 }
 
@@ -124,11 +156,12 @@ pub(crate) fn range(
     from_top: bool,
     limit: usize,
 ) -> Result<Vec<HistoryMessage>, StoreError> {
-    const COLUMNS: &str = "SELECT time, msgid, kind, sender, account, tags, text FROM message \
-        WHERE target = ?1 AND time >= ?2 AND time <= ?4 \
-        AND (time > ?2 OR id > ?3) AND (time < ?4 OR id < ?5)";
-    let sql_up = format!("{COLUMNS} ORDER BY time, id LIMIT ?6");
-    let sql_down = format!("{COLUMNS} ORDER BY time DESC, id DESC LIMIT ?6");
+    const COLUMNS: &str = "SELECT m.time, m.msgid, m.kind, s.mask, s.account, m.tags, m.text \
+        FROM message m JOIN sender s ON s.id = m.sender \
+        WHERE m.target = ?1 AND m.time >= ?2 AND m.time <= ?4 \
+        AND (m.time > ?2 OR m.id > ?3) AND (m.time < ?4 OR m.id < ?5)";
+    let sql_up = format!("{COLUMNS} ORDER BY m.time, m.id LIMIT ?6");
+    let sql_down = format!("{COLUMNS} ORDER BY m.time DESC, m.id DESC LIMIT ?6");
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let query = |sql: &str| -> Sql<Vec<HistoryMessage>> {
         let mut stmt = conn.prepare_cached(sql)?;
@@ -156,7 +189,7 @@ fn message_from_row(row: &Row<'_>, target: &TargetKey) -> Sql<HistoryMessage> {
         msgid: row.get(1)?,
         kind,
         sender: row.get(3)?,
-        account: row.get(4)?,
+        account: Some(row.get::<_, String>(4)?).filter(|a| !a.is_empty()),
         tags: row.get::<_, Option<String>>(5)?.unwrap_or_default(),
         text: row.get(6)?,
         target: target.clone(),

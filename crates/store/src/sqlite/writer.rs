@@ -53,6 +53,10 @@ pub(crate) struct WriterCache {
     /// Target key → row id, so an append does not look its target up. Cleared when a
     /// transaction fails (ids created in it were rolled back).
     pub(crate) targets: HashMap<String, i64>,
+    /// `mask\0account` → sender row id (same rules as `targets`).
+    pub(crate) senders: HashMap<String, i64>,
+    /// Scratch buffer for building `senders` keys without allocating.
+    pub(crate) key: String,
     /// Where the per-target retention pass resumes (a target id).
     pub(crate) retention_cursor: i64,
 }
@@ -218,6 +222,7 @@ pub(crate) fn run(mut conn: Connection, queue: Arc<Queue>) {
         let error = outcome.as_ref().err().map(ToString::to_string);
         if outcome.is_err() {
             cache.targets.clear();
+            cache.senders.clear();
         }
         // Ops still in `batch` never ran (the transaction did not begin): appends
         // count as failures; a dropped job drops its reply channel, and its caller
@@ -305,6 +310,9 @@ fn commit_batch(
     }
     if cache.targets.len() > TARGET_CACHE_MAX {
         cache.targets.clear();
+    }
+    if cache.senders.len() > TARGET_CACHE_MAX {
+        cache.senders.clear();
     }
     tx.commit().map_err(fail)
 }
