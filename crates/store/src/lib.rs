@@ -1,7 +1,8 @@
 //! Persistence for palaver: accounts, registered channels, message history and read
 //! markers, behind one domain-level [`Store`] trait, with an embedded SQLite backend
 //! ([`SqliteStore`]) as the default. A PostgreSQL backend will implement the same
-//! trait and pass the same [`conformance`] suite (feature `conformance`).
+//! trait and pass the same `conformance` suite (module `palaver_store::conformance`,
+//! feature `conformance`).
 //!
 //! # Why a domain trait, not an SQL abstraction
 //! SQLite and PostgreSQL differ in placeholders, upserts, types and locking. A trait

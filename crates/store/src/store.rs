@@ -25,7 +25,7 @@ pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>>
 /// Persistence for accounts, registered channels, history and read markers.
 ///
 /// Backends: [`crate::SqliteStore`] (default, embedded) and, later, PostgreSQL. Both
-/// must pass [`crate::conformance`] (feature `conformance`), which is the contract in
+/// must pass `palaver_store::conformance` (feature `conformance`), the contract in
 /// executable form; nothing here assumes SQLite (no rowids, no file paths, no
 /// single-process locking).
 ///

@@ -204,8 +204,26 @@ impl Queue {
     }
 }
 
+/// If the writer thread dies (a panic: a bug, or SQLite aborting), nothing may wait
+/// for its watermark forever: the queue closes, and everything handed out counts as
+/// settled and failed.
+struct DeathWatch<'a>(&'a Queue);
+
+impl Drop for DeathWatch<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.close();
+            let last = self.0.last_seq();
+            let lost = last.saturating_sub(self.0.committed());
+            self.0.failures.fetch_add(lost, Ordering::Relaxed);
+            self.0.settle(last);
+        }
+    }
+}
+
 /// The writer thread's body: batches until the queue is closed and drained.
 pub(crate) fn run(mut conn: Connection, queue: Arc<Queue>) {
+    let _death_watch = DeathWatch(&queue);
     let mut batch = Vec::new();
     let mut cache = WriterCache::default();
     let mut latest: HashMap<i64, i64> = HashMap::new();
