@@ -1,0 +1,73 @@
+//! Persistence for palaver: accounts, registered channels, message history and read
+//! markers, behind one domain-level [`Store`] trait, with an embedded SQLite backend
+//! ([`SqliteStore`]) as the default. A PostgreSQL backend will implement the same
+//! trait and pass the same `conformance` suite (module `palaver_store::conformance`,
+//! feature `conformance`).
+//!
+//! # Why a domain trait, not an SQL abstraction
+//! SQLite and PostgreSQL differ in placeholders, upserts, types and locking. A trait
+//! over *domain* operations (create an account, the latest 100 messages of a channel)
+//! lets each backend write idiomatic SQL, and keeps SQL out of the server entirely.
+//!
+//! # Async without a runtime dependency
+//! Trait methods return [`StoreFuture`] (a boxed `Send` future) so the server can
+//! hold an `Arc<dyn Store>`. The SQLite backend runs all SQL on its own threads and
+//! answers through `tokio::sync::oneshot`, which works under any executor; the
+//! server's threads never block on the disk.
+//!
+//! # The durability promise and group commit
+//! *A message is committed to the WAL before any recipient is sent it.* The server
+//! [`Store::append`]s a message (queueing it; cheap, never blocks) and gets a
+//! sequence number; the writer thread commits everything queued in **one**
+//! transaction, then raises the **committed watermark** ([`Store::committed`],
+//! [`Store::watch_committed`], or [`SqliteOptions::on_commit`]). The server holds
+//! the message's deliveries until the watermark reaches its sequence number. After a
+//! crash (`kill -9`) every delivered message is therefore in the database, exactly
+//! once (msgids are unique), with the time its recipients saw. With
+//! `synchronous=NORMAL` (default) that holds for process crashes; with
+//! [`SyncMode::Full`] (`--fsync always`) for power loss too, at one fsync per batch.
+//!
+//! The batch size adapts to load: while the writer commits one batch the next one
+//! accumulates, so a commit's fixed cost is shared by all messages that arrived
+//! during the previous commit. A message is stored once, whatever the number of
+//! recipients: there is never a row per recipient.
+//!
+//! If the database refuses a write (disk full, I/O error), the operations in it
+//! still count as *settled* so nothing waits forever, and [`Store::write_failures`]
+//! counts them: the server decides whether to log, alert, or stop.
+//!
+//! # Schema (SQLite)
+//! `message(id, target, time, msgid, kind, sender, account, tags, text)` with an
+//! index on `(target, time)` (every history query is one index range scan) and a
+//! unique index on `msgid`; `target(id, key, latest)` interns channel and
+//! conversation keys and answers TARGETS; `target_party` finds a user's private
+//! conversations; `account`, `channel`, `channel_list`, `channel_access`,
+//! `read_marker` hold the rest. Migrations are versioned in `PRAGMA user_version`;
+//! a database from a newer palaver is refused ([`StoreError::TooNew`]).
+//!
+//! # Backups
+//! The database is `palaver.db` (plus `palaver.db-wal` and `palaver.db-shm` while
+//! open) in the data directory. Do not copy the files of a running server: use
+//! `sqlite3 palaver.db "VACUUM INTO '/backups/palaver-$(date +%F).db'"` or the
+//! `.backup` command of the `sqlite3` shell (SQLite's online backup), which take a
+//! consistent snapshot while the server keeps writing. A stopped server's directory
+//! can be copied as is.
+
+mod error;
+mod sqlite;
+mod store;
+mod types;
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+
+pub use crate::error::{AppendError, AppendRejected, BackendError, StoreError};
+pub use crate::sqlite::{
+    CommitHook, DATABASE_FILE, LOCK_FILE, SqliteOptions, SqliteStore, SyncMode,
+};
+pub use crate::store::{Store, StoreFuture};
+pub use crate::types::{
+    AccessEntry, Account, ChannelRegistration, Expired, HistoryMessage, HistoryRef, ListEntry,
+    ListKind, MessageKind, Party, PasswordUpdate, Retention, ScramVerifier, TargetKey,
+    TargetLatest, TargetScope, Timestamp, Topic,
+};

@@ -1,0 +1,267 @@
+//! What only the SQLite backend has: files, locks, schema versions, the queue bound.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use palaver_store::conformance::{account, channel, message};
+use palaver_store::{
+    AppendError, DATABASE_FILE, HistoryRef, SqliteOptions, SqliteStore, Store, StoreError,
+    SyncMode, TargetKey, Timestamp,
+};
+
+fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir")
+}
+
+fn quick() -> SqliteOptions {
+    SqliteOptions {
+        busy_timeout: Duration::from_millis(100),
+        ..SqliteOptions::default()
+    }
+}
+
+/// The error an operator reads: one sentence naming the file.
+fn assert_one_sentence(e: &StoreError, path: &Path) {
+    let text = e.to_string();
+    assert!(!text.contains('\n'), "{text}");
+    assert!(text.contains(&path.display().to_string()), "{text}");
+}
+
+#[test]
+fn creates_the_data_directory_and_the_database() {
+    let dir = tempdir();
+    let data = dir.path().join("a").join("palaver-data");
+    let store = SqliteStore::open(&data).expect("open");
+    assert_eq!(store.path(), data.join(DATABASE_FILE));
+    assert!(data.join(DATABASE_FILE).is_file());
+}
+
+#[test]
+fn garbage_file_is_reported_corrupt() {
+    let dir = tempdir();
+    let path = dir.path().join(DATABASE_FILE);
+    // Deterministic non-database bytes (an xorshift stream), 64 KiB.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let bytes: Vec<u8> = (0..65_536)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    std::fs::write(&path, &bytes).expect("write garbage");
+    let e = SqliteStore::open(dir.path()).expect_err("garbage must not open");
+    assert!(matches!(e, StoreError::Corrupt { .. }), "{e:?}");
+    assert_one_sentence(&e, &path);
+    // Nothing was written into it.
+    assert_eq!(std::fs::read(&path).expect("read"), bytes);
+}
+
+#[test]
+fn another_application_database_is_refused() {
+    let dir = tempdir();
+    let path = dir.path().join(DATABASE_FILE);
+    let other = rusqlite::Connection::open(&path).expect("create");
+    other
+        .execute_batch("CREATE TABLE notes (body TEXT)")
+        .expect("table");
+    drop(other);
+    let e = SqliteStore::open(dir.path()).expect_err("foreign database");
+    assert!(matches!(e, StoreError::Corrupt { .. }), "{e:?}");
+    assert_one_sentence(&e, &path);
+}
+
+#[test]
+fn a_second_store_on_the_same_directory_is_locked() {
+    let dir = tempdir();
+    let first = SqliteStore::open(dir.path()).expect("open");
+    let e = SqliteStore::open_with(dir.path(), quick()).expect_err("second open");
+    assert!(matches!(e, StoreError::Locked { .. }), "{e:?}");
+    assert_one_sentence(&e, first.path());
+    drop(first);
+    SqliteStore::open(dir.path()).expect("open again once released");
+}
+
+#[test]
+fn an_exclusive_lock_held_by_another_connection_is_reported_locked() {
+    for existing in [false, true] {
+        let dir = tempdir();
+        let path = dir.path().join(DATABASE_FILE);
+        if existing {
+            drop(SqliteStore::open(dir.path()).expect("create"));
+        }
+        // Another program (say, the sqlite3 shell) holding the database exclusively.
+        let other = rusqlite::Connection::open(&path).expect("open");
+        other
+            .execute_batch(
+                "PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE; \
+                 CREATE TABLE IF NOT EXISTS holder (x); INSERT INTO holder VALUES (1);",
+            )
+            .expect("lock");
+        let e = SqliteStore::open_with(dir.path(), quick()).expect_err("locked");
+        assert!(
+            matches!(e, StoreError::Locked { .. }),
+            "existing={existing}: {e:?}"
+        );
+        assert_one_sentence(&e, &path);
+        drop(other);
+    }
+}
+
+#[test]
+fn a_newer_schema_is_refused() {
+    let dir = tempdir();
+    drop(SqliteStore::open(dir.path()).expect("create"));
+    let path = dir.path().join(DATABASE_FILE);
+    let raw = rusqlite::Connection::open(&path).expect("open");
+    raw.pragma_update(None, "user_version", 99).expect("bump");
+    drop(raw);
+    let e = SqliteStore::open(dir.path()).expect_err("too new");
+    assert!(
+        matches!(
+            e,
+            StoreError::TooNew {
+                found: 99,
+                supported: 1,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert_one_sentence(&e, &path);
+}
+
+#[tokio::test]
+async fn everything_survives_a_restart() {
+    let dir = tempdir();
+    let chan = TargetKey::channel("#keep");
+    let messages: Vec<_> = (0..50)
+        .map(|i| message(&chan, i, 1000 + i as i64))
+        .collect();
+    {
+        let store = SqliteStore::open(dir.path()).expect("open");
+        store
+            .create_account(account("alice"))
+            .await
+            .expect("account");
+        store
+            .register_channel(channel("#keep", "alice"))
+            .await
+            .expect("channel");
+        store
+            .set_read_marker("alice", &chan, Timestamp(1020))
+            .await
+            .expect("marker");
+        for m in &messages {
+            store.append(m.clone()).expect("append");
+        }
+        // No flush: dropping the store commits what is queued.
+    }
+    let store = SqliteStore::open(dir.path()).expect("reopen");
+    assert_eq!(
+        store.account("alice").await.expect("get"),
+        Some(account("alice"))
+    );
+    let got = store.channel("#keep").await.expect("get").expect("kept");
+    assert_eq!(got.founder, "alice");
+    assert_eq!(got.lists.len(), 3);
+    assert_eq!(
+        store.read_marker("alice", &chan).await.expect("get"),
+        Some(Timestamp(1020))
+    );
+    assert_eq!(
+        store.latest(&chan, None, 100).await.expect("latest"),
+        messages
+    );
+    // Appends after the restart continue the same target.
+    let more = message(&chan, 1000, 5000);
+    store.append(more.clone()).expect("append");
+    store.flush().await.expect("flush");
+    let got = store
+        .after(&chan, HistoryRef::MsgId(messages[49].msgid.clone()), 10)
+        .await
+        .expect("after");
+    assert_eq!(got, [more]);
+}
+
+#[tokio::test]
+async fn a_refused_message_does_not_sink_its_batch() {
+    let store = SqliteStore::open_in_memory().expect("open");
+    let chan = TargetKey::channel("#dup");
+    let first = message(&chan, 1, 10);
+    let mut dup = message(&chan, 2, 20);
+    dup.msgid = first.msgid.clone();
+    let third = message(&chan, 3, 30);
+    store.append(first.clone()).expect("append");
+    store.append(dup).expect("append");
+    let last = store.append(third.clone()).expect("append");
+    assert!(store.flush().await.expect("flush") >= last);
+    assert_eq!(store.write_failures(), 1);
+    let got = store.latest(&chan, None, 10).await.expect("latest");
+    assert_eq!(got, [first, third]);
+}
+
+#[tokio::test]
+async fn a_full_queue_is_refused_and_hands_the_message_back() {
+    let dir = tempdir();
+    let options = SqliteOptions {
+        queue_capacity: 4,
+        busy_timeout: Duration::from_secs(30),
+        ..SqliteOptions::default()
+    };
+    let store = SqliteStore::open_with(dir.path(), options).expect("open");
+    // Another connection holds the write lock, so the writer is stuck in BEGIN.
+    let other = rusqlite::Connection::open(store.path()).expect("open");
+    other.execute_batch("BEGIN IMMEDIATE").expect("lock");
+    let chan = TargetKey::channel("#full");
+    let mut accepted = Vec::new();
+    let mut refused = None;
+    for i in 0..20 {
+        match store.append(message(&chan, i, i as i64)) {
+            Ok(_) => accepted.push(i),
+            Err(rejected) => {
+                refused = Some(rejected);
+                break;
+            }
+        }
+    }
+    let refused = refused.expect("the queue must fill");
+    assert_eq!(refused.reason, AppendError::Full);
+    assert_eq!(
+        refused.message,
+        message(&chan, accepted.len() as u64, accepted.len() as i64)
+    );
+    // At most the bound queued, plus the batch the writer already took.
+    assert!((4..=8).contains(&accepted.len()), "{accepted:?}");
+    other.execute_batch("COMMIT").expect("unlock");
+    store.flush().await.expect("flush");
+    let got = store.latest(&chan, None, 100).await.expect("latest");
+    assert_eq!(got.len(), accepted.len());
+    store.append(refused.message).expect("room again");
+}
+
+#[tokio::test]
+async fn fsync_full_and_the_commit_hook() {
+    let dir = tempdir();
+    let seen = Arc::new(AtomicU64::new(0));
+    let hook_seen = Arc::clone(&seen);
+    let options = SqliteOptions {
+        sync: SyncMode::Full,
+        on_commit: Some(Arc::new(move |seq| {
+            hook_seen.fetch_max(seq, Ordering::SeqCst);
+        })),
+        ..SqliteOptions::default()
+    };
+    let store = SqliteStore::open_with(dir.path(), options).expect("open");
+    let chan = TargetKey::channel("#sync");
+    let mut last = 0;
+    for i in 0..100 {
+        last = store.append(message(&chan, i, i as i64)).expect("append");
+    }
+    store.flush().await.expect("flush");
+    assert!(seen.load(Ordering::SeqCst) >= last);
+    assert_eq!(store.latest(&chan, None, 1000).await.expect("q").len(), 100);
+}
