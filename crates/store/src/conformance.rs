@@ -604,41 +604,21 @@ where
     let unknown = HistoryRef::MsgId("nope".into());
     let foreign = HistoryRef::MsgId(elsewhere.msgid.clone());
     for r in [unknown, foreign] {
-        assert!(
-            store
-                .before(&target, r.clone(), 10)
-                .await
-                .expect("q")
-                .is_empty()
-        );
-        assert!(
-            store
-                .after(&target, r.clone(), 10)
-                .await
-                .expect("q")
-                .is_empty()
-        );
-        assert!(
-            store
-                .around(&target, r.clone(), 10)
-                .await
-                .expect("q")
-                .is_empty()
-        );
-        assert!(
-            store
-                .latest(&target, Some(r.clone()), 10)
-                .await
-                .expect("q")
-                .is_empty()
-        );
-        assert!(
+        let results = [
+            store.before(&target, r.clone(), 10).await,
+            store.after(&target, r.clone(), 10).await,
+            store.around(&target, r.clone(), 10).await,
+            store.latest(&target, Some(r.clone()), 10).await,
             store
                 .between(&target, r.clone(), HistoryRef::Time(Timestamp(0)), 10)
-                .await
-                .expect("q")
-                .is_empty()
-        );
+                .await,
+        ];
+        for (query, found) in ["before", "after", "around", "latest", "between"]
+            .iter()
+            .zip(results)
+        {
+            assert!(found.expect("query").is_empty(), "{query} {r:?}");
+        }
     }
 }
 

@@ -194,13 +194,15 @@ impl Queue {
         Some(state.next_seq - 1)
     }
 
-    /// Publishes the watermark after a batch.
+    /// Publishes the watermark after a batch: the atomic first (so a hook reading
+    /// `committed()` sees it), then the hook, then the watch, so whoever awaits the
+    /// watch (`flush`) knows the hook has run too.
     fn settle(&self, seq: u64) {
         self.committed.store(seq, Ordering::Release);
-        self.watch.send_replace(seq);
         if let Some(hook) = &self.hook {
             hook(seq);
         }
+        self.watch.send_replace(seq);
     }
 }
 
