@@ -114,11 +114,10 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     ),
 ];
 
-/// Parses one input line. `Ok(None)` for a blank line.
 /// Whether a typed line carries a secret (`/password SECRET`, or a raw `PASS`,
 /// `OPER` or `AUTHENTICATE`), so that it is kept out of the input history.
 pub fn carries_secret(input: &str) -> bool {
-    let mut words = input.trim_start().split_whitespace();
+    let mut words = input.split_whitespace();
     let first = words.next().unwrap_or_default().to_ascii_lowercase();
     let second = words.next().unwrap_or_default().to_ascii_uppercase();
     match first.as_str() {
@@ -128,6 +127,7 @@ pub fn carries_secret(input: &str) -> bool {
     }
 }
 
+/// Parses one input line. `Ok(None)` for a blank line.
 pub fn parse(input: &str) -> Result<Option<Command>, Hint> {
     let input = input.trim_end_matches(['\r', '\n']);
     if input.trim().is_empty() {
