@@ -129,8 +129,10 @@ async fn connect_counts_refused_connections_by_kind() {
         "0",
         "--json",
     ])
-    .await
-    .json();
+    .await;
+    // Nothing registered: the report is still printed, and the run fails.
+    assert_eq!(report.code, 1, "{}", report.stderr);
+    let report: Value = serde_json::from_str(report.stdout.trim()).expect("one JSON object");
     assert_eq!(num(&report, "registered"), 0.0);
     assert_eq!(report["failures"], serde_json::json!({"connect": 3}));
 }
