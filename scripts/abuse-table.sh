@@ -53,18 +53,8 @@ else
 fi
 
 SERVER_PID=""
-stop_server() {
-    if [[ -n $SERVER_PID ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        for _ in $(seq 50); do
-            kill -0 "$SERVER_PID" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
-    SERVER_PID=""
-}
+# shellcheck source=lib.sh
+source "$ROOT/scripts/lib.sh"
 trap 'stop_server; log "JSON reports and server logs in $WORK"' EXIT
 
 # start_server NAME ARGS...: a fresh server on a free port; sets PORT.

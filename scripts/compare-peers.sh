@@ -59,18 +59,8 @@ mkdir -p "$RESULTS"
 SERVER_PID=""
 log() { printf '[compare-peers %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 
-stop_server() {
-    if [[ -n $SERVER_PID ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        for _ in $(seq 50); do
-            kill -0 "$SERVER_PID" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
-    SERVER_PID=""
-}
+# shellcheck source=lib.sh
+source "$ROOT/scripts/lib.sh"
 HYBRID_MOUNTPOINT=""
 cleanup() {
     stop_server

@@ -2,7 +2,8 @@
 //! writer calls the write functions inside its batch transaction, the readers call
 //! the queries.
 
-use rusqlite::{CachedStatement, Connection, OptionalExtension, Row, params};
+use rusqlite::types::ToSql;
+use rusqlite::{CachedStatement, Connection, OptionalExtension, Row, params, params_from_iter};
 
 use super::writer::WriterCache;
 use crate::error::StoreError;
@@ -388,24 +389,30 @@ pub(crate) fn delete_account(conn: &Connection, key: &str) -> Sql<bool> {
 
 // ----- channels -----
 
+/// The `channel` row's ten columns, in the order `insert_channel` and
+/// `update_channel` bind them (`?1` is the key).
+fn channel_row(c: &ChannelRegistration) -> [Box<dyn ToSql + '_>; 10] {
+    [
+        Box::new(&c.key),
+        Box::new(&c.name),
+        Box::new(&c.founder),
+        Box::new(c.created_at.0),
+        Box::new(c.topic.as_ref().map(|t| &t.text)),
+        Box::new(c.topic.as_ref().map(|t| &t.set_by)),
+        Box::new(c.topic.as_ref().map(|t| t.set_at.0)),
+        Box::new(&c.modes),
+        Box::new(&c.key_mode),
+        Box::new(&c.limit),
+    ]
+}
+
 pub(crate) fn insert_channel(conn: &Connection, c: &ChannelRegistration) -> Sql<()> {
     conn.prepare_cached(
         "INSERT INTO channel (key, name, founder, created_at, topic, topic_set_by, \
          topic_set_at, modes, key_mode, user_limit) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
-    .execute(params![
-        c.key,
-        c.name,
-        c.founder,
-        c.created_at.0,
-        c.topic.as_ref().map(|t| &t.text),
-        c.topic.as_ref().map(|t| &t.set_by),
-        c.topic.as_ref().map(|t| t.set_at.0),
-        c.modes,
-        c.key_mode,
-        c.limit,
-    ])?;
+    .execute(params_from_iter(channel_row(c)))?;
     insert_channel_children(conn, c)
 }
 
@@ -441,18 +448,7 @@ pub(crate) fn update_channel(conn: &Connection, c: &ChannelRegistration) -> Sql<
              topic_set_by = ?6, topic_set_at = ?7, modes = ?8, key_mode = ?9, user_limit = ?10 \
              WHERE key = ?1",
         )?
-        .execute(params![
-            c.key,
-            c.name,
-            c.founder,
-            c.created_at.0,
-            c.topic.as_ref().map(|t| &t.text),
-            c.topic.as_ref().map(|t| &t.set_by),
-            c.topic.as_ref().map(|t| t.set_at.0),
-            c.modes,
-            c.key_mode,
-            c.limit,
-        ])?;
+        .execute(params_from_iter(channel_row(c)))?;
     if changed == 0 {
         return Ok(false);
     }
