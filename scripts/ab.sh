@@ -7,6 +7,7 @@
 #
 # Usage: scripts/ab.sh OLD_CHAT_SERVER NEW_CHAT_SERVER
 #   REPS=3 DURATION=5 CLIENTS=19500 BENCH=target/release/chat-bench
+#   SERVER_ARGS="--ephemeral" (passed to both servers; both must accept them)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 [[ $# == 2 ]] || { sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
@@ -39,7 +40,7 @@ for rep in $(seq "$REPS"); do
         for entry in "${SCENARIOS[@]}"; do
             key=${entry%%|*} args=${entry#*|}
             port=$((port + 1))
-            taskset -c 0 "$bin" 127.0.0.1 "$port" --no-flood-limit --max-clients-per-ip 1000000 \
+            taskset -c 0 "$bin" 127.0.0.1 "$port" --no-flood-limit --max-clients-per-ip 1000000 ${SERVER_ARGS:-} \
                 --log-level warn >/dev/null 2>&1 &
             pid=$!
             for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.05; done

@@ -61,7 +61,7 @@ trap 'stop_server; log "JSON reports and server logs in $WORK"' EXIT
 start_server() {
     local name=$1
     shift
-    "${pin_server[@]}" "$SERVER" 127.0.0.1 0 --log-level warn "$@" \
+    "${pin_server[@]}" "$SERVER" 127.0.0.1 0 --ephemeral --log-level warn "$@" \
         >"$WORK/$name.server.out" 2>"$WORK/$name.server.err" &
     SERVER_PID=$!
     PORT=""

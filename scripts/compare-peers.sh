@@ -320,7 +320,7 @@ start_server() {
         # --max-clients-per-ip lifts the per-IP limit (100 by default);
         # --sendq 4 MiB (512 KiB by default)
         ulimit -n 20000
-        taskset -c "$SERVER_CPU" "$PALAVER" 127.0.0.1 "$port" --no-flood-limit \
+        taskset -c "$SERVER_CPU" "$PALAVER" 127.0.0.1 "$port" --ephemeral --no-flood-limit \
             --max-clients-per-ip 100000 --sendq "$SENDQ" --log-level warn \
             >"$dir/server.log" 2>&1 &
         ;;

@@ -5,7 +5,10 @@
 //! lists), and the values announced in `RPL_ISUPPORT` are derived from these fields,
 //! so what we announce is always what we enforce.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use palaver_store::{Retention, Store};
 
 /// The server's identity and limits.
 ///
@@ -30,6 +33,39 @@ pub struct Config {
     /// Threads serving connections; `None` runs one per core the process may use
     /// (CPU affinity counts, so `taskset` narrows it).
     pub connection_threads: Option<std::num::NonZeroUsize>,
+    /// Where accounts, registered channels and history live. `None` (tests, the
+    /// library default) gives each server an in-memory SQLite store of its own;
+    /// `chat-server` opens `--data-dir` (or memory with `--ephemeral`) before it
+    /// binds, so a locked or corrupt database is reported before anything listens.
+    pub store: Option<Arc<dyn Store>>,
+    /// Message history: whether it is kept, and for how long.
+    pub history: HistoryConfig,
+}
+
+/// What history the server keeps (`draft/chathistory`).
+#[derive(Debug, Clone)]
+pub struct HistoryConfig {
+    /// Store messages and answer CHATHISTORY. Off, nothing is written and relay
+    /// does not wait for commits (the `history off` column of docs/PERFORMANCE.md).
+    pub enabled: bool,
+    /// How long and how many messages per target are kept (`--history-max-age`,
+    /// `--history-max-messages`); `None` fields keep everything.
+    pub retention: Retention,
+    /// How often expiry runs; each run deletes in small batches off the hot path.
+    pub expiry_period: Duration,
+    /// Most messages one CHATHISTORY request returns (ISUPPORT `CHATHISTORY=`).
+    pub max_per_request: usize,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            retention: Retention::default(),
+            expiry_period: Duration::from_secs(60),
+            max_per_request: 1000,
+        }
+    }
 }
 
 impl Default for Config {
@@ -46,6 +82,8 @@ impl Default for Config {
             limits: Limits::default(),
             opers: Vec::new(),
             connection_threads: None,
+            store: None,
+            history: HistoryConfig::default(),
         }
     }
 }
@@ -62,6 +100,8 @@ impl std::fmt::Debug for Config {
             limits,
             opers,
             connection_threads,
+            store,
+            history,
         } = self;
         f.debug_struct("Config")
             .field("server_name", server_name)
@@ -72,6 +112,8 @@ impl std::fmt::Debug for Config {
             .field("limits", limits)
             .field("opers", opers)
             .field("connection_threads", connection_threads)
+            .field("store", &store.as_ref().map(|_| "<store>"))
+            .field("history", history)
             .finish()
     }
 }

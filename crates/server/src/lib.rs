@@ -43,6 +43,10 @@ struct Shared {
     /// Bounds the slow work handlers defer (password hashing) that runs at once on
     /// the blocking pool, so a burst of OPER attempts cannot hog every core.
     slow_work: tokio::sync::Semaphore,
+    /// Accounts, registered channels and history (see `palaver_store`). Appends
+    /// happen with the world locked (they only queue); queries and account checks
+    /// run in deferred jobs, never under the lock.
+    store: Arc<dyn palaver_store::Store>,
 }
 
 /// Deferred slow jobs (argon2 verifications) that may run at the same time: one, so
@@ -51,13 +55,24 @@ struct Shared {
 const SLOW_WORK_PERMITS: usize = 1;
 
 impl Shared {
-    fn new(config: Config) -> Self {
+    /// The shared state for `config`, with its store (an in-memory one of its own
+    /// if the configuration names none).
+    fn new(config: Config) -> std::io::Result<Self> {
+        let store: Arc<dyn palaver_store::Store> = match &config.store {
+            Some(store) => Arc::clone(store),
+            None => Arc::new(
+                palaver_store::SqliteStore::open_in_memory().map_err(|error| {
+                    std::io::Error::other(format!("cannot open the in-memory store: {error}"))
+                })?,
+            ),
+        };
         let config = Arc::new(config);
-        Self {
+        Ok(Self {
             world: Mutex::new(world::World::new(Arc::clone(&config))),
             config,
             slow_work: tokio::sync::Semaphore::new(SLOW_WORK_PERMITS),
-        }
+            store,
+        })
     }
 
     /// Locks the world. A handler that panicked cannot leave it half-changed in a way

@@ -58,7 +58,7 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    let shared = Arc::new(Shared::new(config));
+    let shared = Arc::new(Shared::new(config)?);
     let admission = Arc::new(Admission::default());
     let stop = CancellationToken::new();
     // If this future is dropped instead of being shut down, the driver threads
@@ -131,6 +131,11 @@ pub async fn run(
     match tokio::time::timeout(SHUTDOWN_GRACE + Duration::from_secs(1), tracker_done).await {
         Ok(died) => death = death.or(died),
         Err(_) => tracing::warn!("some connections did not close in time"),
+    }
+    // Everything relayed was committed before it was sent; this commits what is
+    // still queued (events of the last moments) and stops the store's threads.
+    if let Err(error) = shared.store.close().await {
+        tracing::warn!(%error, "the store did not close cleanly");
     }
     match death {
         Some(death) => Err(io::Error::other(death.to_string())),

@@ -133,9 +133,97 @@ struct Cli {
     /// Lift command pacing and per-IP limits (test and benchmark setups only).
     #[arg(long)]
     no_flood_limit: bool,
+    /// Directory holding the database (accounts, registered channels, history);
+    /// created on first start.
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "palaver-data",
+        env = "PALAVER_DATA_DIR"
+    )]
+    data_dir: PathBuf,
+    /// Keep everything in memory: nothing survives a restart (tests, throwaway
+    /// servers).
+    #[arg(long)]
+    ephemeral: bool,
+    /// When a commit counts as done: "normal" survives the server being killed at
+    /// any moment; "always" also survives a power loss (one fsync per batch of
+    /// messages).
+    #[arg(long, value_enum, default_value_t = Fsync::Normal)]
+    fsync: Fsync,
+    /// Delete history older than this: a number with s, m, h or d (90d, 12h); by
+    /// default history is kept until --history-max-messages.
+    #[arg(long, value_name = "AGE", value_parser = parse_age)]
+    history_max_age: Option<Duration>,
+    /// Keep at most this many messages per channel or conversation.
+    #[arg(long, value_name = "N")]
+    history_max_messages: Option<u64>,
+    /// Keep no message history (CHATHISTORY then answers with nothing).
+    #[arg(long)]
+    no_history: bool,
     /// Log level (error, warn, info, debug, trace); RUST_LOG overrides it.
     #[arg(long, default_value = "info")]
     log_level: String,
+}
+
+/// `--fsync`: see [`palaver_store::SyncMode`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Fsync {
+    /// `synchronous=NORMAL`: durable against a killed process.
+    Normal,
+    /// `synchronous=FULL`: durable against a power loss.
+    Always,
+}
+
+/// `--history-max-age`: `90d`, `12h`, `30m`, `45s` (a bare number is seconds).
+fn parse_age(text: &str) -> Result<Duration, String> {
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let count: u64 = number
+        .parse()
+        .map_err(|_| format!("'{text}' is not an age such as 90d, 12h or 30m"))?;
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("'{text}': the unit must be s, m, h or d")),
+    };
+    if count == 0 {
+        return Err("the age must be more than 0".to_owned());
+    }
+    count
+        .checked_mul(seconds)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("'{text}' is too long"))
+}
+
+/// Opens the store the options name and says where it is: an operator must know
+/// which directory to back up.
+fn open_store(cli: &Cli) -> anyhow::Result<std::sync::Arc<dyn palaver_store::Store>> {
+    use palaver_store::{SqliteOptions, SqliteStore, SyncMode};
+    let options = SqliteOptions {
+        sync: match cli.fsync {
+            Fsync::Normal => SyncMode::Normal,
+            Fsync::Always => SyncMode::Full,
+        },
+        ..SqliteOptions::default()
+    };
+    if cli.ephemeral {
+        let store = SqliteStore::open_in_memory_with(options)?;
+        say!("data kept in memory (--ephemeral): accounts and history end with this process");
+        return Ok(std::sync::Arc::new(store));
+    }
+    let store = SqliteStore::open_with(&cli.data_dir, options)?;
+    let shown = std::path::absolute(&cli.data_dir).unwrap_or_else(|_| cli.data_dir.clone());
+    say!(
+        "data directory {} (database {})",
+        shown.display(),
+        palaver_store::DATABASE_FILE
+    );
+    Ok(std::sync::Arc::new(store))
 }
 
 fn main() -> ExitCode {
@@ -211,6 +299,7 @@ fn start(cli: Cli) -> anyhow::Result<()> {
     };
     let addr = parse_address(ip, port)?;
     let mut config = build_config(&cli)?;
+    config.store = Some(open_store(&cli)?);
     let fd_budget = raise_fd_limit().map(|limit| FdBudget::new(limit, &config));
     config.limits.max_clients = match (&fd_budget, cli.max_clients) {
         (Some(budget), Some(asked)) if asked > budget.max_clients => {
@@ -317,6 +406,13 @@ fn build_config(cli: &Cli) -> anyhow::Result<Config> {
             .with_context(|| format!("cannot read the MOTD file {}", path.display()))?;
         config.motd = Some(text.lines().map(str::to_owned).collect());
     }
+    config.history.enabled = !cli.no_history;
+    config.history.retention = palaver_store::Retention {
+        max_age_ms: cli
+            .history_max_age
+            .map(|age| i64::try_from(age.as_millis()).unwrap_or(i64::MAX)),
+        max_messages: cli.history_max_messages,
+    };
     let limits = &mut config.limits;
     limits.max_clients_per_ip = cli.max_clients_per_ip;
     limits.max_channels_per_client = cli.max_channels;
@@ -363,6 +459,14 @@ fn build_config(cli: &Cli) -> anyhow::Result<Config> {
     }
     if cli.sendq < 4096 || cli.recvq < 1024 {
         problems.push("--sendq must be at least 4096 bytes and --recvq at least 1024".to_owned());
+    }
+    if cli.history_max_messages == Some(0) {
+        problems.push("--history-max-messages must be at least 1 (or --no-history)".to_owned());
+    }
+    if cli.ephemeral
+        && std::env::args_os().any(|arg| arg.to_string_lossy().starts_with("--data-dir"))
+    {
+        problems.push("--ephemeral keeps everything in memory: leave out --data-dir".to_owned());
     }
     if let Some(path) = &cli.config {
         match palaver_server::opers::load_config_file(path) {

@@ -45,7 +45,9 @@ impl ServerProcess {
             .env_remove("PALAVER_PASSWORD")
             // Backtraces would be captured if the binary ever printed one: make sure
             // the error messages stay free of them even with this set.
-            .env("RUST_BACKTRACE", "1");
+            .env("RUST_BACKTRACE", "1")
+            // Tests run in parallel: none may take the default data directory.
+            .arg("--ephemeral");
         command
     }
 

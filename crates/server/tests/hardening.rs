@@ -172,6 +172,7 @@ async fn over_the_descriptor_limit_clients_are_told_the_server_is_full() {
     command
         .args(["-c", r#"ulimit -n 160 && exec "$0" "$@""#])
         .arg(env!("CARGO_BIN_EXE_chat-server"))
+        .arg("--ephemeral")
         .args(["127.0.0.1", "0", "--threads", "1", "--no-flood-limit"])
         .args(["--max-clients", "1000"])
         .env_remove("RUST_LOG");
@@ -353,6 +354,7 @@ async fn out_of_descriptors_the_waiting_client_is_still_told() {
     command
         .args(["-c", r#"ulimit -n 160 && exec "$0" "$@""#])
         .arg(env!("CARGO_BIN_EXE_chat-server"))
+        .arg("--ephemeral")
         .args(["127.0.0.1", "0", "--threads", "30", "--no-flood-limit"])
         .env_remove("RUST_LOG");
     let (server, addr) = ServerProcess::listening(ServerProcess::spawn_command(command));

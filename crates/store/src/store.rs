@@ -41,7 +41,7 @@ pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>>
 /// server holds a message's deliveries until the watermark reaches its sequence
 /// number, which is how "a message any recipient saw is in history after a crash"
 /// holds without a commit per message. Queries see only committed messages.
-pub trait Store: Send + Sync + 'static {
+pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     // ----- accounts -----
 
     /// Registers `account`; fails with [`StoreError::AlreadyExists`] if its key is

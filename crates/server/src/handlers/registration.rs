@@ -20,7 +20,7 @@ pub(super) fn pass(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         ctx.need_more_params("PASS");
         return;
     };
-    ctx.me_mut().password = Some(password.into());
+    ctx.me_mut().login.get_or_insert_with(Box::default).password = Some(password.into());
 }
 
 /// `NICK <nick>`: sets the nickname before registration, changes it afterwards.
@@ -140,7 +140,13 @@ pub(super) fn try_complete(ctx: &mut Ctx<'_>) {
             ctx.quit = Some(text);
             return;
         }
-        if me.password.as_ref().map(crate::secret::Secret::expose) != Some(expected.as_str()) {
+        if me
+            .login
+            .as_ref()
+            .and_then(|login| login.password.as_ref())
+            .map(crate::secret::Secret::expose)
+            != Some(expected.as_str())
+        {
             if let Some(ip) = me.ip() {
                 ctx.world
                     .auth_failures
@@ -157,6 +163,8 @@ pub(super) fn try_complete(ctx: &mut Ctx<'_>) {
     let me = ctx.me_mut();
     me.registration = Registration::Done;
     me.signon = crate::world::unix_now();
+    // The connection password has done its job; nothing keeps it past registration.
+    me.login = None;
     let after = me.census();
     ctx.world.recount(before, after);
     // The maximum counts users, as the current value beside it in 265/266 does.

@@ -18,11 +18,21 @@ pub(crate) struct ClientId(pub(crate) u64);
 static NO_METADATA: super::metadata::ClientMetadata = super::metadata::ClientMetadata::EMPTY;
 
 /// The wall-clock time in whole seconds since the Unix epoch (0 if the clock is
-/// set before it), for the few times a client record keeps.
-pub(crate) fn unix_now() -> u64 {
+/// set before it), for the few times a client record keeps. `u32` keeps the record
+/// small and lasts until 2106; later times saturate.
+pub(crate) fn unix_now() -> u32 {
     SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| since.as_secs())
+        .map_or(0, |since| {
+            u32::try_from(since.as_secs()).unwrap_or(u32::MAX)
+        })
+}
+
+/// Credentials a client is in the middle of presenting.
+#[derive(Debug, Default)]
+pub(crate) struct Login {
+    /// The connection password the client sent with PASS.
+    pub(crate) password: Option<crate::secret::Secret>,
 }
 
 /// Where a client is in the registration handshake.
@@ -55,8 +65,12 @@ pub(crate) struct Client {
     pub(crate) cap_version: u32,
     /// Capabilities the client enabled.
     pub(crate) caps: CapSet,
-    /// The connection password the client sent with PASS.
-    pub(crate) password: Option<crate::secret::Secret>,
+    /// The account the client is logged in to (its name as registered), `None`
+    /// when not logged in. Private history is keyed by it (see `handlers::history`).
+    pub(crate) account: Option<Box<str>>,
+    /// Credentials in flight (the PASS password until registration, a SASL
+    /// exchange), boxed: most clients never have any, or only briefly.
+    pub(crate) login: Option<Box<Login>>,
     pub(crate) invisible: bool,
     pub(crate) oper: bool,
     /// Bot mode (`+B`): marked in WHO/WHOIS and tagged `bot` on its messages.
@@ -71,9 +85,9 @@ pub(crate) struct Client {
     /// Folded names of channels the client was invited to (bounded).
     pub(crate) invites: Vec<CaseKey>,
     /// Registration time in Unix seconds, for WHOIS signon.
-    pub(crate) signon: u64,
+    pub(crate) signon: u32,
     /// Last PRIVMSG/NOTICE in Unix seconds, for WHOIS idle time.
-    pub(crate) last_spoke: u64,
+    pub(crate) last_spoke: u32,
     pub(crate) outbox: Arc<Outbox>,
     /// IRCv3 metadata set on this client, and its key subscriptions.
     /// Allocated on first use: most clients never set or subscribe to metadata.
@@ -145,7 +159,8 @@ impl Client {
             cap_negotiating: false,
             cap_version: 0,
             caps: CapSet::default(),
-            password: None,
+            account: None,
+            login: None,
             invisible: false,
             oper: false,
             bot: false,
