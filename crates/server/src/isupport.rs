@@ -10,7 +10,7 @@ const TOKENS_PER_LINE: usize = 13;
 /// The tokens, in the order we announce them.
 pub(crate) fn tokens(config: &Config) -> Vec<String> {
     let l = &config.limits;
-    vec![
+    let mut tokens = vec![
         format!("AWAYLEN={}", l.away_len),
         "BOT=B".to_owned(),
         format!("CASEMAPPING={}", CASEMAPPING.name()),
@@ -43,7 +43,14 @@ pub(crate) fn tokens(config: &Config) -> Vec<String> {
         format!("USERLEN={}", l.user_len + 1),
         "UTF8ONLY".to_owned(),
         "WHOX".to_owned(),
-    ]
+    ];
+    if config.history.enabled {
+        // draft/chathistory: the most messages one request returns, and the two
+        // kinds of reference it takes.
+        tokens.push(format!("CHATHISTORY={}", config.history.max_per_request));
+        tokens.push("MSGREFTYPES=timestamp,msgid".to_owned());
+    }
+    tokens
 }
 
 /// The tokens grouped into 005 lines.

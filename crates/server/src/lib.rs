@@ -17,6 +17,7 @@ mod connection;
 mod driver;
 mod flood;
 mod handlers;
+mod history;
 mod isupport;
 mod labeled;
 mod listener;
@@ -68,7 +69,7 @@ impl Shared {
         };
         let config = Arc::new(config);
         Ok(Self {
-            world: Mutex::new(world::World::new(Arc::clone(&config))),
+            world: Mutex::new(world::World::new(Arc::clone(&config), Arc::clone(&store))),
             config,
             slow_work: tokio::sync::Semaphore::new(SLOW_WORK_PERMITS),
             store,

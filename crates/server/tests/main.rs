@@ -9,6 +9,7 @@ mod cap;
 mod channels;
 mod elist;
 mod hardening;
+mod history;
 mod ircv3;
 mod lifecycle;
 mod limits;

@@ -31,6 +31,8 @@ use crate::{Shared, labeled};
 pub(crate) enum Deferred {
     /// Check `OPER <name> <password>` against the configured argon2id hashes.
     VerifyOper { name: String, password: String },
+    /// Read history from the store (`CHATHISTORY`).
+    History(super::chathistory::Request),
 }
 
 impl fmt::Debug for Deferred {
@@ -39,6 +41,7 @@ impl fmt::Debug for Deferred {
             // Never log the password, nor the name: clients that swap the two
             // parameters send the password as the name.
             Self::VerifyOper { .. } => f.debug_struct("VerifyOper").finish_non_exhaustive(),
+            Self::History(request) => f.debug_tuple("History").field(request).finish(),
         }
     }
 }
@@ -47,6 +50,8 @@ impl fmt::Debug for Deferred {
 pub(crate) enum Completion {
     /// Whether `name`'s password matched.
     OperVerified { name: String, ok: bool },
+    /// What a history query found.
+    History(super::chathistory::Found),
 }
 
 impl Deferred {
@@ -71,6 +76,10 @@ impl Deferred {
                     name,
                 }
             }
+            // The store's own reader threads do the work: no permit needed.
+            Self::History(request) => {
+                Completion::History(super::chathistory::query(&*shared.store, request).await)
+            }
         }
     }
 }
@@ -83,6 +92,7 @@ impl fmt::Debug for Completion {
                 .debug_struct("OperVerified")
                 .field("ok", ok)
                 .finish_non_exhaustive(),
+            Self::History(found) => f.debug_tuple("History").field(found).finish(),
         }
     }
 }
@@ -92,6 +102,7 @@ impl Completion {
     fn finish(self, ctx: &mut Ctx<'_>) {
         match self {
             Self::OperVerified { name, ok } => oper::finish(ctx, &name, ok),
+            Self::History(found) => super::chathistory::finish(ctx, found),
         }
     }
 }

@@ -8,6 +8,7 @@
 
 mod cap;
 mod channel;
+pub(crate) mod chathistory;
 mod elist;
 mod help;
 mod messaging;
@@ -170,6 +171,7 @@ fn lookup(name: &str) -> Option<Command> {
         "METADATA" => (metadata::metadata, true),
         "MARKREAD" => (read_marker::markread, false),
         "REDACT" => (redact::redact, false),
+        "CHATHISTORY" => (chathistory::chathistory, false),
         _ => return None,
     };
     Some(Command {

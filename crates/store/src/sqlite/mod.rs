@@ -662,7 +662,7 @@ impl Store for SqliteStore {
         })
     }
 
-    fn redact(&self, msgid: &str) -> StoreFuture<'_, bool> {
+    fn redact(&self, msgid: &str) -> StoreFuture<'static, bool> {
         let msgid = msgid.to_owned();
         self.write("redact", move |tx, _| {
             sql::redact(tx, &msgid).map_err(sql_err("redact"))
