@@ -7,6 +7,7 @@ mod abuse;
 mod binary;
 mod cap;
 mod channels;
+mod durability;
 mod elist;
 mod hardening;
 mod history;
