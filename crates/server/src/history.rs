@@ -101,3 +101,48 @@ pub(crate) fn record(world: &World, sender: &Client, offered: Offered<'_>) -> Re
         }
     }
 }
+
+/// Rows one expiry step removes at most: small enough that appends queued behind
+/// it wait a millisecond or two, not a second.
+const EXPIRY_BATCH: u32 = 500;
+
+/// Applies the retention policy (`--history-max-age`, `--history-max-messages`)
+/// every `HistoryConfig::expiry_period` until `stop`: each pass deletes in steps of
+/// [`EXPIRY_BATCH`] rows, one write transaction each, on the store's writer, so
+/// the hot path never waits for more than one small step.
+pub(crate) async fn expire_until(
+    store: std::sync::Arc<dyn palaver_store::Store>,
+    config: &crate::config::HistoryConfig,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let policy = config.retention;
+    if policy.max_age_ms.is_none() && policy.max_messages.is_none() {
+        return;
+    }
+    let mut ticks = tokio::time::interval(config.expiry_period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        let mut removed = 0;
+        loop {
+            match store.expire(policy, Timestamp::now(), EXPIRY_BATCH).await {
+                Ok(step) => {
+                    removed += step.removed;
+                    if step.complete || stop.is_cancelled() {
+                        break;
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "history expiry failed; trying again next period");
+                    break;
+                }
+            }
+        }
+        if removed > 0 {
+            tracing::info!(removed, "expired old history");
+        }
+    }
+}

@@ -598,6 +598,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn ages_take_a_unit() {
+        assert_eq!(parse_age("90d"), Ok(Duration::from_secs(90 * 86_400)));
+        assert_eq!(parse_age("12h"), Ok(Duration::from_secs(12 * 3600)));
+        assert_eq!(parse_age("30m"), Ok(Duration::from_secs(1800)));
+        assert_eq!(parse_age("45"), Ok(Duration::from_secs(45)));
+        assert!(parse_age("0d").is_err());
+        assert!(parse_age("3w").is_err());
+        assert!(parse_age("soon").is_err());
+    }
+
+    #[test]
     fn the_fd_budget_keeps_a_reserve() {
         let config = Config {
             connection_threads: std::num::NonZeroUsize::new(2),

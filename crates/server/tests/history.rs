@@ -305,3 +305,34 @@ async fn with_history_off_nothing_is_kept_and_chathistory_says_so() {
     let fail = alice.expect_command("FAIL").await;
     assert_eq!(fail.param(1), "MESSAGE_ERROR");
 }
+
+#[tokio::test]
+async fn retention_keeps_the_newest_messages_per_target() {
+    let mut config = test_config();
+    config.history.retention.max_messages = Some(3);
+    config.history.expiry_period = std::time::Duration::from_millis(20);
+    let server = TestServer::with_config(config).await;
+    let mut alice = member(&server, "alice").await;
+    let mut sent = Vec::new();
+    for i in 0..6 {
+        sent.push(say(&mut alice, "#h", &format!("m{i}")).await);
+    }
+    // Expiry runs on its own period: ask until it has (bounded by the deadline).
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let kept: Vec<_> = history(&mut alice, "CHATHISTORY LATEST #h * 10", "#h")
+            .await
+            .iter()
+            .map(seen)
+            .collect();
+        if kept.len() == 3 {
+            assert_eq!(kept, sent[3..]);
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never expired: {kept:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
