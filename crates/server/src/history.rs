@@ -146,3 +146,37 @@ pub(crate) async fn expire_until(
         }
     }
 }
+
+/// Records a channel event for `draft/event-playback` (JOIN, PART, KICK, QUIT,
+/// NICK, MODE, TOPIC) by client `id` in channel `channel`, with a fresh stamp, which
+/// it returns so a caller can tag the broadcast with it. Events are not held
+/// until committed: the durability promise covers messages. Nothing is recorded
+/// with history off, or if the store's queue is full (an event is worth less than
+/// the traffic it would stall).
+pub(crate) fn record_event(
+    world: &mut World,
+    id: crate::world::ClientId,
+    kind: MessageKind,
+    channel: &palaver_proto::CaseKey,
+    text: &str,
+) -> Option<Stamp> {
+    if !world.config.history.enabled {
+        return None;
+    }
+    let stamp = world.stamp();
+    let client = world.clients.get(&id)?;
+    let message = HistoryMessage {
+        msgid: stamp.msgid.clone(),
+        time: Timestamp(stamp.millis()),
+        target: TargetKey::channel(channel.as_str()),
+        sender: client.mask(),
+        account: client.account.as_deref().map(str::to_owned),
+        kind,
+        tags: String::new(),
+        text: text.to_owned(),
+    };
+    if let Err(rejected) = world.store.append(message) {
+        tracing::debug!(reason = ?rejected.reason, "history store refused an event");
+    }
+    Some(stamp)
+}

@@ -336,3 +336,58 @@ async fn retention_keeps_the_newest_messages_per_target() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn event_playback_replays_channel_events_to_those_who_ask() {
+    let server = TestServer::start().await;
+    let events = format!("{CAPS} draft/event-playback");
+    let mut alice = server.client_with_caps("alice", &events).await;
+    alice.send("JOIN #h").await;
+    alice.expect_command("366").await;
+    let mut bob = member(&server, "bob").await;
+    alice.send("TOPIC #h :the topic").await;
+    let topic = alice.expect_command("TOPIC").await;
+    say(&mut alice, "#h", "hello").await;
+    alice.send("MODE #h +v bob").await;
+    alice.send("KICK #h bob :bye").await;
+    bob.expect_command("KICK").await;
+    bob.send("JOIN #h").await;
+    bob.expect_command("366").await;
+    bob.send("NICK robert").await;
+    bob.send("PART #h :later").await;
+    bob.expect_command("PART").await;
+    alice.sync().await;
+
+    let lines = history(&mut alice, "CHATHISTORY LATEST #h * 100", "#h").await;
+    let replayed: Vec<String> = lines
+        .iter()
+        .map(|l| {
+            let raw = &l.0;
+            raw.split_once(' ')
+                .map_or(raw.clone(), |(_, rest)| rest.to_owned())
+        })
+        .collect();
+    assert_eq!(
+        replayed,
+        [
+            ":alice!~alice@127.0.0.1 JOIN #h",
+            ":bob!~bob@127.0.0.1 JOIN #h",
+            ":alice!~alice@127.0.0.1 TOPIC #h :the topic",
+            ":alice!~alice@127.0.0.1 PRIVMSG #h :hello",
+            ":alice!~alice@127.0.0.1 MODE #h +v bob",
+            ":alice!~alice@127.0.0.1 KICK #h bob :bye",
+            ":bob!~bob@127.0.0.1 JOIN #h",
+            ":bob!~bob@127.0.0.1 NICK robert",
+            ":robert!~bob@127.0.0.1 PART #h :later",
+        ]
+    );
+    // The TOPIC its members saw carried the msgid and time replayed.
+    assert_eq!(seen(&lines[2]).0, seen(&topic).0);
+    assert_eq!(seen(&lines[2]).1, seen(&topic).1);
+
+    // Without event-playback, only the message.
+    let mut carol = member(&server, "carol").await;
+    let plain = history(&mut carol, "CHATHISTORY LATEST #h * 100", "#h").await;
+    let commands: Vec<_> = plain.iter().map(|l| l.command().to_owned()).collect();
+    assert_eq!(commands, ["PRIVMSG"]);
+}

@@ -421,10 +421,39 @@ fn replay_line(
         .unwrap_or((&message.sender, "*@*"));
     let (user, host) = rest.split_once('@').unwrap_or((rest, "*"));
     line.source_parts(nick, user, host)
-        .command(message.kind.command())
-        .param(target);
-    if message.kind != MessageKind::Tagmsg {
-        line.trailing(&message.text);
+        .command(message.kind.command());
+    let text = message.text.as_str();
+    match message.kind {
+        MessageKind::Privmsg | MessageKind::Notice | MessageKind::Topic => {
+            line.param(target).trailing(text);
+        }
+        MessageKind::Tagmsg | MessageKind::Join => {
+            line.param(target);
+        }
+        MessageKind::Part => {
+            line.param(target);
+            if !text.is_empty() {
+                line.trailing(text);
+            }
+        }
+        MessageKind::Quit => {
+            line.trailing(text);
+        }
+        // Stored as `<victim> <reason>`.
+        MessageKind::Kick => {
+            let (victim, reason) = text.split_once(' ').unwrap_or((text, ""));
+            line.param(target).param(victim).trailing(reason);
+        }
+        // Stored as `<letters> <params>...`.
+        MessageKind::Mode => {
+            line.param(target);
+            for param in text.split(' ').filter(|p| !p.is_empty()) {
+                line.param(param);
+            }
+        }
+        MessageKind::Nick => {
+            line.param(text);
+        }
     }
     line.finish()
 }

@@ -229,6 +229,18 @@ fn channel_mode(ctx: &mut Ctx<'_>, name: &str, msg: &Message<'_>) {
     for param in &applied.params {
         line.param(param);
     }
+    let mut event = applied.letters.clone();
+    for param in &applied.params {
+        event.push(' ');
+        event.push_str(param);
+    }
+    crate::history::record_event(
+        ctx.world,
+        ctx.id,
+        palaver_store::MessageKind::Mode,
+        &key,
+        &event,
+    );
     if let Some(channel) = ctx.world.channels.get(&key) {
         channel.broadcast(&line.finish(), None);
     }

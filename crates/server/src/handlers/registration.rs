@@ -62,6 +62,16 @@ pub(super) fn nick(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         for peer in ctx.world.peers_of(ctx.id) {
             peer.push(line.clone());
         }
+        let channels: Vec<_> = ctx.me().channels.iter().cloned().collect();
+        for channel in &channels {
+            crate::history::record_event(
+                ctx.world,
+                ctx.id,
+                palaver_store::MessageKind::Nick,
+                channel,
+                wanted,
+            );
+        }
         if let Some(old_key) = old_key.as_ref().filter(|old| **old != key) {
             let departed = WhowasEntry::of(ctx.me(), old_key.clone());
             ctx.world.remember(departed);

@@ -335,6 +335,16 @@ impl World {
             for peer in self.peers_of(id) {
                 peer.push(line.clone());
             }
+            let channels: Vec<CaseKey> = client.channels.iter().cloned().collect();
+            for key in &channels {
+                crate::history::record_event(
+                    self,
+                    id,
+                    palaver_store::MessageKind::Quit,
+                    key,
+                    reason,
+                );
+            }
         }
         let Some(client) = self.clients.remove(&id) else {
             return;
