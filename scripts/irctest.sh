@@ -13,5 +13,5 @@ IRC_SERVER_CMD="$PWD/target/release/chat-server {host} {port} --ephemeral --serv
 IRC_SERVER_CAPS="cap-notify multi-prefix userhost-in-names message-tags server-time echo-message batch labeled-response away-notify extended-join invite-notify draft/no-implicit-names setname extended-monitor draft/multiline draft/metadata-3 draft/read-marker draft/message-redaction" \
 IRC_SERVER_OPTIONAL_BEHAVIORS="BAN_EXCEPTION_MODE INVITE_EXCEPTION_MODE INVITE_LIST MULTI_KICK NO_CTCP ELIST_C ELIST_M ELIST_N ELIST_T ELIST_U" \
 IRC_SERVER_EXTBAN_MUTE=m \
-IRC_SERVER_ISUPPORT="CASEMAPPING=rfc1459 CHANTYPES=# PREFIX=(ov)@+ CHANMODES=beI,k,l,Cimnpst EXCEPTS=e INVEX=I EXTBAN=,m MONITOR=100 WHOX UTF8ONLY BOT=B ELIST=CMNTU" \
+IRC_SERVER_ISUPPORT="CASEMAPPING=rfc1459 CHANTYPES=# PREFIX=(ov)@+ CHANMODES=beI,k,l,CEimnpst EXCEPTS=e INVEX=I EXTBAN=,m MONITOR=100 WHOX UTF8ONLY BOT=B ELIST=CMNTU" \
   ../shared/tools/irctest/run.sh "$label" "$@"

@@ -41,13 +41,22 @@ pub(crate) fn target_key(
         Recipients::Channel {
             key,
             min_status: None,
-        } => Some(TargetKey::channel(key.as_str())),
+        } => kept_for(world, key).then(|| TargetKey::channel(key.as_str())),
         Recipients::Channel { .. } => None,
         Recipients::Client(id) => {
             let recipient = world.clients.get(id)?;
             Some(TargetKey::private(&party(sender), &party(recipient)))
         }
     }
+}
+
+/// Whether history is kept for the channel `key` (history on, and no `+E`).
+pub(crate) fn kept_for(world: &World, key: &palaver_proto::CaseKey) -> bool {
+    world.config.history.enabled
+        && world
+            .channels
+            .get(key)
+            .is_some_and(|channel| !channel.modes.no_history)
 }
 
 /// Whether a TAGMSG with these client-only tags is worth keeping: reactions are.
@@ -160,7 +169,7 @@ pub(crate) fn record_event(
     channel: &palaver_proto::CaseKey,
     text: &str,
 ) -> Option<Stamp> {
-    if !world.config.history.enabled {
+    if !kept_for(world, channel) {
         return None;
     }
     let stamp = world.stamp();

@@ -391,3 +391,29 @@ async fn event_playback_replays_channel_events_to_those_who_ask() {
     let commands: Vec<_> = plain.iter().map(|l| l.command().to_owned()).collect();
     assert_eq!(commands, ["PRIVMSG"]);
 }
+
+#[tokio::test]
+async fn joiners_are_told_history_is_kept_and_plus_e_turns_it_off() {
+    let mut config = test_config();
+    config.history.join_notice = true;
+    let server = TestServer::with_config(config).await;
+    let mut alice = server.client_with_caps("alice", CAPS).await;
+    alice.send("JOIN #h").await;
+    alice.expect_command("366").await;
+    let notice = alice.expect_command("NOTICE").await;
+    assert_eq!(notice.param(0), "#h");
+    assert!(notice.last().contains("kept"), "{notice:?}");
+    say(&mut alice, "#h", "kept").await;
+
+    alice.send("MODE #h +E").await;
+    alice.expect_command("MODE").await;
+    say(&mut alice, "#h", "not kept").await;
+    let mut bob = server.client_with_caps("bob", CAPS).await;
+    bob.send("JOIN #h").await;
+    bob.expect_command("366").await;
+    // No notice for a channel whose history is off: the next line is our PONG.
+    let after = bob.sync().await;
+    assert!(after.iter().all(|l| l.command() != "NOTICE"), "{after:?}");
+    let lines = history(&mut bob, "CHATHISTORY LATEST #h * 10", "#h").await;
+    assert_eq!(lines.iter().map(Line::last).collect::<Vec<_>>(), ["kept"]);
+}

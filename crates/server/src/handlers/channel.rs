@@ -124,6 +124,22 @@ fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) {
         send_names(ctx, &folded);
     }
     super::metadata::after_join(ctx, &folded);
+    if ctx.world.config.history.join_notice && history::kept_for(ctx.world, &folded) {
+        // Users should know their words are kept (and how to stop it).
+        ctx.world
+            .server_line(ctx.id, "NOTICE")
+            .param(&display_name_of(ctx, &folded))
+            .trailing("Messages in this channel are kept in its history on this server (channel operators can turn that off with /mode +E)")
+            .send();
+    }
+}
+
+/// The channel's name as its creator spelt it (its folded name if it is gone).
+fn display_name_of(ctx: &Ctx<'_>, key: &CaseKey) -> String {
+    ctx.world
+        .channels
+        .get(key)
+        .map_or_else(|| key.as_str().to_owned(), |c| c.name.clone())
 }
 
 /// The lines announcing a JOIN, in each format a member may want.

@@ -172,7 +172,7 @@ fn channel_mode(ctx: &mut Ctx<'_>, name: &str, msg: &Message<'_>) {
             // CHANMODES type B (`k`) always takes a parameter, type C (`l`) only when set.
             'k' => true,
             'l' => adding,
-            'C' | 'i' | 'm' | 'n' | 'p' | 's' | 't' => false,
+            'C' | 'E' | 'i' | 'm' | 'n' | 'p' | 's' | 't' => false,
             other => {
                 ctx.numeric(ERR_UNKNOWNMODE)
                     .param(&other.to_string())
@@ -397,6 +397,7 @@ fn apply_one(
                 's' => std::mem::replace(&mut modes.secret, adding) != adding,
                 't' => std::mem::replace(&mut modes.topic_ops_only, adding) != adding,
                 'C' => std::mem::replace(&mut modes.no_ctcp, adding) != adding,
+                'E' => std::mem::replace(&mut modes.no_history, adding) != adding,
                 _ => false,
             };
             if changed {

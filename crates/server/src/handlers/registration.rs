@@ -212,7 +212,7 @@ fn welcome(ctx: &mut Ctx<'_>) {
         .param(&config.server_name)
         .param(VERSION)
         .param("Biow")
-        .param("CbeIiklmnopstv")
+        .param("CEbeIiklmnopstv")
         .param("beIklov")
         .send();
     send_isupport(ctx);

@@ -103,6 +103,9 @@ pub(crate) struct Modes {
     pub(crate) topic_ops_only: bool,
     /// `+C`: no CTCP messages but ACTION (`/me`).
     pub(crate) no_ctcp: bool,
+    /// `+E` ("ephemeral"): the channel's messages and events are not kept in
+    /// history (see `crate::history`); what was kept before stays until retention.
+    pub(crate) no_history: bool,
 }
 
 /// A channel that exists because at least one client is in it.
@@ -176,6 +179,7 @@ impl Channel {
         let m = &self.modes;
         for (on, letter) in [
             (m.no_ctcp, 'C'),
+            (m.no_history, 'E'),
             (m.invite_only, 'i'),
             (m.moderated, 'm'),
             (m.no_external, 'n'),
