@@ -161,6 +161,10 @@ struct Cli {
     /// Keep no message history (CHATHISTORY then answers with nothing).
     #[arg(long)]
     no_history: bool,
+    /// Do not tell joiners that a channel's history is kept (one NOTICE after the
+    /// JOIN burst; some bots and test suites expect the burst alone).
+    #[arg(long)]
+    no_history_notice: bool,
     /// Log level (error, warn, info, debug, trace); RUST_LOG overrides it.
     #[arg(long, default_value = "info")]
     log_level: String,
@@ -407,6 +411,7 @@ fn build_config(cli: &Cli) -> anyhow::Result<Config> {
         config.motd = Some(text.lines().map(str::to_owned).collect());
     }
     config.history.enabled = !cli.no_history;
+    config.history.join_notice = !cli.no_history_notice;
     config.history.retention = palaver_store::Retention {
         max_age_ms: cli
             .history_max_age
