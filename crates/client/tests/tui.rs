@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use palaver_client::connection::ConnEvent;
 use palaver_client::state::Stamp;
+use palaver_client::tui::width::Joins;
 use palaver_client::tui::{View, candidates, render};
 use palaver_client::{Client, ClientConfig};
 use ratatui::Terminal;
@@ -224,4 +225,50 @@ fn issue_12_the_tab_bar_scrolls_to_the_active_buffer() {
             .iter()
             .any(|c| matches!(c, palaver_client::Change::Line { line, .. } if line.text.contains("no buffer 14")))
     );
+}
+
+/// Issue 12, bug 7: flags, ZWJ sequences, skin tones and emoji presentation
+/// sequences are drawn at the widths the terminal uses. One the probe found
+/// joining nothing gets the clusters as parts of undisputed width (`JP`, three
+/// faces); one that joins them gets each as one two-column cell, and wrapping
+/// counts it as two columns (not the six its characters add up to).
+#[test]
+fn issue_12_emoji_clusters_are_drawn_at_the_terminals_widths() {
+    let mut client = conversation();
+    let family = "\u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467}";
+    feed(
+        &mut client,
+        at(9, 8),
+        &[
+            ":bob!b@h PRIVMSG #lobby :from \u{1F1EF}\u{1F1F5} with \u{2764}\u{FE0F} \u{1F44D}\u{1F3FD} end",
+            &format!(":bob!b@h PRIVMSG #lobby :{}", family.repeat(24)),
+        ],
+    );
+    for (name, joins) in [("unjoined", Joins::NONE), ("joined", Joins::ALL)] {
+        let view = View {
+            joins,
+            ..View::default()
+        };
+        let terminal = draw(&client, &view);
+        insta::assert_snapshot!(format!("emoji_clusters_{name}"), terminal.backend());
+        let buffer = terminal.backend().buffer();
+        let rows: Vec<String> = (0..24)
+            .map(|y| (0..80).map(|x| buffer[(x, y)].symbol()).collect())
+            .collect();
+        let flag_row = rows.iter().find(|r| r.contains("from ")).expect("flag row");
+        let family_rows = rows.iter().filter(|r| r.contains('\u{1F467}')).count();
+        if joins == Joins::NONE {
+            // The thumb is one two-column cell: the cell after it is covered.
+            assert!(
+                flag_row.contains("from JP with \u{2764} \u{1F44D}"),
+                "{flag_row}"
+            );
+            // 24 families of three two-column faces: 144 columns, three rows.
+            assert_eq!(family_rows, 3);
+        } else {
+            assert!(flag_row.contains("\u{1F1EF}\u{1F1F5}"), "{flag_row}");
+            // 24 two-column families: 48 columns, one row.
+            assert_eq!(family_rows, 1);
+        }
+    }
 }

@@ -11,6 +11,7 @@
 
 pub mod input;
 pub mod render;
+pub mod width;
 
 use std::io;
 use std::time::Duration;
@@ -76,7 +77,11 @@ pub async fn run(
 
     let mut terminal = ratatui::try_init()?;
     let _restore = Restore;
-    let mut view = View::default();
+    let mut view = View {
+        joins: width::probe(&mut io::stdout())?,
+        ..View::default()
+    };
+    tracing::info!(joins = ?view.joins, "emoji clusters the terminal joins");
     let mut keys = EventStream::new();
     let mut quit_by: Option<Instant> = None;
     // When the connection task retries after a drop: the status line counts down.
@@ -133,6 +138,16 @@ pub async fn run(
                 continue;
             }
             key = keys.next(), if quit_by.is_none() => match key {
+                Some(Ok(Event::Key(KeyEvent { code: KeyCode::Char('l'), modifiers, kind, .. })))
+                    if modifiers.contains(KeyModifiers::CONTROL) && kind != KeyEventKind::Release =>
+                {
+                    // Ctrl+L: forget what ratatui believes is on screen and draw
+                    // every cell again, whatever a terminal or tmux left behind.
+                    if terminal.clear().is_err() {
+                        client.quit(None);
+                    }
+                    Vec::new()
+                }
                 Some(Ok(event)) => handle_terminal_event(&mut client, &mut view, &event, height, &clock),
                 Some(Err(_)) | None => client.quit(None),
             },

@@ -16,10 +16,11 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line as TextLine, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
-use unicode_width::UnicodeWidthChar;
+use unicode_segmentation::UnicodeSegmentation;
 
 use crate::state::{Buffer, BufferKind, ConnState, Delivery, Line, LineKind, State};
 use crate::tui::input::InputLine;
+use crate::tui::width::{Joins, cluster_width, displayable, text_width};
 
 /// Width of the `HH:MM ` column; wrapped lines are indented by it.
 const TIME_WIDTH: usize = 6;
@@ -41,6 +42,9 @@ pub struct View {
     pub retry_left: Option<std::time::Duration>,
     /// After Alt+J: the digits of the buffer number typed so far.
     pub jump: Option<String>,
+    /// Which emoji clusters the terminal joins (probed at start): text is drawn
+    /// through [`displayable`] so that ratatui's widths are the terminal's.
+    pub joins: Joins,
 }
 
 impl View {
@@ -90,10 +94,10 @@ pub fn render(frame: &mut Frame<'_>, state: &State, view: &View) {
     ])
     .areas(frame.area());
     let buffer = state.active_buffer();
-    render_tabs(frame, tabs, state);
+    render_tabs(frame, tabs, state, view.joins);
     let scroll = render_body(frame, body, state, buffer, view);
     render_status(frame, status, state, view, buffer, scroll);
-    render_input(frame, input, buffer, &view.input);
+    render_input(frame, input, buffer, view);
 }
 
 fn tab_name(buffer: &Buffer) -> &str {
@@ -105,8 +109,8 @@ fn tab_name(buffer: &Buffer) -> &str {
 }
 
 /// One buffer's tab: its label and its unread or mention count.
-fn tab_spans(state: &State, index: usize, buffer: &Buffer) -> Vec<Span<'static>> {
-    let label = format!(" {}:{} ", index + 1, tab_name(buffer));
+fn tab_spans(state: &State, index: usize, buffer: &Buffer, joins: Joins) -> Vec<Span<'static>> {
+    let label = format!(" {}:{} ", index + 1, displayable(tab_name(buffer), joins));
     let style = if index == state.active {
         Style::new().add_modifier(Modifier::REVERSED | Modifier::BOLD)
     } else if buffer.mentions > 0 {
@@ -165,12 +169,12 @@ fn more_marker(hidden: &[Buffer], left: bool) -> Span<'static> {
 /// The tab bar. When the tabs do not fit, it shows a window of them that always
 /// contains the active one, with `<N` and `N>` for the buffers off each end
 /// (coloured when one of those has unread lines or mentions).
-fn render_tabs(frame: &mut Frame<'_>, area: Rect, state: &State) {
+fn render_tabs(frame: &mut Frame<'_>, area: Rect, state: &State, joins: Joins) {
     let tabs: Vec<Vec<Span<'static>>> = state
         .buffers
         .iter()
         .enumerate()
-        .map(|(index, buffer)| tab_spans(state, index, buffer))
+        .map(|(index, buffer)| tab_spans(state, index, buffer, joins))
         .collect();
     let widths: Vec<usize> = tabs.iter().map(|t| spans_width(t)).collect();
     let room = usize::from(area.width);
@@ -213,10 +217,6 @@ fn render_tabs(frame: &mut Frame<'_>, area: Rect, state: &State) {
     frame.render_widget(Paragraph::new(TextLine::from(spans)), area);
 }
 
-fn text_width(text: &str) -> usize {
-    text.chars().map(|c| c.width().unwrap_or(0)).sum()
-}
-
 /// Draws the topic, messages and nick list; returns the rows scrolled up as shown.
 fn render_body(
     frame: &mut Frame<'_>,
@@ -247,6 +247,7 @@ fn render_body(
             Some(topic) => format!(" {}: {}", buffer.name, strip_formatting(topic)),
             None => format!(" {}", buffer.name),
         };
+        let text = displayable(&text, view.joins).into_owned();
         let topic_line =
             Paragraph::new(text).style(Style::new().fg(Color::White).bg(Color::DarkGray));
         frame.render_widget(topic_line, topic);
@@ -254,6 +255,7 @@ fn render_body(
     }
     let rows = message_rows(
         state,
+        view.joins,
         buffer,
         usize::from(messages.width),
         usize::from(messages.height) + scroll,
@@ -276,13 +278,14 @@ fn render_body(
 /// the scrollback has that many, oldest first.
 fn message_rows(
     state: &State,
+    joins: Joins,
     buffer: &Buffer,
     width: usize,
     wanted: usize,
 ) -> Vec<TextLine<'static>> {
     let mut rows: Vec<TextLine<'static>> = Vec::new();
     for line in buffer.lines.iter().rev() {
-        let mut wrapped = wrap(line_spans(state, line), width.max(TIME_WIDTH + 4));
+        let mut wrapped = wrap(line_spans(state, joins, line), width.max(TIME_WIDTH + 4));
         wrapped.extend(rows);
         rows = wrapped;
         if rows.len() >= wanted {
@@ -292,7 +295,7 @@ fn message_rows(
     rows
 }
 
-fn line_spans(state: &State, line: &Line) -> Vec<Span<'static>> {
+fn line_spans(state: &State, joins: Joins, line: &Line) -> Vec<Span<'static>> {
     let time = Span::styled(format!("{} ", line.time), Style::new().fg(Color::DarkGray));
     let nick = line.nick.clone().unwrap_or_default();
     let mut nick_style = Style::new().fg(nick_color(state.key(&nick).as_str()));
@@ -306,7 +309,7 @@ fn line_spans(state: &State, line: &Line) -> Vec<Span<'static>> {
     } else {
         Style::new()
     };
-    let text = strip_formatting(&line.text);
+    let text = displayable(&strip_formatting(&line.text), joins).into_owned();
     let mut spans = vec![time];
     match line.kind {
         LineKind::Message => {
@@ -347,42 +350,46 @@ fn line_spans(state: &State, line: &Line) -> Vec<Span<'static>> {
 
 /// Wraps styled spans into rows of `width` columns at spaces where possible (inside
 /// long words otherwise); continuation rows are indented by [`TIME_WIDTH`] so the
-/// text lines up after the time stamp.
+/// text lines up after the time stamp. It works in grapheme clusters measured as
+/// ratatui measures them, so a row never holds more than ratatui draws.
 fn wrap(spans: Vec<Span<'static>>, width: usize) -> Vec<TextLine<'static>> {
-    let cells: Vec<(char, Style)> = spans
+    let cells: Vec<(&str, Style)> = spans
         .iter()
-        .flat_map(|span| span.content.chars().map(move |c| (c, span.style)))
+        .flat_map(|span| span.content.graphemes(true).map(move |g| (g, span.style)))
         .collect();
-    let cell_width = |c: char| c.width().unwrap_or(0);
-    let mut rows: Vec<Vec<(char, Style)>> = Vec::new();
-    let mut row: Vec<(char, Style)> = Vec::new();
+    let mut rows: Vec<Vec<(&str, Style)>> = Vec::new();
+    let mut row: Vec<(&str, Style)> = Vec::new();
     let mut used = 0;
     let mut i = 0;
-    while let Some(&(c, style)) = cells.get(i) {
-        let w = cell_width(c);
+    while let Some(&(g, style)) = cells.get(i) {
+        let w = cluster_width(g);
         if used + w > width && !row.is_empty() {
             // Carry the last word over when the row has a space after the time column.
-            let carry = if c == ' ' {
+            let carry = if g == " " {
                 None
             } else {
                 row.iter()
-                    .rposition(|&(ch, _)| ch == ' ')
+                    .rposition(|&(cell, _)| cell == " ")
                     .filter(|&p| p >= TIME_WIDTH && p + 1 < row.len())
             };
             let tail = carry.map(|p| row.split_off(p + 1)).unwrap_or_default();
-            while row.len() > TIME_WIDTH && row.last().is_some_and(|&(ch, _)| ch == ' ') {
+            while row.len() > TIME_WIDTH && row.last().is_some_and(|&(cell, _)| cell == " ") {
                 row.pop();
             }
             rows.push(std::mem::take(&mut row));
-            row = vec![(' ', Style::new()); TIME_WIDTH];
-            used = TIME_WIDTH + tail.iter().map(|&(ch, _)| cell_width(ch)).sum::<usize>();
+            row = vec![(" ", Style::new()); TIME_WIDTH];
+            used = TIME_WIDTH
+                + tail
+                    .iter()
+                    .map(|&(cell, _)| cluster_width(cell))
+                    .sum::<usize>();
             row.extend(tail);
-            if c == ' ' {
+            if g == " " {
                 i += 1;
             }
             continue;
         }
-        row.push((c, style));
+        row.push((g, style));
         used += w;
         i += 1;
     }
@@ -390,12 +397,12 @@ fn wrap(spans: Vec<Span<'static>>, width: usize) -> Vec<TextLine<'static>> {
     rows.into_iter().map(styled_row).collect()
 }
 
-/// Groups a row of styled characters into spans.
-fn styled_row(cells: Vec<(char, Style)>) -> TextLine<'static> {
+/// Groups a row of styled clusters into spans.
+fn styled_row(cells: Vec<(&str, Style)>) -> TextLine<'static> {
     let mut spans: Vec<Span<'static>> = Vec::new();
     let mut text = String::new();
     let mut current: Option<Style> = None;
-    for (c, style) in cells {
+    for (g, style) in cells {
         if current.is_some_and(|s| s != style) {
             spans.push(Span::styled(
                 std::mem::take(&mut text),
@@ -403,7 +410,7 @@ fn styled_row(cells: Vec<(char, Style)>) -> TextLine<'static> {
             ));
         }
         current = Some(style);
-        text.push(c);
+        text.push_str(g);
     }
     if !text.is_empty() {
         spans.push(Span::styled(text, current.unwrap_or_default()));
@@ -480,37 +487,37 @@ fn render_status(
     frame.render_widget(status, area);
 }
 
-fn render_input(frame: &mut Frame<'_>, area: Rect, buffer: &Buffer, input: &InputLine) {
-    let prompt = format!("[{}] ", tab_name(buffer));
-    let prompt_width = prompt
-        .chars()
-        .map(|c| c.width().unwrap_or(0))
-        .sum::<usize>();
+fn render_input(frame: &mut Frame<'_>, area: Rect, buffer: &Buffer, view: &View) {
+    let prompt = displayable(&format!("[{}] ", tab_name(buffer)), view.joins).into_owned();
+    let prompt_width = text_width(&prompt);
     let room = usize::from(area.width)
         .saturating_sub(prompt_width + 1)
         .max(1);
-    let scroll = input.inner().visual_scroll(room);
-    let cursor = input.inner().visual_cursor();
+    let value = view.input.value();
+    let cursor_byte = value
+        .char_indices()
+        .nth(view.input.inner().cursor())
+        .map_or(value.len(), |(i, _)| i);
+    // Measured on the text as drawn, so the cursor sits where the terminal has it.
+    let cursor = text_width(&displayable(&value[..cursor_byte], view.joins));
+    let shown = displayable(value, view.joins);
+    // Scroll by whole clusters until the cursor fits.
+    let mut scroll = 0;
+    let mut clusters = shown.graphemes(true);
+    while cursor.saturating_sub(scroll) > room {
+        match clusters.next() {
+            Some(g) => scroll += cluster_width(g),
+            None => break,
+        }
+    }
     let line = TextLine::from(vec![
         Span::styled(prompt, Style::new().add_modifier(Modifier::BOLD)),
-        Span::raw(skip_columns(input.value(), scroll)),
+        Span::raw(clusters.as_str().to_owned()),
     ]);
     frame.render_widget(Paragraph::new(line), area);
     let x = area.x as usize + prompt_width + cursor.saturating_sub(scroll);
     let x = x.min(usize::from(area.right().saturating_sub(1)));
     frame.set_cursor_position((x as u16, area.y));
-}
-
-/// `text` without its first `columns` display columns.
-fn skip_columns(text: &str, columns: usize) -> String {
-    let mut skipped = 0;
-    text.chars()
-        .skip_while(|c| {
-            let skip = skipped < columns;
-            skipped += c.width().unwrap_or(0);
-            skip
-        })
-        .collect()
 }
 
 /// Text without mIRC formatting codes (bold, colour, italics...) and without other
