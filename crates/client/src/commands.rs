@@ -117,13 +117,39 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
 /// Whether a typed line carries a secret (`/password SECRET`, or a raw `PASS`,
 /// `OPER` or `AUTHENTICATE`), so that it is kept out of the input history.
 pub fn carries_secret(input: &str) -> bool {
-    let mut words = input.split_whitespace();
-    let first = words.next().unwrap_or_default().to_ascii_lowercase();
-    let second = words.next().unwrap_or_default().to_ascii_uppercase();
+    secret_start(input).is_some_and(|at| !input[at..].trim().is_empty())
+}
+
+/// Where the secret in a line being typed starts (a byte offset), so the input
+/// line can show it masked while it is typed: after `/password ` (or `/pass `),
+/// after `/quote PASS ` and `/quote AUTHENTICATE `, and after the operator name in
+/// `/quote OPER name `. `None` for every other line.
+pub fn secret_start(input: &str) -> Option<usize> {
+    // (start, end) of each space-separated word, in bytes.
+    let words: Vec<(usize, usize)> = input
+        .split(' ')
+        .scan(0, |at, word| {
+            let start = *at;
+            *at += word.len() + 1;
+            Some((start, start + word.len()))
+        })
+        .filter(|(start, end)| end > start)
+        .collect();
+    let word = |i: usize| words.get(i).map(|&(s, e)| &input[s..e]);
+    // The secret starts after the first `skip` words and the space after them.
+    let after = |skip: usize| {
+        let end = words.get(skip - 1).map_or(input.len(), |&(_, e)| e);
+        (end < input.len()).then_some(end + 1)
+    };
+    let first = word(0)?.to_ascii_lowercase();
     match first.as_str() {
-        "/password" | "/pass" => !second.is_empty(),
-        "/quote" | "/raw" => matches!(second.as_str(), "PASS" | "OPER" | "AUTHENTICATE"),
-        _ => false,
+        "/password" | "/pass" => after(1),
+        "/quote" | "/raw" => match word(1)?.to_ascii_uppercase().as_str() {
+            "PASS" | "AUTHENTICATE" => after(2),
+            "OPER" => after(3),
+            _ => None,
+        },
+        _ => None,
     }
 }
 
@@ -321,6 +347,30 @@ mod tests {
         assert_eq!(ok("/away"), Command::Away(None));
         assert_eq!(ok("/quit"), Command::Quit(None));
         assert_eq!(ok("/quote MODE #c +m"), Command::Quote("MODE #c +m".into()));
+    }
+
+    #[test]
+    fn secrets_are_found_while_typed() {
+        let masked = |input: &str| {
+            secret_start(input)
+                .map(|at| format!("{}{}", &input[..at], "*".repeat(input.len() - at)))
+        };
+        assert_eq!(
+            masked("/password hunter2").as_deref(),
+            Some("/password *******")
+        );
+        assert_eq!(masked("/PASS  hunter2").as_deref(), Some("/PASS ********"));
+        assert_eq!(masked("/password").as_deref(), None);
+        assert_eq!(masked("/password ").as_deref(), Some("/password "));
+        assert_eq!(
+            masked("/quote OPER admin pw").as_deref(),
+            Some("/quote OPER admin **")
+        );
+        assert_eq!(masked("/quote OPER admin").as_deref(), None);
+        assert_eq!(masked("/quote PASS pw").as_deref(), Some("/quote PASS **"));
+        assert_eq!(masked("/quote MODE #a +k key"), None);
+        assert_eq!(masked("hello /password x"), None);
+        assert!(carries_secret("/password x") && !carries_secret("/password "));
     }
 
     #[test]

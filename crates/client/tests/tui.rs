@@ -272,3 +272,24 @@ fn issue_12_emoji_clusters_are_drawn_at_the_terminals_widths() {
         }
     }
 }
+
+/// Issue 12: a server password typed with `/password` (or a raw PASS or OPER)
+/// never appears on screen, not even while it is being typed.
+#[test]
+fn issue_12_a_password_is_masked_while_typed() {
+    let client = conversation();
+    let input_row = |typed: &str| {
+        let mut view = View::default();
+        view.input.set(typed);
+        let terminal = draw(&client, &view);
+        let buffer = terminal.backend().buffer();
+        let row: String = (0..80).map(|x| buffer[(x, 23)].symbol()).collect();
+        (row.trim_end().to_owned(), buffer.clone())
+    };
+    let (row, _) = input_row("/password hunter2");
+    assert_eq!(row, "[#lobby] /password *******");
+    let (row, _) = input_row("/quote OPER admin s3cret");
+    assert_eq!(row, "[#lobby] /quote OPER admin ******");
+    let (row, _) = input_row("/topic hunter2 is not a secret");
+    assert_eq!(row, "[#lobby] /topic hunter2 is not a secret");
+}

@@ -7,6 +7,7 @@
 //! Screen, top to bottom: one row of tabs, the message pane (with the topic on top
 //! and the nick list on the right for channels), the status line, the input line.
 
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::collections::HashMap;
 
@@ -493,7 +494,16 @@ fn render_input(frame: &mut Frame<'_>, area: Rect, buffer: &Buffer, view: &View)
     let room = usize::from(area.width)
         .saturating_sub(prompt_width + 1)
         .max(1);
-    let value = view.input.value();
+    // A password being typed is shown as one `*` per character.
+    let value = match crate::commands::secret_start(view.input.value()) {
+        Some(at) => {
+            let typed = view.input.value();
+            let stars = typed[at..].chars().map(|_| '*');
+            Cow::Owned(typed[..at].chars().chain(stars).collect())
+        }
+        None => Cow::Borrowed(view.input.value()),
+    };
+    let value = value.as_ref();
     let cursor_byte = value
         .char_indices()
         .nth(view.input.inner().cursor())
