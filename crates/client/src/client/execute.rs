@@ -1,0 +1,272 @@
+//! User commands: what a parsed [`Command`] does. [`Client::execute`] is the one
+//! entry; it checks what the command needs (a connection, a channel) and queues
+//! the lines. Nothing here reads a server line.
+
+use palaver_proto::Message;
+use palaver_proto::writer::write_message;
+
+use super::{Change, Client, TEXT_BUDGET, sanitize, split_text};
+
+use crate::commands::{self, Command};
+use crate::connection::ToConn;
+use crate::state::{BufferKind, ConnState, Delivery, Line, LineKind};
+
+impl Client {
+    // --- user input ---------------------------------------------------------------
+
+    pub(super) fn execute(&mut self, command: Command) {
+        let needs_connection = !matches!(
+            command,
+            Command::Help
+                | Command::Close
+                | Command::Quit(_)
+                | Command::Nick(_)
+                | Command::Quote(_)
+                | Command::Reconnect
+                | Command::Password(_)
+                | Command::Buffer(_)
+        );
+        if needs_connection && !self.registered {
+            self.hint("not connected to the server: nothing was sent".to_owned());
+            return;
+        }
+        match command {
+            Command::Say(text) => {
+                let active = self.state.active_buffer();
+                match active.kind {
+                    BufferKind::Server => self.hint(
+                        "this is the server buffer: /join #channel, /msg nick text, or switch buffers with Alt+number".to_owned(),
+                    ),
+                    BufferKind::Channel if !active.joined => {
+                        let name = active.name.clone();
+                        self.hint(format!("you are not in {name}: /join {name}"));
+                    }
+                    _ => {
+                        let target = active.name.clone();
+                        self.say(&target, &text, LineKind::Message);
+                    }
+                }
+            }
+            Command::Join { channel, key } => {
+                let channel = if self.state.is_channel(&channel) {
+                    channel
+                } else {
+                    format!("#{channel}")
+                };
+                if let Some(index) = self
+                    .state
+                    .find(&channel)
+                    .filter(|&i| self.state.buffers[i].joined)
+                {
+                    self.state.set_active(index);
+                    self.changes.push(Change::Buffers);
+                    return;
+                }
+                self.focus_on_join.insert(self.state.key(&channel));
+                match key {
+                    Some(key) => self.send("JOIN", &[&channel, &key]),
+                    None => self.send("JOIN", &[&channel]),
+                }
+                self.barrier();
+            }
+            Command::Part { channel, reason } => {
+                let Some(channel) = channel.or_else(|| self.active_channel()) else {
+                    return self.hint(
+                        "usage: /part #channel [reason] (or use it in a channel)".to_owned(),
+                    );
+                };
+                match reason {
+                    Some(reason) => self.send_trailing("PART", &[&channel], &reason),
+                    None => self.send("PART", &[&channel]),
+                }
+            }
+            Command::Msg { target, text } => {
+                if self.state.is_channel(&target) && self.state.find(&target).is_none() {
+                    self.send_text(&target, &text);
+                    let line = format!("-> {target}: {text}");
+                    self.info(self.state.active, LineKind::Info, line);
+                } else {
+                    self.say(&target, &text, LineKind::Message);
+                }
+            }
+            Command::Query { nick, text } => {
+                if self.state.is_channel(&nick) {
+                    return self.hint(
+                        "/query opens a private conversation: use /join for channels".to_owned(),
+                    );
+                }
+                let index = self.state.ensure(&nick, BufferKind::Query);
+                self.state.set_active(index);
+                self.changes.push(Change::Buffers);
+                if let Some(text) = text {
+                    self.say(&nick, &text, LineKind::Message);
+                }
+            }
+            Command::Me(text) => {
+                let active = self.state.active_buffer();
+                if active.kind == BufferKind::Server {
+                    return self
+                        .hint("/me works in a channel or a private conversation".to_owned());
+                }
+                let target = active.name.clone();
+                self.say(&target, &text, LineKind::Action);
+            }
+            Command::Nick(nick) => {
+                if let Some(problem) = commands::nick_problem(&nick, self.state.nicklen) {
+                    return self.hint(problem);
+                }
+                if !self.registered {
+                    self.config.nick = nick.clone();
+                    self.state.nick = nick.clone();
+                    self.nick_retries = 0;
+                    self.changes.push(Change::Status);
+                }
+                self.send("NICK", &[&nick]);
+            }
+            Command::Topic { channel, text } => {
+                let Some(channel) = channel.or_else(|| self.active_channel()) else {
+                    return self
+                        .hint("usage: /topic #channel [text] (or use it in a channel)".to_owned());
+                };
+                match text {
+                    Some(text) => self.send_trailing("TOPIC", &[&channel], &text),
+                    None => self.send("TOPIC", &[&channel]),
+                }
+            }
+            Command::Names(channel) => {
+                let Some(channel) = channel.or_else(|| self.active_channel()) else {
+                    return self.hint("usage: /names #channel (or use it in a channel)".to_owned());
+                };
+                self.names_requested.insert(self.state.key(&channel));
+                self.send("NAMES", &[&channel]);
+            }
+            Command::Whois(nick) => self.send("WHOIS", &[&nick]),
+            Command::Away(message) => match message {
+                Some(message) => self.send_trailing("AWAY", &[], &message),
+                None => self.send("AWAY", &[]),
+            },
+            Command::Close => {
+                let index = self.state.active;
+                let buffer = self.state.active_buffer();
+                match buffer.kind {
+                    BufferKind::Server => {
+                        return self.hint("the server buffer stays open: /quit exits".to_owned());
+                    }
+                    BufferKind::Channel if buffer.joined && self.registered => {
+                        let name = buffer.name.clone();
+                        self.send("PART", &[&name]);
+                    }
+                    _ => {}
+                }
+                self.state.close(index);
+                self.changes.push(Change::Buffers);
+            }
+            Command::Quit(message) => {
+                let changes = self.quit(message.as_deref());
+                self.changes.extend(changes);
+            }
+            Command::Help => {
+                let index = self.state.active;
+                for line in commands::help_lines() {
+                    self.info(index, LineKind::Info, line);
+                }
+                self.info(
+                    index,
+                    LineKind::Info,
+                    "Keys: Alt+1..9, Alt+J NN or Ctrl+N/P switch buffers, PageUp/PageDown scroll, Tab completes, Up/Down recall, Ctrl+C quits",
+                );
+            }
+            Command::Buffer(number) => {
+                let count = self.state.buffers.len();
+                if number > count {
+                    return self.hint(format!("there is no buffer {number}: 1 to {count}"));
+                }
+                let changes = self.switch_to(number - 1);
+                self.changes.extend(changes);
+            }
+            Command::Reconnect => {
+                self.outgoing.push_back(ToConn::Reconnect);
+                let text = format!("Reconnecting to {}", self.address);
+                self.info(self.state.active, LineKind::Info, text);
+            }
+            Command::Password(password) => {
+                let text = if password.is_some() {
+                    "Server password set for the next connection: /reconnect to use it"
+                } else {
+                    "Server password cleared"
+                };
+                self.config.password = password;
+                self.info(self.state.active, LineKind::Info, text);
+            }
+            Command::Quote(raw) => {
+                if self.generation == 0
+                    || matches!(
+                        self.state.conn,
+                        ConnState::Disconnected { .. } | ConnState::Closed
+                    )
+                {
+                    return self.hint("not connected to the server: nothing was sent".to_owned());
+                }
+                if raw.contains(['\r', '\n', '\0']) {
+                    return self.hint("/quote takes one line".to_owned());
+                }
+                match Message::parse(&raw) {
+                    Ok(msg) => {
+                        let line = write_message(&msg);
+                        self.enqueue(line);
+                    }
+                    Err(error) => self.hint(format!("/quote: not an IRC line ({error})")),
+                }
+            }
+        }
+    }
+
+    fn active_channel(&self) -> Option<String> {
+        let active = self.state.active_buffer();
+        (active.kind == BufferKind::Channel).then(|| active.name.clone())
+    }
+
+    /// Sends `text` to `target` (split to fit lines) and records it as our own line.
+    fn say(&mut self, target: &str, text: &str, kind: LineKind) {
+        let text = sanitize(text);
+        let action = kind == LineKind::Action;
+        let budget = TEXT_BUDGET.saturating_sub(target.len()).max(64) - if action { 9 } else { 0 };
+        let index = if self.state.is_channel(target) {
+            self.state.find(target).unwrap_or(self.state.active)
+        } else {
+            self.state.ensure(target, BufferKind::Query)
+        };
+        for chunk in split_text(&text, budget) {
+            let wire = if action {
+                format!("\u{1}ACTION {chunk}\u{1}")
+            } else {
+                chunk.to_owned()
+            };
+            self.send_trailing("PRIVMSG", &[target], &wire);
+            let nick = self.state.nick.clone();
+            self.push(
+                index,
+                Line {
+                    time: self.now,
+                    kind,
+                    nick: Some(nick),
+                    text: chunk.to_owned(),
+                    highlight: false,
+                    own: true,
+                    delivery: if self.echo {
+                        Delivery::Pending
+                    } else {
+                        Delivery::Sent
+                    },
+                },
+            );
+        }
+    }
+
+    fn send_text(&mut self, target: &str, text: &str) {
+        let text = sanitize(text);
+        for chunk in split_text(&text, TEXT_BUDGET.saturating_sub(target.len()).max(64)) {
+            self.send_trailing("PRIVMSG", &[target], chunk);
+        }
+    }
+}
