@@ -70,6 +70,45 @@ pub enum Command {
     /// `/password [SECRET]`: the server password for the next connection; without
     /// one, none is sent.
     Password(Option<String>),
+    /// `/mode [target] [changes [args]]`: without changes, show the modes; without
+    /// a target, the active channel's.
+    Mode {
+        /// A channel or our nick; the active channel if absent.
+        target: Option<String>,
+        /// The mode changes and their arguments (`+o bob`), empty to ask.
+        changes: Vec<String>,
+    },
+    /// `/kick [#chan] nick [reason]`
+    Kick {
+        /// The channel; the active one if absent.
+        channel: Option<String>,
+        /// Who.
+        nick: String,
+        /// Why, shown to everyone.
+        reason: Option<String>,
+    },
+    /// `/ban`, `/unban`, `/op`, `/deop`, `/voice`, `/devoice` with nicks or masks:
+    /// one membership or list mode given to (or taken from) each, in the active
+    /// channel (or the one named first).
+    MemberMode {
+        /// The channel; the active one if absent.
+        channel: Option<String>,
+        /// `true` to give, `false` to take.
+        give: bool,
+        /// The mode letter (`o`, `v`, `b`).
+        mode: char,
+        /// Nicks (or ban masks); for `b` without any, the ban list is shown.
+        targets: Vec<String>,
+    },
+    /// `/invite nick [#chan]`
+    Invite {
+        /// Who.
+        nick: String,
+        /// Where to; the active channel if absent.
+        channel: Option<String>,
+    },
+    /// `/list [mask]`: channels on the server, into the channel-list buffer.
+    List(Option<String>),
 }
 
 /// Why an input line does nothing: shown to the user, never sent.
@@ -111,6 +150,40 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
         "/password",
         "/password [SECRET]",
         "server password for the next connection",
+    ),
+    (
+        "/mode",
+        "/mode [#channel|nick] [+-modes [args]]",
+        "show or change modes",
+    ),
+    (
+        "/kick",
+        "/kick [#channel] nick [reason]",
+        "remove someone from the channel",
+    ),
+    (
+        "/ban",
+        "/ban [#channel] [nick|mask...]",
+        "ban (no argument: show the ban list)",
+    ),
+    ("/unban", "/unban [#channel] nick|mask...", "lift a ban"),
+    ("/op", "/op nick...", "make channel operator"),
+    ("/deop", "/deop nick...", "take channel operator away"),
+    (
+        "/voice",
+        "/voice nick...",
+        "let speak in a moderated channel",
+    ),
+    ("/devoice", "/devoice nick...", "take the voice away"),
+    (
+        "/invite",
+        "/invite nick [#channel]",
+        "invite someone to a channel",
+    ),
+    (
+        "/list",
+        "/list [mask]",
+        "list channels (into their own buffer)",
     ),
 ];
 
@@ -248,6 +321,60 @@ pub fn parse(input: &str) -> Result<Option<Command>, Hint> {
             }
         }
         "password" | "pass" => Command::Password(optional(rest)),
+        "mode" => {
+            let mut words = rest.split_whitespace().map(str::to_owned);
+            let mut changes: Vec<String> = words.by_ref().collect();
+            let target = match changes.first() {
+                Some(first) if !first.starts_with(['+', '-']) => Some(changes.remove(0)),
+                _ => None,
+            };
+            Command::Mode { target, changes }
+        }
+        "kick" | "k" => {
+            let (channel, rest) = channel_first(rest);
+            let (nick, reason) = split_word(rest);
+            if nick.is_empty() {
+                return Err(Hint("usage: /kick [#channel] nick [reason]".to_owned()));
+            }
+            Command::Kick {
+                channel,
+                nick: nick.to_owned(),
+                reason: optional(reason.trim()),
+            }
+        }
+        "ban" | "unban" | "op" | "deop" | "voice" | "devoice" => {
+            let lower = name.to_ascii_lowercase();
+            let (channel, rest) = channel_first(rest);
+            let targets: Vec<String> = rest.split_whitespace().map(str::to_owned).collect();
+            let (give, mode) = match lower.as_str() {
+                "ban" => (true, 'b'),
+                "unban" => (false, 'b'),
+                "op" => (true, 'o'),
+                "deop" => (false, 'o'),
+                "voice" => (true, 'v'),
+                _ => (false, 'v'),
+            };
+            if targets.is_empty() && lower != "ban" {
+                return Err(Hint(format!("usage: /{lower} [#channel] nick...")));
+            }
+            Command::MemberMode {
+                channel,
+                give,
+                mode,
+                targets,
+            }
+        }
+        "invite" => {
+            let (nick, channel) = split_word(rest);
+            if nick.is_empty() {
+                return Err(Hint("usage: /invite nick [#channel]".to_owned()));
+            }
+            Command::Invite {
+                nick: nick.to_owned(),
+                channel: optional(split_word(channel).0),
+            }
+        }
+        "list" => Command::List(optional(split_word(rest).0)),
         _ => {
             return Err(Hint(format!(
                 "unknown command /{name}: /help lists the commands, /quote sends raw IRC"
@@ -285,6 +412,16 @@ pub fn help_lines() -> Vec<String> {
         .iter()
         .map(|(_, usage, what)| format!("{usage:<28} {what}"))
         .collect()
+}
+
+/// A leading channel name, if the arguments start with one, and the rest.
+fn channel_first(rest: &str) -> (Option<String>, &str) {
+    let (first, tail) = split_word(rest);
+    if first.starts_with(['#', '&']) {
+        (Some(first.to_owned()), tail)
+    } else {
+        (None, rest)
+    }
 }
 
 /// Splits off the first space-separated word; the rest keeps its inner spacing.
@@ -347,6 +484,71 @@ mod tests {
         assert_eq!(ok("/away"), Command::Away(None));
         assert_eq!(ok("/quit"), Command::Quit(None));
         assert_eq!(ok("/quote MODE #c +m"), Command::Quote("MODE #c +m".into()));
+    }
+
+    #[test]
+    fn operator_commands_take_a_channel_first_or_use_the_active_one() {
+        assert_eq!(
+            ok("/kick bob spamming again"),
+            Command::Kick {
+                channel: None,
+                nick: "bob".into(),
+                reason: Some("spamming again".into())
+            }
+        );
+        assert_eq!(
+            ok("/kick #rust bob"),
+            Command::Kick {
+                channel: Some("#rust".into()),
+                nick: "bob".into(),
+                reason: None
+            }
+        );
+        assert_eq!(
+            ok("/op bob carol"),
+            Command::MemberMode {
+                channel: None,
+                give: true,
+                mode: 'o',
+                targets: vec!["bob".into(), "carol".into()]
+            }
+        );
+        assert_eq!(
+            ok("/unban #c *!*@spam"),
+            Command::MemberMode {
+                channel: Some("#c".into()),
+                give: false,
+                mode: 'b',
+                targets: vec!["*!*@spam".into()]
+            }
+        );
+        assert!(
+            matches!(ok("/ban"), Command::MemberMode { mode: 'b', ref targets, .. } if targets.is_empty())
+        );
+        assert!(parse("/devoice").is_err());
+        assert_eq!(
+            ok("/mode +m"),
+            Command::Mode {
+                target: None,
+                changes: vec!["+m".into()]
+            }
+        );
+        assert_eq!(
+            ok("/mode #c +l 10"),
+            Command::Mode {
+                target: Some("#c".into()),
+                changes: vec!["+l".into(), "10".into()]
+            }
+        );
+        assert_eq!(
+            ok("/invite bob"),
+            Command::Invite {
+                nick: "bob".into(),
+                channel: None
+            }
+        );
+        assert_eq!(ok("/list"), Command::List(None));
+        assert!(COMMANDS.iter().any(|(name, _, _)| *name == "/devoice"));
     }
 
     #[test]

@@ -16,6 +16,9 @@ use palaver_proto::{CaseKey, CaseMapping};
 /// stays bounded however busy its channels are.
 pub const MAX_SCROLLBACK: usize = 2000;
 
+/// The name of the buffer `/list` fills (no nick or channel can be called that).
+pub const LIST_BUFFER: &str = "*channels*";
+
 /// Index of the server buffer, which always exists and is never closed.
 pub const SERVER_BUFFER: usize = 0;
 
@@ -28,6 +31,8 @@ pub enum BufferKind {
     Channel,
     /// A private conversation with one nick.
     Query,
+    /// The channels `/list` found, largest first; read-only, scrolled like any other.
+    List,
 }
 
 /// How a line is presented; the front ends choose colours and punctuation from this.

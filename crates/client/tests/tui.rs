@@ -293,3 +293,20 @@ fn issue_12_a_password_is_masked_while_typed() {
     let (row, _) = input_row("/topic hunter2 is not a secret");
     assert_eq!(row, "[#lobby] /topic hunter2 is not a secret");
 }
+
+/// Issue 12: a kicked user reads who kicked them and why, highlighted, and the
+/// channel's bar and tab show it has been left.
+#[test]
+fn issue_12_a_kick_shows_the_channel_left() {
+    let mut client = conversation();
+    feed(
+        &mut client,
+        at(9, 9),
+        &[":carol!c@h KICK #lobby alice :take a break"],
+    );
+    let terminal = draw(&client, &View::default());
+    insta::assert_snapshot!(terminal.backend());
+    let buffer = terminal.backend().buffer();
+    let topic: String = (0..60).map(|x| buffer[(x, 1)].symbol()).collect();
+    assert!(topic.contains("#lobby (not joined: /join #lobby)"), "{topic}");
+}

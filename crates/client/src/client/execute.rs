@@ -6,10 +6,9 @@ use palaver_proto::Message;
 use palaver_proto::writer::write_message;
 
 use super::{Change, Client, TEXT_BUDGET, sanitize, split_text};
-
 use crate::commands::{self, Command};
 use crate::connection::ToConn;
-use crate::state::{BufferKind, ConnState, Delivery, Line, LineKind};
+use crate::state::{BufferKind, ConnState, Delivery, LIST_BUFFER, Line, LineKind};
 
 impl Client {
     // --- user input ---------------------------------------------------------------
@@ -36,6 +35,9 @@ impl Client {
                 match active.kind {
                     BufferKind::Server => self.hint(
                         "this is the server buffer: /join #channel, /msg nick text, or switch buffers with Alt+number".to_owned(),
+                    ),
+                    BufferKind::List => self.hint(
+                        "this is the channel list: /join #channel, or /close it".to_owned(),
                     ),
                     BufferKind::Channel if !active.joined => {
                         let name = active.name.clone();
@@ -152,6 +154,7 @@ impl Client {
                     BufferKind::Server => {
                         return self.hint("the server buffer stays open: /quit exits".to_owned());
                     }
+                    BufferKind::List => self.listing.clear(),
                     BufferKind::Channel if buffer.joined && self.registered => {
                         let name = buffer.name.clone();
                         self.send("PART", &[&name]);
@@ -218,6 +221,98 @@ impl Client {
                     Err(error) => self.hint(format!("/quote: not an IRC line ({error})")),
                 }
             }
+            command @ (Command::Mode { .. }
+            | Command::Kick { .. }
+            | Command::MemberMode { .. }
+            | Command::Invite { .. }
+            | Command::List(_)) => self.execute_operator(command),
+        }
+    }
+
+    /// The operator commands: `/mode`, `/kick`, `/ban` and the member modes,
+    /// `/invite`, `/list`. Each names the active channel unless given one.
+    fn execute_operator(&mut self, command: Command) {
+        let usage = |command: &str| format!("usage: {command} (or use it in a channel)");
+        match command {
+            Command::Mode { target, changes } => {
+                let Some(target) = target.or_else(|| self.active_channel()) else {
+                    return self.hint(usage("/mode #channel|nick [+-modes [args]]"));
+                };
+                let mut params = vec![target.as_str()];
+                params.extend(changes.iter().map(String::as_str));
+                self.send("MODE", &params);
+            }
+            Command::Kick {
+                channel,
+                nick,
+                reason,
+            } => {
+                let Some(channel) = channel.or_else(|| self.active_channel()) else {
+                    return self.hint(usage("/kick #channel nick [reason]"));
+                };
+                match reason {
+                    Some(reason) => self.send_trailing("KICK", &[&channel, &nick], &reason),
+                    None => self.send("KICK", &[&channel, &nick]),
+                }
+            }
+            Command::MemberMode {
+                channel,
+                give,
+                mode,
+                targets,
+            } => {
+                let Some(channel) = channel.or_else(|| self.active_channel()) else {
+                    return self.hint(usage("/op|/voice|/ban #channel nick..."));
+                };
+                if targets.is_empty() {
+                    // `/ban` alone: the ban list.
+                    return self.send("MODE", &[&channel, "+b"]);
+                }
+                let targets: Vec<String> = targets
+                    .into_iter()
+                    .map(|t| {
+                        // A bare nick bans that nick from anywhere.
+                        if mode == 'b' && !t.contains(['!', '@', '*', '?']) {
+                            format!("{t}!*@*")
+                        } else {
+                            t
+                        }
+                    })
+                    .collect();
+                let sign = if give { '+' } else { '-' };
+                for chunk in targets.chunks(self.modes_per_line.max(1)) {
+                    let letters: String = std::iter::once(sign)
+                        .chain(std::iter::repeat_n(mode, chunk.len()))
+                        .collect();
+                    let mut params = vec![channel.as_str(), letters.as_str()];
+                    params.extend(chunk.iter().map(String::as_str));
+                    self.send("MODE", &params);
+                }
+            }
+            Command::Invite { nick, channel } => {
+                let Some(channel) = channel.or_else(|| self.active_channel()) else {
+                    return self.hint(usage("/invite nick #channel"));
+                };
+                self.send("INVITE", &[&nick, &channel]);
+            }
+            Command::List(mask) => {
+                let index = self.state.ensure(LIST_BUFFER, BufferKind::List);
+                self.state.buffers[index].lines.clear();
+                self.state.set_active(index);
+                self.changes.push(Change::Buffers);
+                self.listing.clear();
+                self.listing_dropped = 0;
+                self.info(
+                    index,
+                    LineKind::Info,
+                    "Asking the server for its channels...",
+                );
+                match mask {
+                    Some(mask) => self.send("LIST", &[&mask]),
+                    None => self.send("LIST", &[]),
+                }
+            }
+            _ => {}
         }
     }
 

@@ -5,12 +5,13 @@
 use palaver_proto::{CaseKey, CaseMapping, Message, Source, numeric};
 
 use super::{
-    Change, Client, ERR_BADCHANNAME, ERR_NEEDREGGEDNICK, MAX_NICK_RETRIES, RPL_WHOISACCOUNT,
-    SYNC_TOKEN, last,
+    Change, Client, ERR_BADCHANNAME, ERR_NEEDREGGEDNICK, MAX_LIST, MAX_NICK_RETRIES,
+    RPL_WHOISACCOUNT, SYNC_TOKEN, last,
 };
-
 use crate::connection::refusal;
-use crate::state::{BufferKind, ConnState, Delivery, Line, LineKind, SERVER_BUFFER, mentions};
+use crate::state::{
+    BufferKind, ConnState, Delivery, LIST_BUFFER, Line, LineKind, SERVER_BUFFER, mentions,
+};
 
 impl Client {
     // --- server lines -------------------------------------------------------------
@@ -77,6 +78,37 @@ impl Client {
                 );
             }
             numeric::RPL_TOPICWHOTIME => {}
+            numeric::RPL_LISTSTART => {}
+            numeric::RPL_LIST => self.on_list_entry(&msg),
+            numeric::RPL_LISTEND => self.on_list_end(),
+            numeric::RPL_BANLIST => {
+                let channel = msg.param(1).unwrap_or("");
+                let index = self.state.find(channel).unwrap_or(self.state.active);
+                let by = msg
+                    .param(3)
+                    .map(|setter| format!(" (set by {setter})"))
+                    .unwrap_or_default();
+                let text = format!("{channel} ban: {}{by}", msg.param(2).unwrap_or(""));
+                self.info(index, LineKind::Info, text);
+            }
+            numeric::RPL_ENDOFBANLIST => {
+                let channel = msg.param(1).unwrap_or("");
+                let index = self.state.find(channel).unwrap_or(self.state.active);
+                self.info(
+                    index,
+                    LineKind::Info,
+                    format!("{channel}: end of the ban list"),
+                );
+            }
+            numeric::RPL_INVITING => {
+                let (who, channel) = (msg.param(1).unwrap_or(""), msg.param(2).unwrap_or(""));
+                let index = self.state.find(channel).unwrap_or(self.state.active);
+                self.info(
+                    index,
+                    LineKind::Event,
+                    format!("You invited {who} to {channel}"),
+                );
+            }
             numeric::RPL_NAMREPLY => self.on_names(&msg),
             numeric::RPL_ENDOFNAMES => self.on_end_of_names(msg.param(1).unwrap_or("")),
             "MODE" => self.on_mode(nick, &msg),
@@ -252,6 +284,13 @@ impl Client {
                         self.state.nicklen = len;
                     }
                 }
+                "MODES" => {
+                    if let Ok(count) = value.parse::<usize>()
+                        && count > 0
+                    {
+                        self.modes_per_line = count.min(20);
+                    }
+                }
                 "CHANMODES" => {
                     for (slot, kind) in self.chanmodes.iter_mut().zip(value.split(',')) {
                         *slot = kind.to_owned();
@@ -327,17 +366,31 @@ impl Client {
         let Some(index) = self.state.find(channel) else {
             return;
         };
-        let reason = reason.map(|r| format!(" ({r})")).unwrap_or_default();
+        let reason = reason
+            .filter(|r| !r.is_empty())
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default();
+        let me = self.state.is_me(nick);
         let text = match by {
+            Some(kicker) if me => format!(
+                "You were kicked from {channel} by {kicker}{reason}; you are no longer in it (/join {channel} to go back)"
+            ),
             Some(kicker) => format!("{kicker} kicked {nick} from {channel}{reason}"),
             None => format!("{nick} has left {channel}{reason}"),
         };
-        if self.state.is_me(nick) {
+        if me {
             let buffer = &mut self.state.buffers[index];
             buffer.joined = false;
             buffer.wanted = false;
             buffer.members.clear();
             self.changes.push(Change::Buffers);
+            if by.is_some() {
+                let line = Line {
+                    highlight: true,
+                    ..Line::info(self.now, LineKind::Error, text)
+                };
+                return self.push(index, line);
+            }
         } else {
             let key = self.state.key(nick);
             self.state.buffers[index].members.remove(&key);
@@ -579,6 +632,51 @@ impl Client {
             }
         }
         self.info(index, LineKind::Event, format!("{nick} sets mode {change}"));
+    }
+
+    fn on_list_entry(&mut self, msg: &Message<'_>) {
+        if self.listing.len() >= MAX_LIST {
+            self.listing_dropped += 1;
+            return;
+        }
+        let channel = msg.param(1).unwrap_or("").to_owned();
+        let users = msg.param(2).and_then(|u| u.parse().ok()).unwrap_or(0);
+        let topic = msg.param(3).unwrap_or("").to_owned();
+        self.listing.push((channel, users, topic));
+    }
+
+    /// Writes the gathered `/list` reply into the channel-list buffer, the biggest
+    /// channels first.
+    fn on_list_end(&mut self) {
+        let mut entries = std::mem::take(&mut self.listing);
+        entries.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let index = self.state.ensure(LIST_BUFFER, BufferKind::List);
+        self.state.buffers[index].lines.clear();
+        let width = entries
+            .iter()
+            .map(|e| e.0.chars().count())
+            .max()
+            .unwrap_or(0)
+            .clamp(8, 24);
+        let total = entries.len() + self.listing_dropped;
+        let header = match total {
+            0 => "No channels match".to_owned(),
+            1 => "1 channel (users, topic); /join #channel to join".to_owned(),
+            n => format!("{n} channels, the largest first (users, topic); /join #channel to join"),
+        };
+        self.info(index, LineKind::Info, header);
+        for (channel, users, topic) in entries {
+            let text = format!("{channel:<width$} {users:>5}  {topic}");
+            self.info(index, LineKind::Info, text);
+        }
+        if self.listing_dropped > 0 {
+            let text = format!(
+                "{} more not shown: /list with a mask (such as /list #rust*) narrows it",
+                self.listing_dropped
+            );
+            self.info(index, LineKind::Info, text);
+        }
+        self.listing_dropped = 0;
     }
 
     fn on_whois(&mut self, command: &str, msg: &Message<'_>) {

@@ -30,6 +30,9 @@ pub const MAX_OUTGOING: usize = 256;
 /// room for the `:nick!user@host` prefix the server adds when relaying.
 const TEXT_BUDGET: usize = 400;
 
+/// Channels kept from one `/list` reply: the buffer holds no more lines than this.
+const MAX_LIST: usize = crate::state::MAX_SCROLLBACK - 2;
+
 /// Nick retries (`nick_`, `nick__`, ...) during registration before asking the user.
 const MAX_NICK_RETRIES: u32 = 8;
 
@@ -119,6 +122,13 @@ pub struct Client {
     focus_on_join: HashSet<CaseKey>,
     names_requested: HashSet<CaseKey>,
     chanmodes: [String; 4],
+    /// Mode changes with an argument the server takes per MODE line (ISUPPORT
+    /// `MODES`); `/op a b c d` is sent in lines of this many.
+    modes_per_line: usize,
+    /// `RPL_LIST` entries (channel, users, topic) gathered until `RPL_LISTEND`,
+    /// at most [`MAX_LIST`], and how many more there were.
+    listing: Vec<(String, usize, String)>,
+    listing_dropped: usize,
     outgoing: VecDeque<ToConn>,
     changes: Vec<Change>,
     now: Stamp,
@@ -164,6 +174,9 @@ impl Client {
             focus_on_join,
             names_requested: HashSet::new(),
             chanmodes: ["beI".into(), "k".into(), "l".into(), "imnpst".into()],
+            modes_per_line: 3,
+            listing: Vec::new(),
+            listing_dropped: 0,
             outgoing: VecDeque::new(),
             changes: Vec::new(),
             now: Stamp::default(),

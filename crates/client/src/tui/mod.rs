@@ -317,7 +317,7 @@ pub fn candidates(state: &State, word: &str, at_start: bool) -> Vec<String> {
     let mut nicks: Vec<String> = match buffer.kind {
         BufferKind::Channel => buffer.members.values().map(|m| m.nick.clone()).collect(),
         BufferKind::Query => vec![buffer.name.clone()],
-        BufferKind::Server => Vec::new(),
+        BufferKind::Server | BufferKind::List => Vec::new(),
     };
     nicks.retain(|n| matches(n));
     nicks.sort_by_key(|n| (state.is_me(n), n.to_lowercase()));

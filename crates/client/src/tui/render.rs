@@ -102,10 +102,10 @@ pub fn render(frame: &mut Frame<'_>, state: &State, view: &View) {
 }
 
 fn tab_name(buffer: &Buffer) -> &str {
-    if buffer.kind == BufferKind::Server {
-        "status"
-    } else {
-        &buffer.name
+    match buffer.kind {
+        BufferKind::Server => "status",
+        BufferKind::List => "channels",
+        BufferKind::Channel | BufferKind::Query => &buffer.name,
     }
 }
 
@@ -245,6 +245,7 @@ fn render_body(
         let [topic, rest] =
             Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(messages);
         let text = match buffer.topic.as_deref() {
+            _ if !buffer.joined => format!(" {} (not joined: /join {})", buffer.name, buffer.name),
             Some(topic) => format!(" {}: {}", buffer.name, strip_formatting(topic)),
             None => format!(" {}", buffer.name),
         };
