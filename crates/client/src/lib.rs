@@ -28,5 +28,5 @@ pub use state::{Stamp, State};
 /// is unsound on some platforms, and `time` refuses to.
 pub fn now(offset: time::UtcOffset) -> Stamp {
     let now = time::OffsetDateTime::now_utc().to_offset(offset);
-    Stamp::new(now.hour(), now.minute())
+    Stamp::new(now.hour(), now.minute()).on(now.date())
 }

@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 const NOW: Stamp = Stamp {
     hour: 9,
     minute: 30,
+    date: None,
 };
 
 /// A core wired to a connection task, pumped by the test.

@@ -308,5 +308,46 @@ fn issue_12_a_kick_shows_the_channel_left() {
     insta::assert_snapshot!(terminal.backend());
     let buffer = terminal.backend().buffer();
     let topic: String = (0..60).map(|x| buffer[(x, 1)].symbol()).collect();
-    assert!(topic.contains("#lobby (not joined: /join #lobby)"), "{topic}");
+    assert!(
+        topic.contains("#lobby (not joined: /join #lobby)"),
+        "{topic}"
+    );
+}
+
+/// Issue 12: coming back to a channel, a marker shows where the unread lines
+/// start, and a line with the full date opens a new day.
+#[test]
+fn issue_12_read_marker_and_day_change_line() {
+    let mut client = conversation();
+    let day = |d| time::Date::from_calendar_date(2026, time::Month::December, d).expect("a date");
+    let late = at(23, 58).on(day(1));
+    feed(
+        &mut client,
+        late,
+        &[":carol!c@h PRIVMSG #lobby :good night"],
+    );
+    client.switch_to(2);
+    let early = at(0, 3).on(day(2));
+    feed(
+        &mut client,
+        early,
+        &[
+            ":dave!d@h PRIVMSG #lobby :anyone up?",
+            ":carol!c@h PRIVMSG #lobby :me",
+        ],
+    );
+    client.switch_to(1);
+    let terminal = draw(&client, &View::default());
+    insta::assert_snapshot!(terminal.backend());
+    let buffer = terminal.backend().buffer();
+    let rows: Vec<String> = (0..24)
+        .map(|y| (0..68).map(|x| buffer[(x, y)].symbol()).collect::<String>())
+        .collect();
+    let at_row = |needle: &str| rows.iter().position(|r| r.contains(needle)).expect(needle);
+    assert!(at_row("good night") < at_row(" unread "));
+    assert_eq!(
+        at_row(" unread ") + 1,
+        at_row("Day changed to Wednesday, 2 December 2026")
+    );
+    assert!(at_row("Day changed") < at_row("anyone up?"));
 }

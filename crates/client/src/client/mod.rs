@@ -471,6 +471,7 @@ mod tests {
     const NOW: Stamp = Stamp {
         hour: 12,
         minute: 34,
+        date: None,
     };
 
     fn client() -> Client {

@@ -286,8 +286,17 @@ fn message_rows(
     wanted: usize,
 ) -> Vec<TextLine<'static>> {
     let mut rows: Vec<TextLine<'static>> = Vec::new();
-    for line in buffer.lines.iter().rev() {
+    let marker = buffer.marker_index();
+    for (index, line) in buffer.lines.iter().enumerate().rev() {
         let mut wrapped = wrap(line_spans(state, joins, line), width.max(TIME_WIDTH + 4));
+        if marker == Some(index) {
+            // The read marker: unread lines start below it.
+            let text = format!("{:\u{2500}^width$}", " unread ");
+            wrapped.insert(
+                0,
+                TextLine::from(Span::styled(text, Style::new().fg(Color::LightRed))),
+            );
+        }
         wrapped.extend(rows);
         rows = wrapped;
         if rows.len() >= wanted {
