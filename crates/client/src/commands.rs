@@ -109,6 +109,9 @@ pub enum Command {
     },
     /// `/list [mask]`: channels on the server, into the channel-list buffer.
     List(Option<String>),
+    /// `/search [text]`: find text in the active buffer's scrollback (the
+    /// full-screen UI then steps through matches; line mode prints them).
+    Search(String),
 }
 
 /// Why an input line does nothing: shown to the user, never sent.
@@ -375,6 +378,7 @@ pub fn parse(input: &str) -> Result<Option<Command>, Hint> {
             }
         }
         "list" => Command::List(optional(split_word(rest).0)),
+        "search" | "find" | "grep" => Command::Search(rest.to_owned()),
         _ => {
             return Err(Hint(format!(
                 "unknown command /{name}: /help lists the commands, /quote sends raw IRC"

@@ -276,6 +276,14 @@ fn show(
             Change::Closed => return Ok(Shown::Closed),
             Change::Fatal(message) => return Ok(Shown::Fatal(message)),
             Change::Refused { refusal, reason } => return Ok(Shown::Refused(refusal, reason)),
+            Change::Search(query) => {
+                let buffer = client.state().active_buffer();
+                let found = buffer.search(&query);
+                for &index in &found {
+                    writeln!(out, "{}", format_line(&buffer.lines[index], None))?;
+                }
+                writeln!(err, "{} lines contain {query:?}", found.len())?;
+            }
             Change::Status | Change::Buffers => {}
         }
     }

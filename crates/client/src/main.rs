@@ -44,6 +44,13 @@ struct Cli {
     /// Use plain line mode even on a terminal.
     #[arg(long)]
     line_mode: bool,
+    /// Do not ring the terminal bell on mentions and private messages.
+    #[arg(long)]
+    no_bell: bool,
+    /// Leave the mouse to the terminal (its own text selection works without
+    /// Shift; no wheel scrolling or tab clicks).
+    #[arg(long)]
+    no_mouse: bool,
 }
 
 fn main() -> ExitCode {
@@ -85,9 +92,13 @@ fn start(cli: Cli, offset: time::UtcOffset) -> anyhow::Result<()> {
             None => prompt_nick()?,
         };
         let config = client_config(&nick, channels, cli.password);
+        let options = tui::TuiOptions {
+            bell: !cli.no_bell,
+            mouse: !cli.no_mouse,
+        };
         runtime.block_on(async move {
             let client = Client::new(&server, config);
-            tui::run(client, connect, clock, shutdown_signal())
+            tui::run(client, connect, options, clock, shutdown_signal())
                 .await
                 .map_err(anyhow::Error::from)
         })

@@ -246,6 +246,21 @@ impl Buffer {
         (upto < self.pushed && upto >= first).then(|| (upto - first) as usize)
     }
 
+    /// The indices of the lines containing `query` (ignoring case; sender included,
+    /// as `<nick> text`), oldest first. Nothing for an empty query.
+    pub fn search(&self, query: &str) -> Vec<usize> {
+        if query.is_empty() {
+            return Vec::new();
+        }
+        let query = query.to_lowercase();
+        self.lines
+            .iter()
+            .enumerate()
+            .filter(|(_, line)| line.plain().to_lowercase().contains(&query))
+            .map(|(index, _)| index)
+            .collect()
+    }
+
     fn append(&mut self, line: Line) {
         if self.lines.len() >= MAX_SCROLLBACK {
             self.lines.pop_front();

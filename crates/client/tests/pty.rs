@@ -8,6 +8,7 @@
 //! never on a clock.
 
 use std::io::{Read, Write};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use palaver_test_support::{TIMEOUT, TestServer};
@@ -24,6 +25,8 @@ struct PtyClient {
     screen: Arc<Mutex<vt100::Parser>>,
     /// Counts the reads applied to `screen`; closed when the pty reaches its end.
     updates: watch::Receiver<u64>,
+    /// Terminal bells (BEL bytes) the client wrote.
+    bells: Arc<AtomicUsize>,
     _dir: tempfile::TempDir,
 }
 
@@ -53,6 +56,8 @@ impl PtyClient {
         let screen = Arc::new(Mutex::new(vt100::Parser::new(ROWS, COLS, 0)));
         let (tx, updates) = watch::channel(0u64);
         let (thread_screen, thread_writer) = (Arc::clone(&screen), Arc::clone(&writer));
+        let bells = Arc::new(AtomicUsize::new(0));
+        let thread_bells = Arc::clone(&bells);
         std::thread::spawn(move || {
             // The master must stay open while the child runs.
             let _master = pair.master;
@@ -62,6 +67,8 @@ impl PtyClient {
                     break;
                 }
                 let mut rest = &bytes[..n];
+                let rung = rest.iter().filter(|&&b| b == 0x07).count();
+                thread_bells.fetch_add(rung, Ordering::SeqCst);
                 let mut screen = thread_screen.lock().expect("screen lock");
                 // Answer "where is the cursor?" (ESC [ 6 n) from the screen so far.
                 while let Some(at) = rest.windows(4).position(|w| w == b"\x1b[6n") {
@@ -83,6 +90,7 @@ impl PtyClient {
             writer,
             screen,
             updates,
+            bells,
             _dir: dir,
         }
     }
@@ -118,6 +126,28 @@ impl PtyClient {
         );
     }
 
+    /// Waits until the client has rung the bell `count` times in all.
+    async fn rang(&mut self, count: usize) {
+        let rang = tokio::time::timeout(TIMEOUT, async {
+            while self.bells.load(Ordering::SeqCst) < count {
+                if self.updates.changed().await.is_err() {
+                    break;
+                }
+            }
+        })
+        .await;
+        assert!(
+            rang.is_ok() && self.bells.load(Ordering::SeqCst) >= count,
+            "the bell did not ring {count} times"
+        );
+    }
+
+    /// Clicks the left button at (row, column), counted from 0.
+    fn click(&self, row: usize, column: usize) {
+        let (y, x) = (row + 1, column + 1);
+        self.type_keys(&format!("\x1b[<0;{x};{y}M\x1b[<0;{x};{y}m"));
+    }
+
     async fn shows(&mut self, text: &str) {
         self.until(text, |screen| screen.contains(text)).await;
     }
@@ -137,7 +167,8 @@ impl PtyClient {
 
 /// The whole path a terminal user takes: the `username:` prompt, the lobby on the
 /// full screen, a line typed there reaching another client, Ctrl+L repainting a
-/// damaged screen, and `/quit` ending the program with status 0.
+/// damaged screen, the bell and a new tab for a private message, a mouse click on
+/// that tab, and `/quit` ending the program with status 0.
 #[tokio::test]
 async fn issue_12_the_binary_in_a_terminal_prompts_chats_redraws_and_quits() {
     let server = TestServer::start().await;
@@ -185,6 +216,22 @@ async fn issue_12_the_binary_in_a_terminal_prompts_chats_redraws_and_quits() {
             !s.contains("STRAY-GLYPHS") && s.contains("<carol> hello from a terminal")
         })
         .await;
+
+    // A private message rings the bell and opens a tab; a click on it switches.
+    assert_eq!(carol.bells.load(Ordering::SeqCst), 0);
+    bob.send("PRIVMSG carol :psst").await;
+    carol.shows("3:bob").await;
+    carol.rang(1).await;
+    let bar = carol
+        .contents()
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let column = bar.find("3:bob").expect("bob's tab");
+    carol.click(0, column + 1);
+    carol.shows("[bob]").await;
+    carol.shows("<bob> psst").await;
 
     carol.type_keys("/quit see you\r");
     let quit = bob.expect_command("QUIT").await;

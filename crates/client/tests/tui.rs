@@ -8,11 +8,11 @@ use std::time::Duration;
 use palaver_client::connection::ConnEvent;
 use palaver_client::state::Stamp;
 use palaver_client::tui::width::Joins;
-use palaver_client::tui::{View, candidates, render};
+use palaver_client::tui::{Search, View, candidates, render, rings, tab_at};
 use palaver_client::{Client, ClientConfig};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
-use ratatui::style::Color;
+use ratatui::style::{Color, Modifier};
 
 fn at(hour: u8, minute: u8) -> Stamp {
     Stamp::new(hour, minute)
@@ -350,4 +350,85 @@ fn issue_12_read_marker_and_day_change_line() {
         at_row("Day changed to Wednesday, 2 December 2026")
     );
     assert!(at_row("Day changed") < at_row("anyone up?"));
+}
+
+/// Issue 12: Ctrl+R (or `/search`) finds text in the scrollback: the match is
+/// scrolled into the middle of the pane and drawn reversed, and the status line
+/// counts the matches; stepping back reaches older ones.
+#[test]
+fn issue_12_scrollback_search_shows_the_match() {
+    let mut client = conversation();
+    for i in 0..40 {
+        let text = if i == 3 || i == 30 {
+            format!(":dave!d@h PRIVMSG #lobby :line {i} has the NEEDLE in it")
+        } else {
+            format!(":dave!d@h PRIVMSG #lobby :line {i}")
+        };
+        feed(&mut client, at(9, 20), &[&text]);
+    }
+    let changes = client.input("/search needle", at(9, 21));
+    let query = changes.iter().find_map(|c| match c {
+        palaver_client::Change::Search(query) => Some(query.clone()),
+        _ => None,
+    });
+    assert_eq!(query.as_deref(), Some("needle"));
+    let mut view = View {
+        search: Some(Search {
+            query: "needle".into(),
+            nth: 0,
+        }),
+        ..View::default()
+    };
+    let terminal = draw(&client, &view);
+    insta::assert_snapshot!(terminal.backend());
+    let row_of = |terminal: &Terminal<TestBackend>, needle: &str| {
+        let buffer = terminal.backend().buffer();
+        (0..24u16).find(|&y| {
+            let text: String = (0..80).map(|x| buffer[(x, y)].symbol()).collect();
+            text.contains(needle)
+        })
+    };
+    let row = row_of(&terminal, "line 30 has").expect("newest match shown");
+    let buffer = terminal.backend().buffer();
+    assert!(buffer[(20, row)].modifier.contains(Modifier::REVERSED));
+    let status: String = (0..80).map(|x| buffer[(x, 22)].symbol()).collect();
+    assert!(status.contains("match 1 of 2"), "{status}");
+
+    view.search = Some(Search {
+        query: "needle".into(),
+        nth: 1,
+    });
+    let terminal = draw(&client, &view);
+    assert!(row_of(&terminal, "line 3 has").is_some());
+    assert!(row_of(&terminal, "line 30 has").is_none());
+}
+
+/// Issue 12: a click on the tab bar lands on the tab drawn there.
+#[test]
+fn issue_12_clicks_find_their_tab() {
+    let client = conversation();
+    let terminal = draw(&client, &View::default());
+    let buffer = terminal.backend().buffer();
+    let bar: String = (0..80).map(|x| buffer[(x, 0)].symbol()).collect();
+    let column = bar.find("3:#rust").expect("tab drawn") as u16;
+    let state = client.state();
+    assert_eq!(tab_at(state, 80, Joins::NONE, column + 2), Some(2));
+    assert_eq!(tab_at(state, 80, Joins::NONE, 1), Some(0));
+    assert_eq!(tab_at(state, 80, Joins::NONE, 79), None);
+}
+
+/// Issue 12: the bell rings for a private message or a mention, not for other
+/// lines nor our own.
+#[test]
+fn issue_12_the_bell_rings_on_mentions_and_private_messages() {
+    let mut client = conversation();
+    let mut rings_for = |line: &str| {
+        let changes = client.handle(ConnEvent::Line(line.to_owned()), at(9, 30));
+        rings(&changes)
+    };
+    assert!(rings_for(":bob!b@h PRIVMSG alice :psst"));
+    assert!(rings_for(":bob!b@h PRIVMSG #rust :alice: look"));
+    assert!(!rings_for(":bob!b@h PRIVMSG #rust :nothing for you"));
+    assert!(!rings_for(":bob!b@h NOTICE alice :notices are quiet"));
+    assert!(!rings(&client.input("alice says alice", at(9, 30))));
 }

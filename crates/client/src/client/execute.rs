@@ -24,6 +24,7 @@ impl Client {
                 | Command::Reconnect
                 | Command::Password(_)
                 | Command::Buffer(_)
+                | Command::Search(_)
         );
         if needs_connection && !self.registered {
             self.hint("not connected to the server: nothing was sent".to_owned());
@@ -221,6 +222,7 @@ impl Client {
                     Err(error) => self.hint(format!("/quote: not an IRC line ({error})")),
                 }
             }
+            Command::Search(text) => self.changes.push(Change::Search(text)),
             command @ (Command::Mode { .. }
             | Command::Kick { .. }
             | Command::MemberMode { .. }

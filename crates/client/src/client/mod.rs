@@ -104,6 +104,8 @@ pub enum Change {
     },
     /// The connection task ended after a quit.
     Closed,
+    /// The user asked to search the active buffer for this text (`/search`).
+    Search(String),
 }
 
 /// The client core. See the module documentation.

@@ -13,18 +13,19 @@ pub mod input;
 pub mod render;
 pub mod width;
 
-use std::io;
+use std::io::{self, Write as _};
 use std::time::Duration;
 
 use crossterm::event::{Event, EventStream, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use futures_util::StreamExt;
+use ratatui::layout::Size;
 use tokio::time::{Instant, sleep_until};
 
 use crate::client::{Change, Client};
 use crate::commands::COMMANDS;
 use crate::connection::{self, ConnEvent, ConnectConfig};
 use crate::state::{BufferKind, Stamp, State};
-pub use render::{View, render};
+pub use render::{Search, View, render, tab_at};
 
 /// How long after QUIT we wait for the connection to close before leaving anyway.
 const QUIT_GRACE: Duration = Duration::from_secs(3);
@@ -41,11 +42,46 @@ pub enum TuiError {
     Terminal(#[from] io::Error),
 }
 
+/// Choices for the full-screen UI that the user makes on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TuiOptions {
+    /// Ring the terminal bell on a mention or a private message.
+    pub bell: bool,
+    /// Take the mouse: wheel scrolling and clicks on tabs (the terminal's own
+    /// selection then needs Shift held, as in most full-screen programs).
+    pub mouse: bool,
+}
+
+impl Default for TuiOptions {
+    fn default() -> Self {
+        Self {
+            bell: true,
+            mouse: true,
+        }
+    }
+}
+
+/// The bell rings at most this often, so a burst of mentions is one ring.
+const BELL_GAP: Duration = Duration::from_secs(2);
+
+/// Whether `changes` call for the bell: a line that highlights (a mention of our
+/// nick, or a private message), not one of our own.
+pub fn rings(changes: &[Change]) -> bool {
+    changes
+        .iter()
+        .any(|c| matches!(c, Change::Line { line, .. } if line.highlight && !line.own))
+}
+
 /// Restores the terminal when dropped, whichever way `run` returns.
-struct Restore;
+struct Restore {
+    mouse: bool,
+}
 
 impl Drop for Restore {
     fn drop(&mut self) {
+        if self.mouse {
+            let _ = crossterm::execute!(io::stdout(), crossterm::event::DisableMouseCapture);
+        }
         ratatui::restore();
     }
 }
@@ -57,6 +93,7 @@ impl Drop for Restore {
 pub async fn run(
     mut client: Client,
     connect: ConnectConfig,
+    options: TuiOptions,
     clock: impl Fn() -> Stamp,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), TuiError> {
@@ -76,7 +113,13 @@ pub async fn run(
     }
 
     let mut terminal = ratatui::try_init()?;
-    let _restore = Restore;
+    let _restore = Restore {
+        mouse: options.mouse,
+    };
+    if options.mouse {
+        crossterm::execute!(io::stdout(), crossterm::event::EnableMouseCapture)?;
+    }
+    let mut last_bell: Option<Instant> = None;
     let mut view = View {
         joins: width::probe(&mut io::stdout())?,
         ..View::default()
@@ -100,7 +143,7 @@ pub async fn run(
             }
             dirty = false;
         }
-        let height = terminal.size().map(|s| s.height).unwrap_or(24);
+        let size = terminal.size().unwrap_or(Size::new(80, 24));
         let deadline = quit_by.unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400));
         // The next whole second of the countdown, to redraw it.
         let tick = retry_at.map(|at| {
@@ -148,7 +191,7 @@ pub async fn run(
                     }
                     Vec::new()
                 }
-                Some(Ok(event)) => handle_terminal_event(&mut client, &mut view, &event, height, &clock),
+                Some(Ok(event)) => handle_terminal_event(&mut client, &mut view, &event, size, &clock),
                 Some(Err(_)) | None => client.quit(None),
             },
             () = &mut shutdown, if !shutdown_seen => {
@@ -158,13 +201,30 @@ pub async fn run(
             () = sleep_until(deadline), if quit_by.is_some() => break,
         };
         dirty = true;
+        if options.bell && rings(&changes) && last_bell.is_none_or(|at| at.elapsed() >= BELL_GAP) {
+            last_bell = Some(Instant::now());
+            let backend = terminal.backend_mut();
+            if backend
+                .write_all(b"\x07")
+                .and_then(|()| backend.flush())
+                .is_err()
+            {
+                client.quit(None);
+            }
+        }
         for change in changes {
             match change {
                 Change::Quit => {
                     quit_by.get_or_insert_with(|| Instant::now() + QUIT_GRACE);
                 }
                 Change::Closed => quit_by = Some(Instant::now()),
-                Change::Buffers => clamp_scroll(&mut view, client.state()),
+                Change::Buffers => {
+                    clamp_scroll(&mut view, client.state());
+                    view.search = None;
+                }
+                Change::Search(query) => {
+                    view.search = Some(Search { query, nth: 0 });
+                }
                 _ => {}
             }
         }
@@ -187,12 +247,14 @@ fn handle_terminal_event(
     client: &mut Client,
     view: &mut View,
     event: &Event,
-    height: u16,
+    size: Size,
     clock: &impl Fn() -> Stamp,
 ) -> Vec<Change> {
-    let Event::Key(key) = event else {
+    let key = match event {
+        Event::Key(key) => key,
+        Event::Mouse(mouse) => return handle_mouse(client, view, mouse, size.width),
         // Resizes and focus changes only need the redraw that follows every event.
-        return Vec::new();
+        _ => return Vec::new(),
     };
     if key.kind == KeyEventKind::Release {
         return Vec::new();
@@ -202,6 +264,14 @@ fn handle_terminal_event(
     } = *key;
     let ctrl = modifiers.contains(KeyModifiers::CONTROL);
     let alt = modifiers.contains(KeyModifiers::ALT);
+    if view.search.is_some() {
+        search_key(client, view, code, ctrl);
+        return Vec::new();
+    }
+    if ctrl && code == KeyCode::Char('r') {
+        view.search = Some(Search::default());
+        return Vec::new();
+    }
     // Alt+J then a buffer number (two digits, or one and Enter), as in weechat.
     if let Some(digits) = view.jump.as_mut() {
         let number = match code {
@@ -255,18 +325,9 @@ fn handle_terminal_event(
             client.input(&text, clock())
         }
         KeyCode::PageUp | KeyCode::PageDown => {
-            let page = render::pane_height(height) / 2;
-            let buffer = client.state().active_buffer();
-            let key = buffer.key.clone();
-            let current = view.scroll.get(&key).copied().unwrap_or(0);
-            let max = view.max_scroll.get().unwrap_or(buffer.lines.len() * 4);
-            let current = current.min(max);
-            let next = if code == KeyCode::PageUp {
-                (current + page.max(1)).min(max)
-            } else {
-                current.saturating_sub(page.max(1))
-            };
-            view.scroll.insert(key, next);
+            let page = (render::pane_height(size.height) / 2).max(1) as isize;
+            let rows = if code == KeyCode::PageUp { page } else { -page };
+            scroll_by(client.state(), view, rows);
             Vec::new()
         }
         KeyCode::Up => {
@@ -288,6 +349,80 @@ fn handle_terminal_event(
             Vec::new()
         }
     }
+}
+
+/// A key while searching: text edits the query, Ctrl+R goes to an older match,
+/// Enter leaves the view where the match is, Esc (or Ctrl+C/G) goes back to the
+/// newest lines.
+fn search_key(client: &Client, view: &mut View, code: KeyCode, ctrl: bool) {
+    let Some(search) = view.search.as_mut() else {
+        return;
+    };
+    match code {
+        KeyCode::Char('r') if ctrl => search.nth += 1,
+        KeyCode::Char('s') if ctrl => search.nth = search.nth.saturating_sub(1),
+        KeyCode::Char('c' | 'g') if ctrl => view.search = None,
+        KeyCode::Esc => view.search = None,
+        KeyCode::Enter => {
+            let key = client.state().active_buffer().key.clone();
+            if let Some(scroll) = view.search_scroll.take() {
+                view.scroll.insert(key, scroll);
+            }
+            view.search = None;
+        }
+        KeyCode::Backspace => {
+            search.query.pop();
+            search.nth = 0;
+        }
+        KeyCode::Char(c) if !ctrl => {
+            search.query.push(c);
+            search.nth = 0;
+        }
+        _ => {}
+    }
+    if view.search.is_none() {
+        view.search_scroll.set(None);
+    }
+}
+
+/// Rows the mouse wheel scrolls per notch.
+const WHEEL_ROWS: usize = 3;
+
+/// The wheel scrolls the messages; a click on a tab switches to its buffer.
+fn handle_mouse(
+    client: &mut Client,
+    view: &mut View,
+    mouse: &crossterm::event::MouseEvent,
+    width: u16,
+) -> Vec<Change> {
+    use crossterm::event::{MouseButton, MouseEventKind};
+    match mouse.kind {
+        MouseEventKind::ScrollUp => {
+            scroll_by(client.state(), view, WHEEL_ROWS as isize);
+            Vec::new()
+        }
+        MouseEventKind::ScrollDown => {
+            scroll_by(client.state(), view, -(WHEEL_ROWS as isize));
+            Vec::new()
+        }
+        MouseEventKind::Down(MouseButton::Left) if mouse.row == 0 => {
+            match tab_at(client.state(), width, view.joins, mouse.column) {
+                Some(index) => client.switch_to(index),
+                None => Vec::new(),
+            }
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// Scrolls the active buffer `rows` up (negative: down), within what it holds.
+fn scroll_by(state: &State, view: &mut View, rows: isize) {
+    let buffer = state.active_buffer();
+    let key = buffer.key.clone();
+    let current = view.scroll.get(&key).copied().unwrap_or(0);
+    let max = view.max_scroll.get().unwrap_or(buffer.lines.len() * 4);
+    let next = current.min(max).saturating_add_signed(rows).min(max);
+    view.scroll.insert(key, next);
 }
 
 /// Completion candidates for `word`: commands at the start of the line, channel

@@ -46,6 +46,20 @@ pub struct View {
     /// Which emoji clusters the terminal joins (probed at start): text is drawn
     /// through [`displayable`] so that ratatui's widths are the terminal's.
     pub joins: Joins,
+    /// A scrollback search in progress (Ctrl+R or `/search`).
+    pub search: Option<Search>,
+    /// Where the last draw scrolled to show the current search match, so that
+    /// Enter can stay there.
+    pub search_scroll: Cell<Option<usize>>,
+}
+
+/// A search through the active buffer's scrollback, newest match first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Search {
+    /// The text looked for (ignoring case).
+    pub query: String,
+    /// Which match is shown: 0 is the newest, Ctrl+R steps to older ones.
+    pub nth: usize,
 }
 
 impl View {
@@ -96,8 +110,8 @@ pub fn render(frame: &mut Frame<'_>, state: &State, view: &View) {
     .areas(frame.area());
     let buffer = state.active_buffer();
     render_tabs(frame, tabs, state, view.joins);
-    let scroll = render_body(frame, body, state, buffer, view);
-    render_status(frame, status, state, view, buffer, scroll);
+    let shown = render_body(frame, body, state, buffer, view);
+    render_status(frame, status, state, view, buffer, &shown);
     render_input(frame, input, buffer, view);
 }
 
@@ -171,6 +185,28 @@ fn more_marker(hidden: &[Buffer], left: bool) -> Span<'static> {
 /// contains the active one, with `<N` and `N>` for the buffers off each end
 /// (coloured when one of those has unread lines or mentions).
 fn render_tabs(frame: &mut Frame<'_>, area: Rect, state: &State, joins: Joins) {
+    let (spans, _) = tab_bar(state, usize::from(area.width), joins);
+    frame.render_widget(Paragraph::new(TextLine::from(spans)), area);
+}
+
+/// The buffer whose tab is drawn at `column` of a tab bar `width` columns wide
+/// (for mouse clicks); `None` for a marker or the empty end of the bar.
+pub fn tab_at(state: &State, width: u16, joins: Joins, column: u16) -> Option<usize> {
+    let (_, places) = tab_bar(state, usize::from(width), joins);
+    let column = usize::from(column);
+    places
+        .into_iter()
+        .find(|&(start, end, _)| (start..end).contains(&column))
+        .map(|(_, _, index)| index)
+}
+
+/// The tab bar's spans and where each shown tab is: (first column, end column,
+/// buffer index).
+fn tab_bar(
+    state: &State,
+    room: usize,
+    joins: Joins,
+) -> (Vec<Span<'static>>, Vec<(usize, usize, usize)>) {
     let tabs: Vec<Vec<Span<'static>>> = state
         .buffers
         .iter()
@@ -178,7 +214,6 @@ fn render_tabs(frame: &mut Frame<'_>, area: Rect, state: &State, joins: Joins) {
         .map(|(index, buffer)| tab_spans(state, index, buffer, joins))
         .collect();
     let widths: Vec<usize> = tabs.iter().map(|t| spans_width(t)).collect();
-    let room = usize::from(area.width);
     let active = state.active.min(tabs.len().saturating_sub(1));
     let (mut first, mut end) = (0, tabs.len());
     if widths.iter().sum::<usize>() > room {
@@ -201,10 +236,13 @@ fn render_tabs(frame: &mut Frame<'_>, area: Rect, state: &State, joins: Joins) {
         }
     }
     let mut spans = Vec::new();
+    let mut places = Vec::new();
     if first > 0 {
         spans.push(more_marker(&state.buffers[..first], true));
     }
-    for tab in &tabs[first..end] {
+    for (index, tab) in tabs.iter().enumerate().take(end).skip(first) {
+        let start = spans_width(&spans);
+        places.push((start, start + widths[index], index));
         spans.extend(tab.iter().cloned());
     }
     if end < tabs.len() {
@@ -215,17 +253,17 @@ fn render_tabs(frame: &mut Frame<'_>, area: Rect, state: &State, joins: Joins) {
         spans.push(Span::raw(" ".repeat(pad)));
         spans.push(marker);
     }
-    frame.render_widget(Paragraph::new(TextLine::from(spans)), area);
+    (spans, places)
 }
 
-/// Draws the topic, messages and nick list; returns the rows scrolled up as shown.
+/// Draws the topic, messages and nick list; returns what the pane shows.
 fn render_body(
     frame: &mut Frame<'_>,
     area: Rect,
     state: &State,
     buffer: &Buffer,
     view: &View,
-) -> usize {
+) -> Shown {
     let scroll = view.scroll_of(buffer);
     let mut messages = area;
     if buffer.kind == BufferKind::Channel {
@@ -255,14 +293,31 @@ fn render_body(
         frame.render_widget(topic_line, topic);
         messages = rest;
     }
-    let rows = message_rows(
+    let height = usize::from(messages.height);
+    // A search shows its match in the middle of the pane, drawn reversed.
+    let found = view.search.as_ref().map(|search| {
+        let matches = buffer.search(&search.query);
+        let nth = search.nth.min(matches.len().saturating_sub(1));
+        let hit = matches.iter().rev().nth(nth).copied();
+        (hit, nth, matches.len())
+    });
+    let hit = found.and_then(|(hit, _, _)| hit);
+    let (rows, hit_rows) = message_rows(
         state,
         view.joins,
         buffer,
         usize::from(messages.width),
-        usize::from(messages.height) + scroll,
+        height + scroll,
+        hit,
     );
-    let height = usize::from(messages.height);
+    let scroll = match hit_rows {
+        Some(below) => {
+            let scroll = below.saturating_sub(height / 2 + 1);
+            view.search_scroll.set(Some(scroll));
+            scroll
+        }
+        None => scroll,
+    };
     let complete = rows.len() < height + scroll;
     let scroll = if complete {
         scroll.min(rows.len().saturating_sub(height))
@@ -273,22 +328,43 @@ fn render_body(
     let end = rows.len().saturating_sub(scroll);
     let start = end.saturating_sub(height);
     frame.render_widget(Paragraph::new(rows[start..end].to_vec()), messages);
-    scroll
+    Shown {
+        scroll,
+        found: found.map(|(_, nth, count)| (nth, count)),
+    }
+}
+
+/// What the message pane ended up showing, for the status line.
+struct Shown {
+    /// Rows scrolled up from the newest.
+    scroll: usize,
+    /// While searching: which match (0 = newest) of how many.
+    found: Option<(usize, usize)>,
 }
 
 /// The wrapped rows of the newest lines of `buffer`, at least `wanted` of them when
-/// the scrollback has that many, oldest first.
+/// the scrollback has that many, oldest first. With a search `hit` (a line index),
+/// the rows reach back to it too, it is drawn reversed, and the second value is
+/// how many rows there are from its first row to the end.
 fn message_rows(
     state: &State,
     joins: Joins,
     buffer: &Buffer,
     width: usize,
     wanted: usize,
-) -> Vec<TextLine<'static>> {
+    hit: Option<usize>,
+) -> (Vec<TextLine<'static>>, Option<usize>) {
+    let mut hit_rows = None;
     let mut rows: Vec<TextLine<'static>> = Vec::new();
     let marker = buffer.marker_index();
     for (index, line) in buffer.lines.iter().enumerate().rev() {
         let mut wrapped = wrap(line_spans(state, joins, line), width.max(TIME_WIDTH + 4));
+        if hit == Some(index) {
+            for span in wrapped.iter_mut().flat_map(|row| row.spans.iter_mut()) {
+                span.style = span.style.add_modifier(Modifier::REVERSED);
+            }
+            hit_rows = Some(wrapped.len() + rows.len());
+        }
         if marker == Some(index) {
             // The read marker: unread lines start below it.
             let text = format!("{:\u{2500}^width$}", " unread ");
@@ -299,11 +375,11 @@ fn message_rows(
         }
         wrapped.extend(rows);
         rows = wrapped;
-        if rows.len() >= wanted {
+        if rows.len() >= wanted && hit.is_none_or(|hit| index <= hit) {
             break;
         }
     }
-    rows
+    (rows, hit_rows)
 }
 
 fn line_spans(state: &State, joins: Joins, line: &Line) -> Vec<Span<'static>> {
@@ -466,7 +542,7 @@ fn render_status(
     state: &State,
     view: &View,
     buffer: &Buffer,
-    scroll: usize,
+    shown: &Shown,
 ) {
     let mut parts = vec![
         format!(
@@ -490,8 +566,16 @@ fn render_status(
     if buffer.kind != BufferKind::Server {
         parts.push(format!("{} ", tab_name(buffer)));
     }
-    if scroll > 0 {
-        parts.push(format!("scrolled up {scroll} (PageDown)"));
+    match shown.found {
+        Some((_, 0)) => parts.push("no match (Esc ends the search)".to_owned()),
+        Some((nth, count)) => parts.push(format!(
+            "match {} of {count} (Ctrl+R older, Enter stays, Esc ends)",
+            nth + 1
+        )),
+        None if shown.scroll > 0 => {
+            parts.push(format!("scrolled up {} (PageDown)", shown.scroll));
+        }
+        None => {}
     }
     let status =
         Paragraph::new(parts.join(" | ")).style(Style::new().fg(Color::White).bg(Color::Blue));
@@ -499,6 +583,18 @@ fn render_status(
 }
 
 fn render_input(frame: &mut Frame<'_>, area: Rect, buffer: &Buffer, view: &View) {
+    if let Some(search) = &view.search {
+        let query = displayable(&search.query, view.joins);
+        let line = TextLine::from(vec![
+            Span::styled("(search) ", Style::new().add_modifier(Modifier::BOLD)),
+            Span::raw(query.to_string()),
+        ]);
+        frame.render_widget(Paragraph::new(line), area);
+        let x = area.x as usize + 9 + text_width(&query);
+        let x = x.min(usize::from(area.right().saturating_sub(1)));
+        frame.set_cursor_position((x as u16, area.y));
+        return;
+    }
     let prompt = displayable(&format!("[{}] ", tab_name(buffer)), view.joins).into_owned();
     let prompt_width = text_width(&prompt);
     let room = usize::from(area.width)
