@@ -432,3 +432,44 @@ fn issue_12_the_bell_rings_on_mentions_and_private_messages() {
     assert!(!rings_for(":bob!b@h NOTICE alice :notices are quiet"));
     assert!(!rings(&client.input("alice says alice", at(9, 30))));
 }
+
+/// Issue 12: mIRC formatting is drawn as formatting (bold, italic, underline,
+/// colours, reset), not stripped, and a tab is shown as spaces.
+#[test]
+fn issue_12_mirc_formatting_is_drawn_as_styles() {
+    let mut client = conversation();
+    feed(
+        &mut client,
+        at(9, 40),
+        &[
+            ":carol!c@h PRIVMSG #lobby :\u{2}bold\u{2} \u{1d}it\u{1d} \u{1f}under\u{1f} \u{3}4,2red\u{f} plain\tcol",
+        ],
+    );
+    let terminal = draw(&client, &View::default());
+    insta::assert_snapshot!(terminal.backend());
+    let buffer = terminal.backend().buffer();
+    let (row, text) = (0..24u16)
+        .map(|y| {
+            (
+                y,
+                (0..80).map(|x| buffer[(x, y)].symbol()).collect::<String>(),
+            )
+        })
+        .find(|(_, text)| text.contains("<carol> bold"))
+        .expect("the formatted line");
+    assert!(
+        text.contains("<carol> bold it under red plain col"),
+        "{text}"
+    );
+    let cell = |word: &str| &buffer[(text.find(word).expect(word) as u16, row)];
+    assert!(cell("bold").modifier.contains(Modifier::BOLD));
+    assert!(cell("it ").modifier.contains(Modifier::ITALIC));
+    assert!(cell("under").modifier.contains(Modifier::UNDERLINED));
+    assert_eq!(
+        (cell("red").fg, cell("red").bg),
+        (Color::LightRed, Color::Blue)
+    );
+    let plain = cell("plain");
+    assert_eq!((plain.fg, plain.bg), (Color::Reset, Color::Reset));
+    assert!(plain.modifier.is_empty());
+}

@@ -9,6 +9,7 @@
 //! panic hook on a panic, and a closed terminal (SIGHUP, or the event stream ending)
 //! takes the normal quit path, which sends QUIT first.
 
+pub mod format;
 pub mod input;
 pub mod render;
 pub mod width;

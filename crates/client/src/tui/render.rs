@@ -20,6 +20,7 @@ use ratatui::widgets::{Block, Borders, Paragraph};
 use unicode_segmentation::UnicodeSegmentation;
 
 use crate::state::{Buffer, BufferKind, ConnState, Delivery, Line, LineKind, State};
+use crate::tui::format;
 use crate::tui::input::InputLine;
 use crate::tui::width::{Joins, cluster_width, displayable, text_width};
 
@@ -284,7 +285,7 @@ fn render_body(
             Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(messages);
         let text = match buffer.topic.as_deref() {
             _ if !buffer.joined => format!(" {} (not joined: /join {})", buffer.name, buffer.name),
-            Some(topic) => format!(" {}: {}", buffer.name, strip_formatting(topic)),
+            Some(topic) => format!(" {}: {}", buffer.name, format::plain(topic)),
             None => format!(" {}", buffer.name),
         };
         let text = displayable(&text, view.joins).into_owned();
@@ -396,35 +397,47 @@ fn line_spans(state: &State, joins: Joins, line: &Line) -> Vec<Span<'static>> {
     } else {
         Style::new()
     };
-    let text = displayable(&strip_formatting(&line.text), joins).into_owned();
+    // The text's own formatting goes on top of the style of its kind of line.
+    let text = |base: Style| -> Vec<Span<'static>> {
+        format::styled(&line.text, base)
+            .into_iter()
+            .map(|span| {
+                let content = displayable(&span.content, joins).into_owned();
+                Span::styled(content, span.style)
+            })
+            .collect()
+    };
     let mut spans = vec![time];
     match line.kind {
         LineKind::Message => {
             spans.push(Span::raw("<"));
             spans.push(Span::styled(nick, nick_style));
             spans.push(Span::raw("> "));
-            spans.push(Span::styled(text, text_style));
+            spans.extend(text(text_style));
         }
         LineKind::Action => {
             spans.push(Span::styled("* ", text_style));
             spans.push(Span::styled(nick, nick_style));
-            spans.push(Span::styled(format!(" {text}"), text_style));
+            spans.push(Span::styled(" ", text_style));
+            spans.extend(text(text_style));
         }
         LineKind::Notice => {
             spans.push(Span::styled("-", Style::new().fg(Color::Magenta)));
             spans.push(Span::styled(nick, nick_style));
             spans.push(Span::styled("- ", Style::new().fg(Color::Magenta)));
-            spans.push(Span::styled(text, text_style));
+            spans.extend(text(text_style));
         }
-        LineKind::Event => spans.push(Span::styled(
-            format!("* {text}"),
-            Style::new().fg(Color::Cyan),
-        )),
-        LineKind::Info => spans.push(Span::styled(text, Style::new().fg(Color::Gray))),
-        LineKind::Error => spans.push(Span::styled(
-            format!("! {text}"),
-            Style::new().fg(Color::LightRed),
-        )),
+        LineKind::Event => {
+            let style = Style::new().fg(Color::Cyan);
+            spans.push(Span::styled("* ", style));
+            spans.extend(text(style));
+        }
+        LineKind::Info => spans.extend(text(Style::new().fg(Color::Gray))),
+        LineKind::Error => {
+            let style = Style::new().fg(Color::LightRed);
+            spans.push(Span::styled("! ", style));
+            spans.extend(text(style));
+        }
     }
     if line.delivery == Delivery::Failed {
         spans.push(Span::styled(
@@ -636,48 +649,9 @@ fn render_input(frame: &mut Frame<'_>, area: Rect, buffer: &Buffer, view: &View)
     frame.set_cursor_position((x as u16, area.y));
 }
 
-/// Text without mIRC formatting codes (bold, colour, italics...) and without other
-/// control characters, which would corrupt the screen.
-pub fn strip_formatting(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\u{3}' => {
-                // ^C[fg[,bg]]: up to two digits, optionally a comma and two more.
-                for _ in 0..2 {
-                    if chars.peek().is_some_and(char::is_ascii_digit) {
-                        chars.next();
-                    }
-                }
-                let mut look = chars.clone();
-                if look.next() == Some(',') && look.peek().is_some_and(char::is_ascii_digit) {
-                    chars.next();
-                    for _ in 0..2 {
-                        if chars.peek().is_some_and(char::is_ascii_digit) {
-                            chars.next();
-                        }
-                    }
-                }
-            }
-            c if c.is_control() => {}
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn formatting_codes_are_stripped() {
-        assert_eq!(
-            strip_formatting("\u{2}bold\u{2} \u{3}4,12red\u{3} \u{3}5x"),
-            "bold red x"
-        );
-    }
 
     #[test]
     fn nick_colours_are_stable() {
