@@ -168,7 +168,8 @@ impl PtyClient {
 /// The whole path a terminal user takes: the `username:` prompt, the lobby on the
 /// full screen, a line typed there reaching another client, Ctrl+L repainting a
 /// damaged screen, the bell and a new tab for a private message, a mouse click on
-/// that tab, and `/quit` ending the program with status 0.
+/// that tab, a long paste (asked about, then paced with its progress shown), and
+/// `/quit` ending the program with status 0.
 #[tokio::test]
 async fn issue_12_the_binary_in_a_terminal_prompts_chats_redraws_and_quits() {
     let server = TestServer::start().await;
@@ -232,6 +233,28 @@ async fn issue_12_the_binary_in_a_terminal_prompts_chats_redraws_and_quits() {
     carol.click(0, column + 1);
     carol.shows("[bob]").await;
     carol.shows("<bob> psst").await;
+
+    // A paste of 14 lines asks first, then goes out paced, with its progress on
+    // the status line; a pasted "/quit" is text, not a command.
+    let pasted: Vec<String> = (1..=14).map(|i| format!("pasted line {i}")).collect();
+    carol.type_keys(&format!(
+        "\x1b[200~{}\n/quit is text here\x1b[201~",
+        pasted.join("\n")
+    ));
+    carol.shows("Send 15 pasted lines to bob? y: send").await;
+    carol.type_keys("y");
+    carol.shows("lines to go").await;
+    for line in pasted
+        .iter()
+        .map(String::as_str)
+        .chain(["/quit is text here"])
+    {
+        let got = bob.expect_command("PRIVMSG").await;
+        assert_eq!(got.last(), line);
+    }
+    carol
+        .until("the progress gone", |s| !s.contains("lines to go"))
+        .await;
 
     carol.type_keys("/quit see you\r");
     let quit = bob.expect_command("QUIT").await;

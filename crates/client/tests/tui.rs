@@ -473,3 +473,12 @@ fn issue_12_mirc_formatting_is_drawn_as_styles() {
     assert_eq!((plain.fg, plain.bg), (Color::Reset, Color::Reset));
     assert!(plain.modifier.is_empty());
 }
+
+/// Issue 12: a paste splits at any line ending, without a phantom last line.
+#[test]
+fn issue_12_pastes_split_into_lines() {
+    use palaver_client::tui::paste_lines;
+    assert_eq!(paste_lines("a\r\nb\rc\n"), ["a", "b", "c"]);
+    assert_eq!(paste_lines("one"), ["one"]);
+    assert!(paste_lines("").is_empty());
+}

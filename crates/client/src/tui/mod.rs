@@ -24,7 +24,7 @@ use tokio::time::{Instant, sleep_until};
 
 use crate::client::{Change, Client};
 use crate::commands::COMMANDS;
-use crate::connection::{self, ConnEvent, ConnectConfig};
+use crate::connection::{self, ConnEvent, ConnectConfig, ToConn};
 use crate::state::{BufferKind, Stamp, State};
 pub use render::{Search, View, render, tab_at};
 
@@ -120,7 +120,12 @@ pub async fn run(
     if options.mouse {
         crossterm::execute!(io::stdout(), crossterm::event::EnableMouseCapture)?;
     }
+    // A paste arrives as one event, not as typed lines each sent on its "Enter".
+    crossterm::execute!(io::stdout(), crossterm::event::EnableBracketedPaste)?;
     let mut last_bell: Option<Instant> = None;
+    // Lines handed to the connection task, and those it reported written (or
+    // dropped): the difference is what its pacing still holds back.
+    let (mut handed, mut written) = (0u64, 0u64);
     let mut view = View {
         joins: width::probe(&mut io::stdout())?,
         ..View::default()
@@ -135,6 +140,8 @@ pub async fn run(
     let mut shutdown_seen = false;
     loop {
         if dirty {
+            let paced = usize::try_from(handed.saturating_sub(written)).unwrap_or(usize::MAX);
+            view.sending = paced.saturating_add(client.pending_lines());
             view.retry_left = retry_at.map(|at| at.saturating_duration_since(Instant::now()));
             let drawn = terminal.draw(|frame| render(frame, client.state(), &view));
             if drawn.is_err() && quit_by.is_none() {
@@ -160,6 +167,9 @@ pub async fn run(
         let changes = tokio::select! {
             event = events.recv() => match event {
                 Some(event) => {
+                    if matches!(event, ConnEvent::Sent | ConnEvent::Unsent) {
+                        written += 1;
+                    }
                     retry_at = match &event {
                         ConnEvent::Disconnected { retry_in, .. } => Some(Instant::now() + *retry_in),
                         ConnEvent::Sent | ConnEvent::Unsent | ConnEvent::Lag(_) => retry_at,
@@ -175,7 +185,12 @@ pub async fn run(
             }
             permit = to_conn.reserve(), if client.has_outgoing() => {
                 match (permit, client.pop_outgoing()) {
-                    (Ok(permit), Some(message)) => permit.send(message),
+                    (Ok(permit), Some(message)) => {
+                        if matches!(message, ToConn::Line { .. }) {
+                            handed += 1;
+                        }
+                        permit.send(message);
+                    }
                     (Err(_), _) => break,
                     (Ok(_), None) => {}
                 }
@@ -253,6 +268,7 @@ fn handle_terminal_event(
 ) -> Vec<Change> {
     let key = match event {
         Event::Key(key) => key,
+        Event::Paste(text) => return paste(client, view, text, clock),
         Event::Mouse(mouse) => return handle_mouse(client, view, mouse, size.width),
         // Resizes and focus changes only need the redraw that follows every event.
         _ => return Vec::new(),
@@ -265,6 +281,13 @@ fn handle_terminal_event(
     } = *key;
     let ctrl = modifiers.contains(KeyModifiers::CONTROL);
     let alt = modifiers.contains(KeyModifiers::ALT);
+    if let Some(lines) = view.paste.take() {
+        // The question "send N lines?": y or Enter sends, anything else cancels.
+        return match code {
+            KeyCode::Char('y' | 'Y') | KeyCode::Enter => send_lines(client, &lines, clock),
+            _ => Vec::new(),
+        };
+    }
     if view.search.is_some() {
         search_key(client, view, code, ctrl);
         return Vec::new();
@@ -350,6 +373,59 @@ fn handle_terminal_event(
             Vec::new()
         }
     }
+}
+
+/// Pasted lines sent without asking; more are only sent once the user says so.
+pub const PASTE_LINES_WITHOUT_ASKING: usize = 5;
+
+/// The lines of a paste, without the empty last one a trailing newline makes.
+pub fn paste_lines(text: &str) -> Vec<String> {
+    let text = text.replace("\r\n", "\n").replace('\r', "\n");
+    let mut lines: Vec<String> = text.split('\n').map(str::to_owned).collect();
+    if lines.last().is_some_and(String::is_empty) {
+        lines.pop();
+    }
+    lines
+}
+
+/// A bracketed paste: one line goes into the input line; a few are sent as
+/// messages; more than [`PASTE_LINES_WITHOUT_ASKING`] wait for a yes.
+fn paste(
+    client: &mut Client,
+    view: &mut View,
+    text: &str,
+    clock: &impl Fn() -> Stamp,
+) -> Vec<Change> {
+    let lines = paste_lines(text);
+    match lines.len() {
+        0 => Vec::new(),
+        1 => {
+            for c in lines[0].chars() {
+                view.input.request(tui_input::InputRequest::InsertChar(c));
+            }
+            Vec::new()
+        }
+        n if n <= PASTE_LINES_WITHOUT_ASKING => send_lines(client, &lines, clock),
+        _ => {
+            view.paste = Some(lines);
+            Vec::new()
+        }
+    }
+}
+
+/// Sends pasted lines as messages to the active buffer: text, never commands
+/// (a pasted `/quit` is a message saying "/quit").
+fn send_lines(client: &mut Client, lines: &[String], clock: &impl Fn() -> Stamp) -> Vec<Change> {
+    let mut changes = Vec::new();
+    for line in lines.iter().filter(|l| !l.trim().is_empty()) {
+        let text = if line.starts_with('/') {
+            format!("/{line}")
+        } else {
+            line.clone()
+        };
+        changes.extend(client.input(&text, clock()));
+    }
+    changes
 }
 
 /// A key while searching: text edits the query, Ctrl+R goes to an older match,

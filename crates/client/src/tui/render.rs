@@ -49,6 +49,11 @@ pub struct View {
     pub joins: Joins,
     /// A scrollback search in progress (Ctrl+R or `/search`).
     pub search: Option<Search>,
+    /// A paste of many lines, waiting for the user to say whether to send it.
+    pub paste: Option<Vec<String>>,
+    /// Lines typed or pasted that the connection has not written yet (its
+    /// pacing holds them back); shown while more than one waits.
+    pub sending: usize,
     /// Where the last draw scrolled to show the current search match, so that
     /// Enter can stay there.
     pub search_scroll: Cell<Option<usize>>,
@@ -579,6 +584,9 @@ fn render_status(
     if buffer.kind != BufferKind::Server {
         parts.push(format!("{} ", tab_name(buffer)));
     }
+    if view.sending > 1 {
+        parts.push(format!("sending, {} lines to go", view.sending));
+    }
     match shown.found {
         Some((_, 0)) => parts.push("no match (Esc ends the search)".to_owned()),
         Some((nth, count)) => parts.push(format!(
@@ -596,6 +604,16 @@ fn render_status(
 }
 
 fn render_input(frame: &mut Frame<'_>, area: Rect, buffer: &Buffer, view: &View) {
+    if let Some(lines) = &view.paste {
+        let question = format!(
+            "Send {} pasted lines to {}? y: send, any other key: cancel",
+            lines.len(),
+            displayable(tab_name(buffer), view.joins)
+        );
+        let line = Span::styled(question, Style::new().fg(Color::Black).bg(Color::Yellow));
+        frame.render_widget(Paragraph::new(TextLine::from(line)), area);
+        return;
+    }
     if let Some(search) = &view.search {
         let query = displayable(&search.query, view.joins);
         let line = TextLine::from(vec![
