@@ -15,10 +15,11 @@ pub mod client;
 pub mod commands;
 pub mod connection;
 pub mod line_mode;
+pub mod logfile;
 pub mod state;
 pub mod tui;
 
-pub use client::{Change, Client, ClientConfig};
+pub use client::{CONVERSATION_LOG, Change, Client, ClientConfig};
 pub use connection::{ConnEvent, ConnectConfig, ToConn};
 pub use state::{Stamp, State};
 

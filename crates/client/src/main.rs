@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use clap::Parser;
-use palaver_client::{Client, ClientConfig, ConnectConfig, commands, line_mode, tui};
+use palaver_client::{Client, ClientConfig, ConnectConfig, commands, line_mode, logfile, tui};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tracing_subscriber::EnvFilter;
 
@@ -35,9 +35,13 @@ struct Cli {
     /// Server password (sent as PASS).
     #[arg(long, env = "PALAVER_PASSWORD", hide_env_values = true)]
     password: Option<String>,
-    /// Log file.
-    #[arg(long, default_value = "client.log")]
+    /// Log file: connection events and, unless --no-log-messages, the
+    /// conversation. Past 10 MiB it moves to FILE.1 (and FILE.1 to FILE.2).
+    #[arg(long, default_value = "client.log", value_name = "FILE")]
     log_file: PathBuf,
+    /// Keep the conversation out of the log file (connection events stay).
+    #[arg(long)]
+    no_log_messages: bool,
     /// Log level (error, warn, info, debug: debug logs every line sent and received).
     #[arg(long, default_value = "info")]
     log_level: String,
@@ -68,7 +72,7 @@ fn main() -> ExitCode {
 }
 
 fn start(cli: Cli, offset: time::UtcOffset) -> anyhow::Result<()> {
-    let _log_guard = init_logging(&cli.log_file, &cli.log_level)?;
+    let _log_guard = init_logging(&cli.log_file, &cli.log_level, !cli.no_log_messages)?;
     let full_screen = !cli.line_mode && io::stdin().is_terminal() && io::stdout().is_terminal();
     let channels = channels(&cli.channels)?;
     let mut connect = ConnectConfig::new(cli.server_ip.clone(), cli.server_port);
@@ -91,7 +95,8 @@ fn start(cli: Cli, offset: time::UtcOffset) -> anyhow::Result<()> {
             Some(nick) => checked_nick(nick)?,
             None => prompt_nick()?,
         };
-        let config = client_config(&nick, channels, cli.password);
+        let mut config = client_config(&nick, channels, cli.password);
+        config.log_messages = !cli.no_log_messages;
         let options = tui::TuiOptions {
             bell: !cli.no_bell,
             mouse: !cli.no_mouse,
@@ -121,7 +126,9 @@ fn start(cli: Cli, offset: time::UtcOffset) -> anyhow::Result<()> {
                 }
             };
             let nick = checked_nick(nick)?;
-            let client = Client::new(&server, client_config(&nick, channels, cli.password));
+            let mut config = client_config(&nick, channels, cli.password);
+            config.log_messages = !cli.no_log_messages;
+            let client = Client::new(&server, config);
             line_mode::run(
                 client,
                 connect,
@@ -204,27 +211,26 @@ fn prompt_nick() -> anyhow::Result<String> {
     }
 }
 
-/// Logs to `path` through a background writer; the guard flushes it when dropped.
+/// Logs to `path` (capped, see [`logfile`]) through a background writer; the
+/// guard flushes it when dropped. The conversation's lines are kept or dropped
+/// whatever the level says.
 fn init_logging(
     path: &Path,
     level: &str,
+    messages: bool,
 ) -> anyhow::Result<tracing_appender::non_blocking::WorkerGuard> {
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let file = path
-        .file_name()
-        .with_context(|| format!("--log-file {} is not a file name", path.display()))?;
-    let appender = tracing_appender::rolling::RollingFileAppender::builder()
-        .rotation(tracing_appender::rolling::Rotation::NEVER)
-        .filename_prefix(file.to_string_lossy().into_owned())
-        .build(&dir)
+    let file = logfile::CappedFile::open(path, logfile::DEFAULT_MAX_BYTES, logfile::DEFAULT_KEEP)
         .with_context(|| format!("cannot open the log file {}", path.display()))?;
-    let (writer, guard) = tracing_appender::non_blocking(appender);
+    let (writer, guard) = tracing_appender::non_blocking(file);
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(level))
         .with_context(|| format!("--log-level {level:?} is not a log level"))?;
+    let conversation = format!(
+        "{}={}",
+        palaver_client::CONVERSATION_LOG,
+        if messages { "info" } else { "off" }
+    );
+    let filter = filter.add_directive(conversation.parse().context("log filter")?);
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)

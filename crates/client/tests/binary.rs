@@ -294,3 +294,42 @@ async fn issue_12_an_overlong_username_is_refused_locally() {
     );
     assert_eq!(log.matches("connected to").count(), 0, "{log}");
 }
+
+/// Issue 12: client.log keeps the conversation (both sides of it), unless
+/// `--no-log-messages` asks it not to; connection events are logged either way.
+#[tokio::test]
+async fn issue_12_the_log_keeps_the_conversation_unless_asked_not_to() {
+    let server = TestServer::start().await;
+    let port = server.addr.port().to_string();
+    let mut bob = Proc::spawn(&["127.0.0.1", &port, "--nick", "bob"]);
+    bob.expect("bob has joined #lobby").await;
+    let mut quiet = Proc::spawn(&["127.0.0.1", &port, "--nick", "quiet", "--no-log-messages"]);
+    bob.expect("quiet has joined #lobby").await;
+    quiet.write("psst from quiet\n").await;
+    bob.expect("<quiet> psst from quiet").await;
+    bob.write("hello quiet\n").await;
+    quiet.expect("<bob> hello quiet").await;
+    quiet.close_stdin();
+    bob.expect("quiet has quit").await;
+    bob.close_stdin();
+
+    let (code, _, log) = bob.finish_with_log().await;
+    assert_eq!(code, Some(0));
+    for line in [
+        "[#lobby] * quiet has joined #lobby",
+        "[#lobby] <quiet> psst from quiet",
+        "[#lobby] <bob> hello quiet",
+    ] {
+        assert!(log.contains(line), "{line:?} not in bob's log:\n{log}");
+    }
+    let (code, _, log) = quiet.finish_with_log().await;
+    assert_eq!(code, Some(0));
+    assert!(
+        log.contains("chat-client") && log.contains("starting"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("psst") && !log.contains("hello quiet"),
+        "{log}"
+    );
+}

@@ -49,7 +49,14 @@ pub struct ClientConfig {
     pub password: Option<String>,
     /// Channels joined after registering.
     pub channels: Vec<String>,
+    /// Write every line of the conversation to the log (target
+    /// [`CONVERSATION_LOG`]), as the seed client's `client.log` did.
+    pub log_messages: bool,
 }
+
+/// The tracing target of the conversation's lines in the log, so a filter can
+/// keep or drop them (`--no-log-messages`).
+pub const CONVERSATION_LOG: &str = "palaver_client::conversation";
 
 impl ClientConfig {
     /// A configuration for `nick` joining `channels`, deriving the username from it.
@@ -68,6 +75,7 @@ impl ClientConfig {
             realname: format!("{nick} (palaver)"),
             password: None,
             channels,
+            log_messages: true,
         }
     }
 }
@@ -402,6 +410,9 @@ impl Client {
     fn push(&mut self, index: usize, line: Line) {
         self.state.push(index, line.clone());
         if let Some(buffer) = self.state.buffers.get(index) {
+            if self.config.log_messages {
+                tracing::info!(target: CONVERSATION_LOG, "[{}] {}", buffer.name, line.plain());
+            }
             self.changes.push(Change::Line {
                 buffer: buffer.name.clone(),
                 active: index == self.state.active,
