@@ -59,8 +59,8 @@ pub enum Command {
     Close,
     /// `/quit [message]`
     Quit(Option<String>),
-    /// `/help`
-    Help,
+    /// `/help [command]`: every command, or one in detail.
+    Help(Option<String>),
     /// `/quote RAW`: send a raw IRC line (checked by the parser first).
     Quote(String),
     /// `/buffer N`: switch to buffer number N (as the tab shows it, from 1).
@@ -145,7 +145,11 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     ),
     ("/close", "/close", "leave and close the current buffer"),
     ("/quit", "/quit [message]", "disconnect and exit"),
-    ("/help", "/help", "this list"),
+    (
+        "/help",
+        "/help [command]",
+        "this list, or one command in detail",
+    ),
     ("/quote", "/quote RAW IRC LINE", "send a raw IRC line"),
     ("/buffer", "/buffer N", "switch to buffer N (also Alt+J N)"),
     ("/reconnect", "/reconnect", "connect again now"),
@@ -313,7 +317,7 @@ pub fn parse(input: &str) -> Result<Option<Command>, Hint> {
         "away" => Command::Away(optional(rest)),
         "close" | "wc" => Command::Close,
         "quit" | "exit" => Command::Quit(optional(rest)),
-        "help" | "h" | "?" => Command::Help,
+        "help" | "h" | "?" => Command::Help(optional(split_word(rest).0)),
         "quote" | "raw" => Command::Quote(arg("/quote RAW IRC LINE")?),
         "reconnect" | "connect" | "server" => Command::Reconnect,
         "buffer" | "b" | "window" | "win" => {
@@ -408,6 +412,173 @@ pub fn nick_problem(nick: &str, max_len: usize) -> Option<String> {
             "{nick:?} cannot be a nickname: use letters, digits and -[]\\`^{{}}|_, not starting with a digit or -"
         ))
     }
+}
+
+/// The keys of the full-screen UI, for `/help`.
+pub const KEYS: &[&str] = &[
+    "Keys: Alt+1..9 or Alt+J NN (or a click on a tab) switch buffers, Ctrl+N/P the next/previous",
+    "PageUp/PageDown or the mouse wheel scroll, Ctrl+R searches, Ctrl+L redraws the screen",
+    "Tab completes nicks, channels and commands, Up/Down recall input, Ctrl+C quits",
+];
+
+/// Other names the parser accepts for a command.
+const ALIASES: &[(&str, &str)] = &[
+    ("j", "join"),
+    ("leave", "part"),
+    ("m", "msg"),
+    ("q", "query"),
+    ("t", "topic"),
+    ("wi", "whois"),
+    ("wc", "close"),
+    ("exit", "quit"),
+    ("h", "help"),
+    ("?", "help"),
+    ("raw", "quote"),
+    ("connect", "reconnect"),
+    ("server", "reconnect"),
+    ("b", "buffer"),
+    ("window", "buffer"),
+    ("win", "buffer"),
+    ("pass", "password"),
+    ("k", "kick"),
+    ("find", "search"),
+    ("grep", "search"),
+];
+
+/// What `/help COMMAND` adds to the usage line: what the command does in more
+/// words, and the details a user needs.
+const DETAILS: &[(&str, &str)] = &[
+    (
+        "join",
+        "Joins the channel and shows it (a missing # is added). Give the key of a +k channel after the name.",
+    ),
+    (
+        "part",
+        "Leaves the channel (the current one without a name); the buffer stays open, greyed, until /close.",
+    ),
+    (
+        "msg",
+        "Sends to a nick (in a private buffer) or a channel, without switching to it.",
+    ),
+    (
+        "query",
+        "Opens a private buffer with the nick and switches to it; text after the nick is sent there.",
+    ),
+    ("me", "Sends an action, shown as `* yournick text`."),
+    (
+        "nick",
+        "Changes your nick; it must fit the server's rules (letters, digits, -[]\\`^{}|_, not starting with a digit or -) and its length limit.",
+    ),
+    (
+        "topic",
+        "Without text, shows the topic; with text, sets it (operators only in a +t channel).",
+    ),
+    (
+        "names",
+        "Lists who is in the channel, operators (@) and voiced (+) first.",
+    ),
+    (
+        "whois",
+        "Shows who the nick is: user and host, server, channels, idle time, away message.",
+    ),
+    (
+        "away",
+        "With a message, marks you away (others see it when they message you); without, marks you back.",
+    ),
+    (
+        "close",
+        "Leaves the channel if you are in it and closes its buffer; the server buffer stays.",
+    ),
+    (
+        "quit",
+        "Says goodbye to the server (with the message, if any) and exits.",
+    ),
+    (
+        "help",
+        "Without a command, lists them all with the keys; with one (such as /help kick), explains it.",
+    ),
+    (
+        "quote",
+        "Sends the text as a raw IRC line, checked to be one line; for what has no command here.",
+    ),
+    (
+        "buffer",
+        "Switches to the buffer with that number, as its tab shows it (also Alt+J then the number).",
+    ),
+    (
+        "reconnect",
+        "Connects again now: after a refusal (a wrong password, a full server) or to skip the wait.",
+    ),
+    (
+        "password",
+        "Sets the server password sent on the next connection (then /reconnect); without one, clears it. It is masked while typed and kept out of the input history.",
+    ),
+    (
+        "mode",
+        "Without changes, shows the channel's modes. Changes are letters after + or -, with their arguments in order: /mode +l 50, /mode -k secret, /mode +o bob.",
+    ),
+    (
+        "kick",
+        "Removes the nick from the channel (operators only); the reason is shown to everyone.",
+    ),
+    (
+        "ban",
+        "Bans each nick (as nick!*@*) or mask (such as *!*@host) from the channel; without one, shows the ban list. Bans do not remove: /kick does.",
+    ),
+    (
+        "unban",
+        "Lifts the bans on each nick or mask, written as /ban set them.",
+    ),
+    (
+        "op",
+        "Makes each nick a channel operator (@), able to kick, ban and change modes.",
+    ),
+    (
+        "deop",
+        "Takes the channel-operator status (@) from each nick.",
+    ),
+    (
+        "voice",
+        "Gives each nick voice (+): they may speak in a moderated (+m) channel.",
+    ),
+    ("devoice", "Takes voice (+) from each nick."),
+    (
+        "invite",
+        "Invites the nick to the channel (the current one without a name); needed to enter an invite-only (+i) channel.",
+    ),
+    (
+        "list",
+        "Lists the server's channels, the largest first, in a buffer of its own; a mask such as #rust* narrows it.",
+    ),
+    (
+        "search",
+        "Finds the text (ignoring case) in this buffer's scrollback and shows the newest match; Ctrl+R then goes to older ones, Enter stays there, Esc goes back. Line mode prints the matching lines.",
+    ),
+];
+
+/// `/help COMMAND`: the usage, what the command does, and its other names.
+/// `None` when there is no such command.
+pub fn help_for(name: &str) -> Option<Vec<String>> {
+    let name = name.trim_start_matches('/').to_ascii_lowercase();
+    let name = ALIASES
+        .iter()
+        .find(|(alias, _)| *alias == name)
+        .map_or(name.as_str(), |(_, full)| full);
+    let slash = format!("/{name}");
+    let (_, usage, what) = COMMANDS.iter().find(|(n, _, _)| *n == slash)?;
+    let mut lines = vec![format!("{usage}: {what}")];
+    if let Some((_, details)) = DETAILS.iter().find(|(n, _)| *n == name) {
+        lines.push((*details).to_owned());
+    }
+    let aliases: Vec<String> = ALIASES
+        .iter()
+        .filter(|(_, full)| *full == name)
+        .map(|(alias, _)| format!("/{alias}"))
+        .collect();
+    if !aliases.is_empty() {
+        lines.push(format!("Also: {}", aliases.join(", ")));
+    }
+    Some(lines)
 }
 
 /// The help text, one line per command.
@@ -553,6 +724,26 @@ mod tests {
         );
         assert_eq!(ok("/list"), Command::List(None));
         assert!(COMMANDS.iter().any(|(name, _, _)| *name == "/devoice"));
+    }
+
+    #[test]
+    fn every_command_has_help_and_every_alias_parses_as_its_command() {
+        for (name, usage, _) in COMMANDS {
+            let lines = help_for(name).unwrap_or_else(|| panic!("no help for {name}"));
+            assert!(lines[0].starts_with(usage), "{lines:?}");
+            assert!(lines.len() >= 2, "{name} has no details");
+        }
+        assert_eq!(help_for("kick"), help_for("/K"));
+        assert_eq!(help_for("frob"), None);
+        // An alias parses exactly as the command it names.
+        for (alias, full) in ALIASES {
+            let args = " #c bob x";
+            assert_eq!(
+                parse(&format!("/{alias}{args}")),
+                parse(&format!("/{full}{args}")),
+                "/{alias}"
+            );
+        }
     }
 
     #[test]

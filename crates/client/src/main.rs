@@ -1,4 +1,4 @@
-//! `chat-client <SERVER_IP> <SERVER_PORT> [LOCAL_PORT]`: a terminal IRC client.
+//! `chat-client <SERVER> <PORT> [LOCAL_PORT]`: a terminal IRC client.
 //!
 //! This binary parses the command line, sets up logging to `client.log`, asks for a
 //! username when `--nick` is not given, and hands over to the full-screen UI (when
@@ -16,15 +16,34 @@ use palaver_client::{Client, ClientConfig, ConnectConfig, commands, line_mode, l
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tracing_subscriber::EnvFilter;
 
-/// A terminal chat client for palaver and any IRC server.
+/// The command line. Its texts are the `--help` a user reads first, so they
+/// say what each choice does for the user, not how it is built.
 #[derive(Debug, Parser)]
-#[command(name = "chat-client", version, about)]
+#[command(
+    name = "chat-client",
+    version,
+    about = "Chat on IRC from your terminal: connect to a palaver (or any IRC) server, join #lobby and talk.",
+    long_about = "Chat on IRC from your terminal: connect to a palaver (or any IRC) server, join #lobby and talk.\n\n\
+        On a terminal it opens a full-screen view with a tab per channel and private \
+        conversation; type /help there for the commands and keys. With its input or output \
+        piped it works line by line instead: every input line is sent (text to the channel, \
+        /commands as typed), every message received is printed as `[HH:MM] <nick> text`, \
+        and it exits when the input ends, non-zero if a line could not be sent.",
+    after_help = "Examples:\n  \
+        chat-client 127.0.0.1 6667\n  \
+        chat-client irc.example.net 6667 --nick ann --channel rust --channel lobby\n  \
+        printf 'hello\\n/join #dev\\nhi dev\\n' | chat-client 127.0.0.1 6667 --nick bot\n\n\
+        Exit status: 0 after /quit or the end of input, 1 when the server cannot be \
+        reached, refuses us, or a piped line could not be sent."
+)]
 struct Cli {
-    /// Server address or host name.
+    /// The server's address: an IP address or a host name.
+    #[arg(value_name = "SERVER")]
     server_ip: String,
-    /// Server port (6667 is the usual IRC port).
+    /// The server's port (6667 is the usual IRC port).
+    #[arg(value_name = "PORT")]
     server_port: u16,
-    /// Local port to connect from (optional; it must be free).
+    /// The local port to connect from, if it matters (it must be free).
     local_port: Option<u16>,
     /// Nickname to use; without it the client asks `username:`.
     #[arg(long)]

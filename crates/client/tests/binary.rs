@@ -333,3 +333,27 @@ async fn issue_12_the_log_keeps_the_conversation_unless_asked_not_to() {
         "{log}"
     );
 }
+
+/// Issue 12: `--help` opens with what the program does for its user, and the
+/// usage line names the arguments as the Arguments section does.
+#[test]
+fn issue_12_help_is_written_for_users() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_chat-client"))
+        .arg("--help")
+        .output()
+        .expect("run chat-client --help");
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    assert!(help.starts_with("Chat on IRC from your terminal"), "{help}");
+    assert!(
+        help.contains("Usage: chat-client [OPTIONS] <SERVER> <PORT> [LOCAL_PORT]"),
+        "{help}"
+    );
+    for argument in ["<SERVER>", "<PORT>", "[LOCAL_PORT]"] {
+        assert!(
+            help.contains(&format!("\n  {argument}\n")),
+            "{argument}: {help}"
+        );
+    }
+    assert!(help.contains("--no-log-messages") && help.contains("Examples:"));
+}

@@ -16,7 +16,7 @@ impl Client {
     pub(super) fn execute(&mut self, command: Command) {
         let needs_connection = !matches!(
             command,
-            Command::Help
+            Command::Help(_)
                 | Command::Close
                 | Command::Quit(_)
                 | Command::Nick(_)
@@ -169,17 +169,28 @@ impl Client {
                 let changes = self.quit(message.as_deref());
                 self.changes.extend(changes);
             }
-            Command::Help => {
+            Command::Help(None) => {
                 let index = self.state.active;
                 for line in commands::help_lines() {
                     self.info(index, LineKind::Info, line);
                 }
-                self.info(
-                    index,
-                    LineKind::Info,
-                    "Keys: Alt+1..9, Alt+J NN or Ctrl+N/P switch buffers, PageUp/PageDown scroll, Tab completes, Up/Down recall, Ctrl+C quits",
-                );
+                for line in commands::KEYS {
+                    self.info(index, LineKind::Info, *line);
+                }
+                self.info(index, LineKind::Info, "/help COMMAND explains one command");
             }
+            Command::Help(Some(name)) => match commands::help_for(&name) {
+                Some(lines) => {
+                    let index = self.state.active;
+                    for line in lines {
+                        self.info(index, LineKind::Info, line);
+                    }
+                }
+                None => self.hint(format!(
+                    "there is no command /{}: /help lists them",
+                    name.trim_start_matches('/')
+                )),
+            },
             Command::Buffer(number) => {
                 let count = self.state.buffers.len();
                 if number > count {

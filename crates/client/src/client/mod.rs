@@ -794,6 +794,27 @@ mod tests {
         assert_eq!(sent(&mut c), ["NICK abcdefghi"]);
     }
 
+    /// Issue 12: `/help COMMAND` explains one command; unknown ones say so.
+    #[test]
+    fn help_explains_one_command() {
+        let mut c = in_lobby();
+        c.input("/help kick", NOW);
+        let shown = texts(&c, "#lobby");
+        assert!(
+            shown.contains(
+                &"- /kick [#channel] nick [reason]: remove someone from the channel".to_owned()
+            ),
+            "{shown:?}"
+        );
+        assert!(shown.iter().any(|l| l.contains("operators only")));
+        c.input("/help frob", NOW);
+        assert_eq!(
+            texts(&c, "#lobby").last().map(String::as_str),
+            Some("! there is no command /frob: /help lists them")
+        );
+        assert!(sent(&mut c).is_empty());
+    }
+
     #[test]
     fn close_parts_and_quit_queues_quit() {
         let mut c = in_lobby();
