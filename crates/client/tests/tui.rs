@@ -148,6 +148,10 @@ fn tab_completion_offers_nicks_commands_and_channels() {
     assert_eq!(candidates(state, "/jo", true), ["/join"]);
     assert_eq!(candidates(state, "#r", false), ["#rust"]);
     assert_eq!(candidates(state, "a", false), ["alice"]);
+    // Issue 12: `/topic ` then Tab brings the current topic up for editing.
+    let edit = palaver_client::tui::topic_to_edit(state, "/topic ");
+    assert_eq!(edit.as_deref(), Some("/topic Welcome to the lobby"));
+    assert_eq!(palaver_client::tui::topic_to_edit(state, "/topic x"), None);
 }
 
 /// Issue 12, bug 6: while disconnected the status line counts down to the next

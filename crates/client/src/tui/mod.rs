@@ -362,6 +362,12 @@ fn handle_terminal_event(
             view.input.history_down();
             Vec::new()
         }
+        KeyCode::Tab if topic_to_edit(client.state(), view.input.value()).is_some() => {
+            if let Some(line) = topic_to_edit(client.state(), view.input.value()) {
+                view.input.set(&line);
+            }
+            Vec::new()
+        }
         KeyCode::Tab => {
             let state = client.state();
             view.input
@@ -500,6 +506,20 @@ fn scroll_by(state: &State, view: &mut View, rows: isize) {
     let max = view.max_scroll.get().unwrap_or(buffer.lines.len() * 4);
     let next = current.min(max).saturating_add_signed(rows).min(max);
     view.scroll.insert(key, next);
+}
+
+/// `/topic ` and Tab: the channel's current topic, to edit rather than retype.
+pub fn topic_to_edit(state: &State, input: &str) -> Option<String> {
+    let rest = input.strip_prefix("/topic")?;
+    if !rest.trim().is_empty() {
+        return None;
+    }
+    let buffer = state.active_buffer();
+    let topic = buffer
+        .topic
+        .as_deref()
+        .filter(|_| buffer.kind == BufferKind::Channel)?;
+    Some(format!("/topic {topic}"))
 }
 
 /// Completion candidates for `word`: commands at the start of the line, channel
