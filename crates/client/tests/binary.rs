@@ -357,3 +357,28 @@ fn issue_12_help_is_written_for_users() {
     }
     assert!(help.contains("--no-log-messages") && help.contains("Examples:"));
 }
+
+/// Issue 12: `/list` in line mode prints the channels, labelled with their
+/// buffer, and the next line still goes to the channel.
+#[tokio::test]
+async fn issue_12_list_in_line_mode_prints_and_keeps_the_target() {
+    let server = TestServer::start().await;
+    let mut watcher = server.clients_in("#lobby", &["watcher"]).await.remove(0);
+    let port = server.addr.port().to_string();
+    let mut dora = Proc::spawn(&["127.0.0.1", &port, "--nick", "dora"]);
+    dora.write("/list\nafter the list\n").await;
+    let listed = dora.expect("[*channels*]").await;
+    assert!(
+        listed.contains("1 channel") || listed.contains("#lobby"),
+        "{listed}"
+    );
+    dora.expect("#lobby").await;
+    let said = watcher.expect_command("PRIVMSG").await;
+    assert_eq!(
+        (said.param(0), said.last()),
+        ("#lobby".into(), "after the list".into())
+    );
+    dora.close_stdin();
+    let (code, stderr) = dora.finish().await;
+    assert_eq!(code, Some(0), "{stderr}");
+}
