@@ -167,7 +167,7 @@ impl PtyClient {
 
 /// The whole path a terminal user takes: the `username:` prompt, the lobby on the
 /// full screen, a line typed there reaching another client, Ctrl+L repainting a
-/// damaged screen, the bell and a new tab for a private message, a mouse click on
+/// damaged screen, a Ctrl+R search, the bell and a new tab for a private message, a mouse click on
 /// that tab, a long paste (asked about, then paced with its progress shown), and
 /// `/quit` ending the program with status 0.
 #[tokio::test]
@@ -215,6 +215,17 @@ async fn issue_12_the_binary_in_a_terminal_prompts_chats_redraws_and_quits() {
     carol
         .until("the stray text gone after Ctrl+L", |s| {
             !s.contains("STRAY-GLYPHS") && s.contains("<carol> hello from a terminal")
+        })
+        .await;
+
+    // Ctrl+R searches the scrollback; Esc ends the search.
+    carol.type_keys("\x12terminal");
+    carol.shows("(search) terminal").await;
+    carol.shows("match 1 of 1").await;
+    carol.type_keys("\x1b");
+    carol
+        .until("the search ended", |s| {
+            !s.contains("(search)") && s.contains("[#lobby]")
         })
         .await;
 

@@ -121,7 +121,10 @@ pub async fn run(
         crossterm::execute!(io::stdout(), crossterm::event::EnableMouseCapture)?;
     }
     // A paste arrives as one event, not as typed lines each sent on its "Enter".
-    crossterm::execute!(io::stdout(), crossterm::event::EnableBracketedPaste)?;
+    // (The legacy Windows console cannot: there a paste is typed lines.)
+    if let Err(error) = crossterm::execute!(io::stdout(), crossterm::event::EnableBracketedPaste) {
+        tracing::info!("no bracketed paste: {error}");
+    }
     let mut last_bell: Option<Instant> = None;
     // Lines handed to the connection task, and those it reported written (or
     // dropped): the difference is what its pacing still holds back.
@@ -234,15 +237,16 @@ pub async fn run(
                     quit_by.get_or_insert_with(|| Instant::now() + QUIT_GRACE);
                 }
                 Change::Closed => quit_by = Some(Instant::now()),
-                Change::Buffers => {
-                    clamp_scroll(&mut view, client.state());
-                    view.search = None;
-                }
-                Change::Search(query) => {
-                    view.search = Some(Search { query, nth: 0 });
-                }
+                Change::Buffers => clamp_scroll(&mut view, client.state()),
+                Change::Search(query) => start_search(&mut view, client.state(), query),
                 _ => {}
             }
+        }
+        // A search belongs to the buffer it started in.
+        if view.search.is_some()
+            && view.searched_in.as_ref() != Some(&client.state().active_buffer().key)
+        {
+            view.search = None;
         }
         if quit_by.is_some_and(|t| t <= Instant::now()) {
             break;
@@ -293,7 +297,7 @@ fn handle_terminal_event(
         return Vec::new();
     }
     if ctrl && code == KeyCode::Char('r') {
-        view.search = Some(Search::default());
+        start_search(view, client.state(), String::new());
         return Vec::new();
     }
     // Alt+J then a buffer number (two digits, or one and Enter), as in weechat.
@@ -379,6 +383,12 @@ fn handle_terminal_event(
             Vec::new()
         }
     }
+}
+
+/// Starts a search for `query` in the active buffer.
+fn start_search(view: &mut View, state: &State, query: String) {
+    view.search = Some(Search { query, nth: 0 });
+    view.searched_in = Some(state.active_buffer().key.clone());
 }
 
 /// Pasted lines sent without asking; more are only sent once the user says so.

@@ -54,6 +54,8 @@ pub struct View {
     /// Lines typed or pasted that the connection has not written yet (its
     /// pacing holds them back); shown while more than one waits.
     pub sending: usize,
+    /// The buffer the search runs in; switching away ends it.
+    pub searched_in: Option<CaseKey>,
     /// Where the last draw scrolled to show the current search match, so that
     /// Enter can stay there.
     pub search_scroll: Cell<Option<usize>>,
