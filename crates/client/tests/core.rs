@@ -493,3 +493,71 @@ async fn issue_12_operator_commands_reach_the_server_and_a_kick_is_explained() {
     let said = h.client.input("anyone?", NOW);
     assert!(said.iter().any(|c| matches!(c, Change::Line { line, .. } if line.text == "you are not in #lobby: /join #lobby")));
 }
+
+/// Issue 12: a paste goes as one `draft/multiline` message where the server
+/// offers it: a client with the capability gets one batch, one without gets the
+/// lines, and our own copy comes back to mark every line delivered.
+#[tokio::test]
+async fn issue_12_a_paste_is_one_multiline_message_where_offered() {
+    use palaver_client::state::Delivery;
+    let server = TestServer::start().await;
+    let mut h = Harness::start(fast(server.addr), "paster");
+    h.until_change(|c| *c == Change::Ready).await;
+    let mut modern = server
+        .client_with_caps("modern", "batch draft/multiline")
+        .await;
+    modern.send("JOIN #lobby").await;
+    modern.expect_command("366").await;
+    let mut plain = server.client("plain").await;
+    plain.send("JOIN #lobby").await;
+    plain.expect_command("366").await;
+    h.until_change(
+        |c| matches!(c, Change::Line { line, .. } if line.text == "plain has joined #lobby"),
+    )
+    .await;
+
+    let pasted: Vec<String> = ["first line", "second line", "/quit is text"]
+        .map(String::from)
+        .to_vec();
+    h.client.say_lines(&pasted, NOW);
+    h.flush().await;
+
+    let open = modern.expect_command("BATCH").await;
+    assert_eq!(
+        (open.param(1), open.param(2)),
+        ("draft/multiline".into(), "#lobby".into())
+    );
+    let reference = open.param(0).trim_start_matches('+').to_owned();
+    for text in &pasted {
+        let line = modern.expect_command("PRIVMSG").await;
+        assert_eq!(line.last(), *text);
+        let tag = line
+            .msg()
+            .tags()
+            .find(|(key, _)| *key == "batch")
+            .map(|(_, value)| value.into_owned());
+        assert_eq!(tag.as_deref(), Some(reference.as_str()), "{}", line.0);
+    }
+    let close = modern.expect_command("BATCH").await;
+    assert_eq!(close.param(0), format!("-{reference}"));
+    for text in &pasted {
+        let line = plain.expect_command("PRIVMSG").await;
+        assert_eq!(line.last(), *text);
+    }
+
+    let delivered = |h: &Harness| -> Vec<Delivery> {
+        let lobby = h.client.state().active_buffer();
+        lobby
+            .lines
+            .iter()
+            .filter(|l| l.own)
+            .map(|l| l.delivery)
+            .collect()
+    };
+    assert_eq!(delivered(&h), [Delivery::Pending; 3]);
+    // Each echoed line marks one delivered.
+    for _ in 0..3 {
+        h.until_change(|c| *c == Change::Buffers).await;
+    }
+    assert_eq!(delivered(&h), [Delivery::Sent; 3]);
+}

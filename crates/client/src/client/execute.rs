@@ -2,13 +2,13 @@
 //! entry; it checks what the command needs (a connection, a channel) and queues
 //! the lines. Nothing here reads a server line.
 
-use palaver_proto::Message;
 use palaver_proto::writer::write_message;
+use palaver_proto::{LineWriter, Message};
 
 use super::{Change, Client, TEXT_BUDGET, sanitize, split_text};
 use crate::commands::{self, Command};
 use crate::connection::ToConn;
-use crate::state::{BufferKind, ConnState, Delivery, LIST_BUFFER, Line, LineKind};
+use crate::state::{BufferKind, ConnState, Delivery, LIST_BUFFER, Line, LineKind, Stamp};
 
 impl Client {
     // --- user input ---------------------------------------------------------------
@@ -329,6 +329,66 @@ impl Client {
         }
     }
 
+    /// Sends several lines of text (a paste) to the active buffer. Where the server
+    /// took `draft/multiline` and the lines fit its limits, they go as one message
+    /// (a batch the server relays whole, or line by line to clients without it);
+    /// otherwise as one message per line. The lines are text, never commands.
+    pub fn say_lines(&mut self, lines: &[String], now: Stamp) -> Vec<Change> {
+        self.now = now;
+        let lines: Vec<String> = lines
+            .iter()
+            .map(|l| sanitize(l))
+            .filter(|l| !l.trim().is_empty())
+            .collect();
+        let active = self.state.active_buffer();
+        let target = active.name.clone();
+        let writable = self.registered
+            && match active.kind {
+                BufferKind::Channel => active.joined,
+                BufferKind::Query => true,
+                BufferKind::Server | BufferKind::List => false,
+            };
+        let fits = |limits: super::Multiline| {
+            let budget = TEXT_BUDGET.saturating_sub(target.len()).max(64);
+            let bytes = lines
+                .iter()
+                .map(|l| l.len() + 1)
+                .sum::<usize>()
+                .saturating_sub(1);
+            lines.len() >= 2
+                && lines.len() <= limits.max_lines
+                && bytes <= limits.max_bytes
+                && lines.iter().all(|l| l.len() <= budget)
+        };
+        match self.multiline {
+            Some(limits) if writable && fits(limits) => {
+                self.batch_seq += 1;
+                let reference = format!("ml{}", self.batch_seq);
+                self.send(
+                    "BATCH",
+                    &[&format!("+{reference}"), "draft/multiline", &target],
+                );
+                let index = self.state.active;
+                for line in &lines {
+                    let mut wire = LineWriter::new();
+                    wire.tag("batch", Some(&reference))
+                        .command("PRIVMSG")
+                        .param(&target)
+                        .trailing(line);
+                    self.enqueue(wire.finish());
+                    self.push_own(index, LineKind::Message, line);
+                }
+                self.send("BATCH", &[&format!("-{reference}")]);
+            }
+            _ => {
+                for line in lines {
+                    self.execute(Command::Say(line));
+                }
+            }
+        }
+        std::mem::take(&mut self.changes)
+    }
+
     fn active_channel(&self) -> Option<String> {
         let active = self.state.active_buffer();
         (active.kind == BufferKind::Channel).then(|| active.name.clone())
@@ -351,24 +411,30 @@ impl Client {
                 chunk.to_owned()
             };
             self.send_trailing("PRIVMSG", &[target], &wire);
-            let nick = self.state.nick.clone();
-            self.push(
-                index,
-                Line {
-                    time: self.now,
-                    kind,
-                    nick: Some(nick),
-                    text: chunk.to_owned(),
-                    highlight: false,
-                    own: true,
-                    delivery: if self.echo {
-                        Delivery::Pending
-                    } else {
-                        Delivery::Sent
-                    },
-                },
-            );
+            self.push_own(index, kind, chunk);
         }
+    }
+
+    /// Records a message of ours: pending until the server echoes it, where it
+    /// does (echo-message).
+    fn push_own(&mut self, index: usize, kind: LineKind, text: &str) {
+        let nick = self.state.nick.clone();
+        self.push(
+            index,
+            Line {
+                time: self.now,
+                kind,
+                nick: Some(nick),
+                text: text.to_owned(),
+                highlight: false,
+                own: true,
+                delivery: if self.echo {
+                    Delivery::Pending
+                } else {
+                    Delivery::Sent
+                },
+            },
+        );
     }
 
     fn send_text(&mut self, target: &str, text: &str) {

@@ -5,7 +5,7 @@
 use palaver_proto::{CaseKey, CaseMapping, Message, Source, numeric};
 
 use super::{
-    Change, Client, ERR_BADCHANNAME, ERR_NEEDREGGEDNICK, MAX_LIST, MAX_NICK_RETRIES,
+    Change, Client, ERR_BADCHANNAME, ERR_NEEDREGGEDNICK, MAX_LIST, MAX_NICK_RETRIES, Multiline,
     RPL_WHOISACCOUNT, SYNC_TOKEN, last,
 };
 use crate::connection::refusal;
@@ -152,6 +152,9 @@ impl Client {
                 self.barriers = self.barriers.saturating_sub(1);
             }
             "CAP" => self.on_cap(&msg),
+            // Batches (our own multiline messages echoed, others') only group
+            // lines; the lines inside are shown as they come.
+            "BATCH" => {}
             numeric::ERR_UNKNOWNCOMMAND if msg.param(1) == Some("CAP") => {}
             numeric::ERR_CANNOTSENDTOCHAN | numeric::ERR_NOSUCHNICK => {
                 self.not_delivered(msg.param(1).unwrap_or(""));
@@ -170,13 +173,52 @@ impl Client {
             return;
         }
         match verb.to_ascii_uppercase().as_str() {
+            "LS" => {
+                self.offered.extend(
+                    last(msg)
+                        .split(' ')
+                        .filter(|c| !c.is_empty())
+                        .map(str::to_owned),
+                );
+                // `CAP * LS * :...`: more lines follow.
+                if msg.param(2) == Some("*") && msg.params().len() > 3 {
+                    return;
+                }
+                let offered = |name: &str| {
+                    self.offered
+                        .iter()
+                        .find(|c| c.split('=').next() == Some(name))
+                        .map(|c| c.split_once('=').map_or("", |(_, v)| v))
+                };
+                let mut wanted = Vec::new();
+                if offered("echo-message").is_some() {
+                    wanted.push("echo-message");
+                }
+                let multiline = offered("draft/multiline").and_then(Multiline::parse);
+                if offered("batch").is_some() && multiline.is_some() {
+                    wanted.extend(["batch", "draft/multiline"]);
+                    self.multiline = multiline;
+                }
+                if wanted.is_empty() {
+                    self.send("CAP", &["END"]);
+                } else {
+                    self.send_trailing("CAP", &["REQ"], &wanted.join(" "));
+                }
+            }
             "ACK" => {
-                self.echo = last(msg)
-                    .split(' ')
-                    .any(|cap| cap.eq_ignore_ascii_case("echo-message"));
+                let acked: Vec<&str> = last(msg).split(' ').collect();
+                let has = |name: &str| acked.iter().any(|c| c.eq_ignore_ascii_case(name));
+                self.echo = has("echo-message");
+                if !has("draft/multiline") {
+                    self.multiline = None;
+                }
                 self.send("CAP", &["END"]);
             }
-            "NAK" => self.send("CAP", &["END"]),
+            "NAK" => {
+                self.echo = false;
+                self.multiline = None;
+                self.send("CAP", &["END"]);
+            }
             _ => {}
         }
     }

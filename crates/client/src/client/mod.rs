@@ -150,6 +150,42 @@ pub struct Client {
     /// The server acknowledged `echo-message` on this connection: our messages
     /// come back when delivered, so they stay [`Delivery::Pending`] until then.
     echo: bool,
+    /// The capabilities the server listed (`CAP LS`), gathered over its lines.
+    offered: Vec<String>,
+    /// The server took `draft/multiline` (with `batch`): several lines can go as
+    /// one message, within these limits.
+    multiline: Option<Multiline>,
+    /// Numbers the batches we open.
+    batch_seq: u64,
+}
+
+/// The limits of one `draft/multiline` batch, from the capability's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Multiline {
+    /// Bytes of text in all the lines together (`max-bytes`).
+    max_bytes: usize,
+    /// Lines in one batch (`max-lines`).
+    max_lines: usize,
+}
+
+impl Multiline {
+    /// Reads `max-bytes=4096,max-lines=24`; `max-bytes` is required, and without
+    /// `max-lines` a batch is only limited by it.
+    fn parse(value: &str) -> Option<Self> {
+        let mut max_bytes = None;
+        let mut max_lines = usize::MAX;
+        for item in value.split(',') {
+            match item.split_once('=') {
+                Some(("max-bytes", n)) => max_bytes = n.parse().ok(),
+                Some(("max-lines", n)) => max_lines = n.parse().ok()?,
+                _ => {}
+            }
+        }
+        Some(Self {
+            max_bytes: max_bytes?,
+            max_lines,
+        })
+    }
 }
 
 // Numerics the client matches that `palaver_proto::numeric` (the server's table)
@@ -193,6 +229,9 @@ impl Client {
             barriers: 0,
             barrier_seq: 0,
             echo: false,
+            offered: Vec::new(),
+            multiline: None,
+            batch_seq: 0,
         }
     }
 
@@ -267,13 +306,17 @@ impl Client {
                     format!("Connected to {peer}"),
                 );
                 self.echo = false;
+                self.multiline = None;
+                self.offered.clear();
                 if let Some(password) = self.config.password.clone() {
                     self.send("PASS", &[&password]);
                 }
-                // echo-message tells which of our messages were delivered. A server
-                // without CAP ignores this (or answers 421) and registers us anyway;
-                // one with CAP waits for CAP END, sent on its ACK or NAK.
-                self.send_trailing("CAP", &["REQ"], "echo-message");
+                // We ask what the server offers, then for echo-message (which tells
+                // which of our messages were delivered) and draft/multiline (a paste
+                // as one message) among it. A server without CAP ignores this (or
+                // answers 421) and registers us anyway; one with CAP waits for CAP
+                // END, sent on its answer to our request.
+                self.send("CAP", &["LS", "302"]);
                 let nick = self.config.nick.clone();
                 let username = self.config.username.clone();
                 let realname = self.config.realname.clone();
@@ -563,13 +606,35 @@ mod tests {
             sent(&mut c),
             [
                 "PASS pw",
-                "CAP REQ :echo-message",
+                "CAP LS 302",
                 "NICK alice",
                 "USER alice 0 * :alice (palaver)"
             ]
         );
-        lines(&mut c, &[":srv CAP * ACK :echo-message"]);
+        // A listing over two lines; we ask for what we use among it.
+        lines(
+            &mut c,
+            &[
+                ":srv CAP * LS * :sasl echo-message batch",
+                ":srv CAP * LS :draft/multiline=max-bytes=4096,max-lines=24 server-time",
+            ],
+        );
+        assert_eq!(
+            sent(&mut c),
+            ["CAP REQ :echo-message batch draft/multiline"]
+        );
+        lines(
+            &mut c,
+            &[":srv CAP * ACK :echo-message batch draft/multiline"],
+        );
         assert_eq!(sent(&mut c), ["CAP END"]);
+        assert_eq!(
+            c.multiline,
+            Some(Multiline {
+                max_bytes: 4096,
+                max_lines: 24
+            })
+        );
         lines(&mut c, &[":srv 433 * alice :Nickname is already in use"]);
         assert_eq!(sent(&mut c), ["NICK alice_"]);
         let changes = lines(&mut c, &[":srv 001 alice_ :Welcome alice_"]);
@@ -748,7 +813,7 @@ mod tests {
         assert_eq!(
             sent(&mut c),
             [
-                "CAP REQ :echo-message",
+                "CAP LS 302",
                 "NICK alice",
                 "USER alice 0 * :alice (palaver)",
                 "JOIN #lobby",

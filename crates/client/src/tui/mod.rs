@@ -430,18 +430,10 @@ fn paste(
 }
 
 /// Sends pasted lines as messages to the active buffer: text, never commands
-/// (a pasted `/quit` is a message saying "/quit").
+/// (a pasted `/quit` is a message saying "/quit"); one multiline message where
+/// the server offers it.
 fn send_lines(client: &mut Client, lines: &[String], clock: &impl Fn() -> Stamp) -> Vec<Change> {
-    let mut changes = Vec::new();
-    for line in lines.iter().filter(|l| !l.trim().is_empty()) {
-        let text = if line.starts_with('/') {
-            format!("/{line}")
-        } else {
-            line.clone()
-        };
-        changes.extend(client.input(&text, clock()));
-    }
-    changes
+    client.say_lines(lines, clock())
 }
 
 /// A key while searching: text edits the query, Ctrl+R goes to an older match,
