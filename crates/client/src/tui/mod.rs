@@ -17,7 +17,9 @@ pub mod width;
 use std::io::{self, Write as _};
 use std::time::Duration;
 
-use crossterm::event::{Event, EventStream, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use crossterm::event::{
+    Event, EventStream, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEventKind,
+};
 use futures_util::StreamExt;
 use ratatui::layout::Size;
 use tokio::time::{Instant, sleep_until};
@@ -210,6 +212,11 @@ pub async fn run(
                     }
                     Vec::new()
                 }
+                // Mouse capture reports every move; none of them changes the screen.
+                Some(Ok(Event::Mouse(crossterm::event::MouseEvent {
+                    kind: MouseEventKind::Moved | MouseEventKind::Drag(_),
+                    ..
+                }))) => continue,
                 Some(Ok(event)) => handle_terminal_event(&mut client, &mut view, &event, size, &clock),
                 Some(Err(_)) | None => client.quit(None),
             },
@@ -480,7 +487,7 @@ fn handle_mouse(
     mouse: &crossterm::event::MouseEvent,
     width: u16,
 ) -> Vec<Change> {
-    use crossterm::event::{MouseButton, MouseEventKind};
+    use crossterm::event::MouseButton;
     match mouse.kind {
         MouseEventKind::ScrollUp => {
             scroll_by(client.state(), view, WHEEL_ROWS as isize);
