@@ -533,6 +533,17 @@ impl Client {
         if own && self.echo && !notice && self.delivered(index, kind, text) {
             return;
         }
+        // draft/multiline: a line tagged multiline-concat continues the one before
+        // it in the same message (a long line the sender split), not a new line.
+        if msg.tags().any(|(key, _)| key == "draft/multiline-concat")
+            && let Some(previous) = self.state.buffers[index].lines.back_mut()
+            && previous.nick.as_deref() == Some(nick)
+            && previous.kind == kind
+        {
+            previous.text.push_str(text);
+            self.changes.push(Change::Buffers);
+            return;
+        }
         let private = self.state.buffers[index].kind == BufferKind::Query;
         let highlight = !own
             && ((private && !notice) || mentions(self.state.casemapping, text, &self.state.nick));

@@ -721,6 +721,29 @@ mod tests {
         assert_eq!((lobby.unread, lobby.mentions), (0, 0));
     }
 
+    /// Issue 12: a multiline message from another client shows its lines, with
+    /// the concatenated ones joined, and nothing of the batch framing.
+    #[test]
+    fn multiline_batches_show_their_lines() {
+        let mut c = in_lobby();
+        lines(
+            &mut c,
+            &[
+                ":bob!b@h BATCH +a draft/multiline #lobby",
+                "@batch=a :bob!b@h PRIVMSG #lobby :hello",
+                "@batch=a;draft/multiline-concat :bob!b@h PRIVMSG #lobby : world",
+                "@batch=a :bob!b@h PRIVMSG #lobby :second line",
+                ":bob!b@h BATCH -a",
+            ],
+        );
+        let shown = texts(&c, "#lobby");
+        assert_eq!(
+            shown[shown.len() - 2..],
+            ["<bob> hello world", "<bob> second line"]
+        );
+        assert!(texts(&c, "*server*").iter().all(|l| !l.contains("BATCH")));
+    }
+
     #[test]
     fn input_becomes_lines_and_own_echo() {
         let mut c = in_lobby();
