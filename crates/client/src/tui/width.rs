@@ -25,7 +25,9 @@ use std::io::{self, Write};
 use unicode_segmentation::UnicodeSegmentation;
 use unicode_width::UnicodeWidthStr;
 
-/// Which multi-character emoji clusters the terminal draws as one two-column glyph.
+/// Which multi-character emoji clusters the terminal draws in the two columns
+/// ratatui gives them (as one glyph, or as parts that happen to fill two columns:
+/// either way the screen stays consistent, which is all that matters here).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Joins {
     /// A pair of regional indicators is one flag (🇯🇵).
