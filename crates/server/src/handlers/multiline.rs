@@ -17,7 +17,9 @@ use palaver_proto::{LineWriter, Message};
 use super::Ctx;
 use super::messaging::{self, Kind};
 use crate::caps::{self, CapSet};
+use crate::history::{self, Recorded};
 use crate::relay::{Relay, Stamp};
+use palaver_store::MessageKind;
 
 /// The batch type this module implements.
 const BATCH_TYPE: &str = "draft/multiline";
@@ -152,6 +154,19 @@ fn deliver(ctx: &mut Ctx<'_>, open: OpenBatch) {
     };
     ctx.me_mut().last_spoke = crate::world::unix_now();
     let stamp = ctx.world.stamp();
+    // History keeps the batch as one message; every copy waits for its commit.
+    let seq = match keep(ctx, &delivery, kind, &open, &stamp) {
+        Recorded::NotKept => 0,
+        Recorded::Kept(seq) => seq,
+        Recorded::Refused => {
+            fail(
+                ctx,
+                "TEMPORARILY_UNAVAILABLE",
+                "The history store is overloaded; the message was not sent, try again",
+            );
+            return;
+        }
+    };
     // draft/message-redaction: the batch's msgid stands for the whole message.
     super::redact::record(ctx, &delivery.recipients, stamp.serial);
     let reference = ctx.world.next_id_string();
@@ -175,18 +190,18 @@ fn deliver(ctx: &mut Ctx<'_>, open: OpenBatch) {
                 .entry(variant(caps))
                 .or_insert_with(|| message.lines(caps, None));
             for line in lines.iter() {
-                recipient.push_delivery(line.clone());
+                recipient.push_delivery_held(line.clone(), seq);
             }
         } else {
             for relay in &mut fallback {
-                recipient.push_delivery(relay.line_for(caps));
+                recipient.push_delivery_held(relay.line_for(caps), seq);
             }
         }
     });
     let caps = me.caps;
     if caps.has(caps::ECHO_MESSAGE) {
         for line in message.lines(caps, open.label.as_deref()) {
-            me.send(line);
+            me.outbox.push_held(line, seq);
         }
     } else if let Some(label) = &open.label {
         let mut ack = LineWriter::new();
@@ -195,6 +210,35 @@ fn deliver(ctx: &mut Ctx<'_>, open: OpenBatch) {
             .command("ACK");
         me.send(ack.finish());
     }
+}
+
+/// Offers a closed batch to history as one message (see `crate::history`).
+fn keep(
+    ctx: &Ctx<'_>,
+    delivery: &messaging::Delivery,
+    kind: Kind,
+    open: &OpenBatch,
+    stamp: &Stamp,
+) -> Recorded {
+    let kind = match kind {
+        Kind::Notice => MessageKind::MultilineNotice,
+        Kind::Privmsg | Kind::Tagmsg => MessageKind::MultilinePrivmsg,
+    };
+    let me = ctx.me();
+    let Some(target) = history::target_key(ctx.world, me, &delivery.recipients) else {
+        return Recorded::NotKept;
+    };
+    history::record(
+        ctx.world,
+        me,
+        history::Offered {
+            kind,
+            target,
+            text: &history::encode_multiline(&open.lines),
+            client_tags: &open.client_tags,
+            stamp,
+        },
+    )
 }
 
 /// The capabilities that change how a batch looks to a recipient.
