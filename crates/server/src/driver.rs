@@ -591,6 +591,8 @@ impl Driver {
     /// Acts on every connection's timer that is due.
     fn on_tick(&mut self, now: Instant) {
         self.next_tick = now + self.tick;
+        // Guest renames whose grace period is over (nick ownership).
+        crate::handlers::nickserv::enforce(&self.shared, now.into_std());
         for (_, conn) in &mut self.conns {
             // A PING or an abort (flush time up) wakes the connection through its
             // outbox; an ending is begun here and flushed by the next pass.

@@ -38,6 +38,10 @@ pub(super) fn nick(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
             .send();
         return;
     }
+    if crate::accounts::is_reserved(wanted) {
+        super::nickserv::refuse_reserved(ctx, wanted);
+        return;
+    }
     let key = World::key(wanted);
     match ctx.world.nicks.get(&key) {
         Some(owner) if *owner != ctx.id => {
@@ -52,6 +56,15 @@ pub(super) fn nick(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     if ctx.me().nick.as_deref() == Some(wanted) {
         return;
     }
+    rename(ctx, wanted);
+    super::nickserv::check_nick(ctx);
+    try_complete(ctx);
+}
+
+/// Changes the caller's nick to `wanted` (valid and free) and announces it: NICK
+/// itself, and NickServ's rename to a guest nick.
+pub(super) fn rename(ctx: &mut Ctx<'_>, wanted: &str) {
+    let key = World::key(wanted);
     let old_key = ctx.me().nick.as_deref().map(World::key);
     if ctx.me().is_registered() {
         // Announce with the old source to the client and everyone who can see it.
@@ -77,7 +90,6 @@ pub(super) fn nick(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     {
         super::monitor::nick_changed(ctx, &old_nick);
     }
-    try_complete(ctx);
 }
 
 /// `USER <username> <mode> <unused> :<realname>`.
@@ -128,6 +140,7 @@ pub(super) fn try_complete(ctx: &mut Ctx<'_>) {
         || me.nick.is_none()
         || me.user.is_none()
         || me.cap_negotiating
+        || me.login.as_ref().is_some_and(|login| login.sasl.is_some())
     {
         return;
     }
@@ -173,6 +186,7 @@ pub(super) fn try_complete(ctx: &mut Ctx<'_>) {
     tracing::info!(client = ctx.id.0, nick = %ctx.me().nick(), "registered");
     welcome(ctx);
     ctx.world.notify_monitors_online(ctx.id);
+    super::nickserv::check_nick(ctx);
 }
 
 fn welcome(ctx: &mut Ctx<'_>) {
