@@ -15,7 +15,7 @@ pub(crate) fn tokens(config: &Config) -> Vec<String> {
         "BOT=B".to_owned(),
         format!("CASEMAPPING={}", CASEMAPPING.name()),
         format!("CHANLIMIT=#:{}", l.max_channels_per_client),
-        "CHANMODES=beI,k,l,Cimnpst".to_owned(),
+        "CHANMODES=beI,k,l,CRimnpst".to_owned(),
         format!("CHANNELLEN={}", l.channel_len),
         // Extended bans: no prefix, one type, `m:` (mute).
         "EXTBAN=,m".to_owned(),

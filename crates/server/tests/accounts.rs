@@ -645,5 +645,158 @@ async fn accounts_survive_a_restart() {
     server.shutdown().await;
 }
 
+/// A registered client logged in to the account of its own name (REGISTER).
+async fn logged_in(server: &TestServer, nick: &str, caps: &str) -> TestClient {
+    let mut client = if caps.is_empty() {
+        server.client(nick).await
+    } else {
+        server.client_with_caps(nick, caps).await
+    };
+    let replies = ask(&mut client, "REGISTER * * correct-horse").await;
+    assert!(replies[0].contains("REGISTER SUCCESS"), "{replies:#?}");
+    client
+}
+
+#[tokio::test]
+async fn account_notify_tag_and_extended_join_show_the_account() {
+    let server = TestServer::start().await;
+    let mut watcher = server
+        .client_with_caps("watcher", "account-notify account-tag extended-join")
+        .await;
+    let mut plain = server.client("plain").await;
+    ask(&mut watcher, "JOIN #c").await;
+    ask(&mut plain, "JOIN #c").await;
+    let mut alice = server.client("alice").await;
+    ask(&mut alice, "JOIN #c").await;
+    assert_eq!(
+        pending(&mut watcher).await,
+        [
+            ":plain!~plain@127.0.0.1 JOIN #c * :Test user plain",
+            ":alice!~alice@127.0.0.1 JOIN #c * :Test user alice",
+        ]
+    );
+    pending(&mut plain).await;
+
+    // Logging in is announced to account-notify peers only.
+    ask(&mut alice, "REGISTER * * correct-horse").await;
+    assert_eq!(
+        pending(&mut watcher).await,
+        [":alice!~alice@127.0.0.1 ACCOUNT alice"]
+    );
+    assert_silent(&mut plain).await;
+
+    // Messages carry the account for account-tag recipients.
+    ask(&mut alice, "PRIVMSG #c :hello").await;
+    assert_eq!(
+        pending(&mut watcher).await,
+        ["@account=alice :alice!~alice@127.0.0.1 PRIVMSG #c :hello"]
+    );
+    assert_eq!(
+        pending(&mut plain).await,
+        [":alice!~alice@127.0.0.1 PRIVMSG #c :hello"]
+    );
+    ask(&mut plain, "PRIVMSG #c :anonymous").await;
+    assert_eq!(
+        pending(&mut watcher).await,
+        [":plain!~plain@127.0.0.1 PRIVMSG #c :anonymous"]
+    );
+
+    // extended-join names the account.
+    ask(&mut alice, "PART #c").await;
+    pending(&mut watcher).await;
+    ask(&mut alice, "JOIN #c").await;
+    assert_eq!(
+        pending(&mut watcher).await,
+        [":alice!~alice@127.0.0.1 JOIN #c alice :Test user alice"]
+    );
+
+    // WHOX %a and WHOIS 330.
+    pending(&mut plain).await;
+    assert_eq!(
+        ask(&mut plain, "WHO #c %na").await,
+        [
+            ":test.server 354 plain watcher 0",
+            ":test.server 354 plain plain 0",
+            ":test.server 354 plain alice alice",
+            ":test.server 315 plain #c :End of WHO list",
+        ]
+    );
+    let whois = ask(&mut plain, "WHOIS alice").await;
+    assert!(
+        whois.contains(&":test.server 330 plain alice alice :is logged in as".to_owned()),
+        "{whois:#?}"
+    );
+
+    // Dropping the account logs out: ACCOUNT *.
+    ask(&mut alice, "NS DROP").await;
+    assert_eq!(
+        pending(&mut watcher).await,
+        [":alice!~alice@127.0.0.1 ACCOUNT *"]
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn account_extbans_and_registered_only_channels() {
+    let server = TestServer::start().await;
+    let mut op = logged_in(&server, "op", "").await;
+    ask(&mut op, "JOIN #c").await;
+    let mut anon = server.client("anon").await;
+
+    // +R: only logged-in users may join; it shows in the channel's modes.
+    assert_eq!(
+        ask(&mut op, "MODE #c +R").await,
+        [":op!~op@127.0.0.1 MODE #c +R"]
+    );
+    assert_eq!(
+        ask(&mut anon, "JOIN #c").await,
+        [":test.server 477 anon #c :Cannot join channel (+R): log in to an account first"]
+    );
+    assert_eq!(
+        ask(&mut op, "MODE #c").await[0],
+        ":test.server 324 op #c +Rnt"
+    );
+    ask(&mut op, "MODE #c -R").await;
+
+    // $a:<mask> bans by account; $a alone any logged-in user.
+    let mut bad = logged_in(&server, "bad", "").await;
+    assert_eq!(
+        ask(&mut op, "MODE #c +b $a:BAD").await,
+        [":op!~op@127.0.0.1 MODE #c +b $a:BAD"]
+    );
+    assert_eq!(
+        ask(&mut bad, "JOIN #c").await,
+        [":test.server 474 bad #c :Cannot join channel (+b)"]
+    );
+    let joined = ask(&mut anon, "JOIN #c").await;
+    assert!(joined[0].contains("JOIN #c"), "{joined:#?}");
+    ask(&mut op, "MODE #c +e $a:b*").await;
+    let joined = ask(&mut bad, "JOIN #c").await;
+    assert!(joined[0].contains("JOIN #c"), "{joined:#?}");
+    pending(&mut op).await;
+
+    let mut other = logged_in(&server, "other", "").await;
+    ask(&mut op, "MODE #c +b $a").await;
+    assert_eq!(
+        ask(&mut other, "JOIN #c").await,
+        [":test.server 474 other #c :Cannot join channel (+b)"]
+    );
+    let mut anon2 = server.client("anon2").await;
+    let joined = ask(&mut anon2, "JOIN #c").await;
+    assert!(joined[0].contains("JOIN #c"), "{joined:#?}");
+
+    // $a in the invite-exception list lets logged-in users past +i.
+    ask(&mut op, "MODE #c -b $a").await;
+    ask(&mut op, "MODE #c +iI $a").await;
+    let joined = ask(&mut other, "JOIN #c").await;
+    assert!(joined[0].contains("JOIN #c"), "{joined:#?}");
+    let mut anon3 = server.client("anon3").await;
+    assert_eq!(
+        ask(&mut anon3, "JOIN #c").await,
+        [":test.server 473 anon3 #c :Cannot join channel (+i)"]
+    );
+    server.shutdown().await;
+}
+
 #[allow(dead_code)]
 const GRACE: Duration = Duration::from_millis(300);

@@ -67,9 +67,13 @@ fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) {
         let mask = me.mask();
         // `is_banned` already lets ban exceptions (+e) through; invite exceptions
         // (+I) stand in for an INVITE against +i only.
-        let refusal = if channel.is_banned(&mask) && !invited {
+        let account = me.account.as_deref();
+        let refusal = if channel.is_banned(&mask, account) && !invited {
             Some((ERR_BANNEDFROMCHAN, "Cannot join channel (+b)"))
-        } else if channel.modes.invite_only && !invited && !channel.is_invite_excepted(&mask) {
+        } else if channel.modes.invite_only
+            && !invited
+            && !channel.is_invite_excepted(&mask, account)
+        {
             Some((ERR_INVITEONLYCHAN, "Cannot join channel (+i)"))
         } else if channel.modes.key.as_deref().is_some_and(|k| Some(k) != key) && !invited {
             Some((ERR_BADCHANNELKEY, "Cannot join channel (+k)"))
@@ -80,6 +84,11 @@ fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) {
             && !invited
         {
             Some((ERR_CHANNELISFULL, "Cannot join channel (+l)"))
+        } else if channel.modes.registered_only && account.is_none() && !invited {
+            Some((
+                ERR_NEEDREGGEDNICK,
+                "Cannot join channel (+R): log in to an account first",
+            ))
         } else {
             None
         };
@@ -136,11 +145,11 @@ impl JoinLines {
         let mut plain = joiner.line_from();
         plain.command("JOIN").param(channel);
         let mut extended = joiner.line_from();
-        // `*`: not logged in to an account (accounts arrive with a later issue).
+        // `*`: not logged in to an account.
         extended
             .command("JOIN")
             .param(channel)
-            .param("*")
+            .param(joiner.account.as_deref().unwrap_or("*"))
             .trailing(&joiner.realname);
         let away = joiner.away.as_deref().map(|message| {
             let mut line = joiner.line_from();

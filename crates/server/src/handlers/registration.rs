@@ -216,7 +216,7 @@ fn welcome(ctx: &mut Ctx<'_>) {
         .param(&config.server_name)
         .param(VERSION)
         .param("Biow")
-        .param("CbeIiklmnopstv")
+        .param("CRbeIiklmnopstv")
         .param("beIklov")
         .send();
     send_isupport(ctx);

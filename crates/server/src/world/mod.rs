@@ -22,7 +22,9 @@ use std::time::SystemTime;
 
 use palaver_proto::{CaseKey, CaseMapping, LineWriter};
 
-pub(crate) use channel::{Ban, Channel, ListMode, MUTE_PREFIX, Member, Status, Topic};
+pub(crate) use channel::{
+    ACCOUNT_EXTBAN, Ban, Channel, ListMode, MUTE_PREFIX, Member, Status, Topic,
+};
 pub(crate) use client::ClientId;
 pub(crate) use client::{Client, Registration, unix_now};
 
