@@ -178,7 +178,8 @@ pub(crate) fn tick_period(shared: &Shared) -> Duration {
     let shortest = limits
         .registration_timeout
         .min(limits.ping_interval)
-        .min(limits.ping_timeout);
+        .min(limits.ping_timeout)
+        .min(shared.config.accounts.nick_grace.unwrap_or(Duration::MAX));
     (shortest / 8).clamp(Duration::from_millis(10), Duration::from_secs(1))
 }
 

@@ -798,5 +798,100 @@ async fn account_extbans_and_registered_only_channels() {
     server.shutdown().await;
 }
 
-#[allow(dead_code)]
-const GRACE: Duration = Duration::from_millis(300);
+/// A server whose nick ownership grace period is short.
+async fn server_with_grace() -> TestServer {
+    let mut config = test_config();
+    config.accounts.nick_grace = Some(Duration::from_millis(300));
+    TestServer::with_config(config).await
+}
+
+#[tokio::test]
+async fn a_registered_nick_is_taken_back_after_the_grace_period() {
+    let server = server_with_grace().await;
+    register(&server, "alice", "correct-horse").await;
+    register(&server, "bob", "battery-staple").await;
+
+    // Taking alice's name without logging in: warned, then renamed.
+    let mut squatter = server.connect().await;
+    squatter.nick = "alice".to_owned();
+    squatter.send("NICK alice").await;
+    squatter.send("USER alice 0 * :x").await;
+    let warning = squatter.expect_command("NOTICE").await;
+    assert_eq!(
+        warning.0,
+        ns(
+            "alice :This nick is registered; log in with /msg NickServ IDENTIFY <password> or it will be changed in 1 s"
+        )
+    );
+    let notice = squatter.expect_command("NOTICE").await;
+    assert!(
+        notice.0.starts_with(&ns(
+            "alice :Your nick is registered to someone else; you are now Guest"
+        )),
+        "{notice:?}"
+    );
+    let rename = squatter.expect_command("NICK").await;
+    assert!(
+        rename.0.starts_with(":alice!~alice@127.0.0.1 NICK Guest"),
+        "{rename:?}"
+    );
+    assert_eq!(rename.param(0).len(), 10, "Guest + five digits: {rename:?}");
+
+    // Logging in during the grace period cancels it; a NICK to another account's
+    // name starts one. The second client's rename proves the first one's deadline
+    // has passed too (it came first).
+    let mut owner = server.client("someone").await;
+    let mut other = server.client("other").await;
+    ask(&mut owner, "NICK bob").await;
+    let identified = ask(&mut owner, "NS IDENTIFY battery-staple").await;
+    assert!(
+        identified[0].contains("You are now logged in as bob"),
+        "{identified:#?}"
+    );
+    ask(&mut other, "NICK alice").await;
+    let rename = other.expect_command("NICK").await;
+    assert!(
+        rename.0.starts_with(":alice!~other@127.0.0.1 NICK Guest"),
+        "{rename:?}"
+    );
+    let lines = owner.sync().await;
+    assert!(
+        !lines.iter().any(|l| l.command() == "NICK"),
+        "the identified owner keeps its nick: {lines:#?}"
+    );
+    assert_eq!(
+        ask(&mut owner, "WHOIS bob").await[0],
+        ":test.server 311 bob bob ~someone 127.0.0.1 * :Test user someone"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn logging_in_with_sasl_to_the_nicks_account_needs_no_warning() {
+    let server = server_with_grace().await;
+    register(&server, "alice", "correct-horse").await;
+    let mut client = start_sasl(&server, "alice", "PLAIN").await;
+    try_plain(&mut client, "alice", "correct-horse").await;
+    let burst = finish_registration(&mut client).await;
+    assert!(!burst.iter().any(|l| l.contains("NickServ")), "{burst:#?}");
+    // Another client of the same account, under another nick, is not renamed.
+    let mut second = start_sasl(&server, "alice2", "PLAIN").await;
+    try_plain(&mut second, "alice", "correct-horse").await;
+    finish_registration(&mut second).await;
+    // A squatter's rename is the clock: by then any rename of ours would be due too.
+    let mut squatter = server.client("squat").await;
+    assert_eq!(
+        ask(&mut squatter, "NICK alice").await,
+        [":test.server 433 squat alice :Nickname is already in use"]
+    );
+    ask(&mut client, "NICK alice_away").await;
+    squatter.send("NICK alice").await;
+    squatter
+        .expect(|l| l.command() == "NICK" && l.param(0).starts_with("Guest"))
+        .await;
+    let lines = client.sync().await;
+    assert!(!lines.iter().any(|l| l.0.contains("Guest")), "{lines:#?}");
+    let lines = second.sync().await;
+    assert!(!lines.iter().any(|l| l.command() == "NICK"), "{lines:#?}");
+    server.shutdown().await;
+}

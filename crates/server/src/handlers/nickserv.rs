@@ -330,7 +330,7 @@ pub(super) fn nick_owner(ctx: &mut Ctx<'_>, nick: &str, account: Option<String>)
         ctx,
         &format!(
             "This nick is registered; log in with /msg NickServ IDENTIFY <password> or it will be changed in {} s",
-            grace.as_secs()
+            grace.as_millis().div_ceil(1000)
         ),
     );
 }
