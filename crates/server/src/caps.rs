@@ -76,9 +76,17 @@ impl Cap {
         match self.name {
             name if name == METADATA.name => Some(crate::world::metadata::cap_value(config)),
             name if name == SASL.name => Some(crate::handlers::sasl::MECHANISMS.to_owned()),
-            // Email is never required; names other than the nick may be registered.
+            // Names other than the nick may be registered.
             name if name == ACCOUNT_REGISTRATION.name => {
-                Some("before-connect,custom-account-name".to_owned())
+                let mut value = String::new();
+                if config.accounts.register_before_connect {
+                    value.push_str("before-connect,");
+                }
+                if config.accounts.email_required {
+                    value.push_str("email-required,");
+                }
+                value.push_str("custom-account-name");
+                Some(value)
             }
             name if name == MULTILINE.name => Some(format!(
                 "max-bytes={},max-lines={}",

@@ -254,16 +254,31 @@ async fn sasl_data_is_sent_in_400_byte_chunks() {
 }
 
 #[tokio::test]
-async fn registration_waits_for_an_exchange_in_progress() {
+async fn registration_waits_for_a_check_but_aborts_an_idle_exchange() {
     let server = TestServer::start().await;
     register(&server, "alice", "correct-horse").await;
+    // The credentials and CAP END sent together: the check runs first, so the
+    // client is logged in before its welcome.
     let mut client = start_sasl(&server, "alice", "PLAIN").await;
-    // CAP END in the middle of the exchange: no welcome until it ends.
-    assert_eq!(ask(&mut client, "CAP END").await, Vec::<String>::new());
-    let replies = try_plain(&mut client, "alice", "correct-horse").await;
+    client
+        .send(&format!("AUTHENTICATE {}", plain("alice", "correct-horse")))
+        .await;
+    client.send("CAP END").await;
+    let replies = pending(&mut client).await;
     assert!(replies[0].contains(" 900 "), "{replies:#?}");
     assert!(replies[1].contains(" 903 "), "{replies:#?}");
     assert!(replies[2].contains(" 001 "), "{replies:#?}");
+
+    // CAP END while the exchange waits for the client: aborted (906), then the
+    // welcome, without an account (sasl-3.1).
+    let mut idle = start_sasl(&server, "bob", "PLAIN").await;
+    let replies = ask(&mut idle, "CAP END").await;
+    assert_eq!(
+        replies[0],
+        ":test.server 906 bob :SASL authentication aborted"
+    );
+    assert!(replies[1].contains(" 001 bob "), "{replies:#?}");
+    assert!(!replies.iter().any(|l| l.contains(" 900 ")), "{replies:#?}");
     server.shutdown().await;
 }
 
@@ -726,6 +741,17 @@ async fn account_notify_tag_and_extended_join_show_the_account() {
         whois.contains(&":test.server 330 plain alice alice :is logged in as".to_owned()),
         "{whois:#?}"
     );
+
+    // INVITE carries the inviter's account too.
+    ask(&mut watcher, "PART #c").await;
+    ask(&mut alice, "INVITE watcher #c").await;
+    assert_eq!(
+        pending(&mut watcher).await,
+        ["@account=alice :alice!~alice@127.0.0.1 INVITE watcher #c"]
+    );
+    ask(&mut watcher, "JOIN #c").await;
+    pending(&mut plain).await;
+    pending(&mut alice).await;
 
     // Dropping the account logs out: ACCOUNT *.
     ask(&mut alice, "NS DROP").await;

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use palaver_proto::numeric::*;
 use palaver_proto::validate::is_valid_channel;
-use palaver_proto::{CaseKey, Message};
+use palaver_proto::{CaseKey, LineWriter, Message};
 
 use super::{Ctx, elist, split_list, unix_seconds};
 use crate::caps;
@@ -610,6 +610,14 @@ pub(super) fn invite(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     }
     let max_invites = ctx.world.config.limits.max_invites;
     let mut line = ctx.me().line_from();
+    // account-tag: the inviter's account, for recipients with the capability.
+    let mut tagged = ctx.me().account.as_deref().map(|account| {
+        let mut tagged = LineWriter::new();
+        tagged.tag("account", Some(account));
+        let me = ctx.me();
+        tagged.source_parts(me.nick(), me.user(), &me.host);
+        tagged
+    });
     let Some(target_client) = ctx.world.clients.get_mut(&target_id) else {
         return;
     };
@@ -624,12 +632,23 @@ pub(super) fn invite(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         .param(&target_nick)
         .param(&channel_name);
     let line = line.finish();
-    target_client.send(line.clone());
+    let tagged = tagged.take().map(|mut tagged| {
+        tagged
+            .command("INVITE")
+            .param(&target_nick)
+            .param(&channel_name);
+        tagged.finish()
+    });
+    let line_for = |caps: caps::CapSet| match &tagged {
+        Some(tagged) if caps.has(caps::ACCOUNT_TAG) => tagged.clone(),
+        _ => line.clone(),
+    };
+    target_client.send(line_for(target_client.caps));
     // invite-notify: other members with the capability see the invitation too.
     if let Some(channel) = ctx.world.channels.get(&key) {
         for (id, member) in &channel.members {
             if *id != ctx.id && member.outbox.caps().has(caps::INVITE_NOTIFY) {
-                member.outbox.push(line.clone());
+                member.outbox.push(line_for(member.outbox.caps()));
             }
         }
     }

@@ -140,10 +140,15 @@ pub(super) fn try_complete(ctx: &mut Ctx<'_>) {
         || me.nick.is_none()
         || me.user.is_none()
         || me.cap_negotiating
-        || me.login.as_ref().is_some_and(|login| login.sasl.is_some())
     {
         return;
     }
+    // sasl-3.1: a client that completes registration in the middle of an exchange
+    // registers without an account, the exchange aborted (906). A check already
+    // running (a deferred job) is not in the middle: the client's next line,
+    // CAP END included, waits for its outcome.
+    super::sasl::abort_for_registration(ctx);
+    let me = ctx.me();
     if let Some(expected) = &ctx.world.config.password {
         // An address that failed too often is refused even with the right password,
         // or guessing would go on; see `world::auth_failures`.

@@ -1,8 +1,11 @@
 //! `AUTHENTICATE`: SASL (IRCv3 sasl-3.1 and 3.2) with PLAIN and SCRAM-SHA-256.
 //!
 //! An exchange lives in the client's boxed [`Login`](crate::world::Client::login)
-//! as a [`Sasl`]. Registration waits while one is in progress (as it does for an
-//! open CAP negotiation) and goes on once it ends, whatever the outcome. Data from
+//! as a [`Sasl`]. Registration waits for a credential check that is running (the
+//! client's lines, CAP END included, wait for a deferred job); a client that
+//! completes registration (CAP END, or NICK/USER without CAP) while the exchange
+//! waits for *its* next message has the exchange aborted (906) and registers without
+//! an account, as sasl-3.1 asks. Data from
 //! the client arrives base64-encoded in 400-byte chunks; a chunk shorter than 400
 //! bytes (or `+`) ends a message. The password checks do not run here: PLAIN's
 //! argon2 check and SCRAM's account lookup are deferred jobs (see
@@ -101,7 +104,8 @@ pub(super) fn authenticate(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         sasl.buffer.push_str(arg);
     }
     if sasl.buffer.len() > MAX_MESSAGE {
-        fail_with(ctx, ERR_SASLTOOLONG, "SASL message too long");
+        // Too much in total (each chunk was fine): a failed exchange, not 905.
+        fail(ctx);
         return;
     }
     if arg.len() == CHUNK {
@@ -332,6 +336,16 @@ fn fail_with(ctx: &mut Ctx<'_>, code: &str, text: &str) {
     end(ctx);
     ctx.numeric(code).trailing(text).send();
     super::registration::try_complete(ctx);
+}
+
+/// Aborts an exchange in progress (906) because the client completed registration.
+pub(super) fn abort_for_registration(ctx: &mut Ctx<'_>) {
+    if ctx.me().login.as_ref().is_some_and(|l| l.sasl.is_some()) {
+        end(ctx);
+        ctx.numeric(ERR_SASLABORTED)
+            .trailing("SASL authentication aborted")
+            .send();
+    }
 }
 
 /// Forgets the exchange in progress.
