@@ -784,11 +784,12 @@ async fn account_extbans_and_registered_only_channels() {
     );
     ask(&mut op, "MODE #c -R").await;
 
-    // $a:<mask> bans by account; $a alone any logged-in user.
+    // a:<mask> (ACCOUNTEXTBAN=a) bans by account, as does $a:<mask>; $a alone any
+    // logged-in user.
     let mut bad = logged_in(&server, "bad", "").await;
     assert_eq!(
-        ask(&mut op, "MODE #c +b $a:BAD").await,
-        [":op!~op@127.0.0.1 MODE #c +b $a:BAD"]
+        ask(&mut op, "MODE #c +b a:BAD").await,
+        [":op!~op@127.0.0.1 MODE #c +b a:BAD"]
     );
     assert_eq!(
         ask(&mut bad, "JOIN #c").await,

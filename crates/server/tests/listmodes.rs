@@ -38,7 +38,8 @@ async fn isupport_and_004_announce_the_list_modes() {
     let tokens = isupport(&mut alice).await;
     for token in [
         "CHANMODES=beI,k,l,CRimnpst",
-        "EXTBAN=,m",
+        "EXTBAN=,am",
+        "ACCOUNTEXTBAN=a",
         "EXCEPTS=e",
         "INVEX=I",
         "MAXLIST=beI:100",

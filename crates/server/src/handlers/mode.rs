@@ -433,8 +433,8 @@ fn send_list(ctx: &Ctx<'_>, key: &CaseKey, list: ListMode) {
 /// Fills out a ban mask to `nick!user@host`: `bob` → `bob!*@*`, `*@host` → `*!*@host`;
 /// a mute (`m:` extban) keeps its prefix: `m:bob` → `m:bob!*@*`.
 fn normalise_mask(raw: &str) -> String {
-    // The account extban (`$a`, `$a:<account mask>`) is not a hostmask.
-    if raw.starts_with(crate::world::ACCOUNT_EXTBAN) {
+    // The account extban (`a:<account mask>`, `$a`, `$a:<mask>`) is not a hostmask.
+    if crate::world::is_account_extban(raw) {
         return raw.to_owned();
     }
     if let Some(muted) = raw.strip_prefix(crate::world::MUTE_PREFIX) {

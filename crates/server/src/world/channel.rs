@@ -277,19 +277,26 @@ fn any_matches(list: &[Ban], client_mask: &str, account: Option<&str>) -> bool {
         .any(|entry| entry_matches(&entry.mask, client_mask, account))
 }
 
-/// The account extban: `$a` matches any logged-in client, `$a:<mask>` a client
-/// logged in to an account matching `<mask>` (`*`/`?` wildcards, casemapped).
-pub(crate) const ACCOUNT_EXTBAN: &str = "$a";
+/// The account extban (IRCv3 account-extban, `ACCOUNTEXTBAN=a`): `a:<mask>`
+/// matches a client logged in to an account matching `<mask>` (`*`/`?` wildcards,
+/// casemapped). The Solanum-style `$a:<mask>` is the same, and `$a` alone matches
+/// any logged-in client.
+pub(crate) fn is_account_extban(mask: &str) -> bool {
+    mask.starts_with("a:") || mask.starts_with("$a")
+}
 
 /// Whether one list entry matches a client: an account extban by its account,
 /// anything else as a `nick!user@host` mask.
 fn entry_matches(mask: &str, client_mask: &str, account: Option<&str>) -> bool {
-    match mask.strip_prefix(ACCOUNT_EXTBAN) {
-        Some("") => account.is_some(),
-        Some(rest) => rest.strip_prefix(':').is_some_and(|pattern| {
-            account
-                .is_some_and(|account| palaver_proto::mask::matches(CASEMAPPING, pattern, account))
-        }),
-        None => palaver_proto::mask::matches(CASEMAPPING, mask, client_mask),
-    }
+    let rest = mask
+        .strip_prefix("$a")
+        .or_else(|| mask.strip_prefix('a').filter(|rest| rest.starts_with(':')));
+    let pattern = match rest {
+        Some("") => return account.is_some(),
+        Some(rest) => rest.strip_prefix(':'),
+        None => return palaver_proto::mask::matches(CASEMAPPING, mask, client_mask),
+    };
+    pattern.is_some_and(|pattern| {
+        account.is_some_and(|account| palaver_proto::mask::matches(CASEMAPPING, pattern, account))
+    })
 }

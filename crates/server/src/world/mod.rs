@@ -23,7 +23,7 @@ use std::time::SystemTime;
 use palaver_proto::{CaseKey, CaseMapping, LineWriter};
 
 pub(crate) use channel::{
-    ACCOUNT_EXTBAN, Ban, Channel, ListMode, MUTE_PREFIX, Member, Status, Topic,
+    Ban, Channel, ListMode, MUTE_PREFIX, Member, Status, Topic, is_account_extban,
 };
 pub(crate) use client::ClientId;
 pub(crate) use client::{Client, Registration, unix_now};
