@@ -763,6 +763,39 @@ async fn account_notify_tag_and_extended_join_show_the_account() {
 }
 
 #[tokio::test]
+async fn multiline_batches_carry_the_account_tag() {
+    let server = TestServer::start().await;
+    let mut alice = logged_in(&server, "alice", "batch draft/multiline").await;
+    let mut batched = server
+        .client_with_caps("batched", "batch draft/multiline account-tag")
+        .await;
+    let mut fallback = server.client_with_caps("fallback", "account-tag").await;
+    for client in [&mut alice, &mut batched, &mut fallback] {
+        ask(client, "JOIN #m").await;
+    }
+    for client in [&mut alice, &mut batched, &mut fallback] {
+        pending(client).await;
+    }
+    alice.send("BATCH +a draft/multiline #m").await;
+    alice.send("@batch=a PRIVMSG #m :one").await;
+    alice.send("@batch=a PRIVMSG #m :two").await;
+    ask(&mut alice, "BATCH -a").await;
+    let lines = pending(&mut batched).await;
+    assert!(
+        lines[0].starts_with("@account=alice :alice!~alice@127.0.0.1 BATCH +"),
+        "{lines:#?}"
+    );
+    assert_eq!(
+        pending(&mut fallback).await,
+        [
+            "@account=alice :alice!~alice@127.0.0.1 PRIVMSG #m :one",
+            "@account=alice :alice!~alice@127.0.0.1 PRIVMSG #m :two",
+        ]
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn account_extbans_and_registered_only_channels() {
     let server = TestServer::start().await;
     let mut op = logged_in(&server, "op", "").await;
