@@ -115,7 +115,7 @@ async fn version_is_351_followed_by_isupport() {
     let server = TestServer::start().await;
     let mut alice = server.client("alice").await;
     let lines = ask(&mut alice, "VERSION").await;
-    assert_eq!(commands(&lines), ["351", "005", "005"], "{lines:#?}");
+    assert_eq!(commands(&lines), ["351", "005", "005", "005"], "{lines:#?}");
     assert_eq!(
         lines[0],
         format!(
