@@ -763,6 +763,49 @@ async fn account_notify_tag_and_extended_join_show_the_account() {
 }
 
 #[tokio::test]
+async fn read_markers_are_shared_by_an_accounts_connections() {
+    let server = TestServer::start().await;
+    register(&server, "alice", "correct-horse").await;
+    let mut sessions = Vec::new();
+    for nick in ["alice", "alice_"] {
+        let mut client = server.connect().await;
+        client.nick = nick.to_owned();
+        client.send("CAP REQ :sasl draft/read-marker").await;
+        client.send(&format!("NICK {nick}")).await;
+        client.send(&format!("USER {nick} 0 * :{nick}")).await;
+        client.send("AUTHENTICATE PLAIN").await;
+        client
+            .send(&format!("AUTHENTICATE {}", plain("alice", "correct-horse")))
+            .await;
+        finish_registration(&mut client).await;
+        sessions.push(client);
+    }
+    let mut other = server.client_with_caps("bob", "draft/read-marker").await;
+    let [mut first, mut second] = <[TestClient; 2]>::try_from(sessions).ok().expect("two");
+    let set = "MARKREAD #test timestamp=2022-11-11T11:11:11.111Z";
+    assert_eq!(
+        ask(&mut first, set).await,
+        [":test.server MARKREAD #test timestamp=2022-11-11T11:11:11.111Z"]
+    );
+    assert_eq!(
+        pending(&mut second).await,
+        [":test.server MARKREAD #test timestamp=2022-11-11T11:11:11.111Z"]
+    );
+    assert_eq!(
+        ask(&mut second, "MARKREAD #test").await,
+        [":test.server MARKREAD #test timestamp=2022-11-11T11:11:11.111Z"]
+    );
+    // Not moving it does not announce it again; other accounts never see it.
+    ask(&mut first, set).await;
+    assert_silent(&mut second).await;
+    assert_eq!(
+        ask(&mut other, "MARKREAD #test").await,
+        [":test.server MARKREAD #test *"]
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn multiline_batches_carry_the_account_tag() {
     let server = TestServer::start().await;
     let mut alice = logged_in(&server, "alice", "batch draft/multiline").await;
