@@ -169,13 +169,14 @@ impl Deferred {
                 via,
             } => {
                 let found = lookup(shared, &account).await.ok().flatten();
-                // An unknown name costs an argon2 check too (on a hash of nothing),
-                // so timing does not tell which accounts exist.
+                // An unknown name costs an argon2 check too (on a decoy hash), so
+                // timing does not tell which accounts exist.
                 let (name, hash) = match found {
-                    Some(found) => (Some(found.name), found.password_hash),
-                    None => (None, decoy_hash()),
+                    Some(found) => (Some(found.name), Some(found.password_hash)),
+                    None => (None, None),
                 };
                 let matched = blocking(shared, move || {
+                    let hash = hash.unwrap_or_else(decoy_hash);
                     crate::opers::verify_password(password.expose(), &hash)
                 })
                 .await
