@@ -8,6 +8,7 @@
 //! touches the world or the store: `handlers::sasl`, `handlers::account` and
 //! `handlers::nickserv` do.
 
+/// SCRAM-SHA-256, the server side of the exchange.
 pub(crate) mod scram;
 
 use argon2::password_hash::rand_core::{OsRng, RngCore};

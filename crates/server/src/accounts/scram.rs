@@ -21,6 +21,7 @@ use palaver_store::ScramVerifier;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+/// HMAC-SHA-256, the `HMAC` of RFC 5802 with SHA-256 as `H` (RFC 7677).
 type HmacSha256 = Hmac<Sha256>;
 
 /// The PBKDF2 iterations for new verifiers: RFC 7677's minimum.
@@ -113,7 +114,9 @@ pub(crate) struct Exchange {
     gs2_header: String,
     /// Client nonce followed by ours.
     nonce: String,
+    /// The account's `StoredKey`: checks the client's proof.
     stored_key: Vec<u8>,
+    /// The account's `ServerKey`: signs our final message.
     server_key: Vec<u8>,
 }
 
@@ -215,6 +218,7 @@ pub(crate) fn decoy(secret: &[u8], name: &str) -> ScramVerifier {
     }
 }
 
+/// `HMAC(key, data)` as bytes.
 fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
     // HMAC accepts keys of any length; `new_from_slice` cannot fail for it.
     let mut mac = <HmacSha256 as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
@@ -256,6 +260,7 @@ mod tests {
     const CLIENT_FINAL: &str = "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=";
     const SERVER_FINAL: &str = "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=";
 
+    /// The verifier RFC 7677's server holds for "user".
     fn rfc_verifier() -> ScramVerifier {
         let salt = BASE64.decode("W22ZaJ0SNY7soEsUEjb6gQ==").expect("salt");
         verifier("pencil", &salt, 4096)

@@ -224,6 +224,8 @@ pub(super) fn verify(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     );
 }
 
+/// A refused registration, answered as the command that asked expects: `FAIL
+/// REGISTER` or a NickServ NOTICE.
 fn refuse(ctx: &Ctx<'_>, via: Via, code: &str, name: &str, text: &str) {
     match via {
         Via::Register => fail(ctx, code, name, text),
@@ -231,6 +233,7 @@ fn refuse(ctx: &Ctx<'_>, via: Via, code: &str, name: &str, text: &str) {
     }
 }
 
+/// `FAIL REGISTER <code> <name> :<text>`.
 fn fail(ctx: &Ctx<'_>, code: &str, name: &str, text: &str) {
     ctx.world
         .standard_reply(ctx.id, "FAIL", "REGISTER", code, &[name], text);

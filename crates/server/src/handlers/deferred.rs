@@ -34,8 +34,11 @@ use crate::{Shared, labeled};
 /// `AUTHENTICATE` for SASL, `FAIL REGISTER` for REGISTER, NOTICEs for NickServ).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Via {
+    /// `AUTHENTICATE`.
     Sasl,
+    /// `REGISTER` (draft/account-registration).
     Register,
+    /// A NickServ command.
     NickServ,
 }
 

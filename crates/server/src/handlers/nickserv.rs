@@ -47,6 +47,7 @@ pub(super) fn reply(ctx: &Ctx<'_>, text: &str) {
     notice(ctx.world, ctx.id, text);
 }
 
+/// A NOTICE from NickServ to client `id` (also for clients other than the caller).
 fn notice(world: &World, id: ClientId, text: &str) {
     let Some(client) = world.clients.get(&id) else {
         return;
@@ -59,6 +60,7 @@ fn notice(world: &World, id: ClientId, text: &str) {
     client.send(line.finish());
 }
 
+/// Runs one NickServ command line: the command word, then its arguments.
 fn run(ctx: &mut Ctx<'_>, text: &str) {
     let mut words = text.split_whitespace();
     let command = words.next().unwrap_or_default().to_ascii_uppercase();
@@ -134,6 +136,7 @@ fn run(ctx: &mut Ctx<'_>, text: &str) {
     }
 }
 
+/// `HELP`: one NOTICE per command.
 fn help(ctx: &Ctx<'_>) {
     for line in [
         "NickServ manages accounts. Commands:",
@@ -149,6 +152,7 @@ fn help(ctx: &Ctx<'_>) {
     }
 }
 
+/// `IDENTIFY`: throttled like SASL; the check is deferred, [`identified`] answers.
 fn identify(ctx: &mut Ctx<'_>, name: &str, password: &str) {
     let key = World::key(name);
     let wait = super::oper::refused_for(ctx).or_else(|| {
@@ -374,6 +378,7 @@ fn guest_nick(world: &World) -> String {
     }
 }
 
+/// Guest nicks (ours, and `Guest` names in general) are never an account's.
 fn is_guest(nick: &str) -> bool {
     nick.get(..5)
         .is_some_and(|p| p.eq_ignore_ascii_case("guest"))

@@ -44,16 +44,20 @@ const MAX_MESSAGE: usize = 4 * CHUNK;
 /// A SASL mechanism we understand.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mechanism {
+    /// RFC 4616: the password in the clear (inside the connection).
     Plain,
+    /// RFC 7677: the password never crosses the wire.
     ScramSha256,
 }
 
 /// An exchange in progress.
 #[derive(Debug)]
 pub(crate) struct Sasl {
+    /// What the client asked for with `AUTHENTICATE <mechanism>`.
     mechanism: Mechanism,
     /// Base64 received so far of the message being sent in chunks.
     buffer: String,
+    /// Where the exchange is.
     step: Step,
 }
 
@@ -332,6 +336,7 @@ fn fail(ctx: &mut Ctx<'_>) {
     fail_with(ctx, ERR_SASLFAIL, "SASL authentication failed");
 }
 
+/// Ends the exchange with `code` (904 or 905), and lets registration go on.
 fn fail_with(ctx: &mut Ctx<'_>, code: &str, text: &str) {
     end(ctx);
     ctx.numeric(code).trailing(text).send();
@@ -359,6 +364,7 @@ fn end(ctx: &mut Ctx<'_>) {
     }
 }
 
+/// The caller's exchange in progress, if any.
 fn sasl_mut<'c>(ctx: &'c mut Ctx<'_>) -> Option<&'c mut Sasl> {
     ctx.me_mut().login.as_mut()?.sasl.as_deref_mut()
 }
