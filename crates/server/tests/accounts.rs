@@ -333,8 +333,13 @@ async fn after_registration_sasl_switches_accounts_but_not_before() {
     assert_eq!(
         try_plain(&mut client, "alt", "another-horse").await,
         [
-            ":test.server 900 alice alice!~alice@127.0.0.1 alt :You are now logged in as alt",
-            ":test.server 903 alice :SASL authentication successful",
+            ":test.server 900 alice alice!~alice@127.0.0.1 alt :You are now logged in as alt"
+                .to_owned(),
+            ":test.server 903 alice :SASL authentication successful".to_owned(),
+            // The nick is alice's account's, and the client is no longer in it.
+            ns(
+                "alice :This nick is registered; log in with /msg NickServ IDENTIFY <password> or it will be changed in 60 s"
+            ),
         ]
     );
     server.shutdown().await;
@@ -966,6 +971,27 @@ async fn a_registered_nick_is_taken_back_after_the_grace_period() {
         ask(&mut owner, "WHOIS bob").await[0],
         ":test.server 311 bob bob ~someone 127.0.0.1 * :Test user someone"
     );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn switching_to_another_account_puts_the_nick_on_notice() {
+    let server = server_with_grace().await;
+    register(&server, "alice", "correct-horse").await;
+    register(&server, "bob", "battery-staple").await;
+    let mut client = start_sasl(&server, "alice", "PLAIN").await;
+    try_plain(&mut client, "alice", "correct-horse").await;
+    finish_registration(&mut client).await;
+    ask(&mut client, "AUTHENTICATE PLAIN").await;
+    let replies = try_plain(&mut client, "bob", "battery-staple").await;
+    assert!(replies[1].contains(" 903 "), "{replies:#?}");
+    assert!(
+        replies[2].starts_with(&ns("alice :This nick is registered;")),
+        "{replies:#?}"
+    );
+    client
+        .expect(|l| l.command() == "NICK" && l.param(0).starts_with("Guest"))
+        .await;
     server.shutdown().await;
 }
 

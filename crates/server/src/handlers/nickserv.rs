@@ -179,6 +179,8 @@ pub(super) fn identified(ctx: &mut Ctx<'_>, attempted: &str, account: Option<Str
             super::sasl::forgive_attempt(ctx, attempted);
             reply(ctx, &format!("You are now logged in as {account}"));
             super::account::log_in(ctx.world, ctx.id, &account);
+            // Logged in to another account than the nick's: is the nick someone's?
+            check_nick(ctx);
         }
         None => {
             tracing::info!(client = ctx.id.0, "failed NickServ IDENTIFY");
@@ -247,6 +249,10 @@ pub(super) fn dropped(ctx: &mut Ctx<'_>, name: &str, ok: bool) {
         .unwrap_or_default();
     for id in sessions {
         super::account::log_out(ctx.world, id);
+    }
+    // Whoever uses the name as a nick may keep it now.
+    if let Some(holder) = ctx.world.find_nick(name).map(|c| c.id) {
+        ctx.world.nick_claims.remove(&holder);
     }
 }
 

@@ -328,6 +328,10 @@ fn succeed(ctx: &mut Ctx<'_>, account: &str) {
     ctx.numeric(RPL_SASLSUCCESS)
         .trailing("SASL authentication successful")
         .send();
+    if ctx.me().is_registered() {
+        // Re-authenticated to another account: the nick may now be someone else's.
+        super::nickserv::check_nick(ctx);
+    }
     super::registration::try_complete(ctx);
 }
 
