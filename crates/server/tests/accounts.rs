@@ -388,6 +388,39 @@ async fn failed_attempts_are_throttled_per_address_and_per_account() {
     server.shutdown().await;
 }
 
+#[tokio::test]
+async fn registrations_are_limited_per_address() {
+    let server = TestServer::start().await;
+    for n in 0..5 {
+        let nick = format!("user{n}");
+        let mut client = connect_from(&server, [127, 0, 0, 3], &nick).await;
+        client.send("CAP END").await;
+        let replies = ask(&mut client, "REGISTER * * correct-horse").await;
+        assert!(
+            replies.iter().any(|l| l.contains("REGISTER SUCCESS")),
+            "{replies:#?}"
+        );
+    }
+    let mut client = connect_from(&server, [127, 0, 0, 3], "user5").await;
+    client.send("CAP END").await;
+    let replies = ask(&mut client, "REGISTER * * correct-horse").await;
+    let refusal = replies
+        .iter()
+        .find(|l| l.contains("FAIL REGISTER"))
+        .expect("a refusal");
+    assert!(
+        refusal.starts_with(
+            ":test.server FAIL REGISTER TEMPORARILY_UNAVAILABLE user5 :Too many accounts registered from your address"
+        ),
+        "{replies:#?}"
+    );
+    // Another address is not concerned.
+    let mut elsewhere = server.client("other").await;
+    let replies = ask(&mut elsewhere, "REGISTER * * correct-horse").await;
+    assert!(replies[0].contains("REGISTER SUCCESS"), "{replies:#?}");
+    server.shutdown().await;
+}
+
 /// Connects from the local address `source` and asks for `sasl`.
 async fn connect_from(server: &TestServer, source: [u8; 4], nick: &str) -> TestClient {
     let socket = tokio::net::TcpSocket::new_v4().expect("socket");

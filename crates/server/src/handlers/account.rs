@@ -168,6 +168,18 @@ pub(super) fn start_registration(
         refuse(ctx, via, "UNACCEPTABLE_PASSWORD", name, why);
         return None;
     }
+    let now = std::time::Instant::now();
+    if let Some(ip) = ctx.me().ip() {
+        if let Some(wait) = ctx.world.auth_failures.registration_refused_for(ip, now) {
+            let text = format!(
+                "Too many accounts registered from your address; try again in {} seconds",
+                wait.as_secs().max(1)
+            );
+            refuse(ctx, via, "TEMPORARILY_UNAVAILABLE", name, &text);
+            return None;
+        }
+        ctx.world.auth_failures.record_registration(ip, now);
+    }
     Some(Deferred::Register {
         name: name.to_owned(),
         password: password.into(),

@@ -93,6 +93,10 @@ impl<K: std::hash::Hash + Eq + Clone> Counter<K> {
 pub(crate) struct AuthFailures {
     by_address: Counter<IpAddr>,
     by_account: Counter<CaseKey>,
+    /// Account registrations by address: [`FREE_FAILURES`] a [`WINDOW`], so one
+    /// address cannot fill the store with accounts (nor the argon2 pool with their
+    /// hashing).
+    registrations: Counter<IpAddr>,
 }
 
 /// The address an attempt is counted against: IPv6 by its /64.
@@ -135,6 +139,17 @@ impl AuthFailures {
     /// Records a failed (or not yet successful) attempt on account `key`.
     pub(crate) fn record_account(&mut self, key: CaseKey, now: Instant) {
         self.by_account.record(key, now);
+    }
+
+    /// How long `ip` must still wait before it may register another account, if it
+    /// must.
+    pub(crate) fn registration_refused_for(&self, ip: IpAddr, now: Instant) -> Option<Duration> {
+        self.registrations.refused_for(&bucket(ip), now)
+    }
+
+    /// Records an account registration attempt from `ip`.
+    pub(crate) fn record_registration(&mut self, ip: IpAddr, now: Instant) {
+        self.registrations.record(bucket(ip), now);
     }
 
     /// Takes back one failure of account `key`.
