@@ -274,7 +274,7 @@ async fn run(
     events: mpsc::Sender<ConnEvent>,
     mut commands: mpsc::Receiver<ToConn>,
 ) {
-    let mut backoff = config.backoff_initial;
+    let mut backoff = Backoff::new(&config);
     let mut generation = 0u64;
     let mut attempt = 0u32;
     'connect: loop {
@@ -318,7 +318,7 @@ async fn run(
                     End::CoreGone => return,
                     End::Reconnect => {
                         tracing::info!("reconnecting as asked");
-                        backoff = config.backoff_initial;
+                        backoff.reset();
                         continue 'connect;
                     }
                     End::Dropped {
@@ -340,7 +340,7 @@ async fn run(
                                     return;
                                 }
                                 Some(ToConn::Reconnect) => {
-                                    backoff = config.backoff_initial;
+                                    backoff.reset();
                                     continue 'connect;
                                 }
                                 Some(ToConn::Line { .. }) => {
@@ -356,15 +356,14 @@ async fn run(
                     } => {
                         tracing::warn!("connection lost: {reason}");
                         if registered {
-                            backoff = config.backoff_initial;
+                            backoff.reset();
                         }
                         reason
                     }
                 }
             }
         };
-        let retry_in = jittered(backoff, config.jitter);
-        backoff = (backoff * 2).min(config.backoff_max);
+        let retry_in = backoff.next_delay();
         if events
             .send(ConnEvent::Disconnected { reason, retry_in })
             .await
@@ -384,7 +383,7 @@ async fn run(
                         return;
                     }
                     Some(ToConn::Reconnect) => {
-                        backoff = config.backoff_initial;
+                        backoff.reset();
                         break;
                     }
                     Some(ToConn::Line { .. }) => {
@@ -395,6 +394,42 @@ async fn run(
                 },
             }
         }
+    }
+}
+
+/// The delays between reconnection attempts: from `backoff_initial`, doubling up
+/// to `backoff_max` and staying there, each shortened by the jitter. It is reset
+/// after a session that registered (the server was fine; only that
+/// connection broke) and on `/reconnect`.
+#[derive(Debug, Clone)]
+struct Backoff {
+    initial: Duration,
+    max: Duration,
+    jitter: f64,
+    next: Duration,
+}
+
+impl Backoff {
+    fn new(config: &ConnectConfig) -> Self {
+        let initial = config.backoff_initial.min(config.backoff_max);
+        Self {
+            initial,
+            max: config.backoff_max,
+            jitter: config.jitter,
+            next: initial,
+        }
+    }
+
+    /// The delay before the next attempt; the one after is twice as long, at most
+    /// `max` (the doubling stops there, so it never overflows either).
+    fn next_delay(&mut self) -> Duration {
+        let delay = self.next;
+        self.next = self.next.saturating_mul(2).min(self.max);
+        jittered(delay, self.jitter)
+    }
+
+    fn reset(&mut self) {
+        self.next = self.initial;
     }
 }
 
@@ -692,6 +727,27 @@ fn human(duration: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 12, bug 6: with the defaults, the delays double from 1 s and stop
+    /// at 60 s however long the server stays away; jitter only shortens them.
+    #[test]
+    fn issue_12_reconnect_backoff_is_capped_at_60_seconds() {
+        let mut config = ConnectConfig::new("h", 1);
+        config.jitter = 0.0;
+        let mut backoff = Backoff::new(&config);
+        let secs: Vec<u64> = (0..10).map(|_| backoff.next_delay().as_secs()).collect();
+        assert_eq!(secs, [1, 2, 4, 8, 16, 32, 60, 60, 60, 60]);
+        for _ in 0..200 {
+            assert_eq!(backoff.next_delay(), Duration::from_secs(60));
+        }
+        backoff.reset();
+        assert_eq!(backoff.next_delay(), Duration::from_secs(1));
+
+        let mut jittery = Backoff::new(&ConnectConfig::new("h", 1));
+        let delays: Vec<Duration> = (0..50).map(|_| jittery.next_delay()).collect();
+        assert!(delays.iter().all(|d| *d <= Duration::from_secs(60)));
+        assert!(delays[10..].iter().all(|d| *d >= Duration::from_secs(45)));
+    }
 
     #[test]
     fn jitter_only_shortens_and_varies() {

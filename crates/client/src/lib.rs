@@ -15,10 +15,11 @@ pub mod client;
 pub mod commands;
 pub mod connection;
 pub mod line_mode;
+pub mod logfile;
 pub mod state;
 pub mod tui;
 
-pub use client::{Change, Client, ClientConfig};
+pub use client::{CONVERSATION_LOG, Change, Client, ClientConfig};
 pub use connection::{ConnEvent, ConnectConfig, ToConn};
 pub use state::{Stamp, State};
 
@@ -28,5 +29,5 @@ pub use state::{Stamp, State};
 /// is unsound on some platforms, and `time` refuses to.
 pub fn now(offset: time::UtcOffset) -> Stamp {
     let now = time::OffsetDateTime::now_utc().to_offset(offset);
-    Stamp::new(now.hour(), now.minute())
+    Stamp::new(now.hour(), now.minute()).on(now.date())
 }

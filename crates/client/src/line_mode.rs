@@ -23,7 +23,7 @@ use tokio::time::{Instant, sleep_until};
 
 use crate::client::{Change, Client};
 use crate::connection::{self, ConnEvent, ConnectConfig, Refusal, ToConn};
-use crate::state::{Line, LineKind, SERVER_BUFFER, Stamp};
+use crate::state::{BufferKind, Line, LineKind, SERVER_BUFFER, Stamp};
 
 /// How long we wait for the connection to close once everything, QUIT included,
 /// was written (the connection itself waits up to 3 s for the server to close), and
@@ -135,7 +135,16 @@ where
             }
             line = input.next_line(), if may_read => {
                 match line {
-                    Ok(Some(text)) => client.input(&text, clock()),
+                    Ok(Some(text)) => {
+                        let before = client.state().active;
+                        let mut changes = client.input(&text, clock());
+                        // `/list` opens its buffer; here it only prints, and the
+                        // next line still goes where the one before went.
+                        if client.state().active_buffer().kind == BufferKind::List {
+                            changes.extend(client.switch_to(before));
+                        }
+                        changes
+                    }
                     Ok(None) | Err(_) => {
                         input_done = true;
                         client.quit(None)
@@ -276,6 +285,14 @@ fn show(
             Change::Closed => return Ok(Shown::Closed),
             Change::Fatal(message) => return Ok(Shown::Fatal(message)),
             Change::Refused { refusal, reason } => return Ok(Shown::Refused(refusal, reason)),
+            Change::Search(query) => {
+                let buffer = client.state().active_buffer();
+                let found = buffer.search(&query);
+                for &index in &found {
+                    writeln!(out, "{}", format_line(&buffer.lines[index], None))?;
+                }
+                writeln!(err, "{} lines contain {query:?}", found.len())?;
+            }
             Change::Status | Change::Buffers => {}
         }
     }

@@ -1,4 +1,4 @@
-//! `chat-client <SERVER_IP> <SERVER_PORT> [LOCAL_PORT]`: a terminal IRC client.
+//! `chat-client <SERVER> <PORT> [LOCAL_PORT]`: a terminal IRC client.
 //!
 //! This binary parses the command line, sets up logging to `client.log`, asks for a
 //! username when `--nick` is not given, and hands over to the full-screen UI (when
@@ -12,19 +12,38 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use clap::Parser;
-use palaver_client::{Client, ClientConfig, ConnectConfig, commands, line_mode, tui};
+use palaver_client::{Client, ClientConfig, ConnectConfig, commands, line_mode, logfile, tui};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tracing_subscriber::EnvFilter;
 
-/// A terminal chat client for palaver and any IRC server.
+/// The command line. Its texts are the `--help` a user reads first, so they
+/// say what each choice does for the user, not how it is built.
 #[derive(Debug, Parser)]
-#[command(name = "chat-client", version, about)]
+#[command(
+    name = "chat-client",
+    version,
+    about = "Chat on IRC from your terminal: connect to a palaver (or any IRC) server, join #lobby and talk.",
+    long_about = "Chat on IRC from your terminal: connect to a palaver (or any IRC) server, join #lobby and talk.\n\n\
+        On a terminal it opens a full-screen view with a tab per channel and private \
+        conversation; type /help there for the commands and keys. With its input or output \
+        piped it works line by line instead: every input line is sent (text to the channel, \
+        /commands as typed), every message received is printed as `[HH:MM] <nick> text`, \
+        and it exits when the input ends, non-zero if a line could not be sent.",
+    after_help = "Examples:\n  \
+        chat-client 127.0.0.1 6667\n  \
+        chat-client irc.example.net 6667 --nick ann --channel rust --channel lobby\n  \
+        printf 'hello\\n/join #dev\\nhi dev\\n' | chat-client 127.0.0.1 6667 --nick bot\n\n\
+        Exit status: 0 after /quit or the end of input, 1 when the server cannot be \
+        reached, refuses us, or a piped line could not be sent."
+)]
 struct Cli {
-    /// Server address or host name.
+    /// The server's address: an IP address or a host name.
+    #[arg(value_name = "SERVER")]
     server_ip: String,
-    /// Server port (6667 is the usual IRC port).
+    /// The server's port (6667 is the usual IRC port).
+    #[arg(value_name = "PORT")]
     server_port: u16,
-    /// Local port to connect from (optional; it must be free).
+    /// The local port to connect from, if it matters (it must be free).
     local_port: Option<u16>,
     /// Nickname to use; without it the client asks `username:`.
     #[arg(long)]
@@ -35,15 +54,26 @@ struct Cli {
     /// Server password (sent as PASS).
     #[arg(long, env = "PALAVER_PASSWORD", hide_env_values = true)]
     password: Option<String>,
-    /// Log file.
-    #[arg(long, default_value = "client.log")]
+    /// Log file: connection events and, unless --no-log-messages, the
+    /// conversation. Past 10 MiB it moves to FILE.1 (and FILE.1 to FILE.2).
+    #[arg(long, default_value = "client.log", value_name = "FILE")]
     log_file: PathBuf,
+    /// Keep the conversation out of the log file (connection events stay).
+    #[arg(long)]
+    no_log_messages: bool,
     /// Log level (error, warn, info, debug: debug logs every line sent and received).
     #[arg(long, default_value = "info")]
     log_level: String,
     /// Use plain line mode even on a terminal.
     #[arg(long)]
     line_mode: bool,
+    /// Do not ring the terminal bell on mentions and private messages.
+    #[arg(long)]
+    no_bell: bool,
+    /// Leave the mouse to the terminal (its own text selection works without
+    /// Shift; no wheel scrolling or tab clicks).
+    #[arg(long)]
+    no_mouse: bool,
 }
 
 fn main() -> ExitCode {
@@ -61,7 +91,7 @@ fn main() -> ExitCode {
 }
 
 fn start(cli: Cli, offset: time::UtcOffset) -> anyhow::Result<()> {
-    let _log_guard = init_logging(&cli.log_file, &cli.log_level)?;
+    let _log_guard = init_logging(&cli.log_file, &cli.log_level, !cli.no_log_messages)?;
     let full_screen = !cli.line_mode && io::stdin().is_terminal() && io::stdout().is_terminal();
     let channels = channels(&cli.channels)?;
     let mut connect = ConnectConfig::new(cli.server_ip.clone(), cli.server_port);
@@ -84,10 +114,15 @@ fn start(cli: Cli, offset: time::UtcOffset) -> anyhow::Result<()> {
             Some(nick) => checked_nick(nick)?,
             None => prompt_nick()?,
         };
-        let config = client_config(&nick, channels, cli.password);
+        let mut config = client_config(&nick, channels, cli.password);
+        config.log_messages = !cli.no_log_messages;
+        let options = tui::TuiOptions {
+            bell: !cli.no_bell,
+            mouse: !cli.no_mouse,
+        };
         runtime.block_on(async move {
             let client = Client::new(&server, config);
-            tui::run(client, connect, clock, shutdown_signal())
+            tui::run(client, connect, options, clock, shutdown_signal())
                 .await
                 .map_err(anyhow::Error::from)
         })
@@ -110,7 +145,9 @@ fn start(cli: Cli, offset: time::UtcOffset) -> anyhow::Result<()> {
                 }
             };
             let nick = checked_nick(nick)?;
-            let client = Client::new(&server, client_config(&nick, channels, cli.password));
+            let mut config = client_config(&nick, channels, cli.password);
+            config.log_messages = !cli.no_log_messages;
+            let client = Client::new(&server, config);
             line_mode::run(
                 client,
                 connect,
@@ -193,27 +230,26 @@ fn prompt_nick() -> anyhow::Result<String> {
     }
 }
 
-/// Logs to `path` through a background writer; the guard flushes it when dropped.
+/// Logs to `path` (capped, see [`logfile`]) through a background writer; the
+/// guard flushes it when dropped. The conversation's lines are kept or dropped
+/// whatever the level says.
 fn init_logging(
     path: &Path,
     level: &str,
+    messages: bool,
 ) -> anyhow::Result<tracing_appender::non_blocking::WorkerGuard> {
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let file = path
-        .file_name()
-        .with_context(|| format!("--log-file {} is not a file name", path.display()))?;
-    let appender = tracing_appender::rolling::RollingFileAppender::builder()
-        .rotation(tracing_appender::rolling::Rotation::NEVER)
-        .filename_prefix(file.to_string_lossy().into_owned())
-        .build(&dir)
+    let file = logfile::CappedFile::open(path, logfile::DEFAULT_MAX_BYTES, logfile::DEFAULT_KEEP)
         .with_context(|| format!("cannot open the log file {}", path.display()))?;
-    let (writer, guard) = tracing_appender::non_blocking(appender);
+    let (writer, guard) = tracing_appender::non_blocking(file);
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(level))
         .with_context(|| format!("--log-level {level:?} is not a log level"))?;
+    let conversation = format!(
+        "{}={}",
+        palaver_client::CONVERSATION_LOG,
+        if messages { "info" } else { "off" }
+    );
+    let filter = filter.add_directive(conversation.parse().context("log filter")?);
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)

@@ -16,6 +16,9 @@ use palaver_proto::{CaseKey, CaseMapping};
 /// stays bounded however busy its channels are.
 pub const MAX_SCROLLBACK: usize = 2000;
 
+/// The name of the buffer `/list` fills (no nick or channel can be called that).
+pub const LIST_BUFFER: &str = "*channels*";
+
 /// Index of the server buffer, which always exists and is never closed.
 pub const SERVER_BUFFER: usize = 0;
 
@@ -28,6 +31,8 @@ pub enum BufferKind {
     Channel,
     /// A private conversation with one nick.
     Query,
+    /// The channels `/list` found, largest first; read-only, scrolled like any other.
+    List,
 }
 
 /// How a line is presented; the front ends choose colours and punctuation from this.
@@ -47,7 +52,8 @@ pub enum LineKind {
     Error,
 }
 
-/// A wall-clock time of day, for the `HH:MM` in front of each line.
+/// A wall-clock time of day, for the `HH:MM` in front of each line, and the day it
+/// is on (when known), for the date line drawn when the day changes.
 ///
 /// The core never reads the clock itself: callers pass the time in, so tests and
 /// snapshots are deterministic.
@@ -57,14 +63,25 @@ pub struct Stamp {
     pub hour: u8,
     /// Minute, 0-59.
     pub minute: u8,
+    /// The local date; `None` where only the time matters (tests, scripts).
+    pub date: Option<time::Date>,
 }
 
 impl Stamp {
-    /// A stamp from its parts (values are clamped into range).
+    /// A stamp from its parts (values are clamped into range), with no date.
     pub fn new(hour: u8, minute: u8) -> Self {
         Self {
             hour: hour.min(23),
             minute: minute.min(59),
+            date: None,
+        }
+    }
+
+    /// The same time of day on `date`.
+    pub fn on(self, date: time::Date) -> Self {
+        Self {
+            date: Some(date),
+            ..self
         }
     }
 }
@@ -73,6 +90,18 @@ impl std::fmt::Display for Stamp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{:02}:{:02}", self.hour, self.minute)
     }
+}
+
+/// The line that opens a new day in a buffer: "Day changed to Wednesday, 2
+/// December 2026".
+pub fn day_changed(date: time::Date) -> String {
+    format!(
+        "Day changed to {}, {} {} {}",
+        date.weekday(),
+        date.day(),
+        date.month(),
+        date.year()
+    )
 }
 
 /// Whether one of our own messages reached its target.
@@ -181,6 +210,13 @@ pub struct Buffer {
     pub mentions: usize,
     /// The last NAMES listing finished; the next 353 starts a fresh list.
     pub(crate) names_done: bool,
+    /// Lines ever added (scrollback drops old ones; this does not go down), so a
+    /// line's number is `pushed - lines.len() + index`.
+    pub pushed: u64,
+    /// The number of the first line not yet seen: set when the user leaves the
+    /// buffer (or writes in it), so the UI draws its read marker above it. `None`
+    /// until the buffer was first seen.
+    pub read_upto: Option<u64>,
 }
 
 impl Buffer {
@@ -197,7 +233,40 @@ impl Buffer {
             unread: 0,
             mentions: 0,
             names_done: true,
+            pushed: 0,
+            read_upto: None,
         }
+    }
+
+    /// Where the read marker goes: the index in `lines` of the first unread line,
+    /// when there is one and it is still in the scrollback.
+    pub fn marker_index(&self) -> Option<usize> {
+        let first = self.pushed - self.lines.len() as u64;
+        let upto = self.read_upto?;
+        (upto < self.pushed && upto >= first).then(|| (upto - first) as usize)
+    }
+
+    /// The indices of the lines containing `query` (ignoring case; sender included,
+    /// as `<nick> text`), oldest first. Nothing for an empty query.
+    pub fn search(&self, query: &str) -> Vec<usize> {
+        if query.is_empty() {
+            return Vec::new();
+        }
+        let query = query.to_lowercase();
+        self.lines
+            .iter()
+            .enumerate()
+            .filter(|(_, line)| line.plain().to_lowercase().contains(&query))
+            .map(|(index, _)| index)
+            .collect()
+    }
+
+    fn append(&mut self, line: Line) {
+        if self.lines.len() >= MAX_SCROLLBACK {
+            self.lines.pop_front();
+        }
+        self.lines.push_back(line);
+        self.pushed += 1;
     }
 
     /// Members sorted for display: highest prefix first, then by casemapped nick.
@@ -347,13 +416,21 @@ impl State {
         self.buffers.len() - 1
     }
 
-    /// Makes buffer `index` the active one and clears its unread counters.
+    /// Makes buffer `index` the active one and clears its unread counters. The
+    /// buffer left behind has been read up to here: its read marker moves to its end.
     pub fn set_active(&mut self, index: usize) {
-        if let Some(buffer) = self.buffers.get_mut(index) {
-            buffer.unread = 0;
-            buffer.mentions = 0;
-            self.active = index;
+        if index >= self.buffers.len() {
+            return;
         }
+        if index != self.active
+            && let Some(left) = self.buffers.get_mut(self.active)
+        {
+            left.read_upto = Some(left.pushed);
+        }
+        let buffer = &mut self.buffers[index];
+        buffer.unread = 0;
+        buffer.mentions = 0;
+        self.active = index;
     }
 
     /// Closes buffer `index`; the server buffer cannot be closed. Returns whether it was.
@@ -371,21 +448,36 @@ impl State {
     /// Appends `line` to buffer `index`, dropping the oldest line beyond
     /// [`MAX_SCROLLBACK`] and counting it as unread (and as a mention when
     /// highlighted) if the buffer is not active.
+    ///
+    /// A line dated another day than the buffer's last one is preceded by a
+    /// [`day_changed`] line. Our own line marks the buffer read up to itself, and
+    /// so does any line into the active buffer when nothing in it was unread.
     pub fn push(&mut self, index: usize, line: Line) {
         let active = self.active == index;
         let Some(buffer) = self.buffers.get_mut(index) else {
             return;
         };
+        let last_date = buffer.lines.back().and_then(|l| l.time.date);
+        if let (Some(last), Some(date)) = (last_date, line.time.date)
+            && last != date
+        {
+            let day = Line::info(line.time, LineKind::Info, day_changed(date));
+            buffer.append(day);
+        }
         if !active && !line.own {
             buffer.unread += 1;
             if line.highlight {
                 buffer.mentions += 1;
             }
         }
-        if buffer.lines.len() >= MAX_SCROLLBACK {
-            buffer.lines.pop_front();
+        // Lines arriving while the user watches are read as they come (unless
+        // unread ones are still below the marker); so is anything we write.
+        let caught_up = active && buffer.read_upto.is_none_or(|upto| upto >= buffer.pushed);
+        let read = line.own || caught_up;
+        buffer.append(line);
+        if read {
+            buffer.read_upto = Some(buffer.pushed);
         }
-        buffer.lines.push_back(line);
     }
 
     /// Switches to a new casemapping, re-folding every key.
@@ -491,6 +583,56 @@ mod tests {
             (state.buffers[chan].unread, state.buffers[chan].mentions),
             (0, 0)
         );
+    }
+
+    #[test]
+    fn a_new_day_gets_a_date_line() {
+        let mut state = State::new("s", "me");
+        let day = |d| time::Date::from_calendar_date(2026, time::Month::December, d).expect("date");
+        let at = |d, text: &str| Line {
+            time: Stamp::new(23, 59).on(day(d)),
+            ..line(text, false)
+        };
+        state.push(SERVER_BUFFER, at(1, "late"));
+        state.push(SERVER_BUFFER, at(1, "later"));
+        state.push(SERVER_BUFFER, at(2, "early"));
+        let texts: Vec<String> = state.buffers[SERVER_BUFFER]
+            .lines
+            .iter()
+            .map(|l| l.text.clone())
+            .collect();
+        assert_eq!(
+            texts,
+            [
+                "late",
+                "later",
+                "Day changed to Wednesday, 2 December 2026",
+                "early"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_read_marker_is_where_the_user_left() {
+        let mut state = State::new("s", "me");
+        let chan = state.ensure("#c", BufferKind::Channel);
+        state.set_active(chan);
+        state.push(chan, line("seen", false));
+        assert_eq!(state.buffers[chan].marker_index(), None);
+        state.set_active(SERVER_BUFFER);
+        state.push(chan, line("new 1", false));
+        state.push(chan, line("new 2", false));
+        state.set_active(chan);
+        assert_eq!(state.buffers[chan].marker_index(), Some(1));
+        // Writing there means it was read.
+        state.push(
+            chan,
+            Line {
+                own: true,
+                ..line("mine", false)
+            },
+        );
+        assert_eq!(state.buffers[chan].marker_index(), None);
     }
 
     #[test]

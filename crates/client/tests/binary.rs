@@ -294,3 +294,91 @@ async fn issue_12_an_overlong_username_is_refused_locally() {
     );
     assert_eq!(log.matches("connected to").count(), 0, "{log}");
 }
+
+/// Issue 12: client.log keeps the conversation (both sides of it), unless
+/// `--no-log-messages` asks it not to; connection events are logged either way.
+#[tokio::test]
+async fn issue_12_the_log_keeps_the_conversation_unless_asked_not_to() {
+    let server = TestServer::start().await;
+    let port = server.addr.port().to_string();
+    let mut bob = Proc::spawn(&["127.0.0.1", &port, "--nick", "bob"]);
+    bob.expect("bob has joined #lobby").await;
+    let mut quiet = Proc::spawn(&["127.0.0.1", &port, "--nick", "quiet", "--no-log-messages"]);
+    bob.expect("quiet has joined #lobby").await;
+    quiet.write("psst from quiet\n").await;
+    bob.expect("<quiet> psst from quiet").await;
+    bob.write("hello quiet\n").await;
+    quiet.expect("<bob> hello quiet").await;
+    quiet.close_stdin();
+    bob.expect("quiet has quit").await;
+    bob.close_stdin();
+
+    let (code, _, log) = bob.finish_with_log().await;
+    assert_eq!(code, Some(0));
+    for line in [
+        "[#lobby] * quiet has joined #lobby",
+        "[#lobby] <quiet> psst from quiet",
+        "[#lobby] <bob> hello quiet",
+    ] {
+        assert!(log.contains(line), "{line:?} not in bob's log:\n{log}");
+    }
+    let (code, _, log) = quiet.finish_with_log().await;
+    assert_eq!(code, Some(0));
+    assert!(
+        log.contains("chat-client") && log.contains("starting"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("psst") && !log.contains("hello quiet"),
+        "{log}"
+    );
+}
+
+/// Issue 12: `--help` opens with what the program does for its user, and the
+/// usage line names the arguments as the Arguments section does.
+#[test]
+fn issue_12_help_is_written_for_users() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_chat-client"))
+        .arg("--help")
+        .output()
+        .expect("run chat-client --help");
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    assert!(help.starts_with("Chat on IRC from your terminal"), "{help}");
+    assert!(
+        help.contains("Usage: chat-client [OPTIONS] <SERVER> <PORT> [LOCAL_PORT]"),
+        "{help}"
+    );
+    for argument in ["<SERVER>", "<PORT>", "[LOCAL_PORT]"] {
+        assert!(
+            help.contains(&format!("\n  {argument}\n")),
+            "{argument}: {help}"
+        );
+    }
+    assert!(help.contains("--no-log-messages") && help.contains("Examples:"));
+}
+
+/// Issue 12: `/list` in line mode prints the channels, labelled with their
+/// buffer, and the next line still goes to the channel.
+#[tokio::test]
+async fn issue_12_list_in_line_mode_prints_and_keeps_the_target() {
+    let server = TestServer::start().await;
+    let mut watcher = server.clients_in("#lobby", &["watcher"]).await.remove(0);
+    let port = server.addr.port().to_string();
+    let mut dora = Proc::spawn(&["127.0.0.1", &port, "--nick", "dora"]);
+    dora.write("/list\nafter the list\n").await;
+    let listed = dora.expect("[*channels*]").await;
+    assert!(
+        listed.contains("1 channel") || listed.contains("#lobby"),
+        "{listed}"
+    );
+    dora.expect("#lobby").await;
+    let said = watcher.expect_command("PRIVMSG").await;
+    assert_eq!(
+        (said.param(0), said.last()),
+        ("#lobby".into(), "after the list".into())
+    );
+    dora.close_stdin();
+    let (code, stderr) = dora.finish().await;
+    assert_eq!(code, Some(0), "{stderr}");
+}

@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 const NOW: Stamp = Stamp {
     hour: 9,
     minute: 30,
+    date: None,
 };
 
 /// A core wired to a connection task, pumped by the test.
@@ -395,4 +396,168 @@ async fn issue_12_the_servers_reason_reaches_every_buffer() {
             buffer.name
         );
     }
+}
+
+/// Issue 12: the channel-operator commands, against a real server. alice (the
+/// channel's first member, so its operator) runs each through the core; bob, a raw
+/// client, sees what the server made of it. Then bob, made operator, kicks alice,
+/// who is told who kicked her and why, and her buffer shows the channel left.
+#[tokio::test]
+async fn issue_12_operator_commands_reach_the_server_and_a_kick_is_explained() {
+    let server = TestServer::start().await;
+    let mut config = fast(server.addr);
+    config.burst = 100;
+    let mut h = Harness::start(config, "alice");
+    h.until_change(|c| *c == Change::Ready).await;
+    let mut bob = server.client("bob").await;
+    bob.send("JOIN #lobby").await;
+    bob.expect_command("366").await;
+    h.until_change(
+        |c| matches!(c, Change::Line { line, .. } if line.text == "bob has joined #lobby"),
+    )
+    .await;
+
+    // Each command, and the line bob sees for it (command, then its parameters).
+    let cases: [(&str, &[&str]); 10] = [
+        ("/op bob", &["MODE", "#lobby", "+o", "bob"]),
+        ("/deop bob", &["MODE", "#lobby", "-o", "bob"]),
+        ("/voice bob", &["MODE", "#lobby", "+v", "bob"]),
+        ("/devoice bob", &["MODE", "#lobby", "-v", "bob"]),
+        ("/mode +m", &["MODE", "#lobby", "+m"]),
+        ("/mode -m", &["MODE", "#lobby", "-m"]),
+        ("/ban spammer", &["MODE", "#lobby", "+b", "spammer!*@*"]),
+        ("/unban spammer", &["MODE", "#lobby", "-b", "spammer!*@*"]),
+        ("/topic Fresh topic", &["TOPIC", "#lobby", "Fresh topic"]),
+        ("/invite bob #side", &["INVITE", "bob", "#side"]),
+    ];
+    h.client.input("/join #side", NOW);
+    h.until_change(
+        |c| matches!(c, Change::Line { line, .. } if line.text == "alice has joined #side"),
+    )
+    .await;
+    h.client.input("/buffer 2", NOW);
+    assert_eq!(h.client.state().active_buffer().name, "#lobby");
+    for (input, expected) in cases {
+        h.client.input(input, NOW);
+        h.flush().await;
+        let line = bob.expect(|l| l.command() == expected[0]).await;
+        let params: Vec<String> = (0..expected.len() - 1).map(|i| line.param(i)).collect();
+        assert_eq!(params, expected[1..], "{input}: {}", line.0);
+    }
+
+    // /topic alone asks; the answer lands in the channel's buffer.
+    h.client.input("/topic", NOW);
+    h.until_change(|c| matches!(c, Change::Line { buffer, line, .. } if buffer == "#lobby" && line.text == "Topic for #lobby: Fresh topic"))
+        .await;
+
+    // /list fills its own buffer, largest channel first.
+    h.client.input("/list", NOW);
+    h.until_change(|c| matches!(c, Change::Line { line, .. } if line.text.starts_with("#side")))
+        .await;
+    let list = h.client.state().active_buffer();
+    assert_eq!(list.kind, palaver_client::state::BufferKind::List);
+    let rows: Vec<&str> = list.lines.iter().map(|l| l.text.as_str()).collect();
+    assert!(rows[0].starts_with("2 channels"), "{rows:?}");
+    assert!(
+        rows[1].starts_with("#lobby") && rows[1].contains("    2  [+nt] Fresh topic"),
+        "{rows:?}"
+    );
+    assert!(
+        rows[2].starts_with("#side ") && rows[2].contains("    1"),
+        "{rows:?}"
+    );
+
+    // bob, made operator, kicks alice.
+    h.client.input("/buffer 2", NOW);
+    h.client.input("/op bob", NOW);
+    h.flush().await;
+    bob.expect(|l| l.command() == "MODE" && l.param(1) == "+o")
+        .await;
+    bob.send("KICK #lobby alice :enough").await;
+    let changes = h
+        .until_change(
+            |c| matches!(c, Change::Line { line, .. } if line.text.starts_with("You were kicked")),
+        )
+        .await;
+    assert!(!changes.is_empty());
+    let lobby = h.client.state().active_buffer();
+    assert_eq!(lobby.name, "#lobby");
+    assert!(!lobby.joined && lobby.members.is_empty());
+    let told = lobby.lines.back().expect("a line");
+    assert_eq!(
+        told.text,
+        "You were kicked from #lobby by bob (enough); you are no longer in it (/join #lobby to go back)"
+    );
+    assert!(told.highlight);
+    // Text typed there now is not sent, and says why.
+    let said = h.client.input("anyone?", NOW);
+    assert!(said.iter().any(|c| matches!(c, Change::Line { line, .. } if line.text == "you are not in #lobby: /join #lobby")));
+}
+
+/// Issue 12: a paste goes as one `draft/multiline` message where the server
+/// offers it: a client with the capability gets one batch, one without gets the
+/// lines, and our own copy comes back to mark every line delivered.
+#[tokio::test]
+async fn issue_12_a_paste_is_one_multiline_message_where_offered() {
+    use palaver_client::state::Delivery;
+    let server = TestServer::start().await;
+    let mut h = Harness::start(fast(server.addr), "paster");
+    h.until_change(|c| *c == Change::Ready).await;
+    let mut modern = server
+        .client_with_caps("modern", "batch draft/multiline")
+        .await;
+    modern.send("JOIN #lobby").await;
+    modern.expect_command("366").await;
+    let mut plain = server.client("plain").await;
+    plain.send("JOIN #lobby").await;
+    plain.expect_command("366").await;
+    h.until_change(
+        |c| matches!(c, Change::Line { line, .. } if line.text == "plain has joined #lobby"),
+    )
+    .await;
+
+    let pasted: Vec<String> = ["first line", "second line", "/quit is text"]
+        .map(String::from)
+        .to_vec();
+    h.client.say_lines(&pasted, NOW);
+    h.flush().await;
+
+    let open = modern.expect_command("BATCH").await;
+    assert_eq!(
+        (open.param(1), open.param(2)),
+        ("draft/multiline".into(), "#lobby".into())
+    );
+    let reference = open.param(0).trim_start_matches('+').to_owned();
+    for text in &pasted {
+        let line = modern.expect_command("PRIVMSG").await;
+        assert_eq!(line.last(), *text);
+        let tag = line
+            .msg()
+            .tags()
+            .find(|(key, _)| *key == "batch")
+            .map(|(_, value)| value.into_owned());
+        assert_eq!(tag.as_deref(), Some(reference.as_str()), "{}", line.0);
+    }
+    let close = modern.expect_command("BATCH").await;
+    assert_eq!(close.param(0), format!("-{reference}"));
+    for text in &pasted {
+        let line = plain.expect_command("PRIVMSG").await;
+        assert_eq!(line.last(), *text);
+    }
+
+    let delivered = |h: &Harness| -> Vec<Delivery> {
+        let lobby = h.client.state().active_buffer();
+        lobby
+            .lines
+            .iter()
+            .filter(|l| l.own)
+            .map(|l| l.delivery)
+            .collect()
+    };
+    assert_eq!(delivered(&h), [Delivery::Pending; 3]);
+    // Each echoed line marks one delivered.
+    for _ in 0..3 {
+        h.until_change(|c| *c == Change::Buffers).await;
+    }
+    assert_eq!(delivered(&h), [Delivery::Sent; 3]);
 }

@@ -4,7 +4,9 @@
 //!   against scripted servers (reconnect, keepalive, local port).
 //! - `binary`: the `chat-client` executable in line mode against a real server.
 //! - `tui`: the full-screen UI rendered at 80x24 into a `TestBackend`, snapshotted.
+//! - `pty`: the `chat-client` executable full screen in a pseudo-terminal.
 
 mod binary;
 mod core;
+mod pty;
 mod tui;

@@ -7,11 +7,12 @@ use std::time::Duration;
 
 use palaver_client::connection::ConnEvent;
 use palaver_client::state::Stamp;
-use palaver_client::tui::{View, candidates, render};
+use palaver_client::tui::width::Joins;
+use palaver_client::tui::{Search, View, candidates, render, rings, tab_at};
 use palaver_client::{Client, ClientConfig};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
-use ratatui::style::Color;
+use ratatui::style::{Color, Modifier};
 
 fn at(hour: u8, minute: u8) -> Stamp {
     Stamp::new(hour, minute)
@@ -147,6 +148,10 @@ fn tab_completion_offers_nicks_commands_and_channels() {
     assert_eq!(candidates(state, "/jo", true), ["/join"]);
     assert_eq!(candidates(state, "#r", false), ["#rust"]);
     assert_eq!(candidates(state, "a", false), ["alice"]);
+    // Issue 12: `/topic ` then Tab brings the current topic up for editing.
+    let edit = palaver_client::tui::topic_to_edit(state, "/topic ");
+    assert_eq!(edit.as_deref(), Some("/topic Welcome to the lobby"));
+    assert_eq!(palaver_client::tui::topic_to_edit(state, "/topic x"), None);
 }
 
 /// Issue 12, bug 6: while disconnected the status line counts down to the next
@@ -224,4 +229,260 @@ fn issue_12_the_tab_bar_scrolls_to_the_active_buffer() {
             .iter()
             .any(|c| matches!(c, palaver_client::Change::Line { line, .. } if line.text.contains("no buffer 14")))
     );
+}
+
+/// Issue 12, bug 7: flags, ZWJ sequences, skin tones and emoji presentation
+/// sequences are drawn at the widths the terminal uses. One the probe found
+/// joining nothing gets the clusters as parts of undisputed width (`JP`, three
+/// faces); one that joins them gets each as one two-column cell, and wrapping
+/// counts it as two columns (not the six its characters add up to).
+#[test]
+fn issue_12_emoji_clusters_are_drawn_at_the_terminals_widths() {
+    let mut client = conversation();
+    let family = "\u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467}";
+    feed(
+        &mut client,
+        at(9, 8),
+        &[
+            ":bob!b@h PRIVMSG #lobby :from \u{1F1EF}\u{1F1F5} with \u{2764}\u{FE0F} \u{1F44D}\u{1F3FD} end",
+            &format!(":bob!b@h PRIVMSG #lobby :{}", family.repeat(24)),
+        ],
+    );
+    for (name, joins) in [("unjoined", Joins::NONE), ("joined", Joins::ALL)] {
+        let view = View {
+            joins,
+            ..View::default()
+        };
+        let terminal = draw(&client, &view);
+        insta::assert_snapshot!(format!("emoji_clusters_{name}"), terminal.backend());
+        let buffer = terminal.backend().buffer();
+        let rows: Vec<String> = (0..24)
+            .map(|y| (0..80).map(|x| buffer[(x, y)].symbol()).collect())
+            .collect();
+        let flag_row = rows.iter().find(|r| r.contains("from ")).expect("flag row");
+        let family_rows = rows.iter().filter(|r| r.contains('\u{1F467}')).count();
+        if joins == Joins::NONE {
+            // The thumb is one two-column cell: the cell after it is covered.
+            assert!(
+                flag_row.contains("from JP with \u{2764} \u{1F44D}"),
+                "{flag_row}"
+            );
+            // 24 families of three two-column faces: 144 columns, three rows.
+            assert_eq!(family_rows, 3);
+        } else {
+            assert!(flag_row.contains("\u{1F1EF}\u{1F1F5}"), "{flag_row}");
+            // 24 two-column families: 48 columns, one row.
+            assert_eq!(family_rows, 1);
+        }
+    }
+}
+
+/// Issue 12: a server password typed with `/password` (or a raw PASS or OPER)
+/// never appears on screen, not even while it is being typed.
+#[test]
+fn issue_12_a_password_is_masked_while_typed() {
+    let client = conversation();
+    let input_row = |typed: &str| {
+        let mut view = View::default();
+        view.input.set(typed);
+        let terminal = draw(&client, &view);
+        let buffer = terminal.backend().buffer();
+        let row: String = (0..80).map(|x| buffer[(x, 23)].symbol()).collect();
+        (row.trim_end().to_owned(), buffer.clone())
+    };
+    let (row, _) = input_row("/password hunter2");
+    assert_eq!(row, "[#lobby] /password *******");
+    let (row, _) = input_row("/quote OPER admin s3cret");
+    assert_eq!(row, "[#lobby] /quote OPER admin ******");
+    let (row, _) = input_row("/topic hunter2 is not a secret");
+    assert_eq!(row, "[#lobby] /topic hunter2 is not a secret");
+}
+
+/// Issue 12: a kicked user reads who kicked them and why, highlighted, and the
+/// channel's bar and tab show it has been left.
+#[test]
+fn issue_12_a_kick_shows_the_channel_left() {
+    let mut client = conversation();
+    feed(
+        &mut client,
+        at(9, 9),
+        &[":carol!c@h KICK #lobby alice :take a break"],
+    );
+    let terminal = draw(&client, &View::default());
+    insta::assert_snapshot!(terminal.backend());
+    let buffer = terminal.backend().buffer();
+    let topic: String = (0..60).map(|x| buffer[(x, 1)].symbol()).collect();
+    assert!(
+        topic.contains("#lobby (not joined: /join #lobby)"),
+        "{topic}"
+    );
+}
+
+/// Issue 12: coming back to a channel, a marker shows where the unread lines
+/// start, and a line with the full date opens a new day.
+#[test]
+fn issue_12_read_marker_and_day_change_line() {
+    let mut client = conversation();
+    let day = |d| time::Date::from_calendar_date(2026, time::Month::December, d).expect("a date");
+    let late = at(23, 58).on(day(1));
+    feed(
+        &mut client,
+        late,
+        &[":carol!c@h PRIVMSG #lobby :good night"],
+    );
+    client.switch_to(2);
+    let early = at(0, 3).on(day(2));
+    feed(
+        &mut client,
+        early,
+        &[
+            ":dave!d@h PRIVMSG #lobby :anyone up?",
+            ":carol!c@h PRIVMSG #lobby :me",
+        ],
+    );
+    client.switch_to(1);
+    let terminal = draw(&client, &View::default());
+    insta::assert_snapshot!(terminal.backend());
+    let buffer = terminal.backend().buffer();
+    let rows: Vec<String> = (0..24)
+        .map(|y| (0..68).map(|x| buffer[(x, y)].symbol()).collect::<String>())
+        .collect();
+    let at_row = |needle: &str| rows.iter().position(|r| r.contains(needle)).expect(needle);
+    assert!(at_row("good night") < at_row(" unread "));
+    assert_eq!(
+        at_row(" unread ") + 1,
+        at_row("Day changed to Wednesday, 2 December 2026")
+    );
+    assert!(at_row("Day changed") < at_row("anyone up?"));
+}
+
+/// Issue 12: Ctrl+R (or `/search`) finds text in the scrollback: the match is
+/// scrolled into the middle of the pane and drawn reversed, and the status line
+/// counts the matches; stepping back reaches older ones.
+#[test]
+fn issue_12_scrollback_search_shows_the_match() {
+    let mut client = conversation();
+    for i in 0..40 {
+        let text = if i == 3 || i == 30 {
+            format!(":dave!d@h PRIVMSG #lobby :line {i} has the NEEDLE in it")
+        } else {
+            format!(":dave!d@h PRIVMSG #lobby :line {i}")
+        };
+        feed(&mut client, at(9, 20), &[&text]);
+    }
+    let changes = client.input("/search needle", at(9, 21));
+    let query = changes.iter().find_map(|c| match c {
+        palaver_client::Change::Search(query) => Some(query.clone()),
+        _ => None,
+    });
+    assert_eq!(query.as_deref(), Some("needle"));
+    let mut view = View {
+        search: Some(Search {
+            query: "needle".into(),
+            nth: 0,
+        }),
+        ..View::default()
+    };
+    let terminal = draw(&client, &view);
+    insta::assert_snapshot!(terminal.backend());
+    let row_of = |terminal: &Terminal<TestBackend>, needle: &str| {
+        let buffer = terminal.backend().buffer();
+        (0..24u16).find(|&y| {
+            let text: String = (0..80).map(|x| buffer[(x, y)].symbol()).collect();
+            text.contains(needle)
+        })
+    };
+    let row = row_of(&terminal, "line 30 has").expect("newest match shown");
+    let buffer = terminal.backend().buffer();
+    assert!(buffer[(20, row)].modifier.contains(Modifier::REVERSED));
+    let status: String = (0..80).map(|x| buffer[(x, 22)].symbol()).collect();
+    assert!(status.contains("match 1 of 2"), "{status}");
+
+    view.search = Some(Search {
+        query: "needle".into(),
+        nth: 1,
+    });
+    let terminal = draw(&client, &view);
+    assert!(row_of(&terminal, "line 3 has").is_some());
+    assert!(row_of(&terminal, "line 30 has").is_none());
+}
+
+/// Issue 12: a click on the tab bar lands on the tab drawn there.
+#[test]
+fn issue_12_clicks_find_their_tab() {
+    let client = conversation();
+    let terminal = draw(&client, &View::default());
+    let buffer = terminal.backend().buffer();
+    let bar: String = (0..80).map(|x| buffer[(x, 0)].symbol()).collect();
+    let column = bar.find("3:#rust").expect("tab drawn") as u16;
+    let state = client.state();
+    assert_eq!(tab_at(state, 80, Joins::NONE, column + 2), Some(2));
+    assert_eq!(tab_at(state, 80, Joins::NONE, 1), Some(0));
+    assert_eq!(tab_at(state, 80, Joins::NONE, 79), None);
+}
+
+/// Issue 12: the bell rings for a private message or a mention, not for other
+/// lines nor our own.
+#[test]
+fn issue_12_the_bell_rings_on_mentions_and_private_messages() {
+    let mut client = conversation();
+    let mut rings_for = |line: &str| {
+        let changes = client.handle(ConnEvent::Line(line.to_owned()), at(9, 30));
+        rings(&changes)
+    };
+    assert!(rings_for(":bob!b@h PRIVMSG alice :psst"));
+    assert!(rings_for(":bob!b@h PRIVMSG #rust :alice: look"));
+    assert!(!rings_for(":bob!b@h PRIVMSG #rust :nothing for you"));
+    assert!(!rings_for(":bob!b@h NOTICE alice :notices are quiet"));
+    assert!(!rings(&client.input("alice says alice", at(9, 30))));
+}
+
+/// Issue 12: mIRC formatting is drawn as formatting (bold, italic, underline,
+/// colours, reset), not stripped, and a tab is shown as spaces.
+#[test]
+fn issue_12_mirc_formatting_is_drawn_as_styles() {
+    let mut client = conversation();
+    feed(
+        &mut client,
+        at(9, 40),
+        &[
+            ":carol!c@h PRIVMSG #lobby :\u{2}bold\u{2} \u{1d}it\u{1d} \u{1f}under\u{1f} \u{3}4,2red\u{f} plain\tcol",
+        ],
+    );
+    let terminal = draw(&client, &View::default());
+    insta::assert_snapshot!(terminal.backend());
+    let buffer = terminal.backend().buffer();
+    let (row, text) = (0..24u16)
+        .map(|y| {
+            (
+                y,
+                (0..80).map(|x| buffer[(x, y)].symbol()).collect::<String>(),
+            )
+        })
+        .find(|(_, text)| text.contains("<carol> bold"))
+        .expect("the formatted line");
+    assert!(
+        text.contains("<carol> bold it under red plain col"),
+        "{text}"
+    );
+    let cell = |word: &str| &buffer[(text.find(word).expect(word) as u16, row)];
+    assert!(cell("bold").modifier.contains(Modifier::BOLD));
+    assert!(cell("it ").modifier.contains(Modifier::ITALIC));
+    assert!(cell("under").modifier.contains(Modifier::UNDERLINED));
+    assert_eq!(
+        (cell("red").fg, cell("red").bg),
+        (Color::LightRed, Color::Blue)
+    );
+    let plain = cell("plain");
+    assert_eq!((plain.fg, plain.bg), (Color::Reset, Color::Reset));
+    assert!(plain.modifier.is_empty());
+}
+
+/// Issue 12: a paste splits at any line ending, without a phantom last line.
+#[test]
+fn issue_12_pastes_split_into_lines() {
+    use palaver_client::tui::paste_lines;
+    assert_eq!(paste_lines("a\r\nb\rc\n"), ["a", "b", "c"]);
+    assert_eq!(paste_lines("one"), ["one"]);
+    assert!(paste_lines("").is_empty());
 }

@@ -68,6 +68,10 @@ caps! {
     READ_MARKER = "draft/read-marker", 28;
     /// `draft/message-redaction`: REDACT, relayed to the clients that enabled it.
     MESSAGE_REDACTION = "draft/message-redaction", 29;
+    /// `draft/chathistory`: the CHATHISTORY command (see `handlers::chathistory`).
+    CHATHISTORY = "draft/chathistory", 21;
+    /// `draft/event-playback`: CHATHISTORY also replays JOIN, PART and the like.
+    EVENT_PLAYBACK = "draft/event-playback", 22;
 }
 
 impl Cap {
@@ -121,6 +125,8 @@ pub(crate) const SUPPORTED: &[Cap] = &[
     METADATA,
     READ_MARKER,
     MESSAGE_REDACTION,
+    CHATHISTORY,
+    EVENT_PLAYBACK,
 ];
 
 /// Looks up a capability by name.

@@ -84,6 +84,10 @@ pub struct HistoryConfig {
     pub expiry_period: Duration,
     /// Most messages one CHATHISTORY request returns (ISUPPORT `CHATHISTORY=`).
     pub max_per_request: usize,
+    /// Tell each joiner, in one NOTICE after the JOIN burst, that the channel's
+    /// messages are kept (and how to turn that off). `test_config` turns it off so
+    /// that tests of the JOIN burst see only the burst.
+    pub join_notice: bool,
 }
 
 impl Default for HistoryConfig {
@@ -93,6 +97,7 @@ impl Default for HistoryConfig {
             retention: Retention::default(),
             expiry_period: Duration::from_secs(60),
             max_per_request: 1000,
+            join_notice: true,
         }
     }
 }

@@ -109,6 +109,9 @@ pub(crate) enum OutputStep {
     /// Everything queued is written, or the socket will wake the connection when it
     /// can take more.
     Waiting,
+    /// Lines are queued that wait for the store to commit a message they follow
+    /// (see `Outbox::push_held`): poll again after the next commit.
+    AwaitingCommit,
     /// The connection is finished: drop it.
     Finished,
     /// The connection must end (KILL), flushing what is queued.
@@ -448,12 +451,15 @@ impl Conn {
     }
 
     /// Writes what the outbox holds: one line as it is, several gathered into one
-    /// write of up to [`WRITE_CHUNK`] bytes.
+    /// write of up to [`WRITE_CHUNK`] bytes. Lines behind a message the store has
+    /// not committed (`committed` is its watermark) stay queued.
     pub(crate) fn poll_output(
         &mut self,
         cx: &mut Context<'_>,
         write_buf: &mut Vec<u8>,
+        committed: u64,
     ) -> OutputStep {
+        let mut held = false;
         loop {
             let start = self.output_start as usize;
             if start == self.output.len() {
@@ -466,8 +472,10 @@ impl Conn {
             // Take new lines even while earlier ones wait for the socket: they join
             // the next write, and an abort (sendq overrun) is seen at once.
             if !self.outbox_closed {
-                match self.outbox.take(&mut self.output) {
+                held = false;
+                match self.outbox.take(&mut self.output, committed) {
                     Taken::Open => {}
+                    Taken::Held => held = true,
                     Taken::Closed => self.outbox_closed = true,
                     Taken::Aborted(reason) => return OutputStep::Failed(reason),
                     // KILL: end the usual way; the queued lines and the ERROR are
@@ -482,7 +490,11 @@ impl Conn {
                     let _ = Pin::new(&mut self.stream).poll_shutdown(cx);
                     return OutputStep::Finished;
                 }
-                return OutputStep::Waiting;
+                return if held {
+                    OutputStep::AwaitingCommit
+                } else {
+                    OutputStep::Waiting
+                };
             }
             let pending = &mut self.output[self.output_start as usize..];
             // One line goes as it is; several are copied into one buffer and written
@@ -501,6 +513,9 @@ impl Conn {
                 write_buf
             };
             let written = match Pin::new(&mut self.stream).poll_write(cx, chunk) {
+                // The socket wakes the connection when it drains; held lines also
+                // need the commit.
+                Poll::Pending if held => return OutputStep::AwaitingCommit,
                 Poll::Pending => return OutputStep::Waiting,
                 Poll::Ready(Ok(0)) => {
                     return OutputStep::Failed("Write error: connection closed".to_owned());

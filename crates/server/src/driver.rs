@@ -365,6 +365,12 @@ pub(crate) struct Driver {
     paging: Duration,
     /// Throttled connections by the instant their next flood token arrives.
     throttled: BinaryHeap<Reverse<(Instant, usize, ClientId)>>,
+    /// The store's committed watermark: changes after every group commit.
+    commits: tokio::sync::watch::Receiver<u64>,
+    /// Connections whose output waits for a commit (`OutputStep::AwaitingCommit`),
+    /// woken when the watermark moves. A key may be listed twice; the wake-up
+    /// flag makes that harmless, and the list is emptied at every commit.
+    awaiting_commit: Vec<usize>,
     next_tick: Instant,
     tick: Duration,
 }
@@ -384,7 +390,9 @@ impl Driver {
             .max_clients
             .min(MAX_PRESIZED_CONNECTIONS)
             / drivers;
+        let commits = shared.store.watch_committed();
         let driver = Self {
+            commits,
             shared,
             inbox: Arc::clone(&inbox),
             jobs: Arc::new(Jobs::default()),
@@ -394,6 +402,7 @@ impl Driver {
             touched: Vec::new(),
             paging: Duration::ZERO,
             throttled: BinaryHeap::new(),
+            awaiting_commit: Vec::new(),
             next_tick: Instant::now() + tick,
             tick,
         };
@@ -424,6 +433,7 @@ impl Driver {
                 self.on_tick(now);
             }
             self.wake_throttled(now);
+            self.wake_committed();
             if grace.is_some_and(|deadline| self.conns.is_empty() || now >= deadline) {
                 if !self.conns.is_empty() {
                     // Clients that stopped reading: their sockets are full, and
@@ -450,10 +460,14 @@ impl Driver {
                 if timer.deadline() != wake_at {
                     timer.as_mut().reset(wake_at);
                 }
+                let awaiting = !self.awaiting_commit.is_empty();
                 tokio::select! {
                     biased;
                     () = &mut stopped, if grace.is_none() => {}
                     () = self.inbox.wakeup.notified() => {}
+                    // An error means the store is gone (shutdown): its close
+                    // settled everything, and the next take releases it all.
+                    _ = self.commits.changed(), if awaiting => self.release_awaiting(),
                     () = &mut timer => {}
                 }
                 continue;
@@ -525,8 +539,11 @@ impl Driver {
                 touched.push(key);
             }
         }
+        // One read of the watermark for the whole output phase: a commit during it
+        // shows as a change of `commits`, which polls the waiting ones again.
+        let committed = self.shared.store.committed();
         for key in touched.drain(..) {
-            self.poll_output(key);
+            self.poll_output(key, committed);
         }
         self.touched = touched;
     }
@@ -564,14 +581,15 @@ impl Driver {
         }
     }
 
-    fn poll_output(&mut self, key: usize) {
+    fn poll_output(&mut self, key: usize, committed: u64) {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
         let waker = conn.waker();
         let mut cx = Context::from_waker(&waker);
-        match conn.poll_output(&mut cx, &mut self.write_buf) {
+        match conn.poll_output(&mut cx, &mut self.write_buf, committed) {
             OutputStep::Waiting => {}
+            OutputStep::AwaitingCommit => self.awaiting_commit.push(key),
             OutputStep::End(ending) => conn.begin_close(&self.shared, ending),
             OutputStep::Finished => self.remove(key),
             OutputStep::Failed(reason) => {
@@ -599,6 +617,26 @@ impl Driver {
             // outbox; an ending is begun here and flushed by the next pass.
             if let Some(ending) = conn.on_tick(now, &self.shared) {
                 conn.begin_close(&self.shared, ending);
+            }
+        }
+    }
+
+    /// Polls again the connections whose output waited for a commit, if the store
+    /// committed since they were last polled.
+    fn wake_committed(&mut self) {
+        if self.awaiting_commit.is_empty() || !self.commits.has_changed().unwrap_or(true) {
+            return;
+        }
+        self.commits.mark_unchanged();
+        self.release_awaiting();
+    }
+
+    /// Wakes every connection whose output waited for a commit (the watermark
+    /// moved, and `commits` has been marked seen).
+    fn release_awaiting(&mut self) {
+        for key in self.awaiting_commit.drain(..) {
+            if let Some(conn) = self.conns.get(key) {
+                conn.outbox().wake_connection();
             }
         }
     }

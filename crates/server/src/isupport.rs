@@ -10,14 +10,14 @@ const TOKENS_PER_LINE: usize = 13;
 /// The tokens, in the order we announce them.
 pub(crate) fn tokens(config: &Config) -> Vec<String> {
     let l = &config.limits;
-    vec![
+    let mut tokens = vec![
         // IRCv3 account-extban: `a:<account mask>` (EXTBAN's prefix is empty).
         "ACCOUNTEXTBAN=a".to_owned(),
         format!("AWAYLEN={}", l.away_len),
         "BOT=B".to_owned(),
         format!("CASEMAPPING={}", CASEMAPPING.name()),
         format!("CHANLIMIT=#:{}", l.max_channels_per_client),
-        "CHANMODES=beI,k,l,CRimnpst".to_owned(),
+        "CHANMODES=beI,k,l,CERimnpst".to_owned(),
         format!("CHANNELLEN={}", l.channel_len),
         // Extended bans: no prefix; `a:` (account), `m:` (mute).
         "EXTBAN=,am".to_owned(),
@@ -45,7 +45,14 @@ pub(crate) fn tokens(config: &Config) -> Vec<String> {
         format!("USERLEN={}", l.user_len + 1),
         "UTF8ONLY".to_owned(),
         "WHOX".to_owned(),
-    ]
+    ];
+    if config.history.enabled {
+        // draft/chathistory: the most messages one request returns, and the two
+        // kinds of reference it takes.
+        tokens.push(format!("CHATHISTORY={}", config.history.max_per_request));
+        tokens.push("MSGREFTYPES=timestamp,msgid".to_owned());
+    }
+    tokens
 }
 
 /// The tokens grouped into 005 lines.

@@ -18,6 +18,7 @@ mod connection;
 mod driver;
 mod flood;
 mod handlers;
+mod history;
 mod isupport;
 mod labeled;
 mod listener;
@@ -69,7 +70,7 @@ impl Shared {
         };
         let config = Arc::new(config);
         Ok(Self {
-            world: Mutex::new(world::World::new(Arc::clone(&config))),
+            world: Mutex::new(world::World::new(Arc::clone(&config), Arc::clone(&store))),
             config,
             slow_work: tokio::sync::Semaphore::new(SLOW_WORK_PERMITS),
             store,

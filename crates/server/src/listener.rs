@@ -71,6 +71,14 @@ pub async fn run(
             format!("cannot start the connection threads: {error}"),
         )
     })?;
+    let expiry = tokio::spawn({
+        let shared = Arc::clone(&shared);
+        let stop = stop.clone();
+        async move {
+            crate::history::expire_until(Arc::clone(&shared.store), &shared.config.history, stop)
+                .await;
+        }
+    });
     let mut backoff = Duration::from_millis(5);
     let mut spare = SpareFd::open();
     let mut death = None;
@@ -132,6 +140,7 @@ pub async fn run(
         Ok(died) => death = death.or(died),
         Err(_) => tracing::warn!("some connections did not close in time"),
     }
+    let _ = expiry.await;
     // Everything relayed was committed before it was sent; this commits what is
     // still queued (events of the last moments) and stops the store's threads.
     if let Err(error) = shared.store.close().await {

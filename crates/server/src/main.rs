@@ -174,6 +174,10 @@ struct Cli {
     /// REGISTER needs an e-mail address (kept with the account; no mail is sent).
     #[arg(long)]
     register_email_required: bool,
+    /// Do not tell joiners that a channel's history is kept (one NOTICE after the
+    /// JOIN burst; some bots and test suites expect the burst alone).
+    #[arg(long)]
+    no_history_notice: bool,
     /// Log level (error, warn, info, debug, trace); RUST_LOG overrides it.
     #[arg(long, default_value = "info")]
     log_level: String,
@@ -426,6 +430,7 @@ fn build_config(cli: &Cli) -> anyhow::Result<Config> {
         nick_grace: (cli.nick_grace > 0).then(|| Duration::from_secs(cli.nick_grace)),
     };
     config.history.enabled = !cli.no_history;
+    config.history.join_notice = !cli.no_history_notice;
     config.history.retention = palaver_store::Retention {
         max_age_ms: cli
             .history_max_age
@@ -615,6 +620,17 @@ async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ages_take_a_unit() {
+        assert_eq!(parse_age("90d"), Ok(Duration::from_secs(90 * 86_400)));
+        assert_eq!(parse_age("12h"), Ok(Duration::from_secs(12 * 3600)));
+        assert_eq!(parse_age("30m"), Ok(Duration::from_secs(1800)));
+        assert_eq!(parse_age("45"), Ok(Duration::from_secs(45)));
+        assert!(parse_age("0d").is_err());
+        assert!(parse_age("3w").is_err());
+        assert!(parse_age("soon").is_err());
+    }
 
     #[test]
     fn the_fd_budget_keeps_a_reserve() {

@@ -58,6 +58,13 @@ impl Stamp {
         }
     }
 
+    /// When the message was taken, in whole milliseconds since the Unix epoch: what
+    /// history stores, and exactly what the `time` tag shows (which has three
+    /// decimals, truncated).
+    pub(crate) fn millis(&self) -> i64 {
+        i64::try_from(self.at.unix_timestamp_nanos().div_euclid(1_000_000)).unwrap_or(i64::MAX)
+    }
+
     /// The `time` tag value.
     pub(crate) fn time(&self) -> &str {
         self.time

@@ -36,8 +36,18 @@ impl ServerProcess {
         Self::spawn_command(command)
     }
 
-    /// `chat-server` with a predictable environment, for [`ServerProcess::spawn_command`].
+    /// `chat-server` with a predictable environment and its data in memory, for
+    /// [`ServerProcess::spawn_command`]: tests run in parallel, and none may take
+    /// the default data directory.
     pub(crate) fn command() -> Command {
+        let mut command = Self::command_with_data();
+        command.arg("--ephemeral");
+        command
+    }
+
+    /// [`ServerProcess::command`] without `--ephemeral`: the caller names a
+    /// `--data-dir` of its own.
+    pub(crate) fn command_with_data() -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_chat-server"));
         command
             .env_remove("RUST_LOG")
@@ -46,8 +56,7 @@ impl ServerProcess {
             // Backtraces would be captured if the binary ever printed one: make sure
             // the error messages stay free of them even with this set.
             .env("RUST_BACKTRACE", "1")
-            // Tests run in parallel: none may take the default data directory.
-            .arg("--ephemeral");
+            .env_remove("PALAVER_DATA_DIR");
         command
     }
 

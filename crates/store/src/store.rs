@@ -114,7 +114,12 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     fn flush(&self) -> StoreFuture<'_, u64>;
 
     /// Deletes the message `msgid` (message redaction); returns whether it existed.
-    fn redact(&self, msgid: &str) -> StoreFuture<'_, bool>;
+    ///
+    /// The deletion takes its place among the writes when this is *called*, not
+    /// when the future is polled, and the future borrows nothing: the server calls it
+    /// with the world locked, in order with the appends around it, and only awaits
+    /// (or drops) the outcome later.
+    fn redact(&self, msgid: &str) -> StoreFuture<'static, bool>;
 
     // ----- history: queries (results always oldest first) -----
 

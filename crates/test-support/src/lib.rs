@@ -40,7 +40,7 @@ pub fn raise_fd_limit() {
 }
 
 /// A configuration for tests: no flood pacing, no per-IP limit (every test client
-/// comes from 127.0.0.1), a fixed server name.
+/// comes from 127.0.0.1), a fixed server name, no history notice on JOIN.
 pub fn test_config() -> Config {
     let mut config = Config {
         server_name: "test.server".to_owned(),
@@ -48,6 +48,9 @@ pub fn test_config() -> Config {
     };
     config.limits.flood = None;
     config.limits.max_clients_per_ip = usize::MAX;
+    // Tests of the JOIN burst expect the burst alone (tests/history.rs checks the
+    // notice).
+    config.history.join_notice = false;
     config
 }
 

@@ -11,8 +11,11 @@ use palaver_proto::{CaseKey, LineWriter, Message};
 
 use super::{Ctx, elist, split_list, unix_seconds};
 use crate::caps;
+use crate::history;
 use crate::outbox::Outbox;
+use crate::relay::Relay;
 use crate::world::{Channel, Client, ClientId, Member, Status, Topic, World};
+use palaver_store::MessageKind;
 
 /// `JOIN <#chan>{,<#chan>} [<key>{,<key>}]`, and `JOIN 0` to leave every channel.
 pub(super) fn join(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
@@ -122,6 +125,7 @@ fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) {
     let me = ctx.me_mut();
     me.channels.insert(folded.clone());
     me.invites.retain(|k| *k != folded);
+    history::record_event(ctx.world, ctx.id, MessageKind::Join, &folded, "");
     send_topic(ctx, &folded, false);
     // draft/read-marker: before RPL_ENDOFNAMES.
     super::read_marker::after_join(ctx, &folded);
@@ -129,6 +133,22 @@ fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) {
         send_names(ctx, &folded);
     }
     super::metadata::after_join(ctx, &folded);
+    if ctx.world.config.history.join_notice && history::kept_for(ctx.world, &folded) {
+        // Users should know their words are kept (and how to stop it).
+        ctx.world
+            .server_line(ctx.id, "NOTICE")
+            .param(&display_name_of(ctx, &folded))
+            .trailing("Messages in this channel are kept in its history on this server (channel operators can turn that off with /mode +E)")
+            .send();
+    }
+}
+
+/// The channel's name as its creator spelt it (its folded name if it is gone).
+fn display_name_of(ctx: &Ctx<'_>, key: &CaseKey) -> String {
+    ctx.world
+        .channels
+        .get(key)
+        .map_or_else(|| key.as_str().to_owned(), |c| c.name.clone())
 }
 
 /// The lines announcing a JOIN, in each format a member may want.
@@ -191,6 +211,13 @@ fn leave(ctx: &mut Ctx<'_>, key: &CaseKey, command: &str, reason: Option<&str>) 
         line.trailing(reason);
     }
     channel.broadcast(&line.finish(), None);
+    history::record_event(
+        ctx.world,
+        ctx.id,
+        MessageKind::Part,
+        key,
+        reason.unwrap_or_default(),
+    );
     ctx.world.part_channel(ctx.id, key);
 }
 
@@ -275,17 +302,33 @@ pub(super) fn topic(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         return;
     }
     let text: String = truncate(text, ctx.world.config.limits.topic_len).to_owned();
-    let mut line = ctx.me().line_from();
-    line.command("TOPIC").param(&channel.name).trailing(&text);
-    let line = line.finish();
+    // Recorded first, so the broadcast carries the msgid and time that
+    // event-playback replays.
+    let stamp = history::record_event(ctx.world, ctx.id, MessageKind::Topic, &key, &text)
+        .unwrap_or_else(|| ctx.world.stamp());
     let set_by = ctx.me().mask();
+    let me = ctx.me();
+    let Some(channel) = ctx.world.channels.get(&key) else {
+        return;
+    };
+    let mut relay = Relay::new(
+        (me.nick(), me.user(), &me.host),
+        "TOPIC",
+        &channel.name,
+        Some(&text),
+        "",
+        me.bot,
+        &stamp,
+    );
+    for member in channel.members.values() {
+        member.outbox.push(relay.line_for(member.outbox.caps()));
+    }
     if let Some(channel) = ctx.world.channels.get_mut(&key) {
         channel.topic = (!text.is_empty()).then(|| Topic {
             text,
             set_by,
             set_at: SystemTime::now(),
         });
-        channel.broadcast(&line, None);
     }
 }
 
@@ -534,6 +577,8 @@ fn kick_one(ctx: &mut Ctx<'_>, key: &CaseKey, target: &str, reason: &str) {
     if let Some(channel) = ctx.world.channels.get(key) {
         channel.broadcast(&line.finish(), None);
     }
+    let event = format!("{victim_nick} {reason}");
+    history::record_event(ctx.world, ctx.id, MessageKind::Kick, key, &event);
     ctx.world.part_channel(victim_id, key);
 }
 

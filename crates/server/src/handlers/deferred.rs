@@ -70,6 +70,8 @@ pub(crate) enum Deferred {
     /// Whether `nick` (the client's nick when the job was made) is a registered
     /// account's name, for nick ownership.
     NickOwner { nick: String },
+    /// Read history from the store (`CHATHISTORY`).
+    History(super::chathistory::Request),
 }
 
 impl fmt::Debug for Deferred {
@@ -103,6 +105,7 @@ impl fmt::Debug for Deferred {
                 .field("account", account)
                 .finish_non_exhaustive(),
             Self::NickOwner { nick } => f.debug_struct("NickOwner").field("nick", nick).finish(),
+            Self::History(request) => f.debug_tuple("History").field(request).finish(),
         }
     }
 }
@@ -142,6 +145,8 @@ pub(crate) enum Completion {
         nick: String,
         account: Option<String>,
     },
+    /// What a history query found.
+    History(super::chathistory::Found),
 }
 
 impl Deferred {
@@ -261,6 +266,10 @@ impl Deferred {
                     .map(|account| account.name);
                 Completion::NickOwner { nick, account }
             }
+            // The store's own reader threads do the work: no permit needed.
+            Self::History(request) => {
+                Completion::History(super::chathistory::query(&*shared.store, request).await)
+            }
         }
     }
 }
@@ -326,6 +335,7 @@ impl fmt::Debug for Completion {
                 .field("nick", nick)
                 .field("account", account)
                 .finish(),
+            Self::History(found) => f.debug_tuple("History").field(found).finish(),
         }
     }
 }
@@ -349,6 +359,7 @@ impl Completion {
             Self::Dropped { name, ok } => nickserv::dropped(ctx, &name, ok),
             Self::PasswordSet { ok } => nickserv::password_set(ctx, ok),
             Self::NickOwner { nick, account } => nickserv::nick_owner(ctx, &nick, account),
+            Self::History(found) => super::chathistory::finish(ctx, found),
         }
     }
 }

@@ -10,14 +10,16 @@
 //! negotiated `message-tags`; TAGMSG reaches only those. A line carrying a `batch`
 //! tag belongs to a draft/multiline batch and is handled by [`super::multiline`].
 
+use palaver_proto::Message;
 use palaver_proto::numeric::*;
-use palaver_proto::{CaseKey, Message};
 
 use super::{Ctx, multiline, split_list};
 use crate::caps;
+use crate::history::{self, Recorded};
 use crate::outbox::Outbox;
 use crate::relay::{Relay, client_only_tags};
-use crate::world::{ClientId, World};
+use crate::world::{Recipients, World};
+use palaver_store::MessageKind;
 
 /// The three relayed commands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,8 +91,25 @@ pub(super) fn relay(ctx: &mut Ctx<'_>, msg: &Message<'_>, kind: Kind) {
             continue;
         };
         let stamp = ctx.world.stamp();
+        let seq = match keep(ctx, &delivery, kind, text, &client_tags, &stamp) {
+            Recorded::NotKept => 0,
+            Recorded::Kept(seq) => seq,
+            Recorded::Refused => {
+                if kind.errors() {
+                    ctx.world.standard_reply(
+                        ctx.id,
+                        "FAIL",
+                        command,
+                        "TEMPORARILY_UNAVAILABLE",
+                        &[target],
+                        "The history store is overloaded; the message was not sent, try again",
+                    );
+                }
+                continue;
+            }
+        };
         // draft/message-redaction: remember who sent this msgid where.
-        super::redact::record(ctx, &delivery.target, stamp.serial);
+        super::redact::record(ctx, &delivery.recipients, stamp.serial);
         let me = ctx.me();
         let mut relay = Relay::new(
             (me.nick(), me.user(), &me.host),
@@ -107,10 +126,11 @@ pub(super) fn relay(ctx: &mut Ctx<'_>, msg: &Message<'_>, kind: Kind) {
             if kind.reaches(caps) {
                 // push_delivery: to oneself this is a delivery, not a reply; the echo
                 // (if any) is the reply that labeled-response labels.
-                recipient.push_delivery(relay.line_for(caps));
+                // (Held until the store commits `seq`, if history keeps it.)
+                recipient.push_delivery_held(relay.line_for(caps), seq);
             }
         });
-        echo(ctx, kind, &mut relay);
+        echo(ctx, kind, &mut relay, seq);
         if let (Kind::Privmsg, Some((nick, away))) = (kind, &delivery.away) {
             ctx.numeric(RPL_AWAY).param(nick).trailing(away).send();
         }
@@ -131,48 +151,16 @@ pub(super) struct Delivery {
     /// The target as it appears in relayed lines (the recipient's own nick spelling).
     pub(super) target: String,
     /// Who receives it, never the sender unless it is the target.
-    recipients: Recipients,
+    pub(super) recipients: Recipients,
     /// The recipient's nick and away message, for `RPL_AWAY` after a PRIVMSG.
     pub(super) away: Option<(String, String)>,
-}
-
-/// The recipients of a delivery, named rather than collected, so a message to a big
-/// channel costs no per-member allocation or reference count.
-enum Recipients {
-    /// Members of a channel (folded name), limited to a status for STATUSMSG.
-    Channel {
-        key: CaseKey,
-        min_status: Option<char>,
-    },
-    /// One client.
-    Client(ClientId),
 }
 
 impl Delivery {
     /// Calls `deliver` with the outbox of every recipient, the sender excluded from
     /// channels (it gets its copy through echo-message only).
-    pub(super) fn for_each(&self, ctx: &Ctx<'_>, mut deliver: impl FnMut(&Outbox)) {
-        match &self.recipients {
-            Recipients::Channel { key, min_status } => {
-                let Some(channel) = ctx.world.channels.get(key) else {
-                    return;
-                };
-                for (id, member) in &channel.members {
-                    let allowed = match min_status {
-                        None => true,
-                        Some(prefix) => member.status.op || (*prefix == '+' && member.status.voice),
-                    };
-                    if *id != ctx.id && allowed {
-                        deliver(&member.outbox);
-                    }
-                }
-            }
-            Recipients::Client(id) => {
-                if let Some(client) = ctx.world.clients.get(id) {
-                    deliver(&client.outbox);
-                }
-            }
-        }
+    pub(super) fn for_each(&self, ctx: &Ctx<'_>, deliver: impl FnMut(&Outbox)) {
+        self.recipients.for_each(ctx.world, ctx.id, deliver);
     }
 }
 
@@ -267,12 +255,45 @@ fn resolve_nick(ctx: &Ctx<'_>, target: &str, kind: Kind) -> Option<Delivery> {
     })
 }
 
-/// With `echo-message`, the sender gets the message as its recipients did.
-fn echo(ctx: &Ctx<'_>, kind: Kind, relay: &mut Relay<'_>) {
+/// With `echo-message`, the sender gets the message as its recipients did (held
+/// like theirs until history has it, when `seq` is not 0).
+fn echo(ctx: &Ctx<'_>, kind: Kind, relay: &mut Relay<'_>, seq: u64) {
     let caps = ctx.me().caps;
     if caps.has(caps::ECHO_MESSAGE) && kind.reaches(caps) {
-        ctx.me().send(relay.line_for(caps));
+        ctx.me().outbox.push_held(relay.line_for(caps), seq);
     }
+}
+
+/// Offers a message to history (see [`crate::history`]).
+fn keep(
+    ctx: &Ctx<'_>,
+    delivery: &Delivery,
+    kind: Kind,
+    text: Option<&str>,
+    client_tags: &str,
+    stamp: &crate::relay::Stamp,
+) -> Recorded {
+    let kind = match kind {
+        Kind::Privmsg => MessageKind::Privmsg,
+        Kind::Notice => MessageKind::Notice,
+        Kind::Tagmsg if history::keeps_tagmsg(client_tags) => MessageKind::Tagmsg,
+        Kind::Tagmsg => return Recorded::NotKept,
+    };
+    let me = ctx.me();
+    let Some(target) = history::target_key(ctx.world, me, &delivery.recipients) else {
+        return Recorded::NotKept;
+    };
+    history::record(
+        ctx.world,
+        me,
+        history::Offered {
+            kind,
+            target,
+            text: text.unwrap_or_default(),
+            client_tags,
+            stamp,
+        },
+    )
 }
 
 /// A CTCP message (`\x01...`) other than ACTION, which `+C` channels refuse.

@@ -9,6 +9,7 @@
 mod account;
 mod cap;
 mod channel;
+pub(crate) mod chathistory;
 mod elist;
 mod help;
 mod messaging;
@@ -185,6 +186,7 @@ fn lookup(name: &str) -> Option<Command> {
         "REGISTER" => (account::register, true),
         "VERIFY" => (account::verify, true),
         "NS" | "NICKSERV" => (nickserv::alias, false),
+        "CHATHISTORY" => (chathistory::chathistory, false),
         _ => return None,
     };
     Some(Command {

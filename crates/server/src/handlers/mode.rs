@@ -172,7 +172,7 @@ fn channel_mode(ctx: &mut Ctx<'_>, name: &str, msg: &Message<'_>) {
             // CHANMODES type B (`k`) always takes a parameter, type C (`l`) only when set.
             'k' => true,
             'l' => adding,
-            'C' | 'R' | 'i' | 'm' | 'n' | 'p' | 's' | 't' => false,
+            'C' | 'E' | 'R' | 'i' | 'm' | 'n' | 'p' | 's' | 't' => false,
             other => {
                 ctx.numeric(ERR_UNKNOWNMODE)
                     .param(&other.to_string())
@@ -229,6 +229,18 @@ fn channel_mode(ctx: &mut Ctx<'_>, name: &str, msg: &Message<'_>) {
     for param in &applied.params {
         line.param(param);
     }
+    let mut event = applied.letters.clone();
+    for param in &applied.params {
+        event.push(' ');
+        event.push_str(param);
+    }
+    crate::history::record_event(
+        ctx.world,
+        ctx.id,
+        palaver_store::MessageKind::Mode,
+        &key,
+        &event,
+    );
     if let Some(channel) = ctx.world.channels.get(&key) {
         channel.broadcast(&line.finish(), None);
     }
@@ -386,6 +398,7 @@ fn apply_one(
                 't' => std::mem::replace(&mut modes.topic_ops_only, adding) != adding,
                 'C' => std::mem::replace(&mut modes.no_ctcp, adding) != adding,
                 'R' => std::mem::replace(&mut modes.registered_only, adding) != adding,
+                'E' => std::mem::replace(&mut modes.no_history, adding) != adding,
                 _ => false,
             };
             if changed {

@@ -153,7 +153,7 @@ fn deliver(ctx: &mut Ctx<'_>, open: OpenBatch) {
     ctx.me_mut().last_spoke = crate::world::unix_now();
     let stamp = ctx.world.stamp();
     // draft/message-redaction: the batch's msgid stands for the whole message.
-    super::redact::record(ctx, &delivery.target, stamp.serial);
+    super::redact::record(ctx, &delivery.recipients, stamp.serial);
     let reference = ctx.world.next_id_string();
     let me = ctx.me();
     let message = Batch {

@@ -19,7 +19,8 @@ use tokio::time::Instant;
 use super::Ctx;
 use crate::caps::{self, CapSet};
 use crate::relay::Stamp;
-use crate::world::recent::{Sent, SentTo};
+use crate::world::Recipients;
+use crate::world::recent::Sent;
 use crate::world::{Client, ClientId, World};
 
 /// Where a REDACT points.
@@ -99,6 +100,13 @@ pub(super) fn redact(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     if let Some(serial) = serial {
         ctx.world.recent.remove(serial);
     }
+    // History forgets it too (queued now, in order with the appends around it).
+    let forgotten = ctx.world.store.redact(msgid);
+    tokio::spawn(async move {
+        if let Err(error) = forgotten.await {
+            tracing::warn!(%error, "cannot remove a redacted message from history");
+        }
+    });
     let stamp = ctx.world.stamp();
     let me = ctx.me();
     match resolved {
@@ -107,15 +115,12 @@ pub(super) fn redact(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
                 return;
             };
             let min_status = match sent.to {
-                SentTo::Channel { min_status, .. } => min_status,
-                SentTo::Private { .. } => None,
+                Recipients::Channel { min_status, .. } => min_status,
+                Recipients::Client(_) => None,
             };
             let mut lines = Lines::new(me, &channel.name, msgid, reason, &stamp);
             for (id, member) in &channel.members {
-                let reached = match min_status {
-                    None => true,
-                    Some(prefix) => member.status.op || (prefix == '+' && member.status.voice),
-                };
+                let reached = Recipients::status_admits(min_status, member.status);
                 let caps = member.outbox.caps();
                 if *id != ctx.id && reached && caps.has(caps::MESSAGE_REDACTION) {
                     member.outbox.push(lines.line_for(caps));
@@ -136,26 +141,12 @@ pub(super) fn redact(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     }
 }
 
-/// Records a message the caller is relaying with `msgid` to `target` (as the relayed
-/// line names it: `#chan`, `@#chan`/`+#chan`, or the recipient's nickname).
-pub(super) fn record(ctx: &mut Ctx<'_>, target: &str, serial: u64) {
-    let to = match target.as_bytes().first() {
-        Some(prefix @ (b'@' | b'+')) => SentTo::Channel {
-            key: World::key(&target[1..]),
-            min_status: Some(char::from(*prefix)),
-        },
-        Some(b'#') => SentTo::Channel {
-            key: World::key(target),
-            min_status: None,
-        },
-        _ => match ctx.world.find_nick(target) {
-            Some(recipient) => SentTo::Private { to: recipient.id },
-            None => return,
-        },
-    };
+/// Records a message the caller is relaying with the id whose serial is `serial`
+/// to `recipients` (as relay resolved them).
+pub(super) fn record(ctx: &mut Ctx<'_>, recipients: &Recipients, serial: u64) {
     let sent = Sent {
         sender: ctx.id,
-        to,
+        to: recipients.clone(),
         at: Instant::now(),
     };
     let limit = ctx.world.config.limits.redact_history;
@@ -168,22 +159,20 @@ fn could_see(ctx: &Ctx<'_>, sent: &Sent, target: &Target) -> bool {
     match (target, &sent.to) {
         (
             Target::Channel(key),
-            SentTo::Channel {
+            Recipients::Channel {
                 key: to,
                 min_status,
             },
         ) => {
             key == to
                 && (sent.sender == ctx.id
-                    || match min_status {
-                        None => true,
-                        Some(prefix) => ctx.world.channels.get(key).is_some_and(|c| {
-                            c.status(ctx.id)
-                                .is_some_and(|s| s.op || (*prefix == '+' && s.voice))
-                        }),
-                    })
+                    || min_status.is_none()
+                    || ctx.world.channels.get(key).is_some_and(|c| {
+                        c.status(ctx.id)
+                            .is_some_and(|s| Recipients::status_admits(*min_status, s))
+                    }))
         }
-        (Target::Private(other), SentTo::Private { to }) => {
+        (Target::Private(other), Recipients::Client(to)) => {
             (sent.sender == ctx.id && to == other) || (sent.sender == *other && *to == ctx.id)
         }
         _ => false,

@@ -75,6 +75,16 @@ pub(super) fn rename(ctx: &mut Ctx<'_>, wanted: &str) {
         for peer in ctx.world.peers_of(ctx.id) {
             peer.push(line.clone());
         }
+        let channels: Vec<_> = ctx.me().channels.iter().cloned().collect();
+        for channel in &channels {
+            crate::history::record_event(
+                ctx.world,
+                ctx.id,
+                palaver_store::MessageKind::Nick,
+                channel,
+                wanted,
+            );
+        }
         if let Some(old_key) = old_key.as_ref().filter(|old| **old != key) {
             let departed = WhowasEntry::of(ctx.me(), old_key.clone());
             ctx.world.remember(departed);
@@ -221,7 +231,7 @@ fn welcome(ctx: &mut Ctx<'_>) {
         .param(&config.server_name)
         .param(VERSION)
         .param("Biow")
-        .param("CRbeIiklmnopstv")
+        .param("CERbeIiklmnopstv")
         .param("beIklov")
         .send();
     send_isupport(ctx);

@@ -84,7 +84,7 @@ pub(crate) struct Ban {
     pub(crate) set_at: SystemTime,
 }
 
-/// Channel modes other than member status and mask lists (`CHANMODES=beI,k,l,CRimnpst`).
+/// Channel modes other than member status and mask lists (`CHANMODES=beI,k,l,CERimnpst`).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Modes {
     pub(crate) invite_only: bool,
@@ -105,6 +105,9 @@ pub(crate) struct Modes {
     pub(crate) no_ctcp: bool,
     /// `+R`: only clients logged in to an account may join (`477`).
     pub(crate) registered_only: bool,
+    /// `+E` ("ephemeral"): the channel's messages and events are not kept in
+    /// history (see `crate::history`); what was kept before stays until retention.
+    pub(crate) no_history: bool,
 }
 
 /// A channel that exists because at least one client is in it.
@@ -179,6 +182,7 @@ impl Channel {
         for (on, letter) in [
             (m.no_ctcp, 'C'),
             (m.registered_only, 'R'),
+            (m.no_history, 'E'),
             (m.invite_only, 'i'),
             (m.moderated, 'm'),
             (m.no_external, 'n'),

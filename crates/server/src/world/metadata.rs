@@ -336,7 +336,11 @@ mod tests {
         config.server_name = "s".repeat(200);
         let limit = max_value_bytes(&config);
         assert!(limit < 300);
-        let world = World::new(std::sync::Arc::new(config.clone()));
+        let store = palaver_store::SqliteStore::open_in_memory().expect("in-memory store");
+        let world = World::new(
+            std::sync::Arc::new(config.clone()),
+            std::sync::Arc::new(store),
+        );
         let long = "x".repeat(limit);
         let line = world.metadata_line(
             None,

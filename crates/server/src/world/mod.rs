@@ -14,6 +14,7 @@ pub(crate) mod metadata;
 mod monitor;
 pub(crate) mod read_markers;
 pub(crate) mod recent;
+mod recipients;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
@@ -27,6 +28,7 @@ pub(crate) use channel::{
 };
 pub(crate) use client::ClientId;
 pub(crate) use client::{Client, Registration, unix_now};
+pub(crate) use recipients::Recipients;
 
 use crate::config::Config;
 use crate::outbox::Outbox;
@@ -63,6 +65,9 @@ impl WhowasEntry {
 #[derive(Debug)]
 pub(crate) struct World {
     pub(crate) config: Arc<Config>,
+    /// The store history is appended to (appends only queue, so they may happen
+    /// with the world locked; everything else on it is awaited outside the lock).
+    pub(crate) store: Arc<dyn palaver_store::Store>,
     /// Boxed: the table then holds pointers, and its spare capacity costs 8 bytes a slot
     /// rather than a whole client record (hash tables run up to half empty).
     pub(crate) clients: Map<ClientId, Box<Client>>,
@@ -135,9 +140,10 @@ pub(crate) struct Census {
 }
 
 impl World {
-    pub(crate) fn new(config: Arc<Config>) -> Self {
+    pub(crate) fn new(config: Arc<Config>, store: Arc<dyn palaver_store::Store>) -> Self {
         Self {
             config,
+            store,
             clients: Map::default(),
             nicks: BTreeMap::new(),
             channels: Map::default(),
@@ -342,6 +348,16 @@ impl World {
             let line = line.finish();
             for peer in self.peers_of(id) {
                 peer.push(line.clone());
+            }
+            let channels: Vec<CaseKey> = client.channels.iter().cloned().collect();
+            for key in &channels {
+                crate::history::record_event(
+                    self,
+                    id,
+                    palaver_store::MessageKind::Quit,
+                    key,
+                    reason,
+                );
             }
         }
         let Some(client) = self.clients.remove(&id) else {

@@ -11,29 +11,15 @@
 
 use std::collections::VecDeque;
 
-use palaver_proto::CaseKey;
 use tokio::time::Instant;
 
-use super::ClientId;
-
-/// Where a recorded message went.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum SentTo {
-    /// A channel (folded name); `min_status` is the STATUSMSG prefix (`@` or `+`) if
-    /// the message reached only members with that status.
-    Channel {
-        key: CaseKey,
-        min_status: Option<char>,
-    },
-    /// A private message between two connections (the same one for a note to self).
-    Private { to: ClientId },
-}
+use super::{ClientId, Recipients};
 
 /// One recorded message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Sent {
     pub(crate) sender: ClientId,
-    pub(crate) to: SentTo,
+    pub(crate) to: Recipients,
     pub(crate) at: Instant,
 }
 
@@ -110,7 +96,7 @@ mod tests {
     fn sent(sender: u64) -> Sent {
         Sent {
             sender: ClientId(sender),
-            to: SentTo::Private { to: ClientId(9) },
+            to: Recipients::Client(ClientId(9)),
             at: Instant::now(),
         }
     }

@@ -97,6 +97,13 @@ impl std::fmt::Debug for SqliteOptions {
     }
 }
 
+/// WAL pages after which the writer checkpoints by itself (the checkpoint
+/// thread normally keeps the WAL far below this).
+const FALLBACK_CHECKPOINT_PAGES: i64 = 65_536;
+
+/// How often the checkpoint thread copies the WAL into the database.
+const CHECKPOINT_PERIOD: Duration = Duration::from_millis(250);
+
 /// A query for a reader thread.
 type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
 
@@ -110,6 +117,8 @@ pub struct SqliteStore {
     writer: Mutex<Option<JoinHandle<()>>>,
     read_tx: Mutex<Option<SyncSender<ReadJob>>>,
     readers: Mutex<Vec<JoinHandle<()>>>,
+    /// Dropped to stop the checkpoint thread (file databases only).
+    checkpoint_stop: Mutex<Option<std::sync::mpsc::Sender<()>>>,
     /// Held (locked) until the store is dropped.
     _lock: Option<File>,
 }
@@ -242,9 +251,11 @@ impl SqliteStore {
             conn.pragma_update(None, "synchronous", sync)
                 .map_err(fail("set synchronous"))?;
             // Checkpoints (copying the WAL into the database, with two fsyncs) run
-            // on the writer after a commit; every 8 MiB of WAL rather than SQLite's
-            // 4 MiB halves how often a batch waits for one.
-            conn.pragma_update(None, "wal_autocheckpoint", 2048)
+            // on a thread of their own (`checkpoints`), so a commit, and the
+            // deliveries waiting for it, never waits for an fsync of the database
+            // file. The writer checkpoints itself only if that thread falls far
+            // behind (256 MiB of WAL), which bounds the WAL.
+            conn.pragma_update(None, "wal_autocheckpoint", FALLBACK_CHECKPOINT_PAGES)
                 .map_err(fail("set checkpoint interval"))?;
         }
         // The writer touches the tail page of each active target's index range:
@@ -285,6 +296,22 @@ impl SqliteStore {
             readers.push(thread);
         }
 
+        let checkpoint_stop = if wal {
+            let (stop, stopped) = std::sync::mpsc::channel::<()>();
+            let conn = connect(&path, uri, &options)?;
+            let thread = std::thread::Builder::new()
+                .name("store-checkpoint".into())
+                .spawn(move || checkpoints(&conn, &stopped))
+                .map_err(|source| StoreError::Open {
+                    path: path.clone(),
+                    operation: "start checkpoint thread",
+                    source: Box::new(source),
+                })?;
+            readers.push(thread);
+            Some(stop)
+        } else {
+            None
+        };
         let queue = Arc::new(Queue::new(options.queue_capacity, options.on_commit));
         let writer_queue = Arc::clone(&queue);
         let writer = std::thread::Builder::new()
@@ -301,6 +328,7 @@ impl SqliteStore {
             writer: Mutex::new(Some(writer)),
             read_tx: Mutex::new(Some(read_tx)),
             readers: Mutex::new(readers),
+            checkpoint_stop: Mutex::new(checkpoint_stop),
             _lock: lock,
         })
     }
@@ -325,6 +353,10 @@ impl SqliteStore {
             let _ = writer.join();
         }
         self.read_tx
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        self.checkpoint_stop
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take();
@@ -416,6 +448,19 @@ impl SqliteStore {
 impl Drop for SqliteStore {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+/// The checkpoint thread: every [`CHECKPOINT_PERIOD`], a PASSIVE checkpoint (it
+/// copies what it can without waiting for the writer or the readers), until the
+/// store shuts down. Its fsyncs of the database file then delay nobody.
+fn checkpoints(conn: &Connection, stopped: &std::sync::mpsc::Receiver<()>) {
+    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+        stopped.recv_timeout(CHECKPOINT_PERIOD)
+    {
+        // A busy database or an I/O error: the next period tries again, and the
+        // writer's fallback bounds the WAL meanwhile.
+        let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
     }
 }
 
@@ -662,7 +707,7 @@ impl Store for SqliteStore {
         })
     }
 
-    fn redact(&self, msgid: &str) -> StoreFuture<'_, bool> {
+    fn redact(&self, msgid: &str) -> StoreFuture<'static, bool> {
         let msgid = msgid.to_owned();
         self.write("redact", move |tx, _| {
             sql::redact(tx, &msgid).map_err(sql_err("redact"))

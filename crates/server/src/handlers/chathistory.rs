@@ -1,0 +1,516 @@
+//! `CHATHISTORY` (IRCv3 `draft/chathistory`): the history of a channel the caller
+//! is in, or of its private conversation with someone, read back from the store.
+//!
+//! The command is checked and parsed here with the world locked; the query runs as
+//! a deferred job (`deferred::Deferred::History`) without the lock, on the store's
+//! reader threads, and [`finish`] sends the result as one `chathistory` batch
+//! (`TARGETS`: one `draft/chathistory-targets` batch). Errors are standard replies:
+//! `FAIL CHATHISTORY INVALID_PARAMS|INVALID_TARGET|NEED_MORE_PARAMS|UNKNOWN_COMMAND
+//! |MESSAGE_ERROR`.
+//!
+//! Private history of a caller who is not logged in covers only its current
+//! session (messages since it registered): such history is keyed by nickname,
+//! and the nickname may have belonged to someone else before.
+
+use palaver_proto::validate::{is_valid_channel, is_valid_nick};
+use palaver_proto::{LineWriter, Message};
+use palaver_store::{
+    HistoryMessage, HistoryRef, MessageKind, Party, Store, StoreError, TargetKey, TargetLatest,
+    TargetScope, Timestamp,
+};
+
+use super::Ctx;
+use super::deferred::Deferred;
+use crate::caps;
+use crate::history;
+use crate::relay::SERVER_TIME_FORMAT;
+use crate::world::World;
+use crate::world::read_markers::parse_timestamp;
+
+/// The positions a query spans.
+#[derive(Debug, Clone)]
+pub(crate) enum Span {
+    Latest(Option<HistoryRef>),
+    Before(HistoryRef),
+    After(HistoryRef),
+    Around(HistoryRef),
+    Between(HistoryRef, HistoryRef),
+}
+
+/// A parsed, permitted CHATHISTORY request, for the deferred job.
+#[derive(Debug)]
+pub(crate) enum Request {
+    /// Messages of one target.
+    Messages {
+        subcommand: &'static str,
+        /// The target as the client named it (the batch names it so).
+        target: String,
+        /// Where to look: a channel's key, or the keys a private conversation may
+        /// be stored under (the other side's account, then its nickname).
+        keys: Vec<TargetKey>,
+        span: Span,
+        limit: usize,
+        /// The earliest time the caller may read (see the module doc).
+        since: Option<Timestamp>,
+    },
+    /// `TARGETS`: the caller's channels and conversations with recent messages.
+    Targets {
+        scope: TargetScope,
+        from: Timestamp,
+        to: Timestamp,
+        limit: usize,
+        /// The caller's own parties, to name the other side of a conversation.
+        me: Vec<Party>,
+    },
+}
+
+/// What a query found, for [`finish`].
+#[derive(Debug)]
+pub(crate) enum Found {
+    Messages {
+        target: String,
+        messages: Vec<HistoryMessage>,
+    },
+    Targets(Vec<TargetLatest>, Vec<Party>),
+    Failed {
+        subcommand: &'static str,
+        error: String,
+    },
+}
+
+/// `CHATHISTORY <subcommand> ...`.
+pub(super) fn chathistory(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+    let Some(word) = msg.param(0) else {
+        fail(ctx, "NEED_MORE_PARAMS", &[], "Missing parameters");
+        return;
+    };
+    let subcommand = match word.to_ascii_uppercase().as_str() {
+        "LATEST" => "LATEST",
+        "BEFORE" => "BEFORE",
+        "AFTER" => "AFTER",
+        "AROUND" => "AROUND",
+        "BETWEEN" => "BETWEEN",
+        "TARGETS" => "TARGETS",
+        _ => {
+            fail(ctx, "UNKNOWN_COMMAND", &[word], "Unknown subcommand");
+            return;
+        }
+    };
+    let needed = match subcommand {
+        "BETWEEN" => 5,
+        _ => 4,
+    };
+    if msg.params().len() < needed {
+        fail(ctx, "NEED_MORE_PARAMS", &[subcommand], "Missing parameters");
+        return;
+    }
+    let max = ctx.world.config.history.max_per_request;
+    let Some(limit) = msg
+        .param(needed - 1)
+        .and_then(|l| l.parse::<usize>().ok())
+        .filter(|l| *l > 0)
+        .map(|l| l.min(max))
+    else {
+        fail(ctx, "INVALID_PARAMS", &[subcommand], "Invalid limit");
+        return;
+    };
+    if !ctx.world.config.history.enabled {
+        fail(
+            ctx,
+            "MESSAGE_ERROR",
+            &[subcommand],
+            "History is off on this server",
+        );
+        return;
+    }
+    if subcommand == "TARGETS" {
+        let (Some(from), Some(to)) = (
+            msg.param(1).and_then(timestamp_ref),
+            msg.param(2).and_then(timestamp_ref),
+        ) else {
+            fail(
+                ctx,
+                "INVALID_PARAMS",
+                &[subcommand],
+                "TARGETS needs two timestamps",
+            );
+            return;
+        };
+        let me = ctx.me();
+        let mut parties = vec![history::party(me)];
+        if me.account.is_some() {
+            parties.push(Party::Nick(World::key(me.nick()).as_str().to_owned()));
+        }
+        let scope = TargetScope {
+            channels: me.channels.iter().map(|k| k.as_str().to_owned()).collect(),
+            parties: parties.clone(),
+        };
+        ctx.deferred = Some(Deferred::History(Request::Targets {
+            scope,
+            from,
+            to,
+            limit,
+            me: parties,
+        }));
+        return;
+    }
+    let target = msg.param(1).unwrap_or_default();
+    let refs: Option<Vec<Option<HistoryRef>>> = msg.params()[2..needed - 1]
+        .iter()
+        .map(|text| parse_ref(text, subcommand == "LATEST"))
+        .collect();
+    let Some(refs) = refs else {
+        fail(
+            ctx,
+            "INVALID_PARAMS",
+            &[subcommand],
+            "Invalid message reference (timestamp=… or msgid=…)",
+        );
+        return;
+    };
+    let span = match (subcommand, refs.as_slice()) {
+        ("LATEST", [at]) => Span::Latest(at.clone()),
+        ("BEFORE", [Some(at)]) => Span::Before(at.clone()),
+        ("AFTER", [Some(at)]) => Span::After(at.clone()),
+        ("AROUND", [Some(at)]) => Span::Around(at.clone()),
+        ("BETWEEN", [Some(from), Some(to)]) => Span::Between(from.clone(), to.clone()),
+        _ => {
+            fail(
+                ctx,
+                "INVALID_PARAMS",
+                &[subcommand],
+                "Invalid message reference",
+            );
+            return;
+        }
+    };
+    let Some((keys, since)) = allowed_keys(ctx, target) else {
+        fail(
+            ctx,
+            "INVALID_TARGET",
+            &[subcommand, target],
+            "No such channel or you are not in it",
+        );
+        return;
+    };
+    ctx.deferred = Some(Deferred::History(Request::Messages {
+        subcommand,
+        target: target.to_owned(),
+        keys,
+        span,
+        limit,
+        since,
+    }));
+}
+
+/// The keys the caller may read `target` under, and since when; `None` if it may
+/// not (a channel it is not in, a name that is neither).
+fn allowed_keys(ctx: &Ctx<'_>, target: &str) -> Option<(Vec<TargetKey>, Option<Timestamp>)> {
+    let limits = &ctx.world.config.limits;
+    let me = ctx.me();
+    if is_valid_channel(target, limits.channel_len) {
+        let key = World::key(target);
+        if !me.channels.contains(&key) {
+            return None;
+        }
+        return Some((vec![TargetKey::channel(key.as_str())], None));
+    }
+    if !is_valid_nick(target, limits.nick_len) {
+        return None;
+    }
+    let mine = history::party(me);
+    let folded = World::key(target).as_str().to_owned();
+    let keys = match ctx.world.find_nick(target) {
+        Some(other) => vec![TargetKey::private(&mine, &history::party(other))],
+        // Offline: an account of that name, else whoever held the nickname.
+        None => vec![
+            TargetKey::private(&mine, &Party::Account(folded.clone())),
+            TargetKey::private(&mine, &Party::Nick(folded)),
+        ],
+    };
+    let since = me
+        .account
+        .is_none()
+        .then(|| Timestamp(i64::from(me.signon) * 1000));
+    Some((keys, since))
+}
+
+/// `timestamp=…` or `msgid=…` (or `*` where `star` allows it, as `None`).
+fn parse_ref(text: &str, star: bool) -> Option<Option<HistoryRef>> {
+    if star && text == "*" {
+        return Some(None);
+    }
+    if let Some(msgid) = text.strip_prefix("msgid=").filter(|m| !m.is_empty()) {
+        return Some(Some(HistoryRef::MsgId(msgid.to_owned())));
+    }
+    timestamp_ref(text).map(|at| Some(HistoryRef::Time(at)))
+}
+
+fn timestamp_ref(text: &str) -> Option<Timestamp> {
+    let at = parse_timestamp(text.strip_prefix("timestamp=")?)?;
+    i64::try_from(at.unix_timestamp_nanos() / 1_000_000)
+        .ok()
+        .map(Timestamp)
+}
+
+/// Runs the query (the deferred job's work, without the world lock).
+pub(crate) async fn query(store: &dyn Store, request: Request) -> Found {
+    match request {
+        Request::Messages {
+            subcommand,
+            target,
+            keys,
+            span,
+            limit,
+            since,
+        } => {
+            let mut found = Vec::new();
+            for key in &keys {
+                let result = match &span {
+                    Span::Latest(after) => store.latest(key, after.clone(), limit).await,
+                    Span::Before(at) => store.before(key, at.clone(), limit).await,
+                    Span::After(at) => store.after(key, at.clone(), limit).await,
+                    Span::Around(at) => store.around(key, at.clone(), limit).await,
+                    Span::Between(from, to) => {
+                        store.between(key, from.clone(), to.clone(), limit).await
+                    }
+                };
+                match result {
+                    Ok(messages) if !messages.is_empty() => {
+                        found = messages;
+                        break;
+                    }
+                    Ok(_) => {}
+                    Err(error) => return failed(subcommand, &error),
+                }
+            }
+            if let Some(since) = since {
+                found.retain(|m| m.time >= since);
+            }
+            Found::Messages {
+                target,
+                messages: found,
+            }
+        }
+        Request::Targets {
+            scope,
+            from,
+            to,
+            limit,
+            me,
+        } => match store.targets(&scope, from, to, limit).await {
+            Ok(targets) => Found::Targets(targets, me),
+            Err(error) => failed("TARGETS", &error),
+        },
+    }
+}
+
+fn failed(subcommand: &'static str, error: &StoreError) -> Found {
+    tracing::warn!(%error, "a history query failed");
+    Found::Failed {
+        subcommand,
+        error: "History is unavailable right now".to_owned(),
+    }
+}
+
+/// Sends what the query found (with the world locked again).
+pub(crate) fn finish(ctx: &mut Ctx<'_>, found: Found) {
+    match found {
+        Found::Failed { subcommand, error } => fail(ctx, "MESSAGE_ERROR", &[subcommand], &error),
+        Found::Messages { target, messages } => send_messages(ctx, &target, &messages),
+        Found::Targets(targets, me) => send_targets(ctx, &targets, &me),
+    }
+}
+
+fn send_messages(ctx: &mut Ctx<'_>, target: &str, messages: &[HistoryMessage]) {
+    let reference = ctx.world.next_id_string();
+    let me = ctx.me();
+    let caps = me.caps;
+    let events = caps.has(caps::EVENT_PLAYBACK);
+    let batch = caps.has(caps::BATCH);
+    let server = &ctx.world.config.server_name;
+    if batch {
+        let mut start = LineWriter::new();
+        start
+            .source(server)
+            .command("BATCH")
+            .param(&format!("+{reference}"))
+            .param("chathistory")
+            .param(target);
+        me.send(start.finish());
+    }
+    let my_party = history::party(me);
+    for message in messages {
+        let replayable = matches!(
+            message.kind,
+            MessageKind::Privmsg | MessageKind::Notice | MessageKind::Tagmsg
+        );
+        if !replayable && !events {
+            continue;
+        }
+        if message.kind == MessageKind::Tagmsg && !caps.has(caps::MESSAGE_TAGS) {
+            continue;
+        }
+        let shown_target = match message.target.parties() {
+            // Channels: the name as asked for.
+            None => target,
+            // A conversation: the other side for the caller's own messages, the
+            // caller for the other side's.
+            Some(_) if sent_by(message, &my_party) => target,
+            Some(_) => me.nick(),
+        };
+        me.send(replay_line(
+            message,
+            shown_target,
+            caps,
+            batch.then_some(reference.as_str()),
+        ));
+    }
+    if batch {
+        let mut end = LineWriter::new();
+        end.source(server)
+            .command("BATCH")
+            .param(&format!("-{reference}"));
+        me.send(end.finish());
+    }
+}
+
+/// Whether the stored message was sent by `party`.
+fn sent_by(message: &HistoryMessage, party: &Party) -> bool {
+    match party {
+        Party::Account(account) => message
+            .account
+            .as_deref()
+            .is_some_and(|a| World::key(a).as_str() == account),
+        Party::Nick(nick) => {
+            let sender = message.sender.split('!').next().unwrap_or_default();
+            message.account.is_none() && World::key(sender).as_str() == nick
+        }
+    }
+}
+
+/// One stored message as a line for a client with `caps`.
+fn replay_line(
+    message: &HistoryMessage,
+    target: &str,
+    caps: caps::CapSet,
+    batch: Option<&str>,
+) -> bytes::Bytes {
+    let mut line = LineWriter::new();
+    if let Some(reference) = batch {
+        line.tag("batch", Some(reference));
+    }
+    if caps.has(caps::SERVER_TIME) || caps.has(caps::MESSAGE_TAGS) {
+        let time = message
+            .time
+            .to_offset_date_time()
+            .and_then(|at| at.format(SERVER_TIME_FORMAT).ok())
+            .unwrap_or_default();
+        line.tag("time", Some(&time));
+    }
+    if caps.has(caps::MESSAGE_TAGS) {
+        line.tag("msgid", Some(&message.msgid));
+        if let Some(account) = &message.account {
+            line.tag("account", Some(account));
+        }
+        line.raw_tags(&message.tags);
+    }
+    let (nick, rest) = message
+        .sender
+        .split_once('!')
+        .unwrap_or((&message.sender, "*@*"));
+    let (user, host) = rest.split_once('@').unwrap_or((rest, "*"));
+    line.source_parts(nick, user, host)
+        .command(message.kind.command());
+    let text = message.text.as_str();
+    match message.kind {
+        MessageKind::Privmsg | MessageKind::Notice | MessageKind::Topic => {
+            line.param(target).trailing(text);
+        }
+        MessageKind::Tagmsg | MessageKind::Join => {
+            line.param(target);
+        }
+        MessageKind::Part => {
+            line.param(target);
+            if !text.is_empty() {
+                line.trailing(text);
+            }
+        }
+        MessageKind::Quit => {
+            line.trailing(text);
+        }
+        // Stored as `<victim> <reason>`.
+        MessageKind::Kick => {
+            let (victim, reason) = text.split_once(' ').unwrap_or((text, ""));
+            line.param(target).param(victim).trailing(reason);
+        }
+        // Stored as `<letters> <params>...`.
+        MessageKind::Mode => {
+            line.param(target);
+            for param in text.split(' ').filter(|p| !p.is_empty()) {
+                line.param(param);
+            }
+        }
+        MessageKind::Nick => {
+            line.param(text);
+        }
+    }
+    line.finish()
+}
+
+fn send_targets(ctx: &mut Ctx<'_>, targets: &[TargetLatest], me: &[Party]) {
+    let reference = ctx.world.next_id_string();
+    let client = ctx.me();
+    let server = &ctx.world.config.server_name;
+    let mut start = LineWriter::new();
+    start
+        .source(server)
+        .command("BATCH")
+        .param(&format!("+{reference}"))
+        .param("draft/chathistory-targets");
+    client.send(start.finish());
+    for found in targets {
+        let name = match found.target.parties() {
+            None => ctx
+                .world
+                .channels
+                .get(&World::key(found.target.as_str()))
+                .map_or_else(|| found.target.as_str().to_owned(), |c| c.name.to_string()),
+            Some(parties) => {
+                let mine: Vec<String> = me.iter().map(Party::encoded).collect();
+                let other = parties
+                    .iter()
+                    .find(|p| !mine.contains(p))
+                    .unwrap_or(&parties[0]);
+                let folded = other.get(2..).unwrap_or_default();
+                ctx.world
+                    .find_nick(folded)
+                    .map_or_else(|| folded.to_owned(), |c| c.nick().to_owned())
+            }
+        };
+        let time = found
+            .latest
+            .to_offset_date_time()
+            .and_then(|at| at.format(SERVER_TIME_FORMAT).ok())
+            .unwrap_or_default();
+        let mut line = LineWriter::new();
+        line.tag("batch", Some(&reference))
+            .source(server)
+            .command("CHATHISTORY")
+            .param("TARGETS")
+            .param(&name)
+            .param(&format!("timestamp={time}"));
+        client.send(line.finish());
+    }
+    let mut end = LineWriter::new();
+    end.source(server)
+        .command("BATCH")
+        .param(&format!("-{reference}"));
+    client.send(end.finish());
+}
+
+/// `FAIL CHATHISTORY <code> [params] :text`.
+fn fail(ctx: &Ctx<'_>, code: &str, params: &[&str], text: &str) {
+    ctx.world
+        .standard_reply(ctx.id, "FAIL", "CHATHISTORY", code, params, text);
+}

@@ -1,0 +1,191 @@
+//! Message history: what relay hands the store, and how a stored message is replayed.
+//!
+//! **What is kept.** PRIVMSG and NOTICE to a channel or a person, and TAGMSGs that
+//! carry a reaction (`+draft/react`, `+react`); not messages to `@#chan`/`+#chan`
+//! (STATUSMSG: a later member without that status must not read them), and not
+//! other TAGMSGs (typing notifications are worthless a second later). A channel's
+//! history is keyed by its folded name; a private conversation by its two parties,
+//! each the account a side is logged in to or else its folded nickname (see
+//! [`party`]), so a logged-in user finds the conversation from any device.
+//!
+//! **The durability promise.** [`record`] appends the message (queueing it; the
+//! store never blocks the world lock) and returns its sequence number; relay then
+//! queues every copy with `Outbox::push_held`, which keeps it (and whatever follows
+//! it in that outbox) from the socket until the store has committed that number.
+//! So a message any client saw is in the database, whatever happens next. If the
+//! store's queue is full (the disk has stalled for 65,536 messages), the message is
+//! refused with `FAIL <command> TEMPORARILY_UNAVAILABLE` rather than sent without
+//! history: nothing is delivered that history would then miss.
+
+use palaver_store::{HistoryMessage, MessageKind, Party, TargetKey, Timestamp};
+
+use crate::relay::Stamp;
+use crate::world::{Client, Recipients, World};
+
+/// The history party a client is in private conversations: its account when logged
+/// in, its nickname otherwise.
+pub(crate) fn party(client: &Client) -> Party {
+    match &client.account {
+        Some(account) => Party::Account(World::key(account).as_str().to_owned()),
+        None => Party::Nick(World::key(client.nick()).as_str().to_owned()),
+    }
+}
+
+/// Where a message from `sender` to `recipients` is kept, if it is kept at all.
+pub(crate) fn target_key(
+    world: &World,
+    sender: &Client,
+    recipients: &Recipients,
+) -> Option<TargetKey> {
+    match recipients {
+        Recipients::Channel {
+            key,
+            min_status: None,
+        } => kept_for(world, key).then(|| TargetKey::channel(key.as_str())),
+        Recipients::Channel { .. } => None,
+        Recipients::Client(id) => {
+            let recipient = world.clients.get(id)?;
+            Some(TargetKey::private(&party(sender), &party(recipient)))
+        }
+    }
+}
+
+/// Whether history is kept for the channel `key` (history on, and no `+E`).
+pub(crate) fn kept_for(world: &World, key: &palaver_proto::CaseKey) -> bool {
+    world.config.history.enabled
+        && world
+            .channels
+            .get(key)
+            .is_some_and(|channel| !channel.modes.no_history)
+}
+
+/// Whether a TAGMSG with these client-only tags is worth keeping: reactions are.
+pub(crate) fn keeps_tagmsg(client_tags: &str) -> bool {
+    client_tags.split(';').any(|tag| {
+        let key = tag.split_once('=').map_or(tag, |(key, _)| key);
+        key == "+draft/react" || key == "+react"
+    })
+}
+
+/// What became of a message offered to history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Recorded {
+    /// Not kept (history off, STATUSMSG, a TAGMSG without a reaction): deliver now.
+    NotKept,
+    /// Queued with this sequence number: deliver with `push_held`.
+    Kept(u64),
+    /// The store refused it (its queue is full or it is closed): do not deliver.
+    Refused,
+}
+
+/// A message about to be relayed, as history needs it.
+pub(crate) struct Offered<'a> {
+    pub(crate) kind: MessageKind,
+    pub(crate) target: TargetKey,
+    pub(crate) text: &'a str,
+    pub(crate) client_tags: &'a str,
+    pub(crate) stamp: &'a Stamp,
+}
+
+/// Appends a message to history; see [`Recorded`].
+pub(crate) fn record(world: &World, sender: &Client, offered: Offered<'_>) -> Recorded {
+    if !world.config.history.enabled {
+        return Recorded::NotKept;
+    }
+    let message = HistoryMessage {
+        msgid: offered.stamp.msgid.clone(),
+        time: Timestamp(offered.stamp.millis()),
+        target: offered.target,
+        sender: sender.mask(),
+        account: sender.account.as_deref().map(str::to_owned),
+        kind: offered.kind,
+        tags: offered.client_tags.to_owned(),
+        text: offered.text.to_owned(),
+    };
+    match world.store.append(message) {
+        Ok(seq) => Recorded::Kept(seq),
+        Err(rejected) => {
+            tracing::warn!(reason = ?rejected.reason, "history store refused a message; not relayed");
+            Recorded::Refused
+        }
+    }
+}
+
+/// Rows one expiry step removes at most: small enough that appends queued behind
+/// it wait a millisecond or two, not a second.
+const EXPIRY_BATCH: u32 = 500;
+
+/// Applies the retention policy (`--history-max-age`, `--history-max-messages`)
+/// every `HistoryConfig::expiry_period` until `stop`: each pass deletes in steps of
+/// [`EXPIRY_BATCH`] rows, one write transaction each, on the store's writer, so
+/// the hot path never waits for more than one small step.
+pub(crate) async fn expire_until(
+    store: std::sync::Arc<dyn palaver_store::Store>,
+    config: &crate::config::HistoryConfig,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let policy = config.retention;
+    if policy.max_age_ms.is_none() && policy.max_messages.is_none() {
+        return;
+    }
+    let mut ticks = tokio::time::interval(config.expiry_period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        let mut removed = 0;
+        loop {
+            match store.expire(policy, Timestamp::now(), EXPIRY_BATCH).await {
+                Ok(step) => {
+                    removed += step.removed;
+                    if step.complete || stop.is_cancelled() {
+                        break;
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "history expiry failed; trying again next period");
+                    break;
+                }
+            }
+        }
+        if removed > 0 {
+            tracing::info!(removed, "expired old history");
+        }
+    }
+}
+
+/// Records a channel event for `draft/event-playback` (JOIN, PART, KICK, QUIT,
+/// NICK, MODE, TOPIC) by client `id` in channel `channel`, with a fresh stamp, which
+/// it returns so a caller can tag the broadcast with it. Events are not held
+/// until committed: the durability promise covers messages. Nothing is recorded
+/// with history off, or if the store's queue is full (an event is worth less than
+/// the traffic it would stall).
+pub(crate) fn record_event(
+    world: &mut World,
+    id: crate::world::ClientId,
+    kind: MessageKind,
+    channel: &palaver_proto::CaseKey,
+    text: &str,
+) -> Option<Stamp> {
+    if !kept_for(world, channel) {
+        return None;
+    }
+    let stamp = world.stamp();
+    let client = world.clients.get(&id)?;
+    let message = HistoryMessage {
+        msgid: stamp.msgid.clone(),
+        time: Timestamp(stamp.millis()),
+        target: TargetKey::channel(channel.as_str()),
+        sender: client.mask(),
+        account: client.account.as_deref().map(str::to_owned),
+        kind,
+        tags: String::new(),
+        text: text.to_owned(),
+    };
+    if let Err(rejected) = world.store.append(message) {
+        tracing::debug!(reason = ?rejected.reason, "history store refused an event");
+    }
+    Some(stamp)
+}
