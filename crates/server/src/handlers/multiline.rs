@@ -180,6 +180,7 @@ fn deliver(ctx: &mut Ctx<'_>, open: OpenBatch) {
         continuation: stamp.continuation(),
         reference: &reference,
         bot: me.bot,
+        account: me.account.as_deref(),
     };
     let mut batched: HashMap<CapSet, Vec<Bytes>> = HashMap::new();
     let mut fallback = message.fallback_relays();
@@ -246,6 +247,7 @@ fn variant(caps: CapSet) -> CapSet {
     let mut relevant = CapSet::default();
     relevant.set(caps::MESSAGE_TAGS, caps.has(caps::MESSAGE_TAGS));
     relevant.set(caps::SERVER_TIME, caps.has(caps::SERVER_TIME));
+    relevant.set(caps::ACCOUNT_TAG, caps.has(caps::ACCOUNT_TAG));
     relevant
 }
 
@@ -260,6 +262,8 @@ struct Batch<'a> {
     continuation: Stamp,
     reference: &'a str,
     bot: bool,
+    /// The sender's account, for `account-tag` recipients.
+    account: Option<&'a str>,
 }
 
 impl Batch<'_> {
@@ -273,6 +277,9 @@ impl Batch<'_> {
         }
         if caps.has(caps::SERVER_TIME) {
             start.tag("time", Some(self.stamp.time()));
+        }
+        if let Some(account) = self.account.filter(|_| caps.has(caps::ACCOUNT_TAG)) {
+            start.tag("account", Some(account));
         }
         if tags {
             start.tag("msgid", Some(&self.stamp.msgid));
@@ -331,6 +338,7 @@ impl Batch<'_> {
                         &self.continuation
                     },
                 )
+                .with_account(self.account)
             })
             .collect()
     }
