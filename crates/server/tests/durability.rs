@@ -13,11 +13,18 @@ use crate::binary::{ServerProcess, assert_no_panic};
 /// Messages the watcher receives before the server is killed.
 const RECEIVED_BEFORE_KILL: usize = 300;
 
-/// `chat-server` on `dir`, listening on a free port.
-fn start(dir: &std::path::Path) -> (ServerProcess, SocketAddr) {
+/// `chat-server` on `dir` with `--fsync fsync`, listening on a free port.
+fn start(dir: &std::path::Path, fsync: &str) -> (ServerProcess, SocketAddr) {
     let mut command = ServerProcess::command_with_data();
     command
-        .args(["127.0.0.1", "0", "--no-flood-limit", "--data-dir"])
+        .args([
+            "127.0.0.1",
+            "0",
+            "--no-flood-limit",
+            "--fsync",
+            fsync,
+            "--data-dir",
+        ])
         .arg(dir);
     ServerProcess::listening(ServerProcess::spawn_command(command))
 }
@@ -46,8 +53,17 @@ fn entry(line: &Line) -> (String, (String, String)) {
 
 #[tokio::test]
 async fn every_message_received_before_kill_9_is_in_history_after_restart() {
+    survives_kill_9("normal").await;
+}
+
+#[tokio::test]
+async fn with_fsync_always_too() {
+    survives_kill_9("always").await;
+}
+
+async fn survives_kill_9(fsync: &str) {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let (server, addr) = start(dir.path());
+    let (server, addr) = start(dir.path(), fsync);
     let caps = "batch message-tags server-time draft/chathistory";
     let mut watcher = client(addr, "watcher", caps).await;
     let talker = client(addr, "talker", caps).await;
@@ -85,7 +101,7 @@ async fn every_message_received_before_kill_9_is_in_history_after_restart() {
     );
     drop(server);
 
-    let (mut server, addr) = start(dir.path());
+    let (mut server, addr) = start(dir.path(), fsync);
     let mut reader = client(addr, "reader", caps).await;
     // Page backwards through the whole history of #d.
     let mut stored: HashMap<String, (String, String)> = HashMap::new();
@@ -123,5 +139,45 @@ async fn every_message_received_before_kill_9_is_in_history_after_restart() {
     server.signal("TERM");
     let (status, stderr) = server.wait_exit();
     assert!(status.success(), "{stderr}");
+    assert_no_panic(&stderr);
+}
+
+#[tokio::test]
+async fn a_data_directory_in_use_or_a_damaged_database_is_one_clear_sentence() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (mut first, _) = start(dir.path(), "normal");
+    // A second server on the same directory.
+    let mut command = ServerProcess::command_with_data();
+    command
+        .args(["127.0.0.1", "0", "--data-dir"])
+        .arg(dir.path());
+    let mut second = ServerProcess::spawn_command(command);
+    let (status, stderr) = second.wait_exit();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("is locked by another process"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "one sentence: {stderr}");
+    assert_no_panic(&stderr);
+    first.signal("TERM");
+    let (status, stderr) = first.wait_exit();
+    assert!(status.success(), "{stderr}");
+
+    // A file that is not a database.
+    let other = tempfile::tempdir().expect("temporary directory");
+    std::fs::write(
+        other.path().join("palaver.db"),
+        "these are not the bytes of a database, whatever the name says".repeat(100),
+    )
+    .expect("write the file");
+    let mut command = ServerProcess::command_with_data();
+    command
+        .args(["127.0.0.1", "0", "--data-dir"])
+        .arg(other.path());
+    let mut damaged = ServerProcess::spawn_command(command);
+    let (status, stderr) = damaged.wait_exit();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("is corrupt or not a palaver database"),
+        "{stderr}"
+    );
     assert_no_panic(&stderr);
 }
