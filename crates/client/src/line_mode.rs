@@ -267,7 +267,9 @@ fn show(
                 active,
                 line,
             } => {
-                if line.own {
+                // Our own messages are already in the input; from history
+                // (with --history) they are not.
+                if line.own && !line.history {
                     continue;
                 }
                 if line.kind == LineKind::Error {

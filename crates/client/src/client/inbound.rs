@@ -4,6 +4,7 @@
 
 use palaver_proto::{CaseKey, CaseMapping, Message, Source, numeric};
 
+use super::history::{self, HISTORY_TOKEN};
 use super::{
     Change, Client, ERR_BADCHANNAME, ERR_NEEDREGGEDNICK, MAX_LIST, MAX_NICK_RETRIES, Multiline,
     RPL_WHOISACCOUNT, SYNC_TOKEN, last,
@@ -23,6 +24,21 @@ impl Client {
         let from = msg.source().map(Source::split);
         let nick = from.map(|s| s.nick).unwrap_or("");
         let command = msg.command().to_ascii_uppercase();
+        let in_history = msg
+            .tags()
+            .find(|(key, _)| *key == "batch")
+            .is_some_and(|(_, reference)| self.is_history_batch(&reference));
+        if in_history && command != "PRIVMSG" && command != "NOTICE" {
+            // Event playback and reactions are not asked for; nothing else is shown.
+            return;
+        }
+        if !in_history
+            && (command == "PRIVMSG" || command == "NOTICE")
+            && let Some(key) = self.hold_key(&msg, nick)
+        {
+            self.held.push_back((key, text.to_owned()));
+            return;
+        }
         match command.as_str() {
             numeric::RPL_WELCOME => self.on_welcome(&msg),
             numeric::RPL_ISUPPORT => self.on_isupport(&msg),
@@ -46,7 +62,9 @@ impl Client {
             ),
             "QUIT" => self.on_quit(nick, msg.param(0).unwrap_or("")),
             "NICK" => self.on_nick(nick, msg.param(0).unwrap_or("")),
-            "PRIVMSG" | "NOTICE" => self.on_message(&msg, from, &command),
+            "PRIVMSG" | "NOTICE" => self.on_message(&msg, from, &command, in_history),
+            // Typing notifications and reactions (with message-tags) are not shown.
+            "TAGMSG" => {}
             "TOPIC" => {
                 let channel = msg.param(0).unwrap_or("");
                 let topic = msg.param(1).unwrap_or("");
@@ -151,10 +169,24 @@ impl Client {
             "PONG" if last(&msg).starts_with(SYNC_TOKEN) => {
                 self.barriers = self.barriers.saturating_sub(1);
             }
+            "PONG" if last(&msg).starts_with(HISTORY_TOKEN) => self.on_history_pong(last(&msg)),
+            "FAIL" if msg.param(0) == Some("CHATHISTORY") => self.on_history_fail(last(&msg)),
             "CAP" => self.on_cap(&msg),
             // Batches (our own multiline messages echoed, others') only group
-            // lines; the lines inside are shown as they come.
-            "BATCH" => {}
+            // lines; the lines inside are shown as they come. A history batch
+            // answers a fill.
+            "BATCH" => {
+                let reference = msg.param(0).unwrap_or("");
+                if let Some(reference) = reference.strip_prefix('+') {
+                    if msg.param(1) == Some("chathistory") {
+                        self.on_history_batch_start(reference, msg.param(2).unwrap_or(""));
+                    }
+                } else if let Some(reference) = reference.strip_prefix('-')
+                    && self.is_history_batch(reference)
+                {
+                    self.on_history_batch_end();
+                }
+            }
             numeric::ERR_UNKNOWNCOMMAND if msg.param(1) == Some("CAP") => {}
             numeric::ERR_CANNOTSENDTOCHAN | numeric::ERR_NOSUCHNICK => {
                 self.not_delivered(msg.param(1).unwrap_or(""));
@@ -199,6 +231,22 @@ impl Client {
                     wanted.extend(["batch", "draft/multiline"]);
                     self.multiline = multiline;
                 }
+                // History needs its batch (where it ends) and message-tags (the
+                // msgids that make it exact); server-time dates every line.
+                if self.config.history
+                    && offered("draft/chathistory").is_some()
+                    && offered("batch").is_some()
+                    && offered("message-tags").is_some()
+                {
+                    for cap in ["batch", "message-tags", "draft/chathistory"] {
+                        if !wanted.contains(&cap) {
+                            wanted.push(cap);
+                        }
+                    }
+                    if offered("server-time").is_some() {
+                        wanted.push("server-time");
+                    }
+                }
                 if wanted.is_empty() {
                     self.send("CAP", &["END"]);
                 } else {
@@ -212,11 +260,13 @@ impl Client {
                 if !has("draft/multiline") {
                     self.multiline = None;
                 }
+                self.history_on = has("draft/chathistory") && has("batch") && has("message-tags");
                 self.send("CAP", &["END"]);
             }
             "NAK" => {
                 self.echo = false;
                 self.multiline = None;
+                self.history_on = false;
                 self.send("CAP", &["END"]);
             }
             _ => {}
@@ -250,14 +300,26 @@ impl Client {
     /// With echo-message: our message to `index` came back, so it was delivered.
     /// Returns false when no pending line matches (sent by another client of ours,
     /// or with /quote), which is then shown like any message.
-    fn delivered(&mut self, index: usize, kind: LineKind, text: &str) -> bool {
-        let line = self.state.buffers[index]
+    /// The echo's msgid and time are recorded, so history does not bring the
+    /// message back a second time.
+    fn delivered(
+        &mut self,
+        index: usize,
+        kind: LineKind,
+        text: &str,
+        msgid: Option<&str>,
+        time: Option<time::OffsetDateTime>,
+    ) -> bool {
+        let buffer = &mut self.state.buffers[index];
+        let line = buffer
             .lines
             .iter_mut()
             .find(|l| l.own && l.delivery == Delivery::Pending && l.kind == kind && l.text == text);
         match line {
             Some(line) => {
                 line.delivery = Delivery::Sent;
+                line.msgid = msgid.map(str::to_owned);
+                buffer.seen(msgid, time);
                 self.changes.push(Change::Buffers);
                 true
             }
@@ -333,6 +395,7 @@ impl Client {
                         self.modes_per_line = count.min(20);
                     }
                 }
+                "CHATHISTORY" => self.history_max = value.parse().ok(),
                 "CHANMODES" => {
                     for (slot, kind) in self.chanmodes.iter_mut().zip(value.split(',')) {
                         *slot = kind.to_owned();
@@ -387,6 +450,8 @@ impl Client {
             );
             self.changes.push(Change::Buffers);
             self.join_settled(&key);
+            let name = self.state.buffers[index].name.clone();
+            self.fill_history(&name);
         } else if let Some(index) = self.state.find(channel) {
             self.add_member(index, nick, String::new());
             self.info(
@@ -492,8 +557,19 @@ impl Client {
         }
     }
 
-    fn on_message(&mut self, msg: &Message<'_>, from: Option<Source<'_>>, command: &str) {
+    /// A PRIVMSG or NOTICE, live or (`history`) from a history batch. Server
+    /// times are shown where the server gives them; a message already in the
+    /// scrollback (by msgid) is not shown again.
+    fn on_message(
+        &mut self,
+        msg: &Message<'_>,
+        from: Option<Source<'_>>,
+        command: &str,
+        history: bool,
+    ) {
         let target = msg.param(0).unwrap_or("");
+        let time = history::server_time(msg);
+        let msgid = history::msgid(msg);
         let mut text = msg.param(1).unwrap_or("");
         let nick = from.map(|s| s.nick).unwrap_or("");
         let notice = command == "NOTICE";
@@ -530,7 +606,20 @@ impl Client {
         } else {
             self.state.ensure(nick, BufferKind::Query)
         };
-        if own && self.echo && !notice && self.delivered(index, kind, text) {
+        if let Some(id) = &msgid
+            && self.state.buffers[index].has_msgid(id)
+        {
+            if history {
+                self.history_message(time, false);
+            }
+            return;
+        }
+        if own
+            && self.echo
+            && !notice
+            && !history
+            && self.delivered(index, kind, text, msgid.as_deref(), time)
+        {
             return;
         }
         // draft/multiline: a line tagged multiline-concat continues the one before
@@ -547,16 +636,30 @@ impl Client {
         let private = self.state.buffers[index].kind == BufferKind::Query;
         let highlight = !own
             && ((private && !notice) || mentions(self.state.casemapping, text, &self.state.nick));
+        if history && let Some((target, since)) = self.history_header() {
+            let header = if since {
+                format!("Said in {target} since you were last there (from the server's history):")
+            } else {
+                format!("Recent history of {target}:")
+            };
+            self.info(index, LineKind::Info, header);
+        }
         let line = Line {
-            time: self.now,
+            time: time.map_or(self.now, |t| history::stamp(t, self.config.utc_offset)),
             kind,
             nick: Some(nick.to_owned()),
             text: text.to_owned(),
             highlight,
             own,
             delivery: Delivery::Sent,
+            msgid,
+            history,
         };
         self.push(index, line);
+        self.state.buffers[index].seen(None, time);
+        if history {
+            self.history_message(time, true);
+        }
     }
 
     fn on_ctcp(&mut self, nick: &str, verb: &str, rest: &str, reply: bool) {

@@ -16,7 +16,10 @@ use bytes::Bytes;
 use palaver_proto::{CaseKey, LineWriter, Message};
 
 mod execute;
+mod history;
 mod inbound;
+
+pub use history::{JOIN_HISTORY, MAX_HELD};
 
 use crate::commands::{self, Hint};
 use crate::connection::{ConnEvent, Refusal, ToConn};
@@ -52,6 +55,12 @@ pub struct ClientConfig {
     /// Write every line of the conversation to the log (target
     /// [`CONVERSATION_LOG`]), as the seed client's `client.log` did.
     pub log_messages: bool,
+    /// Fill buffers from the server's history (`draft/chathistory`) on join and
+    /// after a reconnect, where the server offers it.
+    pub history: bool,
+    /// The local time's offset from UTC, for showing server times (`server-time`)
+    /// as local times of day. The core reads no clock, so it is given.
+    pub utc_offset: time::UtcOffset,
 }
 
 /// The tracing target of the conversation's lines in the log, so a filter can
@@ -76,6 +85,8 @@ impl ClientConfig {
             password: None,
             channels,
             log_messages: true,
+            history: true,
+            utc_offset: time::UtcOffset::UTC,
         }
     }
 }
@@ -157,6 +168,19 @@ pub struct Client {
     multiline: Option<Multiline>,
     /// Numbers the batches we open.
     batch_seq: u64,
+    /// The server took `draft/chathistory` with `batch` and `message-tags` on
+    /// this connection: buffers are filled from its history.
+    history_on: bool,
+    /// Most messages per CHATHISTORY request (ISUPPORT `CHATHISTORY`; 0: no limit).
+    history_max: Option<usize>,
+    /// The fill in flight and those waiting their turn (see `history.rs`).
+    fill: Option<history::Fill>,
+    fills: VecDeque<history::Fill>,
+    /// Numbers the PINGs that follow history requests.
+    fill_seq: u64,
+    /// Live lines for buffers being filled, with their buffer's key, shown
+    /// after the history; at most [`MAX_HELD`].
+    held: VecDeque<(CaseKey, String)>,
 }
 
 /// The limits of one `draft/multiline` batch, from the capability's value.
@@ -232,6 +256,12 @@ impl Client {
             offered: Vec::new(),
             multiline: None,
             batch_seq: 0,
+            history_on: false,
+            history_max: None,
+            fill: None,
+            fills: VecDeque::new(),
+            fill_seq: 0,
+            held: VecDeque::new(),
         }
     }
 
@@ -307,6 +337,9 @@ impl Client {
                 );
                 self.echo = false;
                 self.multiline = None;
+                self.history_on = false;
+                self.history_max = None;
+                self.drop_fills();
                 self.offered.clear();
                 if let Some(password) = self.config.password.clone() {
                     self.send("PASS", &[&password]);
@@ -332,6 +365,7 @@ impl Client {
                 self.changes.push(Change::Status);
             }
             ConnEvent::Disconnected { reason, retry_in } => {
+                self.drop_fills();
                 self.registered = false;
                 self.state.lag = None;
                 let text = format!(
@@ -343,6 +377,7 @@ impl Client {
                 self.changes.push(Change::Status);
             }
             ConnEvent::Refused { refusal, reason } => {
+                self.drop_fills();
                 self.registered = false;
                 self.state.lag = None;
                 let advice = match refusal {
@@ -473,6 +508,8 @@ impl Client {
             highlight: false,
             own,
             delivery: Delivery::Sent,
+            msgid: None,
+            history: false,
         };
         self.push(index, line);
     }
@@ -648,6 +685,198 @@ mod tests {
         assert!(changes.contains(&Change::Ready));
         assert_eq!(c.state().active_buffer().name, "#lobby");
         assert_eq!(c.state().conn, ConnState::Connected);
+    }
+
+    /// A client that negotiated history, registered, with the server's
+    /// CHATHISTORY limit `max`, and the JOIN of #lobby seen.
+    fn with_history(max: usize) -> Client {
+        let mut c = client();
+        connect(&mut c);
+        lines(
+            &mut c,
+            &[":srv CAP * LS :batch draft/chathistory message-tags server-time echo-message"],
+        );
+        assert_eq!(
+            sent(&mut c)[3..],
+            ["CAP REQ :echo-message batch message-tags draft/chathistory server-time"]
+        );
+        lines(
+            &mut c,
+            &[
+                ":srv CAP * ACK :echo-message batch message-tags draft/chathistory server-time",
+                ":srv 001 alice :Welcome",
+                &format!(":srv 005 alice CHATHISTORY={max} :are supported"),
+                ":alice!a@h JOIN #lobby",
+            ],
+        );
+        c
+    }
+
+    fn said(at: &str, id: &str, nick: &str, text: &str, batch: Option<&str>) -> String {
+        let batch = batch.map(|b| format!("batch={b};")).unwrap_or_default();
+        format!("@{batch}time=2026-12-02T{at}Z;msgid={id} :{nick}!u@h PRIVMSG #lobby :{text}")
+    }
+
+    /// Issue 10: a join fills the buffer with the latest history, shown with the
+    /// server's times; a live line that came meanwhile waits, and is not shown
+    /// twice when the history brought it too.
+    #[test]
+    fn a_join_fills_the_buffer_from_history_in_order_and_once() {
+        let mut c = with_history(50);
+        assert_eq!(
+            sent(&mut c),
+            [
+                "CAP END",
+                "JOIN #lobby",
+                "CHATHISTORY LATEST #lobby * 50",
+                "PING palaver-history-1"
+            ]
+        );
+        let live = said("10:05:00.000", "c", "bob", "live", None);
+        lines(&mut c, &[&live]);
+        assert!(!texts(&c, "#lobby").iter().any(|l| l.contains("live")));
+        lines(
+            &mut c,
+            &[
+                ":srv BATCH +h1 chathistory #lobby",
+                &said("08:00:00.000", "a", "bob", "old", Some("h1")),
+                &said("09:00:00.000", "b", "alice", "mine", Some("h1")),
+                &said("10:05:00.000", "c", "bob", "live", Some("h1")),
+                ":srv BATCH -h1",
+            ],
+        );
+        let shown = texts(&c, "#lobby");
+        assert_eq!(
+            shown[1..],
+            [
+                "- Recent history of #lobby:",
+                "<bob> old",
+                "<alice> mine",
+                "<bob> live",
+                "- End of history (3 messages)",
+            ]
+        );
+        let lobby = &c.state().buffers[c.state().find("#lobby").expect("lobby")];
+        let times: Vec<String> = lobby.lines.iter().map(|l| l.time.to_string()).collect();
+        assert_eq!(times[2..5], ["08:00", "09:00", "10:05"]);
+        assert!(lobby.lines[2].history && lobby.lines[3].own);
+        // The PONG after it ends nothing more; later lines come as they are said.
+        lines(
+            &mut c,
+            &[
+                ":srv PONG srv :palaver-history-1",
+                &said("10:06:00.000", "d", "bob", "now", None),
+            ],
+        );
+        assert_eq!(
+            texts(&c, "#lobby").last().map(String::as_str),
+            Some("<bob> now")
+        );
+    }
+
+    /// Issue 10: after a reconnect the buffer asks for what came after the last
+    /// message it saw, page by page, and shows each missed message once.
+    #[test]
+    fn a_reconnect_fills_the_gap_page_by_page() {
+        let mut c = with_history(2);
+        sent(&mut c);
+        lines(
+            &mut c,
+            &[
+                ":srv BATCH +h1 chathistory #lobby",
+                ":srv BATCH -h1",
+                &said("10:00:00.000", "a", "bob", "before the drop", None),
+            ],
+        );
+        c.handle(
+            ConnEvent::Disconnected {
+                reason: "reset".into(),
+                retry_in: Duration::from_secs(1),
+            },
+            NOW,
+        );
+        connect(&mut c);
+        lines(
+            &mut c,
+            &[
+                ":srv CAP * LS :batch draft/chathistory message-tags",
+                ":srv CAP * ACK :batch message-tags draft/chathistory",
+                ":srv 001 alice :Welcome back",
+                ":srv 005 alice CHATHISTORY=2 :are supported",
+                ":alice!a@h JOIN #lobby",
+            ],
+        );
+        let out = sent(&mut c);
+        assert_eq!(
+            out[out.len() - 2..],
+            [
+                "CHATHISTORY AFTER #lobby timestamp=2026-12-02T09:59:59.999Z 2",
+                "PING palaver-history-2"
+            ]
+        );
+        lines(
+            &mut c,
+            &[
+                ":srv BATCH +h2 chathistory #lobby",
+                &said("10:00:00.000", "a", "bob", "before the drop", Some("h2")),
+                &said("10:01:00.000", "b", "bob", "missed 1", Some("h2")),
+                ":srv BATCH -h2",
+                ":srv PONG srv :palaver-history-2",
+            ],
+        );
+        assert_eq!(
+            sent(&mut c),
+            [
+                "CHATHISTORY AFTER #lobby timestamp=2026-12-02T10:00:59.999Z 2",
+                "PING palaver-history-3"
+            ]
+        );
+        lines(
+            &mut c,
+            &[
+                ":srv BATCH +h3 chathistory #lobby",
+                &said("10:01:00.000", "b", "bob", "missed 1", Some("h3")),
+                ":srv BATCH -h3",
+            ],
+        );
+        assert!(sent(&mut c).is_empty(), "a short page ends the fill");
+        let shown = texts(&c, "#lobby");
+        let from = shown
+            .iter()
+            .position(|l| l == "<bob> before the drop")
+            .expect("seen before");
+        assert_eq!(
+            shown[from + 1..]
+                .iter()
+                .filter(|l| !l.starts_with('!'))
+                .cloned()
+                .collect::<Vec<_>>(),
+            [
+                "* alice has joined #lobby",
+                "- Said in #lobby since you were last there (from the server's history):",
+                "<bob> missed 1",
+                "- End of history (1 message)",
+            ]
+        );
+    }
+
+    /// Issue 10: a server that answers a history request with nothing (no batch,
+    /// only the PONG after it) does not keep live lines waiting.
+    #[test]
+    fn a_silent_server_ends_the_fill_at_the_pong() {
+        let mut c = with_history(50);
+        sent(&mut c);
+        lines(
+            &mut c,
+            &[
+                &said("10:00:00.000", "a", "bob", "held", None),
+                ":srv PONG srv :palaver-history-1",
+            ],
+        );
+        assert_eq!(
+            texts(&c, "#lobby").last().map(String::as_str),
+            Some("<bob> held")
+        );
     }
 
     #[test]
