@@ -561,3 +561,156 @@ async fn issue_12_a_paste_is_one_multiline_message_where_offered() {
     }
     assert_eq!(delivered(&h), [Delivery::Sent; 3]);
 }
+
+/// A raw client that registers (after PASS, when given) with echo-message and
+/// server-time, so it learns the time the server gave each of its messages.
+async fn talker(
+    addr: std::net::SocketAddr,
+    nick: &str,
+    password: Option<&str>,
+) -> palaver_test_support::TestClient {
+    let mut client = palaver_test_support::TestClient::connect(addr).await;
+    if let Some(password) = password {
+        client.send(&format!("PASS {password}")).await;
+    }
+    client.send("CAP REQ :echo-message server-time").await;
+    client.expect_command("CAP").await;
+    client.send("CAP END").await;
+    client.register(nick).await;
+    client.send("JOIN #lobby").await;
+    client.expect_command("366").await;
+    client
+}
+
+/// Says `text` in #lobby and returns the `HH:MM` of the time the server gave it
+/// (from its echo), as a client in UTC shows it.
+async fn say(client: &mut palaver_test_support::TestClient, text: &str) -> String {
+    client.send(&format!("PRIVMSG #lobby :{text}")).await;
+    let echo = client
+        .expect(|l| l.command() == "PRIVMSG" && l.last() == text)
+        .await;
+    let time = echo
+        .msg()
+        .tags()
+        .find(|(key, _)| *key == "time")
+        .map(|(_, value)| value.into_owned())
+        .expect("the echo has a time tag");
+    // 2026-12-02T10:00:00.000Z -> 10:00
+    time.get(11..16).expect("a server-time value").to_owned()
+}
+
+/// The `(HH:MM, <nick> text)` of the messages in `buffer`, oldest first.
+fn messages(client: &Client, buffer: &str) -> Vec<(String, String)> {
+    let index = client.state().find(buffer).expect("buffer exists");
+    client.state().buffers[index]
+        .lines
+        .iter()
+        .filter(|l| l.kind == LineKind::Message)
+        .map(|l| (l.time.to_string(), l.plain()))
+        .collect()
+}
+
+fn ends_history(change: &Change) -> bool {
+    matches!(change, Change::Line { line, .. } if line.text.starts_with("End of history"))
+}
+
+/// Issue 10: a client that joins a channel with history shows it, oldest first,
+/// with the times the server gave the messages (not the time they arrived).
+#[tokio::test]
+async fn issue_10_a_join_shows_the_channel_history_with_its_times() {
+    let server = TestServer::start().await;
+    let mut bob = talker(server.addr, "bob", None).await;
+    let mut said = Vec::new();
+    for text in ["first", "second", "third"] {
+        said.push((say(&mut bob, text).await, format!("<bob> {text}")));
+    }
+    let mut h = Harness::start(fast(server.addr), "alice");
+    h.until_change(ends_history).await;
+    assert_eq!(messages(&h.client, "#lobby"), said);
+    let lobby = h.client.state().active_buffer();
+    assert!(
+        lobby
+            .lines
+            .iter()
+            .any(|l| l.text == "Recent history of #lobby:")
+    );
+    // Live lines follow, once.
+    let now = say(&mut bob, "live").await;
+    h.until_change(|c| matches!(c, Change::Line { line, .. } if line.text == "live"))
+        .await;
+    said.push((now, "<bob> live".to_owned()));
+    assert_eq!(messages(&h.client, "#lobby"), said);
+}
+
+/// Starts a palaver server on `addr` (a port an earlier server used), as
+/// `TestServer` does on port 0; the sender stops it.
+fn serve_on(
+    addr: std::net::SocketAddr,
+    config: palaver_server::Config,
+) -> tokio::sync::oneshot::Sender<()> {
+    let listener = palaver_server::bind(addr).expect("bind the same address again");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(palaver_server::run(listener, config, async {
+        let _ = stopped.await;
+    }));
+    stop
+}
+
+/// Issue 10: the server restarts (on the same data directory) while the client
+/// is away; the lines said meanwhile appear once each, in order, with their
+/// times, between what it saw before and what is said after. The restarted
+/// server asks for a password at first, which stops the client's retries
+/// (`Refused`) until the test has said everything: no timing involved.
+#[tokio::test]
+async fn issue_10_lines_said_while_away_appear_once_in_order_after_a_restart() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let open = || -> std::sync::Arc<dyn palaver_store::Store> {
+        std::sync::Arc::new(palaver_store::SqliteStore::open(dir.path()).expect("open the store"))
+    };
+    let mut config = palaver_test_support::test_config();
+    config.store = Some(open());
+    let server = TestServer::with_config(config).await;
+    let addr = server.addr;
+    let mut bob = talker(addr, "bob", None).await;
+    let mut said = vec![(say(&mut bob, "before").await, "<bob> before".to_owned())];
+    let mut h = Harness::start(fast(addr), "alice");
+    h.until_change(ends_history).await;
+    said.push((
+        say(&mut bob, "seen live").await,
+        "<bob> seen live".to_owned(),
+    ));
+    h.until_change(|c| matches!(c, Change::Line { line, .. } if line.text == "seen live"))
+        .await;
+    drop(bob);
+
+    let pump = tokio::spawn(async move {
+        h.until_change(|c| matches!(c, Change::Refused { .. }))
+            .await;
+        h
+    });
+    server.shutdown().await;
+    let mut config = palaver_test_support::test_config();
+    config.store = Some(open());
+    config.password = Some("sesame".to_owned());
+    let _stop = serve_on(addr, config);
+    let mut h = pump.await.expect("pump");
+    let mut bob = talker(addr, "bob", Some("sesame")).await;
+    for text in ["missed 1", "missed 2", "missed 3"] {
+        said.push((say(&mut bob, text).await, format!("<bob> {text}")));
+    }
+
+    h.client.input("/password sesame", NOW);
+    h.client.input("/reconnect", NOW);
+    h.until_change(ends_history).await;
+    said.push((say(&mut bob, "after").await, "<bob> after".to_owned()));
+    h.until_change(|c| matches!(c, Change::Line { line, .. } if line.text == "after"))
+        .await;
+    assert_eq!(messages(&h.client, "#lobby"), said);
+    let lobby = h.client.state().active_buffer();
+    assert!(
+        lobby.lines.iter().any(|l| l
+            .text
+            .starts_with("Said in #lobby since you were last there")),
+        "the missed lines are introduced"
+    );
+}
