@@ -67,6 +67,15 @@ struct Cli {
     /// Use plain line mode even on a terminal.
     #[arg(long)]
     line_mode: bool,
+    /// Show the server's history of each channel when joining it and what was
+    /// said while disconnected, where the server keeps history. The default in
+    /// the full-screen UI; in line mode history is printed only with this
+    /// option, so a script is not fed old lines as new ones.
+    #[arg(long, overrides_with = "no_history")]
+    history: bool,
+    /// Do not ask the server for history.
+    #[arg(long, overrides_with = "history")]
+    no_history: bool,
     /// Do not ring the terminal bell on mentions and private messages.
     #[arg(long)]
     no_bell: bool,
@@ -116,6 +125,8 @@ fn start(cli: Cli, offset: time::UtcOffset) -> anyhow::Result<()> {
         };
         let mut config = client_config(&nick, channels, cli.password);
         config.log_messages = !cli.no_log_messages;
+        config.history = !cli.no_history;
+        config.utc_offset = offset;
         let options = tui::TuiOptions {
             bell: !cli.no_bell,
             mouse: !cli.no_mouse,
@@ -147,6 +158,8 @@ fn start(cli: Cli, offset: time::UtcOffset) -> anyhow::Result<()> {
             let nick = checked_nick(nick)?;
             let mut config = client_config(&nick, channels, cli.password);
             config.log_messages = !cli.no_log_messages;
+            config.history = cli.history;
+            config.utc_offset = offset;
             let client = Client::new(&server, config);
             line_mode::run(
                 client,

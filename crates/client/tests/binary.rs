@@ -382,3 +382,34 @@ async fn issue_12_list_in_line_mode_prints_and_keeps_the_target() {
     let (code, stderr) = dora.finish().await;
     assert_eq!(code, Some(0), "{stderr}");
 }
+
+/// Issue 10: line mode prints no history by default (a script would take old
+/// lines for new ones); with `--history` it prints the channel's history first,
+/// with the times the server gave it, then what is said live.
+#[tokio::test]
+async fn issue_10_line_mode_prints_history_only_when_asked() {
+    let server = TestServer::start().await;
+    let mut old = server.client("old").await;
+    old.send("JOIN #lobby").await;
+    old.expect_command("366").await;
+    old.send("PRIVMSG #lobby :said before").await;
+    old.sync().await;
+    let port = server.addr.port().to_string();
+
+    let mut plain = Proc::spawn(&["127.0.0.1", &port, "--nick", "plain"]);
+    old.expect(|l| l.command() == "JOIN" && l.source_nick() == "plain")
+        .await;
+    old.send("PRIVMSG #lobby :said now").await;
+    let first = plain.expect("<old>").await;
+    assert!(is_stamped(&first, "<old> said now"), "{first:?}");
+    plain.close_stdin();
+    assert_eq!(plain.finish().await.0, Some(0));
+
+    let mut asked = Proc::spawn(&["127.0.0.1", &port, "--nick", "asked", "--history"]);
+    asked.expect("Recent history of #lobby").await;
+    let first = asked.expect("<old>").await;
+    assert!(is_stamped(&first, "<old> said before"), "{first:?}");
+    asked.expect("End of history").await;
+    asked.close_stdin();
+    assert_eq!(asked.finish().await.0, Some(0));
+}
