@@ -5,6 +5,10 @@
 use palaver_proto::{CaseKey, CaseMapping, Message, Source, numeric};
 
 use super::history::{self, HISTORY_TOKEN};
+use super::login::{
+    ERR_NICKLOCKED, ERR_SASLABORTED, ERR_SASLALREADY, ERR_SASLFAIL, ERR_SASLTOOLONG, RPL_LOGGEDIN,
+    RPL_LOGGEDOUT, RPL_SASLMECHS, RPL_SASLSUCCESS,
+};
 use super::{
     Change, Client, ERR_BADCHANNAME, ERR_NEEDREGGEDNICK, MAX_LIST, MAX_NICK_RETRIES, Multiline,
     RPL_WHOISACCOUNT, SYNC_TOKEN, last,
@@ -172,6 +176,11 @@ impl Client {
             "PONG" if last(&msg).starts_with(HISTORY_TOKEN) => self.on_history_pong(last(&msg)),
             "FAIL" if msg.param(0) == Some("CHATHISTORY") => self.on_history_fail(last(&msg)),
             "CAP" => self.on_cap(&msg),
+            "AUTHENTICATE" => self.on_authenticate(&msg),
+            RPL_LOGGEDIN | RPL_LOGGEDOUT | ERR_NICKLOCKED | RPL_SASLSUCCESS | ERR_SASLFAIL
+            | ERR_SASLTOOLONG | ERR_SASLABORTED | ERR_SASLALREADY | RPL_SASLMECHS => {
+                self.on_sasl_numeric(&command, &msg)
+            }
             // Batches (our own multiline messages echoed, others') only group
             // lines; the lines inside are shown as they come. A history batch
             // answers a fill.
@@ -247,8 +256,18 @@ impl Client {
                         wanted.push("server-time");
                     }
                 }
+                let sasl_offer = offered("sasl").map(str::to_owned);
+                if self.config.account.is_some() {
+                    match sasl_offer {
+                        Some(value) => {
+                            self.sasl_offer = value;
+                            wanted.push("sasl");
+                        }
+                        None => self.login_failed("the server offers no SASL login"),
+                    }
+                }
                 if wanted.is_empty() {
-                    self.send("CAP", &["END"]);
+                    self.cap_end();
                 } else {
                     self.send_trailing("CAP", &["REQ"], &wanted.join(" "));
                 }
@@ -261,13 +280,20 @@ impl Client {
                     self.multiline = None;
                 }
                 self.history_on = has("draft/chathistory") && has("batch") && has("message-tags");
-                self.send("CAP", &["END"]);
+                if has("sasl") && self.config.account.is_some() {
+                    self.start_login();
+                } else {
+                    self.cap_end();
+                }
             }
             "NAK" => {
                 self.echo = false;
                 self.multiline = None;
                 self.history_on = false;
-                self.send("CAP", &["END"]);
+                if self.config.account.is_some() {
+                    self.login_failed("the server refused the capabilities asked for");
+                }
+                self.cap_end();
             }
             _ => {}
         }

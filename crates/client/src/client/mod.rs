@@ -18,8 +18,11 @@ use palaver_proto::{CaseKey, LineWriter, Message};
 mod execute;
 mod history;
 mod inbound;
+mod login;
+pub mod sasl;
 
 pub use history::{JOIN_HISTORY, MAX_HELD};
+pub use sasl::{Account, Secret};
 
 use crate::commands::{self, Hint};
 use crate::connection::{ConnEvent, Refusal, ToConn};
@@ -50,6 +53,8 @@ pub struct ClientConfig {
     pub realname: String,
     /// The server password (PASS), if any.
     pub password: Option<String>,
+    /// The account to log in to with SASL during registration, if any.
+    pub account: Option<Account>,
     /// Channels joined after registering.
     pub channels: Vec<String>,
     /// Write every line of the conversation to the log (target
@@ -83,6 +88,7 @@ impl ClientConfig {
             username,
             realname: format!("{nick} (palaver)"),
             password: None,
+            account: None,
             channels,
             log_messages: true,
             history: true,
@@ -181,6 +187,18 @@ pub struct Client {
     /// Live lines for buffers being filled, with their buffer's key, shown
     /// after the history; at most [`MAX_HELD`].
     held: VecDeque<(CaseKey, String)>,
+    /// The SASL login in progress on this connection (see `sasl.rs`).
+    sasl: Option<sasl::Exchange>,
+    /// The mechanisms the server offers (`sasl=` value, or its 908 list).
+    sasl_offer: String,
+    /// Mechanisms tried on this connection, so a 904 can move to the next one.
+    sasl_tried: Vec<sasl::Mechanism>,
+    /// The pieces of the server's AUTHENTICATE message received so far.
+    sasl_inbound: String,
+    /// CAP END went out on this connection: registration no longer waits for us.
+    cap_ended: bool,
+    /// The account the server says we are logged in to (900), on this connection.
+    logged_in: Option<String>,
 }
 
 /// The limits of one `draft/multiline` batch, from the capability's value.
@@ -262,7 +280,18 @@ impl Client {
             fills: VecDeque::new(),
             fill_seq: 0,
             held: VecDeque::new(),
+            sasl: None,
+            sasl_offer: String::new(),
+            sasl_tried: Vec::new(),
+            sasl_inbound: String::new(),
+            cap_ended: false,
+            logged_in: None,
         }
+    }
+
+    /// The account the server says we are logged in to, on this connection.
+    pub fn logged_in(&self) -> Option<&str> {
+        self.logged_in.as_deref()
     }
 
     /// What the client knows, for drawing.
@@ -340,6 +369,12 @@ impl Client {
                 self.history_on = false;
                 self.history_max = None;
                 self.drop_fills();
+                self.sasl = None;
+                self.sasl_offer.clear();
+                self.sasl_tried.clear();
+                self.sasl_inbound.clear();
+                self.cap_ended = false;
+                self.logged_in = None;
                 self.offered.clear();
                 if let Some(password) = self.config.password.clone() {
                     self.send("PASS", &[&password]);
@@ -877,6 +912,82 @@ mod tests {
             texts(&c, "#lobby").last().map(String::as_str),
             Some("<bob> held")
         );
+    }
+
+    fn with_account(offer: &str) -> Client {
+        let mut c = client();
+        c.config.account = Some(Account {
+            name: "alice".into(),
+            password: Secret::new("pencil"),
+        });
+        connect(&mut c);
+        sent(&mut c);
+        lines(&mut c, &[&format!(":srv CAP * LS :{offer}")]);
+        c
+    }
+
+    /// Issue 10: PLAIN where the server offers only it; CAP END waits for 903.
+    #[test]
+    fn sasl_plain_logs_in_before_registration_ends() {
+        let mut c = with_account("sasl=PLAIN");
+        assert_eq!(sent(&mut c), ["CAP REQ :sasl"]);
+        lines(&mut c, &[":srv CAP * ACK :sasl"]);
+        assert_eq!(sent(&mut c), ["AUTHENTICATE PLAIN"]);
+        lines(&mut c, &["AUTHENTICATE +"]);
+        // base64 of "\0alice\0pencil"
+        assert_eq!(sent(&mut c), ["AUTHENTICATE AGFsaWNlAHBlbmNpbA=="]);
+        lines(
+            &mut c,
+            &[
+                ":srv 900 alice alice!a@h alice :You are now logged in as alice",
+                ":srv 903 alice :SASL authentication successful",
+            ],
+        );
+        assert_eq!(sent(&mut c), ["CAP END"]);
+        assert_eq!(c.logged_in(), Some("alice"));
+        assert!(format!("{:?}", c.config).contains("<redacted>"));
+        assert!(!format!("{:?}", c.config).contains("pencil"));
+    }
+
+    /// Issue 10: SCRAM-SHA-256 is chosen where offered; a wrong password is said
+    /// in words and registration goes on without an account.
+    #[test]
+    fn sasl_scram_is_preferred_and_a_failure_is_explained() {
+        let mut c = with_account("sasl=PLAIN,SCRAM-SHA-256 server-time");
+        assert_eq!(sent(&mut c), ["CAP REQ :sasl"]);
+        lines(&mut c, &[":srv CAP * ACK :sasl"]);
+        assert_eq!(sent(&mut c), ["AUTHENTICATE SCRAM-SHA-256"]);
+        lines(&mut c, &["AUTHENTICATE +"]);
+        let first = sent(&mut c);
+        let payload = first[0].strip_prefix("AUTHENTICATE ").expect("a payload");
+        let first = sasl::decode(payload).expect("base64");
+        assert!(first.starts_with(b"n,,n=alice,r="), "{first:?}");
+        lines(&mut c, &[":srv 904 alice :SASL authentication failed"]);
+        assert_eq!(sent(&mut c), ["CAP END"]);
+        assert_eq!(
+            texts(&c, "*server*").last().map(String::as_str),
+            Some(
+                "! Login to the account alice failed: SASL authentication failed; continuing without an account"
+            )
+        );
+        assert_eq!(c.logged_in(), None);
+    }
+
+    /// Issue 10: a server that turns the mechanism down (908 lists its own) gets
+    /// the next one we speak.
+    #[test]
+    fn sasl_moves_to_plain_when_scram_is_turned_down() {
+        let mut c = with_account("sasl");
+        lines(&mut c, &[":srv CAP * ACK :sasl"]);
+        assert_eq!(sent(&mut c)[1..], ["AUTHENTICATE SCRAM-SHA-256"]);
+        lines(
+            &mut c,
+            &[
+                ":srv 908 alice PLAIN :are available SASL mechanisms",
+                ":srv 904 alice :SASL authentication failed",
+            ],
+        );
+        assert_eq!(sent(&mut c), ["AUTHENTICATE PLAIN"]);
     }
 
     #[test]
