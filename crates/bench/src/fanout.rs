@@ -95,6 +95,11 @@ pub struct FanoutOpts {
     /// reading delay to the latency, as generators without kernel stamps do.
     #[arg(long)]
     pub user_receive_time: bool,
+    /// After the run, read every channel's history back (IRCv3 `draft/chathistory`)
+    /// and check that each message sent is there exactly once: the server's
+    /// durability promise, end to end. The run is clean only if it is.
+    #[arg(long)]
+    pub verify_history: bool,
 }
 
 /// What `chat-bench fanout` measured.
@@ -160,6 +165,8 @@ pub struct FanoutReport {
     pub generator_cpu_cores: Option<f64>,
     /// Server CPU (with `--server-pid`).
     pub server: Option<FanoutServerStats>,
+    /// What `--verify-history` found.
+    pub history: Option<crate::history_check::HistoryCheck>,
 }
 
 impl FanoutReport {
@@ -170,6 +177,10 @@ impl FanoutReport {
             && self.reordered == 0
             && self.disconnected == 0
             && self.deliveries == self.expected_deliveries
+            && self
+                .history
+                .as_ref()
+                .is_none_or(|h| h.missing == 0 && h.duplicates == 0)
     }
 }
 
@@ -469,6 +480,7 @@ pub async fn run(
             .zip(own_after)
             .map(|(b, a)| b.cpu_micros_until(&a) as f64 / 1e6 / measured.as_secs_f64().max(1e-9)),
         server: None,
+        history: None,
     };
     for r in &receivers {
         report.deliveries += r.deliveries;
@@ -521,6 +533,26 @@ pub async fn run(
             cpu_cores: cpu_us as f64 / 1e6 / measured.as_secs_f64().max(1e-9),
             rss_bytes: after.rss_bytes,
         });
+    }
+    if opts.verify_history {
+        let expected: Vec<_> = (0..opts.channels)
+            .map(|c| crate::history_check::Expected {
+                channel: shared.channel(c),
+                senders: (0..opts.senders)
+                    .map(|m| {
+                        let global = (c * opts.senders + m) as usize;
+                        (global, sent.get(global).copied().unwrap_or(0))
+                    })
+                    .collect(),
+            })
+            .collect();
+        let limit = Duration::from_secs_f64(opts.setup_timeout);
+        let nick = format!("b{}h", shared.run);
+        report.history = Some(
+            crate::history_check::verify(target, &nick, &expected, limit)
+                .await
+                .map_err(Error::Run)?,
+        );
     }
     Ok(report)
 }
@@ -987,6 +1019,13 @@ impl std::fmt::Display for FanoutReport {
             "  fairness        {} sender(s) starved > 5 s; longest stall {:.3} s",
             self.starved_senders, self.max_sender_stall_s
         )?;
+        if let Some(history) = &self.history {
+            writeln!(
+                f,
+                "  history         {} found · {} missing · {} duplicated (read back in {:.2} s)",
+                history.found, history.missing, history.duplicates, history.seconds
+            )?;
+        }
         if let Some(cores) = self.generator_cpu_cores {
             writeln!(f, "  generator CPU   {cores:.2} cores")?;
         }

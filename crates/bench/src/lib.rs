@@ -27,6 +27,7 @@ pub mod addr;
 pub mod conn;
 pub mod connect;
 pub mod fanout;
+pub mod history_check;
 pub mod latency;
 pub mod procstat;
 pub mod report;

@@ -549,3 +549,43 @@ async fn connect_to_a_closed_port_fails_once_and_clearly() {
         run.stdout
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_verify_history_finds_every_message_in_chathistory() {
+    let server = TestServer::start().await;
+    let args = [
+        "fanout",
+        "--addr",
+        &server.addr.to_string(),
+        "--channels",
+        "3",
+        "--members",
+        "4",
+        "--senders",
+        "2",
+        "--duration",
+        "1",
+        "--verify-history",
+        "--json",
+        "-q",
+    ];
+    let report = bench(&args).await.json();
+    let sent = num(&report, "sent");
+    assert!(sent > 0.0, "nothing sent: {report}");
+    assert_eq!(num(&report, "history.found"), sent, "{report}");
+    assert_eq!(num(&report, "history.missing"), 0.0);
+    assert_eq!(num(&report, "history.duplicates"), 0.0);
+    server.shutdown().await;
+
+    // A server that keeps no history fails the check, with the reason.
+    let mut config = palaver_test_support::test_config();
+    config.history.enabled = false;
+    let server = TestServer::with_config(config).await;
+    let addr = server.addr.to_string();
+    let mut args = args;
+    args[2] = &addr;
+    let run = bench(&args).await;
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(run.stderr.contains("history check"), "{}", run.stderr);
+    server.shutdown().await;
+}

@@ -44,6 +44,14 @@ caps! {
     AWAY_NOTIFY = "away-notify", 8;
     /// `extended-join`: JOIN carries account and real name.
     EXTENDED_JOIN = "extended-join", 9;
+    /// `sasl`: AUTHENTICATE (SASL 3.1/3.2); its CAP 302 value lists the mechanisms.
+    SASL = "sasl", 10;
+    /// `account-notify`: ACCOUNT when a channel peer logs in or out.
+    ACCOUNT_NOTIFY = "account-notify", 11;
+    /// `account-tag`: the `account` tag on messages from logged-in users.
+    ACCOUNT_TAG = "account-tag", 12;
+    /// `draft/account-registration`: the REGISTER and VERIFY commands.
+    ACCOUNT_REGISTRATION = "draft/account-registration", 17;
     /// `setname`: SETNAME command and notifications.
     SETNAME = "setname", 13;
     /// `invite-notify`: channel members see INVITEs.
@@ -71,6 +79,19 @@ impl Cap {
     pub(crate) fn value(self, config: &crate::config::Config) -> Option<String> {
         match self.name {
             name if name == METADATA.name => Some(crate::world::metadata::cap_value(config)),
+            name if name == SASL.name => Some(crate::handlers::sasl::MECHANISMS.to_owned()),
+            // Names other than the nick may be registered.
+            name if name == ACCOUNT_REGISTRATION.name => {
+                let mut value = String::new();
+                if config.accounts.register_before_connect {
+                    value.push_str("before-connect,");
+                }
+                if config.accounts.email_required {
+                    value.push_str("email-required,");
+                }
+                value.push_str("custom-account-name");
+                Some(value)
+            }
             name if name == MULTILINE.name => Some(format!(
                 "max-bytes={},max-lines={}",
                 config.limits.multiline_max_bytes, config.limits.multiline_max_lines
@@ -92,6 +113,10 @@ pub(crate) const SUPPORTED: &[Cap] = &[
     LABELED_RESPONSE,
     AWAY_NOTIFY,
     EXTENDED_JOIN,
+    SASL,
+    ACCOUNT_NOTIFY,
+    ACCOUNT_TAG,
+    ACCOUNT_REGISTRATION,
     INVITE_NOTIFY,
     NO_IMPLICIT_NAMES,
     SETNAME,

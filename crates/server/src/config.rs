@@ -40,6 +40,35 @@ pub struct Config {
     pub store: Option<Arc<dyn Store>>,
     /// Message history: whether it is kept, and for how long.
     pub history: HistoryConfig,
+    /// Account registration and nickname ownership.
+    pub accounts: AccountsConfig,
+}
+
+/// How accounts are registered and what owning one means.
+#[derive(Debug, Clone)]
+pub struct AccountsConfig {
+    /// `REGISTER` is allowed before the connection is complete (the
+    /// `before-connect` value of `draft/account-registration`).
+    pub register_before_connect: bool,
+    /// `REGISTER` needs an e-mail address (`email-required`). No mail is sent
+    /// (there is no mail transport): the address is only kept with the account.
+    pub email_required: bool,
+    /// The shortest password accepted, in bytes.
+    pub min_password_bytes: usize,
+    /// How long someone not logged in to an account may use its name as a nick
+    /// before being renamed to a guest nick; `None` never renames.
+    pub nick_grace: Option<Duration>,
+}
+
+impl Default for AccountsConfig {
+    fn default() -> Self {
+        Self {
+            register_before_connect: true,
+            email_required: false,
+            min_password_bytes: crate::accounts::MIN_PASSWORD_BYTES,
+            nick_grace: Some(Duration::from_secs(60)),
+        }
+    }
 }
 
 /// What history the server keeps (`draft/chathistory`).
@@ -89,6 +118,7 @@ impl Default for Config {
             connection_threads: None,
             store: None,
             history: HistoryConfig::default(),
+            accounts: AccountsConfig::default(),
         }
     }
 }
@@ -107,6 +137,7 @@ impl std::fmt::Debug for Config {
             connection_threads,
             store,
             history,
+            accounts,
         } = self;
         f.debug_struct("Config")
             .field("server_name", server_name)
@@ -119,6 +150,7 @@ impl std::fmt::Debug for Config {
             .field("connection_threads", connection_threads)
             .field("store", &store.as_ref().map(|_| "<store>"))
             .field("history", history)
+            .field("accounts", accounts)
             .finish()
     }
 }

@@ -227,7 +227,22 @@ impl Conn {
             match pass.jobs.take(self.id) {
                 None => return InputStep::Idle,
                 Some(Some(reason)) => return InputStep::End(Ending::quit(reason)),
-                Some(None) => self.busy = false,
+                Some(None) => {
+                    self.busy = false;
+                    // The job's completion may have completed registration (SASL
+                    // ending after CAP END): the keepalive then replaces the deadline.
+                    if self.phase == Phase::Registering
+                        && pass
+                            .shared
+                            .lock_world()
+                            .clients
+                            .get(&self.id)
+                            .is_some_and(|c| c.is_registered())
+                    {
+                        self.phase = Phase::Active;
+                        self.deadline = Instant::now() + pass.shared.config.limits.ping_interval;
+                    }
+                }
             }
         }
         if let Some(step) = self.continue_paged(pass) {

@@ -178,7 +178,8 @@ pub(crate) fn tick_period(shared: &Shared) -> Duration {
     let shortest = limits
         .registration_timeout
         .min(limits.ping_interval)
-        .min(limits.ping_timeout);
+        .min(limits.ping_timeout)
+        .min(shared.config.accounts.nick_grace.unwrap_or(Duration::MAX));
     (shortest / 8).clamp(Duration::from_millis(10), Duration::from_secs(1))
 }
 
@@ -609,6 +610,8 @@ impl Driver {
     /// Acts on every connection's timer that is due.
     fn on_tick(&mut self, now: Instant) {
         self.next_tick = now + self.tick;
+        // Guest renames whose grace period is over (nick ownership).
+        crate::handlers::nickserv::enforce(&self.shared, now.into_std());
         for (_, conn) in &mut self.conns {
             // A PING or an abort (flush time up) wakes the connection through its
             // outbox; an ending is begun here and flushed by the next pass.

@@ -59,6 +59,29 @@ pub(crate) fn kept_for(world: &World, key: &palaver_proto::CaseKey) -> bool {
             .is_some_and(|channel| !channel.modes.no_history)
 }
 
+/// A `draft/multiline` message's lines as stored (see
+/// [`MessageKind::MultilinePrivmsg`]): each prefixed by `+` (continues the line
+/// before) or a space, joined by `\n` (which no IRC line can contain).
+pub(crate) fn encode_multiline(lines: &[(String, bool)]) -> String {
+    let mut text = String::new();
+    for (index, (line, concat)) in lines.iter().enumerate() {
+        if index > 0 {
+            text.push('\n');
+        }
+        text.push(if *concat { '+' } else { ' ' });
+        text.push_str(line);
+    }
+    text
+}
+
+/// The lines of a stored multiline message, with their concat flags.
+pub(crate) fn decode_multiline(text: &str) -> impl Iterator<Item = (&str, bool)> {
+    text.split('\n').map(|line| match line.strip_prefix('+') {
+        Some(rest) => (rest, true),
+        None => (line.strip_prefix(' ').unwrap_or(line), false),
+    })
+}
+
 /// Whether a TAGMSG with these client-only tags is worth keeping: reactions are.
 pub(crate) fn keeps_tagmsg(client_tags: &str) -> bool {
     client_tags.split(';').any(|tag| {

@@ -11,14 +11,16 @@ const TOKENS_PER_LINE: usize = 13;
 pub(crate) fn tokens(config: &Config) -> Vec<String> {
     let l = &config.limits;
     let mut tokens = vec![
+        // IRCv3 account-extban: `a:<account mask>` (EXTBAN's prefix is empty).
+        "ACCOUNTEXTBAN=a".to_owned(),
         format!("AWAYLEN={}", l.away_len),
         "BOT=B".to_owned(),
         format!("CASEMAPPING={}", CASEMAPPING.name()),
         format!("CHANLIMIT=#:{}", l.max_channels_per_client),
-        "CHANMODES=beI,k,l,CEimnpst".to_owned(),
+        "CHANMODES=beI,k,l,CERimnpst".to_owned(),
         format!("CHANNELLEN={}", l.channel_len),
-        // Extended bans: no prefix, one type, `m:` (mute).
-        "EXTBAN=,m".to_owned(),
+        // Extended bans: no prefix; `a:` (account), `m:` (mute).
+        "EXTBAN=,am".to_owned(),
         "CHANTYPES=#".to_owned(),
         // LIST filters: creation time, mask, negated mask, topic time, user count.
         "ELIST=CMNTU".to_owned(),

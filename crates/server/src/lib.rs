@@ -12,6 +12,7 @@ pub mod config;
 pub mod logging;
 pub mod opers;
 
+mod accounts;
 mod caps;
 mod connection;
 mod driver;
@@ -28,7 +29,7 @@ mod world;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-pub use config::{Config, FloodLimit, Limits};
+pub use config::{AccountsConfig, Config, FloodLimit, Limits};
 pub use listener::{bind, run};
 
 /// The version string in 002, 004 and VERSION.

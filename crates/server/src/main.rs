@@ -161,6 +161,19 @@ struct Cli {
     /// Keep no message history (CHATHISTORY then answers with nothing).
     #[arg(long)]
     no_history: bool,
+    /// Seconds someone not logged in to an account may use its name as a nick before
+    /// NickServ renames them to a guest nick; 0 never renames.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    nick_grace: u64,
+    /// The shortest account password accepted, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 8)]
+    min_password_len: usize,
+    /// Allow REGISTER only once the connection is complete (not `before-connect`).
+    #[arg(long)]
+    no_register_before_connect: bool,
+    /// REGISTER needs an e-mail address (kept with the account; no mail is sent).
+    #[arg(long)]
+    register_email_required: bool,
     /// Do not tell joiners that a channel's history is kept (one NOTICE after the
     /// JOIN burst; some bots and test suites expect the burst alone).
     #[arg(long)]
@@ -410,6 +423,12 @@ fn build_config(cli: &Cli) -> anyhow::Result<Config> {
             .with_context(|| format!("cannot read the MOTD file {}", path.display()))?;
         config.motd = Some(text.lines().map(str::to_owned).collect());
     }
+    config.accounts = palaver_server::AccountsConfig {
+        register_before_connect: !cli.no_register_before_connect,
+        email_required: cli.register_email_required,
+        min_password_bytes: cli.min_password_len.max(1),
+        nick_grace: (cli.nick_grace > 0).then(|| Duration::from_secs(cli.nick_grace)),
+    };
     config.history.enabled = !cli.no_history;
     config.history.join_notice = !cli.no_history_notice;
     config.history.retention = palaver_store::Retention {

@@ -245,13 +245,6 @@ impl Outbox {
         self.push_inner(line, true);
     }
 
-    /// Queues a line that is not a reply to the command being run, even while replies
-    /// are being captured: a message a client sends to itself arrives as a delivery,
-    /// and only its `echo-message` copy is the (labeled) reply.
-    pub(crate) fn push_delivery(&self, line: Bytes) {
-        self.push_inner(line, false);
-    }
-
     /// Queues a line carrying a message history stores: it (and everything queued
     /// after it) waits until the store has committed `seq`. Captured as a reply
     /// (labeled-response), the hold moves to the labeled lines when they are queued.
@@ -259,8 +252,10 @@ impl Outbox {
         self.push_inner_held(line, true, seq);
     }
 
-    /// [`Outbox::push_held`] for a delivery that is never a reply (see
-    /// [`Outbox::push_delivery`]).
+    /// [`Outbox::push_held`] for a line that is not a reply to the command being
+    /// run, even while replies are being captured: a message a client sends to
+    /// itself arrives as a delivery, and only its `echo-message` copy is the
+    /// (labeled) reply. With `seq` 0 nothing is held.
     pub(crate) fn push_delivery_held(&self, line: Bytes, seq: u64) {
         self.push_inner_held(line, false, seq);
     }

@@ -2,7 +2,8 @@
 //!
 //! Recipients differ in how they want a message: with IRCv3 `message-tags` it carries
 //! the sender's client-only tags and a `msgid`; with `server-time` a `time` tag;
-//! without either, no tags at all. A [`Relay`] serialises each variant the first time
+//! with `account-tag` the sender's `account` (if it is logged in); without any of
+//! them, no tags at all. A [`Relay`] serialises each variant the first time
 //! a recipient needs it and hands every later recipient of that variant the same
 //! shared bytes, so a channel of any size costs at most [`VARIANTS`] serialisations.
 
@@ -11,8 +12,10 @@ use palaver_proto::LineWriter;
 
 use crate::caps::{self, CapSet};
 
-/// Distinct line formats: bit 0 = message-tags, bit 1 = server-time.
-const VARIANTS: usize = 4;
+/// Distinct line formats: bit 0 = message-tags, bit 1 = server-time, bit 2 =
+/// account-tag (used only when the sender is logged in, so a message from someone
+/// who is not still has at most four).
+const VARIANTS: usize = 8;
 
 /// The format of `server-time` tags: RFC 3339 in UTC with milliseconds.
 pub(crate) const SERVER_TIME_FORMAT: &[time::format_description::BorrowedFormatItem<'_>] = time::macros::format_description!(
@@ -80,6 +83,8 @@ pub(crate) struct Relay<'a> {
     client_tags: &'a str,
     /// The sender set bot mode (`+B`): message-tags recipients get a `bot` tag.
     bot: bool,
+    /// The sender's account, for `account-tag` recipients.
+    account: Option<&'a str>,
     stamp: &'a Stamp,
     lines: [Option<Bytes>; VARIANTS],
 }
@@ -102,22 +107,36 @@ impl<'a> Relay<'a> {
             text,
             client_tags,
             bot,
+            account: None,
             stamp,
             lines: Default::default(),
         }
+    }
+
+    /// The sender is logged in to `account` (`account-tag`). A separate step rather
+    /// than a parameter of [`Relay::new`], so callers that relay for no account stay
+    /// as they are.
+    pub(crate) fn with_account(mut self, account: Option<&'a str>) -> Self {
+        self.account = account;
+        self
     }
 
     /// The line for a recipient with `caps`, serialised on first use.
     pub(crate) fn line_for(&mut self, caps: CapSet) -> Bytes {
         let tags = caps.has(caps::MESSAGE_TAGS);
         let time = caps.has(caps::SERVER_TIME);
-        let variant = usize::from(tags) | usize::from(time) << 1;
+        let account = self.account.filter(|_| caps.has(caps::ACCOUNT_TAG));
+        let variant =
+            usize::from(tags) | usize::from(time) << 1 | usize::from(account.is_some()) << 2;
         if let Some(line) = &self.lines[variant] {
             return line.clone();
         }
         let mut line = LineWriter::new();
         if time {
             line.tag("time", Some(self.stamp.time()));
+        }
+        if let Some(account) = account {
+            line.tag("account", Some(account));
         }
         if tags {
             // An empty msgid marks a continuation line that carries none.
@@ -199,5 +218,39 @@ mod tests {
         );
         // The same allocation is handed out again.
         assert_eq!(relay.line_for(both).as_ptr(), tagged.as_ptr());
+        // Without an account, account-tag changes nothing (no extra variant).
+        let mut with_account_tag = both;
+        with_account_tag.set(caps::ACCOUNT_TAG, true);
+        assert_eq!(relay.line_for(with_account_tag).as_ptr(), tagged.as_ptr());
+    }
+
+    #[test]
+    fn account_tag_recipients_see_the_senders_account() {
+        let stamp = Stamp {
+            msgid: "m1".to_owned(),
+            serial: 1,
+            at: time::macros::datetime!(2026-01-01 00:00:00.000 UTC),
+            time: std::cell::OnceCell::new(),
+        };
+        let mut relay = Relay::new(
+            ("a", "~a", "h"),
+            "PRIVMSG",
+            "#c",
+            Some("hi"),
+            "",
+            false,
+            &stamp,
+        )
+        .with_account(Some("Alice"));
+        let mut caps = CapSet::default();
+        caps.set(caps::ACCOUNT_TAG, true);
+        assert_eq!(
+            &relay.line_for(caps)[..],
+            b"@account=Alice :a!~a@h PRIVMSG #c :hi\r\n"
+        );
+        assert_eq!(
+            &relay.line_for(CapSet::default())[..],
+            b":a!~a@h PRIVMSG #c :hi\r\n"
+        );
     }
 }

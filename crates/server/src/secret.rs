@@ -1,7 +1,7 @@
 //! Keeping secrets out of logs.
 //!
-//! Passwords reach the server in `PASS`, `OPER` and (with SASL) `AUTHENTICATE`
-//! lines, and sit in its configuration and client records. Logs are shared far more
+//! Passwords reach the server in `PASS`, `OPER`, `AUTHENTICATE` (SASL), `REGISTER`
+//! and NickServ lines (`NS`, `NICKSERV`, `PRIVMSG NickServ`), and sit in its configuration and client records. Logs are shared far more
 //! widely than the passwords should be (pasted in bug reports, shipped to log
 //! stores), so nothing that may hold one is logged as it is, at any level: received
 //! lines go through [`loggable_line`], and the records holding passwords print
@@ -16,18 +16,23 @@ use palaver_proto::Message;
 pub(crate) const REDACTED: &str = "<redacted>";
 
 /// Commands whose parameters are, or may be, secrets: connection and operator
-/// passwords, and SASL payloads. (`OPER`'s name is redacted too: clients that swap
-/// the two parameters send the password first.)
-const SECRET_COMMANDS: [&str; 3] = ["PASS", "OPER", "AUTHENTICATE"];
+/// passwords, SASL payloads, account passwords. (`OPER`'s name is redacted too:
+/// clients that swap the two parameters send the password first.)
+const SECRET_COMMANDS: [&str; 6] = ["PASS", "OPER", "AUTHENTICATE", "REGISTER", "NS", "NICKSERV"];
 
 /// The received line `text` (parsed as `message`) as it may be logged: itself, or
 /// for the commands that carry secrets, the command with `<redacted>` in place of
 /// its parameters (and of any tags and source, which are not worth the risk).
 pub(crate) fn loggable_line<'a>(message: &Message<'_>, text: &'a str) -> Cow<'a, str> {
     let command = message.command();
-    if SECRET_COMMANDS
-        .iter()
-        .any(|secret| command.eq_ignore_ascii_case(secret))
+    let to_service = command.eq_ignore_ascii_case("PRIVMSG")
+        && message
+            .param(0)
+            .is_some_and(crate::handlers::nickserv::addressed);
+    if to_service
+        || SECRET_COMMANDS
+            .iter()
+            .any(|secret| command.eq_ignore_ascii_case(secret))
     {
         Cow::Owned(format!("{} {REDACTED}", command.to_ascii_uppercase()))
     } else {
@@ -79,6 +84,12 @@ mod tests {
             "AUTHENTICATE <redacted>"
         );
         assert_eq!(loggable("PRIVMSG #a :pass"), "PRIVMSG #a :pass");
+        assert_eq!(
+            loggable("PRIVMSG NickServ :IDENTIFY hunter2"),
+            "PRIVMSG <redacted>"
+        );
+        assert_eq!(loggable("NS IDENTIFY hunter2"), "NS <redacted>");
+        assert_eq!(loggable("REGISTER * * hunter2"), "REGISTER <redacted>");
         assert_eq!(loggable("PASSWORD x"), "PASSWORD x");
         assert_eq!(format!("{:?}", Secret::from("hunter2")), "<redacted>");
         assert_eq!(Secret::from("hunter2").expose(), "hunter2");

@@ -5,9 +5,10 @@ use palaver_test_support::TestServer;
 use crate::channels::{ask, assert_silent, in_channel, pending};
 
 const OFFERED: &str = "cap-notify multi-prefix userhost-in-names message-tags server-time \
-     echo-message batch labeled-response away-notify extended-join invite-notify \
-     draft/no-implicit-names setname extended-monitor draft/multiline draft/metadata-3 \
-     draft/read-marker draft/message-redaction draft/chathistory draft/event-playback";
+     echo-message batch labeled-response away-notify extended-join sasl account-notify \
+     account-tag draft/account-registration invite-notify draft/no-implicit-names setname \
+     extended-monitor draft/multiline draft/metadata-3 draft/read-marker draft/message-redaction \
+     draft/chathistory draft/event-playback";
 
 #[tokio::test]
 async fn cap_ls_suspends_registration_until_cap_end() {

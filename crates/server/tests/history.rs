@@ -23,18 +23,22 @@ async fn history(client: &mut TestClient, request: &str, target: &str) -> Vec<Li
     assert_eq!(start.param(1), "chathistory", "{start:?}");
     assert_eq!(start.param(2), target, "{start:?}");
     let reference = start.param(0)[1..].to_owned();
+    // Batches opened inside it (a multiline message): their lines carry theirs.
+    let mut open = vec![reference.clone()];
     let mut lines = Vec::new();
     loop {
         let line = client.next_line().await.expect("batch continues");
-        if line.command() == "BATCH" {
-            assert_eq!(line.param(0), format!("-{reference}"));
+        if line.command() == "BATCH" && line.param(0) == format!("-{reference}") {
             return lines;
         }
-        assert_eq!(
-            line.msg().tag("batch").as_deref(),
-            Some(reference.as_str()),
-            "{line:?}"
+        let tag = line.msg().tag("batch").map(|t| t.into_owned());
+        assert!(
+            tag.as_ref().is_some_and(|t| open.contains(t)),
+            "{line:?} is outside the batch"
         );
+        if line.command() == "BATCH" && line.param(0).starts_with('+') {
+            open.push(line.param(0)[1..].to_owned());
+        }
         lines.push(line);
     }
 }
@@ -416,4 +420,61 @@ async fn joiners_are_told_history_is_kept_and_plus_e_turns_it_off() {
     assert!(after.iter().all(|l| l.command() != "NOTICE"), "{after:?}");
     let lines = history(&mut bob, "CHATHISTORY LATEST #h * 10", "#h").await;
     assert_eq!(lines.iter().map(Line::last).collect::<Vec<_>>(), ["kept"]);
+}
+
+#[tokio::test]
+async fn a_multiline_message_is_kept_as_one_and_replayed_as_its_reader_can_read_it() {
+    let server = TestServer::start().await;
+    let multi = format!("{CAPS} draft/multiline");
+    let mut alice = server.client_with_caps("alice", &multi).await;
+    alice.send("JOIN #h").await;
+    alice.expect_command("366").await;
+    alice.send("BATCH +m draft/multiline #h").await;
+    alice.send("@batch=m PRIVMSG #h :first line").await;
+    alice.send("@batch=m PRIVMSG #h :second").await;
+    alice
+        .send("@batch=m;draft/multiline-concat PRIVMSG #h : half")
+        .await;
+    alice.send("BATCH -m").await;
+    let echo = alice.expect_command("BATCH").await;
+    let msgid = seen(&echo).0;
+    alice
+        .expect(|l| l.command() == "BATCH" && l.param(0).starts_with('-'))
+        .await;
+
+    // A multiline reader gets the batch back, nested in the chathistory batch.
+    let lines = history(&mut alice, "CHATHISTORY LATEST #h * 10", "#h").await;
+    let shapes: Vec<_> = lines
+        .iter()
+        .map(|l| (l.command().to_owned(), l.last()))
+        .collect();
+    assert_eq!(shapes[0].0, "BATCH");
+    assert_eq!(lines[0].param(1), "draft/multiline");
+    assert_eq!(
+        seen(&lines[0]).0,
+        msgid,
+        "the batch carries the msgid relayed"
+    );
+    assert_eq!(
+        shapes[1..4],
+        [
+            ("PRIVMSG".to_owned(), "first line".to_owned()),
+            ("PRIVMSG".to_owned(), "second".to_owned()),
+            ("PRIVMSG".to_owned(), " half".to_owned()),
+        ]
+    );
+    assert!(
+        lines[3].0.contains("draft/multiline-concat"),
+        "{:?}",
+        lines[3]
+    );
+    assert_eq!(shapes[4].0, "BATCH");
+
+    // Anyone else gets the lines, the first with the msgid.
+    let mut bob = member(&server, "bob").await;
+    let lines = history(&mut bob, "CHATHISTORY LATEST #h * 10", "#h").await;
+    let texts: Vec<_> = lines.iter().map(Line::last).collect();
+    assert_eq!(texts, ["first line", "second", " half"]);
+    assert_eq!(seen(&lines[0]).0, msgid);
+    assert_eq!(seen(&lines[1]).0, "");
 }

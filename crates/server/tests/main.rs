@@ -4,6 +4,7 @@
 //! covers one area of the protocol.
 
 mod abuse;
+mod accounts;
 mod binary;
 mod cap;
 mod channels;

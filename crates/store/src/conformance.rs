@@ -330,6 +330,8 @@ where
         MessageKind::Mode,
         MessageKind::Topic,
         MessageKind::Nick,
+        MessageKind::MultilinePrivmsg,
+        MessageKind::MultilineNotice,
     ];
     let messages: Vec<_> = kinds
         .iter()

@@ -210,6 +210,12 @@ pub enum MessageKind {
     Topic,
     /// NICK.
     Nick,
+    /// A PRIVMSG of several lines (`draft/multiline`): `text` holds the lines, each
+    /// prefixed by `+` if it continues the one before (`draft/multiline-concat`)
+    /// or a space if not, joined by `\n`.
+    MultilinePrivmsg,
+    /// A NOTICE of several lines, stored as [`MessageKind::MultilinePrivmsg`].
+    MultilineNotice,
 }
 
 impl MessageKind {
@@ -226,6 +232,8 @@ impl MessageKind {
             Self::Mode => 7,
             Self::Topic => 8,
             Self::Nick => 9,
+            Self::MultilinePrivmsg => 10,
+            Self::MultilineNotice => 11,
         }
     }
 
@@ -242,6 +250,8 @@ impl MessageKind {
             7 => Self::Mode,
             8 => Self::Topic,
             9 => Self::Nick,
+            10 => Self::MultilinePrivmsg,
+            11 => Self::MultilineNotice,
             _ => return None,
         })
     }
@@ -249,8 +259,8 @@ impl MessageKind {
     /// The IRC command this kind replays as.
     pub fn command(self) -> &'static str {
         match self {
-            Self::Privmsg => "PRIVMSG",
-            Self::Notice => "NOTICE",
+            Self::Privmsg | Self::MultilinePrivmsg => "PRIVMSG",
+            Self::Notice | Self::MultilineNotice => "NOTICE",
             Self::Tagmsg => "TAGMSG",
             Self::Join => "JOIN",
             Self::Part => "PART",

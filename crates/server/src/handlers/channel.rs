@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use palaver_proto::numeric::*;
 use palaver_proto::validate::is_valid_channel;
-use palaver_proto::{CaseKey, Message};
+use palaver_proto::{CaseKey, LineWriter, Message};
 
 use super::{Ctx, elist, split_list, unix_seconds};
 use crate::caps;
@@ -70,9 +70,13 @@ fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) {
         let mask = me.mask();
         // `is_banned` already lets ban exceptions (+e) through; invite exceptions
         // (+I) stand in for an INVITE against +i only.
-        let refusal = if channel.is_banned(&mask) && !invited {
+        let account = me.account.as_deref();
+        let refusal = if channel.is_banned(&mask, account) && !invited {
             Some((ERR_BANNEDFROMCHAN, "Cannot join channel (+b)"))
-        } else if channel.modes.invite_only && !invited && !channel.is_invite_excepted(&mask) {
+        } else if channel.modes.invite_only
+            && !invited
+            && !channel.is_invite_excepted(&mask, account)
+        {
             Some((ERR_INVITEONLYCHAN, "Cannot join channel (+i)"))
         } else if channel.modes.key.as_deref().is_some_and(|k| Some(k) != key) && !invited {
             Some((ERR_BADCHANNELKEY, "Cannot join channel (+k)"))
@@ -83,6 +87,11 @@ fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) {
             && !invited
         {
             Some((ERR_CHANNELISFULL, "Cannot join channel (+l)"))
+        } else if channel.modes.registered_only && account.is_none() && !invited {
+            Some((
+                ERR_NEEDREGGEDNICK,
+                "Cannot join channel (+R): log in to an account first",
+            ))
         } else {
             None
         };
@@ -156,11 +165,11 @@ impl JoinLines {
         let mut plain = joiner.line_from();
         plain.command("JOIN").param(channel);
         let mut extended = joiner.line_from();
-        // `*`: not logged in to an account (accounts arrive with a later issue).
+        // `*`: not logged in to an account.
         extended
             .command("JOIN")
             .param(channel)
-            .param("*")
+            .param(joiner.account.as_deref().unwrap_or("*"))
             .trailing(&joiner.realname);
         let away = joiner.away.as_deref().map(|message| {
             let mut line = joiner.line_from();
@@ -646,6 +655,14 @@ pub(super) fn invite(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     }
     let max_invites = ctx.world.config.limits.max_invites;
     let mut line = ctx.me().line_from();
+    // account-tag: the inviter's account, for recipients with the capability.
+    let mut tagged = ctx.me().account.as_deref().map(|account| {
+        let mut tagged = LineWriter::new();
+        tagged.tag("account", Some(account));
+        let me = ctx.me();
+        tagged.source_parts(me.nick(), me.user(), &me.host);
+        tagged
+    });
     let Some(target_client) = ctx.world.clients.get_mut(&target_id) else {
         return;
     };
@@ -660,12 +677,23 @@ pub(super) fn invite(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         .param(&target_nick)
         .param(&channel_name);
     let line = line.finish();
-    target_client.send(line.clone());
+    let tagged = tagged.take().map(|mut tagged| {
+        tagged
+            .command("INVITE")
+            .param(&target_nick)
+            .param(&channel_name);
+        tagged.finish()
+    });
+    let line_for = |caps: caps::CapSet| match &tagged {
+        Some(tagged) if caps.has(caps::ACCOUNT_TAG) => tagged.clone(),
+        _ => line.clone(),
+    };
+    target_client.send(line_for(target_client.caps));
     // invite-notify: other members with the capability see the invitation too.
     if let Some(channel) = ctx.world.channels.get(&key) {
         for (id, member) in &channel.members {
             if *id != ctx.id && member.outbox.caps().has(caps::INVITE_NOTIFY) {
-                member.outbox.push(line.clone());
+                member.outbox.push(line_for(member.outbox.caps()));
             }
         }
     }

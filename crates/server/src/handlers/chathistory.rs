@@ -343,7 +343,11 @@ fn send_messages(ctx: &mut Ctx<'_>, target: &str, messages: &[HistoryMessage]) {
     for message in messages {
         let replayable = matches!(
             message.kind,
-            MessageKind::Privmsg | MessageKind::Notice | MessageKind::Tagmsg
+            MessageKind::Privmsg
+                | MessageKind::Notice
+                | MessageKind::Tagmsg
+                | MessageKind::MultilinePrivmsg
+                | MessageKind::MultilineNotice
         );
         if !replayable && !events {
             continue;
@@ -359,12 +363,19 @@ fn send_messages(ctx: &mut Ctx<'_>, target: &str, messages: &[HistoryMessage]) {
             Some(_) if sent_by(message, &my_party) => target,
             Some(_) => me.nick(),
         };
-        me.send(replay_line(
-            message,
-            shown_target,
-            caps,
-            batch.then_some(reference.as_str()),
-        ));
+        let outer = batch.then_some(reference.as_str());
+        if matches!(
+            message.kind,
+            MessageKind::MultilinePrivmsg | MessageKind::MultilineNotice
+        ) {
+            // The inner batch's reference only has to be unique within the reply.
+            let inner = format!("{reference}-{}", message.msgid);
+            for line in replay_multiline(message, shown_target, caps, outer, &inner) {
+                me.send(line);
+            }
+        } else {
+            me.send(replay_line(message, shown_target, caps, outer));
+        }
     }
     if batch {
         let mut end = LineWriter::new();
@@ -389,14 +400,15 @@ fn sent_by(message: &HistoryMessage, party: &Party) -> bool {
     }
 }
 
-/// One stored message as a line for a client with `caps`.
-fn replay_line(
+/// The tags a replayed message carries for a client with `caps`: the enclosing
+/// batch, and the time, msgid (unless empty: a continuation line), account and
+/// client-only tags its recipients saw.
+fn message_tags(
+    line: &mut LineWriter,
     message: &HistoryMessage,
-    target: &str,
     caps: caps::CapSet,
     batch: Option<&str>,
-) -> bytes::Bytes {
-    let mut line = LineWriter::new();
+) {
     if let Some(reference) = batch {
         line.tag("batch", Some(reference));
     }
@@ -409,12 +421,25 @@ fn replay_line(
         line.tag("time", Some(&time));
     }
     if caps.has(caps::MESSAGE_TAGS) {
-        line.tag("msgid", Some(&message.msgid));
+        if !message.msgid.is_empty() {
+            line.tag("msgid", Some(&message.msgid));
+        }
         if let Some(account) = &message.account {
             line.tag("account", Some(account));
         }
         line.raw_tags(&message.tags);
     }
+}
+
+/// One stored message as a line for a client with `caps`.
+fn replay_line(
+    message: &HistoryMessage,
+    target: &str,
+    caps: caps::CapSet,
+    batch: Option<&str>,
+) -> bytes::Bytes {
+    let mut line = LineWriter::new();
+    message_tags(&mut line, message, caps, batch);
     let (nick, rest) = message
         .sender
         .split_once('!')
@@ -424,7 +449,11 @@ fn replay_line(
         .command(message.kind.command());
     let text = message.text.as_str();
     match message.kind {
-        MessageKind::Privmsg | MessageKind::Notice | MessageKind::Topic => {
+        MessageKind::Privmsg
+        | MessageKind::Notice
+        | MessageKind::Topic
+        | MessageKind::MultilinePrivmsg
+        | MessageKind::MultilineNotice => {
             line.param(target).trailing(text);
         }
         MessageKind::Tagmsg | MessageKind::Join => {
@@ -456,6 +485,76 @@ fn replay_line(
         }
     }
     line.finish()
+}
+
+/// A stored multiline message: a nested `draft/multiline` batch for a client with
+/// the capability (and `batch`), else one line per non-empty line, the first with
+/// the msgid (as relay sends it to such clients).
+fn replay_multiline(
+    message: &HistoryMessage,
+    target: &str,
+    caps: caps::CapSet,
+    outer: Option<&str>,
+    inner: &str,
+) -> Vec<bytes::Bytes> {
+    let lines = history::decode_multiline(&message.text);
+    if !(caps.has(caps::MULTILINE) && caps.has(caps::BATCH)) {
+        return lines
+            .filter(|(text, _)| !text.is_empty())
+            .enumerate()
+            .map(|(index, (text, _))| {
+                let mut single = message.clone();
+                single.kind = if message.kind == MessageKind::MultilineNotice {
+                    MessageKind::Notice
+                } else {
+                    MessageKind::Privmsg
+                };
+                single.text = text.to_owned();
+                if index > 0 {
+                    single.msgid.clear();
+                }
+                replay_line(&single, target, caps, outer)
+            })
+            .collect();
+    }
+    let (nick, rest) = message
+        .sender
+        .split_once('!')
+        .unwrap_or((&message.sender, "*@*"));
+    let (user, host) = rest.split_once('@').unwrap_or((rest, "*"));
+    let mut out = Vec::new();
+    // The opening line carries the message's tags (time, msgid, account, client
+    // tags) and the outer batch; the lines inside carry the inner batch.
+    let mut start = LineWriter::new();
+    message_tags(&mut start, message, caps, outer);
+    start
+        .source_parts(nick, user, host)
+        .command("BATCH")
+        .param(&format!("+{inner}"))
+        .param("draft/multiline")
+        .param(target);
+    out.push(start.finish());
+    for (text, concat) in lines {
+        let mut line = LineWriter::new();
+        line.tag("batch", Some(inner));
+        if concat {
+            line.tag("draft/multiline-concat", None);
+        }
+        line.source_parts(nick, user, host)
+            .command(message.kind.command())
+            .param(target)
+            .trailing(text);
+        out.push(line.finish());
+    }
+    let mut end = LineWriter::new();
+    if let Some(outer) = outer {
+        end.tag("batch", Some(outer));
+    }
+    end.source_parts(nick, user, host)
+        .command("BATCH")
+        .param(&format!("-{inner}"));
+    out.push(end.finish());
+    out
 }
 
 fn send_targets(ctx: &mut Ctx<'_>, targets: &[TargetLatest], me: &[Party]) {

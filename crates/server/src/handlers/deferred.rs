@@ -2,7 +2,7 @@
 //!
 //! Handlers hold the world lock and must finish quickly, but some commands need work
 //! that takes tens of milliseconds of CPU, such as checking an argon2 password hash
-//! for `OPER` (and later SASL). Such a handler does not do the work itself: it stores
+//! for `OPER`, SASL and NickServ, or a store query for an account. Such a handler does not do the work itself: it stores
 //! a [`Deferred`] job in [`Ctx::deferred`](super::Ctx) and returns. The connection's
 //! reader, once `dispatch` has returned and the lock is released, calls [`run`]:
 //!
@@ -21,16 +21,55 @@
 
 use std::fmt;
 
-use super::{Ctx, oper};
+use super::{Ctx, account, nickserv, oper, sasl};
+use crate::accounts::scram::ClientFirst;
+use crate::secret::Secret;
+use palaver_store::{Account, StoreError};
 use std::sync::Arc;
 
 use crate::world::ClientId;
 use crate::{Shared, labeled};
 
+/// Which command an account job answers: the replies differ (numerics and
+/// `AUTHENTICATE` for SASL, `FAIL REGISTER` for REGISTER, NOTICEs for NickServ).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Via {
+    /// `AUTHENTICATE`.
+    Sasl,
+    /// `REGISTER` (draft/account-registration).
+    Register,
+    /// A NickServ command.
+    NickServ,
+}
+
 /// Work a handler left to be done outside the world lock.
 pub(crate) enum Deferred {
     /// Check `OPER <name> <password>` against the configured argon2id hashes.
     VerifyOper { name: String, password: String },
+    /// Check an account's password (SASL PLAIN, NickServ IDENTIFY).
+    CheckPassword {
+        account: String,
+        password: Secret,
+        via: Via,
+    },
+    /// SCRAM: find the verifier of the account the client-first message names.
+    ScramLookup { first: Box<ClientFirst> },
+    /// Derive the password material and create an account.
+    Register {
+        name: String,
+        password: Secret,
+        email: Option<String>,
+        via: Via,
+    },
+    /// NickServ INFO: look an account up.
+    AccountInfo { name: String },
+    /// NickServ DROP: delete an account.
+    DropAccount { name: String },
+    /// NickServ SET PASSWORD: derive and store new password material.
+    SetPassword { account: String, password: Secret },
+    /// Whether `nick` (the client's nick when the job was made) is a registered
+    /// account's name, for nick ownership.
+    NickOwner { nick: String },
     /// Read history from the store (`CHATHISTORY`).
     History(super::chathistory::Request),
 }
@@ -41,6 +80,31 @@ impl fmt::Debug for Deferred {
             // Never log the password, nor the name: clients that swap the two
             // parameters send the password as the name.
             Self::VerifyOper { .. } => f.debug_struct("VerifyOper").finish_non_exhaustive(),
+            Self::CheckPassword { account, via, .. } => f
+                .debug_struct("CheckPassword")
+                .field("account", account)
+                .field("via", via)
+                .finish_non_exhaustive(),
+            Self::ScramLookup { first } => f
+                .debug_struct("ScramLookup")
+                .field("user", &first.user)
+                .finish_non_exhaustive(),
+            Self::Register { name, via, .. } => f
+                .debug_struct("Register")
+                .field("name", name)
+                .field("via", via)
+                .finish_non_exhaustive(),
+            Self::AccountInfo { name } => {
+                f.debug_struct("AccountInfo").field("name", name).finish()
+            }
+            Self::DropAccount { name } => {
+                f.debug_struct("DropAccount").field("name", name).finish()
+            }
+            Self::SetPassword { account, .. } => f
+                .debug_struct("SetPassword")
+                .field("account", account)
+                .finish_non_exhaustive(),
+            Self::NickOwner { nick } => f.debug_struct("NickOwner").field("nick", nick).finish(),
             Self::History(request) => f.debug_tuple("History").field(request).finish(),
         }
     }
@@ -50,6 +114,37 @@ impl fmt::Debug for Deferred {
 pub(crate) enum Completion {
     /// Whether `name`'s password matched.
     OperVerified { name: String, ok: bool },
+    /// An account password check: the account's registered name if it matched.
+    PasswordChecked {
+        attempted: String,
+        account: Option<String>,
+        via: Via,
+    },
+    /// SCRAM's lookup: the registered name and verifier, if the account exists.
+    ScramLookedUp {
+        first: Box<ClientFirst>,
+        account: Option<(String, palaver_store::ScramVerifier)>,
+    },
+    /// A registration: created, or the refusal's code and sentence.
+    Registered {
+        name: String,
+        via: Via,
+        result: Result<(), (&'static str, &'static str)>,
+    },
+    /// NickServ INFO's answer (`Err` if the store failed).
+    AccountInfo {
+        name: String,
+        account: Result<Option<Account>, ()>,
+    },
+    /// NickServ DROP's outcome: whether the account existed and is gone.
+    Dropped { name: String, ok: bool },
+    /// NickServ SET PASSWORD's outcome.
+    PasswordSet { ok: bool },
+    /// Nick ownership: the registered name of the account `nick` belongs to.
+    NickOwner {
+        nick: String,
+        account: Option<String>,
+    },
     /// What a history query found.
     History(super::chathistory::Found),
 }
@@ -76,12 +171,128 @@ impl Deferred {
                     name,
                 }
             }
+            Self::CheckPassword {
+                account,
+                password,
+                via,
+            } => {
+                let found = lookup(shared, &account).await.ok().flatten();
+                // An unknown name costs an argon2 check too (on a decoy hash), so
+                // timing does not tell which accounts exist.
+                let (name, hash) = match found {
+                    Some(found) => (Some(found.name), Some(found.password_hash)),
+                    None => (None, None),
+                };
+                let matched = blocking(shared, move || {
+                    let hash = hash.unwrap_or_else(decoy_hash);
+                    crate::opers::verify_password(password.expose(), &hash)
+                })
+                .await
+                .unwrap_or(false);
+                Completion::PasswordChecked {
+                    attempted: account,
+                    account: name.filter(|_| matched),
+                    via,
+                }
+            }
+            Self::ScramLookup { first } => {
+                let account = lookup(shared, &first.user)
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|account| (account.name, account.scram));
+                Completion::ScramLookedUp { first, account }
+            }
+            Self::Register {
+                name,
+                password,
+                email,
+                via,
+            } => {
+                let derived = blocking(shared, move || crate::accounts::derive(password.expose()))
+                    .await
+                    .and_then(Result::ok);
+                let result = match derived {
+                    None => Err(("TEMPORARILY_UNAVAILABLE", "Registration failed; try again")),
+                    Some(secret) => {
+                        let record = crate::accounts::new_account(&name, secret, email);
+                        match shared.store.create_account(record).await {
+                            Ok(()) => Ok(()),
+                            Err(StoreError::AlreadyExists { .. }) => {
+                                Err(("ACCOUNT_EXISTS", "That account is already registered"))
+                            }
+                            Err(error) => {
+                                tracing::error!(%error, "cannot create an account");
+                                Err(("TEMPORARILY_UNAVAILABLE", "Registration failed; try again"))
+                            }
+                        }
+                    }
+                };
+                Completion::Registered { name, via, result }
+            }
+            Self::AccountInfo { name } => Completion::AccountInfo {
+                account: lookup(shared, &name).await.map_err(|_| ()),
+                name,
+            },
+            Self::DropAccount { name } => {
+                let key = crate::world::World::key(&name);
+                let ok = shared
+                    .store
+                    .delete_account(key.as_str())
+                    .await
+                    .unwrap_or(false);
+                Completion::Dropped { name, ok }
+            }
+            Self::SetPassword { account, password } => {
+                let derived = blocking(shared, move || crate::accounts::derive(password.expose()))
+                    .await
+                    .and_then(Result::ok);
+                let key = crate::world::World::key(&account);
+                let ok = match derived {
+                    Some(update) => shared
+                        .store
+                        .set_password(key.as_str(), update)
+                        .await
+                        .is_ok(),
+                    None => false,
+                };
+                Completion::PasswordSet { ok }
+            }
+            Self::NickOwner { nick } => {
+                let account = lookup(shared, &nick)
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|account| account.name);
+                Completion::NickOwner { nick, account }
+            }
             // The store's own reader threads do the work: no permit needed.
             Self::History(request) => {
                 Completion::History(super::chathistory::query(&*shared.store, request).await)
             }
         }
     }
+}
+
+/// The account named `name` (folded here), from the store.
+async fn lookup(shared: &Shared, name: &str) -> Result<Option<Account>, StoreError> {
+    let key = crate::world::World::key(name);
+    let found = shared.store.account(key.as_str()).await;
+    if let Err(error) = &found {
+        tracing::error!(%error, "cannot read an account");
+    }
+    found
+}
+
+/// An argon2id hash no password matches, made once: unknown accounts are checked
+/// against it so that they cost what a wrong password does.
+fn decoy_hash() -> String {
+    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DECOY
+        .get_or_init(|| {
+            crate::opers::hash_password(&crate::accounts::random_token(24)).unwrap_or_default()
+        })
+        .clone()
 }
 
 impl fmt::Debug for Completion {
@@ -92,6 +303,38 @@ impl fmt::Debug for Completion {
                 .debug_struct("OperVerified")
                 .field("ok", ok)
                 .finish_non_exhaustive(),
+            // The attempted name of a failed check may be a password typed in the
+            // wrong place; only the outcome is shown.
+            Self::PasswordChecked { account, via, .. } => f
+                .debug_struct("PasswordChecked")
+                .field("ok", &account.is_some())
+                .field("via", via)
+                .finish_non_exhaustive(),
+            Self::ScramLookedUp { account, .. } => f
+                .debug_struct("ScramLookedUp")
+                .field("found", &account.is_some())
+                .finish_non_exhaustive(),
+            Self::Registered { name, via, result } => f
+                .debug_struct("Registered")
+                .field("name", name)
+                .field("via", via)
+                .field("result", result)
+                .finish(),
+            Self::AccountInfo { name, .. } => f
+                .debug_struct("AccountInfo")
+                .field("name", name)
+                .finish_non_exhaustive(),
+            Self::Dropped { name, ok } => f
+                .debug_struct("Dropped")
+                .field("name", name)
+                .field("ok", ok)
+                .finish(),
+            Self::PasswordSet { ok } => f.debug_struct("PasswordSet").field("ok", ok).finish(),
+            Self::NickOwner { nick, account } => f
+                .debug_struct("NickOwner")
+                .field("nick", nick)
+                .field("account", account)
+                .finish(),
             Self::History(found) => f.debug_tuple("History").field(found).finish(),
         }
     }
@@ -102,6 +345,20 @@ impl Completion {
     fn finish(self, ctx: &mut Ctx<'_>) {
         match self {
             Self::OperVerified { name, ok } => oper::finish(ctx, &name, ok),
+            Self::PasswordChecked {
+                attempted,
+                account,
+                via,
+            } => match via {
+                Via::Sasl => sasl::plain_checked(ctx, account),
+                _ => nickserv::identified(ctx, &attempted, account),
+            },
+            Self::ScramLookedUp { first, account } => sasl::scram_looked_up(ctx, &first, account),
+            Self::Registered { name, via, result } => account::registered(ctx, &name, via, result),
+            Self::AccountInfo { name, account } => nickserv::info_found(ctx, &name, account),
+            Self::Dropped { name, ok } => nickserv::dropped(ctx, &name, ok),
+            Self::PasswordSet { ok } => nickserv::password_set(ctx, ok),
+            Self::NickOwner { nick, account } => nickserv::nick_owner(ctx, &nick, account),
             Self::History(found) => super::chathistory::finish(ctx, found),
         }
     }
@@ -126,23 +383,40 @@ pub(crate) async fn run(
     shared: &Shared,
     id: ClientId,
     job: Deferred,
-    labeled: Option<labeled::Pending>,
+    mut labeled: Option<labeled::Pending>,
 ) -> Option<String> {
-    let completion = job.work(shared).await;
-    let mut world = shared.lock_world();
-    let outbox = world.clients.get(&id).map(|c| Arc::clone(&c.outbox))?;
-    if labeled.is_some() {
-        outbox.begin_capture();
+    let mut job = job;
+    // A completion may defer more work (a registration that completes after SASL
+    // looks up who owns the nick): it runs before the client's next line too.
+    for _ in 0..MAX_CHAINED_JOBS {
+        let completion = job.work(shared).await;
+        let mut world = shared.lock_world();
+        let outbox = world.clients.get(&id).map(|c| Arc::clone(&c.outbox))?;
+        if labeled.is_some() {
+            outbox.begin_capture();
+        }
+        let mut ctx = Ctx::new(&mut world, id);
+        completion.finish(&mut ctx);
+        let quit = ctx.quit.take();
+        let again = ctx.deferred.take();
+        if let Some(labeled::Pending { label, replies }) = labeled.as_mut() {
+            replies.extend(outbox.end_capture());
+            if quit.is_some() || again.is_none() {
+                let replies = std::mem::take(replies);
+                labeled::deliver(&mut world, id, label, replies);
+            }
+        }
+        match again {
+            Some(next) if quit.is_none() => job = next,
+            _ => return quit,
+        }
     }
-    let mut ctx = Ctx::new(&mut world, id);
-    completion.finish(&mut ctx);
-    if let Some(again) = ctx.deferred.take() {
-        tracing::warn!(client = id.0, job = ?again, "a completion deferred more work; dropped");
-    }
-    let quit = ctx.quit.take();
-    if let Some(labeled::Pending { label, mut replies }) = labeled {
-        replies.extend(outbox.end_capture());
-        labeled::deliver(&mut world, id, &label, replies);
-    }
-    quit
+    tracing::warn!(
+        client = id.0,
+        "deferred jobs chained too long; the last one was dropped"
+    );
+    None
 }
+
+/// How many jobs one command may chain (see [`run`]).
+const MAX_CHAINED_JOBS: usize = 4;

@@ -119,7 +119,8 @@ pub(super) fn relay(ctx: &mut Ctx<'_>, msg: &Message<'_>, kind: Kind) {
             &client_tags,
             me.bot,
             &stamp,
-        );
+        )
+        .with_account(me.account.as_deref());
         delivery.for_each(ctx, |recipient| {
             let caps = recipient.caps();
             if kind.reaches(caps) {
@@ -209,9 +210,9 @@ fn resolve_channel(
         Some("Cannot send to channel (no external messages)")
     } else if channel.modes.moderated && !voiced {
         Some("Cannot send to channel (+m)")
-    } else if !voiced && channel.is_banned(&me.mask()) {
+    } else if !voiced && channel.is_banned(&me.mask(), me.account.as_deref()) {
         Some("Cannot send to channel (+b)")
-    } else if !voiced && channel.is_muted(&me.mask()) {
+    } else if !voiced && channel.is_muted(&me.mask(), me.account.as_deref()) {
         Some("Cannot send to channel (muted)")
     } else if channel.modes.no_ctcp && text.is_some_and(is_ctcp_but_action) {
         Some("Cannot send CTCP to channel (+C)")

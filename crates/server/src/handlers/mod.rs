@@ -6,6 +6,7 @@
 //! replies (numerics), never panics or disconnects; a handler that must end the
 //! connection (QUIT, a wrong password) sets [`Ctx::quit`].
 
+mod account;
 mod cap;
 mod channel;
 pub(crate) mod chathistory;
@@ -28,6 +29,9 @@ mod whox;
 // draft/read-marker, draft/message-redaction.
 mod read_marker;
 mod redact;
+// Accounts: SASL, REGISTER/VERIFY, NickServ.
+pub(crate) mod nickserv;
+pub(crate) mod sasl;
 
 use palaver_proto::Message;
 use palaver_proto::numeric::*;
@@ -136,7 +140,14 @@ fn lookup(name: &str) -> Option<Command> {
         "KICK" => (channel::kick, false),
         "INVITE" => (channel::invite, false),
         "PRIVMSG" => (
-            |ctx, msg| messaging::relay(ctx, msg, messaging::Kind::Privmsg),
+            |ctx, msg| {
+                // NickServ is a service, not a client: its messages are commands.
+                if msg.param(0).is_some_and(nickserv::addressed) {
+                    nickserv::privmsg(ctx, msg);
+                } else {
+                    messaging::relay(ctx, msg, messaging::Kind::Privmsg);
+                }
+            },
             false,
         ),
         "NOTICE" => (
@@ -171,6 +182,10 @@ fn lookup(name: &str) -> Option<Command> {
         "METADATA" => (metadata::metadata, true),
         "MARKREAD" => (read_marker::markread, false),
         "REDACT" => (redact::redact, false),
+        "AUTHENTICATE" => (sasl::authenticate, true),
+        "REGISTER" => (account::register, true),
+        "VERIFY" => (account::verify, true),
+        "NS" | "NICKSERV" => (nickserv::alias, false),
         "CHATHISTORY" => (chathistory::chathistory, false),
         _ => return None,
     };

@@ -172,7 +172,7 @@ fn channel_mode(ctx: &mut Ctx<'_>, name: &str, msg: &Message<'_>) {
             // CHANMODES type B (`k`) always takes a parameter, type C (`l`) only when set.
             'k' => true,
             'l' => adding,
-            'C' | 'E' | 'i' | 'm' | 'n' | 'p' | 's' | 't' => false,
+            'C' | 'E' | 'R' | 'i' | 'm' | 'n' | 'p' | 's' | 't' => false,
             other => {
                 ctx.numeric(ERR_UNKNOWNMODE)
                     .param(&other.to_string())
@@ -397,6 +397,7 @@ fn apply_one(
                 's' => std::mem::replace(&mut modes.secret, adding) != adding,
                 't' => std::mem::replace(&mut modes.topic_ops_only, adding) != adding,
                 'C' => std::mem::replace(&mut modes.no_ctcp, adding) != adding,
+                'R' => std::mem::replace(&mut modes.registered_only, adding) != adding,
                 'E' => std::mem::replace(&mut modes.no_history, adding) != adding,
                 _ => false,
             };
@@ -445,6 +446,10 @@ fn send_list(ctx: &Ctx<'_>, key: &CaseKey, list: ListMode) {
 /// Fills out a ban mask to `nick!user@host`: `bob` → `bob!*@*`, `*@host` → `*!*@host`;
 /// a mute (`m:` extban) keeps its prefix: `m:bob` → `m:bob!*@*`.
 fn normalise_mask(raw: &str) -> String {
+    // The account extban (`a:<account mask>`, `$a`, `$a:<mask>`) is not a hostmask.
+    if crate::world::is_account_extban(raw) {
+        return raw.to_owned();
+    }
     if let Some(muted) = raw.strip_prefix(crate::world::MUTE_PREFIX) {
         return format!("{}{}", crate::world::MUTE_PREFIX, normalise_mask(muted));
     }

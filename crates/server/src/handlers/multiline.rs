@@ -17,7 +17,9 @@ use palaver_proto::{LineWriter, Message};
 use super::Ctx;
 use super::messaging::{self, Kind};
 use crate::caps::{self, CapSet};
+use crate::history::{self, Recorded};
 use crate::relay::{Relay, Stamp};
+use palaver_store::MessageKind;
 
 /// The batch type this module implements.
 const BATCH_TYPE: &str = "draft/multiline";
@@ -152,6 +154,19 @@ fn deliver(ctx: &mut Ctx<'_>, open: OpenBatch) {
     };
     ctx.me_mut().last_spoke = crate::world::unix_now();
     let stamp = ctx.world.stamp();
+    // History keeps the batch as one message; every copy waits for its commit.
+    let seq = match keep(ctx, &delivery, kind, &open, &stamp) {
+        Recorded::NotKept => 0,
+        Recorded::Kept(seq) => seq,
+        Recorded::Refused => {
+            fail(
+                ctx,
+                "TEMPORARILY_UNAVAILABLE",
+                "The history store is overloaded; the message was not sent, try again",
+            );
+            return;
+        }
+    };
     // draft/message-redaction: the batch's msgid stands for the whole message.
     super::redact::record(ctx, &delivery.recipients, stamp.serial);
     let reference = ctx.world.next_id_string();
@@ -165,6 +180,7 @@ fn deliver(ctx: &mut Ctx<'_>, open: OpenBatch) {
         continuation: stamp.continuation(),
         reference: &reference,
         bot: me.bot,
+        account: me.account.as_deref(),
     };
     let mut batched: HashMap<CapSet, Vec<Bytes>> = HashMap::new();
     let mut fallback = message.fallback_relays();
@@ -175,18 +191,18 @@ fn deliver(ctx: &mut Ctx<'_>, open: OpenBatch) {
                 .entry(variant(caps))
                 .or_insert_with(|| message.lines(caps, None));
             for line in lines.iter() {
-                recipient.push_delivery(line.clone());
+                recipient.push_delivery_held(line.clone(), seq);
             }
         } else {
             for relay in &mut fallback {
-                recipient.push_delivery(relay.line_for(caps));
+                recipient.push_delivery_held(relay.line_for(caps), seq);
             }
         }
     });
     let caps = me.caps;
     if caps.has(caps::ECHO_MESSAGE) {
         for line in message.lines(caps, open.label.as_deref()) {
-            me.send(line);
+            me.outbox.push_held(line, seq);
         }
     } else if let Some(label) = &open.label {
         let mut ack = LineWriter::new();
@@ -197,11 +213,41 @@ fn deliver(ctx: &mut Ctx<'_>, open: OpenBatch) {
     }
 }
 
+/// Offers a closed batch to history as one message (see `crate::history`).
+fn keep(
+    ctx: &Ctx<'_>,
+    delivery: &messaging::Delivery,
+    kind: Kind,
+    open: &OpenBatch,
+    stamp: &Stamp,
+) -> Recorded {
+    let kind = match kind {
+        Kind::Notice => MessageKind::MultilineNotice,
+        Kind::Privmsg | Kind::Tagmsg => MessageKind::MultilinePrivmsg,
+    };
+    let me = ctx.me();
+    let Some(target) = history::target_key(ctx.world, me, &delivery.recipients) else {
+        return Recorded::NotKept;
+    };
+    history::record(
+        ctx.world,
+        me,
+        history::Offered {
+            kind,
+            target,
+            text: &history::encode_multiline(&open.lines),
+            client_tags: &open.client_tags,
+            stamp,
+        },
+    )
+}
+
 /// The capabilities that change how a batch looks to a recipient.
 fn variant(caps: CapSet) -> CapSet {
     let mut relevant = CapSet::default();
     relevant.set(caps::MESSAGE_TAGS, caps.has(caps::MESSAGE_TAGS));
     relevant.set(caps::SERVER_TIME, caps.has(caps::SERVER_TIME));
+    relevant.set(caps::ACCOUNT_TAG, caps.has(caps::ACCOUNT_TAG));
     relevant
 }
 
@@ -216,6 +262,8 @@ struct Batch<'a> {
     continuation: Stamp,
     reference: &'a str,
     bot: bool,
+    /// The sender's account, for `account-tag` recipients.
+    account: Option<&'a str>,
 }
 
 impl Batch<'_> {
@@ -229,6 +277,9 @@ impl Batch<'_> {
         }
         if caps.has(caps::SERVER_TIME) {
             start.tag("time", Some(self.stamp.time()));
+        }
+        if let Some(account) = self.account.filter(|_| caps.has(caps::ACCOUNT_TAG)) {
+            start.tag("account", Some(account));
         }
         if tags {
             start.tag("msgid", Some(&self.stamp.msgid));
@@ -287,6 +338,7 @@ impl Batch<'_> {
                         &self.continuation
                     },
                 )
+                .with_account(self.account)
             })
             .collect()
     }

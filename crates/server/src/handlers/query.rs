@@ -165,6 +165,13 @@ pub(super) fn whois(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
             .trailing(&format!("is a bot on {}", ctx.world.config.network_name))
             .send();
     }
+    if let Some(account) = &client.account {
+        ctx.numeric(RPL_WHOISACCOUNT)
+            .param(nick)
+            .param(account)
+            .trailing("is logged in as")
+            .send();
+    }
     if let Some(away) = &client.away {
         ctx.numeric(RPL_AWAY).param(nick).trailing(away).send();
     }

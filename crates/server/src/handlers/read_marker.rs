@@ -5,10 +5,11 @@
 //! stored). A set moves the stored time forward only, clamped to now, and answers
 //! with the stored time, also when the client's was older. Clients with the
 //! capability get `MARKREAD <chan> ...` right after their JOIN, before the NAMES
-//! reply ends. Markers are kept per connection until accounts land (see
-//! `world::read_markers`); a change is sent to every connection of the owner that
-//! enabled the capability, which today is the setter alone, and the setter always
-//! gets its answer.
+//! reply ends. Markers are kept per connection (see `world::read_markers`); the
+//! connections logged in to one account share theirs: a change moves the others'
+//! markers forward too and is sent to those that enabled the capability (the setter
+//! always gets its answer). They are not persisted in the store yet, so they end
+//! with the connections.
 
 use palaver_proto::validate::{is_valid_channel, is_valid_nick};
 use palaver_proto::{CaseKey, LineWriter, Message};
@@ -43,14 +44,41 @@ pub(super) fn markread(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     let at = at.min(OffsetDateTime::now_utc());
     let limit = limits.read_markers_per_client;
     let total_limit = limits.max_read_markers_total;
-    let (stored, _changed) = ctx
+    let (stored, changed) = ctx
         .world
         .read_markers
         .advance(ctx.id, &key, at, limit, total_limit);
     let reply = line(ctx.world, target, stored);
-    // When `_changed`, the owner's other connections with the capability get `reply`
-    // too; markers are per connection until accounts land, so there are none yet.
-    ctx.me().send(reply);
+    ctx.me().send(reply.clone());
+    // The other connections logged in to the same account share the marker: each
+    // moves forward too, and those with the capability are told.
+    let Some((account, at)) = ctx.me().account.as_deref().map(World::key).zip(stored) else {
+        return;
+    };
+    if !changed {
+        return;
+    }
+    let others: Vec<_> = ctx
+        .world
+        .sessions
+        .get(&account)
+        .into_iter()
+        .flatten()
+        .copied()
+        .filter(|id| *id != ctx.id)
+        .collect();
+    for other in others {
+        let (_, moved) = ctx
+            .world
+            .read_markers
+            .advance(other, &key, at, limit, total_limit);
+        if let Some(client) = ctx.world.clients.get(&other)
+            && moved
+            && client.caps.has(caps::READ_MARKER)
+        {
+            client.send(reply.clone());
+        }
+    }
 }
 
 /// After a JOIN: `MARKREAD <chan> ...` for a client with the capability (the

@@ -38,6 +38,10 @@ pub(super) fn nick(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
             .send();
         return;
     }
+    if crate::accounts::is_reserved(wanted) {
+        super::nickserv::refuse_reserved(ctx, wanted);
+        return;
+    }
     let key = World::key(wanted);
     match ctx.world.nicks.get(&key) {
         Some(owner) if *owner != ctx.id => {
@@ -52,6 +56,15 @@ pub(super) fn nick(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     if ctx.me().nick.as_deref() == Some(wanted) {
         return;
     }
+    rename(ctx, wanted);
+    super::nickserv::check_nick(ctx);
+    try_complete(ctx);
+}
+
+/// Changes the caller's nick to `wanted` (valid and free) and announces it: NICK
+/// itself, and NickServ's rename to a guest nick.
+pub(super) fn rename(ctx: &mut Ctx<'_>, wanted: &str) {
+    let key = World::key(wanted);
     let old_key = ctx.me().nick.as_deref().map(World::key);
     if ctx.me().is_registered() {
         // Announce with the old source to the client and everyone who can see it.
@@ -87,7 +100,6 @@ pub(super) fn nick(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     {
         super::monitor::nick_changed(ctx, &old_nick);
     }
-    try_complete(ctx);
 }
 
 /// `USER <username> <mode> <unused> :<realname>`.
@@ -141,6 +153,12 @@ pub(super) fn try_complete(ctx: &mut Ctx<'_>) {
     {
         return;
     }
+    // sasl-3.1: a client that completes registration in the middle of an exchange
+    // registers without an account, the exchange aborted (906). A check already
+    // running (a deferred job) is not in the middle: the client's next line,
+    // CAP END included, waits for its outcome.
+    super::sasl::abort_for_registration(ctx);
+    let me = ctx.me();
     if let Some(expected) = &ctx.world.config.password {
         // An address that failed too often is refused even with the right password,
         // or guessing would go on; see `world::auth_failures`.
@@ -183,6 +201,7 @@ pub(super) fn try_complete(ctx: &mut Ctx<'_>) {
     tracing::info!(client = ctx.id.0, nick = %ctx.me().nick(), "registered");
     welcome(ctx);
     ctx.world.notify_monitors_online(ctx.id);
+    super::nickserv::check_nick(ctx);
 }
 
 fn welcome(ctx: &mut Ctx<'_>) {
@@ -212,7 +231,7 @@ fn welcome(ctx: &mut Ctx<'_>) {
         .param(&config.server_name)
         .param(VERSION)
         .param("Biow")
-        .param("CEbeIiklmnopstv")
+        .param("CERbeIiklmnopstv")
         .param("beIklov")
         .send();
     send_isupport(ctx);

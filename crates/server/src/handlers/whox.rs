@@ -3,8 +3,8 @@
 //! the fixed order `t c u i h s n f d l a o r`.
 //!
 //! Our values: `i` is the client's IP address (which is also its hostname here),
-//! `d` (hop count) is `0`, `l` is the seconds since the user last spoke, `a` is `0`
-//! (no accounts yet), `o` (op level) is `n/a`. A token that is not one to three
+//! `d` (hop count) is `0`, `l` is the seconds since the user last spoke, `a` is the
+//! account name (`0` when not logged in), `o` (op level) is `n/a`. A token that is not one to three
 //! digits, or a `t` without a token, is answered as the token `0`. Unknown field
 //! letters are ignored.
 
@@ -73,7 +73,7 @@ pub(super) fn reply(ctx: &Ctx<'_>, whox: &Whox, client: &Client, channel: &str, 
             b'f' => reply.param(flags),
             b'd' => reply.param("0"),
             b'l' => reply.param(&idle),
-            b'a' => reply.param("0"),
+            b'a' => reply.param(client.account.as_deref().unwrap_or("0")),
             b'o' => reply.param("n/a"),
             b'r' => reply.trailing(&client.realname),
             _ => reply,

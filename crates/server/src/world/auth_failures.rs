@@ -1,4 +1,4 @@
-//! Failed password attempts (`PASS`, `OPER`) by address, so that nobody can guess
+//! Failed password attempts (`PASS`, `OPER`, SASL, NickServ) by address and by account, so that nobody can guess
 //! passwords at the rate the server can check them.
 //!
 //! Each address (an IPv6 address by its /64, the block one host usually gets) may fail
@@ -13,6 +13,8 @@
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
+
+use palaver_proto::CaseKey;
 
 use super::Map;
 
@@ -29,10 +31,72 @@ struct Record {
     failures: u32,
 }
 
-/// Failed attempts by address.
+/// Failed attempts by some key (an address, an account), bounded.
+#[derive(Debug)]
+struct Counter<K> {
+    records: Map<K, Record>,
+}
+
+impl<K> Default for Counter<K> {
+    fn default() -> Self {
+        Self {
+            records: Map::default(),
+        }
+    }
+}
+
+impl<K: std::hash::Hash + Eq + Clone> Counter<K> {
+    fn refused_for(&self, key: &K, now: Instant) -> Option<Duration> {
+        let record = self.records.get(key)?;
+        let ends = record.first + WINDOW;
+        (record.failures >= FREE_FAILURES && now < ends).then(|| ends - now)
+    }
+
+    fn forgive(&mut self, key: &K) {
+        if let Some(record) = self.records.get_mut(key) {
+            record.failures = record.failures.saturating_sub(1);
+        }
+    }
+
+    fn record(&mut self, key: K, now: Instant) {
+        if !self.records.contains_key(&key) && self.records.len() >= MAX_ADDRESSES {
+            self.records
+                .retain(|_, record| now.saturating_duration_since(record.first) < WINDOW);
+            if self.records.len() >= MAX_ADDRESSES
+                && let Some(oldest) = self
+                    .records
+                    .iter()
+                    .min_by_key(|(_, record)| record.first)
+                    .map(|(key, _)| key.clone())
+            {
+                self.records.remove(&oldest);
+            }
+        }
+        let record = self.records.entry(key).or_insert(Record {
+            first: now,
+            failures: 0,
+        });
+        if now.saturating_duration_since(record.first) >= WINDOW {
+            *record = Record {
+                first: now,
+                failures: 0,
+            };
+        }
+        record.failures = record.failures.saturating_add(1);
+    }
+}
+
+/// Failed attempts by address, and (SASL, NickServ IDENTIFY) by account: an
+/// account is refused after [`FREE_FAILURES`] wrong passwords from anywhere, so
+/// guessing from many addresses gets no further than from one.
 #[derive(Debug, Default)]
 pub(crate) struct AuthFailures {
-    by_address: Map<IpAddr, Record>,
+    by_address: Counter<IpAddr>,
+    by_account: Counter<CaseKey>,
+    /// Account registrations by address: [`FREE_FAILURES`] a [`WINDOW`], so one
+    /// address cannot fill the store with accounts (nor the argon2 pool with their
+    /// hashing).
+    registrations: Counter<IpAddr>,
 }
 
 /// The address an attempt is counted against: IPv6 by its /64.
@@ -53,46 +117,44 @@ impl AuthFailures {
     /// How long `ip` must still wait before it may try a password again, if it is
     /// refused now.
     pub(crate) fn refused_for(&self, ip: IpAddr, now: Instant) -> Option<Duration> {
-        let record = self.by_address.get(&bucket(ip))?;
-        let ends = record.first + WINDOW;
-        (record.failures >= FREE_FAILURES && now < ends).then(|| ends - now)
+        self.by_address.refused_for(&bucket(ip), now)
     }
 
     /// Takes back one failure of `ip`: an attempt counted as it started turned out
     /// right.
     pub(crate) fn forgive(&mut self, ip: IpAddr) {
-        if let Some(record) = self.by_address.get_mut(&bucket(ip)) {
-            record.failures = record.failures.saturating_sub(1);
-        }
+        self.by_address.forgive(&bucket(ip));
     }
 
     /// Records a failed attempt from `ip` (or one that has not succeeded yet).
     pub(crate) fn record(&mut self, ip: IpAddr, now: Instant) {
-        let key = bucket(ip);
-        if !self.by_address.contains_key(&key) && self.by_address.len() >= MAX_ADDRESSES {
-            self.by_address
-                .retain(|_, record| now.saturating_duration_since(record.first) < WINDOW);
-            if self.by_address.len() >= MAX_ADDRESSES
-                && let Some(oldest) = self
-                    .by_address
-                    .iter()
-                    .min_by_key(|(_, record)| record.first)
-                    .map(|(ip, _)| *ip)
-            {
-                self.by_address.remove(&oldest);
-            }
-        }
-        let record = self.by_address.entry(key).or_insert(Record {
-            first: now,
-            failures: 0,
-        });
-        if now.saturating_duration_since(record.first) >= WINDOW {
-            *record = Record {
-                first: now,
-                failures: 0,
-            };
-        }
-        record.failures = record.failures.saturating_add(1);
+        self.by_address.record(bucket(ip), now);
+    }
+
+    /// How long account `key` (folded) is still refused, if it is.
+    pub(crate) fn account_refused_for(&self, key: &CaseKey, now: Instant) -> Option<Duration> {
+        self.by_account.refused_for(key, now)
+    }
+
+    /// Records a failed (or not yet successful) attempt on account `key`.
+    pub(crate) fn record_account(&mut self, key: CaseKey, now: Instant) {
+        self.by_account.record(key, now);
+    }
+
+    /// How long `ip` must still wait before it may register another account, if it
+    /// must.
+    pub(crate) fn registration_refused_for(&self, ip: IpAddr, now: Instant) -> Option<Duration> {
+        self.registrations.refused_for(&bucket(ip), now)
+    }
+
+    /// Records an account registration attempt from `ip`.
+    pub(crate) fn record_registration(&mut self, ip: IpAddr, now: Instant) {
+        self.registrations.record(bucket(ip), now);
+    }
+
+    /// Takes back one failure of account `key`.
+    pub(crate) fn forgive_account(&mut self, key: &CaseKey) {
+        self.by_account.forgive(key);
     }
 }
 
@@ -139,5 +201,23 @@ mod tests {
             .parse()
             .unwrap_or(IpAddr::V4([0; 4].into()));
         assert!(failures.refused_for(elsewhere, now).is_none());
+    }
+
+    #[test]
+    fn accounts_are_refused_after_their_free_failures_from_any_address() {
+        let mut failures = AuthFailures::default();
+        let key = crate::world::World::key("Alice");
+        let now = Instant::now();
+        for _ in 0..FREE_FAILURES {
+            assert_eq!(failures.account_refused_for(&key, now), None);
+            failures.record_account(key.clone(), now);
+        }
+        assert!(
+            failures
+                .account_refused_for(&crate::world::World::key("ALICE"), now)
+                .is_some()
+        );
+        failures.forgive_account(&key);
+        assert_eq!(failures.account_refused_for(&key, now), None);
     }
 }

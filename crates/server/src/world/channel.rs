@@ -84,7 +84,7 @@ pub(crate) struct Ban {
     pub(crate) set_at: SystemTime,
 }
 
-/// Channel modes other than member status and mask lists (`CHANMODES=beI,k,l,Cimnpst`).
+/// Channel modes other than member status and mask lists (`CHANMODES=beI,k,l,CERimnpst`).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Modes {
     pub(crate) invite_only: bool,
@@ -103,6 +103,8 @@ pub(crate) struct Modes {
     pub(crate) topic_ops_only: bool,
     /// `+C`: no CTCP messages but ACTION (`/me`).
     pub(crate) no_ctcp: bool,
+    /// `+R`: only clients logged in to an account may join (`477`).
+    pub(crate) registered_only: bool,
     /// `+E` ("ephemeral"): the channel's messages and events are not kept in
     /// history (see `crate::history`); what was kept before stays until retention.
     pub(crate) no_history: bool,
@@ -179,6 +181,7 @@ impl Channel {
         let m = &self.modes;
         for (on, letter) in [
             (m.no_ctcp, 'C'),
+            (m.registered_only, 'R'),
             (m.no_history, 'E'),
             (m.invite_only, 'i'),
             (m.moderated, 'm'),
@@ -206,25 +209,26 @@ impl Channel {
         (letters, params)
     }
 
-    /// Whether a client with this `nick!user@host` matches a ban and no ban
-    /// exception (`+e`).
-    pub(crate) fn is_banned(&self, client_mask: &str) -> bool {
-        any_matches(&self.bans, client_mask) && !any_matches(&self.excepts, client_mask)
+    /// Whether a client with this `nick!user@host`, logged in to `account`, matches a
+    /// ban and no ban exception (`+e`).
+    pub(crate) fn is_banned(&self, client_mask: &str, account: Option<&str>) -> bool {
+        any_matches(&self.bans, client_mask, account)
+            && !any_matches(&self.excepts, client_mask, account)
     }
 
     /// Whether a client with this `nick!user@host` matches a mute (the `m:` extban,
     /// `EXTBAN=,m`: it may join but not speak) and no exception (`+e mask` or
     /// `+e m:mask`).
-    pub(crate) fn is_muted(&self, client_mask: &str) -> bool {
-        any_mute_matches(&self.bans, client_mask)
-            && !any_matches(&self.excepts, client_mask)
-            && !any_mute_matches(&self.excepts, client_mask)
+    pub(crate) fn is_muted(&self, client_mask: &str, account: Option<&str>) -> bool {
+        any_mute_matches(&self.bans, client_mask, account)
+            && !any_matches(&self.excepts, client_mask, account)
+            && !any_mute_matches(&self.excepts, client_mask, account)
     }
 
     /// Whether a client with this `nick!user@host` matches an invite exception
     /// (`+I`), so `+i` does not stop it.
-    pub(crate) fn is_invite_excepted(&self, client_mask: &str) -> bool {
-        any_matches(&self.invexes, client_mask)
+    pub(crate) fn is_invite_excepted(&self, client_mask: &str, account: Option<&str>) -> bool {
+        any_matches(&self.invexes, client_mask, account)
     }
 
     /// One of the mask lists.
@@ -263,16 +267,40 @@ impl Channel {
 /// The prefix of a mute entry in the ban list (`+b m:nick!user@host`).
 pub(crate) const MUTE_PREFIX: &str = "m:";
 
-fn any_mute_matches(list: &[Ban], client_mask: &str) -> bool {
+fn any_mute_matches(list: &[Ban], client_mask: &str, account: Option<&str>) -> bool {
     list.iter().any(|entry| {
         entry
             .mask
             .strip_prefix(MUTE_PREFIX)
-            .is_some_and(|mask| palaver_proto::mask::matches(CASEMAPPING, mask, client_mask))
+            .is_some_and(|mask| entry_matches(mask, client_mask, account))
     })
 }
 
-fn any_matches(list: &[Ban], client_mask: &str) -> bool {
+fn any_matches(list: &[Ban], client_mask: &str, account: Option<&str>) -> bool {
     list.iter()
-        .any(|entry| palaver_proto::mask::matches(CASEMAPPING, &entry.mask, client_mask))
+        .any(|entry| entry_matches(&entry.mask, client_mask, account))
+}
+
+/// The account extban (IRCv3 account-extban, `ACCOUNTEXTBAN=a`): `a:<mask>`
+/// matches a client logged in to an account matching `<mask>` (`*`/`?` wildcards,
+/// casemapped). The Solanum-style `$a:<mask>` is the same, and `$a` alone matches
+/// any logged-in client.
+pub(crate) fn is_account_extban(mask: &str) -> bool {
+    mask.starts_with("a:") || mask.starts_with("$a")
+}
+
+/// Whether one list entry matches a client: an account extban by its account,
+/// anything else as a `nick!user@host` mask.
+fn entry_matches(mask: &str, client_mask: &str, account: Option<&str>) -> bool {
+    let rest = mask
+        .strip_prefix("$a")
+        .or_else(|| mask.strip_prefix('a').filter(|rest| rest.starts_with(':')));
+    let pattern = match rest {
+        Some("") => return account.is_some(),
+        Some(rest) => rest.strip_prefix(':'),
+        None => return palaver_proto::mask::matches(CASEMAPPING, mask, client_mask),
+    };
+    pattern.is_some_and(|pattern| {
+        account.is_some_and(|account| palaver_proto::mask::matches(CASEMAPPING, pattern, account))
+    })
 }

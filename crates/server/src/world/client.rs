@@ -33,6 +33,8 @@ pub(crate) fn unix_now() -> u32 {
 pub(crate) struct Login {
     /// The connection password the client sent with PASS.
     pub(crate) password: Option<crate::secret::Secret>,
+    /// A SASL exchange in progress (see `handlers::sasl`).
+    pub(crate) sasl: Option<Box<crate::handlers::sasl::Sasl>>,
 }
 
 /// Where a client is in the registration handshake.

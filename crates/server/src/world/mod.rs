@@ -23,7 +23,9 @@ use std::time::SystemTime;
 
 use palaver_proto::{CaseKey, CaseMapping, LineWriter};
 
-pub(crate) use channel::{Ban, Channel, ListMode, MUTE_PREFIX, Member, Status, Topic};
+pub(crate) use channel::{
+    Ban, Channel, ListMode, MUTE_PREFIX, Member, Status, Topic, is_account_extban,
+};
 pub(crate) use client::ClientId;
 pub(crate) use client::{Client, Registration, unix_now};
 pub(crate) use recipients::Recipients;
@@ -106,6 +108,15 @@ pub(crate) struct World {
     /// Ban, exception and invite-exception entries of every channel together
     /// (bounded by `limits.max_list_entries_total`).
     pub(crate) list_entries_total: usize,
+    /// Who is logged in to each account (folded name): several clients may be.
+    pub(crate) sessions: Map<CaseKey, Vec<ClientId>>,
+    /// Clients using a registered account's name as their nick without being logged
+    /// in to it: renamed to a guest nick at the instant given (see
+    /// `handlers::nickserv::enforce`).
+    pub(crate) nick_claims: Map<ClientId, std::time::Instant>,
+    /// A per-process secret that makes SCRAM's stand-in salts for unknown names
+    /// stable but unpredictable (see `accounts::scram::decoy`).
+    pub(crate) sasl_secret: [u8; 32],
     /// LUSERS counts, kept current so that a registration (which sends LUSERS)
     /// costs the same with 20,000 clients as with 2.
     census: Census,
@@ -149,6 +160,9 @@ impl World {
             next_serial: 0,
             max_clients_seen: 0,
             census: Census::default(),
+            sessions: Map::default(),
+            nick_claims: Map::default(),
+            sasl_secret: crate::accounts::random_secret(),
             auth_failures: auth_failures::AuthFailures::default(),
             metadata_total: 0,
             list_entries_total: 0,
@@ -353,6 +367,10 @@ impl World {
         self.metadata_total = self.metadata_total.saturating_sub(client.metadata_len());
         self.monitors.clear(id);
         self.read_markers.forget(id);
+        self.nick_claims.remove(&id);
+        if let Some(account) = &client.account {
+            self.forget_session(account, id);
+        }
         if client.is_registered() {
             self.notify_monitors_offline(client.nick());
         }
@@ -369,6 +387,17 @@ impl World {
             }
             if client.is_registered() {
                 self.remember(WhowasEntry::of(&client, key));
+            }
+        }
+    }
+
+    /// Takes `id` off the sessions of `account`.
+    pub(crate) fn forget_session(&mut self, account: &str, id: ClientId) {
+        let key = Self::key(account);
+        if let Some(sessions) = self.sessions.get_mut(&key) {
+            sessions.retain(|session| *session != id);
+            if sessions.is_empty() {
+                self.sessions.remove(&key);
             }
         }
     }
