@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use clap::Parser;
-use palaver_client::client::{Account, Secret};
+use palaver_client::client::{Account, Secret, sasl::Mechanism};
 use palaver_client::{Client, ClientConfig, ConnectConfig, commands, line_mode, logfile, tui};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tracing_subscriber::EnvFilter;
@@ -61,6 +61,10 @@ struct Cli {
     /// asked for on the terminal without being shown.
     #[arg(long, value_name = "NAME")]
     account: Option<String>,
+    /// The SASL mechanism for --account: SCRAM-SHA-256 or PLAIN (by default
+    /// SCRAM-SHA-256 where the server offers it, else PLAIN).
+    #[arg(long, value_name = "MECHANISM", requires = "account")]
+    sasl_mechanism: Option<String>,
     /// Log file: connection events and, unless --no-log-messages, the
     /// conversation. Past 10 MiB it moves to FILE.1 (and FILE.1 to FILE.2).
     #[arg(long, default_value = "client.log", value_name = "FILE")]
@@ -114,8 +118,14 @@ const ACCOUNT_PASSWORD_ENV: &str = "PALAVER_ACCOUNT_PASSWORD";
 fn start(mut cli: Cli, offset: time::UtcOffset) -> anyhow::Result<()> {
     let _log_guard = init_logging(&cli.log_file, &cli.log_level, !cli.no_log_messages)?;
     let full_screen = !cli.line_mode && io::stdin().is_terminal() && io::stdout().is_terminal();
+    let mechanism = match cli.sasl_mechanism.as_deref() {
+        Some(name) => Some(Mechanism::named(name).with_context(|| {
+            format!("--sasl-mechanism {name:?}: this client speaks SCRAM-SHA-256 and PLAIN")
+        })?),
+        None => None,
+    };
     let account = match cli.account.take() {
-        Some(name) => Some(account(name)?),
+        Some(name) => Some(account(name, mechanism)?),
         None => None,
     };
     if cli.nick.is_none() {
@@ -232,7 +242,7 @@ fn channels(given: &[String]) -> anyhow::Result<Vec<String>> {
 
 /// The `--account` to log in to, with its password from
 /// [`ACCOUNT_PASSWORD_ENV`] or typed on the terminal.
-fn account(name: String) -> anyhow::Result<Account> {
+fn account(name: String, mechanism: Option<Mechanism>) -> anyhow::Result<Account> {
     let name = name.trim().to_owned();
     if let Some(problem) = commands::nick_problem(&name, commands::DEFAULT_NICKLEN) {
         bail!("--account {name:?}: {problem}");
@@ -250,6 +260,7 @@ fn account(name: String) -> anyhow::Result<Account> {
     Ok(Account {
         name,
         password: Secret::new(password),
+        mechanism,
     })
 }
 

@@ -27,10 +27,13 @@ struct Harness {
 
 impl Harness {
     fn start(config: ConnectConfig, nick: &str) -> Self {
+        Self::with(config, ClientConfig::new(nick, vec!["#lobby".into()]))
+    }
+
+    fn with(config: ConnectConfig, client: ClientConfig) -> Self {
         let (to_conn, events, task) = connection::spawn(config);
-        let label = "test";
         Self {
-            client: Client::new(label, ClientConfig::new(nick, vec!["#lobby".into()])),
+            client: Client::new("test", client),
             to_conn,
             events,
             _task: task,
@@ -713,4 +716,76 @@ async fn issue_10_lines_said_while_away_appear_once_in_order_after_a_restart() {
             .starts_with("Said in #lobby since you were last there")),
         "the missed lines are introduced"
     );
+}
+
+/// Registers the account `name` (password `correct-horse`) from a throwaway
+/// connection.
+async fn register_account(server: &TestServer, name: &str) {
+    let mut client = server.client(name).await;
+    client.send("REGISTER * * correct-horse").await;
+    client
+        .expect(|l| l.command() == "REGISTER" && l.param(0) == "SUCCESS")
+        .await;
+    client.send("QUIT").await;
+    client.expect_closed().await;
+}
+
+fn account_config(
+    nick: &str,
+    password: &str,
+    mechanism: Option<palaver_client::client::sasl::Mechanism>,
+) -> ClientConfig {
+    let mut config = ClientConfig::new(nick, vec!["#lobby".into()]);
+    config.account = Some(palaver_client::client::Account {
+        name: "acct".into(),
+        password: palaver_client::client::Secret::new(password),
+        mechanism,
+    });
+    config
+}
+
+/// Issue 10: `--account` logs in during registration, with SCRAM-SHA-256 (the
+/// default where offered) and with PLAIN, against the real server.
+#[tokio::test]
+async fn issue_10_sasl_logs_in_with_scram_and_with_plain() {
+    use palaver_client::client::sasl::Mechanism;
+    let server = TestServer::start().await;
+    register_account(&server, "acct").await;
+    for (nick, mechanism) in [("scram", None), ("plain", Some(Mechanism::Plain))] {
+        let config = account_config(nick, "correct-horse", mechanism);
+        let mut h = Harness::with(fast(server.addr), config);
+        h.until_change(|c| *c == Change::Ready).await;
+        assert_eq!(h.client.logged_in(), Some("acct"), "{nick}");
+        let server_lines: Vec<&str> = h.client.state().buffers[0]
+            .lines
+            .iter()
+            .map(|l| l.text.as_str())
+            .collect();
+        assert!(
+            server_lines.contains(&"Logged in as acct"),
+            "{server_lines:#?}"
+        );
+    }
+}
+
+/// Issue 10: a wrong password is said in words, and the client goes on without
+/// an account rather than stopping.
+#[tokio::test]
+async fn issue_10_a_failed_login_is_explained_and_registration_goes_on() {
+    let server = TestServer::start().await;
+    register_account(&server, "acct").await;
+    let mut h = Harness::with(
+        fast(server.addr),
+        account_config("guess", "wrong-horse", None),
+    );
+    h.until_change(|c| *c == Change::Ready).await;
+    assert_eq!(h.client.logged_in(), None);
+    let told = h.client.state().buffers[0]
+        .lines
+        .iter()
+        .filter(|l| {
+            l.kind == LineKind::Error && l.text.starts_with("Login to the account acct failed: ")
+        })
+        .count();
+    assert_eq!(told, 1);
 }

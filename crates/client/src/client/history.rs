@@ -30,7 +30,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::Client;
-use crate::state::{LineKind, MAX_SCROLLBACK, Stamp};
+use crate::state::{BufferKind, LineKind, MAX_SCROLLBACK, Stamp};
 
 /// Messages asked for when a buffer has none yet (a first join): enough to see
 /// what the conversation is about without flooding the screen.
@@ -163,6 +163,26 @@ impl Client {
         });
         if self.fill.is_none() {
             self.next_fill();
+        }
+    }
+
+    /// Fills the open private conversations that have seen a message, after a
+    /// reconnect. Only when logged in: a server keys the private history of a
+    /// user without an account by nickname and shows it only what was said since
+    /// it connected (palaver does), so there would be nothing to fetch.
+    pub(super) fn fill_queries(&mut self) {
+        if self.logged_in.is_none() {
+            return;
+        }
+        let queries: Vec<String> = self
+            .state
+            .buffers
+            .iter()
+            .filter(|b| b.kind == BufferKind::Query && b.last_time.is_some())
+            .map(|b| b.name.clone())
+            .collect();
+        for query in queries {
+            self.fill_history(&query);
         }
     }
 

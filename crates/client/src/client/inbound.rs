@@ -5,10 +5,6 @@
 use palaver_proto::{CaseKey, CaseMapping, Message, Source, numeric};
 
 use super::history::{self, HISTORY_TOKEN};
-use super::login::{
-    ERR_NICKLOCKED, ERR_SASLABORTED, ERR_SASLALREADY, ERR_SASLFAIL, ERR_SASLTOOLONG, RPL_LOGGEDIN,
-    RPL_LOGGEDOUT, RPL_SASLMECHS, RPL_SASLSUCCESS,
-};
 use super::{
     Change, Client, ERR_BADCHANNAME, ERR_NEEDREGGEDNICK, MAX_LIST, MAX_NICK_RETRIES, Multiline,
     RPL_WHOISACCOUNT, SYNC_TOKEN, last,
@@ -177,10 +173,15 @@ impl Client {
             "FAIL" if msg.param(0) == Some("CHATHISTORY") => self.on_history_fail(last(&msg)),
             "CAP" => self.on_cap(&msg),
             "AUTHENTICATE" => self.on_authenticate(&msg),
-            RPL_LOGGEDIN | RPL_LOGGEDOUT | ERR_NICKLOCKED | RPL_SASLSUCCESS | ERR_SASLFAIL
-            | ERR_SASLTOOLONG | ERR_SASLABORTED | ERR_SASLALREADY | RPL_SASLMECHS => {
-                self.on_sasl_numeric(&command, &msg)
-            }
+            numeric::RPL_LOGGEDIN
+            | numeric::RPL_LOGGEDOUT
+            | numeric::ERR_NICKLOCKED
+            | numeric::RPL_SASLSUCCESS
+            | numeric::ERR_SASLFAIL
+            | numeric::ERR_SASLTOOLONG
+            | numeric::ERR_SASLABORTED
+            | numeric::ERR_SASLALREADY
+            | numeric::RPL_SASLMECHS => self.on_sasl_numeric(&command, &msg),
             // Batches (our own multiline messages echoed, others') only group
             // lines; the lines inside are shown as they come. A history batch
             // answers a fill.
@@ -202,6 +203,12 @@ impl Client {
                 self.on_other(&command, &msg);
             }
             "PONG" | "PING" => {}
+            // The welcome burst is over (ISUPPORT known): private conversations
+            // are filled now, channels as they are joined.
+            numeric::RPL_ENDOFMOTD | numeric::ERR_NOMOTD => {
+                self.fill_queries();
+                self.on_other(&command, &msg);
+            }
             _ => self.on_other(&command, &msg),
         }
     }

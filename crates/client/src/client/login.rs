@@ -6,31 +6,14 @@
 //! (chunking, the numerics 900-908) and what the user is told.
 
 use palaver_proto::Message;
+use palaver_proto::numeric::{
+    ERR_NICKLOCKED, ERR_SASLABORTED, ERR_SASLALREADY, ERR_SASLFAIL, ERR_SASLTOOLONG, RPL_LOGGEDIN,
+    RPL_LOGGEDOUT, RPL_SASLMECHS, RPL_SASLSUCCESS,
+};
 
 use super::sasl::{self, Exchange, Mechanism};
 use super::{Client, last};
 use crate::state::{LineKind, SERVER_BUFFER};
-
-// The SASL numerics (IRCv3 sasl-3.1), kept here until `palaver_proto::numeric`
-// lists them.
-/// `900`: logged in, with the account as the third parameter.
-pub(super) const RPL_LOGGEDIN: &str = "900";
-/// `901`: logged out.
-pub(super) const RPL_LOGGEDOUT: &str = "901";
-/// `902`: the nick is locked (the account is not ours to use now).
-pub(super) const ERR_NICKLOCKED: &str = "902";
-/// `903`: the login succeeded.
-pub(super) const RPL_SASLSUCCESS: &str = "903";
-/// `904`: the login failed (wrong password, unknown mechanism, throttled).
-pub(super) const ERR_SASLFAIL: &str = "904";
-/// `905`: our message was too long.
-pub(super) const ERR_SASLTOOLONG: &str = "905";
-/// `906`: the exchange was aborted.
-pub(super) const ERR_SASLABORTED: &str = "906";
-/// `907`: already logged in.
-pub(super) const ERR_SASLALREADY: &str = "907";
-/// `908`: the mechanisms the server has.
-pub(super) const RPL_SASLMECHS: &str = "908";
 
 /// Most base64 the server may send in one SASL message before we give up.
 const MAX_INBOUND: usize = 8 * 1024;
@@ -49,7 +32,16 @@ impl Client {
         let Some(account) = self.config.account.clone() else {
             return self.cap_end();
         };
-        match Mechanism::choose(&self.sasl_offer, &self.sasl_tried) {
+        let mut tried = self.sasl_tried.clone();
+        if let Some(only) = account.mechanism {
+            // Every other mechanism counts as tried: only this one may be used.
+            tried.extend(
+                [Mechanism::ScramSha256, Mechanism::Plain]
+                    .into_iter()
+                    .filter(|m| *m != only),
+            );
+        }
+        match Mechanism::choose(&self.sasl_offer, &tried) {
             Some(mechanism) => {
                 self.sasl_tried.push(mechanism);
                 self.sasl_inbound.clear();

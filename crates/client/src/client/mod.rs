@@ -919,6 +919,7 @@ mod tests {
         c.config.account = Some(Account {
             name: "alice".into(),
             password: Secret::new("pencil"),
+            mechanism: None,
         });
         connect(&mut c);
         sent(&mut c);

@@ -54,6 +54,8 @@ pub struct Account {
     pub name: String,
     /// Its password.
     pub password: Secret,
+    /// Use only this mechanism (`--sasl-mechanism`); `None`: the best offered.
+    pub mechanism: Option<Mechanism>,
 }
 
 /// A SASL mechanism we speak.
@@ -72,6 +74,13 @@ impl Mechanism {
             Self::ScramSha256 => "SCRAM-SHA-256",
             Self::Plain => "PLAIN",
         }
+    }
+
+    /// The mechanism called `name` (any case), if we speak it.
+    pub fn named(name: &str) -> Option<Self> {
+        [Self::ScramSha256, Self::Plain]
+            .into_iter()
+            .find(|m| m.name().eq_ignore_ascii_case(name))
     }
 
     /// Our choice among `offered` (the `sasl=` value or a 908 list, comma
@@ -319,6 +328,7 @@ mod tests {
         Account {
             name: "user".into(),
             password: Secret::new("pencil"),
+            mechanism: None,
         }
     }
 
