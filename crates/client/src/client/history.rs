@@ -280,8 +280,14 @@ impl Client {
         self.end_page(PageEnd::Batch);
     }
 
-    /// `FAIL CHATHISTORY …`: the request in flight was refused.
-    pub(super) fn on_history_fail(&mut self, text: &str) {
+    /// `FAIL CHATHISTORY <code> …`: the request in flight was refused. After
+    /// `MESSAGE_ERROR` (history off, or the store failing) this connection asks
+    /// no more, rather than repeat the refusal in every buffer.
+    pub(super) fn on_history_fail(&mut self, code: &str, text: &str) {
+        if code == "MESSAGE_ERROR" {
+            self.history_on = false;
+            self.fills.clear();
+        }
         if let Some(fill) = &self.fill {
             let target = fill.target.clone();
             if let Some(index) = self.state.find(&target) {

@@ -170,7 +170,9 @@ impl Client {
                 self.barriers = self.barriers.saturating_sub(1);
             }
             "PONG" if last(&msg).starts_with(HISTORY_TOKEN) => self.on_history_pong(last(&msg)),
-            "FAIL" if msg.param(0) == Some("CHATHISTORY") => self.on_history_fail(last(&msg)),
+            "FAIL" if msg.param(0) == Some("CHATHISTORY") => {
+                self.on_history_fail(msg.param(1).unwrap_or(""), last(&msg))
+            }
             "CAP" => self.on_cap(&msg),
             "AUTHENTICATE" => self.on_authenticate(&msg),
             numeric::RPL_LOGGEDIN

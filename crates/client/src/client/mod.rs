@@ -991,6 +991,57 @@ mod tests {
         assert_eq!(sent(&mut c), ["AUTHENTICATE PLAIN"]);
     }
 
+    /// Issue 10: a server without history says so once; the client stops
+    /// asking on that connection and shows what was held.
+    #[test]
+    fn history_refused_by_the_server_is_not_asked_again() {
+        let mut c = with_history(50);
+        sent(&mut c);
+        lines(
+            &mut c,
+            &[
+                &said("10:00:00.000", "a", "bob", "held", None),
+                ":srv FAIL CHATHISTORY MESSAGE_ERROR LATEST :History is off on this server",
+                ":alice!a@h JOIN #rust",
+            ],
+        );
+        let shown = texts(&c, "#lobby");
+        assert_eq!(
+            shown[shown.len() - 2..],
+            [
+                "- No history for #lobby: History is off on this server",
+                "<bob> held"
+            ]
+        );
+        assert!(sent(&mut c).is_empty(), "no request for #rust");
+    }
+
+    /// Issue 10: when logged in, private conversations that had messages are
+    /// filled after the welcome burst of a reconnect.
+    #[test]
+    fn private_conversations_are_filled_when_logged_in() {
+        let mut c = with_history(50);
+        lines(
+            &mut c,
+            &[
+                ":srv BATCH +h1 chathistory #lobby",
+                ":srv BATCH -h1",
+                "@time=2026-12-02T10:00:00.000Z;msgid=p1 :bob!b@h PRIVMSG alice :psst",
+                ":srv 376 alice :End of MOTD",
+            ],
+        );
+        sent(&mut c);
+        c.logged_in = Some("alice".into());
+        lines(&mut c, &[":srv 376 alice :End of MOTD"]);
+        assert_eq!(
+            sent(&mut c),
+            [
+                "CHATHISTORY AFTER bob timestamp=2026-12-02T09:59:59.999Z 50",
+                "PING palaver-history-2"
+            ]
+        );
+    }
+
     #[test]
     fn a_refused_join_still_makes_the_client_ready() {
         let mut c = client();
