@@ -323,7 +323,7 @@ impl Client {
             fill.latest = true;
             let target = fill.target.clone();
             let text = format!(
-                "More than {} messages were said in {target}; older ones are skipped, the latest {page} follow",
+                "More than {} messages were said in {target}, more than the scrollback keeps: the ones after them are skipped, the latest {page} follow",
                 fill.fetched
             );
             if let Some(index) = self.state.find(&target) {

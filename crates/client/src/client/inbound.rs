@@ -657,6 +657,21 @@ impl Client {
         {
             return;
         }
+        // Without echo-message our own lines have no msgid: history brings them
+        // back once, and is matched to them by text.
+        if own && history && !self.echo {
+            let buffer = &mut self.state.buffers[index];
+            if let Some(line) = buffer
+                .lines
+                .iter_mut()
+                .find(|l| l.own && l.msgid.is_none() && l.kind == kind && l.text == text)
+            {
+                line.msgid = msgid.clone();
+                buffer.seen(msgid.as_deref(), time);
+                self.history_message(time, false);
+                return;
+            }
+        }
         // draft/multiline: a line tagged multiline-concat continues the one before
         // it in the same message (a long line the sender split), not a new line.
         if msg.tags().any(|(key, _)| key == "draft/multiline-concat")

@@ -895,6 +895,78 @@ mod tests {
         );
     }
 
+    /// Issue 10: a gap larger than the scrollback is fetched up to the
+    /// scrollback's size, then the latest page follows a note: bounded work,
+    /// and the newest messages are never the ones missing.
+    #[test]
+    fn a_gap_beyond_the_scrollback_jumps_to_the_latest_page() {
+        let mut c = with_history(1000);
+        lines(
+            &mut c,
+            &[
+                ":srv BATCH +h1 chathistory #lobby",
+                ":srv BATCH -h1",
+                &said("09:00:00.000", "start", "bob", "seen", None),
+            ],
+        );
+        c.handle(
+            ConnEvent::Disconnected {
+                reason: "reset".into(),
+                retry_in: Duration::from_secs(1),
+            },
+            NOW,
+        );
+        connect(&mut c);
+        lines(
+            &mut c,
+            &[
+                ":srv CAP * LS :batch draft/chathistory message-tags",
+                ":srv CAP * ACK :batch message-tags draft/chathistory",
+                ":srv 001 alice :Welcome back",
+                ":srv 005 alice CHATHISTORY=1000 :are supported",
+                ":alice!a@h JOIN #lobby",
+            ],
+        );
+        sent(&mut c);
+        for page in 0..2 {
+            let mut batch = vec![format!(":srv BATCH +p{page} chathistory #lobby")];
+            for i in page * 1000..(page + 1) * 1000 {
+                let at = format!("10:00:{:02}.{:03}", i / 1000, i % 1000);
+                batch.push(said(
+                    &at,
+                    &format!("m{i}"),
+                    "bob",
+                    &format!("missed {i}"),
+                    Some(&format!("p{page}")),
+                ));
+            }
+            batch.push(format!(":srv BATCH -p{page}"));
+            let batch: Vec<&str> = batch.iter().map(String::as_str).collect();
+            lines(&mut c, &batch);
+            let out = sent(&mut c);
+            if page == 0 {
+                assert_eq!(
+                    out[0],
+                    "CHATHISTORY AFTER #lobby timestamp=2026-12-02T10:00:00.998Z 1000"
+                );
+            } else {
+                assert_eq!(
+                    out[0], "CHATHISTORY LATEST #lobby * 1000",
+                    "no third AFTER page"
+                );
+            }
+        }
+        let shown = texts(&c, "#lobby");
+        assert!(shown.len() <= crate::state::MAX_SCROLLBACK);
+        assert!(
+            shown
+                .last()
+                .is_some_and(|l| l.starts_with("- More than 2000 messages")),
+            "{:?}",
+            shown.last()
+        );
+    }
+
     /// Issue 10: a server that answers a history request with nothing (no batch,
     /// only the PONG after it) does not keep live lines waiting.
     #[test]
