@@ -789,3 +789,83 @@ async fn issue_10_a_failed_login_is_explained_and_registration_goes_on() {
         .count();
     assert_eq!(told, 1);
 }
+
+/// A raw second device of the account `acct` (nick `phone`), logged in with
+/// SASL PLAIN, after PASS when given.
+async fn phone(
+    addr: std::net::SocketAddr,
+    password: Option<&str>,
+) -> palaver_test_support::TestClient {
+    use base64::Engine as _;
+    let mut client = palaver_test_support::TestClient::connect(addr).await;
+    client.nick = "phone".to_owned();
+    if let Some(password) = password {
+        client.send(&format!("PASS {password}")).await;
+    }
+    client.send("CAP REQ :sasl").await;
+    client.expect_command("CAP").await;
+    client.send("AUTHENTICATE PLAIN").await;
+    client.expect_command("AUTHENTICATE").await;
+    let plain = base64::engine::general_purpose::STANDARD.encode("\0acct\0correct-horse");
+    client.send(&format!("AUTHENTICATE {plain}")).await;
+    client.expect_command("903").await;
+    client.send("NICK phone").await;
+    client.send("USER phone 0 * :phone").await;
+    client.send("CAP END").await;
+    client.expect_command("001").await;
+    client
+}
+
+/// Issue 10: logged in to an account, a private conversation is filled after a
+/// reconnect too: what bob said to the account's other device (the same
+/// conversation, account to bob) while this client was away appears once in
+/// its query buffer. The restart and the password make "away" deterministic, as
+/// in the channel test.
+#[tokio::test]
+async fn issue_10_a_private_conversation_is_filled_after_a_reconnect_when_logged_in() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let open = || -> std::sync::Arc<dyn palaver_store::Store> {
+        std::sync::Arc::new(palaver_store::SqliteStore::open(dir.path()).expect("open the store"))
+    };
+    let mut config = palaver_test_support::test_config();
+    config.store = Some(open());
+    let server = TestServer::with_config(config).await;
+    let addr = server.addr;
+    register_account(&server, "acct").await;
+    let mut h = Harness::with(fast(addr), account_config("alice", "correct-horse", None));
+    h.until_change(|c| *c == Change::Ready).await;
+    assert_eq!(h.client.logged_in(), Some("acct"));
+    let mut bob = talker(addr, "bob", None).await;
+    bob.send("PRIVMSG alice :before").await;
+    h.until_change(|c| matches!(c, Change::Line { buffer, line, .. } if buffer == "bob" && line.text == "before"))
+        .await;
+    drop(bob);
+
+    let pump = tokio::spawn(async move {
+        h.until_change(|c| matches!(c, Change::Refused { .. }))
+            .await;
+        h
+    });
+    server.shutdown().await;
+    let mut config = palaver_test_support::test_config();
+    config.store = Some(open());
+    config.password = Some("sesame".to_owned());
+    let _stop = serve_on(addr, config);
+    let mut h = pump.await.expect("pump");
+    let mut device = phone(addr, Some("sesame")).await;
+    let mut bob = talker(addr, "bob", Some("sesame")).await;
+    bob.send("PRIVMSG phone :while you were away").await;
+    device
+        .expect(|l| l.command() == "PRIVMSG" && l.last() == "while you were away")
+        .await;
+
+    h.client.input("/password sesame", NOW);
+    h.client.input("/reconnect", NOW);
+    h.until_change(|c| matches!(c, Change::Line { buffer, line, .. } if buffer == "bob" && line.text.starts_with("End of history")))
+        .await;
+    let said: Vec<String> = messages(&h.client, "bob")
+        .into_iter()
+        .map(|(_, text)| text)
+        .collect();
+    assert_eq!(said, ["<bob> before", "<bob> while you were away"]);
+}
