@@ -65,6 +65,10 @@ pub struct Stamp {
     pub minute: u8,
     /// The local date; `None` where only the time matters (tests, scripts).
     pub date: Option<time::Date>,
+    /// The instant itself, where the caller read the clock: protocol requests
+    /// that need "now" (CHATHISTORY TARGETS' upper bound) take it from here,
+    /// so the core still reads no clock. `None` on lines dated by the server.
+    pub utc: Option<time::OffsetDateTime>,
 }
 
 impl Stamp {
@@ -74,6 +78,7 @@ impl Stamp {
             hour: hour.min(23),
             minute: minute.min(59),
             date: None,
+            utc: None,
         }
     }
 

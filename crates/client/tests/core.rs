@@ -15,11 +15,14 @@ const NOW: Stamp = Stamp {
     hour: 9,
     minute: 30,
     date: None,
+    utc: None,
 };
 
 /// A core wired to a connection task, pumped by the test.
 struct Harness {
     client: Client,
+    /// The time handed to the core with each event.
+    now: Stamp,
     to_conn: mpsc::Sender<ToConn>,
     events: mpsc::Receiver<ConnEvent>,
     _task: JoinHandle<()>,
@@ -33,6 +36,7 @@ impl Harness {
     fn with(config: ConnectConfig, client: ClientConfig) -> Self {
         let (to_conn, events, task) = connection::spawn(config);
         Self {
+            now: NOW,
             client: Client::new("test", client),
             to_conn,
             events,
@@ -58,7 +62,7 @@ impl Harness {
                 let Some(event) = self.events.recv().await else {
                     return false;
                 };
-                let changes = self.client.handle(event.clone(), NOW);
+                let changes = self.client.handle(event.clone(), self.now);
                 let hit = pred(&event, &changes);
                 seen.push(event);
                 if hit {
@@ -819,7 +823,8 @@ async fn phone(
 /// Issue 10: logged in to an account, a private conversation is filled after a
 /// reconnect too: what bob said to the account's other device (the same
 /// conversation, account to bob) while this client was away appears once in
-/// its query buffer. The restart and the password make "away" deterministic, as
+/// its query buffer, and a conversation it never had open (carol's) is found
+/// with `CHATHISTORY TARGETS` and opened. The restart and the password make "away" deterministic, as
 /// in the channel test.
 #[tokio::test]
 async fn issue_10_a_private_conversation_is_filled_after_a_reconnect_when_logged_in() {
@@ -858,14 +863,40 @@ async fn issue_10_a_private_conversation_is_filled_after_a_reconnect_when_logged
     device
         .expect(|l| l.command() == "PRIVMSG" && l.last() == "while you were away")
         .await;
+    // carol starts a conversation alice never had open: TARGETS finds it.
+    let mut carol = talker(addr, "carol", Some("sesame")).await;
+    carol.send("PRIVMSG phone :new here").await;
+    device
+        .expect(|l| l.command() == "PRIVMSG" && l.last() == "new here")
+        .await;
 
+    h.now = Stamp {
+        utc: Some(time::OffsetDateTime::now_utc()),
+        ..NOW
+    };
     h.client.input("/password sesame", NOW);
     h.client.input("/reconnect", NOW);
-    h.until_change(|c| matches!(c, Change::Line { buffer, line, .. } if buffer == "bob" && line.text.starts_with("End of history")))
-        .await;
-    let said: Vec<String> = messages(&h.client, "bob")
-        .into_iter()
-        .map(|(_, text)| text)
-        .collect();
-    assert_eq!(said, ["<bob> before", "<bob> while you were away"]);
+    let mut ended = Vec::new();
+    h.until(|_, changes| {
+        for change in changes {
+            if let Change::Line { buffer, line, .. } = change
+                && line.text.starts_with("End of history")
+            {
+                ended.push(buffer.clone());
+            }
+        }
+        ended.contains(&"bob".to_owned()) && ended.contains(&"carol".to_owned())
+    })
+    .await;
+    let said = |h: &Harness, who: &str| -> Vec<String> {
+        messages(&h.client, who)
+            .into_iter()
+            .map(|(_, text)| text)
+            .collect()
+    };
+    assert_eq!(
+        said(&h, "bob"),
+        ["<bob> before", "<bob> while you were away"]
+    );
+    assert_eq!(said(&h, "carol"), ["<carol> new here"]);
 }

@@ -44,6 +44,10 @@ const DEFAULT_PAGE: usize = 100;
 /// they come (out of order rather than lost or unbounded).
 pub const MAX_HELD: usize = MAX_SCROLLBACK;
 
+/// Conversations asked for in one `CHATHISTORY TARGETS`: each one found opens
+/// a buffer, so not without bound.
+const MAX_TARGETS: usize = 50;
+
 /// Token prefix of the PINGs that follow each history request.
 pub(super) const HISTORY_TOKEN: &str = "palaver-history-";
 
@@ -170,9 +174,27 @@ impl Client {
     /// reconnect. Only when logged in: a server keys the private history of a
     /// user without an account by nickname and shows it only what was said since
     /// it connected (palaver does), so there would be nothing to fetch.
+    ///
+    /// Conversations not open here that had messages since then (said to the
+    /// account's other devices, or to us while we were away) are found with
+    /// `CHATHISTORY TARGETS`, from the newest message any buffer saw until now.
     pub(super) fn fill_queries(&mut self) {
-        if self.logged_in.is_none() {
+        if self.logged_in.is_none() || !self.history_on {
             return;
+        }
+        let since = self.state.buffers.iter().filter_map(|b| b.last_time).max();
+        if let (Some(since), Some(now)) = (since, self.now.utc) {
+            let (from, to) = (format_time(since), format_time(now));
+            let limit = self.page_size().min(MAX_TARGETS).to_string();
+            self.send(
+                "CHATHISTORY",
+                &[
+                    "TARGETS",
+                    &format!("timestamp={from}"),
+                    &format!("timestamp={to}"),
+                    &limit,
+                ],
+            );
         }
         let queries: Vec<String> = self
             .state
@@ -184,6 +206,18 @@ impl Client {
         for query in queries {
             self.fill_history(&query);
         }
+    }
+
+    /// `CHATHISTORY TARGETS <name> …`: a conversation with messages while we
+    /// were away. A private one not open here is opened and filled; channels
+    /// are filled as they are rejoined.
+    pub(super) fn on_history_target(&mut self, name: &str) {
+        if name.is_empty() || self.state.is_channel(name) || self.state.find(name).is_some() {
+            return;
+        }
+        self.state.ensure(name, BufferKind::Query);
+        self.changes.push(super::Change::Buffers);
+        self.fill_history(name);
     }
 
     /// Starts the next queued fill, if any.

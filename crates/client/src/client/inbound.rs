@@ -170,6 +170,9 @@ impl Client {
                 self.barriers = self.barriers.saturating_sub(1);
             }
             "PONG" if last(&msg).starts_with(HISTORY_TOKEN) => self.on_history_pong(last(&msg)),
+            // A refused TARGETS costs nothing but the conversations it would
+            // have found; the fill in flight is another request.
+            "FAIL" if msg.param(0) == Some("CHATHISTORY") && msg.param(2) == Some("TARGETS") => {}
             "FAIL" if msg.param(0) == Some("CHATHISTORY") => {
                 self.on_history_fail(msg.param(1).unwrap_or(""), last(&msg))
             }
@@ -210,6 +213,9 @@ impl Client {
             numeric::RPL_ENDOFMOTD | numeric::ERR_NOMOTD => {
                 self.fill_queries();
                 self.on_other(&command, &msg);
+            }
+            "CHATHISTORY" if msg.param(0) == Some("TARGETS") => {
+                self.on_history_target(msg.param(1).unwrap_or(""));
             }
             _ => self.on_other(&command, &msg),
         }

@@ -600,6 +600,7 @@ mod tests {
         hour: 12,
         minute: 34,
         date: None,
+        utc: None,
     };
 
     fn client() -> Client {
