@@ -382,6 +382,9 @@ pub struct State {
     pub lag: Option<Duration>,
     /// We are marked away.
     pub away: bool,
+    /// The account the server says we are logged in to (SASL, 900), on this
+    /// connection.
+    pub account: Option<String>,
     /// How the server compares names (ISUPPORT `CASEMAPPING`).
     pub casemapping: CaseMapping,
     /// Membership modes and their prefixes, highest first (ISUPPORT `PREFIX`).
@@ -406,6 +409,7 @@ impl State {
             conn: ConnState::Connecting,
             lag: None,
             away: false,
+            account: None,
             casemapping,
             prefixes: vec![('o', '@'), ('v', '+')],
             chantypes: "#&".to_owned(),

@@ -179,7 +179,7 @@ impl Client {
     /// account's other devices, or to us while we were away) are found with
     /// `CHATHISTORY TARGETS`, from the newest message any buffer saw until now.
     pub(super) fn fill_queries(&mut self) {
-        if self.logged_in.is_none() || !self.history_on {
+        if self.state.account.is_none() || !self.history_on {
             return;
         }
         let since = self.state.buffers.iter().filter_map(|b| b.last_time).max();

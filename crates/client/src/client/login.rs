@@ -123,12 +123,12 @@ impl Client {
             RPL_LOGGEDIN => {
                 let account = msg.param(2).unwrap_or("").to_owned();
                 let text = format!("Logged in as {account}");
-                self.logged_in = Some(account);
+                self.state.account = Some(account);
                 self.info(SERVER_BUFFER, LineKind::Info, text);
                 self.changes.push(super::Change::Status);
             }
             RPL_LOGGEDOUT => {
-                self.logged_in = None;
+                self.state.account = None;
                 self.info(SERVER_BUFFER, LineKind::Info, last(msg).to_owned());
                 self.changes.push(super::Change::Status);
             }

@@ -197,8 +197,6 @@ pub struct Client {
     sasl_inbound: String,
     /// CAP END went out on this connection: registration no longer waits for us.
     cap_ended: bool,
-    /// The account the server says we are logged in to (900), on this connection.
-    logged_in: Option<String>,
 }
 
 /// The limits of one `draft/multiline` batch, from the capability's value.
@@ -285,13 +283,12 @@ impl Client {
             sasl_tried: Vec::new(),
             sasl_inbound: String::new(),
             cap_ended: false,
-            logged_in: None,
         }
     }
 
     /// The account the server says we are logged in to, on this connection.
     pub fn logged_in(&self) -> Option<&str> {
-        self.logged_in.as_deref()
+        self.state.account.as_deref()
     }
 
     /// What the client knows, for drawing.
@@ -374,7 +371,7 @@ impl Client {
                 self.sasl_tried.clear();
                 self.sasl_inbound.clear();
                 self.cap_ended = false;
-                self.logged_in = None;
+                self.state.account = None;
                 self.offered.clear();
                 if let Some(password) = self.config.password.clone() {
                     self.send("PASS", &[&password]);
@@ -401,6 +398,7 @@ impl Client {
             }
             ConnEvent::Disconnected { reason, retry_in } => {
                 self.drop_fills();
+                self.state.account = None;
                 self.registered = false;
                 self.state.lag = None;
                 let text = format!(
@@ -413,6 +411,7 @@ impl Client {
             }
             ConnEvent::Refused { refusal, reason } => {
                 self.drop_fills();
+                self.state.account = None;
                 self.registered = false;
                 self.state.lag = None;
                 let advice = match refusal {
@@ -1104,7 +1103,7 @@ mod tests {
             ],
         );
         sent(&mut c);
-        c.logged_in = Some("alice".into());
+        c.state.account = Some("alice".into());
         lines(&mut c, &[":srv 376 alice :End of MOTD"]);
         assert_eq!(
             sent(&mut c),

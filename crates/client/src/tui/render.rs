@@ -572,8 +572,13 @@ fn render_status(
 ) {
     let mut parts = vec![
         format!(
-            " {}{} @ {}",
+            " {}{}{} @ {}",
             state.nick,
+            state
+                .account
+                .as_ref()
+                .map(|account| format!(" [{account}]"))
+                .unwrap_or_default(),
             if state.away { " (away)" } else { "" },
             state.server
         ),
