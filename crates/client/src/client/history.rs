@@ -51,6 +51,38 @@ const MAX_TARGETS: usize = 50;
 /// Token prefix of the PINGs that follow each history request.
 pub(super) const HISTORY_TOKEN: &str = "palaver-history-";
 
+/// Multiline batches remembered (see `Client::multiline_batches`).
+const MAX_MULTILINE_BATCHES: usize = 16;
+
+/// A `draft/multiline` batch: what its lines inherit.
+#[derive(Debug)]
+pub(super) struct MultilineBatch {
+    reference: String,
+    msgid: Option<String>,
+    time: Option<OffsetDateTime>,
+    /// It came inside a history batch.
+    history: bool,
+    /// Lines of it handled so far.
+    lines: usize,
+    /// Its first line was already shown: the rest of it is skipped.
+    duplicate: bool,
+}
+
+/// What a line inside a multiline batch inherits from it.
+#[derive(Debug, Clone)]
+pub(super) struct Inherited {
+    /// `<batch msgid>:<line number>`, so each line has an id of its own.
+    pub(super) msgid: Option<String>,
+    pub(super) time: Option<OffsetDateTime>,
+    /// The batch.
+    pub(super) reference: String,
+    /// The batch's first line was already in its buffer, so the whole message
+    /// is (lines joined by `multiline-concat` have no id of their own there).
+    pub(super) duplicate: bool,
+    /// Not the batch's first line: a history page counts the message once.
+    pub(super) continuation: bool,
+}
+
 /// One buffer's fill, queued or in flight.
 #[derive(Debug)]
 pub(super) struct Fill {
@@ -122,6 +154,59 @@ pub(super) fn stamp(at: OffsetDateTime, offset: time::UtcOffset) -> Stamp {
 }
 
 impl Client {
+    /// `BATCH +ref draft/multiline …`: remembered with its msgid and time;
+    /// `history` when it is nested in the history batch in flight.
+    pub(super) fn on_multiline_batch(&mut self, msg: &Message<'_>, reference: &str, history: bool) {
+        if self.multiline_batches.len() >= MAX_MULTILINE_BATCHES {
+            self.multiline_batches.pop_front();
+        }
+        self.multiline_batches.push_back(MultilineBatch {
+            reference: reference.to_owned(),
+            msgid: msgid(msg),
+            time: server_time(msg),
+            history,
+            lines: 0,
+            duplicate: false,
+        });
+    }
+
+    /// Whether `reference` is a multiline batch nested in history.
+    pub(super) fn is_history_multiline(&self, reference: &str) -> bool {
+        self.multiline_batches
+            .iter()
+            .any(|b| b.history && b.reference == reference)
+    }
+
+    /// For a message line inside multiline batch `reference`: what it inherits,
+    /// counting the line.
+    pub(super) fn inherit(&mut self, reference: &str) -> Option<Inherited> {
+        let batch = self
+            .multiline_batches
+            .iter_mut()
+            .find(|b| b.reference == reference)?;
+        let number = batch.lines;
+        batch.lines += 1;
+        Some(Inherited {
+            msgid: batch.msgid.as_ref().map(|id| format!("{id}:{number}")),
+            time: batch.time,
+            reference: batch.reference.clone(),
+            duplicate: batch.duplicate,
+            continuation: number > 0,
+        })
+    }
+
+    /// Records whether the first line of multiline batch `reference` was
+    /// already shown.
+    pub(super) fn multiline_seen(&mut self, reference: &str, duplicate: bool) {
+        if let Some(batch) = self
+            .multiline_batches
+            .iter_mut()
+            .find(|b| b.reference == reference)
+        {
+            batch.duplicate = duplicate;
+        }
+    }
+
     /// Messages per page: the server's `CHATHISTORY` limit, within the scrollback.
     fn page_size(&self) -> usize {
         match self.history_max {

@@ -24,10 +24,19 @@ impl Client {
         let from = msg.source().map(Source::split);
         let nick = from.map(|s| s.nick).unwrap_or("");
         let command = msg.command().to_ascii_uppercase();
-        let in_history = msg
+        let batch = msg
             .tags()
             .find(|(key, _)| *key == "batch")
-            .is_some_and(|(_, reference)| self.is_history_batch(&reference));
+            .map(|(_, reference)| reference.into_owned());
+        let in_history = batch
+            .as_deref()
+            .is_some_and(|r| self.is_history_batch(r) || self.is_history_multiline(r));
+        if command == "BATCH"
+            && msg.param(1) == Some("draft/multiline")
+            && let Some(reference) = msg.param(0).and_then(|r| r.strip_prefix('+'))
+        {
+            return self.on_multiline_batch(&msg, reference, in_history);
+        }
         if in_history && command != "PRIVMSG" && command != "NOTICE" {
             // Event playback and reactions are not asked for; nothing else is shown.
             return;
@@ -62,7 +71,10 @@ impl Client {
             ),
             "QUIT" => self.on_quit(nick, msg.param(0).unwrap_or("")),
             "NICK" => self.on_nick(nick, msg.param(0).unwrap_or("")),
-            "PRIVMSG" | "NOTICE" => self.on_message(&msg, from, &command, in_history),
+            "PRIVMSG" | "NOTICE" => {
+                let inherited = batch.as_deref().and_then(|r| self.inherit(r));
+                self.on_message(&msg, from, &command, in_history, inherited)
+            }
             // Typing notifications and reactions (with message-tags) are not shown.
             "TAGMSG" => {}
             "TOPIC" => {
@@ -607,10 +619,19 @@ impl Client {
         from: Option<Source<'_>>,
         command: &str,
         history: bool,
+        inherited: Option<history::Inherited>,
     ) {
         let target = msg.param(0).unwrap_or("");
-        let time = history::server_time(msg);
-        let msgid = history::msgid(msg);
+        // A line of a multiline batch has its tags on the batch.
+        let continuation = inherited.as_ref().is_some_and(|i| i.continuation);
+        let (time, msgid, batch) = match inherited {
+            Some(batch) => (
+                batch.time,
+                batch.msgid,
+                Some((batch.reference, batch.duplicate)),
+            ),
+            None => (history::server_time(msg), history::msgid(msg), None),
+        };
         let mut text = msg.param(1).unwrap_or("");
         let nick = from.map(|s| s.nick).unwrap_or("");
         let notice = command == "NOTICE";
@@ -647,10 +668,16 @@ impl Client {
         } else {
             self.state.ensure(nick, BufferKind::Query)
         };
-        if let Some(id) = &msgid
-            && self.state.buffers[index].has_msgid(id)
-        {
-            if history {
+        let mut duplicate = msgid
+            .as_ref()
+            .is_some_and(|id| self.state.buffers[index].has_msgid(id));
+        match &batch {
+            Some((_, already)) if continuation => duplicate |= *already,
+            Some((reference, _)) => self.multiline_seen(reference, duplicate),
+            None => {}
+        }
+        if duplicate {
+            if history && !continuation {
                 self.history_message(time, false);
             }
             return;
@@ -674,7 +701,9 @@ impl Client {
             {
                 line.msgid = msgid.clone();
                 buffer.seen(msgid.as_deref(), time);
-                self.history_message(time, false);
+                if !continuation {
+                    self.history_message(time, false);
+                }
                 return;
             }
         }
@@ -713,7 +742,7 @@ impl Client {
         };
         self.push(index, line);
         self.state.buffers[index].seen(None, time);
-        if history {
+        if history && !continuation {
             self.history_message(time, true);
         }
     }

@@ -195,6 +195,11 @@ pub struct Client {
     sasl_tried: Vec<sasl::Mechanism>,
     /// The pieces of the server's AUTHENTICATE message received so far.
     sasl_inbound: String,
+    /// The `draft/multiline` batches received lately (open or just closed), so
+    /// the lines inside get the batch's msgid and time, numbered: a multiline
+    /// message is then recognised line by line when history brings it again.
+    /// Also the lines held during a fill find their batch after it closed.
+    multiline_batches: VecDeque<history::MultilineBatch>,
     /// CAP END went out on this connection: registration no longer waits for us.
     cap_ended: bool,
 }
@@ -283,6 +288,7 @@ impl Client {
             sasl_tried: Vec::new(),
             sasl_inbound: String::new(),
             cap_ended: false,
+            multiline_batches: VecDeque::new(),
         }
     }
 
@@ -964,6 +970,58 @@ mod tests {
                 .is_some_and(|l| l.starts_with("- More than 2000 messages")),
             "{:?}",
             shown.last()
+        );
+    }
+
+    /// Issue 10: a multiline message in history (a nested `draft/multiline`
+    /// batch) is shown as its lines, joined where concatenated, with the batch's
+    /// time, counted once; brought again by a later fill, it is not repeated.
+    #[test]
+    fn multiline_messages_in_history_are_shown_once() {
+        let mut c = with_history(50);
+        let batch = |outer: &str, inner: &str| -> Vec<String> {
+            vec![
+                format!(":srv BATCH +{outer} chathistory #lobby"),
+                format!(
+                    "@batch={outer};time=2026-12-02T08:00:00.000Z;msgid=m1 :bob!u@h BATCH +{inner} draft/multiline #lobby"
+                ),
+                format!("@batch={inner} :bob!u@h PRIVMSG #lobby :hello"),
+                format!("@batch={inner};draft/multiline-concat :bob!u@h PRIVMSG #lobby : world"),
+                format!("@batch={inner} :bob!u@h PRIVMSG #lobby :second"),
+                format!("@batch={outer} :bob!u@h BATCH -{inner}"),
+                format!(":srv BATCH -{outer}"),
+            ]
+        };
+        let first = batch("h1", "ml1");
+        lines(
+            &mut c,
+            &first.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
+        let shown = texts(&c, "#lobby");
+        assert_eq!(
+            shown[1..],
+            [
+                "- Recent history of #lobby:",
+                "<bob> hello world",
+                "<bob> second",
+                "- End of history (1 message)",
+            ]
+        );
+        let lobby = &c.state().buffers[c.state().find("#lobby").expect("lobby")];
+        assert_eq!(lobby.lines[2].time.to_string(), "08:00");
+        lines(
+            &mut c,
+            &[":alice!a@h PART #lobby", ":alice!a@h JOIN #lobby"],
+        );
+        let again = batch("h2", "ml2");
+        lines(
+            &mut c,
+            &again.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
+        let shown = texts(&c, "#lobby");
+        assert_eq!(
+            shown[5..],
+            ["* alice has left #lobby", "* alice has joined #lobby"]
         );
     }
 
