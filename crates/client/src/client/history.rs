@@ -180,9 +180,11 @@ impl Client {
     /// For a message line inside multiline batch `reference`: what it inherits,
     /// counting the line.
     pub(super) fn inherit(&mut self, reference: &str) -> Option<Inherited> {
+        // The newest first: a reference may come again on a later connection.
         let batch = self
             .multiline_batches
             .iter_mut()
+            .rev()
             .find(|b| b.reference == reference)?;
         let number = batch.lines;
         batch.lines += 1;
@@ -201,6 +203,7 @@ impl Client {
         if let Some(batch) = self
             .multiline_batches
             .iter_mut()
+            .rev()
             .find(|b| b.reference == reference)
         {
             batch.duplicate = duplicate;

@@ -377,6 +377,7 @@ impl Client {
                 self.sasl_tried.clear();
                 self.sasl_inbound.clear();
                 self.cap_ended = false;
+                self.multiline_batches.clear();
                 self.state.account = None;
                 self.offered.clear();
                 if let Some(password) = self.config.password.clone() {
