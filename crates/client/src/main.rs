@@ -33,7 +33,8 @@ use tracing_subscriber::EnvFilter;
     after_help = "Examples:\n  \
         chat-client 127.0.0.1 6667\n  \
         chat-client irc.example.net 6667 --nick ann --channel rust --channel lobby\n  \
-        printf 'hello\\n/join #dev\\nhi dev\\n' | chat-client 127.0.0.1 6667 --nick bot\n\n\
+        printf 'hello\\n/join #dev\\nhi dev\\n' | chat-client 127.0.0.1 6667 --nick bot\n  \
+        chat-client 127.0.0.1 6667 --account ann          (asks for ann's password)\n\n\
         Exit status: 0 after /quit or the end of input, 1 when the server cannot be \
         reached, refuses us, or a piped line could not be sent."
 )]
@@ -52,7 +53,8 @@ struct Cli {
     /// Channel to join after connecting (repeatable; default #lobby).
     #[arg(long = "channel", value_name = "CHANNEL")]
     channels: Vec<String>,
-    /// Server password (sent as PASS).
+    /// Server password (sent as PASS; an account's password is another thing,
+    /// see --account).
     #[arg(long, env = "PALAVER_PASSWORD", hide_env_values = true)]
     password: Option<String>,
     /// Log in to this account (SASL: SCRAM-SHA-256 where the server offers
