@@ -1,7 +1,7 @@
 //! Message history: what relay hands the store, and how a stored message is replayed.
 //!
 //! **What is kept.** PRIVMSG and NOTICE to a channel or a person, and TAGMSGs that
-//! carry a reaction (`+draft/react`, `+react`); not messages to `@#chan`/`+#chan`
+//! carry a reaction (`+draft/react`, `+react`) or `+draft/persist`; not messages to `@#chan`/`+#chan`
 //! (STATUSMSG: a later member without that status must not read them), and not
 //! other TAGMSGs (typing notifications are worthless a second later). A channel's
 //! history is keyed by its folded name; a private conversation by its two parties,
@@ -82,11 +82,13 @@ pub(crate) fn decode_multiline(text: &str) -> impl Iterator<Item = (&str, bool)>
     })
 }
 
-/// Whether a TAGMSG with these client-only tags is worth keeping: reactions are.
+/// Whether a TAGMSG with these client-only tags is worth keeping: reactions are,
+/// and whatever its sender marked `+draft/persist` (the convention ergo and
+/// irctest use).
 pub(crate) fn keeps_tagmsg(client_tags: &str) -> bool {
     client_tags.split(';').any(|tag| {
         let key = tag.split_once('=').map_or(tag, |(key, _)| key);
-        key == "+draft/react" || key == "+react"
+        matches!(key, "+draft/react" | "+react" | "+draft/persist")
     })
 }
 

@@ -39,6 +39,28 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     socket.listen(LISTEN_BACKLOG)
 }
 
+/// Loads the accounts' read markers from the store (see
+/// `world::read_markers::Saved`); a store that cannot answer is logged, and the
+/// server starts without them.
+async fn load_read_markers(shared: &Shared) {
+    let limit = shared.config.limits.max_read_markers_total;
+    match shared.store.all_read_markers(limit).await {
+        Ok(markers) => {
+            let mut world = shared.lock_world();
+            for (account, target, at) in markers {
+                if let Some(at) = at.to_offset_date_time() {
+                    let (account, target) = (
+                        crate::world::World::key(&account),
+                        crate::world::World::key(target.as_str()),
+                    );
+                    world.saved_markers.advance(account, target, at, limit);
+                }
+            }
+        }
+        Err(error) => tracing::warn!(%error, "cannot load read markers; starting without them"),
+    }
+}
+
 /// Serves IRC on `listener` until `shutdown` resolves, then tells every client
 /// `ERROR :Server shutting down`, waits up to five seconds for them to be flushed,
 /// and returns.
@@ -71,6 +93,7 @@ pub async fn run(
             format!("cannot start the connection threads: {error}"),
         )
     })?;
+    load_read_markers(&shared).await;
     let expiry = tokio::spawn({
         let shared = Arc::clone(&shared);
         let stop = stop.clone();

@@ -1057,3 +1057,53 @@ async fn logging_in_with_sasl_to_the_nicks_account_needs_no_warning() {
     assert!(!lines.iter().any(|l| l.command() == "NICK"), "{lines:#?}");
     server.shutdown().await;
 }
+
+/// A client logged in to `account` with SASL PLAIN, with the read-marker cap.
+async fn marker_session(server: &TestServer, nick: &str, account: &str) -> TestClient {
+    let mut client = server.connect().await;
+    client.nick = nick.to_owned();
+    client.send("CAP REQ :sasl draft/read-marker").await;
+    client.send(&format!("NICK {nick}")).await;
+    client.send(&format!("USER {nick} 0 * :{nick}")).await;
+    client.send("AUTHENTICATE PLAIN").await;
+    client
+        .send(&format!("AUTHENTICATE {}", plain(account, "correct-horse")))
+        .await;
+    finish_registration(&mut client).await;
+    client
+}
+
+#[tokio::test]
+async fn an_accounts_read_markers_come_back_after_a_reconnect_and_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let open = || {
+        let store = palaver_store::SqliteStore::open(dir.path()).expect("open the store");
+        let mut config = test_config();
+        config.store = Some(Arc::new(store));
+        config
+    };
+    let marker = ":test.server MARKREAD #test timestamp=2022-11-11T11:11:11.111Z";
+    let server = TestServer::with_config(open()).await;
+    register(&server, "alice", "correct-horse").await;
+    let mut first = marker_session(&server, "alice", "alice").await;
+    let set = "MARKREAD #test timestamp=2022-11-11T11:11:11.111Z";
+    assert_eq!(ask(&mut first, set).await, [marker]);
+    first.send("QUIT").await;
+    first.expect_closed().await;
+
+    // Every session gone: a new one (another nick, same account) has the marker.
+    let mut later = marker_session(&server, "alice_phone", "alice").await;
+    assert_eq!(ask(&mut later, "MARKREAD #test").await, [marker]);
+    // Someone else does not.
+    let mut bob = server.client_with_caps("bob", "draft/read-marker").await;
+    assert_eq!(
+        ask(&mut bob, "MARKREAD #test").await,
+        [":test.server MARKREAD #test *"]
+    );
+    server.shutdown().await;
+
+    let server = TestServer::with_config(open()).await;
+    let mut after_restart = marker_session(&server, "alice", "alice").await;
+    assert_eq!(ask(&mut after_restart, "MARKREAD #test").await, [marker]);
+    server.shutdown().await;
+}

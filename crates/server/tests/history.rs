@@ -205,6 +205,7 @@ async fn private_history_is_shared_by_the_two_sides_only() {
     let first = say(&mut alice, "bob", "hi bob").await;
     bob.expect(|l| l.last() == "hi bob").await;
     let second = say(&mut bob, "alice", "hi alice").await;
+    let latest_time = second.1.clone();
     alice.expect(|l| l.last() == "hi alice").await;
 
     let from_alice = history(&mut alice, "CHATHISTORY LATEST bob * 10", "bob").await;
@@ -239,6 +240,11 @@ async fn private_history_is_shared_by_the_two_sides_only() {
         (target.param(0).as_str(), target.param(1).as_str()),
         ("TARGETS", "bob")
     );
+    assert_eq!(
+        target.param(2),
+        latest_time,
+        "the time of the latest message"
+    );
     let end = alice.next_line().await.expect("batch end");
     assert_eq!(end.command(), "BATCH");
 }
@@ -247,7 +253,11 @@ async fn private_history_is_shared_by_the_two_sides_only() {
 async fn reactions_are_kept_and_other_tagmsgs_and_statusmsg_are_not() {
     let server = TestServer::start().await;
     let mut alice = member(&server, "alice").await;
-    let mut bob = member(&server, "bob").await;
+    let mut bob = server
+        .client_with_caps("bob", &format!("{CAPS} draft/event-playback"))
+        .await;
+    bob.send("JOIN #h").await;
+    bob.expect_command("366").await;
     alice.sync().await;
     let (msgid, ..) = say(&mut alice, "#h", "react to me").await;
     bob.send(&format!("@+draft/react=👍;+draft/reply={msgid} TAGMSG #h"))
@@ -257,8 +267,17 @@ async fn reactions_are_kept_and_other_tagmsgs_and_statusmsg_are_not() {
     bob.sync().await;
     let lines = history(&mut bob, "CHATHISTORY LATEST #h * 10", "#h").await;
     let kinds: Vec<_> = lines.iter().map(|l| l.command().to_owned()).collect();
-    assert_eq!(kinds, ["PRIVMSG", "TAGMSG"], "{lines:?}");
-    assert_eq!(lines[1].msg().tag("+draft/react").as_deref(), Some("👍"));
+    assert_eq!(kinds, ["JOIN", "JOIN", "PRIVMSG", "TAGMSG"], "{lines:?}");
+    assert_eq!(lines[3].msg().tag("+draft/react").as_deref(), Some("👍"));
+    // Without event-playback, the reaction is not replayed (it is an event).
+    let plain = history(&mut alice, "CHATHISTORY LATEST #h * 10", "#h").await;
+    assert_eq!(
+        plain
+            .iter()
+            .map(|l| l.command().to_owned())
+            .collect::<Vec<_>>(),
+        ["PRIVMSG"]
+    );
 }
 
 #[tokio::test]

@@ -753,6 +753,23 @@ where
         Some(Timestamp(7))
     );
     assert_eq!(store.read_marker("b", &chan).await.expect("get"), None);
+    store
+        .set_read_marker("b", &chan, Timestamp(200))
+        .await
+        .expect("b");
+    let mut all = store.all_read_markers(10).await.expect("all");
+    all.sort_by(|x, y| (x.0.as_str(), x.1.as_str()).cmp(&(y.0.as_str(), y.1.as_str())));
+    assert_eq!(
+        all,
+        [
+            ("a".to_owned(), chan.clone(), Timestamp(150)),
+            ("a".to_owned(), dm.clone(), Timestamp(7)),
+            ("b".to_owned(), chan.clone(), Timestamp(200)),
+        ]
+    );
+    // The limit keeps the most recently moved.
+    let newest = store.all_read_markers(1).await.expect("newest");
+    assert_eq!(newest, [("b".to_owned(), chan, Timestamp(200))]);
 }
 
 /// Retention by age, in bounded batches, until complete; newer messages stay.

@@ -182,16 +182,25 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Moves `account`'s read marker on `target` forward to `at` (never back) and
     /// returns the stored marker afterwards, so the caller can tell the account's
-    /// other connections.
+    /// other connections. Like [`Store::redact`], the write takes its place when
+    /// called, and the future borrows nothing.
     fn set_read_marker(
         &self,
         account: &str,
         target: &TargetKey,
         at: Timestamp,
-    ) -> StoreFuture<'_, Timestamp>;
+    ) -> StoreFuture<'static, Timestamp>;
 
     /// `account`'s read marker on `target`, if any.
     fn read_marker(&self, account: &str, target: &TargetKey) -> StoreFuture<'_, Option<Timestamp>>;
+
+    /// Every read marker as `(account, target, time)`, at most `limit` of them
+    /// (the most recently moved first): the server loads them at start-up, so
+    /// that a logged-in user's markers are known without waiting for the disk.
+    fn all_read_markers(
+        &self,
+        limit: usize,
+    ) -> StoreFuture<'_, Vec<(String, TargetKey, Timestamp)>>;
 
     // ----- retention -----
 

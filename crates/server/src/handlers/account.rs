@@ -32,11 +32,30 @@ pub(crate) fn log_in(world: &mut World, id: ClientId, account: &str) {
     if nick_key == key {
         world.nick_claims.remove(&id);
     }
-    world.sessions.entry(key).or_default().push(id);
+    world.sessions.entry(key.clone()).or_default().push(id);
     let Some(client) = world.clients.get_mut(&id) else {
         return;
     };
     client.account = Some(account.into());
+    // The account's read markers become this connection's.
+    let limits = &world.config.limits;
+    let (limit, total_limit) = (
+        limits.read_markers_per_client,
+        limits.max_read_markers_total,
+    );
+    let saved: Vec<_> = world
+        .saved_markers
+        .of(&key)
+        .map(|(target, at)| (target.clone(), at))
+        .collect();
+    for (target, at) in saved {
+        world
+            .read_markers
+            .advance(id, &target, at, limit, total_limit);
+    }
+    let Some(client) = world.clients.get(&id) else {
+        return;
+    };
     let mask = client.mask();
     world
         .numeric(id, RPL_LOGGEDIN)

@@ -145,6 +145,13 @@ pub(super) fn chathistory(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
             channels: me.channels.iter().map(|k| k.as_str().to_owned()).collect(),
             parties: parties.clone(),
         };
+        // Both bounds are exclusive (as for BETWEEN, and as clients and irctest
+        // expect); the store's are inclusive, and times are whole milliseconds.
+        let step = if from.0 <= to.0 { 1 } else { -1 };
+        let (from, to) = (
+            Timestamp(from.0.saturating_add(step)),
+            Timestamp(to.0.saturating_sub(step)),
+        );
         ctx.deferred = Some(Deferred::History(Request::Targets {
             scope,
             from,
@@ -340,6 +347,11 @@ fn send_messages(ctx: &mut Ctx<'_>, target: &str, messages: &[HistoryMessage]) {
         me.send(start.finish());
     }
     let my_party = history::party(me);
+    // The other side as relay names it (its own spelling of its nick), if online.
+    let other = ctx
+        .world
+        .find_nick(target)
+        .map_or(target, |client| client.nick());
     for message in messages {
         let replayable = matches!(
             message.kind,
@@ -352,7 +364,8 @@ fn send_messages(ctx: &mut Ctx<'_>, target: &str, messages: &[HistoryMessage]) {
         if !replayable && !events {
             continue;
         }
-        if message.kind == MessageKind::Tagmsg && !caps.has(caps::MESSAGE_TAGS) {
+        // A TAGMSG is an event of sorts (a reaction): only for event-playback.
+        if message.kind == MessageKind::Tagmsg && !(events && caps.has(caps::MESSAGE_TAGS)) {
             continue;
         }
         let shown_target = match message.target.parties() {
@@ -360,7 +373,7 @@ fn send_messages(ctx: &mut Ctx<'_>, target: &str, messages: &[HistoryMessage]) {
             None => target,
             // A conversation: the other side for the caller's own messages, the
             // caller for the other side's.
-            Some(_) if sent_by(message, &my_party) => target,
+            Some(_) if sent_by(message, &my_party) => other,
             Some(_) => me.nick(),
         };
         let outer = batch.then_some(reference.as_str());
@@ -598,7 +611,7 @@ fn send_targets(ctx: &mut Ctx<'_>, targets: &[TargetLatest], me: &[Party]) {
             .command("CHATHISTORY")
             .param("TARGETS")
             .param(&name)
-            .param(&format!("timestamp={time}"));
+            .param(&time);
         client.send(line.finish());
     }
     let mut end = LineWriter::new();

@@ -8,8 +8,9 @@
 //! reply ends. Markers are kept per connection (see `world::read_markers`); the
 //! connections logged in to one account share theirs: a change moves the others'
 //! markers forward too and is sent to those that enabled the capability (the setter
-//! always gets its answer). They are not persisted in the store yet, so they end
-//! with the connections.
+//! always gets its answer). An account's markers are also stored (keyed by the
+//! folded target name) and come back with every login, across restarts (see
+//! `world::read_markers::Saved`).
 
 use palaver_proto::validate::{is_valid_channel, is_valid_nick};
 use palaver_proto::{CaseKey, LineWriter, Message};
@@ -58,6 +59,27 @@ pub(super) fn markread(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     if !changed {
         return;
     }
+    // Kept for the account: in memory for later logins, and in the store for
+    // later server processes (the write is queued now; nothing waits for it).
+    ctx.world.saved_markers.advance(
+        account.clone(),
+        key.clone(),
+        at,
+        ctx.world.config.limits.max_read_markers_total,
+    );
+    let stamp = palaver_store::Timestamp(
+        i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX),
+    );
+    let stored = ctx.world.store.set_read_marker(
+        account.as_str(),
+        &palaver_store::TargetKey::channel(key.as_str()),
+        stamp,
+    );
+    tokio::spawn(async move {
+        if let Err(error) = stored.await {
+            tracing::warn!(%error, "cannot store a read marker");
+        }
+    });
     let others: Vec<_> = ctx
         .world
         .sessions

@@ -110,6 +110,10 @@ pub(crate) struct World {
     pub(crate) list_entries_total: usize,
     /// Who is logged in to each account (folded name): several clients may be.
     pub(crate) sessions: Map<CaseKey, Vec<ClientId>>,
+    /// Read markers of accounts as the store has them (loaded at start-up, kept
+    /// current by MARKREAD), so a login gets its markers without waiting for the
+    /// disk; see `read_markers::Saved`.
+    pub(crate) saved_markers: read_markers::Saved,
     /// Clients using a registered account's name as their nick without being logged
     /// in to it: renamed to a guest nick at the instant given (see
     /// `handlers::nickserv::enforce`).
@@ -161,6 +165,7 @@ impl World {
             max_clients_seen: 0,
             census: Census::default(),
             sessions: Map::default(),
+            saved_markers: read_markers::Saved::default(),
             nick_claims: Map::default(),
             sasl_secret: crate::accounts::random_secret(),
             auth_failures: auth_failures::AuthFailures::default(),

@@ -1,11 +1,12 @@
 //! IRCv3 `draft/read-marker`: the last-read timestamp of each target (channel or
 //! nickname), per owner.
 //!
-//! We have no accounts yet, so the owner is a client connection: its markers live as
-//! long as it does (a PART and re-JOIN keeps them; a reconnect starts empty) and
-//! leave with it ([`ReadMarkers::forget`] from `World::remove_client`). When accounts
-//! and the persistent store land, the owner becomes the account, markers survive
-//! reconnects, and every connection of the account shares (and is told about) them.
+//! The owner is a client connection: its markers live as long as it does (a PART
+//! and re-JOIN keeps them) and leave with it ([`ReadMarkers::forget`] from
+//! `World::remove_client`). A logged-in client's markers are also its account's:
+//! they are written to the store, kept in [`Saved`] (loaded from the store at
+//! start-up), and copied into every connection that logs in to the account, so
+//! they survive reconnects and restarts and reach a second device.
 //!
 //! Timestamps only move forward. Each owner holds at most
 //! `Limits::read_markers_per_client` targets; past that, the target read longest ago
@@ -17,6 +18,48 @@ use palaver_proto::CaseKey;
 use time::{Date, Month, OffsetDateTime, Time};
 
 use super::ClientId;
+
+/// Accounts' markers as stored: account (folded) → target (folded) → time. Loaded
+/// at start-up from the store (at most `limits.max_read_markers_total`) and moved
+/// forward with every MARKREAD of a logged-in client; a new entry past that bound
+/// is written to the store but not kept here (the account's next login then misses
+/// it until the server restarts).
+#[derive(Debug, Default)]
+pub(crate) struct Saved {
+    by_account: HashMap<CaseKey, HashMap<CaseKey, OffsetDateTime>>,
+    total: usize,
+}
+
+impl Saved {
+    /// Records `account`'s marker on `target` (forward only).
+    pub(crate) fn advance(
+        &mut self,
+        account: CaseKey,
+        target: CaseKey,
+        at: OffsetDateTime,
+        limit: usize,
+    ) {
+        let full = self.total >= limit;
+        let markers = self.by_account.entry(account).or_default();
+        match markers.get_mut(&target) {
+            Some(stored) => *stored = (*stored).max(at),
+            None if !full => {
+                markers.insert(target, at);
+                self.total += 1;
+            }
+            None => {}
+        }
+    }
+
+    /// `account`'s markers.
+    pub(crate) fn of(&self, account: &CaseKey) -> impl Iterator<Item = (&CaseKey, OffsetDateTime)> {
+        self.by_account
+            .get(account)
+            .into_iter()
+            .flatten()
+            .map(|(target, at)| (target, *at))
+    }
+}
 
 /// Every owner's markers.
 #[derive(Debug, Default)]

@@ -809,7 +809,7 @@ impl Store for SqliteStore {
         account: &str,
         target: &TargetKey,
         at: Timestamp,
-    ) -> StoreFuture<'_, Timestamp> {
+    ) -> StoreFuture<'static, Timestamp> {
         let (account, target) = (account.to_owned(), target.as_str().to_owned());
         self.write("set_read_marker", move |tx, _| {
             sql::set_read_marker(tx, &account, &target, at.0)
@@ -824,6 +824,15 @@ impl Store for SqliteStore {
             Ok(sql::read_marker(conn, &account, &target)
                 .map_err(sql_err("read_marker"))?
                 .map(Timestamp))
+        })
+    }
+
+    fn all_read_markers(
+        &self,
+        limit: usize,
+    ) -> StoreFuture<'_, Vec<(String, TargetKey, Timestamp)>> {
+        self.read("all_read_markers", move |conn| {
+            sql::all_read_markers(conn, limit).map_err(sql_err("all_read_markers"))
         })
     }
 

@@ -235,6 +235,22 @@ pub(crate) fn read_marker(conn: &Connection, account: &str, target: &str) -> Sql
         .optional()
 }
 
+pub(crate) fn all_read_markers(
+    conn: &Connection,
+    limit: usize,
+) -> Sql<Vec<(String, TargetKey, Timestamp)>> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    conn.prepare_cached("SELECT account, target, at FROM read_marker ORDER BY at DESC LIMIT ?1")?
+        .query_map(params![limit], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                TargetKey::from_stored(row.get(1)?),
+                Timestamp(row.get(2)?),
+            ))
+        })?
+        .collect()
+}
+
 // ----- retention -----
 
 /// Deletes up to `batch` of the oldest rows (by insertion order) older than
