@@ -837,7 +837,10 @@ async fn issue_10_a_private_conversation_is_filled_after_a_reconnect_when_logged
     let server = TestServer::with_config(config).await;
     let addr = server.addr;
     register_account(&server, "acct").await;
-    let mut h = Harness::with(fast(addr), account_config("alice", "correct-horse", None));
+    // No pacing to wait for: several history requests go out at once.
+    let mut connect = fast(addr);
+    connect.burst = 100;
+    let mut h = Harness::with(connect, account_config("alice", "correct-horse", None));
     h.until_change(|c| *c == Change::Ready).await;
     assert_eq!(h.client.logged_in(), Some("acct"));
     let mut bob = talker(addr, "bob", None).await;

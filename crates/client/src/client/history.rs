@@ -272,7 +272,12 @@ impl Client {
         }
         let since = self.state.buffers.iter().filter_map(|b| b.last_time).max();
         if let (Some(since), Some(now)) = (since, self.now.utc) {
-            let (from, to) = (format_time(since), format_time(now));
+            // Both bounds are exclusive. From 1 ms before the newest message seen
+            // (one in the same millisecond counts); until a day from now, since
+            // nothing can be said later than now and a client clock behind the
+            // server's must not cut off what was just said.
+            let from = format_time(since - time::Duration::milliseconds(1));
+            let to = format_time(now + time::Duration::days(1));
             let limit = self.page_size().min(MAX_TARGETS).to_string();
             self.send(
                 "CHATHISTORY",
