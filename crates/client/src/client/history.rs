@@ -22,6 +22,11 @@
 //!   and `PONG` answers the request in flight. A `PING` after each request ends
 //!   the fill even if a server answers with nothing at all: held lines are never
 //!   stuck.
+//!
+//! Private conversations are filled too when logged in to an account (after the
+//! welcome burst, with `CHATHISTORY TARGETS` finding the ones not open), and a
+//! `draft/multiline` message, whose msgid and time are on its batch, lends them
+//! to its lines (numbered), so it is recognised like any other message.
 
 use std::collections::VecDeque;
 
