@@ -214,7 +214,11 @@ impl Client {
                     self.on_history_batch_end();
                 }
             }
-            numeric::ERR_UNKNOWNCOMMAND if msg.param(1) == Some("CAP") => {}
+            numeric::ERR_UNKNOWNCOMMAND if msg.param(1) == Some("CAP") => {
+                if self.config.account.is_some() {
+                    self.login_failed("the server knows no capabilities (CAP), so no SASL");
+                }
+            }
             numeric::ERR_CANNOTSENDTOCHAN | numeric::ERR_NOSUCHNICK => {
                 self.not_delivered(msg.param(1).unwrap_or(""));
                 self.on_other(&command, &msg);
