@@ -663,6 +663,16 @@ impl Client {
         }
         let own = self.state.is_me(nick);
         let channel_target = target.trim_start_matches(|c| self.state.prefix_order().contains(c));
+        // History for a buffer closed meanwhile (/close while its fill was on
+        // its way) does not open it again.
+        let fill_target = if self.state.is_channel(channel_target) || own {
+            channel_target
+        } else {
+            nick
+        };
+        if history && self.state.find(fill_target).is_none() {
+            return;
+        }
         let index = if self.state.is_channel(channel_target) {
             self.state.ensure(channel_target, BufferKind::Channel)
         } else if own {
