@@ -707,6 +707,9 @@ async fn write_line(
         let text = text.trim_end();
         if text.len() >= 5 && text[..5].eq_ignore_ascii_case("PASS ") {
             tracing::debug!(">> PASS ****");
+        } else if text.len() >= 13 && text[..13].eq_ignore_ascii_case("AUTHENTICATE ") {
+            // SASL PLAIN carries the password (in base64), SCRAM a proof of it.
+            tracing::debug!(">> AUTHENTICATE ****");
         } else {
             tracing::debug!(">> {text}");
         }

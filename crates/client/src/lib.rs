@@ -28,6 +28,10 @@ pub use state::{Stamp, State};
 /// The offset is looked up once, in `main`, before any thread starts: reading it later
 /// is unsound on some platforms, and `time` refuses to.
 pub fn now(offset: time::UtcOffset) -> Stamp {
-    let now = time::OffsetDateTime::now_utc().to_offset(offset);
-    Stamp::new(now.hour(), now.minute()).on(now.date())
+    let utc = time::OffsetDateTime::now_utc();
+    let now = utc.to_offset(offset);
+    Stamp {
+        utc: Some(utc),
+        ..Stamp::new(now.hour(), now.minute()).on(now.date())
+    }
 }

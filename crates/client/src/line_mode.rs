@@ -14,6 +14,8 @@
 //! hints and connection trouble go to `err`; server chatter such as the MOTD only to
 //! the log. Lines for a buffer other than the current one are prefixed with
 //! `[name] `. Our own messages are not echoed: the input already shows them.
+//! History (CHATHISTORY) is neither asked for nor printed unless `--history`
+//! is given: a script reading the output would take replayed lines for new ones.
 
 use std::io::{self, Write};
 use std::time::Duration;
@@ -267,7 +269,9 @@ fn show(
                 active,
                 line,
             } => {
-                if line.own {
+                // Our own messages are already in the input; from history
+                // (with --history) they are not.
+                if line.own && !line.history {
                     continue;
                 }
                 if line.kind == LineKind::Error {

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use clap::Parser;
+use palaver_client::client::{Account, Secret, sasl::Mechanism};
 use palaver_client::{Client, ClientConfig, ConnectConfig, commands, line_mode, logfile, tui};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tracing_subscriber::EnvFilter;
@@ -32,7 +33,8 @@ use tracing_subscriber::EnvFilter;
     after_help = "Examples:\n  \
         chat-client 127.0.0.1 6667\n  \
         chat-client irc.example.net 6667 --nick ann --channel rust --channel lobby\n  \
-        printf 'hello\\n/join #dev\\nhi dev\\n' | chat-client 127.0.0.1 6667 --nick bot\n\n\
+        printf 'hello\\n/join #dev\\nhi dev\\n' | chat-client 127.0.0.1 6667 --nick bot\n  \
+        chat-client 127.0.0.1 6667 --account ann          (asks for ann's password)\n\n\
         Exit status: 0 after /quit or the end of input, 1 when the server cannot be \
         reached, refuses us, or a piped line could not be sent."
 )]
@@ -51,9 +53,20 @@ struct Cli {
     /// Channel to join after connecting (repeatable; default #lobby).
     #[arg(long = "channel", value_name = "CHANNEL")]
     channels: Vec<String>,
-    /// Server password (sent as PASS).
+    /// Server password (sent as PASS; an account's password is another thing,
+    /// see --account).
     #[arg(long, env = "PALAVER_PASSWORD", hide_env_values = true)]
     password: Option<String>,
+    /// Log in to this account (SASL: SCRAM-SHA-256 where the server offers
+    /// it, else PLAIN) on every connection; it is also the nick unless --nick
+    /// says otherwise. The password is read from PALAVER_ACCOUNT_PASSWORD, or
+    /// asked for on the terminal without being shown.
+    #[arg(long, value_name = "NAME")]
+    account: Option<String>,
+    /// The SASL mechanism for --account: SCRAM-SHA-256 or PLAIN (by default
+    /// SCRAM-SHA-256 where the server offers it, else PLAIN).
+    #[arg(long, value_name = "MECHANISM", requires = "account")]
+    sasl_mechanism: Option<String>,
     /// Log file: connection events and, unless --no-log-messages, the
     /// conversation. Past 10 MiB it moves to FILE.1 (and FILE.1 to FILE.2).
     #[arg(long, default_value = "client.log", value_name = "FILE")]
@@ -67,6 +80,15 @@ struct Cli {
     /// Use plain line mode even on a terminal.
     #[arg(long)]
     line_mode: bool,
+    /// Show the server's history of each channel when joining it and what was
+    /// said while disconnected, where the server keeps history. The default in
+    /// the full-screen UI; in line mode history is printed only with this
+    /// option, so a script is not fed old lines as new ones.
+    #[arg(long, overrides_with = "no_history")]
+    history: bool,
+    /// Do not ask the server for history.
+    #[arg(long, overrides_with = "history")]
+    no_history: bool,
     /// Do not ring the terminal bell on mentions and private messages.
     #[arg(long)]
     no_bell: bool,
@@ -90,9 +112,27 @@ fn main() -> ExitCode {
     }
 }
 
-fn start(cli: Cli, offset: time::UtcOffset) -> anyhow::Result<()> {
+/// Where `--account` finds its password when the terminal is not asked; not
+/// `PALAVER_PASSWORD`, which is the server password (PASS) here and for
+/// `chat-server`.
+const ACCOUNT_PASSWORD_ENV: &str = "PALAVER_ACCOUNT_PASSWORD";
+
+fn start(mut cli: Cli, offset: time::UtcOffset) -> anyhow::Result<()> {
     let _log_guard = init_logging(&cli.log_file, &cli.log_level, !cli.no_log_messages)?;
     let full_screen = !cli.line_mode && io::stdin().is_terminal() && io::stdout().is_terminal();
+    let mechanism = match cli.sasl_mechanism.as_deref() {
+        Some(name) => Some(Mechanism::named(name).with_context(|| {
+            format!("--sasl-mechanism {name:?}: this client speaks SCRAM-SHA-256 and PLAIN")
+        })?),
+        None => None,
+    };
+    let account = match cli.account.take() {
+        Some(name) => Some(account(name, mechanism)?),
+        None => None,
+    };
+    if cli.nick.is_none() {
+        cli.nick = account.as_ref().map(|a| a.name.clone());
+    }
     let channels = channels(&cli.channels)?;
     let mut connect = ConnectConfig::new(cli.server_ip.clone(), cli.server_port);
     connect.local_port = cli.local_port;
@@ -115,7 +155,10 @@ fn start(cli: Cli, offset: time::UtcOffset) -> anyhow::Result<()> {
             None => prompt_nick()?,
         };
         let mut config = client_config(&nick, channels, cli.password);
+        config.account = account;
         config.log_messages = !cli.no_log_messages;
+        config.history = !cli.no_history;
+        config.utc_offset = offset;
         let options = tui::TuiOptions {
             bell: !cli.no_bell,
             mouse: !cli.no_mouse,
@@ -146,7 +189,10 @@ fn start(cli: Cli, offset: time::UtcOffset) -> anyhow::Result<()> {
             };
             let nick = checked_nick(nick)?;
             let mut config = client_config(&nick, channels, cli.password);
+            config.account = account;
             config.log_messages = !cli.no_log_messages;
+            config.history = cli.history;
+            config.utc_offset = offset;
             let client = Client::new(&server, config);
             line_mode::run(
                 client,
@@ -194,6 +240,71 @@ fn channels(given: &[String]) -> anyhow::Result<Vec<String>> {
             Ok(name)
         })
         .collect()
+}
+
+/// The `--account` to log in to, with its password from
+/// [`ACCOUNT_PASSWORD_ENV`] or typed on the terminal.
+fn account(name: String, mechanism: Option<Mechanism>) -> anyhow::Result<Account> {
+    let name = name.trim().to_owned();
+    if let Some(problem) = commands::nick_problem(&name, commands::DEFAULT_NICKLEN) {
+        bail!("--account {name:?}: {problem}");
+    }
+    let password = match std::env::var(ACCOUNT_PASSWORD_ENV) {
+        Ok(password) => password,
+        Err(_) if io::stdin().is_terminal() => prompt_password(&name)?,
+        Err(_) => bail!(
+            "--account {name} needs its password: set {ACCOUNT_PASSWORD_ENV} (standard input is not a terminal to ask on)"
+        ),
+    };
+    if password.is_empty() {
+        bail!("no password given for the account {name}");
+    }
+    Ok(Account {
+        name,
+        password: Secret::new(password),
+        mechanism,
+    })
+}
+
+/// Asks for the account's password on the terminal and shows nothing of it.
+///
+/// crossterm, which the UI already uses, reads the keys in raw mode (no echo),
+/// so no other crate is needed and it works on Windows consoles too; rpassword
+/// would add a dependency for the same thing.
+fn prompt_password(account: &str) -> anyhow::Result<String> {
+    use crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
+    /// Leaves raw mode however the prompt ends.
+    struct Raw;
+    impl Drop for Raw {
+        fn drop(&mut self) {
+            let _ = crossterm::terminal::disable_raw_mode();
+        }
+    }
+    eprint!("password for {account} (not shown): ");
+    let _ = io::stderr().flush();
+    crossterm::terminal::enable_raw_mode().context("cannot read the password from the terminal")?;
+    let raw = Raw;
+    let mut password = String::new();
+    let outcome = loop {
+        match event::read().context("cannot read the password from the terminal")? {
+            Event::Key(key) if key.kind != KeyEventKind::Release => match key.code {
+                KeyCode::Enter => break Ok(()),
+                KeyCode::Char('c' | 'd') if key.modifiers.contains(KeyModifiers::CONTROL) => {
+                    break Err(anyhow::anyhow!("no password given"));
+                }
+                KeyCode::Esc => break Err(anyhow::anyhow!("no password given")),
+                KeyCode::Backspace => {
+                    password.pop();
+                }
+                KeyCode::Char(c) => password.push(c),
+                _ => {}
+            },
+            _ => {}
+        }
+    };
+    drop(raw);
+    eprintln!();
+    outcome.map(|()| password)
 }
 
 /// Checks a nick before connecting, against the usual length (the server's own

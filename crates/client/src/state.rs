@@ -7,7 +7,7 @@
 //! Names are keyed by [`CaseKey`] under the server's announced casemapping, so
 //! `#Lobby` and `#lobby` are one buffer and `Alice` and `alice` one member.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use palaver_proto::{CaseKey, CaseMapping};
@@ -65,6 +65,10 @@ pub struct Stamp {
     pub minute: u8,
     /// The local date; `None` where only the time matters (tests, scripts).
     pub date: Option<time::Date>,
+    /// The instant itself, where the caller read the clock: protocol requests
+    /// that need "now" (CHATHISTORY TARGETS' upper bound) take it from here,
+    /// so the core still reads no clock. `None` on lines dated by the server.
+    pub utc: Option<time::OffsetDateTime>,
 }
 
 impl Stamp {
@@ -74,6 +78,7 @@ impl Stamp {
             hour: hour.min(23),
             minute: minute.min(59),
             date: None,
+            utc: None,
         }
     }
 
@@ -133,6 +138,12 @@ pub struct Line {
     pub own: bool,
     /// For our own messages: whether the server took them.
     pub delivery: Delivery,
+    /// The server's id for the message (IRCv3 `msgid`), which is how a line
+    /// that comes again from history is recognised.
+    pub msgid: Option<String>,
+    /// It came from the server's history (`CHATHISTORY`), not as it was said:
+    /// it rings no bell.
+    pub history: bool,
 }
 
 impl Line {
@@ -146,6 +157,8 @@ impl Line {
             highlight: false,
             own: false,
             delivery: Delivery::Sent,
+            msgid: None,
+            history: false,
         }
     }
 
@@ -217,6 +230,12 @@ pub struct Buffer {
     /// buffer (or writes in it), so the UI draws its read marker above it. `None`
     /// until the buffer was first seen.
     pub read_upto: Option<u64>,
+    /// The msgids of the lines in the scrollback: a message that arrives twice
+    /// (live and again from history) is shown once. Bounded with the scrollback.
+    msgids: HashSet<String>,
+    /// The server time of the newest message seen here: after a reconnect,
+    /// history is asked for from there, so nothing said meanwhile is missed.
+    pub last_time: Option<time::OffsetDateTime>,
 }
 
 impl Buffer {
@@ -235,6 +254,26 @@ impl Buffer {
             names_done: true,
             pushed: 0,
             read_upto: None,
+            msgids: HashSet::new(),
+            last_time: None,
+        }
+    }
+
+    /// Whether the message with this msgid is already in the scrollback.
+    pub fn has_msgid(&self, msgid: &str) -> bool {
+        self.msgids.contains(msgid)
+    }
+
+    /// Records the server's id and time of a message in this buffer (one of our
+    /// own lines, when its echo comes back).
+    pub(crate) fn seen(&mut self, msgid: Option<&str>, time: Option<time::OffsetDateTime>) {
+        if let Some(msgid) = msgid {
+            self.msgids.insert(msgid.to_owned());
+        }
+        if let Some(time) = time
+            && self.last_time.is_none_or(|last| time > last)
+        {
+            self.last_time = Some(time);
         }
     }
 
@@ -262,8 +301,14 @@ impl Buffer {
     }
 
     fn append(&mut self, line: Line) {
-        if self.lines.len() >= MAX_SCROLLBACK {
-            self.lines.pop_front();
+        if self.lines.len() >= MAX_SCROLLBACK
+            && let Some(old) = self.lines.pop_front()
+            && let Some(msgid) = old.msgid
+        {
+            self.msgids.remove(&msgid);
+        }
+        if let Some(msgid) = &line.msgid {
+            self.msgids.insert(msgid.clone());
         }
         self.lines.push_back(line);
         self.pushed += 1;
@@ -337,6 +382,9 @@ pub struct State {
     pub lag: Option<Duration>,
     /// We are marked away.
     pub away: bool,
+    /// The account the server says we are logged in to (SASL, 900), on this
+    /// connection.
+    pub account: Option<String>,
     /// How the server compares names (ISUPPORT `CASEMAPPING`).
     pub casemapping: CaseMapping,
     /// Membership modes and their prefixes, highest first (ISUPPORT `PREFIX`).
@@ -361,6 +409,7 @@ impl State {
             conn: ConnState::Connecting,
             lag: None,
             away: false,
+            account: None,
             casemapping,
             prefixes: vec![('o', '@'), ('v', '+')],
             chantypes: "#&".to_owned(),

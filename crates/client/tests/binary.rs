@@ -15,9 +15,15 @@ struct Proc {
 
 impl Proc {
     fn spawn(args: &[&str]) -> Self {
+        Self::spawn_with_env(args, &[])
+    }
+
+    fn spawn_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut child = Command::new(env!("CARGO_BIN_EXE_chat-client"))
             .args(args)
+            .env_remove("PALAVER_ACCOUNT_PASSWORD")
+            .envs(env.iter().copied())
             .current_dir(dir.path())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -381,4 +387,83 @@ async fn issue_12_list_in_line_mode_prints_and_keeps_the_target() {
     dora.close_stdin();
     let (code, stderr) = dora.finish().await;
     assert_eq!(code, Some(0), "{stderr}");
+}
+
+/// Issue 10: line mode prints no history by default (a script would take old
+/// lines for new ones); with `--history` it prints the channel's history first,
+/// with the times the server gave it, then what is said live.
+#[tokio::test]
+async fn issue_10_line_mode_prints_history_only_when_asked() {
+    let server = TestServer::start().await;
+    let mut old = server.client("old").await;
+    old.send("JOIN #lobby").await;
+    old.expect_command("366").await;
+    old.send("PRIVMSG #lobby :said before").await;
+    old.sync().await;
+    let port = server.addr.port().to_string();
+
+    let mut plain = Proc::spawn(&["127.0.0.1", &port, "--nick", "plain"]);
+    old.expect(|l| l.command() == "JOIN" && l.source_nick() == "plain")
+        .await;
+    old.send("PRIVMSG #lobby :said now").await;
+    let first = plain.expect("<old>").await;
+    assert!(is_stamped(&first, "<old> said now"), "{first:?}");
+    plain.close_stdin();
+    assert_eq!(plain.finish().await.0, Some(0));
+
+    let mut asked = Proc::spawn(&["127.0.0.1", &port, "--nick", "asked", "--history"]);
+    asked.expect("Recent history of #lobby").await;
+    let first = asked.expect("<old>").await;
+    assert!(is_stamped(&first, "<old> said before"), "{first:?}");
+    asked.expect("End of history").await;
+    asked.close_stdin();
+    assert_eq!(asked.finish().await.0, Some(0));
+}
+
+/// Issue 10: in line mode `--account` takes its password from
+/// PALAVER_ACCOUNT_PASSWORD (there is no terminal to ask on), logs in, and
+/// never writes the password to the log, even at debug level; without the
+/// variable it says what to set and exits 1 before connecting.
+#[tokio::test]
+async fn issue_10_line_mode_logs_in_with_the_password_from_the_environment() {
+    let server = TestServer::start().await;
+    let mut owner = server.client("acct").await;
+    owner.send("REGISTER * * correct-horse").await;
+    owner
+        .expect(|l| l.command() == "REGISTER" && l.param(0) == "SUCCESS")
+        .await;
+    owner.send("JOIN #lobby").await;
+    owner.expect_command("366").await;
+    let port = server.addr.port().to_string();
+
+    let mut missing = Proc::spawn(&["127.0.0.1", &port, "--account", "acct"]);
+    missing.close_stdin();
+    let (code, stderr) = missing.finish().await;
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("set PALAVER_ACCOUNT_PASSWORD"), "{stderr}");
+
+    let mut bot = Proc::spawn_with_env(
+        &[
+            "127.0.0.1",
+            &port,
+            "--account",
+            "acct",
+            "--nick",
+            "bot",
+            "--log-level",
+            "debug",
+        ],
+        &[("PALAVER_ACCOUNT_PASSWORD", "correct-horse")],
+    );
+    owner
+        .expect(|l| l.command() == "JOIN" && l.source_nick() == "bot")
+        .await;
+    owner.send("WHOIS bot").await;
+    let account = owner.expect_command("330").await;
+    assert_eq!(account.param(2), "acct");
+    bot.close_stdin();
+    let (code, stderr, log) = bot.finish_with_log().await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(log.contains(">> AUTHENTICATE ****"), "{log}");
+    assert!(!log.contains("correct-horse") && !stderr.contains("correct-horse"));
 }

@@ -15,11 +15,14 @@ const NOW: Stamp = Stamp {
     hour: 9,
     minute: 30,
     date: None,
+    utc: None,
 };
 
 /// A core wired to a connection task, pumped by the test.
 struct Harness {
     client: Client,
+    /// The time handed to the core with each event.
+    now: Stamp,
     to_conn: mpsc::Sender<ToConn>,
     events: mpsc::Receiver<ConnEvent>,
     _task: JoinHandle<()>,
@@ -27,10 +30,14 @@ struct Harness {
 
 impl Harness {
     fn start(config: ConnectConfig, nick: &str) -> Self {
+        Self::with(config, ClientConfig::new(nick, vec!["#lobby".into()]))
+    }
+
+    fn with(config: ConnectConfig, client: ClientConfig) -> Self {
         let (to_conn, events, task) = connection::spawn(config);
-        let label = "test";
         Self {
-            client: Client::new(label, ClientConfig::new(nick, vec!["#lobby".into()])),
+            now: NOW,
+            client: Client::new("test", client),
             to_conn,
             events,
             _task: task,
@@ -55,7 +62,7 @@ impl Harness {
                 let Some(event) = self.events.recv().await else {
                     return false;
                 };
-                let changes = self.client.handle(event.clone(), NOW);
+                let changes = self.client.handle(event.clone(), self.now);
                 let hit = pred(&event, &changes);
                 seen.push(event);
                 if hit {
@@ -560,4 +567,339 @@ async fn issue_12_a_paste_is_one_multiline_message_where_offered() {
         h.until_change(|c| *c == Change::Buffers).await;
     }
     assert_eq!(delivered(&h), [Delivery::Sent; 3]);
+}
+
+/// A raw client that registers (after PASS, when given) with echo-message and
+/// server-time, so it learns the time the server gave each of its messages.
+async fn talker(
+    addr: std::net::SocketAddr,
+    nick: &str,
+    password: Option<&str>,
+) -> palaver_test_support::TestClient {
+    let mut client = palaver_test_support::TestClient::connect(addr).await;
+    if let Some(password) = password {
+        client.send(&format!("PASS {password}")).await;
+    }
+    client.send("CAP REQ :echo-message server-time").await;
+    client.expect_command("CAP").await;
+    client.send("CAP END").await;
+    client.register(nick).await;
+    client.send("JOIN #lobby").await;
+    client.expect_command("366").await;
+    client
+}
+
+/// Says `text` in #lobby and returns the `HH:MM` of the time the server gave it
+/// (from its echo), as a client in UTC shows it.
+async fn say(client: &mut palaver_test_support::TestClient, text: &str) -> String {
+    client.send(&format!("PRIVMSG #lobby :{text}")).await;
+    let echo = client
+        .expect(|l| l.command() == "PRIVMSG" && l.last() == text)
+        .await;
+    let time = echo
+        .msg()
+        .tags()
+        .find(|(key, _)| *key == "time")
+        .map(|(_, value)| value.into_owned())
+        .expect("the echo has a time tag");
+    // 2026-12-02T10:00:00.000Z -> 10:00
+    time.get(11..16).expect("a server-time value").to_owned()
+}
+
+/// The `(HH:MM, <nick> text)` of the messages in `buffer`, oldest first.
+fn messages(client: &Client, buffer: &str) -> Vec<(String, String)> {
+    let index = client.state().find(buffer).expect("buffer exists");
+    client.state().buffers[index]
+        .lines
+        .iter()
+        .filter(|l| l.kind == LineKind::Message)
+        .map(|l| (l.time.to_string(), l.plain()))
+        .collect()
+}
+
+fn ends_history(change: &Change) -> bool {
+    matches!(change, Change::Line { line, .. } if line.text.starts_with("End of history"))
+}
+
+/// Issue 10: a client that joins a channel with history shows it, oldest first,
+/// with the times the server gave the messages (not the time they arrived).
+#[tokio::test]
+async fn issue_10_a_join_shows_the_channel_history_with_its_times() {
+    let server = TestServer::start().await;
+    let mut bob = talker(server.addr, "bob", None).await;
+    let mut said = Vec::new();
+    for text in ["first", "second", "third"] {
+        said.push((say(&mut bob, text).await, format!("<bob> {text}")));
+    }
+    let mut h = Harness::start(fast(server.addr), "alice");
+    h.until_change(ends_history).await;
+    assert_eq!(messages(&h.client, "#lobby"), said);
+    let lobby = h.client.state().active_buffer();
+    assert!(
+        lobby
+            .lines
+            .iter()
+            .any(|l| l.text == "Recent history of #lobby:")
+    );
+    // Live lines follow, once.
+    let now = say(&mut bob, "live").await;
+    h.until_change(|c| matches!(c, Change::Line { line, .. } if line.text == "live"))
+        .await;
+    said.push((now, "<bob> live".to_owned()));
+    assert_eq!(messages(&h.client, "#lobby"), said);
+}
+
+/// Starts a palaver server on `addr` (a port an earlier server used), as
+/// `TestServer` does on port 0; the sender stops it.
+fn serve_on(
+    addr: std::net::SocketAddr,
+    config: palaver_server::Config,
+) -> tokio::sync::oneshot::Sender<()> {
+    let listener = palaver_server::bind(addr).expect("bind the same address again");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(palaver_server::run(listener, config, async {
+        let _ = stopped.await;
+    }));
+    stop
+}
+
+/// Issue 10: the server restarts (on the same data directory) while the client
+/// is away; the lines said meanwhile appear once each, in order, with their
+/// times, between what it saw before and what is said after. The restarted
+/// server asks for a password at first, which stops the client's retries
+/// (`Refused`) until the test has said everything: no timing involved.
+#[tokio::test]
+async fn issue_10_lines_said_while_away_appear_once_in_order_after_a_restart() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let open = || -> std::sync::Arc<dyn palaver_store::Store> {
+        std::sync::Arc::new(palaver_store::SqliteStore::open(dir.path()).expect("open the store"))
+    };
+    let mut config = palaver_test_support::test_config();
+    config.store = Some(open());
+    let server = TestServer::with_config(config).await;
+    let addr = server.addr;
+    let mut bob = talker(addr, "bob", None).await;
+    let mut said = vec![(say(&mut bob, "before").await, "<bob> before".to_owned())];
+    let mut h = Harness::start(fast(addr), "alice");
+    h.until_change(ends_history).await;
+    said.push((
+        say(&mut bob, "seen live").await,
+        "<bob> seen live".to_owned(),
+    ));
+    h.until_change(|c| matches!(c, Change::Line { line, .. } if line.text == "seen live"))
+        .await;
+    drop(bob);
+
+    let pump = tokio::spawn(async move {
+        h.until_change(|c| matches!(c, Change::Refused { .. }))
+            .await;
+        h
+    });
+    server.shutdown().await;
+    let mut config = palaver_test_support::test_config();
+    config.store = Some(open());
+    config.password = Some("sesame".to_owned());
+    let _stop = serve_on(addr, config);
+    let mut h = pump.await.expect("pump");
+    let mut bob = talker(addr, "bob", Some("sesame")).await;
+    for text in ["missed 1", "missed 2", "missed 3"] {
+        said.push((say(&mut bob, text).await, format!("<bob> {text}")));
+    }
+
+    h.client.input("/password sesame", NOW);
+    h.client.input("/reconnect", NOW);
+    h.until_change(ends_history).await;
+    said.push((say(&mut bob, "after").await, "<bob> after".to_owned()));
+    h.until_change(|c| matches!(c, Change::Line { line, .. } if line.text == "after"))
+        .await;
+    assert_eq!(messages(&h.client, "#lobby"), said);
+    let lobby = h.client.state().active_buffer();
+    assert!(
+        lobby.lines.iter().any(|l| l
+            .text
+            .starts_with("Said in #lobby since you were last there")),
+        "the missed lines are introduced"
+    );
+}
+
+/// Registers the account `name` (password `correct-horse`) from a throwaway
+/// connection.
+async fn register_account(server: &TestServer, name: &str) {
+    let mut client = server.client(name).await;
+    client.send("REGISTER * * correct-horse").await;
+    client
+        .expect(|l| l.command() == "REGISTER" && l.param(0) == "SUCCESS")
+        .await;
+    client.send("QUIT").await;
+    client.expect_closed().await;
+}
+
+fn account_config(
+    nick: &str,
+    password: &str,
+    mechanism: Option<palaver_client::client::sasl::Mechanism>,
+) -> ClientConfig {
+    let mut config = ClientConfig::new(nick, vec!["#lobby".into()]);
+    config.account = Some(palaver_client::client::Account {
+        name: "acct".into(),
+        password: palaver_client::client::Secret::new(password),
+        mechanism,
+    });
+    config
+}
+
+/// Issue 10: `--account` logs in during registration, with SCRAM-SHA-256 (the
+/// default where offered) and with PLAIN, against the real server.
+#[tokio::test]
+async fn issue_10_sasl_logs_in_with_scram_and_with_plain() {
+    use palaver_client::client::sasl::Mechanism;
+    let server = TestServer::start().await;
+    register_account(&server, "acct").await;
+    for (nick, mechanism) in [("scram", None), ("plain", Some(Mechanism::Plain))] {
+        let config = account_config(nick, "correct-horse", mechanism);
+        let mut h = Harness::with(fast(server.addr), config);
+        h.until_change(|c| *c == Change::Ready).await;
+        assert_eq!(h.client.logged_in(), Some("acct"), "{nick}");
+        let server_lines: Vec<&str> = h.client.state().buffers[0]
+            .lines
+            .iter()
+            .map(|l| l.text.as_str())
+            .collect();
+        assert!(
+            server_lines.contains(&"Logged in as acct"),
+            "{server_lines:#?}"
+        );
+    }
+}
+
+/// Issue 10: a wrong password is said in words, and the client goes on without
+/// an account rather than stopping.
+#[tokio::test]
+async fn issue_10_a_failed_login_is_explained_and_registration_goes_on() {
+    let server = TestServer::start().await;
+    register_account(&server, "acct").await;
+    let mut h = Harness::with(
+        fast(server.addr),
+        account_config("guess", "wrong-horse", None),
+    );
+    h.until_change(|c| *c == Change::Ready).await;
+    assert_eq!(h.client.logged_in(), None);
+    let told = h.client.state().buffers[0]
+        .lines
+        .iter()
+        .filter(|l| {
+            l.kind == LineKind::Error && l.text.starts_with("Login to the account acct failed: ")
+        })
+        .count();
+    assert_eq!(told, 1);
+}
+
+/// A raw second device of the account `acct` (nick `phone`), logged in with
+/// SASL PLAIN, after PASS when given.
+async fn phone(
+    addr: std::net::SocketAddr,
+    password: Option<&str>,
+) -> palaver_test_support::TestClient {
+    use base64::Engine as _;
+    let mut client = palaver_test_support::TestClient::connect(addr).await;
+    client.nick = "phone".to_owned();
+    if let Some(password) = password {
+        client.send(&format!("PASS {password}")).await;
+    }
+    client.send("CAP REQ :sasl").await;
+    client.expect_command("CAP").await;
+    client.send("AUTHENTICATE PLAIN").await;
+    client.expect_command("AUTHENTICATE").await;
+    let plain = base64::engine::general_purpose::STANDARD.encode("\0acct\0correct-horse");
+    client.send(&format!("AUTHENTICATE {plain}")).await;
+    client.expect_command("903").await;
+    client.send("NICK phone").await;
+    client.send("USER phone 0 * :phone").await;
+    client.send("CAP END").await;
+    client.expect_command("001").await;
+    client
+}
+
+/// Issue 10: logged in to an account, a private conversation is filled after a
+/// reconnect too: what bob said to the account's other device (the same
+/// conversation, account to bob) while this client was away appears once in
+/// its query buffer, and a conversation it never had open (carol's) is found
+/// with `CHATHISTORY TARGETS` and opened. The restart and the password make "away" deterministic, as
+/// in the channel test.
+#[tokio::test]
+async fn issue_10_a_private_conversation_is_filled_after_a_reconnect_when_logged_in() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let open = || -> std::sync::Arc<dyn palaver_store::Store> {
+        std::sync::Arc::new(palaver_store::SqliteStore::open(dir.path()).expect("open the store"))
+    };
+    let mut config = palaver_test_support::test_config();
+    config.store = Some(open());
+    let server = TestServer::with_config(config).await;
+    let addr = server.addr;
+    register_account(&server, "acct").await;
+    // No pacing to wait for: several history requests go out at once.
+    let mut connect = fast(addr);
+    connect.burst = 100;
+    let mut h = Harness::with(connect, account_config("alice", "correct-horse", None));
+    h.until_change(|c| *c == Change::Ready).await;
+    assert_eq!(h.client.logged_in(), Some("acct"));
+    let mut bob = talker(addr, "bob", None).await;
+    bob.send("PRIVMSG alice :before").await;
+    h.until_change(|c| matches!(c, Change::Line { buffer, line, .. } if buffer == "bob" && line.text == "before"))
+        .await;
+    drop(bob);
+
+    let pump = tokio::spawn(async move {
+        h.until_change(|c| matches!(c, Change::Refused { .. }))
+            .await;
+        h
+    });
+    server.shutdown().await;
+    let mut config = palaver_test_support::test_config();
+    config.store = Some(open());
+    config.password = Some("sesame".to_owned());
+    let _stop = serve_on(addr, config);
+    let mut h = pump.await.expect("pump");
+    let mut device = phone(addr, Some("sesame")).await;
+    let mut bob = talker(addr, "bob", Some("sesame")).await;
+    bob.send("PRIVMSG phone :while you were away").await;
+    device
+        .expect(|l| l.command() == "PRIVMSG" && l.last() == "while you were away")
+        .await;
+    // carol starts a conversation alice never had open: TARGETS finds it.
+    let mut carol = talker(addr, "carol", Some("sesame")).await;
+    carol.send("PRIVMSG phone :new here").await;
+    device
+        .expect(|l| l.command() == "PRIVMSG" && l.last() == "new here")
+        .await;
+
+    h.now = Stamp {
+        utc: Some(time::OffsetDateTime::now_utc()),
+        ..NOW
+    };
+    h.client.input("/password sesame", NOW);
+    h.client.input("/reconnect", NOW);
+    let mut ended = Vec::new();
+    h.until(|_, changes| {
+        for change in changes {
+            if let Change::Line { buffer, line, .. } = change
+                && line.text.starts_with("End of history")
+            {
+                ended.push(buffer.clone());
+            }
+        }
+        ended.contains(&"bob".to_owned()) && ended.contains(&"carol".to_owned())
+    })
+    .await;
+    let said = |h: &Harness, who: &str| -> Vec<String> {
+        messages(&h.client, who)
+            .into_iter()
+            .map(|(_, text)| text)
+            .collect()
+    };
+    assert_eq!(
+        said(&h, "bob"),
+        ["<bob> before", "<bob> while you were away"]
+    );
+    assert_eq!(said(&h, "carol"), ["<carol> new here"]);
 }

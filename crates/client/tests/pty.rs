@@ -272,3 +272,30 @@ async fn issue_12_the_binary_in_a_terminal_prompts_chats_redraws_and_quits() {
     assert_eq!(quit.last(), "Quit: see you");
     assert_eq!(carol.exit_code().await, 0);
 }
+
+/// Issue 10: `--account` asks for the password on the terminal, shows nothing of
+/// what is typed, logs in with it (the server says so in WHOIS) and uses the
+/// account as the nick.
+#[tokio::test]
+async fn issue_10_the_account_password_is_asked_unseen_and_logs_in() {
+    let server = TestServer::start().await;
+    let mut owner = server.client("acct").await;
+    owner.send("REGISTER * * correct-horse").await;
+    owner
+        .expect(|l| l.command() == "REGISTER" && l.param(0) == "SUCCESS")
+        .await;
+    owner.send("QUIT").await;
+    owner.expect_closed().await;
+    let port = server.addr.port().to_string();
+    let mut client = PtyClient::spawn(&["127.0.0.1", &port, "--account", "acct"]);
+    client.shows("password for acct (not shown):").await;
+    client.type_keys("correct-horse\r");
+    client.shows("acct has joined #lobby").await;
+    assert!(!client.contents().contains("correct-horse"));
+    let mut bob = server.client("bob").await;
+    bob.send("WHOIS acct").await;
+    let account = bob.expect_command("330").await;
+    assert_eq!(account.param(2), "acct");
+    client.type_keys("/quit\r");
+    assert_eq!(client.exit_code().await, 0);
+}

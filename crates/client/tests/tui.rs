@@ -486,3 +486,67 @@ fn issue_12_pastes_split_into_lines() {
     assert_eq!(paste_lines("one"), ["one"]);
     assert!(paste_lines("").is_empty());
 }
+
+/// Issue 10: history lines come under their header with the times the server
+/// gave them, in italics (said then, not now); a live line after them has its
+/// time upright, and a mention in history rings no bell.
+#[test]
+fn issue_10_history_lines_are_marked_and_silent() {
+    let mut client = Client::new(
+        "127.0.0.1:6667",
+        ClientConfig::new("alice", vec!["#lobby".into()]),
+    );
+    let peer = "127.0.0.1:6667".parse().expect("address");
+    client.handle(
+        ConnEvent::Connected {
+            generation: 1,
+            peer,
+        },
+        at(9, 0),
+    );
+    feed(
+        &mut client,
+        at(9, 0),
+        &[
+            ":irc.test CAP * LS :batch draft/chathistory message-tags server-time",
+            ":irc.test CAP * ACK :batch message-tags draft/chathistory server-time",
+            ":irc.test 001 alice :Welcome",
+            ":alice!a@h JOIN #lobby",
+            ":irc.test BATCH +h chathistory #lobby",
+        ],
+    );
+    let changes = client.handle(
+        ConnEvent::Line(
+            "@batch=h;time=2026-12-01T08:00:00.000Z;msgid=a :bob!b@h PRIVMSG #lobby :alice: yesterday"
+                .to_owned(),
+        ),
+        at(9, 0),
+    );
+    assert!(!rings(&changes), "a mention from history rings no bell");
+    feed(
+        &mut client,
+        at(9, 1),
+        &[":irc.test BATCH -h", ":bob!b@h PRIVMSG #lobby :today"],
+    );
+    let terminal = draw(&client, &View::default());
+    let buffer = terminal.backend().buffer();
+    let row_with = |needle: &str| -> (u16, String) {
+        (0..24u16)
+            .map(|y| {
+                (
+                    y,
+                    (0..80).map(|x| buffer[(x, y)].symbol()).collect::<String>(),
+                )
+            })
+            .find(|(_, text)| text.contains(needle))
+            .unwrap_or_else(|| panic!("no row with {needle:?}"))
+    };
+    row_with("Recent history of #lobby:");
+    let (old, text) = row_with("<bob> alice: yesterday");
+    let at_old = text.find("08:00").expect("the server's time") as u16;
+    assert!(buffer[(at_old, old)].modifier.contains(Modifier::ITALIC));
+    let (new, text) = row_with("<bob> today");
+    let at_new = text.find("09:01").expect("the arrival time") as u16;
+    assert!(!buffer[(at_new, new)].modifier.contains(Modifier::ITALIC));
+    assert!(old < new);
+}

@@ -433,6 +433,8 @@ impl Client {
                 } else {
                     Delivery::Sent
                 },
+                msgid: None,
+                history: false,
             },
         );
     }

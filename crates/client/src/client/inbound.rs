@@ -4,6 +4,7 @@
 
 use palaver_proto::{CaseKey, CaseMapping, Message, Source, numeric};
 
+use super::history::{self, HISTORY_TOKEN};
 use super::{
     Change, Client, ERR_BADCHANNAME, ERR_NEEDREGGEDNICK, MAX_LIST, MAX_NICK_RETRIES, Multiline,
     RPL_WHOISACCOUNT, SYNC_TOKEN, last,
@@ -23,6 +24,30 @@ impl Client {
         let from = msg.source().map(Source::split);
         let nick = from.map(|s| s.nick).unwrap_or("");
         let command = msg.command().to_ascii_uppercase();
+        let batch = msg
+            .tags()
+            .find(|(key, _)| *key == "batch")
+            .map(|(_, reference)| reference.into_owned());
+        let in_history = batch
+            .as_deref()
+            .is_some_and(|r| self.is_history_batch(r) || self.is_history_multiline(r));
+        if command == "BATCH"
+            && msg.param(1) == Some("draft/multiline")
+            && let Some(reference) = msg.param(0).and_then(|r| r.strip_prefix('+'))
+        {
+            return self.on_multiline_batch(&msg, reference, in_history);
+        }
+        if in_history && command != "PRIVMSG" && command != "NOTICE" {
+            // Event playback and reactions are not asked for; nothing else is shown.
+            return;
+        }
+        if !in_history
+            && (command == "PRIVMSG" || command == "NOTICE")
+            && let Some(key) = self.hold_key(&msg, nick)
+        {
+            self.held.push_back((key, text.to_owned()));
+            return;
+        }
         match command.as_str() {
             numeric::RPL_WELCOME => self.on_welcome(&msg),
             numeric::RPL_ISUPPORT => self.on_isupport(&msg),
@@ -46,7 +71,12 @@ impl Client {
             ),
             "QUIT" => self.on_quit(nick, msg.param(0).unwrap_or("")),
             "NICK" => self.on_nick(nick, msg.param(0).unwrap_or("")),
-            "PRIVMSG" | "NOTICE" => self.on_message(&msg, from, &command),
+            "PRIVMSG" | "NOTICE" => {
+                let inherited = batch.as_deref().and_then(|r| self.inherit(r));
+                self.on_message(&msg, from, &command, in_history, inherited)
+            }
+            // Typing notifications and reactions (with message-tags) are not shown.
+            "TAGMSG" => {}
             "TOPIC" => {
                 let channel = msg.param(0).unwrap_or("");
                 let topic = msg.param(1).unwrap_or("");
@@ -151,16 +181,58 @@ impl Client {
             "PONG" if last(&msg).starts_with(SYNC_TOKEN) => {
                 self.barriers = self.barriers.saturating_sub(1);
             }
+            "PONG" if last(&msg).starts_with(HISTORY_TOKEN) => self.on_history_pong(last(&msg)),
+            // A refused TARGETS costs nothing but the conversations it would
+            // have found; the fill in flight is another request.
+            "FAIL" if msg.param(0) == Some("CHATHISTORY") && msg.param(2) == Some("TARGETS") => {}
+            "FAIL" if msg.param(0) == Some("CHATHISTORY") => {
+                self.on_history_fail(msg.param(1).unwrap_or(""), last(&msg))
+            }
             "CAP" => self.on_cap(&msg),
+            "AUTHENTICATE" => self.on_authenticate(&msg),
+            numeric::RPL_LOGGEDIN
+            | numeric::RPL_LOGGEDOUT
+            | numeric::ERR_NICKLOCKED
+            | numeric::RPL_SASLSUCCESS
+            | numeric::ERR_SASLFAIL
+            | numeric::ERR_SASLTOOLONG
+            | numeric::ERR_SASLABORTED
+            | numeric::ERR_SASLALREADY
+            | numeric::RPL_SASLMECHS => self.on_sasl_numeric(&command, &msg),
             // Batches (our own multiline messages echoed, others') only group
-            // lines; the lines inside are shown as they come.
-            "BATCH" => {}
-            numeric::ERR_UNKNOWNCOMMAND if msg.param(1) == Some("CAP") => {}
+            // lines; the lines inside are shown as they come. A history batch
+            // answers a fill.
+            "BATCH" => {
+                let reference = msg.param(0).unwrap_or("");
+                if let Some(reference) = reference.strip_prefix('+') {
+                    if msg.param(1) == Some("chathistory") {
+                        self.on_history_batch_start(reference, msg.param(2).unwrap_or(""));
+                    }
+                } else if let Some(reference) = reference.strip_prefix('-')
+                    && self.is_history_batch(reference)
+                {
+                    self.on_history_batch_end();
+                }
+            }
+            numeric::ERR_UNKNOWNCOMMAND if msg.param(1) == Some("CAP") => {
+                if self.config.account.is_some() {
+                    self.login_failed("the server knows no capabilities (CAP), so no SASL");
+                }
+            }
             numeric::ERR_CANNOTSENDTOCHAN | numeric::ERR_NOSUCHNICK => {
                 self.not_delivered(msg.param(1).unwrap_or(""));
                 self.on_other(&command, &msg);
             }
             "PONG" | "PING" => {}
+            // The welcome burst is over (ISUPPORT known): private conversations
+            // are filled now, channels as they are joined.
+            numeric::RPL_ENDOFMOTD | numeric::ERR_NOMOTD => {
+                self.fill_queries();
+                self.on_other(&command, &msg);
+            }
+            "CHATHISTORY" if msg.param(0) == Some("TARGETS") => {
+                self.on_history_target(msg.param(1).unwrap_or(""));
+            }
             _ => self.on_other(&command, &msg),
         }
     }
@@ -199,8 +271,34 @@ impl Client {
                     wanted.extend(["batch", "draft/multiline"]);
                     self.multiline = multiline;
                 }
+                // History needs its batch (where it ends) and message-tags (the
+                // msgids that make it exact); server-time dates every line.
+                if self.config.history
+                    && offered("draft/chathistory").is_some()
+                    && offered("batch").is_some()
+                    && offered("message-tags").is_some()
+                {
+                    for cap in ["batch", "message-tags", "draft/chathistory"] {
+                        if !wanted.contains(&cap) {
+                            wanted.push(cap);
+                        }
+                    }
+                    if offered("server-time").is_some() {
+                        wanted.push("server-time");
+                    }
+                }
+                let sasl_offer = offered("sasl").map(str::to_owned);
+                if self.config.account.is_some() {
+                    match sasl_offer {
+                        Some(value) => {
+                            self.sasl_offer = value;
+                            wanted.push("sasl");
+                        }
+                        None => self.login_failed("the server offers no SASL login"),
+                    }
+                }
                 if wanted.is_empty() {
-                    self.send("CAP", &["END"]);
+                    self.cap_end();
                 } else {
                     self.send_trailing("CAP", &["REQ"], &wanted.join(" "));
                 }
@@ -212,12 +310,21 @@ impl Client {
                 if !has("draft/multiline") {
                     self.multiline = None;
                 }
-                self.send("CAP", &["END"]);
+                self.history_on = has("draft/chathistory") && has("batch") && has("message-tags");
+                if has("sasl") && self.config.account.is_some() {
+                    self.start_login();
+                } else {
+                    self.cap_end();
+                }
             }
             "NAK" => {
                 self.echo = false;
                 self.multiline = None;
-                self.send("CAP", &["END"]);
+                self.history_on = false;
+                if self.config.account.is_some() {
+                    self.login_failed("the server refused the capabilities asked for");
+                }
+                self.cap_end();
             }
             _ => {}
         }
@@ -250,14 +357,26 @@ impl Client {
     /// With echo-message: our message to `index` came back, so it was delivered.
     /// Returns false when no pending line matches (sent by another client of ours,
     /// or with /quote), which is then shown like any message.
-    fn delivered(&mut self, index: usize, kind: LineKind, text: &str) -> bool {
-        let line = self.state.buffers[index]
+    /// The echo's msgid and time are recorded, so history does not bring the
+    /// message back a second time.
+    fn delivered(
+        &mut self,
+        index: usize,
+        kind: LineKind,
+        text: &str,
+        msgid: Option<&str>,
+        time: Option<time::OffsetDateTime>,
+    ) -> bool {
+        let buffer = &mut self.state.buffers[index];
+        let line = buffer
             .lines
             .iter_mut()
             .find(|l| l.own && l.delivery == Delivery::Pending && l.kind == kind && l.text == text);
         match line {
             Some(line) => {
                 line.delivery = Delivery::Sent;
+                line.msgid = msgid.map(str::to_owned);
+                buffer.seen(msgid, time);
                 self.changes.push(Change::Buffers);
                 true
             }
@@ -333,6 +452,7 @@ impl Client {
                         self.modes_per_line = count.min(20);
                     }
                 }
+                "CHATHISTORY" => self.history_max = value.parse().ok(),
                 "CHANMODES" => {
                     for (slot, kind) in self.chanmodes.iter_mut().zip(value.split(',')) {
                         *slot = kind.to_owned();
@@ -387,6 +507,8 @@ impl Client {
             );
             self.changes.push(Change::Buffers);
             self.join_settled(&key);
+            let name = self.state.buffers[index].name.clone();
+            self.fill_history(&name);
         } else if let Some(index) = self.state.find(channel) {
             self.add_member(index, nick, String::new());
             self.info(
@@ -492,8 +614,28 @@ impl Client {
         }
     }
 
-    fn on_message(&mut self, msg: &Message<'_>, from: Option<Source<'_>>, command: &str) {
+    /// A PRIVMSG or NOTICE, live or (`history`) from a history batch. Server
+    /// times are shown where the server gives them; a message already in the
+    /// scrollback (by msgid) is not shown again.
+    fn on_message(
+        &mut self,
+        msg: &Message<'_>,
+        from: Option<Source<'_>>,
+        command: &str,
+        history: bool,
+        inherited: Option<history::Inherited>,
+    ) {
         let target = msg.param(0).unwrap_or("");
+        // A line of a multiline batch has its tags on the batch.
+        let continuation = inherited.as_ref().is_some_and(|i| i.continuation);
+        let (time, msgid, batch) = match inherited {
+            Some(batch) => (
+                batch.time,
+                batch.msgid,
+                Some((batch.reference, batch.duplicate)),
+            ),
+            None => (history::server_time(msg), history::msgid(msg), None),
+        };
         let mut text = msg.param(1).unwrap_or("");
         let nick = from.map(|s| s.nick).unwrap_or("");
         let notice = command == "NOTICE";
@@ -521,6 +663,16 @@ impl Client {
         }
         let own = self.state.is_me(nick);
         let channel_target = target.trim_start_matches(|c| self.state.prefix_order().contains(c));
+        // History for a buffer closed meanwhile (/close while its fill was on
+        // its way) does not open it again.
+        let fill_target = if self.state.is_channel(channel_target) || own {
+            channel_target
+        } else {
+            nick
+        };
+        if history && self.state.find(fill_target).is_none() {
+            return;
+        }
         let index = if self.state.is_channel(channel_target) {
             self.state.ensure(channel_target, BufferKind::Channel)
         } else if own {
@@ -530,8 +682,44 @@ impl Client {
         } else {
             self.state.ensure(nick, BufferKind::Query)
         };
-        if own && self.echo && !notice && self.delivered(index, kind, text) {
+        let mut duplicate = msgid
+            .as_ref()
+            .is_some_and(|id| self.state.buffers[index].has_msgid(id));
+        match &batch {
+            Some((_, already)) if continuation => duplicate |= *already,
+            Some((reference, _)) => self.multiline_seen(reference, duplicate),
+            None => {}
+        }
+        if duplicate {
+            if history && !continuation {
+                self.history_message(time, false);
+            }
             return;
+        }
+        if own
+            && self.echo
+            && !notice
+            && !history
+            && self.delivered(index, kind, text, msgid.as_deref(), time)
+        {
+            return;
+        }
+        // Without echo-message our own lines have no msgid: history brings them
+        // back once, and is matched to them by text.
+        if own && history && !self.echo {
+            let buffer = &mut self.state.buffers[index];
+            if let Some(line) = buffer
+                .lines
+                .iter_mut()
+                .find(|l| l.own && l.msgid.is_none() && l.kind == kind && l.text == text)
+            {
+                line.msgid = msgid.clone();
+                buffer.seen(msgid.as_deref(), time);
+                if !continuation {
+                    self.history_message(time, false);
+                }
+                return;
+            }
         }
         // draft/multiline: a line tagged multiline-concat continues the one before
         // it in the same message (a long line the sender split), not a new line.
@@ -547,16 +735,30 @@ impl Client {
         let private = self.state.buffers[index].kind == BufferKind::Query;
         let highlight = !own
             && ((private && !notice) || mentions(self.state.casemapping, text, &self.state.nick));
+        if history && let Some((target, since)) = self.history_header() {
+            let header = if since {
+                format!("Said in {target} since you were last there (from the server's history):")
+            } else {
+                format!("Recent history of {target}:")
+            };
+            self.info(index, LineKind::Info, header);
+        }
         let line = Line {
-            time: self.now,
+            time: time.map_or(self.now, |t| history::stamp(t, self.config.utc_offset)),
             kind,
             nick: Some(nick.to_owned()),
             text: text.to_owned(),
             highlight,
             own,
             delivery: Delivery::Sent,
+            msgid,
+            history,
         };
         self.push(index, line);
+        self.state.buffers[index].seen(None, time);
+        if history && !continuation {
+            self.history_message(time, true);
+        }
     }
 
     fn on_ctcp(&mut self, nick: &str, verb: &str, rest: &str, reply: bool) {

@@ -16,7 +16,13 @@ use bytes::Bytes;
 use palaver_proto::{CaseKey, LineWriter, Message};
 
 mod execute;
+mod history;
 mod inbound;
+mod login;
+pub mod sasl;
+
+pub use history::{JOIN_HISTORY, MAX_HELD};
+pub use sasl::{Account, Secret};
 
 use crate::commands::{self, Hint};
 use crate::connection::{ConnEvent, Refusal, ToConn};
@@ -47,11 +53,19 @@ pub struct ClientConfig {
     pub realname: String,
     /// The server password (PASS), if any.
     pub password: Option<String>,
+    /// The account to log in to with SASL during registration, if any.
+    pub account: Option<Account>,
     /// Channels joined after registering.
     pub channels: Vec<String>,
     /// Write every line of the conversation to the log (target
     /// [`CONVERSATION_LOG`]), as the seed client's `client.log` did.
     pub log_messages: bool,
+    /// Fill buffers from the server's history (`draft/chathistory`) on join and
+    /// after a reconnect, where the server offers it.
+    pub history: bool,
+    /// The local time's offset from UTC, for showing server times (`server-time`)
+    /// as local times of day. The core reads no clock, so it is given.
+    pub utc_offset: time::UtcOffset,
 }
 
 /// The tracing target of the conversation's lines in the log, so a filter can
@@ -74,8 +88,11 @@ impl ClientConfig {
             username,
             realname: format!("{nick} (palaver)"),
             password: None,
+            account: None,
             channels,
             log_messages: true,
+            history: true,
+            utc_offset: time::UtcOffset::UTC,
         }
     }
 }
@@ -157,6 +174,34 @@ pub struct Client {
     multiline: Option<Multiline>,
     /// Numbers the batches we open.
     batch_seq: u64,
+    /// The server took `draft/chathistory` with `batch` and `message-tags` on
+    /// this connection: buffers are filled from its history.
+    history_on: bool,
+    /// Most messages per CHATHISTORY request (ISUPPORT `CHATHISTORY`; 0: no limit).
+    history_max: Option<usize>,
+    /// The fill in flight and those waiting their turn (see `history.rs`).
+    fill: Option<history::Fill>,
+    fills: VecDeque<history::Fill>,
+    /// Numbers the PINGs that follow history requests.
+    fill_seq: u64,
+    /// Live lines for buffers being filled, with their buffer's key, shown
+    /// after the history; at most [`MAX_HELD`].
+    held: VecDeque<(CaseKey, String)>,
+    /// The SASL login in progress on this connection (see `sasl.rs`).
+    sasl: Option<sasl::Exchange>,
+    /// The mechanisms the server offers (`sasl=` value, or its 908 list).
+    sasl_offer: String,
+    /// Mechanisms tried on this connection, so a 904 can move to the next one.
+    sasl_tried: Vec<sasl::Mechanism>,
+    /// The pieces of the server's AUTHENTICATE message received so far.
+    sasl_inbound: String,
+    /// The `draft/multiline` batches received lately (open or just closed), so
+    /// the lines inside get the batch's msgid and time, numbered: a multiline
+    /// message is then recognised line by line when history brings it again.
+    /// Also the lines held during a fill find their batch after it closed.
+    multiline_batches: VecDeque<history::MultilineBatch>,
+    /// CAP END went out on this connection: registration no longer waits for us.
+    cap_ended: bool,
 }
 
 /// The limits of one `draft/multiline` batch, from the capability's value.
@@ -232,7 +277,24 @@ impl Client {
             offered: Vec::new(),
             multiline: None,
             batch_seq: 0,
+            history_on: false,
+            history_max: None,
+            fill: None,
+            fills: VecDeque::new(),
+            fill_seq: 0,
+            held: VecDeque::new(),
+            sasl: None,
+            sasl_offer: String::new(),
+            sasl_tried: Vec::new(),
+            sasl_inbound: String::new(),
+            cap_ended: false,
+            multiline_batches: VecDeque::new(),
         }
+    }
+
+    /// The account the server says we are logged in to, on this connection.
+    pub fn logged_in(&self) -> Option<&str> {
+        self.state.account.as_deref()
     }
 
     /// What the client knows, for drawing.
@@ -307,6 +369,16 @@ impl Client {
                 );
                 self.echo = false;
                 self.multiline = None;
+                self.history_on = false;
+                self.history_max = None;
+                self.drop_fills();
+                self.sasl = None;
+                self.sasl_offer.clear();
+                self.sasl_tried.clear();
+                self.sasl_inbound.clear();
+                self.cap_ended = false;
+                self.multiline_batches.clear();
+                self.state.account = None;
                 self.offered.clear();
                 if let Some(password) = self.config.password.clone() {
                     self.send("PASS", &[&password]);
@@ -332,6 +404,8 @@ impl Client {
                 self.changes.push(Change::Status);
             }
             ConnEvent::Disconnected { reason, retry_in } => {
+                self.drop_fills();
+                self.state.account = None;
                 self.registered = false;
                 self.state.lag = None;
                 let text = format!(
@@ -343,6 +417,8 @@ impl Client {
                 self.changes.push(Change::Status);
             }
             ConnEvent::Refused { refusal, reason } => {
+                self.drop_fills();
+                self.state.account = None;
                 self.registered = false;
                 self.state.lag = None;
                 let advice = match refusal {
@@ -473,6 +549,8 @@ impl Client {
             highlight: false,
             own,
             delivery: Delivery::Sent,
+            msgid: None,
+            history: false,
         };
         self.push(index, line);
     }
@@ -528,6 +606,7 @@ mod tests {
         hour: 12,
         minute: 34,
         date: None,
+        utc: None,
     };
 
     fn client() -> Client {
@@ -648,6 +727,450 @@ mod tests {
         assert!(changes.contains(&Change::Ready));
         assert_eq!(c.state().active_buffer().name, "#lobby");
         assert_eq!(c.state().conn, ConnState::Connected);
+    }
+
+    /// A client that negotiated history, registered, with the server's
+    /// CHATHISTORY limit `max`, and the JOIN of #lobby seen.
+    fn with_history(max: usize) -> Client {
+        let mut c = client();
+        connect(&mut c);
+        lines(
+            &mut c,
+            &[":srv CAP * LS :batch draft/chathistory message-tags server-time echo-message"],
+        );
+        assert_eq!(
+            sent(&mut c)[3..],
+            ["CAP REQ :echo-message batch message-tags draft/chathistory server-time"]
+        );
+        lines(
+            &mut c,
+            &[
+                ":srv CAP * ACK :echo-message batch message-tags draft/chathistory server-time",
+                ":srv 001 alice :Welcome",
+                &format!(":srv 005 alice CHATHISTORY={max} :are supported"),
+                ":alice!a@h JOIN #lobby",
+            ],
+        );
+        c
+    }
+
+    fn said(at: &str, id: &str, nick: &str, text: &str, batch: Option<&str>) -> String {
+        let batch = batch.map(|b| format!("batch={b};")).unwrap_or_default();
+        format!("@{batch}time=2026-12-02T{at}Z;msgid={id} :{nick}!u@h PRIVMSG #lobby :{text}")
+    }
+
+    /// Issue 10: a join fills the buffer with the latest history, shown with the
+    /// server's times; a live line that came meanwhile waits, and is not shown
+    /// twice when the history brought it too.
+    #[test]
+    fn a_join_fills_the_buffer_from_history_in_order_and_once() {
+        let mut c = with_history(50);
+        assert_eq!(
+            sent(&mut c),
+            [
+                "CAP END",
+                "JOIN #lobby",
+                "CHATHISTORY LATEST #lobby * 50",
+                "PING palaver-history-1"
+            ]
+        );
+        let live = said("10:05:00.000", "c", "bob", "live", None);
+        lines(&mut c, &[&live]);
+        assert!(!texts(&c, "#lobby").iter().any(|l| l.contains("live")));
+        lines(
+            &mut c,
+            &[
+                ":srv BATCH +h1 chathistory #lobby",
+                &said("08:00:00.000", "a", "bob", "old", Some("h1")),
+                &said("09:00:00.000", "b", "alice", "mine", Some("h1")),
+                &said("10:05:00.000", "c", "bob", "live", Some("h1")),
+                ":srv BATCH -h1",
+            ],
+        );
+        let shown = texts(&c, "#lobby");
+        assert_eq!(
+            shown[1..],
+            [
+                "- Recent history of #lobby:",
+                "<bob> old",
+                "<alice> mine",
+                "<bob> live",
+                "- End of history (3 messages)",
+            ]
+        );
+        let lobby = &c.state().buffers[c.state().find("#lobby").expect("lobby")];
+        let times: Vec<String> = lobby.lines.iter().map(|l| l.time.to_string()).collect();
+        assert_eq!(times[2..5], ["08:00", "09:00", "10:05"]);
+        assert!(lobby.lines[2].history && lobby.lines[3].own);
+        // The PONG after it ends nothing more; later lines come as they are said.
+        lines(
+            &mut c,
+            &[
+                ":srv PONG srv :palaver-history-1",
+                &said("10:06:00.000", "d", "bob", "now", None),
+            ],
+        );
+        assert_eq!(
+            texts(&c, "#lobby").last().map(String::as_str),
+            Some("<bob> now")
+        );
+    }
+
+    /// Issue 10: after a reconnect the buffer asks for what came after the last
+    /// message it saw, page by page, and shows each missed message once.
+    #[test]
+    fn a_reconnect_fills_the_gap_page_by_page() {
+        let mut c = with_history(2);
+        sent(&mut c);
+        lines(
+            &mut c,
+            &[
+                ":srv BATCH +h1 chathistory #lobby",
+                ":srv BATCH -h1",
+                &said("10:00:00.000", "a", "bob", "before the drop", None),
+            ],
+        );
+        c.handle(
+            ConnEvent::Disconnected {
+                reason: "reset".into(),
+                retry_in: Duration::from_secs(1),
+            },
+            NOW,
+        );
+        connect(&mut c);
+        lines(
+            &mut c,
+            &[
+                ":srv CAP * LS :batch draft/chathistory message-tags",
+                ":srv CAP * ACK :batch message-tags draft/chathistory",
+                ":srv 001 alice :Welcome back",
+                ":srv 005 alice CHATHISTORY=2 :are supported",
+                ":alice!a@h JOIN #lobby",
+            ],
+        );
+        let out = sent(&mut c);
+        assert_eq!(
+            out[out.len() - 2..],
+            [
+                "CHATHISTORY AFTER #lobby timestamp=2026-12-02T09:59:59.999Z 2",
+                "PING palaver-history-2"
+            ]
+        );
+        lines(
+            &mut c,
+            &[
+                ":srv BATCH +h2 chathistory #lobby",
+                &said("10:00:00.000", "a", "bob", "before the drop", Some("h2")),
+                &said("10:01:00.000", "b", "bob", "missed 1", Some("h2")),
+                ":srv BATCH -h2",
+                ":srv PONG srv :palaver-history-2",
+            ],
+        );
+        assert_eq!(
+            sent(&mut c),
+            [
+                "CHATHISTORY AFTER #lobby timestamp=2026-12-02T10:00:59.999Z 2",
+                "PING palaver-history-3"
+            ]
+        );
+        lines(
+            &mut c,
+            &[
+                ":srv BATCH +h3 chathistory #lobby",
+                &said("10:01:00.000", "b", "bob", "missed 1", Some("h3")),
+                ":srv BATCH -h3",
+            ],
+        );
+        assert!(sent(&mut c).is_empty(), "a short page ends the fill");
+        let shown = texts(&c, "#lobby");
+        let from = shown
+            .iter()
+            .position(|l| l == "<bob> before the drop")
+            .expect("seen before");
+        assert_eq!(
+            shown[from + 1..]
+                .iter()
+                .filter(|l| !l.starts_with('!'))
+                .cloned()
+                .collect::<Vec<_>>(),
+            [
+                "* alice has joined #lobby",
+                "- Said in #lobby since you were last there (from the server's history):",
+                "<bob> missed 1",
+                "- End of history (1 message)",
+            ]
+        );
+    }
+
+    /// Issue 10: a gap larger than the scrollback is fetched up to the
+    /// scrollback's size, then the latest page follows a note: bounded work,
+    /// and the newest messages are never the ones missing.
+    #[test]
+    fn a_gap_beyond_the_scrollback_jumps_to_the_latest_page() {
+        let mut c = with_history(1000);
+        lines(
+            &mut c,
+            &[
+                ":srv BATCH +h1 chathistory #lobby",
+                ":srv BATCH -h1",
+                &said("09:00:00.000", "start", "bob", "seen", None),
+            ],
+        );
+        c.handle(
+            ConnEvent::Disconnected {
+                reason: "reset".into(),
+                retry_in: Duration::from_secs(1),
+            },
+            NOW,
+        );
+        connect(&mut c);
+        lines(
+            &mut c,
+            &[
+                ":srv CAP * LS :batch draft/chathistory message-tags",
+                ":srv CAP * ACK :batch message-tags draft/chathistory",
+                ":srv 001 alice :Welcome back",
+                ":srv 005 alice CHATHISTORY=1000 :are supported",
+                ":alice!a@h JOIN #lobby",
+            ],
+        );
+        sent(&mut c);
+        for page in 0..2 {
+            let mut batch = vec![format!(":srv BATCH +p{page} chathistory #lobby")];
+            for i in page * 1000..(page + 1) * 1000 {
+                let at = format!("10:00:{:02}.{:03}", i / 1000, i % 1000);
+                batch.push(said(
+                    &at,
+                    &format!("m{i}"),
+                    "bob",
+                    &format!("missed {i}"),
+                    Some(&format!("p{page}")),
+                ));
+            }
+            batch.push(format!(":srv BATCH -p{page}"));
+            let batch: Vec<&str> = batch.iter().map(String::as_str).collect();
+            lines(&mut c, &batch);
+            let out = sent(&mut c);
+            if page == 0 {
+                assert_eq!(
+                    out[0],
+                    "CHATHISTORY AFTER #lobby timestamp=2026-12-02T10:00:00.998Z 1000"
+                );
+            } else {
+                assert_eq!(
+                    out[0], "CHATHISTORY LATEST #lobby * 1000",
+                    "no third AFTER page"
+                );
+            }
+        }
+        let shown = texts(&c, "#lobby");
+        assert!(shown.len() <= crate::state::MAX_SCROLLBACK);
+        assert!(
+            shown
+                .last()
+                .is_some_and(|l| l.starts_with("- More than 2000 messages")),
+            "{:?}",
+            shown.last()
+        );
+    }
+
+    /// Issue 10: a multiline message in history (a nested `draft/multiline`
+    /// batch) is shown as its lines, joined where concatenated, with the batch's
+    /// time, counted once; brought again by a later fill, it is not repeated.
+    #[test]
+    fn multiline_messages_in_history_are_shown_once() {
+        let mut c = with_history(50);
+        let batch = |outer: &str, inner: &str| -> Vec<String> {
+            vec![
+                format!(":srv BATCH +{outer} chathistory #lobby"),
+                format!(
+                    "@batch={outer};time=2026-12-02T08:00:00.000Z;msgid=m1 :bob!u@h BATCH +{inner} draft/multiline #lobby"
+                ),
+                format!("@batch={inner} :bob!u@h PRIVMSG #lobby :hello"),
+                format!("@batch={inner};draft/multiline-concat :bob!u@h PRIVMSG #lobby : world"),
+                format!("@batch={inner} :bob!u@h PRIVMSG #lobby :second"),
+                format!("@batch={outer} :bob!u@h BATCH -{inner}"),
+                format!(":srv BATCH -{outer}"),
+            ]
+        };
+        let first = batch("h1", "ml1");
+        lines(
+            &mut c,
+            &first.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
+        let shown = texts(&c, "#lobby");
+        assert_eq!(
+            shown[1..],
+            [
+                "- Recent history of #lobby:",
+                "<bob> hello world",
+                "<bob> second",
+                "- End of history (1 message)",
+            ]
+        );
+        let lobby = &c.state().buffers[c.state().find("#lobby").expect("lobby")];
+        assert_eq!(lobby.lines[2].time.to_string(), "08:00");
+        lines(
+            &mut c,
+            &[":alice!a@h PART #lobby", ":alice!a@h JOIN #lobby"],
+        );
+        let again = batch("h2", "ml2");
+        lines(
+            &mut c,
+            &again.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
+        let shown = texts(&c, "#lobby");
+        assert_eq!(
+            shown[5..],
+            ["* alice has left #lobby", "* alice has joined #lobby"]
+        );
+    }
+
+    /// Issue 10: a server that answers a history request with nothing (no batch,
+    /// only the PONG after it) does not keep live lines waiting.
+    #[test]
+    fn a_silent_server_ends_the_fill_at_the_pong() {
+        let mut c = with_history(50);
+        sent(&mut c);
+        lines(
+            &mut c,
+            &[
+                &said("10:00:00.000", "a", "bob", "held", None),
+                ":srv PONG srv :palaver-history-1",
+            ],
+        );
+        assert_eq!(
+            texts(&c, "#lobby").last().map(String::as_str),
+            Some("<bob> held")
+        );
+    }
+
+    fn with_account(offer: &str) -> Client {
+        let mut c = client();
+        c.config.account = Some(Account {
+            name: "alice".into(),
+            password: Secret::new("pencil"),
+            mechanism: None,
+        });
+        connect(&mut c);
+        sent(&mut c);
+        lines(&mut c, &[&format!(":srv CAP * LS :{offer}")]);
+        c
+    }
+
+    /// Issue 10: PLAIN where the server offers only it; CAP END waits for 903.
+    #[test]
+    fn sasl_plain_logs_in_before_registration_ends() {
+        let mut c = with_account("sasl=PLAIN");
+        assert_eq!(sent(&mut c), ["CAP REQ :sasl"]);
+        lines(&mut c, &[":srv CAP * ACK :sasl"]);
+        assert_eq!(sent(&mut c), ["AUTHENTICATE PLAIN"]);
+        lines(&mut c, &["AUTHENTICATE +"]);
+        // base64 of "\0alice\0pencil"
+        assert_eq!(sent(&mut c), ["AUTHENTICATE AGFsaWNlAHBlbmNpbA=="]);
+        lines(
+            &mut c,
+            &[
+                ":srv 900 alice alice!a@h alice :You are now logged in as alice",
+                ":srv 903 alice :SASL authentication successful",
+            ],
+        );
+        assert_eq!(sent(&mut c), ["CAP END"]);
+        assert_eq!(c.logged_in(), Some("alice"));
+        assert!(format!("{:?}", c.config).contains("<redacted>"));
+        assert!(!format!("{:?}", c.config).contains("pencil"));
+    }
+
+    /// Issue 10: SCRAM-SHA-256 is chosen where offered; a wrong password is said
+    /// in words and registration goes on without an account.
+    #[test]
+    fn sasl_scram_is_preferred_and_a_failure_is_explained() {
+        let mut c = with_account("sasl=PLAIN,SCRAM-SHA-256 server-time");
+        assert_eq!(sent(&mut c), ["CAP REQ :sasl"]);
+        lines(&mut c, &[":srv CAP * ACK :sasl"]);
+        assert_eq!(sent(&mut c), ["AUTHENTICATE SCRAM-SHA-256"]);
+        lines(&mut c, &["AUTHENTICATE +"]);
+        let first = sent(&mut c);
+        let payload = first[0].strip_prefix("AUTHENTICATE ").expect("a payload");
+        let first = sasl::decode(payload).expect("base64");
+        assert!(first.starts_with(b"n,,n=alice,r="), "{first:?}");
+        lines(&mut c, &[":srv 904 alice :SASL authentication failed"]);
+        assert_eq!(sent(&mut c), ["CAP END"]);
+        assert_eq!(
+            texts(&c, "*server*").last().map(String::as_str),
+            Some(
+                "! Login to the account alice failed: SASL authentication failed; continuing without an account"
+            )
+        );
+        assert_eq!(c.logged_in(), None);
+    }
+
+    /// Issue 10: a server that turns the mechanism down (908 lists its own) gets
+    /// the next one we speak.
+    #[test]
+    fn sasl_moves_to_plain_when_scram_is_turned_down() {
+        let mut c = with_account("sasl");
+        lines(&mut c, &[":srv CAP * ACK :sasl"]);
+        assert_eq!(sent(&mut c)[1..], ["AUTHENTICATE SCRAM-SHA-256"]);
+        lines(
+            &mut c,
+            &[
+                ":srv 908 alice PLAIN :are available SASL mechanisms",
+                ":srv 904 alice :SASL authentication failed",
+            ],
+        );
+        assert_eq!(sent(&mut c), ["AUTHENTICATE PLAIN"]);
+    }
+
+    /// Issue 10: a server without history says so once; the client stops
+    /// asking on that connection and shows what was held.
+    #[test]
+    fn history_refused_by_the_server_is_not_asked_again() {
+        let mut c = with_history(50);
+        sent(&mut c);
+        lines(
+            &mut c,
+            &[
+                &said("10:00:00.000", "a", "bob", "held", None),
+                ":srv FAIL CHATHISTORY MESSAGE_ERROR LATEST :History is off on this server",
+                ":alice!a@h JOIN #rust",
+            ],
+        );
+        let shown = texts(&c, "#lobby");
+        assert_eq!(
+            shown[shown.len() - 2..],
+            [
+                "- No history for #lobby: History is off on this server",
+                "<bob> held"
+            ]
+        );
+        assert!(sent(&mut c).is_empty(), "no request for #rust");
+    }
+
+    /// Issue 10: when logged in, private conversations that had messages are
+    /// filled after the welcome burst of a reconnect.
+    #[test]
+    fn private_conversations_are_filled_when_logged_in() {
+        let mut c = with_history(50);
+        lines(
+            &mut c,
+            &[
+                ":srv BATCH +h1 chathistory #lobby",
+                ":srv BATCH -h1",
+                "@time=2026-12-02T10:00:00.000Z;msgid=p1 :bob!b@h PRIVMSG alice :psst",
+                ":srv 376 alice :End of MOTD",
+            ],
+        );
+        sent(&mut c);
+        c.state.account = Some("alice".into());
+        lines(&mut c, &[":srv 376 alice :End of MOTD"]);
+        assert_eq!(
+            sent(&mut c),
+            [
+                "CHATHISTORY AFTER bob timestamp=2026-12-02T09:59:59.999Z 50",
+                "PING palaver-history-2"
+            ]
+        );
     }
 
     #[test]

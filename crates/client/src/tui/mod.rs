@@ -68,11 +68,12 @@ impl Default for TuiOptions {
 const BELL_GAP: Duration = Duration::from_secs(2);
 
 /// Whether `changes` call for the bell: a line that highlights (a mention of our
-/// nick, or a private message), not one of our own.
+/// nick, or a private message), not one of our own, and said now rather than
+/// brought back from history (which may be days old).
 pub fn rings(changes: &[Change]) -> bool {
-    changes
-        .iter()
-        .any(|c| matches!(c, Change::Line { line, .. } if line.highlight && !line.own))
+    changes.iter().any(
+        |c| matches!(c, Change::Line { line, .. } if line.highlight && !line.own && !line.history),
+    )
 }
 
 /// Restores the terminal when dropped, whichever way `run` returns.

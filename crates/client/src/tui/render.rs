@@ -391,7 +391,13 @@ fn message_rows(
 }
 
 fn line_spans(state: &State, joins: Joins, line: &Line) -> Vec<Span<'static>> {
-    let time = Span::styled(format!("{} ", line.time), Style::new().fg(Color::DarkGray));
+    // A line from the server's history has its time in italics: it was said
+    // then, not now.
+    let mut time_style = Style::new().fg(Color::DarkGray);
+    if line.history {
+        time_style = time_style.add_modifier(Modifier::ITALIC);
+    }
+    let time = Span::styled(format!("{} ", line.time), time_style);
     let nick = line.nick.clone().unwrap_or_default();
     let mut nick_style = Style::new().fg(nick_color(state.key(&nick).as_str()));
     if line.own {
@@ -566,8 +572,13 @@ fn render_status(
 ) {
     let mut parts = vec![
         format!(
-            " {}{} @ {}",
+            " {}{}{} @ {}",
             state.nick,
+            state
+                .account
+                .as_ref()
+                .map(|account| format!(" [{account}]"))
+                .unwrap_or_default(),
             if state.away { " (away)" } else { "" },
             state.server
         ),
