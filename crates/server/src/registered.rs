@@ -283,10 +283,50 @@ pub(crate) async fn save_until(shared: Arc<Shared>, stop: CancellationToken) {
 pub(crate) async fn save_pending(shared: &Shared) {
     let pending = shared.lock_world().registry.take_dirty();
     for registration in pending {
-        if let Err(error) = shared.store.update_channel(registration).await {
-            tracing::warn!(%error, "cannot save a channel registration");
+        match shared.store.update_channel(registration).await {
+            Ok(()) => {}
+            // Dropped while this write was on its way: nothing left to save.
+            Err(error @ palaver_store::StoreError::NotFound { .. }) => {
+                tracing::debug!(%error, "a dropped channel registration was not saved");
+            }
+            Err(error) => tracing::warn!(%error, "cannot save a channel registration"),
         }
     }
+}
+
+/// After the account `name` was dropped: its registrations are forgotten (a later
+/// account of the same name must not inherit them) and it is taken off every access
+/// list. Returns the folded names of the channels it had founded, for the store.
+pub(crate) fn account_dropped(world: &mut World, name: &str) -> Vec<String> {
+    let account = World::key(name);
+    let registry = &mut world.registry;
+    let founded: Vec<CaseKey> = registry
+        .channels
+        .iter()
+        .filter(|(_, r)| r.founder == account.as_str())
+        .map(|(key, _)| key.clone())
+        .collect();
+    for key in &founded {
+        registry.remove(key);
+    }
+    let listed: Vec<CaseKey> = registry
+        .channels
+        .iter_mut()
+        .filter_map(|(key, registration)| {
+            let before = registration.access.len();
+            registration
+                .access
+                .retain(|entry| entry.account != account.as_str());
+            (registration.access.len() != before).then(|| key.clone())
+        })
+        .collect();
+    for key in &listed {
+        registry.mark_dirty(key);
+    }
+    founded
+        .into_iter()
+        .map(|key| key.as_str().to_owned())
+        .collect()
 }
 
 /// After a change to channel `key`'s topic, modes or lists: if it is registered,

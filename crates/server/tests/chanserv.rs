@@ -240,6 +240,15 @@ async fn chanserv_drop_is_for_the_founder_only() {
     pending(&mut carol).await;
     register(&mut carol, "#a").await;
     assert_silent(&mut alice).await;
+    // Dropping the founder's account drops its registrations.
+    let dropped = ask(&mut carol, "NS DROP").await;
+    assert!(
+        dropped.contains(&format!(
+            "{CS} NOTICE carol :1 channel registration(s) of the dropped account were dropped too"
+        )),
+        "{dropped:#?}"
+    );
+    assert_eq!(cs(&mut alice, "INFO #a").await, ["#a is not registered"]);
     server.shutdown().await;
 }
 
@@ -343,5 +352,37 @@ async fn registered_channels_survive_a_restart() {
     );
     let topic = ask(&mut alice, "JOIN #plain").await;
     assert!(!topic.iter().any(|l| l.contains(" 332 ")), "{topic:#?}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn chanserv_registrations_and_access_lists_are_bounded() {
+    let server = TestServer::start().await;
+    let mut alice = logged_in(&server, "alice").await;
+    for n in 0..20 {
+        join(&mut alice, &format!("#c{n}")).await;
+        register(&mut alice, &format!("#c{n}")).await;
+    }
+    join(&mut alice, "#one-more").await;
+    assert_eq!(
+        cs(&mut alice, "REGISTER #one-more").await,
+        ["An account may register at most 20 channels"]
+    );
+    for n in 0..100 {
+        assert_eq!(
+            cs(&mut alice, &format!("ACCESS #c0 ADD friend{n}")).await,
+            [format!("friend{n} now has operator access to #c0")]
+        );
+    }
+    assert_eq!(
+        cs(&mut alice, "ACCESS #c0 ADD friend100").await,
+        ["The access list of #c0 is full (100 accounts)"]
+    );
+    // Adding again changes nothing and costs no room.
+    assert_eq!(
+        cs(&mut alice, "ACCESS #c0 ADD friend5").await,
+        ["friend5 now has operator access to #c0"]
+    );
+    assert_eq!(cs(&mut alice, "ACCESS #c0 ADD bad,name").await.len(), 1);
     server.shutdown().await;
 }

@@ -275,6 +275,14 @@ pub(super) fn channel_dropped(ctx: &mut Ctx<'_>, key: &str, name: &str, ok: bool
     reply(ctx, &format!("{name} is no longer registered"));
 }
 
+/// Completes NickServ DROP for the channels the account had founded.
+pub(super) fn founded_dropped(ctx: &Ctx<'_>, count: usize) {
+    reply(
+        ctx,
+        &format!("{count} channel registration(s) of the dropped account were dropped too"),
+    );
+}
+
 /// `OP`/`DEOP <#chan> [nick]`: gives or takes channel-operator status, announced as
 /// a MODE from ChanServ.
 fn set_op(ctx: &mut Ctx<'_>, name: &str, nick: Option<&str>, op: bool) {

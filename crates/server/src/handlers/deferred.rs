@@ -77,6 +77,8 @@ pub(crate) enum Deferred {
     RegisterChannel(Box<palaver_store::ChannelRegistration>),
     /// ChanServ DROP: delete the registration of the channel with folded name `key`.
     DropChannel { key: String, name: String },
+    /// NickServ DROP: delete the registrations the dropped account had founded.
+    DropChannels { keys: Vec<String> },
 }
 
 impl fmt::Debug for Deferred {
@@ -119,6 +121,9 @@ impl fmt::Debug for Deferred {
                 .debug_struct("DropChannel")
                 .field("key", key)
                 .finish_non_exhaustive(),
+            Self::DropChannels { keys } => {
+                f.debug_struct("DropChannels").field("keys", keys).finish()
+            }
         }
     }
 }
@@ -167,6 +172,8 @@ pub(crate) enum Completion {
     },
     /// ChanServ DROP's outcome: whether the registration is gone.
     ChannelDropped { key: String, name: String, ok: bool },
+    /// NickServ DROP's channel registrations: how many were dropped.
+    ChannelsDropped { count: usize },
 }
 
 impl Deferred {
@@ -317,6 +324,18 @@ impl Deferred {
                 };
                 Completion::ChannelDropped { key, name, ok }
             }
+            Self::DropChannels { keys } => {
+                let mut count = 0;
+                for key in &keys {
+                    match shared.store.drop_channel(key).await {
+                        Ok(_) => count += 1,
+                        Err(error) => {
+                            tracing::error!(%error, "cannot drop a channel registration");
+                        }
+                    }
+                }
+                Completion::ChannelsDropped { count }
+            }
         }
     }
 }
@@ -396,6 +415,10 @@ impl fmt::Debug for Completion {
                 .field("key", key)
                 .field("ok", ok)
                 .finish_non_exhaustive(),
+            Self::ChannelsDropped { count } => f
+                .debug_struct("ChannelsDropped")
+                .field("count", count)
+                .finish(),
         }
     }
 }
@@ -427,6 +450,7 @@ impl Completion {
             Self::ChannelDropped { key, name, ok } => {
                 chanserv::channel_dropped(ctx, &key, &name, ok);
             }
+            Self::ChannelsDropped { count } => chanserv::founded_dropped(ctx, count),
         }
     }
 }

@@ -260,6 +260,11 @@ pub(super) fn dropped(ctx: &mut Ctx<'_>, name: &str, ok: bool) {
     if let Some(holder) = ctx.world.find_nick(name).map(|c| c.id) {
         ctx.world.nick_claims.remove(&holder);
     }
+    // Its channel registrations go with it (ChanServ).
+    let founded = crate::registered::account_dropped(ctx.world, name);
+    if !founded.is_empty() {
+        ctx.deferred = Some(Deferred::DropChannels { keys: founded });
+    }
 }
 
 /// Completes SET PASSWORD.
