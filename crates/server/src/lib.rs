@@ -23,6 +23,7 @@ mod isupport;
 mod labeled;
 mod listener;
 mod outbox;
+mod registered;
 mod relay;
 mod secret;
 mod world;

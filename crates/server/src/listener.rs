@@ -81,6 +81,11 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let shared = Arc::new(Shared::new(config)?);
+    // Registered channels are loaded before the first client can join one.
+    let registrations = shared.store.channels().await.map_err(|error| {
+        io::Error::other(format!("cannot read the channel registrations: {error}"))
+    })?;
+    shared.lock_world().registry.load(registrations);
     let admission = Arc::new(Admission::default());
     let stop = CancellationToken::new();
     // If this future is dropped instead of being shut down, the driver threads
@@ -102,6 +107,10 @@ pub async fn run(
                 .await;
         }
     });
+    let saver = tokio::spawn(crate::registered::save_until(
+        Arc::clone(&shared),
+        stop.clone(),
+    ));
     let mut backoff = Duration::from_millis(5);
     let mut spare = SpareFd::open();
     let mut death = None;
@@ -164,6 +173,9 @@ pub async fn run(
         Err(_) => tracing::warn!("some connections did not close in time"),
     }
     let _ = expiry.await;
+    // Channel changes of the last moments (the saver stopped with the drivers).
+    let _ = saver.await;
+    crate::registered::save_pending(&shared).await;
     // Everything relayed was committed before it was sent; this commits what is
     // still queued (events of the last moments) and stops the store's threads.
     if let Err(error) = shared.store.close().await {

@@ -8,6 +8,7 @@ mod accounts;
 mod binary;
 mod cap;
 mod channels;
+mod chanserv;
 mod durability;
 mod elist;
 mod hardening;

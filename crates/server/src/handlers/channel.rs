@@ -54,10 +54,7 @@ fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) {
             .send();
         return;
     }
-    let me = ctx.me();
-    // Only an operator's invitation is ever recorded (see `invite`), so holding one
-    // gets past every restriction below, as the operator could have lifted them.
-    let invited = me.invites.contains(&folded);
+    let registered = ctx.world.registry.get(&folded).is_some();
     let creating = !ctx.world.channels.contains_key(&folded);
     if creating && !ctx.world.may_create_channel() {
         ctx.numeric(ERR_TOOMANYCHANNELS)
@@ -66,6 +63,22 @@ fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) {
             .send();
         return;
     }
+    // A registered channel comes back with its stored modes and lists, which apply
+    // to whoever recreates it; it is dropped again below if they refuse the joiner.
+    if creating && registered {
+        ctx.world.create_channel(&folded, name.to_owned());
+    }
+    let me = ctx.me();
+    // Only an operator's invitation is ever recorded (see `invite`), so holding one
+    // gets past every restriction below, as the operator could have lifted them.
+    let invited = me.invites.contains(&folded);
+    // Operator access to a registered channel (ChanServ) counts as an invitation,
+    // for the same reason: the holder could lift the restriction.
+    let access = ctx
+        .world
+        .registry
+        .has_op_access(&folded, me.account.as_deref());
+    let invited = invited || access;
     if let Some(channel) = ctx.world.channels.get(&folded) {
         let mask = me.mask();
         // `is_banned` already lets ban exceptions (+e) through; invite exceptions
@@ -97,6 +110,7 @@ fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) {
         };
         if let Some((code, text)) = refusal {
             ctx.numeric(code).param(&channel.name).trailing(text).send();
+            ctx.world.drop_channel_if_empty(&folded);
             return;
         }
     }
@@ -113,7 +127,9 @@ fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) {
         ctx.id,
         Member {
             status: Status {
-                op: creating,
+                // The creator of a registered channel is opped only with access
+                // (by ChanServ, below).
+                op: creating && !registered,
                 voice: false,
             },
             outbox,
@@ -126,6 +142,9 @@ fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) {
     me.channels.insert(folded.clone());
     me.invites.retain(|k| *k != folded);
     history::record_event(ctx.world, ctx.id, MessageKind::Join, &folded, "");
+    if access {
+        super::chanserv::after_join(ctx, &folded);
+    }
     send_topic(ctx, &folded, false);
     // draft/read-marker: before RPL_ENDOFNAMES.
     super::read_marker::after_join(ctx, &folded);
@@ -330,6 +349,7 @@ pub(super) fn topic(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
             set_at: SystemTime::now(),
         });
     }
+    crate::registered::channel_changed(ctx.world, &key);
 }
 
 /// Cuts `text` to at most `max` bytes on a character boundary.

@@ -21,7 +21,7 @@
 
 use std::fmt;
 
-use super::{Ctx, account, nickserv, oper, sasl};
+use super::{Ctx, account, chanserv, nickserv, oper, sasl};
 use crate::accounts::scram::ClientFirst;
 use crate::secret::Secret;
 use palaver_store::{Account, StoreError};
@@ -72,6 +72,13 @@ pub(crate) enum Deferred {
     NickOwner { nick: String },
     /// Read history from the store (`CHATHISTORY`).
     History(super::chathistory::Request),
+    /// ChanServ REGISTER: store a new channel registration (boxed: it carries the
+    /// channel's lists).
+    RegisterChannel(Box<palaver_store::ChannelRegistration>),
+    /// ChanServ DROP: delete the registration of the channel with folded name `key`.
+    DropChannel { key: String, name: String },
+    /// NickServ DROP: delete the registrations the dropped account had founded.
+    DropChannels { keys: Vec<String> },
 }
 
 impl fmt::Debug for Deferred {
@@ -106,6 +113,17 @@ impl fmt::Debug for Deferred {
                 .finish_non_exhaustive(),
             Self::NickOwner { nick } => f.debug_struct("NickOwner").field("nick", nick).finish(),
             Self::History(request) => f.debug_tuple("History").field(request).finish(),
+            Self::RegisterChannel(registration) => f
+                .debug_tuple("RegisterChannel")
+                .field(&registration.key)
+                .finish(),
+            Self::DropChannel { key, .. } => f
+                .debug_struct("DropChannel")
+                .field("key", key)
+                .finish_non_exhaustive(),
+            Self::DropChannels { keys } => {
+                f.debug_struct("DropChannels").field("keys", keys).finish()
+            }
         }
     }
 }
@@ -147,6 +165,15 @@ pub(crate) enum Completion {
     },
     /// What a history query found.
     History(super::chathistory::Found),
+    /// ChanServ REGISTER's outcome: stored, or the refusal's sentence.
+    ChannelRegistered {
+        registration: Box<palaver_store::ChannelRegistration>,
+        result: Result<(), &'static str>,
+    },
+    /// ChanServ DROP's outcome: whether the registration is gone.
+    ChannelDropped { key: String, name: String, ok: bool },
+    /// NickServ DROP's channel registrations: how many were dropped.
+    ChannelsDropped { count: usize },
 }
 
 impl Deferred {
@@ -270,6 +297,45 @@ impl Deferred {
             Self::History(request) => {
                 Completion::History(super::chathistory::query(&*shared.store, request).await)
             }
+            Self::RegisterChannel(registration) => {
+                let result = match shared.store.register_channel((*registration).clone()).await {
+                    Ok(()) => Ok(()),
+                    Err(StoreError::AlreadyExists { .. }) => {
+                        Err("That channel is already registered")
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, "cannot register a channel");
+                        Err("Registration failed; try again")
+                    }
+                };
+                Completion::ChannelRegistered {
+                    registration,
+                    result,
+                }
+            }
+            Self::DropChannel { key, name } => {
+                let ok = match shared.store.drop_channel(&key).await {
+                    // Gone already is gone.
+                    Ok(_) => true,
+                    Err(error) => {
+                        tracing::error!(%error, "cannot drop a channel registration");
+                        false
+                    }
+                };
+                Completion::ChannelDropped { key, name, ok }
+            }
+            Self::DropChannels { keys } => {
+                let mut count = 0;
+                for key in &keys {
+                    match shared.store.drop_channel(key).await {
+                        Ok(_) => count += 1,
+                        Err(error) => {
+                            tracing::error!(%error, "cannot drop a channel registration");
+                        }
+                    }
+                }
+                Completion::ChannelsDropped { count }
+            }
         }
     }
 }
@@ -336,6 +402,23 @@ impl fmt::Debug for Completion {
                 .field("account", account)
                 .finish(),
             Self::History(found) => f.debug_tuple("History").field(found).finish(),
+            Self::ChannelRegistered {
+                registration,
+                result,
+            } => f
+                .debug_struct("ChannelRegistered")
+                .field("key", &registration.key)
+                .field("result", result)
+                .finish(),
+            Self::ChannelDropped { key, ok, .. } => f
+                .debug_struct("ChannelDropped")
+                .field("key", key)
+                .field("ok", ok)
+                .finish_non_exhaustive(),
+            Self::ChannelsDropped { count } => f
+                .debug_struct("ChannelsDropped")
+                .field("count", count)
+                .finish(),
         }
     }
 }
@@ -360,6 +443,14 @@ impl Completion {
             Self::PasswordSet { ok } => nickserv::password_set(ctx, ok),
             Self::NickOwner { nick, account } => nickserv::nick_owner(ctx, &nick, account),
             Self::History(found) => super::chathistory::finish(ctx, found),
+            Self::ChannelRegistered {
+                registration,
+                result,
+            } => chanserv::channel_registered(ctx, *registration, result),
+            Self::ChannelDropped { key, name, ok } => {
+                chanserv::channel_dropped(ctx, &key, &name, ok);
+            }
+            Self::ChannelsDropped { count } => chanserv::founded_dropped(ctx, count),
         }
     }
 }

@@ -29,7 +29,8 @@ mod whox;
 // draft/read-marker, draft/message-redaction.
 mod read_marker;
 mod redact;
-// Accounts: SASL, REGISTER/VERIFY, NickServ.
+// Accounts: SASL, REGISTER/VERIFY, NickServ; ChanServ.
+mod chanserv;
 pub(crate) mod nickserv;
 pub(crate) mod sasl;
 
@@ -144,6 +145,8 @@ fn lookup(name: &str) -> Option<Command> {
                 // NickServ is a service, not a client: its messages are commands.
                 if msg.param(0).is_some_and(nickserv::addressed) {
                     nickserv::privmsg(ctx, msg);
+                } else if msg.param(0).is_some_and(chanserv::addressed) {
+                    chanserv::privmsg(ctx, msg);
                 } else {
                     messaging::relay(ctx, msg, messaging::Kind::Privmsg);
                 }
@@ -186,6 +189,7 @@ fn lookup(name: &str) -> Option<Command> {
         "REGISTER" => (account::register, true),
         "VERIFY" => (account::verify, true),
         "NS" | "NICKSERV" => (nickserv::alias, false),
+        "CS" | "CHANSERV" => (chanserv::alias, false),
         "CHATHISTORY" => (chathistory::chathistory, false),
         _ => return None,
     };

@@ -49,11 +49,17 @@ pub(super) fn reply(ctx: &Ctx<'_>, text: &str) {
 
 /// A NOTICE from NickServ to client `id` (also for clients other than the caller).
 fn notice(world: &World, id: ClientId, text: &str) {
+    service_notice(world, NICK, id, text);
+}
+
+/// A NOTICE from the service `service` (`<service>!<service>@services.`) to client
+/// `id`: how every service answers.
+pub(super) fn service_notice(world: &World, service: &str, id: ClientId, text: &str) {
     let Some(client) = world.clients.get(&id) else {
         return;
     };
     let mut line = LineWriter::new();
-    line.source_parts(NICK, NICK, "services.")
+    line.source_parts(service, service, "services.")
         .command("NOTICE")
         .param(client.nick())
         .trailing(text);
@@ -253,6 +259,11 @@ pub(super) fn dropped(ctx: &mut Ctx<'_>, name: &str, ok: bool) {
     // Whoever uses the name as a nick may keep it now.
     if let Some(holder) = ctx.world.find_nick(name).map(|c| c.id) {
         ctx.world.nick_claims.remove(&holder);
+    }
+    // Its channel registrations go with it (ChanServ).
+    let founded = crate::registered::account_dropped(ctx.world, name);
+    if !founded.is_empty() {
+        ctx.deferred = Some(Deferred::DropChannels { keys: founded });
     }
 }
 

@@ -124,6 +124,8 @@ pub(crate) struct World {
     /// LUSERS counts, kept current so that a registration (which sends LUSERS)
     /// costs the same with 20,000 clients as with 2.
     census: Census,
+    /// Registered channels (ChanServ), existing or not, and their write-back.
+    pub(crate) registry: crate::registered::Registry,
 }
 
 /// The world's hash maps and sets. foldhash rather than std's SipHash: it is several
@@ -174,6 +176,7 @@ impl World {
             monitors: monitor::Monitors::default(),
             read_markers: read_markers::ReadMarkers::default(),
             recent: recent::Recent::default(),
+            registry: crate::registered::Registry::default(),
             next_id: 1,
         }
     }
@@ -303,14 +306,31 @@ impl World {
     }
 
     /// The channel `key`, created (named `name`) if it does not exist yet; the caller
-    /// checked [`World::may_create_channel`].
+    /// checked [`World::may_create_channel`]. A registered channel is created with
+    /// its stored topic, modes and lists (and its registered spelling).
     pub(crate) fn create_channel(&mut self, key: &CaseKey, name: String) -> &mut Channel {
-        if !self.channels.contains_key(key) {
-            self.channel_order.insert(key.clone());
+        use std::collections::hash_map::Entry;
+        match self.channels.entry(key.clone()) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(entry) => {
+                self.channel_order.insert(key.clone());
+                let name = self
+                    .registry
+                    .get(key)
+                    .map_or(name, |registration| registration.name.clone());
+                let mut channel = Channel::new(name);
+                // Restored entries count towards the server-wide bound like any
+                // other, and stop where it stops.
+                let room = self
+                    .config
+                    .limits
+                    .max_list_entries_total
+                    .saturating_sub(self.list_entries_total)
+                    .min(self.config.limits.max_bans);
+                self.list_entries_total += self.registry.restore(key, &mut channel, room);
+                entry.insert(channel)
+            }
         }
-        self.channels
-            .entry(key.clone())
-            .or_insert_with(|| Channel::new(name))
     }
 
     /// Deletes channel `key` if nobody is left in it: the one place channels end.
