@@ -1107,3 +1107,30 @@ async fn an_accounts_read_markers_come_back_after_a_reconnect_and_a_restart() {
     assert_eq!(ask(&mut after_restart, "MARKREAD #test").await, [marker]);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn register_star_without_a_nick_cannot_grab_a_name_in_use() {
+    let server = TestServer::start().await;
+    let _root = server.client("root").await;
+    let mut grabber = server.connect().await;
+    grabber.send("CAP LS 302").await;
+    grabber.send("NICK root").await;
+    grabber.expect_command("433").await;
+    grabber.send("REGISTER * * a-good-passphrase").await;
+    let fail = grabber.expect_command("FAIL").await;
+    assert_eq!(
+        (fail.param(0), fail.param(1), fail.param(2)),
+        (
+            "REGISTER".to_owned(),
+            "ACCOUNT_EXISTS".to_owned(),
+            "root".to_owned()
+        ),
+        "{fail:?}"
+    );
+    // With neither a nick nor a refused one, the nick is what is missing.
+    let mut nameless = server.connect().await;
+    nameless.send("CAP LS 302").await;
+    nameless.send("REGISTER * * a-good-passphrase").await;
+    let fail = nameless.expect_command("FAIL").await;
+    assert_eq!(fail.param(1), "NEED_NICK", "{fail:?}");
+}

@@ -121,9 +121,17 @@ pub(super) fn register(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         );
         return;
     }
+    let refused_nick = ctx
+        .me()
+        .login
+        .as_ref()
+        .and_then(|login| login.refused_nick.as_deref())
+        .map(str::to_owned);
     let name = if account == "*" {
         match ctx.me().nick.as_deref() {
             Some(nick) => nick.to_owned(),
+            // The name it asked for and someone else holds: refused as taken below.
+            None if refused_nick.is_some() => refused_nick.unwrap_or_default(),
             None => {
                 fail(ctx, "NEED_NICK", "*", "Choose a nickname first");
                 return;

@@ -49,6 +49,12 @@ pub(super) fn nick(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
                 .param(wanted)
                 .trailing("Nickname is already in use")
                 .send();
+            if !ctx.me().is_registered() {
+                ctx.me_mut()
+                    .login
+                    .get_or_insert_with(Box::default)
+                    .refused_nick = Some(wanted.into());
+            }
             return;
         }
         _ => {}

@@ -35,6 +35,10 @@ pub(crate) struct Login {
     pub(crate) password: Option<crate::secret::Secret>,
     /// A SASL exchange in progress (see `handlers::sasl`).
     pub(crate) sasl: Option<Box<crate::handlers::sasl::Sasl>>,
+    /// The nickname a NICK before registration asked for and found taken: a
+    /// `REGISTER * …` from a client without a nick means that name, and is refused
+    /// as taken rather than for the missing nick (no land grabs).
+    pub(crate) refused_nick: Option<Box<str>>,
 }
 
 /// Where a client is in the registration handshake.
