@@ -106,21 +106,25 @@ pub(crate) enum Recorded {
 /// A message about to be relayed, as history needs it.
 pub(crate) struct Offered<'a> {
     pub(crate) kind: MessageKind,
-    pub(crate) target: TargetKey,
+    /// Who relay found it reaches (where it is kept follows from that).
+    pub(crate) recipients: &'a Recipients,
     pub(crate) text: &'a str,
     pub(crate) client_tags: &'a str,
     pub(crate) stamp: &'a Stamp,
 }
 
-/// Appends a message to history; see [`Recorded`].
+/// Appends a message to history, if it is kept at all; see [`Recorded`].
 pub(crate) fn record(world: &World, sender: &Client, offered: Offered<'_>) -> Recorded {
     if !world.config.history.enabled {
         return Recorded::NotKept;
     }
+    let Some(target) = target_key(world, sender, offered.recipients) else {
+        return Recorded::NotKept;
+    };
     let message = HistoryMessage {
         msgid: offered.stamp.msgid.clone(),
         time: Timestamp(offered.stamp.millis()),
-        target: offered.target,
+        target,
         sender: sender.mask(),
         account: sender.account.as_deref().map(str::to_owned),
         kind: offered.kind,

@@ -279,16 +279,12 @@ fn keep(
         Kind::Tagmsg if history::keeps_tagmsg(client_tags) => MessageKind::Tagmsg,
         Kind::Tagmsg => return Recorded::NotKept,
     };
-    let me = ctx.me();
-    let Some(target) = history::target_key(ctx.world, me, &delivery.recipients) else {
-        return Recorded::NotKept;
-    };
     history::record(
         ctx.world,
-        me,
+        ctx.me(),
         history::Offered {
             kind,
-            target,
+            recipients: &delivery.recipients,
             text: text.unwrap_or_default(),
             client_tags,
             stamp,

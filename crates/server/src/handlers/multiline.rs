@@ -225,16 +225,12 @@ fn keep(
         Kind::Notice => MessageKind::MultilineNotice,
         Kind::Privmsg | Kind::Tagmsg => MessageKind::MultilinePrivmsg,
     };
-    let me = ctx.me();
-    let Some(target) = history::target_key(ctx.world, me, &delivery.recipients) else {
-        return Recorded::NotKept;
-    };
     history::record(
         ctx.world,
-        me,
+        ctx.me(),
         history::Offered {
             kind,
-            target,
+            recipients: &delivery.recipients,
             text: &history::encode_multiline(&open.lines),
             client_tags: &open.client_tags,
             stamp,
