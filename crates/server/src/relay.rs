@@ -62,7 +62,7 @@ impl Stamp {
     /// history stores, and exactly what the `time` tag shows (which has three
     /// decimals, truncated).
     pub(crate) fn millis(&self) -> i64 {
-        i64::try_from(self.at.unix_timestamp_nanos().div_euclid(1_000_000)).unwrap_or(i64::MAX)
+        palaver_store::Timestamp::from(self.at).millis()
     }
 
     /// The `time` tag value.

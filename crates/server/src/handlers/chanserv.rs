@@ -71,13 +71,12 @@ fn run(ctx: &mut Ctx<'_>, text: &str) {
         }
         ("ACCESS", [channel, what, rest @ ..]) => access(ctx, channel, what, rest),
         ("HELP", _) | ("", _) => help(ctx),
-        ("REGISTER" | "INFO" | "DROP" | "OP" | "DEOP" | "ACCESS", _) => reply(
-            ctx,
-            &format!("Syntax error for {command}; see /msg ChanServ HELP"),
-        ),
-        _ => reply(
-            ctx,
-            &format!("Unknown command {command}; see /msg ChanServ HELP"),
+        _ => super::nickserv::misunderstood(
+            ctx.world,
+            NICK,
+            ctx.id,
+            &command,
+            &["REGISTER", "INFO", "DROP", "OP", "DEOP", "ACCESS"],
         ),
     }
 }

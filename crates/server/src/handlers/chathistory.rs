@@ -23,9 +23,8 @@ use super::Ctx;
 use super::deferred::Deferred;
 use crate::caps;
 use crate::history;
-use crate::relay::SERVER_TIME_FORMAT;
 use crate::world::World;
-use crate::world::read_markers::parse_timestamp;
+use crate::world::read_markers::{format_timestamp, parse_timestamp};
 
 /// The positions a query spans.
 #[derive(Debug, Clone)]
@@ -254,10 +253,7 @@ fn parse_ref(text: &str, star: bool) -> Option<Option<HistoryRef>> {
 }
 
 fn timestamp_ref(text: &str) -> Option<Timestamp> {
-    let at = parse_timestamp(text.strip_prefix("timestamp=")?)?;
-    i64::try_from(at.unix_timestamp_nanos() / 1_000_000)
-        .ok()
-        .map(Timestamp)
+    parse_timestamp(text.strip_prefix("timestamp=")?).map(Timestamp::from)
 }
 
 /// Runs the query (the deferred job's work, without the world lock).
@@ -337,14 +333,7 @@ fn send_messages(ctx: &mut Ctx<'_>, target: &str, messages: &[HistoryMessage]) {
     let batch = caps.has(caps::BATCH);
     let server = &ctx.world.config.server_name;
     if batch {
-        let mut start = LineWriter::new();
-        start
-            .source(server)
-            .command("BATCH")
-            .param(&format!("+{reference}"))
-            .param("chathistory")
-            .param(target);
-        me.send(start.finish());
+        me.send(batch_start(server, &reference, "chathistory", Some(target)));
     }
     let my_party = history::party(me);
     // The other side as relay names it (its own spelling of its nick), if online.
@@ -391,12 +380,45 @@ fn send_messages(ctx: &mut Ctx<'_>, target: &str, messages: &[HistoryMessage]) {
         }
     }
     if batch {
-        let mut end = LineWriter::new();
-        end.source(server)
-            .command("BATCH")
-            .param(&format!("-{reference}"));
-        me.send(end.finish());
+        me.send(batch_end(server, &reference));
     }
+}
+
+/// `:server BATCH +<reference> <kind> [<target>]`.
+fn batch_start(server: &str, reference: &str, kind: &str, target: Option<&str>) -> bytes::Bytes {
+    let mut start = LineWriter::new();
+    start
+        .source(server)
+        .command("BATCH")
+        .param(&format!("+{reference}"))
+        .param(kind);
+    if let Some(target) = target {
+        start.param(target);
+    }
+    start.finish()
+}
+
+/// `:server BATCH -<reference>`.
+fn batch_end(server: &str, reference: &str) -> bytes::Bytes {
+    let mut end = LineWriter::new();
+    end.source(server)
+        .command("BATCH")
+        .param(&format!("-{reference}"));
+    end.finish()
+}
+
+/// `nick!user@host` as stored, in its three parts (`*` for a part that is missing).
+fn sender_parts(sender: &str) -> (&str, &str, &str) {
+    let (nick, rest) = sender.split_once('!').unwrap_or((sender, "*@*"));
+    let (user, host) = rest.split_once('@').unwrap_or((rest, "*"));
+    (nick, user, host)
+}
+
+/// A stored time as the `time` tag (and TARGETS) show it.
+fn format_time(at: Timestamp) -> String {
+    at.to_offset_date_time()
+        .map(format_timestamp)
+        .unwrap_or_default()
 }
 
 /// Whether the stored message was sent by `party`.
@@ -426,12 +448,7 @@ fn message_tags(
         line.tag("batch", Some(reference));
     }
     if caps.has(caps::SERVER_TIME) || caps.has(caps::MESSAGE_TAGS) {
-        let time = message
-            .time
-            .to_offset_date_time()
-            .and_then(|at| at.format(SERVER_TIME_FORMAT).ok())
-            .unwrap_or_default();
-        line.tag("time", Some(&time));
+        line.tag("time", Some(&format_time(message.time)));
     }
     if caps.has(caps::MESSAGE_TAGS) {
         if !message.msgid.is_empty() {
@@ -453,11 +470,7 @@ fn replay_line(
 ) -> bytes::Bytes {
     let mut line = LineWriter::new();
     message_tags(&mut line, message, caps, batch);
-    let (nick, rest) = message
-        .sender
-        .split_once('!')
-        .unwrap_or((&message.sender, "*@*"));
-    let (user, host) = rest.split_once('@').unwrap_or((rest, "*"));
+    let (nick, user, host) = sender_parts(&message.sender);
     line.source_parts(nick, user, host)
         .command(message.kind.command());
     let text = message.text.as_str();
@@ -530,11 +543,7 @@ fn replay_multiline(
             })
             .collect();
     }
-    let (nick, rest) = message
-        .sender
-        .split_once('!')
-        .unwrap_or((&message.sender, "*@*"));
-    let (user, host) = rest.split_once('@').unwrap_or((rest, "*"));
+    let (nick, user, host) = sender_parts(&message.sender);
     let mut out = Vec::new();
     // The opening line carries the message's tags (time, msgid, account, client
     // tags) and the outer batch; the lines inside carry the inner batch.
@@ -574,13 +583,13 @@ fn send_targets(ctx: &mut Ctx<'_>, targets: &[TargetLatest], me: &[Party]) {
     let reference = ctx.world.next_id_string();
     let client = ctx.me();
     let server = &ctx.world.config.server_name;
-    let mut start = LineWriter::new();
-    start
-        .source(server)
-        .command("BATCH")
-        .param(&format!("+{reference}"))
-        .param("draft/chathistory-targets");
-    client.send(start.finish());
+    client.send(batch_start(
+        server,
+        &reference,
+        "draft/chathistory-targets",
+        None,
+    ));
+    let mine: Vec<String> = me.iter().map(Party::encoded).collect();
     for found in targets {
         let name = match found.target.parties() {
             None => ctx
@@ -589,7 +598,6 @@ fn send_targets(ctx: &mut Ctx<'_>, targets: &[TargetLatest], me: &[Party]) {
                 .get(&World::key(found.target.as_str()))
                 .map_or_else(|| found.target.as_str().to_owned(), |c| c.name.to_string()),
             Some(parties) => {
-                let mine: Vec<String> = me.iter().map(Party::encoded).collect();
                 let other = parties
                     .iter()
                     .find(|p| !mine.contains(p))
@@ -600,11 +608,7 @@ fn send_targets(ctx: &mut Ctx<'_>, targets: &[TargetLatest], me: &[Party]) {
                     .map_or_else(|| folded.to_owned(), |c| c.nick().to_owned())
             }
         };
-        let time = found
-            .latest
-            .to_offset_date_time()
-            .and_then(|at| at.format(SERVER_TIME_FORMAT).ok())
-            .unwrap_or_default();
+        let time = format_time(found.latest);
         let mut line = LineWriter::new();
         line.tag("batch", Some(&reference))
             .source(server)
@@ -614,11 +618,7 @@ fn send_targets(ctx: &mut Ctx<'_>, targets: &[TargetLatest], me: &[Party]) {
             .param(&time);
         client.send(line.finish());
     }
-    let mut end = LineWriter::new();
-    end.source(server)
-        .command("BATCH")
-        .param(&format!("-{reference}"));
-    client.send(end.finish());
+    client.send(batch_end(server, &reference));
 }
 
 /// `FAIL CHATHISTORY <code> [params] :text`.

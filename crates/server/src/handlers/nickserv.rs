@@ -52,6 +52,23 @@ fn notice(world: &World, id: ClientId, text: &str) {
     service_notice(world, NICK, id, text);
 }
 
+/// The answer of service `service` to a line it could not run: a syntax error for
+/// one of its `known` commands, else an unknown command; either points to HELP.
+pub(super) fn misunderstood(
+    world: &World,
+    service: &str,
+    id: ClientId,
+    command: &str,
+    known: &[&str],
+) {
+    let text = if known.contains(&command) {
+        format!("Syntax error for {command}; see /msg {service} HELP")
+    } else {
+        format!("Unknown command {command}; see /msg {service} HELP")
+    };
+    service_notice(world, service, id, &text);
+}
+
 /// A NOTICE from the service `service` (`<service>!<service>@services.`) to client
 /// `id`: how every service answers.
 pub(super) fn service_notice(world: &World, service: &str, id: ClientId, text: &str) {
@@ -131,13 +148,12 @@ fn run(ctx: &mut Ctx<'_>, text: &str) {
         }
         ("GHOST", [nick]) => ghost(ctx, nick),
         ("HELP", _) | ("", _) => help(ctx),
-        ("REGISTER" | "IDENTIFY" | "INFO" | "DROP" | "SET" | "GHOST", _) => reply(
-            ctx,
-            &format!("Syntax error for {command}; see /msg NickServ HELP"),
-        ),
-        _ => reply(
-            ctx,
-            &format!("Unknown command {command}; see /msg NickServ HELP"),
+        _ => misunderstood(
+            ctx.world,
+            NICK,
+            ctx.id,
+            &command,
+            &["REGISTER", "IDENTIFY", "INFO", "DROP", "SET", "GHOST"],
         ),
     }
 }

@@ -67,9 +67,7 @@ pub(super) fn markread(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         at,
         ctx.world.config.limits.max_read_markers_total,
     );
-    let stamp = palaver_store::Timestamp(
-        i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX),
-    );
+    let stamp = palaver_store::Timestamp::from(at);
     let stored = ctx.world.store.set_read_marker(
         account.as_str(),
         &palaver_store::TargetKey::channel(key.as_str()),
