@@ -39,6 +39,20 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     socket.listen(LISTEN_BACKLOG)
 }
 
+/// Loads the registered accounts' names (see `World::account_names`); a store
+/// that cannot answer is logged, and nick ownership then starts with none known.
+async fn load_account_names(shared: &Shared) {
+    match shared.store.account_keys().await {
+        Ok(keys) => {
+            let mut world = shared.lock_world();
+            world
+                .account_names
+                .extend(keys.iter().map(|key| crate::world::World::key(key)));
+        }
+        Err(error) => tracing::warn!(%error, "cannot load account names; starting without them"),
+    }
+}
+
 /// Loads the accounts' read markers from the store (see
 /// `world::read_markers::Saved`); a store that cannot answer is logged, and the
 /// server starts without them.
@@ -99,6 +113,7 @@ pub async fn run(
         )
     })?;
     load_read_markers(&shared).await;
+    load_account_names(&shared).await;
     let expiry = tokio::spawn({
         let shared = Arc::clone(&shared);
         let stop = stop.clone();

@@ -189,8 +189,10 @@ where
     assert_eq!(got.scram, update.scram);
     assert!(got.verified);
     assert_eq!(got.created_at, alice.created_at);
+    assert_eq!(store.account_keys().await.expect("keys"), ["alice"]);
 
     assert!(store.delete_account("alice").await.expect("delete"));
+    assert!(store.account_keys().await.expect("keys").is_empty());
     assert!(!store.delete_account("alice").await.expect("delete again"));
     assert_eq!(store.account("alice").await.expect("get"), None);
 }

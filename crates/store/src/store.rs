@@ -52,6 +52,10 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// The account with folded name `key`, if registered.
     fn account(&self, key: &str) -> StoreFuture<'_, Option<Account>>;
 
+    /// The folded names of every account: the server loads them at start-up, so
+    /// that telling a registered nick from a free one needs no query.
+    fn account_keys(&self) -> StoreFuture<'_, Vec<String>>;
+
     /// Replaces the password material of `key` (argon2 hash and SCRAM verifier
     /// together); [`StoreError::NotFound`] if there is no such account.
     fn set_password(&self, key: &str, update: PasswordUpdate) -> StoreFuture<'_, ()>;

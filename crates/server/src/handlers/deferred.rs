@@ -27,7 +27,7 @@ use crate::secret::Secret;
 use palaver_store::{Account, StoreError};
 use std::sync::Arc;
 
-use crate::world::ClientId;
+use crate::world::{ClientId, World};
 use crate::{Shared, labeled};
 
 /// Which command an account job answers: the replies differ (numerics and
@@ -437,9 +437,19 @@ impl Completion {
                 _ => nickserv::identified(ctx, &attempted, account),
             },
             Self::ScramLookedUp { first, account } => sasl::scram_looked_up(ctx, &first, account),
-            Self::Registered { name, via, result } => account::registered(ctx, &name, via, result),
+            Self::Registered { name, via, result } => {
+                if result.is_ok() {
+                    ctx.world.account_names.insert(World::key(&name));
+                }
+                account::registered(ctx, &name, via, result);
+            }
             Self::AccountInfo { name, account } => nickserv::info_found(ctx, &name, account),
-            Self::Dropped { name, ok } => nickserv::dropped(ctx, &name, ok),
+            Self::Dropped { name, ok } => {
+                if ok {
+                    ctx.world.account_names.remove(&World::key(&name));
+                }
+                nickserv::dropped(ctx, &name, ok);
+            }
             Self::PasswordSet { ok } => nickserv::password_set(ctx, ok),
             Self::NickOwner { nick, account } => nickserv::nick_owner(ctx, &nick, account),
             Self::History(found) => super::chathistory::finish(ctx, found),

@@ -339,7 +339,8 @@ pub(super) fn check_nick(ctx: &mut Ctx<'_>) {
     {
         return;
     }
-    if ctx.deferred.is_none() {
+    // Only a nick that is an account needs the store's answer (who owns it).
+    if ctx.deferred.is_none() && ctx.world.account_names.contains(&World::key(&nick)) {
         ctx.deferred = Some(Deferred::NickOwner { nick });
     }
 }

@@ -110,6 +110,10 @@ pub(crate) struct World {
     pub(crate) list_entries_total: usize,
     /// Who is logged in to each account (folded name): several clients may be.
     pub(crate) sessions: Map<CaseKey, Vec<ClientId>>,
+    /// The folded names of every registered account (loaded at start-up, kept
+    /// current by REGISTER and DROP), so that nick ownership asks the store only
+    /// about nicks that are accounts: a registration or NICK change costs no query.
+    pub(crate) account_names: Set<CaseKey>,
     /// Read markers of accounts as the store has them (loaded at start-up, kept
     /// current by MARKREAD), so a login gets its markers without waiting for the
     /// disk; see `read_markers::Saved`.
@@ -167,6 +171,7 @@ impl World {
             max_clients_seen: 0,
             census: Census::default(),
             sessions: Map::default(),
+            account_names: Set::default(),
             saved_markers: read_markers::Saved::default(),
             nick_claims: Map::default(),
             sasl_secret: crate::accounts::random_secret(),

@@ -598,6 +598,12 @@ impl Store for SqliteStore {
         })
     }
 
+    fn account_keys(&self) -> StoreFuture<'_, Vec<String>> {
+        self.read("account_keys", |conn| {
+            sql::account_keys(conn).map_err(sql_err("account_keys"))
+        })
+    }
+
     fn account(&self, key: &str) -> StoreFuture<'_, Option<Account>> {
         let key = key.to_owned();
         self.read("account", move |conn| {

@@ -219,6 +219,12 @@ pub(crate) fn party_targets(
     rows.collect()
 }
 
+pub(crate) fn account_keys(conn: &Connection) -> Sql<Vec<String>> {
+    conn.prepare_cached("SELECT key FROM account")?
+        .query_map([], |row| row.get(0))?
+        .collect()
+}
+
 // ----- read markers -----
 
 pub(crate) fn set_read_marker(conn: &Connection, account: &str, target: &str, at: i64) -> Sql<i64> {
