@@ -339,6 +339,7 @@ fn start(cli: Cli) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
+        let shutdown = shutdown_signal()?;
         let listener = bind(addr).await?;
         let local = listener
             .local_addr()
@@ -351,7 +352,7 @@ fn start(cli: Cli) -> anyhow::Result<()> {
             ),
             None => say!("max clients {}", config.limits.max_clients),
         };
-        palaver_server::run(listener, config, shutdown_signal())
+        palaver_server::run(listener, config, shutdown)
             .await
             .context("server stopped with an error")?;
         say!("palaver stopped");
@@ -589,31 +590,34 @@ fn raise_fd_limit() -> Option<u64> {
     }
 }
 
-/// Resolves on SIGINT (Ctrl+C) or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(error) = tokio::signal::ctrl_c().await {
-            tracing::warn!(%error, "cannot listen for Ctrl+C");
-            std::future::pending::<()>().await;
-        }
-    };
+/// Listens for SIGINT (Ctrl+C) and SIGTERM, and returns a future that resolves on
+/// the first of them.
+///
+/// The handlers are installed here, before the server says it is listening, not
+/// when the future is first polled: `run` polls it only after loading the store, and
+/// a SIGTERM in between (a service manager stopping a server it has just started)
+/// would otherwise kill the process without a clean shutdown. Called inside the
+/// runtime, which the signal streams need.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+        let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => tracing::info!("SIGINT received"),
+                _ = terminate.recv() => tracing::info!("SIGTERM received"),
             }
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
+        })
+    }
     #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => tracing::info!("SIGINT received"),
-        () = terminate => tracing::info!("SIGTERM received"),
+    {
+        let mut ctrl_c = tokio::signal::windows::ctrl_c().context("cannot listen for Ctrl+C")?;
+        Ok(async move {
+            ctrl_c.recv().await;
+            tracing::info!("Ctrl+C received");
+        })
     }
 }
 

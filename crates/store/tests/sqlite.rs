@@ -85,6 +85,30 @@ fn a_second_store_on_the_same_directory_is_locked() {
     SqliteStore::open(dir.path()).expect("open again once released");
 }
 
+/// A server closes its store and may restart on the same directory in the same
+/// process while something (a finishing task) still holds the old handle.
+#[tokio::test]
+async fn a_closed_store_frees_its_directory_before_it_is_dropped() {
+    let dir = tempdir();
+    let first = SqliteStore::open(dir.path()).expect("open");
+    let target = TargetKey::channel("#c");
+    let kept = message(&target, 1, 1_000);
+    let seq = first.append(kept.clone()).expect("append");
+    first.close().await.expect("close");
+    assert!(first.committed() >= seq, "close commits what was queued");
+    assert!(matches!(
+        first.append(message(&target, 2, 2_000)),
+        Err(ref rejected) if matches!(rejected.reason, AppendError::Closed)
+    ));
+    let second =
+        SqliteStore::open_with(dir.path(), quick()).expect("open while the first is alive");
+    let found = second.latest(&target, None, 10).await.expect("query");
+    assert_eq!(found, [kept]);
+    // Closing again, and dropping, are harmless.
+    first.close().await.expect("close twice");
+    drop(first);
+}
+
 #[test]
 fn an_exclusive_lock_held_by_another_connection_is_reported_locked() {
     for existing in [false, true] {

@@ -257,7 +257,19 @@ fn timestamp_ref(text: &str) -> Option<Timestamp> {
 }
 
 /// Runs the query (the deferred job's work, without the world lock).
+///
+/// It first waits for everything queued before it to be committed: channel events
+/// (JOIN, PART, ...) are sent before their commit (only messages are held), so
+/// without the wait a client could see its PART and then not find it in history.
+/// The wait is for one group commit at most, and none when nothing is pending.
 pub(crate) async fn query(store: &dyn Store, request: Request) -> Found {
+    if let Err(error) = store.flush().await {
+        let subcommand = match &request {
+            Request::Messages { subcommand, .. } => subcommand,
+            Request::Targets { .. } => "TARGETS",
+        };
+        return failed(subcommand, &error);
+    }
     match request {
         Request::Messages {
             subcommand,

@@ -114,13 +114,39 @@ const READ_QUEUE: usize = 1024;
 pub struct SqliteStore {
     path: PathBuf,
     queue: Arc<Queue>,
-    writer: Mutex<Option<JoinHandle<()>>>,
+    /// Queries go to the reader threads through this; taken (closing the channel)
+    /// when the store stops.
     read_tx: Mutex<Option<SyncSender<ReadJob>>>,
-    readers: Mutex<Vec<JoinHandle<()>>>,
+    /// What must be stopped and waited for; taken by the first stop.
+    running: Mutex<Option<Running>>,
+}
+
+/// The threads of an open store and its directory lock, stopped together.
+struct Running {
+    writer: JoinHandle<()>,
+    /// The reader threads and the checkpoint thread.
+    helpers: Vec<JoinHandle<()>>,
     /// Dropped to stop the checkpoint thread (file databases only).
-    checkpoint_stop: Mutex<Option<std::sync::mpsc::Sender<()>>>,
-    /// Held (locked) until the store is dropped.
-    _lock: Option<File>,
+    checkpoint_stop: Option<std::sync::mpsc::Sender<()>>,
+    /// Held (locked) until every thread has stopped, so that another store may
+    /// open the directory as soon as this one is closed (not only once the last
+    /// reference to it is dropped).
+    lock: Option<File>,
+}
+
+impl Running {
+    /// Waits for the writer to commit what is queued (its queue must be closed
+    /// first), then for the other threads (the readers' channel must be closed),
+    /// then releases the lock.
+    fn stop(self) {
+        // A writer that panicked has already settled what it could.
+        let _ = self.writer.join();
+        drop(self.checkpoint_stop);
+        for helper in self.helpers {
+            let _ = helper.join();
+        }
+        drop(self.lock);
+    }
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -325,11 +351,13 @@ impl SqliteStore {
         Ok(Self {
             path,
             queue,
-            writer: Mutex::new(Some(writer)),
             read_tx: Mutex::new(Some(read_tx)),
-            readers: Mutex::new(readers),
-            checkpoint_stop: Mutex::new(checkpoint_stop),
-            _lock: lock,
+            running: Mutex::new(Some(Running {
+                writer,
+                helpers: readers,
+                checkpoint_stop,
+                lock,
+            })),
         })
     }
 
@@ -341,34 +369,23 @@ impl SqliteStore {
     /// Commits what is queued and stops the threads, waiting for them (the
     /// synchronous form of [`Store::close`], also run on drop).
     pub fn shutdown(&self) {
-        self.queue.close();
-        let writer = self
-            .writer
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
-        if let Some(writer) = writer {
-            // A writer that panicked has already settled what it could; nothing
-            // more to do about it here.
-            let _ = writer.join();
+        if let Some(running) = self.begin_stop() {
+            running.stop();
         }
+    }
+
+    /// Refuses new work (writes and queries) and hands over what is left to stop,
+    /// unless an earlier stop took it.
+    fn begin_stop(&self) -> Option<Running> {
+        self.queue.close();
         self.read_tx
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take();
-        self.checkpoint_stop
+        self.running
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
-        let readers = std::mem::take(
-            &mut *self
-                .readers
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        );
-        for reader in readers {
-            let _ = reader.join();
-        }
+            .take()
     }
 
     /// Runs `f` on a reader thread.
@@ -872,14 +889,29 @@ impl Store for SqliteStore {
     }
 
     fn close(&self) -> StoreFuture<'_, ()> {
-        let upto = self.queue.last_seq();
-        self.queue.close();
-        let mut rx = self.queue.subscribe();
+        let running = self.begin_stop();
+        let (done, stopped) = oneshot::channel();
+        // Joining the threads blocks: that happens on a thread of its own, and the
+        // future waits for it.
+        let stopper = running.map(|running| {
+            std::thread::Builder::new()
+                .name("store-close".into())
+                .spawn(move || {
+                    running.stop();
+                    let _ = done.send(());
+                })
+        });
         Box::pin(async move {
-            rx.wait_for(|&c| c >= upto)
-                .await
-                .map_err(|_| StoreError::Closed { operation: "close" })?;
-            Ok(())
+            match stopper {
+                // Stopped (or being stopped) by an earlier call.
+                None => Ok(()),
+                Some(Ok(_)) => stopped
+                    .await
+                    .map_err(|_| StoreError::Closed { operation: "close" }),
+                // Out of threads: the closure, and with it the lock, is dropped;
+                // the writer still commits what is queued before it exits.
+                Some(Err(source)) => Err(StoreError::backend("close", source)),
+            }
         })
     }
 }
