@@ -42,6 +42,15 @@ pub struct Config {
     pub history: HistoryConfig,
     /// Account registration and nickname ownership.
     pub accounts: AccountsConfig,
+    /// The certificate TLS connections get; `None` refuses TLS handshakes (the
+    /// library default). `chat-server` makes a self-signed one on first start.
+    pub tls: Option<Arc<crate::transport::tls::ServerTls>>,
+    /// Web origins allowed to open WebSocket connections (`Origin` header, e.g.
+    /// `https://chat.example.org`); empty allows every origin.
+    pub allowed_origins: Vec<String>,
+    /// Plaintext SASL PLAIN from other than loopback: refused unless this is set,
+    /// since the password would cross the network in clear text.
+    pub allow_plaintext_sasl: bool,
 }
 
 /// How accounts are registered and what owning one means.
@@ -119,6 +128,9 @@ impl Default for Config {
             store: None,
             history: HistoryConfig::default(),
             accounts: AccountsConfig::default(),
+            tls: None,
+            allowed_origins: Vec::new(),
+            allow_plaintext_sasl: false,
         }
     }
 }
@@ -138,6 +150,9 @@ impl std::fmt::Debug for Config {
             store,
             history,
             accounts,
+            tls,
+            allowed_origins,
+            allow_plaintext_sasl,
         } = self;
         f.debug_struct("Config")
             .field("server_name", server_name)
@@ -151,6 +166,9 @@ impl std::fmt::Debug for Config {
             .field("store", &store.as_ref().map(|_| "<store>"))
             .field("history", history)
             .field("accounts", accounts)
+            .field("tls", &tls.as_ref().map(|tls| tls.fingerprint()))
+            .field("allowed_origins", allowed_origins)
+            .field("allow_plaintext_sasl", allow_plaintext_sasl)
             .finish()
     }
 }

@@ -26,12 +26,15 @@ mod outbox;
 mod registered;
 mod relay;
 mod secret;
+mod transport;
 mod world;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
 pub use config::{AccountsConfig, Config, FloodLimit, Limits};
 pub use listener::{bind, run};
+pub use transport::opening::ListenMode;
+pub use transport::tls::{ServerTls, TlsError};
 
 /// The version string in 002, 004 and VERSION.
 pub const VERSION: &str = concat!("palaver-", env!("CARGO_PKG_VERSION"));

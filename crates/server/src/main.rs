@@ -178,6 +178,25 @@ struct Cli {
     /// JOIN burst; some bots and test suites expect the burst alone).
     #[arg(long)]
     no_history_notice: bool,
+    /// Certificate chain (PEM) for TLS, instead of the self-signed certificate made
+    /// on first start; read again when the file changes and on SIGHUP.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Serve no TLS (handshakes are refused; plain IRC, HTTP and WebSocket still
+    /// share the port).
+    #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
+    no_tls: bool,
+    /// A web origin allowed to open WebSocket connections, e.g.
+    /// https://chat.example.org (repeatable); by default any origin may.
+    #[arg(long = "allowed-origin", value_name = "ORIGIN")]
+    allowed_origins: Vec<String>,
+    /// Accept SASL PLAIN over unencrypted connections from other machines (the
+    /// password crosses the network in clear text). Loopback is always allowed.
+    #[arg(long)]
+    allow_plaintext_sasl: bool,
     /// Log level (error, warn, info, debug, trace); RUST_LOG overrides it.
     #[arg(long, default_value = "info")]
     log_level: String,
@@ -215,6 +234,46 @@ fn parse_age(text: &str) -> Result<Duration, String> {
         .checked_mul(seconds)
         .map(Duration::from_secs)
         .ok_or_else(|| format!("'{text}' is too long"))
+}
+
+/// The TLS certificate the options name, or this server's self-signed one (made
+/// on first start and kept with the data); prints its fingerprint, which users
+/// compare with what their client shows them.
+fn open_tls(
+    cli: &Cli,
+    server_name: &str,
+    addr: SocketAddr,
+) -> anyhow::Result<Option<std::sync::Arc<palaver_server::ServerTls>>> {
+    use palaver_server::ServerTls;
+    if cli.no_tls {
+        say!("TLS is off (--no-tls)");
+        return Ok(None);
+    }
+    let tls = match (&cli.tls_cert, &cli.tls_key) {
+        (Some(cert), Some(key)) => {
+            let tls = ServerTls::from_files(cert, key)?;
+            say!("TLS certificate {}", cert.display());
+            tls
+        }
+        _ => {
+            let mut names = vec![server_name.to_owned(), "localhost".to_owned()];
+            if !addr.ip().is_unspecified() {
+                names.push(addr.ip().to_string());
+            }
+            let tls = if cli.ephemeral {
+                ServerTls::self_signed(&names)?
+            } else {
+                ServerTls::self_signed_in(&cli.data_dir, &names)?
+            };
+            match tls.self_signed_dir() {
+                Some(dir) => say!("TLS certificate: self-signed, kept in {}", dir.display()),
+                None => say!("TLS certificate: self-signed, in memory (--ephemeral)"),
+            };
+            tls
+        }
+    };
+    say!("TLS certificate SHA-256 fingerprint: {}", tls.fingerprint());
+    Ok(Some(std::sync::Arc::new(tls)))
 }
 
 /// Opens the store the options name and says where it is: an operator must know
@@ -317,6 +376,7 @@ fn start(cli: Cli) -> anyhow::Result<()> {
     let addr = parse_address(ip, port)?;
     let mut config = build_config(&cli)?;
     config.store = Some(open_store(&cli)?);
+    config.tls = open_tls(&cli, &config.server_name, addr)?;
     let fd_budget = raise_fd_limit().map(|limit| FdBudget::new(limit, &config));
     config.limits.max_clients = match (&fd_budget, cli.max_clients) {
         (Some(budget), Some(asked)) if asked > budget.max_clients => {
@@ -432,6 +492,8 @@ fn build_config(cli: &Cli) -> anyhow::Result<Config> {
     };
     config.history.enabled = !cli.no_history;
     config.history.join_notice = !cli.no_history_notice;
+    config.allowed_origins = cli.allowed_origins.clone();
+    config.allow_plaintext_sasl = cli.allow_plaintext_sasl;
     config.history.retention = palaver_store::Retention {
         max_age_ms: cli
             .history_max_age

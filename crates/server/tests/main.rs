@@ -31,6 +31,8 @@ mod monitor;
 mod oper;
 mod setname;
 mod whox;
+// TLS, HTTP and WebSocket on the IRC port.
+mod transports;
 // draft/read-marker, draft/message-redaction.
 mod read_marker;
 mod redaction;

@@ -12,11 +12,12 @@ use std::time::Duration;
 use bytes::BytesMut;
 use palaver_proto::{Frame, LineFramer, Message};
 use palaver_server::Config;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+
+pub mod transports;
 
 /// How long any single expectation waits before failing the test.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
@@ -201,10 +202,15 @@ impl Line {
     }
 }
 
+/// The reading half of a test client's stream (TCP, TLS or WebSocket).
+pub type Reader = Box<dyn AsyncRead + Unpin + Send>;
+/// The writing half of a test client's stream.
+pub type Writer = Box<dyn AsyncWrite + Unpin + Send>;
+
 /// A scripted IRC client over a real socket.
 pub struct TestClient {
-    reader: OwnedReadHalf,
-    writer: OwnedWriteHalf,
+    reader: Reader,
+    writer: Writer,
     buf: BytesMut,
     framer: LineFramer,
     /// The nickname given to [`TestClient::register`].
@@ -225,10 +231,16 @@ impl TestClient {
     /// small receive buffer).
     pub fn from_stream(stream: TcpStream) -> Self {
         stream.set_nodelay(true).expect("nodelay");
-        let (reader, writer) = stream.into_split();
+        Self::from_io(stream)
+    }
+
+    /// Wraps any byte stream of IRC lines: a TLS stream, or the pipe of a
+    /// WebSocket client ([`crate::transports`]).
+    pub fn from_io(io: impl AsyncRead + AsyncWrite + Send + 'static) -> Self {
+        let (reader, writer) = tokio::io::split(io);
         Self {
-            reader,
-            writer,
+            reader: Box::new(reader),
+            writer: Box::new(writer),
             buf: BytesMut::new(),
             framer: LineFramer::new(),
             nick: String::new(),
@@ -237,7 +249,7 @@ impl TestClient {
 
     /// The socket's two halves, for a test that drives them itself (lines already
     /// read into this client's buffer are dropped).
-    pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
+    pub fn into_split(self) -> (Reader, Writer) {
         (self.reader, self.writer)
     }
 
