@@ -13,6 +13,7 @@ pub mod logging;
 pub mod opers;
 
 mod accounts;
+mod admission;
 mod caps;
 mod connection;
 mod driver;
@@ -26,6 +27,7 @@ mod outbox;
 mod registered;
 mod relay;
 mod secret;
+mod wakeup;
 mod world;
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -50,6 +52,13 @@ struct Shared {
     /// happen with the world locked (they only queue); queries and account checks
     /// run in deferred jobs, never under the lock.
     store: Arc<dyn palaver_store::Store>,
+}
+
+/// Locks a mutex whose data stays consistent even if a holder panicked.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Deferred slow jobs (argon2 verifications) that may run at the same time: one, so

@@ -15,9 +15,6 @@ use argon2::password_hash::rand_core::{OsRng, RngCore};
 use palaver_proto::validate::is_valid_nick;
 use palaver_store::{Account, PasswordUpdate, Timestamp};
 
-/// The shortest password accepted, in bytes.
-pub(crate) const MIN_PASSWORD_BYTES: usize = 8;
-
 /// Service nicknames no user may take (NickServ now, ChanServ later), nor register
 /// as an account.
 pub(crate) const RESERVED_NICKS: &[&str] = &["NickServ", "ChanServ"];
@@ -90,13 +87,6 @@ pub(crate) fn random_token(len: usize) -> String {
     let mut bytes = vec![0u8; len];
     OsRng.fill_bytes(&mut bytes);
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
-
-/// Random bytes for a per-process secret (the SCRAM decoys' key).
-pub(crate) fn random_secret() -> [u8; 32] {
-    let mut bytes = [0u8; 32];
-    OsRng.fill_bytes(&mut bytes);
-    bytes
 }
 
 #[cfg(test)]

@@ -1,8 +1,8 @@
 //! Command handlers: one file per family, each a plain function of the world, the
 //! client and the parsed message.
 //!
-//! [`dispatch`] is the only entry point: it is called with the world locked, for one
-//! parsed line, and every handler finishes without awaiting. Protocol errors are
+//! [`line::process_line`] is the only entry point: for one received line it locks the
+//! world and calls [`dispatch`], and every handler finishes without awaiting. Protocol errors are
 //! replies (numerics), never panics or disconnects; a handler that must end the
 //! connection (QUIT, a wrong password) sets [`Ctx::quit`].
 
@@ -12,6 +12,7 @@ mod channel;
 pub(crate) mod chathistory;
 mod elist;
 mod help;
+pub(crate) mod line;
 mod messaging;
 mod metadata;
 mod mode;
