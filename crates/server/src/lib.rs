@@ -5,8 +5,11 @@
 //! parses the command line, binds, and calls it.
 //!
 //! Data flows one way: socket → `driver` and `connection` (framing, pacing) → `handlers` (one
-//! file per command family) → `world` (clients, channels) → outboxes → socket.
-//! See ARCHITECTURE.md for the map and the invariants.
+//! file per command family) → `world` (clients, channels) → outboxes → socket. Module
+//! imports follow that path: a module imports only the ones after it (`listener` →
+//! `driver` → `connection` → `handlers` → `world` → `outbox` → `wakeup`, and the leaf
+//! utilities such as `config`, `caps`, `secret` and `admission`), never one before it.
+//! See ARCHITECTURE.md for the map, the layers and the invariants.
 
 pub mod config;
 pub mod logging;
@@ -26,6 +29,7 @@ mod listener;
 mod outbox;
 mod registered;
 mod relay;
+mod scram;
 mod secret;
 mod wakeup;
 mod world;

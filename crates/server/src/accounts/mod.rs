@@ -1,5 +1,5 @@
-//! Accounts: the rules for names and passwords, the password material the store
-//! keeps, and the SCRAM exchange ([`scram`]).
+//! Accounts: the rules for names and passwords, and the password material the store
+//! keeps (the SCRAM exchange itself is [`crate::scram`]).
 //!
 //! A password is stored twice, both derived at once whenever it is set: an argon2id
 //! PHC string (checked for SASL PLAIN and NickServ IDENTIFY) and a SCRAM-SHA-256
@@ -8,12 +8,11 @@
 //! touches the world or the store: `handlers::sasl`, `handlers::account` and
 //! `handlers::nickserv` do.
 
-/// SCRAM-SHA-256, the server side of the exchange.
-pub(crate) mod scram;
-
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use palaver_proto::validate::is_valid_nick;
 use palaver_store::{Account, PasswordUpdate, Timestamp};
+
+use crate::scram;
 
 /// Service nicknames no user may take (NickServ now, ChanServ later), nor register
 /// as an account.

@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use std::fmt;
 
 use super::{Ctx, account, chanserv, nickserv, oper, sasl};
-use crate::accounts::scram::ClientFirst;
+use crate::scram::ClientFirst;
 use crate::secret::Secret;
 use palaver_store::{Account, StoreError};
 use std::sync::{Arc, Mutex};

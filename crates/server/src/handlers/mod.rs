@@ -38,6 +38,7 @@ pub(crate) mod sasl;
 use palaver_proto::Message;
 use palaver_proto::numeric::*;
 
+use crate::relay::Kind;
 use crate::world::{ClientId, World};
 
 /// What a handler works with.
@@ -149,19 +150,13 @@ fn lookup(name: &str) -> Option<Command> {
                 } else if msg.param(0).is_some_and(chanserv::addressed) {
                     chanserv::privmsg(ctx, msg);
                 } else {
-                    messaging::relay(ctx, msg, messaging::Kind::Privmsg);
+                    messaging::relay(ctx, msg, Kind::Privmsg);
                 }
             },
             false,
         ),
-        "NOTICE" => (
-            |ctx, msg| messaging::relay(ctx, msg, messaging::Kind::Notice),
-            false,
-        ),
-        "TAGMSG" => (
-            |ctx, msg| messaging::relay(ctx, msg, messaging::Kind::Tagmsg),
-            false,
-        ),
+        "NOTICE" => (|ctx, msg| messaging::relay(ctx, msg, Kind::Notice), false),
+        "TAGMSG" => (|ctx, msg| messaging::relay(ctx, msg, Kind::Tagmsg), false),
         "MODE" => (mode::mode, false),
         "WHO" => (query::who, false),
         "WHOIS" => (query::whois, false),

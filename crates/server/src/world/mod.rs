@@ -30,7 +30,7 @@ pub(crate) use channel::{
     Ban, Channel, ListMode, MUTE_PREFIX, Member, Status, Topic, is_account_extban,
 };
 pub(crate) use client::ClientId;
-pub(crate) use client::{Client, Registration, unix_now};
+pub(crate) use client::{Client, Mechanism, OpenBatch, Registration, Sasl, Step, unix_now};
 pub(crate) use events::{kept_for, record_event};
 pub(crate) use recipients::Recipients;
 
@@ -127,7 +127,7 @@ pub(crate) struct World {
     /// `handlers::nickserv::enforce`).
     pub(crate) nick_claims: Map<ClientId, std::time::Instant>,
     /// A per-process secret that makes SCRAM's stand-in salts for unknown names
-    /// stable but unpredictable (see `accounts::scram::decoy`).
+    /// stable but unpredictable (see `scram::decoy`).
     pub(crate) sasl_secret: [u8; 32],
     /// LUSERS counts, kept current so that a registration (which sends LUSERS)
     /// costs the same with 20,000 clients as with 2.
