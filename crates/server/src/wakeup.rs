@@ -1,8 +1,8 @@
 //! How a connection gets woken: the per-driver [`Inbox`] and each connection's
 //! [`Wakeup`] on it.
 //!
-//! A connection's `Outbox` is its waker and holds its
-//! [`Wakeup`]; the listener hands [`Accepted`] connections to a driver's [`Inbox`].
+//! A connection's `Outbox` is its waker and holds its [`Wakeup`]; the listener hands
+//! [`Accepted`] connections to a driver's [`Inbox`].
 //! These types live apart from the driver so that the outbox (which handlers and the
 //! world write to) does not depend on the driver that polls connections.
 
