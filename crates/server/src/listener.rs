@@ -1,10 +1,9 @@
 //! Accepting connections: admission limits, accept-error backoff and graceful shutdown.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -13,8 +12,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::Shared;
+use crate::admission::Admission;
 use crate::config::Config;
-use crate::driver::{Accepted, Drivers};
+use crate::driver::Drivers;
+use crate::wakeup::Accepted;
 
 /// How long connections get to say goodbye after shutdown starts.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -282,65 +283,4 @@ async fn refuse(mut stream: TcpStream, reason: &'static str, drain: bool) {
         Ok::<(), io::Error>(())
     })
     .await;
-}
-
-/// Connection counts, total and per IP, for admission.
-#[derive(Debug, Default)]
-struct Admission {
-    counts: Mutex<Counts>,
-}
-
-#[derive(Debug, Default)]
-struct Counts {
-    total: usize,
-    per_ip: HashMap<IpAddr, usize>,
-}
-
-impl Admission {
-    fn admit(
-        self: &Arc<Self>,
-        ip: IpAddr,
-        max_total: usize,
-        max_per_ip: usize,
-    ) -> Result<Ticket, &'static str> {
-        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        if counts.total >= max_total {
-            return Err("Server full");
-        }
-        let from_ip = counts.per_ip.entry(ip).or_insert(0);
-        if *from_ip >= max_per_ip {
-            return Err("Too many connections from your IP address");
-        }
-        *from_ip += 1;
-        counts.total += 1;
-        Ok(Ticket {
-            admission: Arc::clone(self),
-            ip,
-        })
-    }
-}
-
-/// One admitted connection's place in the admission counts; dropping it (with the
-/// connection) frees the place.
-#[derive(Debug)]
-pub(crate) struct Ticket {
-    admission: Arc<Admission>,
-    ip: IpAddr,
-}
-
-impl Drop for Ticket {
-    fn drop(&mut self) {
-        let mut counts = self
-            .admission
-            .counts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        counts.total = counts.total.saturating_sub(1);
-        if let Some(count) = counts.per_ip.get_mut(&self.ip) {
-            *count -= 1;
-            if *count == 0 {
-                counts.per_ip.remove(&self.ip);
-            }
-        }
-    }
 }

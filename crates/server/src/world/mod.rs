@@ -10,24 +10,28 @@
 pub(crate) mod auth_failures;
 mod channel;
 mod client;
+mod events;
 pub(crate) mod metadata;
 mod monitor;
 pub(crate) mod read_markers;
 pub(crate) mod recent;
 mod recipients;
+pub(crate) mod registry;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use argon2::password_hash::rand_core::{OsRng, RngCore};
 use palaver_proto::{CaseKey, CaseMapping, LineWriter};
 
 pub(crate) use channel::{
     Ban, Channel, ListMode, MUTE_PREFIX, Member, Status, Topic, is_account_extban,
 };
 pub(crate) use client::ClientId;
-pub(crate) use client::{Client, Registration, unix_now};
+pub(crate) use client::{Client, Mechanism, OpenBatch, Registration, Sasl, Step, unix_now};
+pub(crate) use events::{kept_for, record_event};
 pub(crate) use recipients::Recipients;
 
 use crate::config::Config;
@@ -123,13 +127,13 @@ pub(crate) struct World {
     /// `handlers::nickserv::enforce`).
     pub(crate) nick_claims: Map<ClientId, std::time::Instant>,
     /// A per-process secret that makes SCRAM's stand-in salts for unknown names
-    /// stable but unpredictable (see `accounts::scram::decoy`).
+    /// stable but unpredictable (see `scram::decoy`).
     pub(crate) sasl_secret: [u8; 32],
     /// LUSERS counts, kept current so that a registration (which sends LUSERS)
     /// costs the same with 20,000 clients as with 2.
     census: Census,
     /// Registered channels (ChanServ), existing or not, and their write-back.
-    pub(crate) registry: crate::registered::Registry,
+    pub(crate) registry: registry::Registry,
 }
 
 /// The world's hash maps and sets. foldhash rather than std's SipHash: it is several
@@ -147,6 +151,13 @@ pub(crate) struct Census {
     /// Registered and `+i`.
     pub(crate) invisible: usize,
     pub(crate) opers: usize,
+}
+
+/// Random bytes for a per-process secret (the SCRAM decoys' key).
+fn random_secret() -> [u8; 32] {
+    let mut bytes = [0u8; 32];
+    OsRng.fill_bytes(&mut bytes);
+    bytes
 }
 
 impl World {
@@ -174,14 +185,14 @@ impl World {
             account_names: Set::default(),
             saved_markers: read_markers::Saved::default(),
             nick_claims: Map::default(),
-            sasl_secret: crate::accounts::random_secret(),
+            sasl_secret: random_secret(),
             auth_failures: auth_failures::AuthFailures::default(),
             metadata_total: 0,
             list_entries_total: 0,
             monitors: monitor::Monitors::default(),
             read_markers: read_markers::ReadMarkers::default(),
             recent: recent::Recent::default(),
-            registry: crate::registered::Registry::default(),
+            registry: registry::Registry::default(),
             next_id: 1,
         }
     }
@@ -381,13 +392,7 @@ impl World {
             }
             let channels: Vec<CaseKey> = client.channels.iter().cloned().collect();
             for key in &channels {
-                crate::history::record_event(
-                    self,
-                    id,
-                    palaver_store::MessageKind::Quit,
-                    key,
-                    reason,
-                );
+                record_event(self, id, palaver_store::MessageKind::Quit, key, reason);
             }
         }
         let Some(client) = self.clients.remove(&id) else {
