@@ -23,7 +23,6 @@ use bytes::{Buf, Bytes, BytesMut};
 use palaver_proto::numeric::ERR_INPUTTOOLONG;
 use palaver_proto::{Frame, LineFramer, LineWriter};
 use tokio::io::AsyncWrite;
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::Shared;
@@ -33,6 +32,7 @@ use crate::handlers::deferred::Jobs;
 use crate::handlers::line::{Outcome, process_line};
 use crate::handlers::paged::{self, Paged, Progress};
 use crate::outbox::{Outbox, Taken};
+use crate::transport::Transport;
 use crate::world::ClientId;
 
 /// Most bytes one connection may read in one driver pass, so one fast sender cannot
@@ -133,7 +133,7 @@ pub(crate) struct PassCtx<'a> {
 
 /// One client connection.
 pub(crate) struct Conn {
-    stream: TcpStream,
+    stream: Transport,
     id: ClientId,
     outbox: Arc<Outbox>,
     /// Unprocessed input: a partial line, or whole lines waiting for flood tokens.
@@ -165,7 +165,8 @@ pub(crate) struct Conn {
 impl Conn {
     /// A connection just accepted, its client already added to the world as `id`.
     pub(crate) fn new(
-        stream: TcpStream,
+        stream: Transport,
+        early_input: BytesMut,
         id: ClientId,
         outbox: Arc<Outbox>,
         shared: &Shared,
@@ -177,7 +178,9 @@ impl Conn {
             stream,
             id,
             outbox,
-            input: BytesMut::new(),
+            // Bytes read while telling TLS, HTTP and IRC apart: the start of the
+            // first line (usually empty, with no allocation).
+            input: early_input,
             framer: LineFramer::new(),
             bucket: limits
                 .flood
@@ -485,6 +488,17 @@ impl Conn {
             if self.output.is_empty() {
                 // An idle connection holds no output buffer either.
                 self.output = Vec::new();
+                // TLS records and WebSocket frames may still wait in the
+                // transport's buffer (plain TCP has none): the socket wakes the
+                // connection when they can go.
+                match Pin::new(&mut self.stream).poll_flush(cx) {
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Pending if held => return OutputStep::AwaitingCommit,
+                    Poll::Pending => return OutputStep::Waiting,
+                    Poll::Ready(Err(error)) => {
+                        return OutputStep::Failed(format!("Write error: {error}"));
+                    }
+                }
                 if self.outbox_closed {
                     let _ = Pin::new(&mut self.stream).poll_shutdown(cx);
                     return OutputStep::Finished;

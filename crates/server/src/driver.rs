@@ -42,6 +42,8 @@ use tokio_util::sync::CancellationToken;
 use crate::connection::{Conn, Ending, FLUSH_TIMEOUT, InputStep, OutputStep, PassCtx};
 use crate::handlers::deferred::Jobs;
 use crate::outbox::Outbox;
+use crate::transport::Opened;
+use crate::transport::opening::Handoff;
 use crate::wakeup::{Accepted, Inbox, Wakeup};
 use crate::world::ClientId;
 use crate::{Shared, lock};
@@ -379,10 +381,19 @@ impl Driver {
         }
     }
 
-    /// Takes in the connections the listener accepted; they are polled this pass.
+    /// Takes in the connections the listener accepted: each first gets its
+    /// transport settled by an opening task on this thread (`transport::opening`),
+    /// which hands it back here; those handed back are made clients and polled
+    /// this pass.
     fn adopt_incoming(&mut self, keys: &mut Vec<usize>) {
         let accepted = std::mem::take(&mut *lock(&self.inbox.incoming));
-        for Accepted { stream, ip, ticket } in accepted {
+        for Accepted {
+            stream,
+            ip,
+            ticket,
+            mode,
+        } in accepted
+        {
             #[cfg(debug_assertions)]
             fault::on_adopt();
             let stream = match TcpStream::from_std(stream) {
@@ -392,15 +403,37 @@ impl Driver {
                     continue;
                 }
             };
+            let inbox = Arc::clone(&self.inbox);
+            let handoff: Handoff = Box::new(move |opened| inbox.hand_over(opened, ticket));
+            tokio::spawn(crate::transport::opening::open(
+                stream,
+                ip,
+                mode,
+                Arc::clone(&self.shared.config),
+                handoff,
+            ));
+        }
+        let opened = std::mem::take(&mut *lock(&self.inbox.opened));
+        for (opened, ticket) in opened {
             let entry = self.conns.vacant_entry();
             let key = entry.key();
             let outbox = Arc::new(Outbox::new(
                 self.shared.config.limits.sendq_bytes,
                 Wakeup::new(key, Arc::clone(&self.inbox)),
             ));
-            let id = self.shared.lock_world().add_client(ip, Arc::clone(&outbox));
-            tracing::info!(client = id.0, peer = %ip, "connection opened");
-            let conn = Conn::new(stream, id, outbox, &self.shared, ticket);
+            let Opened {
+                transport,
+                ip,
+                security,
+                early_input,
+            } = opened;
+            let kind = security.kind;
+            let id = self
+                .shared
+                .lock_world()
+                .add_client(ip, security, Arc::clone(&outbox));
+            tracing::info!(client = id.0, peer = %ip, transport = kind, "connection opened");
+            let conn = Conn::new(transport, early_input, id, outbox, &self.shared, ticket);
             entry.insert(conn);
             keys.push(key);
         }

@@ -38,7 +38,7 @@ mod world;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 pub use config::{AccountsConfig, Config, FloodLimit, Limits};
-pub use listener::{bind, run};
+pub use listener::{Listener, bind, run, run_listeners};
 pub use transport::opening::ListenMode;
 pub use transport::tls::{ServerTls, TlsError};
 

@@ -14,6 +14,8 @@ use tokio::sync::Notify;
 
 use crate::admission::Ticket;
 use crate::lock;
+use crate::transport::Opened;
+use crate::transport::opening::ListenMode;
 
 /// What the listener and the wakers share with one driver.
 #[derive(Debug, Default)]
@@ -22,7 +24,10 @@ pub(crate) struct Inbox {
     pub(crate) ready: Mutex<Vec<usize>>,
     /// Accepted connections to adopt.
     pub(crate) incoming: Mutex<Vec<Accepted>>,
-    /// Wakes the driver when either list gets something.
+    /// Connections whose transport is settled (`transport::opening`), to become
+    /// clients.
+    pub(crate) opened: Mutex<Vec<(Opened, Ticket)>>,
+    /// Wakes the driver when any list gets something.
     pub(crate) wakeup: Notify,
 }
 
@@ -37,6 +42,13 @@ impl Inbox {
         lock(&self.incoming).push(accepted);
         self.wakeup.notify_one();
     }
+
+    /// Hands a connection whose transport is settled to this driver (called by
+    /// the opening task, on this driver's thread).
+    pub(crate) fn hand_over(&self, opened: Opened, ticket: Ticket) {
+        lock(&self.opened).push((opened, ticket));
+        self.wakeup.notify_one();
+    }
 }
 
 /// A connection the listener accepted and admitted, detached from the listener's
@@ -46,6 +58,8 @@ pub(crate) struct Accepted {
     pub(crate) stream: std::net::TcpStream,
     pub(crate) ip: IpAddr,
     pub(crate) ticket: Ticket,
+    /// What the listener that accepted it serves.
+    pub(crate) mode: ListenMode,
 }
 
 /// How a connection gets on its driver's ready list. It lives in the connection's

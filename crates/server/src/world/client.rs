@@ -139,6 +139,10 @@ pub(crate) struct Client {
     pub(crate) bot: bool,
     /// Wallops (`+w`): receives WALLOPS.
     pub(crate) wallops: bool,
+    /// The connection is encrypted (TLS, or WebSocket over TLS): WHOIS says so
+    /// (671) and `+z` channels let it in. (A client certificate's fingerprint is
+    /// kept in `World::certfps`: few clients present one.)
+    pub(crate) tls: bool,
     /// A draft/multiline batch the client opened and has not closed yet.
     pub(crate) multiline: Option<Box<OpenBatch>>,
     pub(crate) away: Option<Box<str>>,
@@ -227,6 +231,7 @@ impl Client {
             oper: false,
             bot: false,
             wallops: false,
+            tls: false,
             multiline: None,
             away: None,
             channels: super::Set::default(),

@@ -75,6 +75,10 @@ pub(crate) struct World {
     /// Boxed: the table then holds pointers, and its spare capacity costs 8 bytes a slot
     /// rather than a whole client record (hash tables run up to half empty).
     pub(crate) clients: Map<ClientId, Box<Client>>,
+    /// The SHA-256 fingerprint (lowercase hex) of the client certificate each client
+    /// presented, for WHOIS (276) and SASL EXTERNAL: apart from the client record,
+    /// which most clients (without a certificate) would pay 16 bytes more for.
+    pub(crate) certfps: Map<ClientId, Box<str>>,
     /// Registered and registering nicknames (folded) to their owner, in order: WHO
     /// walks it a page at a time, resuming after the last nickname it answered (see
     /// `handlers::paged`). Nicknames are looked up per private message, not per
@@ -166,6 +170,7 @@ impl World {
             config,
             store,
             clients: Map::default(),
+            certfps: Map::default(),
             nicks: BTreeMap::new(),
             channels: Map::default(),
             channel_order: BTreeSet::new(),
@@ -227,11 +232,20 @@ impl World {
     }
 
     /// Adds a newly connected, unregistered client.
-    pub(crate) fn add_client(&mut self, ip: IpAddr, outbox: Arc<Outbox>) -> ClientId {
+    pub(crate) fn add_client(
+        &mut self,
+        ip: IpAddr,
+        security: crate::transport::Security,
+        outbox: Arc<Outbox>,
+    ) -> ClientId {
         let id = ClientId(self.next_id);
         self.next_id += 1;
-        self.clients
-            .insert(id, Box::new(Client::new(id, ip, outbox)));
+        let mut client = Client::new(id, ip, outbox);
+        client.tls = security.tls;
+        if let Some(certfp) = security.certfp {
+            self.certfps.insert(id, certfp.into_boxed_str());
+        }
+        self.clients.insert(id, Box::new(client));
         id
     }
 
@@ -403,6 +417,7 @@ impl World {
         self.monitors.clear(id);
         self.read_markers.forget(id);
         self.nick_claims.remove(&id);
+        self.certfps.remove(&id);
         if let Some(account) = &client.account {
             self.forget_session(account, id);
         }
