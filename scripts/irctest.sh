@@ -23,6 +23,9 @@ cargo build --release -p palaver-server --bin chat-server
 
 caps="cap-notify multi-prefix userhost-in-names message-tags server-time echo-message batch labeled-response away-notify extended-join invite-notify draft/no-implicit-names setname extended-monitor draft/multiline draft/metadata-3 draft/read-marker draft/message-redaction sasl account-notify account-tag draft/account-registration"
 server="$PWD/target/release/chat-server {host} {port} --ephemeral --no-history-notice --server-name {name} --server-description 'test server' --no-flood-limit --password {password} --oper operuser:operpassword --log-level warn"
+# irctest's WebSocket tests connect to a second port it picks: a --listen of ours.
+server="$server \$([ -n \"\$IRCTEST_WS_PORT\" ] && echo --listen \"\$IRCTEST_WS_HOST:\$IRCTEST_WS_PORT\")"
+export IRC_SERVER_FEATURES="websocket"
 case "$selection" in
     default) ;;
     services)
@@ -49,5 +52,5 @@ IRC_SERVER_CMD="$server" \
 IRC_SERVER_CAPS="$caps" \
 IRC_SERVER_OPTIONAL_BEHAVIORS="BAN_EXCEPTION_MODE INVITE_EXCEPTION_MODE INVITE_LIST MULTI_KICK NO_CTCP ELIST_C ELIST_M ELIST_N ELIST_T ELIST_U" \
 IRC_SERVER_EXTBAN_MUTE=m \
-IRC_SERVER_ISUPPORT="CASEMAPPING=rfc1459 CHANTYPES=# PREFIX=(ov)@+ CHANMODES=beI,k,l,CERimnpst EXCEPTS=e INVEX=I EXTBAN=,am ACCOUNTEXTBAN=a MONITOR=100 WHOX UTF8ONLY BOT=B ELIST=CMNTU" \
+IRC_SERVER_ISUPPORT="CASEMAPPING=rfc1459 CHANTYPES=# PREFIX=(ov)@+ CHANMODES=beI,k,l,CERimnpstz EXCEPTS=e INVEX=I EXTBAN=,am ACCOUNTEXTBAN=a MONITOR=100 WHOX UTF8ONLY BOT=B ELIST=CMNTU" \
   ../shared/tools/irctest/run.sh "$label" "$@"

@@ -51,6 +51,21 @@ pub struct Config {
     /// Plaintext SASL PLAIN from other than loopback: refused unless this is set,
     /// since the password would cross the network in clear text.
     pub allow_plaintext_sasl: bool,
+    /// Strict Transport Security (the IRCv3 `sts` capability): clients that see it
+    /// on a plain connection reconnect with TLS and keep doing so for `duration`.
+    /// Only offered with a certificate clients can verify; `chat-server` sets it
+    /// for `--tls-cert` (never for the self-signed one, which would lock clients
+    /// out).
+    pub sts: Option<StsPolicy>,
+}
+
+/// Where TLS is served and how long clients should insist on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StsPolicy {
+    /// The port that serves TLS (on the same host).
+    pub port: u16,
+    /// How long a client keeps using TLS after seeing the policy.
+    pub duration: Duration,
 }
 
 /// How accounts are registered and what owning one means.
@@ -134,6 +149,7 @@ impl Default for Config {
             tls: None,
             allowed_origins: Vec::new(),
             allow_plaintext_sasl: false,
+            sts: None,
         }
     }
 }
@@ -156,6 +172,7 @@ impl std::fmt::Debug for Config {
             tls,
             allowed_origins,
             allow_plaintext_sasl,
+            sts,
         } = self;
         f.debug_struct("Config")
             .field("server_name", server_name)
@@ -172,6 +189,7 @@ impl std::fmt::Debug for Config {
             .field("tls", &tls.as_ref().map(|tls| tls.fingerprint()))
             .field("allowed_origins", allowed_origins)
             .field("allow_plaintext_sasl", allow_plaintext_sasl)
+            .field("sts", sts)
             .finish()
     }
 }

@@ -17,7 +17,7 @@ pub(crate) fn tokens(config: &Config) -> Vec<String> {
         "BOT=B".to_owned(),
         format!("CASEMAPPING={}", CASEMAPPING.name()),
         format!("CHANLIMIT=#:{}", l.max_channels_per_client),
-        "CHANMODES=beI,k,l,CERimnpst".to_owned(),
+        "CHANMODES=beI,k,l,CERimnpstz".to_owned(),
         format!("CHANNELLEN={}", l.channel_len),
         // Extended bans: no prefix; `a:` (account), `m:` (mute).
         "EXTBAN=,am".to_owned(),

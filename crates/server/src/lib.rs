@@ -37,7 +37,7 @@ mod world;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-pub use config::{AccountsConfig, Config, FloodLimit, Limits};
+pub use config::{AccountsConfig, Config, FloodLimit, Limits, StsPolicy};
 pub use listener::{Listener, bind, run, run_listeners};
 pub use transport::opening::ListenMode;
 pub use transport::tls::{ServerTls, TlsError};

@@ -202,6 +202,11 @@ struct Cli {
     /// bytes), "tls" (TLS only, e.g. 0.0.0.0:6697/tls) or "plain" (plain IRC only).
     #[arg(long = "listen", value_name = "ADDR:PORT[/MODE]", value_parser = parse_listen)]
     listen: Vec<(SocketAddr, palaver_server::ListenMode)>,
+    /// With --tls-cert: how long clients that saw the server's STS policy keep
+    /// insisting on TLS (s, m, h or d); 0 offers no policy. Never offered for the
+    /// self-signed certificate.
+    #[arg(long, value_name = "AGE", default_value = "1d", value_parser = parse_age_or_zero)]
+    sts_duration: Duration,
     /// Log level (error, warn, info, debug, trace); RUST_LOG overrides it.
     #[arg(long, default_value = "info")]
     log_level: String,
@@ -214,6 +219,14 @@ enum Fsync {
     Normal,
     /// `synchronous=FULL`: durable against a power loss.
     Always,
+}
+
+/// `--sts-duration`: an age as for `--history-max-age`, or 0 for none.
+fn parse_age_or_zero(text: &str) -> Result<Duration, String> {
+    if text.trim_end_matches(['s', 'm', 'h', 'd']) == "0" {
+        return Ok(Duration::ZERO);
+    }
+    parse_age(text)
 }
 
 /// `--history-max-age`: `90d`, `12h`, `30m`, `45s` (a bare number is seconds).
@@ -383,6 +396,17 @@ fn start(cli: Cli) -> anyhow::Result<()> {
     let mut config = build_config(&cli)?;
     config.store = Some(open_store(&cli)?);
     config.tls = open_tls(&cli, &config.server_name, addr)?;
+    if config.tls.as_ref().is_some_and(|tls| !tls.is_self_signed()) && !cli.sts_duration.is_zero() {
+        // TLS is served on the main port (auto) and on every tls listener: point
+        // clients to the main one.
+        config.sts = Some(palaver_server::StsPolicy {
+            port: addr.port(),
+            duration: cli.sts_duration,
+        });
+    }
+    if config.tls.is_none() && cli.listen.iter().any(|(_, mode)| *mode == ListenMode::Tls) {
+        anyhow::bail!("a --listen .../tls listener needs TLS, which --no-tls turned off");
+    }
     let fd_budget = raise_fd_limit().map(|limit| FdBudget::new(limit, &config));
     config.limits.max_clients = match (&fd_budget, cli.max_clients) {
         (Some(budget), Some(asked)) if asked > budget.max_clients => {

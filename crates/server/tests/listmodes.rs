@@ -31,13 +31,13 @@ async fn isupport_and_004_announce_the_list_modes() {
     alice.send("NICK alice").await;
     alice.send("USER alice 0 * :Alice").await;
     let myinfo = alice.expect_command("004").await;
-    assert_eq!(myinfo.param(4), "CERbeIiklmnopstv", "{myinfo:?}");
+    assert_eq!(myinfo.param(4), "CERbeIiklmnopstvz", "{myinfo:?}");
     assert_eq!(myinfo.param(5), "beIklov", "{myinfo:?}");
     alice.expect_command("376").await;
 
     let tokens = isupport(&mut alice).await;
     for token in [
-        "CHANMODES=beI,k,l,CERimnpst",
+        "CHANMODES=beI,k,l,CERimnpstz",
         "EXTBAN=,am",
         "ACCOUNTEXTBAN=a",
         "EXCEPTS=e",

@@ -372,14 +372,14 @@ async fn unknown_channel_mode_is_472() {
     let [mut alice, mut bob] = in_channel(&server, "#c", ["alice", "bob"]).await;
 
     assert_eq!(
-        ask(&mut alice, "MODE #c +z").await,
-        [":test.server 472 alice z :is unknown mode char to me"]
+        ask(&mut alice, "MODE #c +Q").await,
+        [":test.server 472 alice Q :is unknown mode char to me"]
     );
     // The known letters around it still apply.
     assert_eq!(
-        ask(&mut alice, "MODE #c +zm").await,
+        ask(&mut alice, "MODE #c +Qm").await,
         [
-            ":test.server 472 alice z :is unknown mode char to me".to_owned(),
+            ":test.server 472 alice Q :is unknown mode char to me".to_owned(),
             format!("{} MODE #c +m", src("alice")),
         ]
     );

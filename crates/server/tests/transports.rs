@@ -350,3 +350,151 @@ fn the_self_signed_certificate_survives_a_restart_with_its_fingerprint() {
     second.signal("TERM");
     assert!(second.wait_exit().0.success());
 }
+
+/// Registers the account `nick` on `client` (already registered as `nick`).
+async fn register_account(client: &mut TestClient) {
+    let replies = ask(client, "REGISTER * * correct-horse").await;
+    assert!(replies[0].contains("REGISTER SUCCESS"), "{replies:#?}");
+}
+
+/// NickServ's answers to `command`, as text.
+async fn nickserv(client: &mut TestClient, command: &str) -> Vec<String> {
+    let prefix = format!(":NickServ!NickServ@services. NOTICE {} :", client.nick);
+    ask(client, &format!("PRIVMSG NickServ :{command}"))
+        .await
+        .iter()
+        .map(|line| line.strip_prefix(&prefix).unwrap_or(line).to_owned())
+        .collect()
+}
+
+/// Starts registering `nick` over TLS with `identity`, asks for `sasl` and tries
+/// SASL EXTERNAL; returns the replies to the exchange.
+async fn try_external(
+    server: &TestServer,
+    identity: Option<&ClientIdentity>,
+    nick: &str,
+) -> Vec<String> {
+    let mut client = TestClient::connect_tls(server.addr, identity).await;
+    client.nick = nick.to_owned();
+    client.send("CAP REQ :sasl").await;
+    client.expect_command("CAP").await;
+    client.send(&format!("NICK {nick}")).await;
+    client.send(&format!("USER {nick} 0 * :{nick}")).await;
+    let mut replies = ask(&mut client, "AUTHENTICATE EXTERNAL").await;
+    if replies == [":test.server AUTHENTICATE +"] {
+        replies = ask(&mut client, "AUTHENTICATE +").await;
+    }
+    replies
+}
+
+#[tokio::test]
+async fn sasl_external_logs_in_with_a_certificate_the_account_added() {
+    let (server, _) = tls_server().await;
+    let identity = ClientIdentity::generate("carol");
+    let mut carol = TestClient::connect_tls(server.addr, Some(&identity)).await;
+    carol.register("carol").await;
+    register_account(&mut carol).await;
+    let added = nickserv(&mut carol, "CERT ADD").await;
+    assert_eq!(
+        added,
+        [format!(
+            "Certificate {} added: it now logs you in (SASL EXTERNAL)",
+            identity.certfp
+        )]
+    );
+    assert_eq!(
+        nickserv(&mut carol, "CERT LIST").await,
+        [
+            "Certificates that log you in:".to_owned(),
+            identity.certfp.clone()
+        ]
+    );
+
+    // The certificate alone logs in.
+    let replies = try_external(&server, Some(&identity), "carol2").await;
+    assert!(
+        replies
+            .iter()
+            .any(|l| l.contains(" 900 carol2 ") && l.contains(" carol ")),
+        "{replies:#?}"
+    );
+    assert!(replies.iter().any(|l| l.contains(" 903 ")), "{replies:#?}");
+    // Without a certificate, or with one no account accepts, it does not.
+    let replies = try_external(&server, None, "nocert").await;
+    assert!(replies.iter().any(|l| l.contains(" 904 ")), "{replies:#?}");
+    let stranger = ClientIdentity::generate("stranger");
+    let replies = try_external(&server, Some(&stranger), "stranger").await;
+    assert!(replies.iter().any(|l| l.contains(" 904 ")), "{replies:#?}");
+
+    // Removed, it logs in no more; a fingerprint may be given with colons.
+    let colons: Vec<String> = identity
+        .certfp
+        .as_bytes()
+        .chunks(2)
+        .map(|pair| String::from_utf8_lossy(pair).to_ascii_uppercase())
+        .collect();
+    assert_eq!(
+        nickserv(&mut carol, &format!("CERT DEL {}", colons.join(":"))).await,
+        [format!("Certificate {} removed", identity.certfp)]
+    );
+    let replies = try_external(&server, Some(&identity), "carol3").await;
+    assert!(replies.iter().any(|l| l.contains(" 904 ")), "{replies:#?}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn cap_ls_offers_external_and_sts_where_they_apply() {
+    let (server, _) = tls_server().await;
+    let mut plain = server.connect().await;
+    let offered = ask(&mut plain, "CAP LS 302").await.join(" ");
+    assert!(
+        offered.contains(" sasl=PLAIN,SCRAM-SHA-256,EXTERNAL"),
+        "{offered}"
+    );
+    // A self-signed certificate gets no STS policy: it would lock clients out.
+    assert!(!offered.contains("sts"), "{offered}");
+    server.shutdown().await;
+
+    let mut config = test_config();
+    config.tls = Some(Arc::new(
+        ServerTls::self_signed(&["localhost".to_owned()]).expect("certificate"),
+    ));
+    config.sts = Some(palaver_server::StsPolicy {
+        port: 6697,
+        duration: Duration::from_secs(86_400),
+    });
+    let server = TestServer::with_config(config).await;
+    let mut plain = server.connect().await;
+    let offered = ask(&mut plain, "CAP LS 302").await.join(" ");
+    assert!(offered.contains(" sts=port=6697"), "{offered}");
+    let mut secure = TestClient::connect_tls(server.addr, None).await;
+    let offered = ask(&mut secure, "CAP LS 302").await.join(" ");
+    assert!(offered.contains(" sts=duration=86400"), "{offered}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_tls_only_channel_refuses_plain_connections() {
+    let (server, _) = tls_server().await;
+    let mut secure = TestClient::connect_tls(server.addr, None).await;
+    secure.register("secure").await;
+    let mut plain = server.client("plain").await;
+    ask(&mut secure, "JOIN #vault").await;
+    let set = ask(&mut secure, "MODE #vault +z").await;
+    assert_eq!(set, [":secure!~secure@127.0.0.1 MODE #vault +z"]);
+    let refused = ask(&mut plain, "JOIN #vault").await;
+    assert_eq!(
+        refused,
+        [":test.server 489 plain #vault :Cannot join channel (+z): connect with TLS first"]
+    );
+    let mut other = TestClient::connect_tls(server.addr, None).await;
+    other.register("other").await;
+    let joined = ask(&mut other, "JOIN #vault").await;
+    assert!(joined[0].ends_with(" JOIN #vault"), "{joined:#?}");
+    let modes = ask(&mut other, "MODE #vault").await;
+    assert!(
+        modes[0].contains(" 324 other #vault +nz") || modes[0].contains("z"),
+        "{modes:#?}"
+    );
+    server.shutdown().await;
+}

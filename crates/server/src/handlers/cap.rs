@@ -18,7 +18,7 @@ const ERR_INVALIDCAPCMD: &str = "410";
 fn cap_value(cap: caps::Cap, config: &Config) -> Option<String> {
     match cap.name {
         name if name == caps::METADATA.name => Some(crate::world::metadata::cap_value(config)),
-        name if name == caps::SASL.name => Some(super::sasl::MECHANISMS.to_owned()),
+        name if name == caps::SASL.name => Some(super::sasl::mechanisms(config).to_owned()),
         // Names other than the nick may be registered.
         name if name == caps::ACCOUNT_REGISTRATION.name => {
             let mut value = String::new();
@@ -37,6 +37,21 @@ fn cap_value(cap: caps::Cap, config: &Config) -> Option<String> {
         )),
         _ => None,
     }
+}
+
+/// The `sts` entry of CAP LS, if the server has a policy: on a plain connection
+/// where TLS is (`port`), on a TLS one how long to insist on it (`duration`). It
+/// is not in the requestable table: clients only read it.
+fn sts_value(ctx: &Ctx<'_>) -> Option<String> {
+    let sts = ctx.world.config.sts?;
+    if ctx.me().cap_version < 302 {
+        return Some("sts".to_owned());
+    }
+    Some(if ctx.me().tls {
+        format!("sts=duration={}", sts.duration.as_secs())
+    } else {
+        format!("sts=port={}", sts.port)
+    })
 }
 
 pub(super) fn cap(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
@@ -69,6 +84,10 @@ pub(super) fn cap(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
                     None => cap.name.to_owned(),
                 })
                 .collect();
+            let mut entries = entries;
+            if let Some(sts) = sts_value(ctx) {
+                entries.push(sts);
+            }
             let names: Vec<&str> = entries.iter().map(String::as_str).collect();
             send_list(ctx, "LS", &names);
         }

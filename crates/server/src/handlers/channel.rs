@@ -105,6 +105,11 @@ fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) {
                 ERR_NEEDREGGEDNICK,
                 "Cannot join channel (+R): log in to an account first",
             ))
+        } else if channel.modes.tls_only && !me.tls && !invited {
+            Some((
+                ERR_SECUREONLYCHAN,
+                "Cannot join channel (+z): connect with TLS first",
+            ))
         } else {
             None
         };

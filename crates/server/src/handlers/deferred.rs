@@ -81,6 +81,8 @@ pub(crate) enum Deferred {
     DropChannel { key: String, name: String },
     /// NickServ DROP: delete the registrations the dropped account had founded.
     DropChannels { keys: Vec<String> },
+    /// NickServ CERT, SASL EXTERNAL: client certificate fingerprints in the store.
+    Certfp(super::certfp::Job),
 }
 
 impl fmt::Debug for Deferred {
@@ -126,6 +128,7 @@ impl fmt::Debug for Deferred {
             Self::DropChannels { keys } => {
                 f.debug_struct("DropChannels").field("keys", keys).finish()
             }
+            Self::Certfp(job) => f.debug_tuple("Certfp").field(job).finish(),
         }
     }
 }
@@ -176,6 +179,8 @@ pub(crate) enum Completion {
     ChannelDropped { key: String, name: String, ok: bool },
     /// NickServ DROP's channel registrations: how many were dropped.
     ChannelsDropped { count: usize },
+    /// What a certificate job found.
+    Certfp(super::certfp::Done),
 }
 
 impl Deferred {
@@ -338,6 +343,8 @@ impl Deferred {
                 }
                 Completion::ChannelsDropped { count }
             }
+            // The store's own threads do the work: no permit needed.
+            Self::Certfp(job) => Completion::Certfp(super::certfp::work(&*shared.store, job).await),
         }
     }
 }
@@ -421,6 +428,7 @@ impl fmt::Debug for Completion {
                 .debug_struct("ChannelsDropped")
                 .field("count", count)
                 .finish(),
+            Self::Certfp(done) => f.debug_tuple("Certfp").field(done).finish(),
         }
     }
 }
@@ -463,6 +471,7 @@ impl Completion {
                 chanserv::channel_dropped(ctx, &key, &name, ok);
             }
             Self::ChannelsDropped { count } => chanserv::founded_dropped(ctx, count),
+            Self::Certfp(done) => super::certfp::finish(ctx, done),
         }
     }
 }

@@ -8,6 +8,7 @@
 
 mod account;
 mod cap;
+mod certfp;
 mod channel;
 pub(crate) mod chathistory;
 mod elist;

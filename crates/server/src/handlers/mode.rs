@@ -172,7 +172,7 @@ fn channel_mode(ctx: &mut Ctx<'_>, name: &str, msg: &Message<'_>) {
             // CHANMODES type B (`k`) always takes a parameter, type C (`l`) only when set.
             'k' => true,
             'l' => adding,
-            'C' | 'E' | 'R' | 'i' | 'm' | 'n' | 'p' | 's' | 't' => false,
+            'C' | 'E' | 'R' | 'i' | 'm' | 'n' | 'p' | 's' | 't' | 'z' => false,
             other => {
                 ctx.numeric(ERR_UNKNOWNMODE)
                     .param(&other.to_string())
@@ -400,6 +400,7 @@ fn apply_one(
                 'C' => std::mem::replace(&mut modes.no_ctcp, adding) != adding,
                 'R' => std::mem::replace(&mut modes.registered_only, adding) != adding,
                 'E' => std::mem::replace(&mut modes.no_history, adding) != adding,
+                'z' => std::mem::replace(&mut modes.tls_only, adding) != adding,
                 _ => false,
             };
             if changed {

@@ -4,7 +4,8 @@
 //! `NICKSERV` commands) come here instead of being relayed, and it answers with
 //! NOTICEs from `NickServ!NickServ@services.`. Its commands are
 //! `REGISTER <password> [email]`, `IDENTIFY [account] <password>`, `INFO [account]`,
-//! `DROP`, `SET PASSWORD <new>`, `GHOST <nick>` and `HELP`. Everything that touches
+//! `DROP`, `SET PASSWORD <new>`, `GHOST <nick>`, `CERT` (see [`super::certfp`]) and
+//! `HELP`. Everything that touches
 //! the store or a password runs as a deferred job (see [`super::deferred`]).
 //!
 //! Nickname ownership: a client that takes a registered account's name as its nick
@@ -147,13 +148,16 @@ fn run(ctx: &mut Ctx<'_>, text: &str) {
             });
         }
         ("GHOST", [nick]) => ghost(ctx, nick),
+        ("CERT", rest) => super::certfp::nickserv_cert(ctx, rest),
         ("HELP", _) | ("", _) => help(ctx),
         _ => misunderstood(
             ctx.world,
             NICK,
             ctx.id,
             &command,
-            &["REGISTER", "IDENTIFY", "INFO", "DROP", "SET", "GHOST"],
+            &[
+                "REGISTER", "IDENTIFY", "INFO", "DROP", "SET", "GHOST", "CERT",
+            ],
         ),
     }
 }
@@ -168,7 +172,8 @@ fn help(ctx: &Ctx<'_>) {
         "DROP: deletes the account you are logged in to",
         "SET PASSWORD <new password>: changes your password",
         "GHOST <nick>: disconnects a client using your account's nick",
-        "Clients can also log in with SASL (PLAIN, SCRAM-SHA-256).",
+        "CERT ADD [fingerprint] | DEL <fingerprint> | LIST: TLS client certificates that log you in",
+        "Clients can also log in with SASL (PLAIN, SCRAM-SHA-256, EXTERNAL with a certificate).",
     ] {
         reply(ctx, line);
     }

@@ -237,7 +237,7 @@ fn welcome(ctx: &mut Ctx<'_>) {
         .param(&config.server_name)
         .param(VERSION)
         .param("Biow")
-        .param("CERbeIiklmnopstv")
+        .param("CERbeIiklmnopstvz")
         .param("beIklov")
         .send();
     send_isupport(ctx);

@@ -1,4 +1,5 @@
-//! `AUTHENTICATE`: SASL (IRCv3 sasl-3.1 and 3.2) with PLAIN and SCRAM-SHA-256.
+//! `AUTHENTICATE`: SASL (IRCv3 sasl-3.1 and 3.2) with PLAIN, SCRAM-SHA-256 and
+//! EXTERNAL.
 //!
 //! An exchange lives in the client's boxed [`Login`](crate::world::Client::login)
 //! as a [`Sasl`]. Registration waits for a credential check that is running (the
@@ -18,9 +19,12 @@
 //!
 //! Failed attempts count against the address and the account (see
 //! `world::auth_failures`); past the limit an attempt is refused with 904 and a
-//! sentence saying how long to wait, without any check. EXTERNAL (TLS client
-//! certificates) comes with TLS: it will be a third [`Mechanism`], whose first
-//! message needs no deferred check beyond looking up the certificate's account.
+//! sentence saying how long to wait, without any check. EXTERNAL logs in with the
+//! TLS client certificate (see [`super::certfp`]): its one message names the
+//! account wanted (or none), and a deferred lookup finds the account the
+//! certificate was added to. PLAIN is refused on unencrypted connections from
+//! other machines (the password would cross the network in clear text) unless the
+//! operator allows it (`--allow-plaintext-sasl`).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -32,8 +36,15 @@ use super::deferred::{Deferred, Via};
 use crate::scram::{self, ClientFirst, Exchange};
 use crate::world::{Mechanism, Sasl, Step, World};
 
-/// The mechanisms we offer, as `RPL_SASLMECHS` and the CAP 302 value list them.
-pub(crate) const MECHANISMS: &str = "PLAIN,SCRAM-SHA-256";
+/// The mechanisms we offer, as `RPL_SASLMECHS` and the CAP 302 value list them:
+/// EXTERNAL only where TLS (and so client certificates) is served.
+pub(crate) fn mechanisms(config: &crate::config::Config) -> &'static str {
+    if config.tls.is_some() {
+        "PLAIN,SCRAM-SHA-256,EXTERNAL"
+    } else {
+        "PLAIN,SCRAM-SHA-256"
+    }
+}
 
 /// The most a client may send in one AUTHENTICATE parameter.
 const CHUNK: usize = 400;
@@ -101,12 +112,28 @@ fn start(ctx: &mut Ctx<'_>, arg: &str) {
         return;
     }
     let mechanism = match arg.to_ascii_uppercase().as_str() {
+        "PLAIN" if !plain_allowed(ctx) => {
+            ctx.numeric(ERR_SASLFAIL)
+                .trailing(
+                    "SASL PLAIN would send your password in clear text: connect with TLS, or use SCRAM-SHA-256",
+                )
+                .send();
+            return;
+        }
         "PLAIN" => Mechanism::Plain,
         "SCRAM-SHA-256" => Mechanism::ScramSha256,
-        // EXTERNAL goes here once TLS client certificates exist.
+        "EXTERNAL" if ctx.world.config.tls.is_some() => {
+            if !ctx.world.certfps.contains_key(&ctx.id) {
+                ctx.numeric(ERR_SASLFAIL)
+                    .trailing("SASL EXTERNAL needs a TLS client certificate, and this connection has none")
+                    .send();
+                return;
+            }
+            Mechanism::External
+        }
         _ => {
             ctx.numeric(RPL_SASLMECHS)
-                .param(MECHANISMS)
+                .param(mechanisms(&ctx.world.config))
                 .trailing("are available SASL mechanisms")
                 .send();
             ctx.numeric(ERR_SASLFAIL)
@@ -171,6 +198,19 @@ fn step(ctx: &mut Ctx<'_>, data: &[u8]) {
         }
         (Mechanism::ScramSha256, Step::ScramAck { account }) if data.is_empty() => {
             succeed(ctx, &account);
+        }
+        // The message is the account asked for (empty: the certificate's own).
+        (Mechanism::External, Step::Start) => {
+            let (Ok(authzid), Some(certfp)) = (
+                String::from_utf8(data.to_vec()),
+                ctx.world.certfps.get(&ctx.id).map(ToString::to_string),
+            ) else {
+                fail(ctx);
+                return;
+            };
+            ctx.deferred = Some(super::deferred::Deferred::Certfp(
+                super::certfp::Job::External { certfp, authzid },
+            ));
         }
         _ => fail(ctx),
     }
@@ -252,6 +292,48 @@ pub(super) fn plain_checked(ctx: &mut Ctx<'_>, account: Option<String>) {
     match account {
         Some(account) => succeed(ctx, &account),
         None => fail(ctx),
+    }
+}
+
+/// Completes EXTERNAL: `account` is the registered name of the account the
+/// connection's certificate belongs to (and the client asked for), if any.
+pub(super) fn external_checked(ctx: &mut Ctx<'_>, account: Option<String>) {
+    match account {
+        Some(account) => succeed(ctx, &account),
+        None => fail(ctx),
+    }
+}
+
+/// Whether SASL PLAIN may be used on this connection: the password would cross
+/// the network in clear text unless the connection is TLS or comes from this
+/// machine (or the operator allowed it anyway).
+fn plain_allowed(ctx: &Ctx<'_>) -> bool {
+    let me = ctx.me();
+    plain_allowed_for(me.tls, me.ip(), ctx.world.config.allow_plaintext_sasl)
+}
+
+/// [`plain_allowed`]'s rule.
+fn plain_allowed_for(tls: bool, ip: Option<std::net::IpAddr>, allowed_anyway: bool) -> bool {
+    tls || allowed_anyway || ip.is_some_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod plain_tests {
+    use super::plain_allowed_for;
+
+    #[test]
+    fn plain_needs_tls_or_loopback_unless_allowed() {
+        let remote = Some([192, 0, 2, 7].into());
+        let local = Some([127, 0, 0, 1].into());
+        assert!(!plain_allowed_for(false, remote, false));
+        assert!(plain_allowed_for(true, remote, false));
+        assert!(plain_allowed_for(false, local, false));
+        assert!(plain_allowed_for(
+            false,
+            Some(std::net::Ipv6Addr::LOCALHOST.into()),
+            false
+        ));
+        assert!(plain_allowed_for(false, remote, true));
     }
 }
 

@@ -84,7 +84,7 @@ pub(crate) struct Ban {
     pub(crate) set_at: SystemTime,
 }
 
-/// Channel modes other than member status and mask lists (`CHANMODES=beI,k,l,CERimnpst`).
+/// Channel modes other than member status and mask lists (`CHANMODES=beI,k,l,CERimnpstz`).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Modes {
     pub(crate) invite_only: bool,
@@ -108,6 +108,9 @@ pub(crate) struct Modes {
     /// `+E` ("ephemeral"): the channel's messages and events are not kept in
     /// history (see `crate::history`); what was kept before stays until retention.
     pub(crate) no_history: bool,
+    /// `+z`: only clients on an encrypted connection (TLS) may join (`489`); the
+    /// conversation then never crosses the network in clear text to a newcomer.
+    pub(crate) tls_only: bool,
 }
 
 /// A channel that exists because at least one client is in it.
@@ -189,6 +192,7 @@ impl Channel {
             (m.private, 'p'),
             (m.secret, 's'),
             (m.topic_ops_only, 't'),
+            (m.tls_only, 'z'),
         ] {
             if on {
                 letters.push(letter);

@@ -50,6 +50,8 @@ pub(crate) enum Mechanism {
     Plain,
     /// RFC 7677: the password never crosses the wire.
     ScramSha256,
+    /// RFC 4422 appendix A: the TLS client certificate is the credential.
+    External,
 }
 
 /// A SASL exchange in progress (see `handlers::sasl`).

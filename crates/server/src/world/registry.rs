@@ -141,6 +141,7 @@ impl Registry {
         modes.secret = letters.contains('s');
         modes.topic_ops_only = letters.contains('t');
         modes.no_ctcp = letters.contains('C');
+        modes.tls_only = letters.contains('z');
         modes.registered_only = letters.contains('R');
         modes.no_history = letters.contains('E');
         modes.key = registration.key_mode.clone();
