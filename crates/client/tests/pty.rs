@@ -43,7 +43,10 @@ impl PtyClient {
             .expect("open a pty");
         let mut command = CommandBuilder::new(env!("CARGO_BIN_EXE_chat-client"));
         command.args(args);
+        // The test servers speak plain IRC; TLS is tested in `tls`.
+        command.arg("--plain");
         command.cwd(dir.path());
+        command.env("XDG_CONFIG_HOME", dir.path());
         command.env("TERM", "xterm-256color");
         let child = pair
             .slave
