@@ -80,10 +80,19 @@ pub fn server_key(host: &str, port: u16) -> String {
 /// `%APPDATA%\palaver\known_servers`. Computed from the environment: the `dirs`
 /// crate is not in the lock file, and this is all of it we would use.
 pub fn default_known_servers() -> Option<PathBuf> {
-    let env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    known_servers_in(|name| std::env::var_os(name), cfg!(windows))
+}
+
+/// [`default_known_servers`] with the environment given (`windows` for
+/// `%APPDATA%`), so the rules are tested without changing the process's.
+fn known_servers_in(
+    env: impl Fn(&str) -> Option<std::ffi::OsString>,
+    windows: bool,
+) -> Option<PathBuf> {
+    let env = |name: &str| env(name).filter(|v| !v.is_empty());
     let base = if let Some(xdg) = env("XDG_CONFIG_HOME") {
         PathBuf::from(xdg)
-    } else if cfg!(windows) {
+    } else if windows {
         PathBuf::from(env("APPDATA")?)
     } else {
         PathBuf::from(env("HOME")?).join(".config")
@@ -673,10 +682,21 @@ mod tests {
     }
 
     #[test]
-    fn the_default_file_follows_xdg_then_home() {
-        // Only checks the shape: the environment is the test runner's.
-        if let Some(path) = default_known_servers() {
-            assert!(path.ends_with(Path::new("palaver").join("known_servers")));
-        }
+    fn the_default_file_follows_xdg_then_home_or_appdata() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                vars.iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| std::ffi::OsString::from(v))
+            }
+        };
+        let all = &[("XDG_CONFIG_HOME", "/x"), ("HOME", "/h"), ("APPDATA", "/a")];
+        let under = |base: &str| Some(Path::new(base).join("palaver").join("known_servers"));
+        assert_eq!(known_servers_in(env(all), false), under("/x"));
+        assert_eq!(known_servers_in(env(all), true), under("/x"));
+        let no_xdg = &[("XDG_CONFIG_HOME", ""), ("HOME", "/h"), ("APPDATA", "/a")];
+        assert_eq!(known_servers_in(env(no_xdg), false), under("/h/.config"));
+        assert_eq!(known_servers_in(env(no_xdg), true), under("/a"));
+        assert_eq!(known_servers_in(env(&[]), false), None);
     }
 }
