@@ -163,6 +163,12 @@ pub enum Refusal {
     Full,
     /// A ban: K-, G-, Z- or D-line, "banned".
     Banned,
+    /// On a reconnection, the server presented a certificate other than the
+    /// pinned one, or a pinned server did not speak TLS (see
+    /// [`crate::trust::TlsFailure`]). Not retried by itself: the pin is kept for
+    /// the whole run, and only editing the known-servers file (then starting
+    /// again) changes it.
+    Certificate,
 }
 
 /// Whether a server line says the connection is refused for good: `464`, or an
@@ -302,6 +308,23 @@ async fn run(
                 let _ = events.send(ConnEvent::Fatal(error.to_string())).await;
                 return;
             }
+            Err(ConnectError::Tls(
+                failure @ (TlsFailure::Mismatch { .. } | TlsFailure::NotTls { pin: Some(_), .. }),
+            )) => {
+                tracing::error!("{failure}; not retrying");
+                let refused = ConnEvent::Refused {
+                    refusal: Refusal::Certificate,
+                    reason: failure.to_string(),
+                };
+                if events.send(refused).await.is_err() {
+                    return;
+                }
+                if wait_after_refusal(&events, &mut commands).await {
+                    backoff.reset();
+                    continue 'connect;
+                }
+                return;
+            }
             Err(error) => {
                 tracing::warn!("{error}");
                 error.to_string()
@@ -342,24 +365,11 @@ async fn run(
                             return;
                         }
                         // Wait for the user to fix it (or leave).
-                        loop {
-                            match commands.recv().await {
-                                None => return,
-                                Some(ToConn::Quit(_)) => {
-                                    let _ = events.send(ConnEvent::Closed).await;
-                                    return;
-                                }
-                                Some(ToConn::Reconnect) => {
-                                    backoff.reset();
-                                    continue 'connect;
-                                }
-                                Some(ToConn::Line { .. }) => {
-                                    if events.send(ConnEvent::Unsent).await.is_err() {
-                                        return;
-                                    }
-                                }
-                            }
+                        if wait_after_refusal(&events, &mut commands).await {
+                            backoff.reset();
+                            continue 'connect;
                         }
+                        return;
                     }
                     End::Dropped {
                         reason, registered, ..
@@ -402,6 +412,29 @@ async fn run(
                         }
                     }
                 },
+            }
+        }
+    }
+}
+
+/// After a refusal: waits for [`ToConn::Reconnect`] (true) or the end (false),
+/// counting lines typed meanwhile as unsent.
+async fn wait_after_refusal(
+    events: &mpsc::Sender<ConnEvent>,
+    commands: &mut mpsc::Receiver<ToConn>,
+) -> bool {
+    loop {
+        match commands.recv().await {
+            None => return false,
+            Some(ToConn::Quit(_)) => {
+                let _ = events.send(ConnEvent::Closed).await;
+                return false;
+            }
+            Some(ToConn::Reconnect) => return true,
+            Some(ToConn::Line { .. }) => {
+                if events.send(ConnEvent::Unsent).await.is_err() {
+                    return false;
+                }
             }
         }
     }

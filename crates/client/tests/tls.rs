@@ -415,3 +415,75 @@ async fn tofu_a_client_certificate_is_presented() {
     let (code, stderr) = jo.finish().await;
     assert_eq!(code, Some(0), "{stderr}");
 }
+
+/// A certificate and key in PEM files under `dir`, named `name`; returns the
+/// certificate's fingerprint.
+fn pem_files(dir: &Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf, String) {
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .expect("parameters")
+        .self_signed(&key)
+        .expect("certificate");
+    let (cert_path, key_path) = (
+        dir.join(format!("{name}.crt")),
+        dir.join(format!("{name}.key")),
+    );
+    std::fs::write(&cert_path, cert.pem()).expect("write certificate");
+    std::fs::write(&key_path, key.serialize_pem()).expect("write key");
+    (cert_path, key_path, trust::fingerprint(cert.der()))
+}
+
+/// The server's certificate changes between two connections: the reconnection
+/// is refused for good (no retry loop, no question), naming both fingerprints.
+#[tokio::test]
+async fn tofu_a_certificate_changed_before_a_reconnect_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (cert, key, first) = pem_files(dir.path(), "first");
+    let tls = Arc::new(ServerTls::from_files(&cert, &key).expect("server certificate"));
+    let mut config = test_config();
+    config.tls = Some(Arc::clone(&tls));
+    let server = TestServer::with_config(config).await;
+    let mut connect = ConnectConfig::new("127.0.0.1", server.addr.port());
+    connect.security = Security::Tls(TlsPolicy {
+        pin: Some(Pin {
+            fingerprint: first.clone(),
+            file: "known_servers".into(),
+            line: 3,
+        }),
+        system: None,
+        identity: None,
+    });
+    let (to_conn, mut events, _task) = connection::spawn(connect);
+    let mut next = async || {
+        tokio::time::timeout(TIMEOUT, events.recv())
+            .await
+            .expect("event in time")
+            .expect("task alive")
+    };
+    loop {
+        match next().await {
+            ConnEvent::Connected { .. } => break,
+            ConnEvent::Fatal(message) => panic!("{message}"),
+            _ => {}
+        }
+    }
+    let (new_cert, new_key, second) = pem_files(dir.path(), "second");
+    std::fs::rename(&new_cert, &cert).expect("replace certificate");
+    std::fs::rename(&new_key, &key).expect("replace key");
+    assert!(tls.reload(true).expect("reload"), "certificate replaced");
+    to_conn.send(ToConn::Reconnect).await.expect("task alive");
+    let reason = loop {
+        match next().await {
+            ConnEvent::Refused { refusal, reason } => {
+                assert_eq!(refusal, connection::Refusal::Certificate);
+                break reason;
+            }
+            ConnEvent::Connected { .. } => panic!("reconnected despite the new certificate"),
+            _ => {}
+        }
+    };
+    assert!(
+        reason.contains(&first) && reason.contains(&second) && reason.contains("line 3"),
+        "{reason}"
+    );
+}
