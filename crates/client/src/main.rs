@@ -195,6 +195,9 @@ fn start(mut cli: Cli, offset: time::UtcOffset) -> anyhow::Result<()> {
                 .lock()
                 .read_line(&mut line)
                 .context("cannot read the answer")?;
+            if read == 0 {
+                println!();
+            }
             Ok((read > 0).then_some(line))
         }))?;
         let mut config = client_config(&nick, channels, cli.password);
@@ -234,7 +237,11 @@ fn start(mut cli: Cli, offset: time::UtcOffset) -> anyhow::Result<()> {
             connect.security = decide_security(&cli, &connect, async |question| {
                 eprint!("{question}");
                 let _ = io::stderr().flush();
-                input.next_line().await.context("cannot read the answer")
+                let answer = input.next_line().await.context("cannot read the answer")?;
+                if answer.is_none() {
+                    eprintln!();
+                }
+                Ok(answer)
             })
             .await?;
             let mut config = client_config(&nick, channels, cli.password);
@@ -335,18 +342,19 @@ async fn decide_security(
             match accept {
                 Some(given) if given == fingerprint => {}
                 Some(given) => bail!(
-                    "the server {key} presented a certificate with SHA-256 fingerprint
-  {fingerprint}
-                     not the one given with --accept-fingerprint
-  {given}
-Not connecting."
+                    "the server {key} presented a certificate with SHA-256 fingerprint\n  \
+                     {fingerprint}\n\
+                     not the one given with --accept-fingerprint\n  \
+                     {given}\n\
+                     Not connecting."
                 ),
                 None => {
                     let question = format!(
-                        "The server {key} is not known yet, and its TLS certificate is not signed by an authority this system trusts.
-                         Its SHA-256 fingerprint is
-  {fingerprint}
-                         Compare it with the one the server printed (\"TLS certificate SHA-256 fingerprint: ...\").
+                        "The server {key} is not known yet, and its TLS certificate is not signed \
+                         by an authority this system trusts. Its SHA-256 fingerprint is\n  \
+                         {fingerprint}\n\
+                         Compare it with the one the server printed \
+                         (\"TLS certificate SHA-256 fingerprint: ...\").\n\
                          Accept it and remember it in {}? (y/N) ",
                         path.display()
                     );
@@ -354,7 +362,9 @@ Not connecting."
                         Some(answer) if yes(&answer) => {}
                         Some(_) => bail!("certificate of {key} not accepted; not connecting"),
                         None => bail!(
-                            "the server {key} is not known yet and there is no answer to read to accept its certificate                              (SHA-256 fingerprint {fingerprint}); check it and run again with --accept-fingerprint {fingerprint}"
+                            "the server {key} is not known yet and there is no answer to read to accept \
+                             its certificate (SHA-256 fingerprint {fingerprint}); check it and run again \
+                             with --accept-fingerprint {fingerprint}"
                         ),
                     }
                 }
@@ -366,8 +376,9 @@ Not connecting."
         }
         Probe::NotTls(reason) => {
             let question = format!(
-                "The server {key} does not speak TLS ({reason}).
-                 Continue without encryption? Everything, passwords included, is sent in plain text. (y/N) "
+                "The server {key} does not speak TLS ({reason}).\n\
+                 Continue without encryption? Everything, passwords included, is sent in plain \
+                 text. (y/N) "
             );
             match ask(question).await? {
                 Some(answer) if yes(&answer) => {
@@ -378,7 +389,8 @@ Not connecting."
                     bail!("the server {key} does not speak TLS; not connecting in plain text")
                 }
                 None => bail!(
-                    "the server {key} does not speak TLS ({reason}) and there is no answer to read;                      use --plain to connect without encryption"
+                    "the server {key} does not speak TLS ({reason}) and there is no answer to read; \
+                     use --plain to connect without encryption"
                 ),
             }
         }
