@@ -164,10 +164,12 @@ pub enum Refusal {
     /// A ban: K-, G-, Z- or D-line, "banned".
     Banned,
     /// On a reconnection, the server presented a certificate other than the
-    /// pinned one, or a pinned server did not speak TLS (see
-    /// [`crate::trust::TlsFailure`]). Not retried by itself: the pin is kept for
-    /// the whole run, and only editing the known-servers file (then starting
-    /// again) changes it.
+    /// pinned one ([`crate::trust::TlsFailure::Mismatch`]). Not retried by
+    /// itself: the pin is kept for the whole run, and only editing the
+    /// known-servers file (then starting again) changes it. A pinned server that
+    /// fails the handshake otherwise (closes, resets, answers in plain text) is
+    /// retried over TLS like any dropped connection, since a restarting server
+    /// does that too; it is never used in plain text.
     Certificate,
 }
 
@@ -308,9 +310,7 @@ async fn run(
                 let _ = events.send(ConnEvent::Fatal(error.to_string())).await;
                 return;
             }
-            Err(ConnectError::Tls(
-                failure @ (TlsFailure::Mismatch { .. } | TlsFailure::NotTls { pin: Some(_), .. }),
-            )) => {
+            Err(ConnectError::Tls(failure @ TlsFailure::Mismatch { .. })) => {
                 tracing::error!("{failure}; not retrying");
                 let refused = ConnEvent::Refused {
                     refusal: Refusal::Certificate,
