@@ -19,8 +19,10 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use palaver_proto::{Frame, LineFramer, LineWriter, Message};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter, WriteHalf};
 use tokio::net::{TcpSocket, TcpStream};
+
+use crate::trust::{self, Security, TlsFailure, TlsPolicy};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until, timeout};
@@ -56,6 +58,10 @@ pub struct ConnectConfig {
     /// Each reconnect delay is shortened by a random part of up to this fraction,
     /// so clients dropped together (a server restart) do not all return at once.
     pub jitter: f64,
+    /// Plain or TLS, and what TLS trusts: decided once before the first
+    /// connection and kept for every reconnection (no second question, the same
+    /// pin). Plain by default here; `chat-client` defaults to TLS.
+    pub security: Security,
 }
 
 impl ConnectConfig {
@@ -75,6 +81,7 @@ impl ConnectConfig {
             burst: 10,
             rate: 2.0,
             jitter: 0.25,
+            security: Security::Plain,
         }
     }
 }
@@ -156,6 +163,14 @@ pub enum Refusal {
     Full,
     /// A ban: K-, G-, Z- or D-line, "banned".
     Banned,
+    /// On a reconnection, the server presented a certificate other than the
+    /// pinned one ([`crate::trust::TlsFailure::Mismatch`]). Not retried by
+    /// itself: the pin is kept for the whole run, and only editing the
+    /// known-servers file (then starting again) changes it. A pinned server that
+    /// fails the handshake otherwise (closes, resets, answers in plain text) is
+    /// retried over TLS like any dropped connection, since a restarting server
+    /// does that too; it is never used in plain text.
+    Certificate,
 }
 
 /// Whether a server line says the connection is refused for good: `464`, or an
@@ -220,6 +235,9 @@ pub enum ConnectError {
         /// The last error.
         source: io::Error,
     },
+    /// TLS failed: an unknown or changed certificate, or a server without TLS.
+    #[error(transparent)]
+    Tls(#[from] TlsFailure),
 }
 
 fn describe_bind(error: &io::Error) -> String {
@@ -292,16 +310,31 @@ async fn run(
                 let _ = events.send(ConnEvent::Fatal(error.to_string())).await;
                 return;
             }
+            Err(ConnectError::Tls(failure @ TlsFailure::Mismatch { .. })) => {
+                tracing::error!("{failure}; not retrying");
+                let refused = ConnEvent::Refused {
+                    refusal: Refusal::Certificate,
+                    reason: failure.to_string(),
+                };
+                if events.send(refused).await.is_err() {
+                    return;
+                }
+                if wait_after_refusal(&events, &mut commands).await {
+                    backoff.reset();
+                    continue 'connect;
+                }
+                return;
+            }
             Err(error) => {
                 tracing::warn!("{error}");
                 error.to_string()
             }
-            Ok(stream) => {
+            Ok((stream, peer)) => {
                 generation += 1;
-                let peer = stream
-                    .peer_addr()
-                    .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], config.port)));
-                tracing::info!("connected to {peer}");
+                tracing::info!(
+                    tls = matches!(config.security, Security::Tls(_)),
+                    "connected to {peer}"
+                );
                 if events
                     .send(ConnEvent::Connected { generation, peer })
                     .await
@@ -332,24 +365,11 @@ async fn run(
                             return;
                         }
                         // Wait for the user to fix it (or leave).
-                        loop {
-                            match commands.recv().await {
-                                None => return,
-                                Some(ToConn::Quit(_)) => {
-                                    let _ = events.send(ConnEvent::Closed).await;
-                                    return;
-                                }
-                                Some(ToConn::Reconnect) => {
-                                    backoff.reset();
-                                    continue 'connect;
-                                }
-                                Some(ToConn::Line { .. }) => {
-                                    if events.send(ConnEvent::Unsent).await.is_err() {
-                                        return;
-                                    }
-                                }
-                            }
+                        if wait_after_refusal(&events, &mut commands).await {
+                            backoff.reset();
+                            continue 'connect;
                         }
+                        return;
                     }
                     End::Dropped {
                         reason, registered, ..
@@ -392,6 +412,29 @@ async fn run(
                         }
                     }
                 },
+            }
+        }
+    }
+}
+
+/// After a refusal: waits for [`ToConn::Reconnect`] (true) or the end (false),
+/// counting lines typed meanwhile as unsent.
+async fn wait_after_refusal(
+    events: &mpsc::Sender<ConnEvent>,
+    commands: &mut mpsc::Receiver<ToConn>,
+) -> bool {
+    loop {
+        match commands.recv().await {
+            None => return false,
+            Some(ToConn::Quit(_)) => {
+                let _ = events.send(ConnEvent::Closed).await;
+                return false;
+            }
+            Some(ToConn::Reconnect) => return true,
+            Some(ToConn::Line { .. }) => {
+                if events.send(ConnEvent::Unsent).await.is_err() {
+                    return false;
+                }
             }
         }
     }
@@ -445,8 +488,84 @@ fn jittered(delay: Duration, jitter: f64) -> Duration {
     delay.mul_f64(1.0 - jitter.clamp(0.0, 1.0) * unit)
 }
 
+/// Any byte stream the session runs over: TCP, or TLS over TCP.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// Connects as `config.security` says; returns the stream and the server's address.
+async fn connect(
+    config: &ConnectConfig,
+    reconnecting: bool,
+) -> Result<(Box<dyn Io>, SocketAddr), ConnectError> {
+    let tcp = connect_tcp(config, reconnecting).await?;
+    let _ = tcp.set_nodelay(true);
+    let peer = tcp
+        .peer_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], config.port)));
+    match &config.security {
+        Security::Plain => Ok((Box::new(tcp), peer)),
+        Security::Tls(policy) => {
+            let tls = trust::handshake(
+                tcp,
+                &config.host,
+                config.port,
+                policy,
+                config.connect_timeout,
+            )
+            .await?;
+            Ok((Box::new(tls), peer))
+        }
+    }
+}
+
+/// What a first TLS handshake with a server that has no pin found (see [`probe`]).
+#[derive(Debug, Clone)]
+pub enum Probe {
+    /// The system trusts the certificate for this host name: connect, no question.
+    Trusted,
+    /// The server's certificate is not vouched for: the user decides on this
+    /// fingerprint.
+    Unknown {
+        /// The certificate's SHA-256 fingerprint.
+        fingerprint: String,
+    },
+    /// The server does not speak TLS; why, in words.
+    NotTls(String),
+}
+
+/// One TLS handshake with `config`'s server under `policy` (which carries no pin),
+/// to learn whether the system trusts its certificate, or else its fingerprint
+/// for the user to judge. The connection is closed afterwards; the session
+/// connects again with the decision. It does not bind `local_port`: a probe
+/// from that port would leave it in TIME_WAIT for the session that must use it.
+pub async fn probe(config: &ConnectConfig, policy: &TlsPolicy) -> Result<Probe, ConnectError> {
+    let mut plain = config.clone();
+    plain.local_port = None;
+    let tcp = connect_tcp(&plain, false).await?;
+    match trust::handshake(
+        tcp,
+        &config.host,
+        config.port,
+        policy,
+        config.connect_timeout,
+    )
+    .await
+    {
+        Ok(mut stream) => {
+            let _ = timeout(Duration::from_secs(1), stream.shutdown()).await;
+            Ok(Probe::Trusted)
+        }
+        Err(TlsFailure::Unknown { fingerprint, .. }) => Ok(Probe::Unknown { fingerprint }),
+        Err(TlsFailure::NotTls { reason, .. }) => Ok(Probe::NotTls(reason)),
+        Err(error) => Err(error.into()),
+    }
+}
+
 /// Resolves and connects, binding the local port first when asked.
-async fn connect(config: &ConnectConfig, reconnecting: bool) -> Result<TcpStream, ConnectError> {
+async fn connect_tcp(
+    config: &ConnectConfig,
+    reconnecting: bool,
+) -> Result<TcpStream, ConnectError> {
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host((config.host.as_str(), config.port))
         .await
         .map_err(|source| ConnectError::Resolve {
@@ -542,14 +661,13 @@ struct Pinger {
 }
 
 async fn session(
-    stream: TcpStream,
+    stream: Box<dyn Io>,
     generation: u64,
     config: &ConnectConfig,
     events: &mpsc::Sender<ConnEvent>,
     commands: &mut mpsc::Receiver<ToConn>,
 ) -> End {
-    let _ = stream.set_nodelay(true);
-    let (mut reader, writer) = stream.into_split();
+    let (mut reader, writer) = tokio::io::split(stream);
     let mut writer = BufWriter::new(writer);
     let mut buf = BytesMut::with_capacity(4096);
     let mut framer = LineFramer::new();
@@ -698,10 +816,7 @@ async fn session(
     }
 }
 
-async fn write_line(
-    writer: &mut BufWriter<tokio::net::tcp::OwnedWriteHalf>,
-    line: Bytes,
-) -> io::Result<()> {
+async fn write_line(writer: &mut BufWriter<WriteHalf<Box<dyn Io>>>, line: Bytes) -> io::Result<()> {
     if tracing::enabled!(tracing::Level::DEBUG) {
         let text = String::from_utf8_lossy(&line);
         let text = text.trim_end();

@@ -6,7 +6,9 @@
 //! - [`client`]: the UI-free core; applies server lines and input to the state and
 //!   queues lines to send. Synchronous and clock-free, so it is unit-tested with
 //!   scripted server lines.
-//! - [`connection`]: the tokio task that owns the socket: connect, keepalive, pacing,
+//! - [`trust`]: TLS and trust on first use (the known-servers file of pinned
+//!   certificate fingerprints).
+//! - [`connection`]: the tokio task that owns the socket: connect (TCP or TLS), keepalive, pacing,
 //!   reconnect with backoff. Talks to the core over two bounded channels.
 //! - [`line_mode`] and [`tui`]: the two front ends, thin loops that feed the core
 //!   and show its state; neither touches a socket.
@@ -17,6 +19,7 @@ pub mod connection;
 pub mod line_mode;
 pub mod logfile;
 pub mod state;
+pub mod trust;
 pub mod tui;
 
 pub use client::{CONVERSATION_LOG, Change, Client, ClientConfig};

@@ -239,6 +239,8 @@ fn advice(refusal: Refusal, reason: &str) -> String {
         Refusal::Full => {
             format!("the server takes no more connections ({reason}): try again later")
         }
+        // Says what happened, what is pinned and which line to edit.
+        Refusal::Certificate => reason.to_owned(),
         _ => format!("the server refused the connection ({reason}): retrying will not help"),
     }
 }

@@ -1,7 +1,9 @@
 //! `chat-client <SERVER> <PORT> [LOCAL_PORT]`: a terminal IRC client.
 //!
 //! This binary parses the command line, sets up logging to `client.log`, asks for a
-//! username when `--nick` is not given, and hands over to the full-screen UI (when
+//! username when `--nick` is not given, settles how to trust the server (TLS with
+//! a pinned or system-trusted certificate, asking on first contact; see
+//! [`palaver_client::trust`] and [`decide_security`]), and hands over to the full-screen UI (when
 //! both stdin and stdout are terminals) or to line mode. Errors a user can fix are
 //! printed as one sentence with exit status 1; a closed output pipe is a normal end.
 
@@ -13,6 +15,8 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use clap::Parser;
 use palaver_client::client::{Account, Secret, sasl::Mechanism};
+use palaver_client::connection::{self, Probe};
+use palaver_client::trust::{self, KnownServers, Security, TlsPolicy};
 use palaver_client::{Client, ClientConfig, ConnectConfig, commands, line_mode, logfile, tui};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tracing_subscriber::EnvFilter;
@@ -29,12 +33,20 @@ use tracing_subscriber::EnvFilter;
         conversation; type /help there for the commands and keys. With its input or output \
         piped it works line by line instead: every input line is sent (text to the channel, \
         /commands as typed), every message received is printed as `[HH:MM] <nick> text`, \
-        and it exits when the input ends, non-zero if a line could not be sent.",
+        and it exits when the input ends, non-zero if a line could not be sent.\n\n\
+        It connects with TLS. A certificate the system trusts for the host name is \
+        accepted; any other (a server's self-signed one) is shown by its SHA-256 \
+        fingerprint the first time, to compare with the one the server printed, and once \
+        accepted it is pinned in the known-servers file: a later, different certificate \
+        is refused until that file is edited. A server without TLS is used in plain text \
+        only if you agree, or with --plain.",
     after_help = "Examples:\n  \
         chat-client 127.0.0.1 6667\n  \
         chat-client irc.example.net 6667 --nick ann --channel rust --channel lobby\n  \
         printf 'hello\\n/join #dev\\nhi dev\\n' | chat-client 127.0.0.1 6667 --nick bot\n  \
-        chat-client 127.0.0.1 6667 --account ann          (asks for ann's password)\n\n\
+        chat-client 127.0.0.1 6667 --account ann          (asks for ann's password)\n  \
+        chat-client 127.0.0.1 6667 --accept-fingerprint AB:CD:...:EF   (a script's first contact)\n  \
+        chat-client 127.0.0.1 6667 --plain                (no TLS)\n\n\
         Exit status: 0 after /quit or the end of input, 1 when the server cannot be \
         reached, refuses us, or a piped line could not be sent."
 )]
@@ -96,6 +108,25 @@ struct Cli {
     /// Shift; no wheel scrolling or tab clicks).
     #[arg(long)]
     no_mouse: bool,
+    /// Connect without TLS: everything, passwords included, travels in plain text.
+    #[arg(long, conflicts_with_all = ["accept_fingerprint", "tls_cert"])]
+    plain: bool,
+    /// Accept the server's certificate if its SHA-256 fingerprint is this one
+    /// (as the server prints it; case and colons do not matter) and pin it,
+    /// without asking. A server already pinned is checked against its pin only.
+    #[arg(long, value_name = "FINGERPRINT")]
+    accept_fingerprint: Option<String>,
+    /// The known-servers file: one `host:port FINGERPRINT` per accepted server
+    /// (default: $XDG_CONFIG_HOME/palaver/known_servers, or
+    /// ~/.config/palaver/known_servers; %APPDATA%\palaver\known_servers on Windows).
+    #[arg(long, value_name = "FILE")]
+    known_servers: Option<PathBuf>,
+    /// A client certificate (PEM) to present to the server, with --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -150,10 +181,25 @@ fn start(mut cli: Cli, offset: time::UtcOffset) -> anyhow::Result<()> {
         .context("cannot start the async runtime")?;
     let clock = move || palaver_client::now(offset);
     let result = if full_screen {
-        let nick = match cli.nick {
+        let nick = match cli.nick.take() {
             Some(nick) => checked_nick(nick)?,
             None => prompt_nick()?,
         };
+        connect.security = runtime.block_on(decide_security(&cli, &connect, async |question| {
+            print!("{question}");
+            io::stdout()
+                .flush()
+                .context("cannot write to the terminal")?;
+            let mut line = String::new();
+            let read = io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .context("cannot read the answer")?;
+            if read == 0 {
+                println!();
+            }
+            Ok((read > 0).then_some(line))
+        }))?;
         let mut config = client_config(&nick, channels, cli.password);
         config.account = account;
         config.log_messages = !cli.no_log_messages;
@@ -172,7 +218,7 @@ fn start(mut cli: Cli, offset: time::UtcOffset) -> anyhow::Result<()> {
     } else {
         runtime.block_on(async move {
             let mut input = BufReader::new(tokio::io::stdin()).lines();
-            let nick = match cli.nick {
+            let nick = match cli.nick.take() {
                 Some(nick) => nick,
                 None => {
                     eprint!("username: ");
@@ -188,6 +234,16 @@ fn start(mut cli: Cli, offset: time::UtcOffset) -> anyhow::Result<()> {
                 }
             };
             let nick = checked_nick(nick)?;
+            connect.security = decide_security(&cli, &connect, async |question| {
+                eprint!("{question}");
+                let _ = io::stderr().flush();
+                let answer = input.next_line().await.context("cannot read the answer")?;
+                if answer.is_none() {
+                    eprintln!();
+                }
+                Ok(answer)
+            })
+            .await?;
             let mut config = client_config(&nick, channels, cli.password);
             config.account = account;
             config.log_messages = !cli.no_log_messages;
@@ -212,6 +268,133 @@ fn start(mut cli: Cli, offset: time::UtcOffset) -> anyhow::Result<()> {
     runtime.shutdown_timeout(Duration::from_millis(100));
     tracing::info!("chat-client stopped");
     result
+}
+
+/// Decides how to connect, asking `ask` (which shows a question and returns the
+/// answer line, or `None` when there is none to read) where the user must
+/// decide. The decision is kept for every reconnection.
+///
+/// - `--plain`: plain TCP, nothing asked.
+/// - A pin for `host:port` in the known-servers file: TLS checked against it
+///   (or the system's trust), nothing asked; a mismatch or a server without TLS is
+///   refused when connecting ([`trust::TlsFailure`]). `--accept-fingerprint` does
+///   not override a pin: only editing the file does.
+/// - No pin: one probing handshake. A certificate the system trusts needs no
+///   question and is not pinned (see [`trust`]). Otherwise the fingerprint is
+///   shown and, if accepted (by `--accept-fingerprint` or a `y`), pinned. A server
+///   that does not speak TLS is used in plain text only after a `y`.
+///
+/// Without an answer to read (input not a terminal and at its end) it refuses
+/// and names the option that would have answered.
+async fn decide_security(
+    cli: &Cli,
+    connect: &ConnectConfig,
+    mut ask: impl AsyncFnMut(String) -> anyhow::Result<Option<String>>,
+) -> anyhow::Result<Security> {
+    if cli.plain {
+        return Ok(Security::Plain);
+    }
+    let path = match &cli.known_servers {
+        Some(path) => path.clone(),
+        None => trust::default_known_servers().context(
+            "cannot tell where the known-servers file goes (set HOME or XDG_CONFIG_HOME, or give --known-servers FILE)",
+        )?,
+    };
+    let mut known = KnownServers::load(&path)?;
+    let identity = match (&cli.tls_cert, &cli.tls_key) {
+        (Some(cert), Some(key)) => Some(std::sync::Arc::new(
+            trust::Identity::from_pem_files(cert, key).map_err(anyhow::Error::msg)?,
+        )),
+        _ => None,
+    };
+    let system = match trust::system_verifier() {
+        Ok(verifier) => Some(verifier),
+        Err(error) => {
+            tracing::warn!(
+                "no system certificate verification ({error}); only pinned certificates are trusted"
+            );
+            None
+        }
+    };
+    let accept = match &cli.accept_fingerprint {
+        Some(given) => Some(trust::normalize_fingerprint(given).with_context(|| {
+            format!("--accept-fingerprint {given:?} is not a SHA-256 fingerprint (32 hex pairs, like AB:CD:...)")
+        })?),
+        None => None,
+    };
+    let key = trust::server_key(&connect.host, connect.port);
+    let mut policy = TlsPolicy {
+        pin: known.find(&key),
+        system,
+        identity,
+    };
+    if let Some(pin) = &policy.pin {
+        tracing::info!("{key} is pinned to {pin}");
+        return Ok(Security::Tls(policy));
+    }
+    let yes = |answer: &str| matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes");
+    match connection::probe(connect, &policy).await? {
+        Probe::Trusted => {
+            tracing::info!("{key}: certificate trusted by the system");
+            Ok(Security::Tls(policy))
+        }
+        Probe::Unknown { fingerprint } => {
+            match accept {
+                Some(given) if given == fingerprint => {}
+                Some(given) => bail!(
+                    "the server {key} presented a certificate with SHA-256 fingerprint\n  \
+                     {fingerprint}\n\
+                     not the one given with --accept-fingerprint\n  \
+                     {given}\n\
+                     Not connecting."
+                ),
+                None => {
+                    let question = format!(
+                        "The server {key} is not known yet, and its TLS certificate is not signed \
+                         by an authority this system trusts. Its SHA-256 fingerprint is\n  \
+                         {fingerprint}\n\
+                         Compare it with the one the server printed \
+                         (\"TLS certificate SHA-256 fingerprint: ...\").\n\
+                         Accept it and remember it in {}? (y/N) ",
+                        path.display()
+                    );
+                    match ask(question).await? {
+                        Some(answer) if yes(&answer) => {}
+                        Some(_) => bail!("certificate of {key} not accepted; not connecting"),
+                        None => bail!(
+                            "the server {key} is not known yet and there is no answer to read to accept \
+                             its certificate (SHA-256 fingerprint {fingerprint}); check it and run again \
+                             with --accept-fingerprint {fingerprint}"
+                        ),
+                    }
+                }
+            }
+            let pin = known.pin(&key, &fingerprint)?;
+            tracing::info!("{key}: pinned {pin}");
+            policy.pin = Some(pin);
+            Ok(Security::Tls(policy))
+        }
+        Probe::NotTls(reason) => {
+            let question = format!(
+                "The server {key} does not speak TLS ({reason}).\n\
+                 Continue without encryption? Everything, passwords included, is sent in plain \
+                 text. (y/N) "
+            );
+            match ask(question).await? {
+                Some(answer) if yes(&answer) => {
+                    tracing::warn!("{key} does not speak TLS; continuing in plain text as agreed");
+                    Ok(Security::Plain)
+                }
+                Some(_) => {
+                    bail!("the server {key} does not speak TLS; not connecting in plain text")
+                }
+                None => bail!(
+                    "the server {key} does not speak TLS ({reason}) and there is no answer to read; \
+                     use --plain to connect without encryption"
+                ),
+            }
+        }
+    }
 }
 
 fn client_config(nick: &str, channels: Vec<String>, password: Option<String>) -> ClientConfig {

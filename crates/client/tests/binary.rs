@@ -6,23 +6,35 @@ use palaver_test_support::{TIMEOUT, TestServer};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
 
-/// A `chat-client` process with piped stdio, logging into its own temporary directory.
-struct Proc {
+/// A `chat-client` process with piped stdio, logging into its own temporary
+/// directory (which is also its `XDG_CONFIG_HOME`, so no test reads or writes the
+/// user's known-servers file).
+pub(crate) struct Proc {
     child: Child,
     stdout: Lines<BufReader<ChildStdout>>,
     _dir: tempfile::TempDir,
 }
 
 impl Proc {
+    /// Runs with `--plain`: the test servers here speak plain IRC (TLS is tested
+    /// in `tls`, with [`Proc::spawn_tls`]).
     fn spawn(args: &[&str]) -> Self {
         Self::spawn_with_env(args, &[])
     }
 
     fn spawn_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut args = args.to_vec();
+        args.push("--plain");
+        Self::spawn_tls(&args, env)
+    }
+
+    /// Runs with `args` as given: TLS by default.
+    pub(crate) fn spawn_tls(args: &[&str], env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut child = Command::new(env!("CARGO_BIN_EXE_chat-client"))
             .args(args)
             .env_remove("PALAVER_ACCOUNT_PASSWORD")
+            .env("XDG_CONFIG_HOME", dir.path())
             .envs(env.iter().copied())
             .current_dir(dir.path())
             .stdin(Stdio::piped())
@@ -40,7 +52,7 @@ impl Proc {
     }
 
     /// Reads stdout until a line contains `needle`; returns that line.
-    async fn expect(&mut self, needle: &str) -> String {
+    pub(crate) async fn expect(&mut self, needle: &str) -> String {
         let mut seen = Vec::new();
         let found = tokio::time::timeout(TIMEOUT, async {
             while let Ok(Some(line)) = self.stdout.next_line().await {
@@ -63,18 +75,18 @@ impl Proc {
         std::fs::read_to_string(self._dir.path().join("client.log")).unwrap_or_default()
     }
 
-    async fn write(&mut self, text: &str) {
+    pub(crate) async fn write(&mut self, text: &str) {
         let stdin = self.child.stdin.as_mut().expect("stdin open");
         stdin.write_all(text.as_bytes()).await.expect("write stdin");
         stdin.flush().await.expect("flush stdin");
     }
 
-    fn close_stdin(&mut self) {
+    pub(crate) fn close_stdin(&mut self) {
         drop(self.child.stdin.take());
     }
 
     /// Waits for exit; returns the status code and everything on stderr.
-    async fn finish(self) -> (Option<i32>, String) {
+    pub(crate) async fn finish(self) -> (Option<i32>, String) {
         let (code, stderr, _) = self.finish_with_log().await;
         (code, stderr)
     }

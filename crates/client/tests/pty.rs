@@ -31,7 +31,12 @@ struct PtyClient {
 }
 
 impl PtyClient {
+    /// Runs with `--plain`: the test servers here speak plain IRC.
     fn spawn(args: &[&str]) -> Self {
+        Self::spawn_as(args, true)
+    }
+
+    fn spawn_as(args: &[&str], plain: bool) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let pair = native_pty_system()
             .openpty(PtySize {
@@ -43,7 +48,11 @@ impl PtyClient {
             .expect("open a pty");
         let mut command = CommandBuilder::new(env!("CARGO_BIN_EXE_chat-client"));
         command.args(args);
+        if plain {
+            command.arg("--plain");
+        }
         command.cwd(dir.path());
+        command.env("XDG_CONFIG_HOME", dir.path());
         command.env("TERM", "xterm-256color");
         let child = pair
             .slave
@@ -298,4 +307,44 @@ async fn issue_10_the_account_password_is_asked_unseen_and_logs_in() {
     assert_eq!(account.param(2), "acct");
     client.type_keys("/quit\r");
     assert_eq!(client.exit_code().await, 0);
+}
+
+/// TLS on first contact, full screen: after `username:` the fingerprint is shown
+/// with a `(y/N)` question, as the username is asked; `y` pins it and the
+/// client chats.
+#[tokio::test]
+async fn tofu_the_terminal_asks_to_accept_the_fingerprint() {
+    let tls = palaver_server::ServerTls::self_signed(&["localhost".into()]).expect("certificate");
+    let fingerprint = tls.fingerprint();
+    let mut config = palaver_test_support::test_config();
+    config.tls = Some(Arc::new(tls));
+    let server = TestServer::with_config(config).await;
+    let mut bob = server.clients_in("#lobby", &["bob"]).await.remove(0);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let known = dir.path().join("known_servers");
+    let port = server.addr.port().to_string();
+    let mut carol = PtyClient::spawn_as(
+        &[
+            "127.0.0.1",
+            &port,
+            "--known-servers",
+            known.to_str().expect("utf-8 path"),
+        ],
+        false,
+    );
+    carol.shows("username:").await;
+    carol.type_keys("carol\r");
+    carol.shows("(y/N)").await;
+    carol.shows(&fingerprint[..47]).await;
+    carol.type_keys("y\r");
+    carol.shows("carol has joined #lobby").await;
+    carol.type_keys("hello over tls\r");
+    let said = bob.expect_command("PRIVMSG").await;
+    assert_eq!(said.last(), "hello over tls");
+    assert_eq!(
+        std::fs::read_to_string(&known).expect("pinned"),
+        format!("127.0.0.1:{port} {fingerprint}\n")
+    );
+    carol.type_keys("/quit\r");
+    assert_eq!(carol.exit_code().await, 0);
 }

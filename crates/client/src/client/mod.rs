@@ -425,6 +425,9 @@ impl Client {
                     Refusal::Password => "set the password with /password SECRET, then /reconnect",
                     Refusal::Full => "not retrying: /reconnect to try again later",
                     Refusal::Banned => "retrying will not help (/reconnect tries anyway)",
+                    Refusal::Certificate => {
+                        "not retrying: /reconnect checks the same pin; after editing the file, restart chat-client"
+                    }
                 };
                 let text = format!("The server refused the connection: {reason}; {advice}");
                 self.leave_all(&text);
