@@ -33,8 +33,7 @@ use bytes::BytesMut;
 use hdrhistogram::Histogram;
 use palaver_proto::{Frame, LineFramer, LineWriter};
 use serde::Serialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::AsyncReadExt;
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -43,6 +42,7 @@ use crate::conn::{self, Conn, READ_CHUNK};
 use crate::connect::parse_secs;
 use crate::report::{LatencySummary, Output, micros, new_histogram, secs};
 use crate::rxtime::{self, RxClock};
+use crate::transport::{self, ReadHalf, Transport, WriteHalf};
 use crate::{Error, server_sample};
 
 /// A sender that could not send for longer than this at saturation is starved.
@@ -153,8 +153,12 @@ pub struct FanoutReport {
     pub disconnect_reasons: Vec<String>,
     /// Send-to-receive latency.
     pub latency: LatencySummary,
+    /// What the connections travel over: `plain`, `tls`, `websocket` or
+    /// `websocket+tls` (`--tls`, `--websocket`).
+    pub transport: &'static str,
     /// Where receive times came from: `"kernel"` (arrival at the member's socket)
-    /// or `"user"` (when the generator read the line).
+    /// or `"user"` (when the generator read the line; always over TLS or WebSocket,
+    /// whose lines are decoded after the socket read).
     pub receive_time: &'static str,
     /// Saturation mode: senders that could not send for more than 5 s.
     pub starved_senders: u64,
@@ -469,7 +473,8 @@ pub async fn run(
         disconnected: 0,
         disconnect_reasons: Vec::new(),
         latency: LatencySummary::default(),
-        receive_time: if opts.user_receive_time {
+        transport: transport::current().name(),
+        receive_time: if opts.user_receive_time || transport::current() != Transport::Plain {
             "user"
         } else {
             "kernel"
@@ -737,10 +742,10 @@ async fn receive(
     shared: &Shared,
     index: usize,
     channel: u32,
-    mut read: OwnedReadHalf,
+    mut read: ReadHalf,
     mut buf: BytesMut,
     mut framer: LineFramer,
-    write: &tokio::sync::Mutex<OwnedWriteHalf>,
+    write: &tokio::sync::Mutex<WriteHalf>,
 ) -> ReceiverOutcome {
     let senders = shared.opts.senders as usize;
     let base = channel as usize * senders;
@@ -753,7 +758,9 @@ async fn receive(
     let mut latencies: Vec<u64> = Vec::with_capacity(1024);
     let mut pongs = BytesMut::new();
     let shard = &shared.hists[index % HIST_SHARDS];
-    let kernel_time = !shared.opts.user_receive_time && rxtime::enable(&read).is_ok();
+    // Kernel stamps need the TCP socket itself: plain TCP only.
+    let kernel_time =
+        !shared.opts.user_receive_time && read.plain().is_some_and(|r| rxtime::enable(r).is_ok());
     let mut now = shared.now_nanos();
     loop {
         while let Some(frame) = framer.next_frame(&mut buf) {
@@ -803,7 +810,7 @@ async fn receive(
             latencies.clear();
         }
         if !pongs.is_empty() {
-            let _ = write.lock().await.write_all(&pongs).await;
+            let _ = transport::write_flush(&mut *write.lock().await, &pongs).await;
             pongs.clear();
         }
         if out.disconnected.is_some() {
@@ -813,8 +820,8 @@ async fn receive(
             buf.reserve(READ_CHUNK);
         }
         let read_once = async {
-            if kernel_time {
-                rxtime::read_stamped(&read, &mut buf, shared.rx_clock).await
+            if kernel_time && let Some(plain) = read.plain() {
+                rxtime::read_stamped(plain, &mut buf, shared.rx_clock).await
             } else {
                 read.read_buf(&mut buf).await.map(|n| (n, None))
             }
@@ -871,7 +878,7 @@ async fn send_loop(
     shared: Arc<Shared>,
     global: usize,
     chan: String,
-    write: Arc<tokio::sync::Mutex<OwnedWriteHalf>>,
+    write: Arc<tokio::sync::Mutex<WriteHalf>>,
 ) -> SenderOutcome {
     let opts = &shared.opts;
     let receivers = shared.receivers;
@@ -930,7 +937,7 @@ async fn send_loop(
             seq += 1;
         }
         let written = tokio::time::timeout(write_limit, async {
-            write.lock().await.write_all(&batch).await
+            transport::write_flush(&mut *write.lock().await, &batch).await
         })
         .await;
         match written {
@@ -974,8 +981,8 @@ impl std::fmt::Display for FanoutReport {
         };
         writeln!(
             f,
-            "chat-bench fanout → {}: {} channel(s) × {} members, {} sender(s) each, {mode}, {} B text",
-            self.target, self.channels, self.members, self.senders, self.size
+            "chat-bench fanout → {} ({}): {} channel(s) × {} members, {} sender(s) each, {mode}, {} B text",
+            self.target, self.transport, self.channels, self.members, self.senders, self.size
         )?;
         writeln!(
             f,
