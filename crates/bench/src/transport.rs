@@ -39,6 +39,8 @@ use crate::conn::READ_CHUNK;
 pub const SUBPROTOCOL: &str = "binary.ircv3.net";
 /// Longest HTTP response to the upgrade request.
 const MAX_UPGRADE_RESPONSE: usize = 16 * 1024;
+/// Bytes a [`WsStream`] reads at a time until reads fill that ([`READ_CHUNK`] then).
+const SMALL_READ: usize = 4096;
 /// Framed bytes a [`WsStream`] holds before a write waits for the socket.
 const WS_HIGH_WATER: usize = 64 * 1024;
 
@@ -388,6 +390,9 @@ pub struct WsStream<S> {
     inner: S,
     /// Bytes from the socket not yet decoded.
     rx: BytesMut,
+    /// Whether reads have filled the space offered, so large reads pay off: an idle
+    /// connection keeps a small buffer, a busy fan-out member a large one.
+    busy: bool,
     state: RxState,
     /// Frames not yet written to the socket.
     tx: BytesMut,
@@ -464,6 +469,7 @@ impl<S> WsStream<S> {
         Self {
             inner,
             rx,
+            busy: false,
             state: RxState::Header,
             tx: BytesMut::with_capacity(4096),
             partial: Vec::new(),
@@ -660,14 +666,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for WsStream<S> {
             {
                 return Poll::Ready(Ok(()));
             }
-            if this.rx.capacity() - this.rx.len() < READ_CHUNK / 4 {
-                this.rx.reserve(READ_CHUNK);
+            let chunk = if this.busy { READ_CHUNK } else { SMALL_READ };
+            if this.rx.capacity() - this.rx.len() < chunk / 4 {
+                this.rx.reserve(chunk);
             }
+            let space = this.rx.capacity() - this.rx.len();
             let n = ready!(tokio_util::io::poll_read_buf(
                 Pin::new(&mut this.inner),
                 cx,
                 &mut this.rx
             ))?;
+            this.busy = n == space;
             if n == 0 {
                 return Poll::Ready(if this.rx.is_empty() && this.state == RxState::Header {
                     Ok(())
