@@ -42,7 +42,7 @@ use crate::conn::{self, Conn, READ_CHUNK};
 use crate::connect::parse_secs;
 use crate::report::{LatencySummary, Output, micros, new_histogram, secs};
 use crate::rxtime::{self, RxClock};
-use crate::transport::{self, ReadHalf, Transport, WriteHalf};
+use crate::transport::{self, ReadHalf, WriteHalf};
 use crate::{Error, server_sample};
 
 /// A sender that could not send for longer than this at saturation is starved.
@@ -157,8 +157,8 @@ pub struct FanoutReport {
     /// `websocket+tls` (`--tls`, `--websocket`).
     pub transport: &'static str,
     /// Where receive times came from: `"kernel"` (arrival at the member's socket)
-    /// or `"user"` (when the generator read the line; always over TLS or WebSocket,
-    /// whose lines are decoded after the socket read).
+    /// or `"user"` (when the generator read the line). Over TLS or WebSocket the
+    /// kernel's stamp is that of the socket read that brought the line's last bytes.
     pub receive_time: &'static str,
     /// Saturation mode: senders that could not send for more than 5 s.
     pub starved_senders: u64,
@@ -474,7 +474,7 @@ pub async fn run(
         disconnect_reasons: Vec::new(),
         latency: LatencySummary::default(),
         transport: transport::current().name(),
-        receive_time: if opts.user_receive_time || transport::current() != Transport::Plain {
+        receive_time: if opts.user_receive_time {
             "user"
         } else {
             "kernel"
@@ -661,7 +661,13 @@ async fn member_inner(
     idle_until(shared, &mut conn, &nick, &shared.go).await?;
 
     // Measured phase.
-    let (stream, buf, framer) = conn.into_parts();
+    let (mut stream, buf, framer) = conn.into_parts();
+    // Over TLS or WebSocket the socket's reads are stamped below those layers.
+    let stamps = if shared.opts.user_receive_time {
+        None
+    } else {
+        stream.stamp_receives().ok().flatten()
+    };
     let (read, write) = stream.into_split();
     let write = Arc::new(tokio::sync::Mutex::new(write));
     let send_task = sender.map(|global| {
@@ -672,7 +678,7 @@ async fn member_inner(
             write.clone(),
         ))
     });
-    let mut outcome = receive(shared, index, channel, read, buf, framer, &write).await;
+    let mut outcome = receive(shared, index, channel, read, stamps, buf, framer, &write).await;
     outcome.own = sender;
     let sent = match send_task {
         Some(task) => Some(
@@ -737,12 +743,15 @@ async fn idle_until(
     }
 }
 
-/// The hot receive loop of one member.
+/// The hot receive loop of one member. `stamps`: where a TLS or WebSocket stream
+/// keeps the kernel's receive stamp of its socket's last read.
+#[allow(clippy::too_many_arguments)]
 async fn receive(
     shared: &Shared,
     index: usize,
     channel: u32,
     mut read: ReadHalf,
+    stamps: Option<Arc<AtomicU64>>,
     mut buf: BytesMut,
     mut framer: LineFramer,
     write: &tokio::sync::Mutex<WriteHalf>,
@@ -758,9 +767,15 @@ async fn receive(
     let mut latencies: Vec<u64> = Vec::with_capacity(1024);
     let mut pongs = BytesMut::new();
     let shard = &shared.hists[index % HIST_SHARDS];
-    // Kernel stamps need the TCP socket itself: plain TCP only.
+    // Plain TCP: stamped here, on the member's own reads.
     let kernel_time =
         !shared.opts.user_receive_time && read.plain().is_some_and(|r| rxtime::enable(r).is_ok());
+    let stamped = |n: usize| {
+        let real = stamps.as_ref().map(|s| s.load(Ordering::Relaxed))?;
+        (real > 0)
+            .then(|| shared.rx_clock.real_to_clock(real))
+            .map(|at| (n, Some(at)))
+    };
     let mut now = shared.now_nanos();
     loop {
         while let Some(frame) = framer.next_frame(&mut buf) {
@@ -823,7 +838,9 @@ async fn receive(
             if kernel_time && let Some(plain) = read.plain() {
                 rxtime::read_stamped(plain, &mut buf, shared.rx_clock).await
             } else {
-                read.read_buf(&mut buf).await.map(|n| (n, None))
+                read.read_buf(&mut buf)
+                    .await
+                    .map(|n| stamped(n).unwrap_or((n, None)))
             }
         };
         tokio::select! {

@@ -18,8 +18,9 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, ready};
 
@@ -28,6 +29,7 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+use tokio::io::Interest;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -105,11 +107,11 @@ pub enum Stream {
     /// Plain TCP.
     Plain(TcpStream),
     /// TLS.
-    Tls(Box<TlsStream<TcpStream>>),
+    Tls(Box<TlsStream<Tcp>>),
     /// WebSocket.
-    WebSocket(Box<WsStream<TcpStream>>),
+    WebSocket(Box<WsStream<Tcp>>),
     /// WebSocket over TLS.
-    WebSocketTls(Box<WsStream<TlsStream<TcpStream>>>),
+    WebSocketTls(Box<WsStream<TlsStream<Tcp>>>),
 }
 
 impl Stream {
@@ -117,12 +119,18 @@ impl Stream {
     /// to `addr`.
     pub async fn open(tcp: TcpStream, addr: SocketAddr, transport: Transport) -> io::Result<Self> {
         let host = addr.to_string();
+        let tcp_under = |stream| Tcp {
+            stream,
+            stamp: None,
+        };
         Ok(match transport {
             Transport::Plain => Self::Plain(tcp),
-            Transport::Tls => Self::Tls(Box::new(tls(tcp, addr, false).await?)),
-            Transport::WebSocket => Self::WebSocket(Box::new(WsStream::connect(tcp, &host).await?)),
+            Transport::Tls => Self::Tls(Box::new(tls(tcp_under(tcp), addr, false).await?)),
+            Transport::WebSocket => {
+                Self::WebSocket(Box::new(WsStream::connect(tcp_under(tcp), &host).await?))
+            }
             Transport::WebSocketTls => {
-                let tls = tls(tcp, addr, true).await?;
+                let tls = tls(tcp_under(tcp), addr, true).await?;
                 Self::WebSocketTls(Box::new(WsStream::connect(tls, &host).await?))
             }
         })
@@ -134,6 +142,24 @@ impl Stream {
             Self::Plain(tcp) => Ok(tcp),
             _ => Err(io::Error::other("this needs a plain TCP connection")),
         }
+    }
+
+    /// Asks the kernel to stamp what arrives, for a TLS or WebSocket stream: the
+    /// receive time (real-time clock, ns since the Unix epoch) of the data of the
+    /// socket's last read is kept in the cell returned, since the layers above it
+    /// hide the reads. `None` for plain TCP, whose reads [`crate::rxtime`] stamps
+    /// itself.
+    pub fn stamp_receives(&mut self) -> io::Result<Option<Arc<AtomicU64>>> {
+        let tcp = match self {
+            Self::Plain(_) => return Ok(None),
+            Self::Tls(tls) => &mut tls.get_mut().0,
+            Self::WebSocket(ws) => &mut ws.inner,
+            Self::WebSocketTls(ws) => &mut ws.inner.get_mut().0,
+        };
+        crate::rxtime::enable_on(&tcp.stream)?;
+        let cell = Arc::new(AtomicU64::new(0));
+        tcp.stamp = Some(Arc::clone(&cell));
+        Ok(Some(cell))
     }
 
     /// Splits the stream into halves that read and write independently: the TCP
@@ -282,6 +308,64 @@ impl AsyncWrite for WriteHalf {
     }
 }
 
+/// The TCP socket under TLS or WebSocket: reads through `recvmsg` with the kernel's
+/// receive stamps once [`Stream::stamp_receives`] asked, plain reads before.
+#[derive(Debug)]
+pub struct Tcp {
+    stream: TcpStream,
+    /// Where the stamp of the last read goes, once asked.
+    stamp: Option<Arc<AtomicU64>>,
+}
+
+impl AsyncRead for Tcp {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let Some(stamp) = &this.stamp else {
+            return Pin::new(&mut this.stream).poll_read(cx, buf);
+        };
+        loop {
+            ready!(this.stream.poll_read_ready(cx))?;
+            let fd = this.stream.as_raw_fd();
+            let read = this.stream.try_io(Interest::READABLE, || {
+                crate::rxtime::recv_stamped(fd, buf.initialize_unfilled())
+            });
+            match read {
+                Ok((n, at)) => {
+                    if let Some(at) = at {
+                        stamp.store(at, Ordering::Relaxed);
+                    }
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+impl AsyncWrite for Tcp {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}
+
 // ---------------------------------------------------------------------------
 // TLS
 
@@ -309,7 +393,7 @@ fn tls_config(http: bool) -> io::Result<Arc<ClientConfig>> {
 }
 
 /// The TLS handshake over `tcp` (no SNI: the server name is `addr`'s address).
-async fn tls(tcp: TcpStream, addr: SocketAddr, http: bool) -> io::Result<TlsStream<TcpStream>> {
+async fn tls(tcp: Tcp, addr: SocketAddr, http: bool) -> io::Result<TlsStream<Tcp>> {
     let connector = tokio_rustls::TlsConnector::from(tls_config(http)?);
     connector.connect(ServerName::from(addr.ip()), tcp).await
 }
@@ -883,6 +967,62 @@ mod tests {
             got,
             vec![b"PONG :x".to_vec(), b"PRIVMSG #c :two words".to_vec()]
         );
+    }
+
+    /// Over a real socket: `Stream::open` upgrades, and once asked the kernel's
+    /// receive stamps of the socket's reads come through the WebSocket layer.
+    #[tokio::test]
+    async fn websocket_reads_carry_kernel_stamps() {
+        use futures_util::SinkExt;
+        use tokio_tungstenite::tungstenite::Message;
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let (go_tx, mut go_rx) = tokio::sync::mpsc::channel::<()>(1);
+        let server = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.expect("accept");
+            let mut ws = tokio_tungstenite::accept_async(tcp).await.expect("upgrade");
+            while go_rx.recv().await.is_some() {
+                ws.send(Message::binary(&b"PING :x"[..]))
+                    .await
+                    .expect("send");
+            }
+        });
+        let tcp = TcpStream::connect(addr).await.expect("connect");
+        let mut stream = Stream::open(tcp, addr, Transport::WebSocket)
+            .await
+            .expect("open");
+        let stamps = stream
+            .stamp_receives()
+            .expect("stamps enabled")
+            .expect("a cell for WebSocket");
+        // The kernel turns stamping on for the whole system in the background the
+        // first time a socket asks: what arrives just before that has no stamp.
+        for _ in 0..100 {
+            go_tx.send(()).await.expect("server alive");
+            let mut read = BytesMut::new();
+            while !read.ends_with(b"\r\n") {
+                assert_ne!(stream.read_buf(&mut read).await.expect("read"), 0);
+            }
+            assert_eq!(&read[..], b"PING :x\r\n");
+            if stamps.load(Ordering::Relaxed) > 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_nanos() as u64;
+        let stamp = stamps.load(Ordering::Relaxed);
+        assert!(
+            stamp > 0 && stamp <= now && now - stamp < 10_000_000_000,
+            "{stamp} vs {now}"
+        );
+        drop(go_tx);
+        server.await.expect("server");
     }
 
     #[test]
