@@ -109,6 +109,10 @@ pub const ERR_USERSDONTMATCH: &str = "502";
 pub const ERR_HELPNOTFOUND: &str = "524";
 pub const ERR_INVALIDKEY: &str = "525";
 pub const RPL_WHOISSECURE: &str = "671";
+/// WHOIS: the SHA-256 fingerprint of the client certificate (to the user and operators).
+pub const RPL_WHOISCERTFP: &str = "276";
+/// JOIN refused: the channel is `+z` and the connection is not TLS.
+pub const ERR_SECUREONLYCHAN: &str = "489";
 pub const ERR_INVALIDMODEPARAM: &str = "696";
 pub const RPL_HELPSTART: &str = "704";
 pub const RPL_HELPTXT: &str = "705";

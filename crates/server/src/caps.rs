@@ -74,33 +74,6 @@ caps! {
     EVENT_PLAYBACK = "draft/event-playback", 22;
 }
 
-impl Cap {
-    /// The value CAP LS 302 shows after `name=`, for capabilities that have one.
-    pub(crate) fn value(self, config: &crate::config::Config) -> Option<String> {
-        match self.name {
-            name if name == METADATA.name => Some(crate::world::metadata::cap_value(config)),
-            name if name == SASL.name => Some(crate::handlers::sasl::MECHANISMS.to_owned()),
-            // Names other than the nick may be registered.
-            name if name == ACCOUNT_REGISTRATION.name => {
-                let mut value = String::new();
-                if config.accounts.register_before_connect {
-                    value.push_str("before-connect,");
-                }
-                if config.accounts.email_required {
-                    value.push_str("email-required,");
-                }
-                value.push_str("custom-account-name");
-                Some(value)
-            }
-            name if name == MULTILINE.name => Some(format!(
-                "max-bytes={},max-lines={}",
-                config.limits.multiline_max_bytes, config.limits.multiline_max_lines
-            )),
-            _ => None,
-        }
-    }
-}
-
 /// Everything CAP LS offers, in the order it lists them.
 pub(crate) const SUPPORTED: &[Cap] = &[
     CAP_NOTIFY,

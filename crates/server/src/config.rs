@@ -69,12 +69,15 @@ pub struct AccountsConfig {
     pub nick_grace: Option<Duration>,
 }
 
+/// The shortest password accepted by default, in bytes.
+const MIN_PASSWORD_BYTES: usize = 8;
+
 impl Default for AccountsConfig {
     fn default() -> Self {
         Self {
             register_before_connect: true,
             email_required: false,
-            min_password_bytes: crate::accounts::MIN_PASSWORD_BYTES,
+            min_password_bytes: MIN_PASSWORD_BYTES,
             nick_grace: Some(Duration::from_secs(60)),
         }
     }

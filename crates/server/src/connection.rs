@@ -14,7 +14,6 @@
 //! [`Conn::begin_close`], which removes the client from the world, tells its peers
 //! why, and queues a final `ERROR` that is flushed before the socket closes.
 
-use std::borrow::Cow;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -22,19 +21,19 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use palaver_proto::numeric::ERR_INPUTTOOLONG;
-use palaver_proto::{Frame, LineFramer, LineWriter, Message};
+use palaver_proto::{Frame, LineFramer, LineWriter};
 use tokio::io::AsyncWrite;
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use crate::driver::Jobs;
+use crate::Shared;
+use crate::admission::Ticket;
 use crate::flood::TokenBucket;
+use crate::handlers::deferred::Jobs;
+use crate::handlers::line::{Outcome, process_line};
 use crate::handlers::paged::{self, Paged, Progress};
-use crate::handlers::{Ctx, deferred, dispatch};
-use crate::listener::Ticket;
 use crate::outbox::{Outbox, Taken};
+use crate::transport::Transport;
 use crate::world::ClientId;
-use crate::{Shared, labeled};
 
 /// Most bytes one connection may read in one driver pass, so one fast sender cannot
 /// keep the others waiting; the rest is read on the next pass.
@@ -134,7 +133,7 @@ pub(crate) struct PassCtx<'a> {
 
 /// One client connection.
 pub(crate) struct Conn {
-    stream: TcpStream,
+    stream: Transport,
     id: ClientId,
     outbox: Arc<Outbox>,
     /// Unprocessed input: a partial line, or whole lines waiting for flood tokens.
@@ -166,7 +165,8 @@ pub(crate) struct Conn {
 impl Conn {
     /// A connection just accepted, its client already added to the world as `id`.
     pub(crate) fn new(
-        stream: TcpStream,
+        stream: Transport,
+        early_input: BytesMut,
         id: ClientId,
         outbox: Arc<Outbox>,
         shared: &Shared,
@@ -178,7 +178,9 @@ impl Conn {
             stream,
             id,
             outbox,
-            input: BytesMut::new(),
+            // Bytes read while telling TLS, HTTP and IRC apart: the start of the
+            // first line (usually empty, with no allocation).
+            input: early_input,
             framer: LineFramer::new(),
             bucket: limits
                 .flood
@@ -486,6 +488,17 @@ impl Conn {
             if self.output.is_empty() {
                 // An idle connection holds no output buffer either.
                 self.output = Vec::new();
+                // TLS records and WebSocket frames may still wait in the
+                // transport's buffer (plain TCP has none): the socket wakes the
+                // connection when they can go.
+                match Pin::new(&mut self.stream).poll_flush(cx) {
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Pending if held => return OutputStep::AwaitingCommit,
+                    Poll::Pending => return OutputStep::Waiting,
+                    Poll::Ready(Err(error)) => {
+                        return OutputStep::Failed(format!("Write error: {error}"));
+                    }
+                }
                 if self.outbox_closed {
                     let _ = Pin::new(&mut self.stream).poll_shutdown(cx);
                     return OutputStep::Finished;
@@ -615,124 +628,4 @@ impl Conn {
 /// Milliseconds, as flood tokens: a command or page pays one per millisecond of work.
 fn millis(spent: Duration) -> f32 {
     spent.as_secs_f32() * 1000.0
-}
-
-#[derive(Debug, Default)]
-struct Outcome {
-    registered: bool,
-    quit: Option<String>,
-    /// Slow work the command left to run outside the world lock.
-    deferred: Option<deferred::Deferred>,
-    /// The label of a labeled command whose replies are not complete until its
-    /// deferred work is done.
-    labeled: Option<labeled::Pending>,
-    /// A reply to send a page at a time.
-    paged: Option<Box<Paged>>,
-}
-
-/// Decodes, parses and dispatches one line with the world locked.
-fn process_line(shared: &Shared, id: ClientId, raw: &[u8]) -> Outcome {
-    let (text, valid_utf8) = decode(raw);
-    let Ok(message) = Message::parse(&text) else {
-        // Only whitespace, or tags/source without a command: nothing to answer.
-        return Outcome::default();
-    };
-    tracing::trace!(client = id.0, line = %crate::secret::loggable_line(&message, &text), "received");
-    let mut world = shared.lock_world();
-    // The tag section, with its '@' and the space after it, is bounded for clients.
-    if message.raw_tags().map_or(0, |tags| tags.len() + 2) > palaver_proto::MAX_CLIENT_TAGS_LEN {
-        world
-            .numeric(id, ERR_INPUTTOOLONG)
-            .trailing("Input line was too long")
-            .send();
-        return Outcome::default();
-    }
-    let Some(me) = world.clients.get(&id) else {
-        return Outcome::default();
-    };
-    let label = labeled::label_of(&message, me.caps);
-    let outbox = Arc::clone(&me.outbox);
-    if label.is_some() {
-        outbox.begin_capture();
-    }
-    let mut ctx = Ctx::new(&mut world, id);
-    ctx.label = label.as_ref().map(|l| l.to_string());
-    if valid_utf8 {
-        dispatch(&mut ctx, &message);
-    } else {
-        ctx.world.standard_reply(
-            id,
-            "FAIL",
-            message.command(),
-            "INVALID_UTF8",
-            &[],
-            "Message refused: your client must send UTF-8",
-        );
-    }
-    let quit = ctx.quit.take();
-    let deferred = ctx.deferred.take();
-    let paged = ctx.paged.take();
-    let label_taken = ctx.label.is_none();
-    let mut pending_label = None;
-    if let Some(label) = label {
-        let replies = outbox.end_capture();
-        if label_taken {
-            // The handler answers later and labels that answer itself.
-            for reply in replies {
-                outbox.push(reply);
-            }
-        } else if deferred.is_some() {
-            pending_label = Some(labeled::Pending {
-                label: label.into_owned(),
-                replies,
-            });
-        } else {
-            labeled::deliver(&mut world, id, &label, replies);
-        }
-    }
-    let registered = world.clients.get(&id).is_some_and(|c| c.is_registered());
-    Outcome {
-        registered,
-        quit,
-        deferred,
-        labeled: pending_label,
-        paged,
-    }
-}
-
-/// Turns received bytes into text, and says whether they were valid UTF-8.
-///
-/// Lines that are not UTF-8 are refused (we announce `UTF8ONLY`): they are decoded
-/// lossily only so the refusal can name the command. NUL bytes, valid UTF-8 but
-/// meaningless in IRC, become U+FFFD. Valid lines (the common case) are borrowed.
-fn decode(raw: &[u8]) -> (Cow<'_, str>, bool) {
-    let text = String::from_utf8_lossy(raw);
-    let valid = matches!(text, Cow::Borrowed(_));
-    let text = if text.contains('\0') {
-        Cow::Owned(text.replace('\0', "\u{FFFD}"))
-    } else {
-        text
-    };
-    (text, valid)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::decode;
-
-    #[test]
-    fn invalid_utf8_is_flagged_and_nul_is_replaced() {
-        assert_eq!(
-            decode(b"PRIVMSG #a :caf\xe9"),
-            ("PRIVMSG #a :caf\u{FFFD}".into(), false)
-        );
-        assert_eq!(
-            decode(b"PRIVMSG #a :a\0b"),
-            ("PRIVMSG #a :a\u{FFFD}b".into(), true)
-        );
-        assert!(matches!(
-            decode(b"PING x"),
-            (std::borrow::Cow::Borrowed(_), true)
-        ));
-    }
 }

@@ -27,27 +27,26 @@
 //! - a panic while handling one connection ends that connection only ([`contain`]).
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
-use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::collections::BinaryHeap;
+use std::sync::Arc;
 use std::task::Context;
 use std::time::Duration;
 
 use bytes::BytesMut;
 use slab::Slab;
 use tokio::net::TcpStream;
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
-use crate::Shared;
 use crate::connection::{Conn, Ending, FLUSH_TIMEOUT, InputStep, OutputStep, PassCtx};
-use crate::handlers::deferred;
-use crate::labeled;
-use crate::listener::Ticket;
+use crate::handlers::deferred::Jobs;
 use crate::outbox::Outbox;
+use crate::transport::Opened;
+use crate::transport::opening::Handoff;
+use crate::wakeup::{Accepted, Inbox, Wakeup};
 use crate::world::ClientId;
+use crate::{Shared, lock};
 
 /// Size of the driver's shared read buffer: what one connection reads at most at once.
 const SCRATCH_CAPACITY: usize = 64 * 1024;
@@ -183,13 +182,6 @@ pub(crate) fn tick_period(shared: &Shared) -> Duration {
     (shortest / 8).clamp(Duration::from_millis(10), Duration::from_secs(1))
 }
 
-/// Locks a mutex whose data stays consistent even if a holder panicked.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 /// Runs `f` for client `id`, containing a panic to that one connection: a bug a
 /// client can trigger must not end the thread that serves thousands of others.
 /// Returns `None` (and logs) if `f` panicked; the caller then ends the connection.
@@ -241,111 +233,6 @@ mod fault {
         {
             panic!("fault injected by PALAVER_FAULT_DRIVER_PANIC_AFTER={after}");
         }
-    }
-}
-
-/// What the listener and the wakers share with one driver.
-#[derive(Debug, Default)]
-pub(crate) struct Inbox {
-    /// Keys of connections to poll.
-    ready: Mutex<Vec<usize>>,
-    /// Accepted connections to adopt.
-    incoming: Mutex<Vec<Accepted>>,
-    /// Wakes the driver when either list gets something.
-    wakeup: Notify,
-}
-
-impl Inbox {
-    fn push_ready(&self, key: usize) {
-        lock(&self.ready).push(key);
-        self.wakeup.notify_one();
-    }
-
-    /// Hands an accepted, admitted connection to this driver.
-    pub(crate) fn adopt(&self, accepted: Accepted) {
-        lock(&self.incoming).push(accepted);
-        self.wakeup.notify_one();
-    }
-}
-
-/// A connection the listener accepted and admitted, detached from the listener's
-/// reactor so the driver can register it with its own.
-#[derive(Debug)]
-pub(crate) struct Accepted {
-    pub(crate) stream: std::net::TcpStream,
-    pub(crate) ip: IpAddr,
-    pub(crate) ticket: Ticket,
-}
-
-/// How a connection gets on its driver's ready list. It lives in the connection's
-/// [`Outbox`], which is the connection's [`Waker`](std::task::Waker) (see
-/// `impl Wake for Outbox`): the reactor, a line for the client, or the end of a
-/// deferred job all wake it.
-#[derive(Debug)]
-pub(crate) struct Wakeup {
-    key: usize,
-    /// Already on the ready list; cleared by the driver just before it polls.
-    queued: AtomicBool,
-    inbox: Arc<Inbox>,
-}
-
-impl Wakeup {
-    /// The wake-up of the connection at `key` in the driver that owns `inbox`.
-    pub(crate) fn new(key: usize, inbox: Arc<Inbox>) -> Self {
-        Self {
-            key,
-            queued: AtomicBool::new(false),
-            inbox,
-        }
-    }
-
-    /// Puts the connection on the ready list, unless it is there already.
-    pub(crate) fn wake(&self) {
-        if !self.queued.swap(true, Ordering::AcqRel) {
-            self.inbox.push_ready(self.key);
-        }
-    }
-
-    /// Called as the connection is taken off the ready list, so that a wake-up
-    /// during its poll puts it back.
-    fn taken(&self) {
-        self.queued.store(false, Ordering::Release);
-    }
-}
-
-/// Results of deferred jobs, waiting for their connection's next poll.
-#[derive(Debug, Default)]
-pub(crate) struct Jobs {
-    /// By client: `Some(reason)` if the job's completion ends the connection.
-    done: Mutex<HashMap<ClientId, Option<String>>>,
-}
-
-impl Jobs {
-    /// Runs `job` for client `id` in a task of its own, then wakes the connection.
-    pub(crate) fn spawn(
-        self: &Arc<Self>,
-        shared: Arc<Shared>,
-        id: ClientId,
-        job: deferred::Deferred,
-        labeled: Option<labeled::Pending>,
-        outbox: Arc<Outbox>,
-    ) {
-        let jobs = Arc::clone(self);
-        tokio::spawn(async move {
-            let quit = deferred::run(&shared, id, job, labeled).await;
-            lock(&jobs.done).insert(id, quit);
-            outbox.wake_connection();
-        });
-    }
-
-    /// The result of client `id`'s job, once it is done.
-    pub(crate) fn take(&self, id: ClientId) -> Option<Option<String>> {
-        lock(&self.done).remove(&id)
-    }
-
-    /// Forgets the result of a job whose connection ended before it finished.
-    fn forget(&self, id: ClientId) {
-        lock(&self.done).remove(&id);
     }
 }
 
@@ -494,10 +381,19 @@ impl Driver {
         }
     }
 
-    /// Takes in the connections the listener accepted; they are polled this pass.
+    /// Takes in the connections the listener accepted: each first gets its
+    /// transport settled by an opening task on this thread (`transport::opening`),
+    /// which hands it back here; those handed back are made clients and polled
+    /// this pass.
     fn adopt_incoming(&mut self, keys: &mut Vec<usize>) {
         let accepted = std::mem::take(&mut *lock(&self.inbox.incoming));
-        for Accepted { stream, ip, ticket } in accepted {
+        for Accepted {
+            stream,
+            ip,
+            ticket,
+            mode,
+        } in accepted
+        {
             #[cfg(debug_assertions)]
             fault::on_adopt();
             let stream = match TcpStream::from_std(stream) {
@@ -507,15 +403,37 @@ impl Driver {
                     continue;
                 }
             };
+            let inbox = Arc::clone(&self.inbox);
+            let handoff: Handoff = Box::new(move |opened| inbox.hand_over(opened, ticket));
+            tokio::spawn(crate::transport::opening::open(
+                stream,
+                ip,
+                mode,
+                Arc::clone(&self.shared.config),
+                handoff,
+            ));
+        }
+        let opened = std::mem::take(&mut *lock(&self.inbox.opened));
+        for (opened, ticket) in opened {
             let entry = self.conns.vacant_entry();
             let key = entry.key();
             let outbox = Arc::new(Outbox::new(
                 self.shared.config.limits.sendq_bytes,
                 Wakeup::new(key, Arc::clone(&self.inbox)),
             ));
-            let id = self.shared.lock_world().add_client(ip, Arc::clone(&outbox));
-            tracing::info!(client = id.0, peer = %ip, "connection opened");
-            let conn = Conn::new(stream, id, outbox, &self.shared, ticket);
+            let Opened {
+                transport,
+                ip,
+                security,
+                early_input,
+            } = opened;
+            let kind = security.kind;
+            let id = self
+                .shared
+                .lock_world()
+                .add_client(ip, security, Arc::clone(&outbox));
+            tracing::info!(client = id.0, peer = %ip, transport = kind, "connection opened");
+            let conn = Conn::new(transport, early_input, id, outbox, &self.shared, ticket);
             entry.insert(conn);
             keys.push(key);
         }

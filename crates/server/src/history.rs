@@ -21,6 +21,9 @@ use palaver_store::{HistoryMessage, MessageKind, Party, TargetKey, Timestamp};
 
 use crate::relay::Stamp;
 use crate::world::{Client, Recipients, World};
+/// Channel events are recorded by the world itself (a QUIT in
+/// `World::remove_client`), so these two live there.
+pub(crate) use crate::world::{kept_for, record_event};
 
 /// The history party a client is in private conversations: its account when logged
 /// in, its nickname otherwise.
@@ -48,15 +51,6 @@ pub(crate) fn target_key(
             Some(TargetKey::private(&party(sender), &party(recipient)))
         }
     }
-}
-
-/// Whether history is kept for the channel `key` (history on, and no `+E`).
-pub(crate) fn kept_for(world: &World, key: &palaver_proto::CaseKey) -> bool {
-    world.config.history.enabled
-        && world
-            .channels
-            .get(key)
-            .is_some_and(|channel| !channel.modes.no_history)
 }
 
 /// A `draft/multiline` message's lines as stored (see
@@ -183,38 +177,4 @@ pub(crate) async fn expire_until(
             tracing::info!(removed, "expired old history");
         }
     }
-}
-
-/// Records a channel event for `draft/event-playback` (JOIN, PART, KICK, QUIT,
-/// NICK, MODE, TOPIC) by client `id` in channel `channel`, with a fresh stamp, which
-/// it returns so a caller can tag the broadcast with it. Events are not held
-/// until committed: the durability promise covers messages. Nothing is recorded
-/// with history off, or if the store's queue is full (an event is worth less than
-/// the traffic it would stall).
-pub(crate) fn record_event(
-    world: &mut World,
-    id: crate::world::ClientId,
-    kind: MessageKind,
-    channel: &palaver_proto::CaseKey,
-    text: &str,
-) -> Option<Stamp> {
-    if !kept_for(world, channel) {
-        return None;
-    }
-    let stamp = world.stamp();
-    let client = world.clients.get(&id)?;
-    let message = HistoryMessage {
-        msgid: stamp.msgid.clone(),
-        time: Timestamp(stamp.millis()),
-        target: TargetKey::channel(channel.as_str()),
-        sender: client.mask(),
-        account: client.account.as_deref().map(str::to_owned),
-        kind,
-        tags: String::new(),
-        text: text.to_owned(),
-    };
-    if let Err(rejected) = world.store.append(message) {
-        tracing::debug!(reason = ?rejected.reason, "history store refused an event");
-    }
-    Some(stamp)
 }

@@ -5,14 +5,18 @@
 //! parses the command line, binds, and calls it.
 //!
 //! Data flows one way: socket → `driver` and `connection` (framing, pacing) → `handlers` (one
-//! file per command family) → `world` (clients, channels) → outboxes → socket.
-//! See ARCHITECTURE.md for the map and the invariants.
+//! file per command family) → `world` (clients, channels) → outboxes → socket. Module
+//! imports follow that path: a module imports only the ones after it (`listener` →
+//! `driver` → `connection` → `handlers` → `world` → `outbox` → `wakeup`, and the leaf
+//! utilities such as `config`, `caps`, `secret` and `admission`), never one before it.
+//! See ARCHITECTURE.md for the map, the layers and the invariants.
 
 pub mod config;
 pub mod logging;
 pub mod opers;
 
 mod accounts;
+mod admission;
 mod caps;
 mod connection;
 mod driver;
@@ -25,14 +29,16 @@ mod listener;
 mod outbox;
 mod registered;
 mod relay;
+mod scram;
 mod secret;
 mod transport;
+mod wakeup;
 mod world;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
 pub use config::{AccountsConfig, Config, FloodLimit, Limits};
-pub use listener::{bind, run};
+pub use listener::{Listener, bind, run, run_listeners};
 pub use transport::opening::ListenMode;
 pub use transport::tls::{ServerTls, TlsError};
 
@@ -53,6 +59,13 @@ struct Shared {
     /// happen with the world locked (they only queue); queries and account checks
     /// run in deferred jobs, never under the lock.
     store: Arc<dyn palaver_store::Store>,
+}
+
+/// Locks a mutex whose data stays consistent even if a holder panicked.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Deferred slow jobs (argon2 verifications) that may run at the same time: one, so

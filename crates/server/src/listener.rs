@@ -1,10 +1,9 @@
 //! Accepting connections: admission limits, accept-error backoff and graceful shutdown.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -13,8 +12,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::Shared;
+use crate::admission::Admission;
 use crate::config::Config;
-use crate::driver::{Accepted, Drivers};
+use crate::driver::Drivers;
+use crate::transport::opening::ListenMode;
+use crate::wakeup::Accepted;
 
 /// How long connections get to say goodbye after shutdown starts.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -94,6 +96,40 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
+    run_listeners(
+        vec![Listener::new(listener, ListenMode::Auto)],
+        config,
+        shutdown,
+    )
+    .await
+}
+
+/// A bound socket and what it serves (IRC, TLS and HTTP told apart by their first
+/// bytes, TLS only, or plain IRC only).
+#[derive(Debug)]
+pub struct Listener {
+    socket: TcpListener,
+    mode: ListenMode,
+}
+
+impl Listener {
+    /// `socket` (from [`bind`]) serving `mode`.
+    pub fn new(socket: TcpListener, mode: ListenMode) -> Self {
+        Self { socket, mode }
+    }
+}
+
+/// [`run`] on several listeners at once (`--listen`): one server, one set of
+/// clients, whichever port they came in on.
+///
+/// # Errors
+///
+/// As [`run`].
+pub async fn run_listeners(
+    listeners: Vec<Listener>,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
     let shared = Arc::new(Shared::new(config)?);
     // Registered channels are loaded before the first client can join one.
     let registrations = shared.store.channels().await.map_err(|error| {
@@ -137,7 +173,7 @@ pub async fn run(
                 death = Some(died);
                 break;
             }
-            accepted = listener.accept() => match accepted {
+            (listener, accepted) = accept_any(&listeners) => match accepted {
                 Ok((stream, peer)) => {
                     backoff = Duration::from_millis(5);
                     let limits = &shared.config.limits;
@@ -154,7 +190,7 @@ pub async fn run(
                         tracing::debug!(%peer, %error, "cannot set TCP_NODELAY");
                     }
                     match stream.into_std() {
-                        Ok(stream) => drivers.adopt(Accepted { stream, ip: peer.ip(), ticket }),
+                        Ok(stream) => drivers.adopt(Accepted { stream, ip: peer.ip(), ticket, mode: listener.mode }),
                         Err(error) => tracing::debug!(%peer, %error, "cannot hand over the connection"),
                     }
                 }
@@ -163,7 +199,7 @@ pub async fn run(
                     // that died in the backlog: back off instead of spinning. Out of
                     // descriptors, the waiting clients are told first rather than
                     // left hanging in the backlog.
-                    let refused = if is_out_of_fds(&error) { spare.refuse_waiting(&listener) } else { 0 };
+                    let refused = if is_out_of_fds(&error) { spare.refuse_waiting(&listener.socket) } else { 0 };
                     tracing::warn!(%error, refused, pause_ms = backoff.as_millis() as u64, "accept failed");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(MAX_ACCEPT_BACKOFF);
@@ -171,7 +207,7 @@ pub async fn run(
             },
         }
     }
-    drop(listener);
+    drop(listeners);
     match &death {
         None => tracing::info!("shutting down"),
         Some(death) => tracing::error!(%death, "shutting down: a connection thread died"),
@@ -200,6 +236,20 @@ pub async fn run(
         Some(death) => Err(io::Error::other(death.to_string())),
         None => Ok(()),
     }
+}
+
+/// The next connection (or accept error) on any of `listeners`, with the listener
+/// it came in on.
+async fn accept_any(listeners: &[Listener]) -> (&Listener, io::Result<(TcpStream, SocketAddr)>) {
+    std::future::poll_fn(|cx| {
+        for listener in listeners {
+            if let std::task::Poll::Ready(result) = listener.socket.poll_accept(cx) {
+                return std::task::Poll::Ready((listener, result));
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
 }
 
 /// Whether an `accept` error means the process or the system ran out of descriptors.
@@ -282,65 +332,4 @@ async fn refuse(mut stream: TcpStream, reason: &'static str, drain: bool) {
         Ok::<(), io::Error>(())
     })
     .await;
-}
-
-/// Connection counts, total and per IP, for admission.
-#[derive(Debug, Default)]
-struct Admission {
-    counts: Mutex<Counts>,
-}
-
-#[derive(Debug, Default)]
-struct Counts {
-    total: usize,
-    per_ip: HashMap<IpAddr, usize>,
-}
-
-impl Admission {
-    fn admit(
-        self: &Arc<Self>,
-        ip: IpAddr,
-        max_total: usize,
-        max_per_ip: usize,
-    ) -> Result<Ticket, &'static str> {
-        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        if counts.total >= max_total {
-            return Err("Server full");
-        }
-        let from_ip = counts.per_ip.entry(ip).or_insert(0);
-        if *from_ip >= max_per_ip {
-            return Err("Too many connections from your IP address");
-        }
-        *from_ip += 1;
-        counts.total += 1;
-        Ok(Ticket {
-            admission: Arc::clone(self),
-            ip,
-        })
-    }
-}
-
-/// One admitted connection's place in the admission counts; dropping it (with the
-/// connection) frees the place.
-#[derive(Debug)]
-pub(crate) struct Ticket {
-    admission: Arc<Admission>,
-    ip: IpAddr,
-}
-
-impl Drop for Ticket {
-    fn drop(&mut self) {
-        let mut counts = self
-            .admission
-            .counts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        counts.total = counts.total.saturating_sub(1);
-        if let Some(count) = counts.per_ip.get_mut(&self.ip) {
-            *count -= 1;
-            if *count == 0 {
-                counts.per_ip.remove(&self.ip);
-            }
-        }
-    }
 }

@@ -18,7 +18,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 use anyhow::Context as _;
 use clap::Parser;
-use palaver_server::{Config, FloodLimit, VERSION, logging};
+use palaver_server::{Config, FloodLimit, ListenMode, Listener, VERSION, logging};
 use tracing_subscriber::EnvFilter;
 
 /// `println!` that never panics (the reader of stdout may be gone): see
@@ -197,6 +197,11 @@ struct Cli {
     /// password crosses the network in clear text). Loopback is always allowed.
     #[arg(long)]
     allow_plaintext_sasl: bool,
+    /// Another address to listen on, as ADDR:PORT with an optional /MODE (repeatable):
+    /// "auto" (the default: IRC, TLS, HTTP and WebSocket told apart by their first
+    /// bytes), "tls" (TLS only, e.g. 0.0.0.0:6697/tls) or "plain" (plain IRC only).
+    #[arg(long = "listen", value_name = "ADDR:PORT[/MODE]", value_parser = parse_listen)]
+    listen: Vec<(SocketAddr, palaver_server::ListenMode)>,
     /// Log level (error, warn, info, debug, trace); RUST_LOG overrides it.
     #[arg(long, default_value = "info")]
     log_level: String,
@@ -374,6 +379,7 @@ fn start(cli: Cli) -> anyhow::Result<()> {
         anyhow::bail!("give the address and port to listen on, e.g. chat-server 127.0.0.1 6667");
     };
     let addr = parse_address(ip, port)?;
+    let extra_listeners = cli.listen.clone();
     let mut config = build_config(&cli)?;
     config.store = Some(open_store(&cli)?);
     config.tls = open_tls(&cli, &config.server_name, addr)?;
@@ -400,11 +406,21 @@ fn start(cli: Cli) -> anyhow::Result<()> {
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let shutdown = shutdown_signal()?;
-        let listener = bind(addr).await?;
-        let local = listener
-            .local_addr()
-            .context("cannot read the bound address")?;
-        say!("{VERSION} listening on {local} (IRC)");
+        let mut listeners = Vec::new();
+        for (addr, mode) in std::iter::once((addr, ListenMode::Auto)).chain(extra_listeners) {
+            let listener = bind(addr).await?;
+            let local = listener
+                .local_addr()
+                .context("cannot read the bound address")?;
+            let serves = match (mode, config.tls.is_some()) {
+                (ListenMode::Auto, true) => "IRC, TLS, HTTP and WebSocket",
+                (ListenMode::Auto, false) => "IRC, HTTP and WebSocket",
+                (ListenMode::Tls, _) => "TLS only",
+                (ListenMode::Plain, _) => "plain IRC only",
+            };
+            say!("{VERSION} listening on {local} ({serves})");
+            listeners.push(Listener::new(listener, mode));
+        }
         match fd_budget {
             Some(FdBudget { limit, reserve, .. }) => say!(
                 "max clients {} (file descriptor limit {limit}, {reserve} kept in reserve)",
@@ -412,7 +428,7 @@ fn start(cli: Cli) -> anyhow::Result<()> {
             ),
             None => say!("max clients {}", config.limits.max_clients),
         };
-        palaver_server::run(listener, config, shutdown)
+        palaver_server::run_listeners(listeners, config, shutdown)
             .await
             .context("server stopped with an error")?;
         say!("palaver stopped");
@@ -427,6 +443,27 @@ fn at_least_one(text: &str) -> Result<std::num::NonZeroUsize, String> {
         .parse()
         .map_err(|_| format!("'{text}' is not a whole number"))?;
     std::num::NonZeroUsize::new(count).ok_or_else(|| "must be at least 1".to_owned())
+}
+
+/// `--listen ADDR:PORT[/MODE]`.
+fn parse_listen(text: &str) -> Result<(SocketAddr, ListenMode), String> {
+    let (address, mode) = match text.rsplit_once('/') {
+        Some((address, "auto")) => (address, ListenMode::Auto),
+        Some((address, "tls")) => (address, ListenMode::Tls),
+        Some((address, "plain")) => (address, ListenMode::Plain),
+        Some((_, other)) => {
+            return Err(format!("'{other}' is not a mode: use auto, tls or plain"));
+        }
+        None => (text, ListenMode::Auto),
+    };
+    let (ip, port) = address
+        .rsplit_once(':')
+        .ok_or_else(|| format!("'{address}' is not ADDR:PORT (e.g. 0.0.0.0:6697)"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("'{port}' is not a port number"))?;
+    let addr = parse_address(ip, port).map_err(|error| error.to_string())?;
+    Ok((addr, mode))
 }
 
 fn parse_address(ip: &str, port: u16) -> anyhow::Result<SocketAddr> {

@@ -32,7 +32,7 @@ use std::task::Wake;
 use bytes::Bytes;
 
 use crate::caps::CapSet;
-use crate::driver::Wakeup;
+use crate::wakeup::Wakeup;
 
 /// Why an outbox stopped accepting lines, or was asked to.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -22,6 +22,34 @@ pub(crate) const SERVER_TIME_FORMAT: &[time::format_description::BorrowedFormatI
     "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
 );
 
+/// The three relayed commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Privmsg,
+    Notice,
+    Tagmsg,
+}
+
+impl Kind {
+    pub(crate) fn command(self) -> &'static str {
+        match self {
+            Self::Privmsg => "PRIVMSG",
+            Self::Notice => "NOTICE",
+            Self::Tagmsg => "TAGMSG",
+        }
+    }
+
+    /// NOTICE is never answered with an error.
+    pub(crate) fn errors(self) -> bool {
+        self != Self::Notice
+    }
+
+    /// Whether a recipient with `caps` can receive this kind at all.
+    pub(crate) fn reaches(self, caps: caps::CapSet) -> bool {
+        self != Self::Tagmsg || caps.has(caps::MESSAGE_TAGS)
+    }
+}
+
 /// Identity and timing of one message, shared by all of its variants.
 #[derive(Debug, Clone)]
 pub(crate) struct Stamp {

@@ -55,7 +55,11 @@ async fn http_is_served_on_the_irc_port_in_clear_and_inside_tls() {
     let tcp = TcpStream::connect(server.addr).await.expect("connect");
     let (status, head, body) = http_request(tcp, "GET / HTTP/1.1", &[]).await;
     assert_eq!(status, 200);
-    assert!(head.to_ascii_lowercase().contains("content-type: text/html"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: text/html"),
+        "{head}"
+    );
     assert!(body.contains("test.server"), "{body}");
 
     let tcp = TcpStream::connect(server.addr).await.expect("connect");
@@ -78,8 +82,16 @@ async fn websocket_subprotocols_follow_the_clients_order() {
     let cases: [(&[&str], Option<&str>, bool); 5] = [
         (&["binary.ircv3.net"], Some("binary.ircv3.net"), true),
         (&["text.ircv3.net"], Some("text.ircv3.net"), false),
-        (&["binary.ircv3.net", "text.ircv3.net"], Some("binary.ircv3.net"), true),
-        (&["text.ircv3.net", "binary.ircv3.net"], Some("text.ircv3.net"), false),
+        (
+            &["binary.ircv3.net", "text.ircv3.net"],
+            Some("binary.ircv3.net"),
+            true,
+        ),
+        (
+            &["text.ircv3.net", "binary.ircv3.net"],
+            Some("text.ircv3.net"),
+            false,
+        ),
         (&[], None, false),
     ];
     for (n, (offered, expected, binary)) in cases.into_iter().enumerate() {
@@ -99,7 +111,7 @@ async fn websocket_subprotocols_follow_the_clients_order() {
 }
 
 #[tokio::test]
-async fn websocket_text_frames_are_utf8_and_binary_frames_are_bytes() {
+async fn websocket_lines_go_as_text_or_binary_frames_one_line_each() {
     use futures_util::{SinkExt as _, StreamExt as _};
     use tokio_tungstenite::tungstenite::Message;
 
@@ -108,17 +120,19 @@ async fn websocket_text_frames_are_utf8_and_binary_frames_are_bytes() {
     for (protocol, binary) in [("text.ircv3.net", false), ("binary.ircv3.net", true)] {
         let (mut socket, _) = connect_websocket(server.addr, &[protocol], false).await;
         let nick = if binary { "bin" } else { "txt" };
-        for line in [format!("NICK {nick}"), format!("USER {nick} 0 * :{nick}")] {
-            socket.send(Message::text(line)).await.expect("send");
-        }
-        // Not UTF-8: a text client gets U+FFFD in a text frame, a binary one the
-        // bytes in a binary frame.
-        plain.send_raw(format!("PRIVMSG {nick} :caf\u{e9}").as_bytes()).await;
-        plain.send_raw(b"\r\n").await;
-        plain.send_raw(format!("PRIVMSG {nick} :caf").as_bytes()).await;
-        plain.send_raw(b"\xe9\r\n").await;
-        let mut privmsgs = Vec::new();
-        while privmsgs.len() < 2 {
+        // The client may send either kind of frame, whatever the subprotocol.
+        socket
+            .send(Message::text(format!("NICK {nick}")))
+            .await
+            .expect("send");
+        socket
+            .send(Message::binary(
+                format!("USER {nick} 0 * :{nick}").into_bytes(),
+            ))
+            .await
+            .expect("send");
+        let mut sent = false;
+        let privmsg = loop {
             let message = tokio::time::timeout(TIMEOUT, socket.next())
                 .await
                 .expect("a message in time")
@@ -129,27 +143,48 @@ async fn websocket_text_frames_are_utf8_and_binary_frames_are_bytes() {
                 Message::Binary(bytes) => (true, bytes.to_vec()),
                 _ => continue,
             };
-            assert_eq!(is_binary, binary, "{protocol}");
-            assert!(!payload.ends_with(b"\n"), "one line per message, no line end");
-            if payload.windows(7).any(|w| w == b"PRIVMSG") {
-                privmsgs.push(payload);
+            assert_eq!(is_binary, binary, "{protocol}: the frame kind");
+            assert!(
+                !payload.ends_with(b"\n"),
+                "one line per message, no line end"
+            );
+            // Registered: now there is someone to send to.
+            if !sent && payload.windows(5).any(|w| w == b" 001 ") {
+                plain
+                    .send(&format!("PRIVMSG {nick} :caf\u{e9} \u{1f600}"))
+                    .await;
+                sent = true;
             }
-        }
-        assert!(privmsgs[0].ends_with(":caf\u{e9}".as_bytes()), "{privmsgs:?}");
-        if binary {
-            assert!(privmsgs[1].ends_with(b":caf\xe9"), "{privmsgs:?}");
-        } else {
-            assert!(privmsgs[1].ends_with(":caf\u{fffd}".as_bytes()), "{privmsgs:?}");
-        }
-        // A client's binary message on a text connection is taken as it is.
+            let wanted = format!(" PRIVMSG {nick} :");
+            if payload
+                .windows(wanted.len())
+                .any(|w| w == wanted.as_bytes())
+            {
+                break payload;
+            }
+        };
+        assert!(
+            privmsg.ends_with(" :caf\u{e9} \u{1f600}".as_bytes()),
+            "{privmsg:?}"
+        );
+        // Bytes that are not UTF-8 are refused (the server is UTF8ONLY), over
+        // WebSocket as over TCP.
         socket
             .send(Message::binary(b"PRIVMSG plain :caf\xe9".to_vec()))
             .await
             .expect("send");
-        let raw = plain.next_raw_line().await.expect("the message");
-        assert!(raw.ends_with(b"PRIVMSG plain :caf\xe9"), "{raw:?}");
+        let refusal = loop {
+            match tokio::time::timeout(TIMEOUT, socket.next()).await {
+                Ok(Some(Ok(Message::Text(text)))) => break text.as_str().to_owned(),
+                Ok(Some(Ok(Message::Binary(bytes)))) => {
+                    break String::from_utf8_lossy(&bytes).into_owned();
+                }
+                Ok(Some(Ok(_))) => {}
+                other => panic!("no refusal: {other:?}"),
+            }
+        };
+        assert!(refusal.contains("FAIL PRIVMSG INVALID_UTF8"), "{refusal}");
         socket.close(None).await.expect("close");
-        plain.sync().await;
     }
     server.shutdown().await;
 }
@@ -221,10 +256,16 @@ async fn whois_shows_a_secure_connection_and_its_certificate_fingerprint() {
     );
     // Others see that the connection is secure, not the fingerprint.
     let seen = ask(&mut plain, "WHOIS carol").await;
-    assert!(seen.iter().any(|l| l.contains(" 671 plain carol :")), "{seen:#?}");
+    assert!(
+        seen.iter().any(|l| l.contains(" 671 plain carol :")),
+        "{seen:#?}"
+    );
     assert!(!seen.iter().any(|l| l.contains(" 276 ")), "{seen:#?}");
     let plain_whois = ask(&mut carol, "WHOIS plain").await;
-    assert!(!plain_whois.iter().any(|l| l.contains(" 671 ")), "{plain_whois:#?}");
+    assert!(
+        !plain_whois.iter().any(|l| l.contains(" 671 ")),
+        "{plain_whois:#?}"
+    );
     server.shutdown().await;
 }
 
@@ -232,10 +273,28 @@ async fn whois_shows_a_secure_connection_and_its_certificate_fingerprint() {
 async fn a_connection_that_sends_nothing_is_dropped_at_the_registration_timeout() {
     let mut config = test_config();
     config.limits.registration_timeout = Duration::from_millis(300);
+    config.tls = Some(Arc::new(
+        ServerTls::self_signed(&["localhost".to_owned()]).expect("certificate"),
+    ));
     let server = TestServer::with_config(config).await;
     let mut silent = TestClient::connect(server.addr).await;
-    // Nothing is said to it (its protocol is unknown): the socket just closes.
+    // Whatever it meant to speak, it is told in IRC's words (someone at nc).
+    let line = silent.next_line().await.expect("a last word");
+    assert_eq!(line.0, "ERROR :Registration timed out");
     assert!(silent.next_line().await.is_none());
+    // A TLS client that never finishes its handshake is dropped too.
+    let stalled = TcpStream::connect(server.addr).await.expect("connect");
+    stalled.writable().await.expect("writable");
+    stalled
+        .try_write(b"\x16\x03\x01")
+        .expect("the start of a ClientHello");
+    let mut rest = Vec::new();
+    use tokio::io::AsyncReadExt as _;
+    let mut stalled = stalled;
+    let read = tokio::time::timeout(TIMEOUT, stalled.read_to_end(&mut rest))
+        .await
+        .expect("closed in time");
+    assert!(read.is_err() || rest.is_empty(), "{rest:?}");
     server.shutdown().await;
 }
 
@@ -267,14 +326,12 @@ fn the_self_signed_certificate_survives_a_restart_with_its_fingerprint() {
     let dir = tempfile::tempdir().expect("tempdir");
     let start = || {
         let mut command = ServerProcess::command_with_data();
-        command.args(["127.0.0.1", "0", "--data-dir"]).arg(dir.path());
+        command
+            .args(["127.0.0.1", "0", "--data-dir"])
+            .arg(dir.path());
         let server = ServerProcess::spawn_command(command);
         let line = server.expect_stdout("SHA-256 fingerprint: ");
-        let fingerprint = line
-            .rsplit(' ')
-            .next()
-            .expect("a fingerprint")
-            .to_owned();
+        let fingerprint = line.rsplit(' ').next().expect("a fingerprint").to_owned();
         let (server, addr) = ServerProcess::listening(server);
         (server, addr, fingerprint)
     };

@@ -22,9 +22,9 @@ use std::future::Future;
 use std::sync::Arc;
 
 use crate::{
-    AccessEntry, Account, AppendError, ChannelRegistration, HistoryMessage, HistoryRef, ListEntry,
-    ListKind, MessageKind, Party, PasswordUpdate, Retention, ScramVerifier, Store, StoreError,
-    TargetKey, TargetScope, Timestamp, Topic,
+    AccessEntry, Account, AppendError, CertfpAdded, ChannelRegistration, HistoryMessage,
+    HistoryRef, ListEntry, ListKind, MAX_CERTFPS_PER_ACCOUNT, MessageKind, Party, PasswordUpdate,
+    Retention, ScramVerifier, Store, StoreError, TargetKey, TargetScope, Timestamp, Topic,
 };
 
 /// Writes one `#[tokio::test]` per conformance behaviour, each calling the
@@ -34,7 +34,7 @@ use crate::{
 macro_rules! conformance_tests {
     ($make:expr) => {
         $crate::conformance_tests!(@each $make;
-            accounts, account_conflicts, channels, history_roundtrip, watermark,
+            accounts, account_conflicts, certfps, certfps_of_deleted_account, channels, history_roundtrip, watermark,
             latest, before_after, around, between, same_millisecond_order,
             unknown_references, targets, redact, read_markers, retention_age,
             retention_count, close);
@@ -238,6 +238,175 @@ where
         .create_account(account("carol"))
         .await
         .expect("create");
+}
+
+/// A test client-certificate fingerprint: lowercase hex SHA-256, 64 characters,
+/// distinct for each `n`.
+pub fn certfp(n: u8) -> String {
+    format!("{n:02x}").repeat(32)
+}
+
+/// Certificate fingerprints: add, add again, add another account's, the
+/// per-account limit, the sorted list, removal, the SASL EXTERNAL lookup, and
+/// `NotFound` for a missing account.
+pub async fn certfps<F, Fut>(make: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Arc<dyn Store>>,
+{
+    let store = make().await;
+    store
+        .create_account(account("alice"))
+        .await
+        .expect("create");
+    store.create_account(account("bob")).await.expect("create");
+    assert!(store.certfps("alice").await.expect("list").is_empty());
+    assert_eq!(
+        store.account_by_certfp(&certfp(1)).await.expect("get"),
+        None
+    );
+
+    // Added out of order, listed sorted.
+    for n in [3, 1, 2] {
+        let added = store.add_certfp("alice", &certfp(n)).await.expect("add");
+        assert_eq!(added, CertfpAdded::Added, "certfp {n}");
+    }
+    assert_eq!(
+        store.certfps("alice").await.expect("list"),
+        [certfp(1), certfp(2), certfp(3)]
+    );
+    let again = store.add_certfp("alice", &certfp(1)).await.expect("add");
+    assert_eq!(again, CertfpAdded::AlreadyPresent);
+    let taken = store.add_certfp("bob", &certfp(1)).await.expect("add");
+    assert_eq!(taken, CertfpAdded::Taken);
+    assert!(store.certfps("bob").await.expect("list").is_empty());
+    assert_eq!(
+        store.account_by_certfp(&certfp(1)).await.expect("get"),
+        Some(account("alice"))
+    );
+
+    let missing = store.add_certfp("nobody", &certfp(9)).await;
+    assert!(
+        matches!(&missing, Err(StoreError::NotFound { what: "account", key }) if key == "nobody"),
+        "{missing:?}"
+    );
+    assert_eq!(
+        store.account_by_certfp(&certfp(9)).await.expect("get"),
+        None
+    );
+
+    // The limit: alice has 3; fill up to the maximum, then one more is refused,
+    // but one she already has is still reported as present.
+    for n in 4..=MAX_CERTFPS_PER_ACCOUNT as u8 {
+        let added = store.add_certfp("alice", &certfp(n)).await.expect("add");
+        assert_eq!(added, CertfpAdded::Added, "certfp {n}");
+    }
+    let full = store.add_certfp("alice", &certfp(200)).await.expect("add");
+    assert_eq!(full, CertfpAdded::LimitReached);
+    assert_eq!(
+        store.certfps("alice").await.expect("list").len(),
+        MAX_CERTFPS_PER_ACCOUNT
+    );
+    assert_eq!(
+        store.account_by_certfp(&certfp(200)).await.expect("get"),
+        None
+    );
+    let again = store.add_certfp("alice", &certfp(2)).await.expect("add");
+    assert_eq!(again, CertfpAdded::AlreadyPresent);
+    // The limit is per account.
+    let added = store.add_certfp("bob", &certfp(200)).await.expect("add");
+    assert_eq!(added, CertfpAdded::Added);
+
+    // Removal: only from its own account, and once.
+    assert!(
+        !store
+            .remove_certfp("bob", &certfp(2))
+            .await
+            .expect("remove")
+    );
+    assert!(
+        store
+            .remove_certfp("alice", &certfp(2))
+            .await
+            .expect("remove")
+    );
+    assert!(
+        !store
+            .remove_certfp("alice", &certfp(2))
+            .await
+            .expect("remove")
+    );
+    assert!(
+        !store
+            .remove_certfp("nobody", &certfp(2))
+            .await
+            .expect("remove")
+    );
+    assert_eq!(
+        store.account_by_certfp(&certfp(2)).await.expect("get"),
+        None
+    );
+    assert!(
+        !store
+            .certfps("alice")
+            .await
+            .expect("list")
+            .contains(&certfp(2))
+    );
+    // Below the limit again.
+    let added = store.add_certfp("alice", &certfp(201)).await.expect("add");
+    assert_eq!(added, CertfpAdded::Added);
+    // A removed fingerprint is free for another account.
+    let added = store.add_certfp("bob", &certfp(2)).await.expect("add");
+    assert_eq!(added, CertfpAdded::Added);
+    assert_eq!(
+        store.account_by_certfp(&certfp(2)).await.expect("get"),
+        Some(account("bob"))
+    );
+    assert_eq!(
+        store.certfps("bob").await.expect("list"),
+        [certfp(2), certfp(200)]
+    );
+}
+
+/// Deleting an account deletes its fingerprints: the old certificate no longer
+/// logs in (not even to a new account of the same name), and the fingerprint can
+/// be added to another account.
+pub async fn certfps_of_deleted_account<F, Fut>(make: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Arc<dyn Store>>,
+{
+    let store = make().await;
+    store.create_account(account("dave")).await.expect("create");
+    store.create_account(account("erin")).await.expect("create");
+    for n in [1, 2] {
+        let added = store.add_certfp("dave", &certfp(n)).await.expect("add");
+        assert_eq!(added, CertfpAdded::Added);
+    }
+    assert!(store.delete_account("dave").await.expect("delete"));
+    assert_eq!(
+        store.account_by_certfp(&certfp(1)).await.expect("get"),
+        None
+    );
+    assert!(store.certfps("dave").await.expect("list").is_empty());
+
+    store
+        .create_account(account("dave"))
+        .await
+        .expect("recreate");
+    assert_eq!(
+        store.account_by_certfp(&certfp(2)).await.expect("get"),
+        None
+    );
+    assert!(store.certfps("dave").await.expect("list").is_empty());
+
+    let added = store.add_certfp("erin", &certfp(1)).await.expect("add");
+    assert_eq!(added, CertfpAdded::Added);
+    assert_eq!(
+        store.account_by_certfp(&certfp(1)).await.expect("get"),
+        Some(account("erin"))
+    );
 }
 
 /// Channel registrations: register, read back (topic, modes, lists, access),

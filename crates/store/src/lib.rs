@@ -41,9 +41,11 @@
 //! index on `(target, time)` (every history query is one index range scan) and a
 //! unique index on `msgid`; `target(id, key, latest)` interns channel and
 //! conversation keys and answers TARGETS; `target_party` finds a user's private
-//! conversations; `account`, `channel`, `channel_list`, `channel_access`,
-//! `read_marker` hold the rest. Migrations are versioned in `PRAGMA user_version`;
-//! a database from a newer palaver is refused ([`StoreError::TooNew`]).
+//! conversations; `account_certfps(certfp, account_key)` maps client-certificate
+//! fingerprints to accounts (SASL EXTERNAL), indexed by account; `account`,
+//! `channel`, `channel_list`, `channel_access`, `read_marker` hold the rest.
+//! Migrations are versioned in `PRAGMA user_version`; a database from a newer
+//! palaver is refused ([`StoreError::TooNew`]).
 //!
 //! # Backups
 //! The database is `palaver.db` (plus `palaver.db-wal` and `palaver.db-shm` while
@@ -67,7 +69,7 @@ pub use crate::sqlite::{
 };
 pub use crate::store::{Store, StoreFuture};
 pub use crate::types::{
-    AccessEntry, Account, ChannelRegistration, Expired, HistoryMessage, HistoryRef, ListEntry,
-    ListKind, MessageKind, Party, PasswordUpdate, Retention, ScramVerifier, TargetKey,
-    TargetLatest, TargetScope, Timestamp, Topic,
+    AccessEntry, Account, CertfpAdded, ChannelRegistration, Expired, HistoryMessage, HistoryRef,
+    ListEntry, ListKind, MAX_CERTFPS_PER_ACCOUNT, MessageKind, Party, PasswordUpdate, Retention,
+    ScramVerifier, TargetKey, TargetLatest, TargetScope, Timestamp, Topic,
 };

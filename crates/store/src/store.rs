@@ -7,8 +7,8 @@ use tokio::sync::watch;
 
 use crate::error::{AppendRejected, StoreError};
 use crate::types::{
-    Account, ChannelRegistration, Expired, HistoryMessage, HistoryRef, PasswordUpdate, Retention,
-    TargetKey, TargetLatest, TargetScope, Timestamp,
+    Account, CertfpAdded, ChannelRegistration, Expired, HistoryMessage, HistoryRef, PasswordUpdate,
+    Retention, TargetKey, TargetLatest, TargetScope, Timestamp,
 };
 
 /// What every asynchronous [`Store`] method returns: a boxed, `Send` future.
@@ -64,9 +64,40 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// account.
     fn set_verified(&self, key: &str, verified: bool) -> StoreFuture<'_, ()>;
 
-    /// Deletes account `key` and its read markers; returns whether it existed. Its
-    /// history stays (other people's conversations include it) until retention.
+    /// Deletes account `key`, its read markers and its certificate fingerprints (in
+    /// one atomic step); returns whether it existed. Its history stays (other
+    /// people's conversations include it) until retention.
     fn delete_account(&self, key: &str) -> StoreFuture<'_, bool>;
+
+    // ----- client-certificate fingerprints (SASL EXTERNAL) -----
+    //
+    // A fingerprint is the lowercase hex SHA-256 of a client certificate (64
+    // characters). The store keeps it exactly as given and compares it byte for
+    // byte: the server normalises (lowercase, no colons) before every call, so all
+    // backends agree by construction, as with folded keys.
+
+    /// Adds `certfp` to account `account_key` (`NickServ CERT ADD`), so that the
+    /// certificate logs in to it. The checks and the insert are one atomic step:
+    /// [`CertfpAdded::AlreadyPresent`] if the account has it,
+    /// [`CertfpAdded::Taken`] if another account has it (a fingerprint identifies
+    /// at most one account, so EXTERNAL is never ambiguous),
+    /// [`CertfpAdded::LimitReached`] if the account already has
+    /// [`crate::MAX_CERTFPS_PER_ACCOUNT`] (the list is client-controlled, so
+    /// bounded); [`StoreError::NotFound`] if there is no such account.
+    fn add_certfp(&self, account_key: &str, certfp: &str) -> StoreFuture<'_, CertfpAdded>;
+
+    /// Removes `certfp` from account `account_key` (`NickServ CERT DEL`); returns
+    /// whether the account had it (a fingerprint of another account is left alone).
+    fn remove_certfp(&self, account_key: &str, certfp: &str) -> StoreFuture<'_, bool>;
+
+    /// The fingerprints of account `account_key`, sorted (`NickServ CERT LIST`);
+    /// empty for an unknown account.
+    fn certfps(&self, account_key: &str) -> StoreFuture<'_, Vec<String>>;
+
+    /// The account that `certfp` identifies, if any: the SASL EXTERNAL lookup, one
+    /// indexed read. Deleting an account deletes its fingerprints, so a later
+    /// account of the same name cannot be entered with the old certificate.
+    fn account_by_certfp(&self, certfp: &str) -> StoreFuture<'_, Option<Account>>;
 
     // ----- channel registrations -----
 

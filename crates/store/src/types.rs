@@ -61,6 +61,26 @@ pub struct Account {
     pub created_at: Timestamp,
 }
 
+/// Most client-certificate fingerprints one account may hold: the list is state a
+/// client controls (`NickServ CERT ADD`), so it is bounded like every other.
+pub const MAX_CERTFPS_PER_ACCOUNT: usize = 10;
+
+/// What [`crate::Store::add_certfp`] did. A missing account is not an outcome but
+/// [`crate::StoreError::NotFound`], as for the other account writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertfpAdded {
+    /// The fingerprint now identifies the account.
+    Added,
+    /// The account already had it (nothing changed).
+    AlreadyPresent,
+    /// Another account has it: a fingerprint identifies at most one account, so
+    /// SASL EXTERNAL is never ambiguous (nothing changed).
+    Taken,
+    /// The account already has [`MAX_CERTFPS_PER_ACCOUNT`] fingerprints (nothing
+    /// changed).
+    LimitReached,
+}
+
 /// The SCRAM-SHA-256 (RFC 5802/7677) data a server keeps instead of the password.
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct ScramVerifier {

@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use palaver_store::conformance::{account, channel, message};
+use palaver_store::conformance::{account, certfp, channel, message};
 use palaver_store::{
-    AppendError, DATABASE_FILE, HistoryRef, SqliteOptions, SqliteStore, Store, StoreError,
-    SyncMode, TargetKey, Timestamp,
+    AppendError, CertfpAdded, DATABASE_FILE, HistoryRef, SqliteOptions, SqliteStore, Store,
+    StoreError, SyncMode, TargetKey, Timestamp,
 };
 
 fn tempdir() -> tempfile::TempDir {
@@ -149,13 +149,72 @@ fn a_newer_schema_is_refused() {
             e,
             StoreError::TooNew {
                 found: 99,
-                supported: 1,
+                supported: 2,
                 ..
             }
         ),
         "{e:?}"
     );
     assert_one_sentence(&e, &path);
+}
+
+/// A database at schema version 1 (before certificate fingerprints) is migrated
+/// on open, keeping its data. Version 1 is rebuilt from a current database by
+/// undoing migration 2 by hand (dropping its table, and its index with it) and
+/// setting the version back.
+#[tokio::test]
+async fn a_version_1_database_is_migrated() {
+    let dir = tempdir();
+    {
+        let store = SqliteStore::open(dir.path()).expect("create");
+        store
+            .create_account(account("alice"))
+            .await
+            .expect("account");
+    }
+    let path = dir.path().join(DATABASE_FILE);
+    let raw = rusqlite::Connection::open(&path).expect("open");
+    raw.execute_batch("DROP TABLE account_certfps; PRAGMA user_version = 1;")
+        .expect("downgrade");
+    let tables: i64 = raw
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE name LIKE 'account_certfps%'",
+            [],
+            |row| row.get(0),
+        )
+        .expect("schema");
+    assert_eq!(tables, 0, "the table and its index are gone");
+    drop(raw);
+
+    let store = SqliteStore::open(dir.path()).expect("migrate");
+    assert_eq!(
+        store.account("alice").await.expect("get"),
+        Some(account("alice"))
+    );
+    assert_eq!(
+        store.add_certfp("alice", &certfp(1)).await.expect("add"),
+        CertfpAdded::Added
+    );
+    assert_eq!(
+        store.account_by_certfp(&certfp(1)).await.expect("lookup"),
+        Some(account("alice"))
+    );
+    store.close().await.expect("close");
+    drop(store);
+    let raw = rusqlite::Connection::open(&path).expect("open");
+    let version: i64 = raw
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .expect("version");
+    assert_eq!(version, 2);
+    let index: i64 = raw
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE type = 'index' \
+             AND name = 'account_certfps_account'",
+            [],
+            |row| row.get(0),
+        )
+        .expect("schema");
+    assert_eq!(index, 1);
 }
 
 #[tokio::test]
@@ -179,6 +238,7 @@ async fn everything_survives_a_restart() {
             .set_read_marker("alice", &chan, Timestamp(1020))
             .await
             .expect("marker");
+        store.add_certfp("alice", &certfp(7)).await.expect("certfp");
         for m in &messages {
             store.append(m.clone()).expect("append");
         }
@@ -196,6 +256,7 @@ async fn everything_survives_a_restart() {
         store.read_marker("alice", &chan).await.expect("get"),
         Some(Timestamp(1020))
     );
+    assert_eq!(store.certfps("alice").await.expect("list"), [certfp(7)]);
     assert_eq!(
         store.latest(&chan, None, 100).await.expect("latest"),
         messages

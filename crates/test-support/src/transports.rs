@@ -194,13 +194,11 @@ pub async fn connect_websocket(
     } else {
         Box::new(TcpStream::connect(addr).await.expect("connect"))
     };
-    let (socket, response) = tokio::time::timeout(
-        TIMEOUT,
-        tokio_tungstenite::client_async(request, io),
-    )
-    .await
-    .expect("WebSocket handshake in time")
-    .expect("WebSocket handshake");
+    let (socket, response) =
+        tokio::time::timeout(TIMEOUT, tokio_tungstenite::client_async(request, io))
+            .await
+            .expect("WebSocket handshake in time")
+            .expect("WebSocket handshake");
     let protocol = response
         .headers()
         .get("Sec-WebSocket-Protocol")
@@ -257,7 +255,9 @@ async fn pump(socket: WebSocket, pipe: tokio::io::DuplexStream, binary: bool) {
                 Message::Close(_) => break,
                 _ => continue,
             };
-            if to_test.write_all(&payload).await.is_err() || to_test.write_all(b"\r\n").await.is_err() {
+            if to_test.write_all(&payload).await.is_err()
+                || to_test.write_all(b"\r\n").await.is_err()
+            {
                 return;
             }
         }
@@ -268,14 +268,20 @@ async fn pump(socket: WebSocket, pipe: tokio::io::DuplexStream, binary: bool) {
 
 /// One plain HTTP/1.1 request (`Connection: close`) over `io`; returns the status
 /// code, the head and the body.
-pub async fn http_request(mut io: impl Io, request_line: &str, headers: &[&str]) -> (u16, String, String) {
+pub async fn http_request(
+    mut io: impl Io,
+    request_line: &str,
+    headers: &[&str],
+) -> (u16, String, String) {
     let mut request = format!("{request_line}\r\nHost: localhost\r\nConnection: close\r\n");
     for header in headers {
         request.push_str(header);
         request.push_str("\r\n");
     }
     request.push_str("\r\n");
-    io.write_all(request.as_bytes()).await.expect("send the request");
+    io.write_all(request.as_bytes())
+        .await
+        .expect("send the request");
     let mut response = Vec::new();
     tokio::time::timeout(TIMEOUT, io.read_to_end(&mut response))
         .await

@@ -1,5 +1,5 @@
-//! Accounts: the rules for names and passwords, the password material the store
-//! keeps, and the SCRAM exchange ([`scram`]).
+//! Accounts: the rules for names and passwords, and the password material the store
+//! keeps (the SCRAM exchange itself is [`crate::scram`]).
 //!
 //! A password is stored twice, both derived at once whenever it is set: an argon2id
 //! PHC string (checked for SASL PLAIN and NickServ IDENTIFY) and a SCRAM-SHA-256
@@ -8,15 +8,11 @@
 //! touches the world or the store: `handlers::sasl`, `handlers::account` and
 //! `handlers::nickserv` do.
 
-/// SCRAM-SHA-256, the server side of the exchange.
-pub(crate) mod scram;
-
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use palaver_proto::validate::is_valid_nick;
 use palaver_store::{Account, PasswordUpdate, Timestamp};
 
-/// The shortest password accepted, in bytes.
-pub(crate) const MIN_PASSWORD_BYTES: usize = 8;
+use crate::scram;
 
 /// Service nicknames no user may take (NickServ now, ChanServ later), nor register
 /// as an account.
@@ -90,13 +86,6 @@ pub(crate) fn random_token(len: usize) -> String {
     let mut bytes = vec![0u8; len];
     OsRng.fill_bytes(&mut bytes);
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
-
-/// Random bytes for a per-process secret (the SCRAM decoys' key).
-pub(crate) fn random_secret() -> [u8; 32] {
-    let mut bytes = [0u8; 32];
-    OsRng.fill_bytes(&mut bytes);
-    bytes
 }
 
 #[cfg(test)]

@@ -9,9 +9,35 @@ use palaver_proto::Message;
 use super::Ctx;
 use super::registration::try_complete;
 use crate::caps;
+use crate::config::Config;
 
 /// `ERR_INVALIDCAPCMD`, numerics table style; only CAP uses it.
 const ERR_INVALIDCAPCMD: &str = "410";
+
+/// The value CAP LS 302 shows after `name=`, for capabilities that have one.
+fn cap_value(cap: caps::Cap, config: &Config) -> Option<String> {
+    match cap.name {
+        name if name == caps::METADATA.name => Some(crate::world::metadata::cap_value(config)),
+        name if name == caps::SASL.name => Some(super::sasl::MECHANISMS.to_owned()),
+        // Names other than the nick may be registered.
+        name if name == caps::ACCOUNT_REGISTRATION.name => {
+            let mut value = String::new();
+            if config.accounts.register_before_connect {
+                value.push_str("before-connect,");
+            }
+            if config.accounts.email_required {
+                value.push_str("email-required,");
+            }
+            value.push_str("custom-account-name");
+            Some(value)
+        }
+        name if name == caps::MULTILINE.name => Some(format!(
+            "max-bytes={},max-lines={}",
+            config.limits.multiline_max_bytes, config.limits.multiline_max_lines
+        )),
+        _ => None,
+    }
+}
 
 pub(super) fn cap(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     let Some(sub) = msg.param(0) else {
@@ -38,7 +64,7 @@ pub(super) fn cap(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
             let config = &ctx.world.config;
             let entries: Vec<String> = caps::SUPPORTED
                 .iter()
-                .map(|cap| match cap.value(config).filter(|_| values) {
+                .map(|&cap| match cap_value(cap, config).filter(|_| values) {
                     Some(value) => format!("{}={value}", cap.name),
                     None => cap.name.to_owned(),
                 })

@@ -349,7 +349,7 @@ pub(super) fn topic(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
             set_at: SystemTime::now(),
         });
     }
-    crate::registered::channel_changed(ctx.world, &key);
+    crate::world::registry::channel_changed(ctx.world, &key);
 }
 
 /// Cuts `text` to at most `max` bytes on a character boundary.

@@ -26,8 +26,8 @@ use palaver_store::{AccessEntry, ChannelRegistration};
 
 use super::Ctx;
 use super::deferred::Deferred;
-use crate::registered::{LEVEL_OP, MAX_ACCESS, MAX_PER_ACCOUNT, MAX_TOTAL};
 use crate::world::World;
+use crate::world::registry::{LEVEL_OP, MAX_ACCESS, MAX_PER_ACCOUNT, MAX_TOTAL};
 
 /// The service's nickname.
 pub(crate) const NICK: &str = "ChanServ";
@@ -184,7 +184,7 @@ fn register(ctx: &mut Ctx<'_>, name: &str) {
         );
         return;
     }
-    let registration = crate::registered::new_registration(&key, channel, founder.as_str());
+    let registration = crate::world::registry::new_registration(&key, channel, founder.as_str());
     ctx.deferred = Some(Deferred::RegisterChannel(Box::new(registration)));
 }
 

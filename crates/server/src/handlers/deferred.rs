@@ -19,16 +19,18 @@
 //! To add a job: a variant here, its work in [`Deferred::work`], a [`Completion`]
 //! variant, and the function that finishes it in [`Completion::finish`].
 
+use std::collections::HashMap;
 use std::fmt;
 
 use super::{Ctx, account, chanserv, nickserv, oper, sasl};
-use crate::accounts::scram::ClientFirst;
+use crate::scram::ClientFirst;
 use crate::secret::Secret;
 use palaver_store::{Account, StoreError};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
+use crate::outbox::Outbox;
 use crate::world::{ClientId, World};
-use crate::{Shared, labeled};
+use crate::{Shared, labeled, lock};
 
 /// Which command an account job answers: the replies differ (numerics and
 /// `AUTHENTICATE` for SASL, `FAIL REGISTER` for REGISTER, NOTICEs for NickServ).
@@ -521,3 +523,39 @@ pub(crate) async fn run(
 
 /// How many jobs one command may chain (see [`run`]).
 const MAX_CHAINED_JOBS: usize = 4;
+
+/// Results of deferred jobs, waiting for their connection's next poll.
+#[derive(Debug, Default)]
+pub(crate) struct Jobs {
+    /// By client: `Some(reason)` if the job's completion ends the connection.
+    done: Mutex<HashMap<ClientId, Option<String>>>,
+}
+
+impl Jobs {
+    /// Runs `job` for client `id` in a task of its own, then wakes the connection.
+    pub(crate) fn spawn(
+        self: &Arc<Self>,
+        shared: Arc<Shared>,
+        id: ClientId,
+        job: Deferred,
+        labeled: Option<labeled::Pending>,
+        outbox: Arc<Outbox>,
+    ) {
+        let jobs = Arc::clone(self);
+        tokio::spawn(async move {
+            let quit = run(&shared, id, job, labeled).await;
+            lock(&jobs.done).insert(id, quit);
+            outbox.wake_connection();
+        });
+    }
+
+    /// The result of client `id`'s job, once it is done.
+    pub(crate) fn take(&self, id: ClientId) -> Option<Option<String>> {
+        lock(&self.done).remove(&id)
+    }
+
+    /// Forgets the result of a job whose connection ended before it finished.
+    pub(crate) fn forget(&self, id: ClientId) {
+        lock(&self.done).remove(&id);
+    }
+}

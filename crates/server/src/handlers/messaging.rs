@@ -17,37 +17,9 @@ use super::{Ctx, multiline, split_list};
 use crate::caps;
 use crate::history::{self, Recorded};
 use crate::outbox::Outbox;
-use crate::relay::{Relay, client_only_tags};
+use crate::relay::{Kind, Relay, client_only_tags};
 use crate::world::{Recipients, World};
 use palaver_store::MessageKind;
-
-/// The three relayed commands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
-    Privmsg,
-    Notice,
-    Tagmsg,
-}
-
-impl Kind {
-    pub(super) fn command(self) -> &'static str {
-        match self {
-            Self::Privmsg => "PRIVMSG",
-            Self::Notice => "NOTICE",
-            Self::Tagmsg => "TAGMSG",
-        }
-    }
-
-    /// NOTICE is never answered with an error.
-    pub(super) fn errors(self) -> bool {
-        self != Self::Notice
-    }
-
-    /// Whether a recipient with `caps` can receive this kind at all.
-    fn reaches(self, caps: caps::CapSet) -> bool {
-        self != Self::Tagmsg || caps.has(caps::MESSAGE_TAGS)
-    }
-}
 
 /// `PRIVMSG|NOTICE <target>{,<target>} :<text>` and `TAGMSG <target>`.
 pub(super) fn relay(ctx: &mut Ctx<'_>, msg: &Message<'_>, kind: Kind) {

@@ -1,8 +1,8 @@
 //! Command handlers: one file per family, each a plain function of the world, the
 //! client and the parsed message.
 //!
-//! [`dispatch`] is the only entry point: it is called with the world locked, for one
-//! parsed line, and every handler finishes without awaiting. Protocol errors are
+//! [`line::process_line`] is the only entry point: for one received line it locks the
+//! world and calls [`dispatch`], and every handler finishes without awaiting. Protocol errors are
 //! replies (numerics), never panics or disconnects; a handler that must end the
 //! connection (QUIT, a wrong password) sets [`Ctx::quit`].
 
@@ -12,6 +12,7 @@ mod channel;
 pub(crate) mod chathistory;
 mod elist;
 mod help;
+pub(crate) mod line;
 mod messaging;
 mod metadata;
 mod mode;
@@ -37,6 +38,7 @@ pub(crate) mod sasl;
 use palaver_proto::Message;
 use palaver_proto::numeric::*;
 
+use crate::relay::Kind;
 use crate::world::{ClientId, World};
 
 /// What a handler works with.
@@ -148,19 +150,13 @@ fn lookup(name: &str) -> Option<Command> {
                 } else if msg.param(0).is_some_and(chanserv::addressed) {
                     chanserv::privmsg(ctx, msg);
                 } else {
-                    messaging::relay(ctx, msg, messaging::Kind::Privmsg);
+                    messaging::relay(ctx, msg, Kind::Privmsg);
                 }
             },
             false,
         ),
-        "NOTICE" => (
-            |ctx, msg| messaging::relay(ctx, msg, messaging::Kind::Notice),
-            false,
-        ),
-        "TAGMSG" => (
-            |ctx, msg| messaging::relay(ctx, msg, messaging::Kind::Tagmsg),
-            false,
-        ),
+        "NOTICE" => (|ctx, msg| messaging::relay(ctx, msg, Kind::Notice), false),
+        "TAGMSG" => (|ctx, msg| messaging::relay(ctx, msg, Kind::Tagmsg), false),
         "MODE" => (mode::mode, false),
         "WHO" => (query::who, false),
         "WHOIS" => (query::whois, false),

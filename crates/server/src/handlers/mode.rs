@@ -244,7 +244,7 @@ fn channel_mode(ctx: &mut Ctx<'_>, name: &str, msg: &Message<'_>) {
     if let Some(channel) = ctx.world.channels.get(&key) {
         channel.broadcast(&line.finish(), None);
     }
-    crate::registered::channel_changed(ctx.world, &key);
+    crate::world::registry::channel_changed(ctx.world, &key);
 }
 
 /// Applies one channel mode change, recording it in `applied` if it changed anything.

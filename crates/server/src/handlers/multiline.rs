@@ -15,33 +15,17 @@ use bytes::Bytes;
 use palaver_proto::{LineWriter, Message};
 
 use super::Ctx;
-use super::messaging::{self, Kind};
+use super::messaging;
 use crate::caps::{self, CapSet};
 use crate::history::{self, Recorded};
-use crate::relay::{Relay, Stamp};
+use crate::relay::{Kind, Relay, Stamp};
+use crate::world::OpenBatch;
 use palaver_store::MessageKind;
 
 /// The batch type this module implements.
 const BATCH_TYPE: &str = "draft/multiline";
 /// The tag that joins a line to the previous one.
 const CONCAT_TAG: &str = "draft/multiline-concat";
-
-/// A batch a client has opened and not closed yet.
-#[derive(Debug)]
-pub(crate) struct OpenBatch {
-    /// The client's reference for it.
-    reference: String,
-    target: String,
-    /// PRIVMSG or NOTICE, fixed by the first line.
-    kind: Option<Kind>,
-    /// Client-only tags from the opening line (they apply to the whole message).
-    client_tags: String,
-    /// The opening line's label, answered when the batch closes.
-    label: Option<String>,
-    /// Each line's text and whether it joins the previous one.
-    lines: Vec<(String, bool)>,
-    bytes: usize,
-}
 
 /// `BATCH +<ref> draft/multiline <target>` and `BATCH -<ref>`.
 pub(super) fn batch(ctx: &mut Ctx<'_>, msg: &Message<'_>) {

@@ -277,7 +277,7 @@ pub(super) fn dropped(ctx: &mut Ctx<'_>, name: &str, ok: bool) {
         ctx.world.nick_claims.remove(&holder);
     }
     // Its channel registrations go with it (ChanServ).
-    let founded = crate::registered::account_dropped(ctx.world, name);
+    let founded = crate::world::registry::account_dropped(ctx.world, name);
     if !founded.is_empty() {
         ctx.deferred = Some(Deferred::DropChannels { keys: founded });
     }

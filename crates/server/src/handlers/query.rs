@@ -165,6 +165,22 @@ pub(super) fn whois(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
             .trailing(&format!("is a bot on {}", ctx.world.config.network_name))
             .send();
     }
+    if client.tls {
+        ctx.numeric(RPL_WHOISSECURE)
+            .param(nick)
+            .trailing("is using a secure connection")
+            .send();
+    }
+    // The fingerprint identifies the user's certificate: shown to the user and to
+    // operators only.
+    if let Some(certfp) = ctx.world.certfps.get(&client.id)
+        && (client.id == ctx.id || ctx.me().oper)
+    {
+        ctx.numeric(RPL_WHOISCERTFP)
+            .param(nick)
+            .trailing(&format!("has client certificate fingerprint {certfp}"))
+            .send();
+    }
     if let Some(account) = &client.account {
         ctx.numeric(RPL_WHOISACCOUNT)
             .param(nick)

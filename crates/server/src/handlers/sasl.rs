@@ -29,8 +29,8 @@ use palaver_proto::numeric::*;
 
 use super::Ctx;
 use super::deferred::{Deferred, Via};
-use crate::accounts::scram::{self, ClientFirst, Exchange};
-use crate::world::World;
+use crate::scram::{self, ClientFirst, Exchange};
+use crate::world::{Mechanism, Sasl, Step, World};
 
 /// The mechanisms we offer, as `RPL_SASLMECHS` and the CAP 302 value list them.
 pub(crate) const MECHANISMS: &str = "PLAIN,SCRAM-SHA-256";
@@ -40,43 +40,6 @@ const CHUNK: usize = 400;
 /// The most base64 text one SASL message may add up to (PLAIN with a very long
 /// password is some hundreds of bytes; SCRAM messages are about a hundred).
 const MAX_MESSAGE: usize = 4 * CHUNK;
-
-/// A SASL mechanism we understand.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mechanism {
-    /// RFC 4616: the password in the clear (inside the connection).
-    Plain,
-    /// RFC 7677: the password never crosses the wire.
-    ScramSha256,
-}
-
-/// An exchange in progress.
-#[derive(Debug)]
-pub(crate) struct Sasl {
-    /// What the client asked for with `AUTHENTICATE <mechanism>`.
-    mechanism: Mechanism,
-    /// Base64 received so far of the message being sent in chunks.
-    buffer: String,
-    /// Where the exchange is.
-    step: Step,
-}
-
-/// Where an exchange is.
-#[derive(Debug)]
-enum Step {
-    /// Waiting for the client's first message.
-    Start,
-    /// A deferred check runs; the client's lines wait for it anyway.
-    Checking,
-    /// SCRAM: server-first sent, waiting for the client-final message. `account` is
-    /// the registered name, `None` for an unknown name (the exchange fails at the end).
-    ScramFinal {
-        exchange: Box<Exchange>,
-        account: Option<String>,
-    },
-    /// SCRAM: server-final sent, waiting for the client's empty response.
-    ScramAck { account: String },
-}
 
 /// `AUTHENTICATE <mechanism>|<data>|+|*`.
 pub(super) fn authenticate(ctx: &mut Ctx<'_>, msg: &Message<'_>) {

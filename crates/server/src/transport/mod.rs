@@ -13,7 +13,7 @@
 
 pub(crate) mod http;
 pub(crate) mod opening;
-pub mod tls;
+pub(crate) mod tls;
 pub(crate) mod websocket;
 
 use std::io;

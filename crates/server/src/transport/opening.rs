@@ -48,6 +48,9 @@ const SNIFF_BYTES: usize = 8;
 /// hand, or a request split across packets).
 const PEEK_PAUSE: Duration = Duration::from_millis(5);
 
+/// Said to a connection that sent nothing before the registration timeout.
+const REGISTRATION_TIMED_OUT: &[u8] = b"ERROR :Registration timed out\r\n";
+
 /// What the first bytes say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -81,7 +84,10 @@ pub(crate) async fn open(
             return;
         }
         Err(_) => {
+            // Most likely someone at a terminal (nc, telnet) who does not know to
+            // speak first: told in IRC's words, as a registered-too-late client is.
             tracing::debug!(peer = %ip, "connection sent nothing in time");
+            let _ = stream.try_write(REGISTRATION_TIMED_OUT);
             return;
         }
     };
@@ -205,7 +211,13 @@ async fn peek_kind(stream: &TcpStream) -> std::io::Result<Kind> {
 
 /// The HTTP methods a first line may start with.
 const HTTP_METHODS: [&[u8]; 7] = [
-    b"GET ", b"HEAD ", b"POST ", b"PUT ", b"DELETE ", b"OPTIONS ", b"PATCH ",
+    b"GET ",
+    b"HEAD ",
+    b"POST ",
+    b"PUT ",
+    b"DELETE ",
+    b"OPTIONS ",
+    b"PATCH ",
 ];
 
 /// What `start` (the first bytes of a stream) is, or `None` if more bytes are

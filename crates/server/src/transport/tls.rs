@@ -85,7 +85,12 @@ impl ServerTls {
     pub fn self_signed(names: &[String]) -> Result<Self, TlsError> {
         let provider = provider();
         let made = make_self_signed(names)?;
-        let certified = certified(&provider, vec![made.cert], made.key, "the self-signed certificate")?;
+        let certified = certified(
+            &provider,
+            vec![made.cert],
+            made.key,
+            "the self-signed certificate",
+        )?;
         Self::build(provider, certified, Source::SelfSigned { dir: None })
     }
 
@@ -101,7 +106,12 @@ impl ServerTls {
         } else {
             let made = make_self_signed(names)?;
             save_self_signed(&dir, &made)?;
-            certified(&provider, vec![made.cert], made.key, "the self-signed certificate")?
+            certified(
+                &provider,
+                vec![made.cert],
+                made.key,
+                "the self-signed certificate",
+            )?
         };
         Self::build(provider, certified, Source::SelfSigned { dir: Some(dir) })
     }

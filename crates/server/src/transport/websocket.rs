@@ -155,9 +155,9 @@ impl AsyncRead for WebSocketTransport {
             };
             // A client that ends its message with the line ending anyway is
             // forgiven; the connection's framer splits anything else.
-            let line = payload
-                .strip_suffix(b"\n")
-                .map_or(&payload[..], |line| line.strip_suffix(b"\r").unwrap_or(line));
+            let line = payload.strip_suffix(b"\n").map_or(&payload[..], |line| {
+                line.strip_suffix(b"\r").unwrap_or(line)
+            });
             let mut framed = BytesMut::with_capacity(line.len() + 2);
             framed.extend_from_slice(line);
             framed.extend_from_slice(b"\r\n");

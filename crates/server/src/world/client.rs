@@ -9,6 +9,8 @@ use palaver_proto::{CaseKey, LineWriter};
 
 use crate::caps::CapSet;
 use crate::outbox::Outbox;
+use crate::relay::Kind;
+use crate::scram::Exchange;
 
 /// A client's identity within this process; never reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -34,11 +36,65 @@ pub(crate) struct Login {
     /// The connection password the client sent with PASS.
     pub(crate) password: Option<crate::secret::Secret>,
     /// A SASL exchange in progress (see `handlers::sasl`).
-    pub(crate) sasl: Option<Box<crate::handlers::sasl::Sasl>>,
+    pub(crate) sasl: Option<Box<Sasl>>,
     /// The nickname a NICK before registration asked for and found taken: a
     /// `REGISTER * …` from a client without a nick means that name, and is refused
     /// as taken rather than for the missing nick (no land grabs).
     pub(crate) refused_nick: Option<Box<str>>,
+}
+
+/// A SASL mechanism we understand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mechanism {
+    /// RFC 4616: the password in the clear (inside the connection).
+    Plain,
+    /// RFC 7677: the password never crosses the wire.
+    ScramSha256,
+}
+
+/// A SASL exchange in progress (see `handlers::sasl`).
+#[derive(Debug)]
+pub(crate) struct Sasl {
+    /// What the client asked for with `AUTHENTICATE <mechanism>`.
+    pub(crate) mechanism: Mechanism,
+    /// Base64 received so far of the message being sent in chunks.
+    pub(crate) buffer: String,
+    /// Where the exchange is.
+    pub(crate) step: Step,
+}
+
+/// Where an exchange is.
+#[derive(Debug)]
+pub(crate) enum Step {
+    /// Waiting for the client's first message.
+    Start,
+    /// A deferred check runs; the client's lines wait for it anyway.
+    Checking,
+    /// SCRAM: server-first sent, waiting for the client-final message. `account` is
+    /// the registered name, `None` for an unknown name (the exchange fails at the end).
+    ScramFinal {
+        exchange: Box<Exchange>,
+        account: Option<String>,
+    },
+    /// SCRAM: server-final sent, waiting for the client's empty response.
+    ScramAck { account: String },
+}
+
+/// A batch a client has opened and not closed yet.
+#[derive(Debug)]
+pub(crate) struct OpenBatch {
+    /// The client's reference for it.
+    pub(crate) reference: String,
+    pub(crate) target: String,
+    /// PRIVMSG or NOTICE, fixed by the first line.
+    pub(crate) kind: Option<Kind>,
+    /// Client-only tags from the opening line (they apply to the whole message).
+    pub(crate) client_tags: String,
+    /// The opening line's label, answered when the batch closes.
+    pub(crate) label: Option<String>,
+    /// Each line's text and whether it joins the previous one.
+    pub(crate) lines: Vec<(String, bool)>,
+    pub(crate) bytes: usize,
 }
 
 /// Where a client is in the registration handshake.
@@ -83,8 +139,12 @@ pub(crate) struct Client {
     pub(crate) bot: bool,
     /// Wallops (`+w`): receives WALLOPS.
     pub(crate) wallops: bool,
+    /// The connection is encrypted (TLS, or WebSocket over TLS): WHOIS says so
+    /// (671) and `+z` channels let it in. (A client certificate's fingerprint is
+    /// kept in `World::certfps`: few clients present one.)
+    pub(crate) tls: bool,
     /// A draft/multiline batch the client opened and has not closed yet.
-    pub(crate) multiline: Option<Box<crate::handlers::multiline::OpenBatch>>,
+    pub(crate) multiline: Option<Box<OpenBatch>>,
     pub(crate) away: Option<Box<str>>,
     /// Folded names of the channels the client is in.
     pub(crate) channels: super::Set<CaseKey>,
@@ -171,6 +231,7 @@ impl Client {
             oper: false,
             bot: false,
             wallops: false,
+            tls: false,
             multiline: None,
             away: None,
             channels: super::Set::default(),

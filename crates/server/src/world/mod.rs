@@ -10,24 +10,28 @@
 pub(crate) mod auth_failures;
 mod channel;
 mod client;
+mod events;
 pub(crate) mod metadata;
 mod monitor;
 pub(crate) mod read_markers;
 pub(crate) mod recent;
 mod recipients;
+pub(crate) mod registry;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use argon2::password_hash::rand_core::{OsRng, RngCore};
 use palaver_proto::{CaseKey, CaseMapping, LineWriter};
 
 pub(crate) use channel::{
     Ban, Channel, ListMode, MUTE_PREFIX, Member, Status, Topic, is_account_extban,
 };
 pub(crate) use client::ClientId;
-pub(crate) use client::{Client, Registration, unix_now};
+pub(crate) use client::{Client, Mechanism, OpenBatch, Registration, Sasl, Step, unix_now};
+pub(crate) use events::{kept_for, record_event};
 pub(crate) use recipients::Recipients;
 
 use crate::config::Config;
@@ -71,6 +75,10 @@ pub(crate) struct World {
     /// Boxed: the table then holds pointers, and its spare capacity costs 8 bytes a slot
     /// rather than a whole client record (hash tables run up to half empty).
     pub(crate) clients: Map<ClientId, Box<Client>>,
+    /// The SHA-256 fingerprint (lowercase hex) of the client certificate each client
+    /// presented, for WHOIS (276) and SASL EXTERNAL: apart from the client record,
+    /// which most clients (without a certificate) would pay 16 bytes more for.
+    pub(crate) certfps: Map<ClientId, Box<str>>,
     /// Registered and registering nicknames (folded) to their owner, in order: WHO
     /// walks it a page at a time, resuming after the last nickname it answered (see
     /// `handlers::paged`). Nicknames are looked up per private message, not per
@@ -123,13 +131,13 @@ pub(crate) struct World {
     /// `handlers::nickserv::enforce`).
     pub(crate) nick_claims: Map<ClientId, std::time::Instant>,
     /// A per-process secret that makes SCRAM's stand-in salts for unknown names
-    /// stable but unpredictable (see `accounts::scram::decoy`).
+    /// stable but unpredictable (see `scram::decoy`).
     pub(crate) sasl_secret: [u8; 32],
     /// LUSERS counts, kept current so that a registration (which sends LUSERS)
     /// costs the same with 20,000 clients as with 2.
     census: Census,
     /// Registered channels (ChanServ), existing or not, and their write-back.
-    pub(crate) registry: crate::registered::Registry,
+    pub(crate) registry: registry::Registry,
 }
 
 /// The world's hash maps and sets. foldhash rather than std's SipHash: it is several
@@ -149,12 +157,20 @@ pub(crate) struct Census {
     pub(crate) opers: usize,
 }
 
+/// Random bytes for a per-process secret (the SCRAM decoys' key).
+fn random_secret() -> [u8; 32] {
+    let mut bytes = [0u8; 32];
+    OsRng.fill_bytes(&mut bytes);
+    bytes
+}
+
 impl World {
     pub(crate) fn new(config: Arc<Config>, store: Arc<dyn palaver_store::Store>) -> Self {
         Self {
             config,
             store,
             clients: Map::default(),
+            certfps: Map::default(),
             nicks: BTreeMap::new(),
             channels: Map::default(),
             channel_order: BTreeSet::new(),
@@ -174,14 +190,14 @@ impl World {
             account_names: Set::default(),
             saved_markers: read_markers::Saved::default(),
             nick_claims: Map::default(),
-            sasl_secret: crate::accounts::random_secret(),
+            sasl_secret: random_secret(),
             auth_failures: auth_failures::AuthFailures::default(),
             metadata_total: 0,
             list_entries_total: 0,
             monitors: monitor::Monitors::default(),
             read_markers: read_markers::ReadMarkers::default(),
             recent: recent::Recent::default(),
-            registry: crate::registered::Registry::default(),
+            registry: registry::Registry::default(),
             next_id: 1,
         }
     }
@@ -216,11 +232,20 @@ impl World {
     }
 
     /// Adds a newly connected, unregistered client.
-    pub(crate) fn add_client(&mut self, ip: IpAddr, outbox: Arc<Outbox>) -> ClientId {
+    pub(crate) fn add_client(
+        &mut self,
+        ip: IpAddr,
+        security: crate::transport::Security,
+        outbox: Arc<Outbox>,
+    ) -> ClientId {
         let id = ClientId(self.next_id);
         self.next_id += 1;
-        self.clients
-            .insert(id, Box::new(Client::new(id, ip, outbox)));
+        let mut client = Client::new(id, ip, outbox);
+        client.tls = security.tls;
+        if let Some(certfp) = security.certfp {
+            self.certfps.insert(id, certfp.into_boxed_str());
+        }
+        self.clients.insert(id, Box::new(client));
         id
     }
 
@@ -381,13 +406,7 @@ impl World {
             }
             let channels: Vec<CaseKey> = client.channels.iter().cloned().collect();
             for key in &channels {
-                crate::history::record_event(
-                    self,
-                    id,
-                    palaver_store::MessageKind::Quit,
-                    key,
-                    reason,
-                );
+                record_event(self, id, palaver_store::MessageKind::Quit, key, reason);
             }
         }
         let Some(client) = self.clients.remove(&id) else {
@@ -398,6 +417,7 @@ impl World {
         self.monitors.clear(id);
         self.read_markers.forget(id);
         self.nick_claims.remove(&id);
+        self.certfps.remove(&id);
         if let Some(account) = &client.account {
             self.forget_session(account, id);
         }

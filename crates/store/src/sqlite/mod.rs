@@ -28,8 +28,9 @@ use self::writer::{Job, Queue, WriterCache, in_savepoint};
 use crate::error::{AppendRejected, StoreError};
 use crate::store::{Store, StoreFuture};
 use crate::types::{
-    Account, ChannelRegistration, Expired, HistoryMessage, HistoryRef, PasswordUpdate, Retention,
-    TargetKey, TargetLatest, TargetScope, Timestamp,
+    Account, CertfpAdded, ChannelRegistration, Expired, HistoryMessage, HistoryRef,
+    MAX_CERTFPS_PER_ACCOUNT, PasswordUpdate, Retention, TargetKey, TargetLatest, TargetScope,
+    Timestamp,
 };
 
 /// The database file's name inside the data directory.
@@ -660,6 +661,53 @@ impl Store for SqliteStore {
         let key = key.to_owned();
         self.write("delete_account", move |tx, _| {
             sql::delete_account(tx, &key).map_err(sql_err("delete_account"))
+        })
+    }
+
+    fn add_certfp(&self, account_key: &str, certfp: &str) -> StoreFuture<'_, CertfpAdded> {
+        let (key, certfp) = (account_key.to_owned(), certfp.to_owned());
+        // On the writer thread, inside one transaction: the checks and the insert
+        // cannot interleave with another add.
+        self.write("add_certfp", move |tx, _| {
+            let fail = sql_err("add_certfp");
+            if sql::account(tx, &key).map_err(&fail)?.is_none() {
+                return Err(StoreError::NotFound {
+                    what: "account",
+                    key,
+                });
+            }
+            match sql::certfp_owner(tx, &certfp).map_err(&fail)? {
+                Some(owner) if owner == key => return Ok(CertfpAdded::AlreadyPresent),
+                Some(_) => return Ok(CertfpAdded::Taken),
+                None => {}
+            }
+            let count = sql::certfp_count(tx, &key).map_err(&fail)?;
+            if usize::try_from(count).unwrap_or(usize::MAX) >= MAX_CERTFPS_PER_ACCOUNT {
+                return Ok(CertfpAdded::LimitReached);
+            }
+            sql::insert_certfp(tx, &key, &certfp).map_err(&fail)?;
+            Ok(CertfpAdded::Added)
+        })
+    }
+
+    fn remove_certfp(&self, account_key: &str, certfp: &str) -> StoreFuture<'_, bool> {
+        let (key, certfp) = (account_key.to_owned(), certfp.to_owned());
+        self.write("remove_certfp", move |tx, _| {
+            sql::delete_certfp(tx, &key, &certfp).map_err(sql_err("remove_certfp"))
+        })
+    }
+
+    fn certfps(&self, account_key: &str) -> StoreFuture<'_, Vec<String>> {
+        let key = account_key.to_owned();
+        self.read("certfps", move |conn| {
+            sql::certfps(conn, &key).map_err(sql_err("certfps"))
+        })
+    }
+
+    fn account_by_certfp(&self, certfp: &str) -> StoreFuture<'_, Option<Account>> {
+        let certfp = certfp.to_owned();
+        self.read("account_by_certfp", move |conn| {
+            sql::account_by_certfp(conn, &certfp).map_err(sql_err("account_by_certfp"))
         })
     }
 

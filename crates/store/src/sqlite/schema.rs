@@ -117,6 +117,17 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (account, target)
     ) WITHOUT ROWID;
     ",
+    // 2: client-certificate fingerprints (SASL EXTERNAL). The primary key makes a
+    // fingerprint identify at most one account and is the EXTERNAL lookup; the
+    // index serves CERT LIST, the per-account limit and account deletion. No
+    // foreign key (foreign_keys is off): delete_account deletes the rows itself.
+    r"
+    CREATE TABLE account_certfps (
+        certfp TEXT PRIMARY KEY NOT NULL,
+        account_key TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX account_certfps_account ON account_certfps (account_key);
+    ",
 ];
 
 /// The schema version this build writes.

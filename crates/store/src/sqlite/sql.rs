@@ -352,27 +352,30 @@ pub(crate) fn insert_account(conn: &Connection, a: &Account) -> Sql<()> {
     Ok(())
 }
 
+/// An `account` row as selected by [`account`] and [`account_by_certfp`].
+fn account_row(row: &Row<'_>) -> Sql<Account> {
+    Ok(Account {
+        key: row.get(0)?,
+        name: row.get(1)?,
+        password_hash: row.get(2)?,
+        scram: ScramVerifier {
+            salt: row.get(3)?,
+            iterations: row.get(4)?,
+            stored_key: row.get(5)?,
+            server_key: row.get(6)?,
+        },
+        email: row.get(7)?,
+        verified: row.get(8)?,
+        created_at: Timestamp(row.get(9)?),
+    })
+}
+
 pub(crate) fn account(conn: &Connection, key: &str) -> Sql<Option<Account>> {
     conn.prepare_cached(
         "SELECT key, name, password_hash, scram_salt, scram_iterations, scram_stored_key, \
          scram_server_key, email, verified, created_at FROM account WHERE key = ?1",
     )?
-    .query_row([key], |row| {
-        Ok(Account {
-            key: row.get(0)?,
-            name: row.get(1)?,
-            password_hash: row.get(2)?,
-            scram: ScramVerifier {
-                salt: row.get(3)?,
-                iterations: row.get(4)?,
-                stored_key: row.get(5)?,
-                server_key: row.get(6)?,
-            },
-            email: row.get(7)?,
-            verified: row.get(8)?,
-            created_at: Timestamp(row.get(9)?),
-        })
-    })
+    .query_row([key], account_row)
     .optional()
 }
 
@@ -403,10 +406,57 @@ pub(crate) fn set_verified(conn: &Connection, key: &str, verified: bool) -> Sql<
 pub(crate) fn delete_account(conn: &Connection, key: &str) -> Sql<bool> {
     conn.prepare_cached("DELETE FROM read_marker WHERE account = ?1")?
         .execute([key])?;
+    conn.prepare_cached("DELETE FROM account_certfps WHERE account_key = ?1")?
+        .execute([key])?;
     Ok(conn
         .prepare_cached("DELETE FROM account WHERE key = ?1")?
         .execute([key])?
         > 0)
+}
+
+// ----- client-certificate fingerprints -----
+
+/// The account `certfp` belongs to, if any.
+pub(crate) fn certfp_owner(conn: &Connection, certfp: &str) -> Sql<Option<String>> {
+    conn.prepare_cached("SELECT account_key FROM account_certfps WHERE certfp = ?1")?
+        .query_row([certfp], |row| row.get(0))
+        .optional()
+}
+
+pub(crate) fn certfp_count(conn: &Connection, account_key: &str) -> Sql<i64> {
+    conn.prepare_cached("SELECT count(*) FROM account_certfps WHERE account_key = ?1")?
+        .query_row([account_key], |row| row.get(0))
+}
+
+pub(crate) fn insert_certfp(conn: &Connection, account_key: &str, certfp: &str) -> Sql<()> {
+    conn.prepare_cached("INSERT INTO account_certfps (certfp, account_key) VALUES (?1, ?2)")?
+        .execute([certfp, account_key])?;
+    Ok(())
+}
+
+pub(crate) fn delete_certfp(conn: &Connection, account_key: &str, certfp: &str) -> Sql<bool> {
+    Ok(conn
+        .prepare_cached("DELETE FROM account_certfps WHERE certfp = ?1 AND account_key = ?2")?
+        .execute([certfp, account_key])?
+        > 0)
+}
+
+pub(crate) fn certfps(conn: &Connection, account_key: &str) -> Sql<Vec<String>> {
+    conn.prepare_cached(
+        "SELECT certfp FROM account_certfps WHERE account_key = ?1 ORDER BY certfp",
+    )?
+    .query_map([account_key], |row| row.get(0))?
+    .collect()
+}
+
+pub(crate) fn account_by_certfp(conn: &Connection, certfp: &str) -> Sql<Option<Account>> {
+    conn.prepare_cached(
+        "SELECT a.key, a.name, a.password_hash, a.scram_salt, a.scram_iterations, \
+         a.scram_stored_key, a.scram_server_key, a.email, a.verified, a.created_at \
+         FROM account_certfps c JOIN account a ON a.key = c.account_key WHERE c.certfp = ?1",
+    )?
+    .query_row([certfp], account_row)
+    .optional()
 }
 
 // ----- channels -----
