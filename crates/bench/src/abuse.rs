@@ -53,6 +53,7 @@ use tokio_util::sync::CancellationToken;
 use crate::conn::{self, Conn, READ_CHUNK};
 use crate::connect::parse_secs;
 use crate::report::{LatencySummary, Output, new_histogram, secs};
+use crate::transport::{self, Transport};
 use crate::{Error, server_sample};
 
 /// The channel that holds the bans and that `mode-list` asks about.
@@ -286,6 +287,9 @@ pub struct AbuseReport {
     pub mode: &'static str,
     /// The server loaded.
     pub target: String,
+    /// What the connections travel over: always `plain` (the attacks work on the
+    /// TCP socket itself; `--tls` and `--websocket` are refused).
+    pub transport: &'static str,
     /// The attack run.
     pub attack: Attack,
     /// What the setup created.
@@ -417,6 +421,12 @@ pub async fn run(
     server_pid: Option<u32>,
     output: Output,
 ) -> Result<AbuseReport, Error> {
+    if transport::current() != Transport::Plain {
+        return Err(Error::Options(format!(
+            "the abuse scenario works on plain TCP only (not {}): drop --tls and --websocket",
+            transport::current().name()
+        )));
+    }
     check(target, opts)?;
     let run = conn::run_id();
     let abort = CancellationToken::new();
@@ -552,6 +562,7 @@ pub async fn run(
     Ok(AbuseReport {
         mode: "abuse",
         target: target.to_string(),
+        transport: Transport::Plain.name(),
         attack: opts.attack,
         setup: SetupStats {
             users: opts.users,
@@ -1071,7 +1082,11 @@ async fn session(
     n: &mut u64,
     out: &mut AttackerOutcome,
 ) -> Option<String> {
-    let (mut stream, mut buf, mut framer) = conn.into_parts();
+    let (stream, mut buf, mut framer) = conn.into_parts();
+    let mut stream = match stream.into_tcp() {
+        Ok(tcp) => tcp,
+        Err(e) => return Some(e.to_string()),
+    };
     let mut error_reason: Option<String> = None;
     let mut replies = BytesMut::new();
     scan(&mut buf, &mut framer, out, &mut error_reason, &mut replies);
@@ -1358,7 +1373,8 @@ async fn canary(
                     return Err(message);
                 }
             };
-        let (stream, buf, framer): (TcpStream, _, _) = registered.conn.into_parts();
+        let (stream, buf, framer) = registered.conn.into_parts();
+        let stream: TcpStream = stream.into_tcp().map_err(|e| e.to_string())?;
         let (read, write) = stream.into_split();
         readers.spawn(canary_reader(i, read, buf, framer, tx.clone()));
         writers.push(Some(write));
@@ -1608,7 +1624,7 @@ impl std::fmt::Display for AbuseReport {
         let s = &self.setup;
         let a = &self.attackers;
         let c = &self.canary;
-        writeln!(f, "chat-bench abuse → {}", self.target)?;
+        writeln!(f, "chat-bench abuse → {} ({})", self.target, self.transport)?;
         writeln!(
             f,
             "  setup           {} users, {} channels{}, {} bans on {ABUSE_CHANNEL}: {} fillers in {:.2} s ({} dropped during the run)",

@@ -9,8 +9,10 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use palaver_proto::{Frame, LineFramer, LineWriter, Message};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::{TcpSocket, TcpStream};
+
+use crate::transport::{self, Stream};
 
 /// Bytes asked for per read; large reads keep the receive path cheap under fan-out.
 pub const READ_CHUNK: usize = 64 * 1024;
@@ -58,16 +60,18 @@ fn source_for(addr: SocketAddr) -> Option<SocketAddr> {
     Some(SocketAddr::from(([127, 0, high, low], 0)))
 }
 
-/// A connected IRC client: the socket and what has been read but not yet framed.
+/// A connected IRC client: the stream (over the [`transport`] chosen) and what has
+/// been read but not yet framed.
 #[derive(Debug)]
 pub struct Conn {
-    stream: TcpStream,
+    stream: Stream,
     buf: BytesMut,
     framer: LineFramer,
 }
 
 impl Conn {
-    /// Connects to `addr` with TCP_NODELAY (every benchmark line should leave at once).
+    /// Connects to `addr` with TCP_NODELAY (every benchmark line should leave at once),
+    /// over the transport of [`transport::current`] (handshakes included).
     pub async fn connect(addr: SocketAddr) -> io::Result<Self> {
         Self::connect_from(addr, None).await
     }
@@ -94,6 +98,7 @@ impl Conn {
             None => TcpStream::connect(addr).await?,
         };
         stream.set_nodelay(true)?;
+        let stream = Stream::open(stream, addr, transport::current()).await?;
         Ok(Self {
             stream,
             buf: BytesMut::with_capacity(4096),
@@ -103,7 +108,7 @@ impl Conn {
 
     /// Writes `bytes` (one or more complete lines) to the server.
     pub async fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.stream.write_all(bytes).await
+        transport::write_flush(&mut self.stream, bytes).await
     }
 
     /// The next complete line without its terminator; `None` when the server closed
@@ -124,9 +129,9 @@ impl Conn {
         }
     }
 
-    /// Takes the connection apart for a hot receive loop: the socket, the unframed
+    /// Takes the connection apart for a hot receive loop: the stream, the unframed
     /// bytes already read (which must be framed first) and the framer's state.
-    pub fn into_parts(self) -> (TcpStream, BytesMut, LineFramer) {
+    pub fn into_parts(self) -> (Stream, BytesMut, LineFramer) {
         (self.stream, self.buf, self.framer)
     }
 }

@@ -54,6 +54,10 @@ pub struct ConnectReport {
     pub mode: &'static str,
     /// The server loaded.
     pub target: String,
+    /// What the connections travel over: `plain`, `tls`, `websocket` or
+    /// `websocket+tls`; the latency and the server's CPU per registration include
+    /// the TLS handshake and the WebSocket upgrade.
+    pub transport: &'static str,
     /// Clients attempted.
     pub clients: u32,
     /// Clients that registered.
@@ -67,7 +71,7 @@ pub struct ConnectReport {
     pub time_to_register_s: f64,
     /// Registered clients per second over that time.
     pub registrations_per_s: f64,
-    /// Connect-to-001 latency.
+    /// Connect-to-001 latency (TCP connect, TLS and WebSocket handshakes, registration).
     pub latency: LatencySummary,
     /// Registered clients that were disconnected while held.
     pub dropped_while_held: u64,
@@ -185,6 +189,7 @@ pub async fn run(
     Ok(ConnectReport {
         mode: "connect",
         target: target.to_string(),
+        transport: crate::transport::current().name(),
         clients: opts.clients,
         registered,
         failures,
@@ -234,7 +239,11 @@ async fn hold(conn: &mut conn::Conn, release: &CancellationToken, dropped: &Atom
 
 impl std::fmt::Display for ConnectReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "chat-bench connect → {}", self.target)?;
+        writeln!(
+            f,
+            "chat-bench connect → {} ({})",
+            self.target, self.transport
+        )?;
         writeln!(
             f,
             "  registered      {} of {} in {:.3} s ({:.0}/s)",

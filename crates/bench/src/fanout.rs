@@ -33,8 +33,7 @@ use bytes::BytesMut;
 use hdrhistogram::Histogram;
 use palaver_proto::{Frame, LineFramer, LineWriter};
 use serde::Serialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::AsyncReadExt;
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -43,6 +42,7 @@ use crate::conn::{self, Conn, READ_CHUNK};
 use crate::connect::parse_secs;
 use crate::report::{LatencySummary, Output, micros, new_histogram, secs};
 use crate::rxtime::{self, RxClock};
+use crate::transport::{self, ReadHalf, WriteHalf};
 use crate::{Error, server_sample};
 
 /// A sender that could not send for longer than this at saturation is starved.
@@ -153,8 +153,12 @@ pub struct FanoutReport {
     pub disconnect_reasons: Vec<String>,
     /// Send-to-receive latency.
     pub latency: LatencySummary,
+    /// What the connections travel over: `plain`, `tls`, `websocket` or
+    /// `websocket+tls` (`--tls`, `--websocket`).
+    pub transport: &'static str,
     /// Where receive times came from: `"kernel"` (arrival at the member's socket)
-    /// or `"user"` (when the generator read the line).
+    /// or `"user"` (when the generator read the line). Over TLS or WebSocket the
+    /// kernel's stamp is that of the socket read that brought the line's last bytes.
     pub receive_time: &'static str,
     /// Saturation mode: senders that could not send for more than 5 s.
     pub starved_senders: u64,
@@ -469,6 +473,7 @@ pub async fn run(
         disconnected: 0,
         disconnect_reasons: Vec::new(),
         latency: LatencySummary::default(),
+        transport: transport::current().name(),
         receive_time: if opts.user_receive_time {
             "user"
         } else {
@@ -656,7 +661,13 @@ async fn member_inner(
     idle_until(shared, &mut conn, &nick, &shared.go).await?;
 
     // Measured phase.
-    let (stream, buf, framer) = conn.into_parts();
+    let (mut stream, buf, framer) = conn.into_parts();
+    // Over TLS or WebSocket the socket's reads are stamped below those layers.
+    let stamps = if shared.opts.user_receive_time {
+        None
+    } else {
+        stream.stamp_receives().ok().flatten()
+    };
     let (read, write) = stream.into_split();
     let write = Arc::new(tokio::sync::Mutex::new(write));
     let send_task = sender.map(|global| {
@@ -667,7 +678,7 @@ async fn member_inner(
             write.clone(),
         ))
     });
-    let mut outcome = receive(shared, index, channel, read, buf, framer, &write).await;
+    let mut outcome = receive(shared, index, channel, read, stamps, buf, framer, &write).await;
     outcome.own = sender;
     let sent = match send_task {
         Some(task) => Some(
@@ -732,15 +743,18 @@ async fn idle_until(
     }
 }
 
-/// The hot receive loop of one member.
+/// The hot receive loop of one member. `stamps`: where a TLS or WebSocket stream
+/// keeps the kernel's receive stamp of its socket's last read.
+#[allow(clippy::too_many_arguments)]
 async fn receive(
     shared: &Shared,
     index: usize,
     channel: u32,
-    mut read: OwnedReadHalf,
+    mut read: ReadHalf,
+    stamps: Option<Arc<AtomicU64>>,
     mut buf: BytesMut,
     mut framer: LineFramer,
-    write: &tokio::sync::Mutex<OwnedWriteHalf>,
+    write: &tokio::sync::Mutex<WriteHalf>,
 ) -> ReceiverOutcome {
     let senders = shared.opts.senders as usize;
     let base = channel as usize * senders;
@@ -753,7 +767,15 @@ async fn receive(
     let mut latencies: Vec<u64> = Vec::with_capacity(1024);
     let mut pongs = BytesMut::new();
     let shard = &shared.hists[index % HIST_SHARDS];
-    let kernel_time = !shared.opts.user_receive_time && rxtime::enable(&read).is_ok();
+    // Plain TCP: stamped here, on the member's own reads.
+    let kernel_time =
+        !shared.opts.user_receive_time && read.plain().is_some_and(|r| rxtime::enable(r).is_ok());
+    let stamped = |n: usize| {
+        let real = stamps.as_ref().map(|s| s.load(Ordering::Relaxed))?;
+        (real > 0)
+            .then(|| shared.rx_clock.real_to_clock(real))
+            .map(|at| (n, Some(at)))
+    };
     let mut now = shared.now_nanos();
     loop {
         while let Some(frame) = framer.next_frame(&mut buf) {
@@ -803,7 +825,7 @@ async fn receive(
             latencies.clear();
         }
         if !pongs.is_empty() {
-            let _ = write.lock().await.write_all(&pongs).await;
+            let _ = transport::write_flush(&mut *write.lock().await, &pongs).await;
             pongs.clear();
         }
         if out.disconnected.is_some() {
@@ -813,10 +835,12 @@ async fn receive(
             buf.reserve(READ_CHUNK);
         }
         let read_once = async {
-            if kernel_time {
-                rxtime::read_stamped(&read, &mut buf, shared.rx_clock).await
+            if kernel_time && let Some(plain) = read.plain() {
+                rxtime::read_stamped(plain, &mut buf, shared.rx_clock).await
             } else {
-                read.read_buf(&mut buf).await.map(|n| (n, None))
+                read.read_buf(&mut buf)
+                    .await
+                    .map(|n| stamped(n).unwrap_or((n, None)))
             }
         };
         tokio::select! {
@@ -871,7 +895,7 @@ async fn send_loop(
     shared: Arc<Shared>,
     global: usize,
     chan: String,
-    write: Arc<tokio::sync::Mutex<OwnedWriteHalf>>,
+    write: Arc<tokio::sync::Mutex<WriteHalf>>,
 ) -> SenderOutcome {
     let opts = &shared.opts;
     let receivers = shared.receivers;
@@ -930,7 +954,7 @@ async fn send_loop(
             seq += 1;
         }
         let written = tokio::time::timeout(write_limit, async {
-            write.lock().await.write_all(&batch).await
+            transport::write_flush(&mut *write.lock().await, &batch).await
         })
         .await;
         match written {
@@ -974,8 +998,8 @@ impl std::fmt::Display for FanoutReport {
         };
         writeln!(
             f,
-            "chat-bench fanout → {}: {} channel(s) × {} members, {} sender(s) each, {mode}, {} B text",
-            self.target, self.channels, self.members, self.senders, self.size
+            "chat-bench fanout → {} ({}): {} channel(s) × {} members, {} sender(s) each, {mode}, {} B text",
+            self.target, self.transport, self.channels, self.members, self.senders, self.size
         )?;
         writeln!(
             f,

@@ -40,6 +40,8 @@ pub struct LatencyReport {
     pub mode: &'static str,
     /// The server loaded.
     pub target: String,
+    /// What the connections travel over: `plain`, `tls`, `websocket` or `websocket+tls`.
+    pub transport: &'static str,
     /// Round trips completed.
     pub round_trips: u64,
     /// Seconds they took.
@@ -122,6 +124,7 @@ pub async fn run(
     Ok(LatencyReport {
         mode: "latency",
         target: target.to_string(),
+        transport: crate::transport::current().name(),
         round_trips,
         elapsed_s: secs(elapsed),
         rtt: LatencySummary::from_nanos(&hist),
@@ -184,7 +187,11 @@ async fn echo(mut conn: Conn, to: String, stop: CancellationToken) {
 
 impl std::fmt::Display for LatencyReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "chat-bench latency → {}", self.target)?;
+        writeln!(
+            f,
+            "chat-bench latency → {} ({})",
+            self.target, self.transport
+        )?;
         writeln!(
             f,
             "  round trips     {} in {:.2} s",

@@ -14,7 +14,7 @@
 //!
 //! The supporting modules: [`addr`] refuses targets that are not loopback unless asked,
 //! [`conn`] is the IRC client connection (registration with PING answers and nick
-//! retries), [`procstat`] reads a local server's CPU time and RSS from `/proc`, and
+//! retries) over the [`transport`] chosen (plain TCP, TLS, WebSocket), [`procstat`] reads a local server's CPU time and RSS from `/proc`, and
 //! [`report`] holds the shared report pieces and the progress bar.
 //!
 //! All parsing goes through [`palaver_proto::Message`] and [`palaver_proto::LineFramer`],
@@ -32,6 +32,7 @@ pub mod latency;
 pub mod procstat;
 pub mod report;
 pub mod rxtime;
+pub mod transport;
 
 /// Why a scenario could not produce a report.
 #[derive(Debug, thiserror::Error)]

@@ -11,6 +11,7 @@ use palaver_bench::connect::ConnectOpts;
 use palaver_bench::fanout::FanoutOpts;
 use palaver_bench::latency::LatencyOpts;
 use palaver_bench::report::Output;
+use palaver_bench::transport::Transport;
 use palaver_bench::{abuse, addr, connect, fanout, latency};
 
 /// Exit status when a fan-out run lost, duplicated or reordered deliveries.
@@ -29,6 +30,7 @@ const EXIT_NOT_CLEAN: u8 = 3;
     after_help = "Examples:\n  chat-bench connect --addr 127.0.0.1:6667 --clients 5000 --server-pid $PID\n  \
         chat-bench fanout --addr 127.0.0.1:6667 --channels 1 --members 100 --senders 10 --duration 5\n  \
         chat-bench latency --addr 127.0.0.1:6667 --json\n  \
+        chat-bench fanout --addr 127.0.0.1:6667 --tls --websocket --members 50\n  \
         chat-bench abuse --addr 127.0.0.1:6667 --users 2100 --attack who-star --duration 20\n\n\
         Exit status: 0 done, 1 error, 3 fan-out deliveries lost, duplicated or reordered."
 )]
@@ -105,6 +107,14 @@ struct Common {
     /// thousands share one pair.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=i64::from(palaver_bench::conn::MAX_SOURCE_IPS)))]
     source_ips: u32,
+    /// Connect over TLS. Any server certificate is accepted (the handshake's
+    /// signatures are still checked).
+    #[arg(long)]
+    tls: bool,
+    /// Connect over WebSocket (IRCv3 `binary.ircv3.net`, one line per message);
+    /// with --tls, over TLS.
+    #[arg(long)]
+    websocket: bool,
 }
 
 fn main() -> ExitCode {
@@ -129,6 +139,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         pin(cpu)?;
     }
     palaver_bench::conn::spread_sources(common.source_ips);
+    palaver_bench::transport::set(Transport::new(common.tls, common.websocket));
     // Many clients need many sockets; raise the soft limit as far as the hard one.
     let fds =
         rlimit::increase_nofile_limit(u64::MAX).context("raising the file-descriptor limit")?;

@@ -12,7 +12,7 @@
 
 use std::cell::RefCell;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::BytesMut;
@@ -45,11 +45,22 @@ impl RxClock {
         let real = i128::from(seconds) * 1_000_000_000 + i128::from(nanos);
         (real - self.origin_ns).max(0) as u64
     }
+
+    /// Nanoseconds on the monotonic clock for a real time in ns since the epoch
+    /// (from [`recv_stamped`]).
+    pub fn real_to_clock(self, real_ns: u64) -> u64 {
+        (i128::from(real_ns) - self.origin_ns).max(0) as u64
+    }
 }
 
 /// Asks the kernel to stamp what arrives on this socket.
 pub fn enable(read: &OwnedReadHalf) -> io::Result<()> {
-    socket::setsockopt(read.as_ref(), sockopt::ReceiveTimestampns, &true).map_err(io::Error::from)
+    enable_on(read.as_ref())
+}
+
+/// [`enable`] on a whole stream.
+pub fn enable_on(stream: &tokio::net::TcpStream) -> io::Result<()> {
+    socket::setsockopt(stream, sockopt::ReceiveTimestampns, &true).map_err(io::Error::from)
 }
 
 /// A thread's buffers for `recvmsg`: the data, then copied into the member's own
@@ -65,6 +76,25 @@ thread_local! {
         data: vec![0; READ_CHUNK],
         control: nix::cmsg_space!(nix::sys::time::TimeSpec),
     });
+}
+
+/// One non-blocking `recvmsg` on `fd` into `data`: the bytes read and the kernel's
+/// receive stamp of them (real time, ns since the epoch), if it gave one.
+pub fn recv_stamped(fd: RawFd, data: &mut [u8]) -> io::Result<(usize, Option<u64>)> {
+    BUFFERS.with_borrow_mut(|Buffers { control, .. }| {
+        let mut iov = [io::IoSliceMut::new(data)];
+        let msg = socket::recvmsg::<()>(fd, &mut iov, Some(control), MsgFlags::empty())
+            .map_err(io::Error::from)?;
+        let stamp = msg.cmsgs().ok().and_then(|mut cmsgs| {
+            cmsgs.find_map(|cmsg| match cmsg {
+                ControlMessageOwned::ScmTimestampns(ts) => {
+                    Some((ts.tv_sec() as u64).wrapping_mul(1_000_000_000) + ts.tv_nsec() as u64)
+                }
+                _ => None,
+            })
+        });
+        Ok((msg.bytes, stamp))
+    })
 }
 
 /// Reads once into `buf`, returning the bytes read and the kernel's receive time of

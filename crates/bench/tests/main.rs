@@ -589,3 +589,91 @@ async fn fanout_verify_history_finds_every_message_in_chathistory() {
     assert!(run.stderr.contains("history check"), "{}", run.stderr);
     server.shutdown().await;
 }
+
+/// A test server that also speaks TLS (self-signed for `localhost`) on its port.
+async fn tls_server() -> TestServer {
+    let mut config = palaver_test_support::test_config();
+    config.tls = Some(std::sync::Arc::new(
+        palaver_server::ServerTls::self_signed(&["localhost".into()]).expect("self-signed TLS"),
+    ));
+    TestServer::with_config(config).await
+}
+
+/// One short fan-out over `transport_flags`, checked like a plain one.
+async fn fanout_over(transport_flags: &[&str], transport: &str) {
+    let server = tls_server().await;
+    let addr = server.addr.to_string();
+    let mut args = vec![
+        "fanout",
+        "--addr",
+        &addr,
+        "--members",
+        "4",
+        "--senders",
+        "2",
+        "--duration",
+        "0.5",
+        "--json",
+        "-q",
+    ];
+    args.extend_from_slice(transport_flags);
+    let report = bench(&args).await.json();
+    assert_eq!(report["transport"], transport, "{report}");
+    let sent = num(&report, "sent");
+    assert!(sent > 0.0, "nothing sent: {report}");
+    assert!(num(&report, "deliveries") > 0.0, "{report}");
+    assert_eq!(num(&report, "deliveries"), sent * 3.0, "{report}");
+    assert_eq!(num(&report, "lost"), 0.0, "{report}");
+    assert_eq!(num(&report, "disconnected"), 0.0, "{report}");
+    // Kernel receive stamps, taken under the TLS and WebSocket layers.
+    assert_eq!(report["receive_time"], "kernel", "{report}");
+    let p50 = num(&report["latency"], "p50_us");
+    assert!(p50 > 1.0 && p50 < 1_000_000.0, "p50 {p50} µs: {report}");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_over_tls() {
+    fanout_over(&["--tls"], "tls").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_over_websocket() {
+    fanout_over(&["--websocket"], "websocket").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_over_websocket_and_tls() {
+    fanout_over(&["--websocket", "--tls"], "websocket+tls").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_over_tls_says_so() {
+    let server = tls_server().await;
+    let run = bench(&[
+        "connect",
+        "--addr",
+        &server.addr.to_string(),
+        "--clients",
+        "5",
+        "--hold",
+        "0",
+        "--tls",
+    ])
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("(tls)"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("registered      5 of 5"),
+        "{}",
+        run.stdout
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abuse_refuses_tls() {
+    let run = bench(&["abuse", "--addr", "127.0.0.1:9", "--tls", "--json"]).await;
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(run.stderr.contains("plain TCP only"), "{}", run.stderr);
+}
