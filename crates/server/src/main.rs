@@ -294,6 +294,56 @@ fn open_tls(
     Ok(Some(std::sync::Arc::new(tls)))
 }
 
+/// How often the operator's certificate files are checked for a change.
+const CERTIFICATE_CHECK: Duration = Duration::from_secs(30);
+
+/// Reads the operator's certificate again when its files change (checked every
+/// [`CERTIFICATE_CHECK`]) or on SIGHUP, so a renewed certificate (certbot,
+/// acme.sh) is used without a restart; connections already open keep theirs. A
+/// file that cannot be used is reported and the current certificate kept. With
+/// no certificate files, SIGHUP is only acknowledged.
+async fn reload_certificate(
+    tls: Option<std::sync::Arc<palaver_server::ServerTls>>,
+    #[cfg(unix)] mut hangup: tokio::signal::unix::Signal,
+    #[cfg(not(unix))] _hangup: (),
+) {
+    let mut ticks = tokio::time::interval(CERTIFICATE_CHECK);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        #[cfg(unix)]
+        let forced = tokio::select! {
+            _ = ticks.tick() => false,
+            Some(()) = hangup.recv() => true,
+        };
+        #[cfg(not(unix))]
+        let forced = {
+            ticks.tick().await;
+            false
+        };
+        let Some(tls) = &tls else {
+            if forced {
+                say!("SIGHUP received: no certificate files to read again");
+            }
+            continue;
+        };
+        match tls.reload(forced) {
+            Ok(true) => {
+                say!(
+                    "TLS certificate reloaded; SHA-256 fingerprint: {}",
+                    tls.fingerprint()
+                );
+            }
+            Ok(false) if forced => {
+                say!("SIGHUP received: the TLS certificate files are unchanged or self-signed");
+            }
+            Ok(false) => {}
+            Err(error) => {
+                tracing::error!(%error, "cannot reload the TLS certificate; keeping the current one")
+            }
+        }
+    }
+}
+
 /// Opens the store the options name and says where it is: an operator must know
 /// which directory to back up.
 fn open_store(cli: &Cli) -> anyhow::Result<std::sync::Arc<dyn palaver_store::Store>> {
@@ -430,6 +480,13 @@ fn start(cli: Cli) -> anyhow::Result<()> {
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let shutdown = shutdown_signal()?;
+        // Installed before the server says it listens, like the shutdown signals:
+        // SIGHUP's default action would end the process.
+        #[cfg(unix)]
+        let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("cannot listen for SIGHUP")?;
+        #[cfg(not(unix))]
+        let hangup = ();
         let mut listeners = Vec::new();
         for (addr, mode) in std::iter::once((addr, ListenMode::Auto)).chain(extra_listeners) {
             let listener = bind(addr).await?;
@@ -452,6 +509,7 @@ fn start(cli: Cli) -> anyhow::Result<()> {
             ),
             None => say!("max clients {}", config.limits.max_clients),
         };
+        tokio::spawn(reload_certificate(config.tls.clone(), hangup));
         palaver_server::run_listeners(listeners, config, shutdown)
             .await
             .context("server stopped with an error")?;

@@ -498,3 +498,56 @@ async fn a_tls_only_channel_refuses_plain_connections() {
     );
     server.shutdown().await;
 }
+
+#[test]
+fn an_operators_certificate_is_read_again_on_sighup() {
+    let first = tempfile::tempdir().expect("tempdir");
+    let second = tempfile::tempdir().expect("tempdir");
+    let names = ["localhost".to_owned()];
+    let old = ServerTls::self_signed_in(first.path(), &names).expect("first pair");
+    let new = ServerTls::self_signed_in(second.path(), &names).expect("second pair");
+    let (cert, key) = (
+        first.path().join("tls/cert.pem"),
+        first.path().join("tls/key.pem"),
+    );
+    let mut command = ServerProcess::command();
+    command
+        .args(["127.0.0.1", "0", "--tls-cert"])
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key);
+    let server = ServerProcess::spawn_command(command);
+    let line = server.expect_stdout("SHA-256 fingerprint: ");
+    assert!(line.ends_with(&old.fingerprint()), "{line}");
+    let (mut server, addr) = ServerProcess::listening(server);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (mut before, presented) = runtime.block_on(async {
+        let (stream, presented) = connect_tls(addr, None, &[]).await;
+        let mut client = TestClient::from_io(stream);
+        client.register("before").await;
+        (client, presented)
+    });
+    assert_eq!(presented, old.fingerprint());
+
+    // A renewal replaces the files; SIGHUP says to read them now.
+    std::fs::copy(second.path().join("tls/cert.pem"), &cert).expect("copy");
+    std::fs::remove_file(&key).expect("remove");
+    std::fs::copy(second.path().join("tls/key.pem"), &key).expect("copy");
+    server.signal("HUP");
+    let line = server.expect_stdout("TLS certificate reloaded");
+    assert!(line.ends_with(&new.fingerprint()), "{line}");
+    runtime.block_on(async {
+        let (_, presented) = connect_tls(addr, None, &[]).await;
+        assert_eq!(presented, new.fingerprint());
+        // The connection made before is still served.
+        before.send("PING :still-here").await;
+        let pong = before.expect_command("PONG").await;
+        assert_eq!(pong.last(), "still-here");
+    });
+    server.signal("TERM");
+    let (status, stderr) = server.wait_exit();
+    assert!(status.success(), "{stderr}");
+}
