@@ -21,7 +21,7 @@ shift || true
 selection="${SELECTION:-default}"
 cargo build --release -p palaver-server --bin chat-server
 
-caps="cap-notify multi-prefix userhost-in-names message-tags server-time echo-message batch labeled-response away-notify extended-join invite-notify draft/no-implicit-names setname extended-monitor draft/multiline draft/metadata-3 draft/read-marker draft/message-redaction sasl account-notify account-tag draft/account-registration"
+caps="cap-notify multi-prefix userhost-in-names message-tags server-time echo-message batch labeled-response away-notify extended-join invite-notify draft/no-implicit-names setname extended-monitor draft/multiline draft/metadata-3 draft/read-marker draft/message-redaction sasl account-notify account-tag draft/account-registration draft/channel-rename"
 server="$PWD/target/release/chat-server {host} {port} --ephemeral --no-history-notice --server-name {name} --server-description 'test server' --no-flood-limit --password {password} --oper operuser:operpassword --log-level warn"
 # irctest's WebSocket tests connect to a second port it picks: a --listen of ours.
 server="$server \$([ -n \"\$IRCTEST_WS_PORT\" ] && echo --listen \"\$IRCTEST_WS_HOST:\$IRCTEST_WS_PORT\")"

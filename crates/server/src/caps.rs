@@ -72,6 +72,8 @@ caps! {
     CHATHISTORY = "draft/chathistory", 21;
     /// `draft/event-playback`: CHATHISTORY also replays JOIN, PART and the like.
     EVENT_PLAYBACK = "draft/event-playback", 22;
+    /// `draft/channel-rename`: RENAME as such; without it, a PART and a JOIN.
+    CHANNEL_RENAME = "draft/channel-rename", 18;
 }
 
 /// Everything CAP LS offers, in the order it lists them.
@@ -100,6 +102,7 @@ pub(crate) const SUPPORTED: &[Cap] = &[
     MESSAGE_REDACTION,
     CHATHISTORY,
     EVENT_PLAYBACK,
+    CHANNEL_RENAME,
 ];
 
 /// Looks up a capability by name.

@@ -8,7 +8,7 @@ const OFFERED: &str = "cap-notify multi-prefix userhost-in-names message-tags se
      echo-message batch labeled-response away-notify extended-join sasl account-notify \
      account-tag draft/account-registration invite-notify draft/no-implicit-names setname \
      extended-monitor draft/multiline draft/metadata-3 draft/read-marker draft/message-redaction \
-     draft/chathistory draft/event-playback";
+     draft/chathistory draft/event-playback draft/channel-rename";
 
 #[tokio::test]
 async fn cap_ls_suspends_registration_until_cap_end() {

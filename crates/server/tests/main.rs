@@ -36,3 +36,5 @@ mod transports;
 // draft/read-marker, draft/message-redaction.
 mod read_marker;
 mod redaction;
+// draft/channel-rename.
+mod rename;

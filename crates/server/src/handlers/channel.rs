@@ -150,13 +150,7 @@ fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) {
     if access {
         super::chanserv::after_join(ctx, &folded);
     }
-    send_topic(ctx, &folded, false);
-    // draft/read-marker: before RPL_ENDOFNAMES.
-    super::read_marker::after_join(ctx, &folded);
-    if !ctx.me().caps.has(caps::NO_IMPLICIT_NAMES) {
-        send_names(ctx, &folded);
-    }
-    super::metadata::after_join(ctx, &folded);
+    join_burst(ctx, &folded);
     if ctx.world.config.history.join_notice && history::kept_for(ctx.world, &folded) {
         // Users should know their words are kept (and how to stop it).
         ctx.world
@@ -165,6 +159,19 @@ fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) {
             .trailing("Messages in this channel are kept in its history on this server (channel operators can turn that off with /mode +E)")
             .send();
     }
+}
+
+/// What a client gets after its JOIN of channel `key` is announced: the topic, its
+/// read marker, NAMES (unless `draft/no-implicit-names`) and the channel's metadata.
+/// Also the fallback burst of a `RENAME` (see [`super::rename`]).
+pub(super) fn join_burst(ctx: &mut Ctx<'_>, key: &CaseKey) {
+    send_topic(ctx, key, false);
+    // draft/read-marker: before RPL_ENDOFNAMES.
+    super::read_marker::after_join(ctx, key);
+    if !ctx.me().caps.has(caps::NO_IMPLICIT_NAMES) {
+        send_names(ctx, key);
+    }
+    super::metadata::after_join(ctx, key);
 }
 
 /// The channel's name as its creator spelt it (its folded name if it is gone).
@@ -176,7 +183,7 @@ fn display_name_of(ctx: &Ctx<'_>, key: &CaseKey) -> String {
 }
 
 /// The lines announcing a JOIN, in each format a member may want.
-struct JoinLines {
+pub(super) struct JoinLines {
     plain: Bytes,
     /// `extended-join`: `JOIN #chan <account> :<realname>`.
     extended: Bytes,
@@ -185,7 +192,7 @@ struct JoinLines {
 }
 
 impl JoinLines {
-    fn new(joiner: &Client, channel: &str) -> Self {
+    pub(super) fn new(joiner: &Client, channel: &str) -> Self {
         let mut plain = joiner.line_from();
         plain.command("JOIN").param(channel);
         let mut extended = joiner.line_from();
@@ -207,7 +214,7 @@ impl JoinLines {
         }
     }
 
-    fn send_to(&self, outbox: &Outbox, is_joiner: bool) {
+    pub(super) fn send_to(&self, outbox: &Outbox, is_joiner: bool) {
         let caps = outbox.caps();
         outbox.push(if caps.has(caps::EXTENDED_JOIN) {
             self.extended.clone()

@@ -12,8 +12,8 @@ const TOPICS: &[(&str, &[&str])] = &[
         &[
             "palaver speaks IRC. Commands (HELP <command> for details):",
             "AWAY CAP HELP INFO INVITE ISON JOIN KICK KILL LINKS LIST LUSERS MODE MONITOR",
-            "MOTD NAMES NICK NOTICE OPER PART PING PRIVMSG QUIT SETNAME TAGMSG TIME TOPIC",
-            "USERHOST VERSION WALLOPS WHO WHOIS WHOWAS",
+            "MOTD NAMES NICK NOTICE OPER PART PING PRIVMSG QUIT RENAME SETNAME TAGMSG TIME",
+            "TOPIC USERHOST VERSION WALLOPS WHO WHOIS WHOWAS",
         ],
     ),
     (
@@ -139,6 +139,13 @@ const TOPICS: &[(&str, &[&str])] = &[
         &[
             "QUIT [:<reason>]",
             "Disconnects, telling your channels why.",
+        ],
+    ),
+    (
+        "RENAME",
+        &[
+            "RENAME <#channel> <#new-name> [:<reason>]",
+            "Renames a channel you operate (IRCv3 draft/channel-rename).",
         ],
     ),
     (

@@ -31,6 +31,8 @@ mod whox;
 // draft/read-marker, draft/message-redaction.
 mod read_marker;
 mod redact;
+// draft/channel-rename.
+mod rename;
 // Accounts: SASL, REGISTER/VERIFY, NickServ; ChanServ.
 mod chanserv;
 pub(crate) mod nickserv;
@@ -182,6 +184,7 @@ fn lookup(name: &str) -> Option<Command> {
         "METADATA" => (metadata::metadata, true),
         "MARKREAD" => (read_marker::markread, false),
         "REDACT" => (redact::redact, false),
+        "RENAME" => (rename::rename, false),
         "AUTHENTICATE" => (sasl::authenticate, true),
         "REGISTER" => (account::register, true),
         "VERIFY" => (account::verify, true),

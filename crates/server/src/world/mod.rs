@@ -381,6 +381,50 @@ impl World {
         self.metadata_total = self.metadata_total.saturating_sub(channel.metadata.len());
     }
 
+    /// Renames channel `old` to `name` (folded: `new`), for `RENAME`: the channel
+    /// keeps everything it has (members with their status, topic, modes, lists,
+    /// metadata) under its new key, in [`World::channel_order`], in every member's
+    /// `channels` and in every invitation to it. With `new == old` (a change of case
+    /// only) just its spelling changes. The caller checked that `new` is free and not
+    /// registered, and announces the change. What stays under the old name is
+    /// whatever is kept by name outside the channel: its stored history, read
+    /// markers and the redaction index of messages sent before. Returns `false` (and changes nothing) if `old` does not exist.
+    pub(crate) fn rename_channel(&mut self, old: &CaseKey, new: CaseKey, name: String) -> bool {
+        if *old == new {
+            let Some(channel) = self.channels.get_mut(old) else {
+                return false;
+            };
+            channel.name = name;
+            return true;
+        }
+        if self.channels.contains_key(&new) {
+            return false;
+        }
+        let Some(mut channel) = self.channels.remove(old) else {
+            return false;
+        };
+        channel.name = name;
+        self.channel_order.remove(old);
+        self.channel_order.insert(new.clone());
+        for id in channel.members.keys() {
+            if let Some(client) = self.clients.get_mut(id) {
+                client.channels.remove(old);
+                client.channels.insert(new.clone());
+            }
+        }
+        self.channels.insert(new.clone(), channel);
+        // Invitations are few and short-lived, but nothing indexes them by channel.
+        // One to the new name from before (to a channel gone since) must not open the
+        // renamed channel: it is dropped.
+        for client in self.clients.values_mut() {
+            client.invites.retain(|key| *key != new);
+            for invite in client.invites.iter_mut().filter(|key| **key == *old) {
+                *invite = new.clone();
+            }
+        }
+        true
+    }
+
     /// Removes a member from a channel, deleting the channel once empty.
     pub(crate) fn part_channel(&mut self, id: ClientId, key: &CaseKey) {
         if let Some(channel) = self.channels.get_mut(key) {
