@@ -35,9 +35,14 @@ const MAX_MESSAGE: usize = 16 * 1024;
 /// Bytes read from the socket at a time (the library's default, 128 KiB, would be
 /// kept by every idle connection).
 const READ_BUFFER: usize = 4096;
+/// Frames gather in the library's buffer up to this size before it writes them
+/// itself; [`WebSocketTransport::poll_write`] flushes after each batch of lines, so
+/// a batch goes in one write, as on the other transports (the connection writes
+/// at most 64 KiB at a time).
+const WRITE_BUFFER: usize = 64 * 1024;
 /// Most bytes of frames waiting for the socket; the connection's sendq bounds what
 /// is queued before them.
-const MAX_WRITE_BUFFER: usize = 256 * 1024;
+const MAX_WRITE_BUFFER: usize = 4 * WRITE_BUFFER;
 
 /// How lines go out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,9 +75,7 @@ impl Framing {
 pub(crate) fn config() -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER)
-        // Frames are written as soon as they are queued: the connection already
-        // gathers its lines into one write per pass.
-        .write_buffer_size(0)
+        .write_buffer_size(WRITE_BUFFER)
         .max_write_buffer_size(MAX_WRITE_BUFFER)
         .max_message_size(Some(MAX_MESSAGE))
         .max_frame_size(Some(MAX_MESSAGE))
