@@ -551,3 +551,55 @@ fn an_operators_certificate_is_read_again_on_sighup() {
     let (status, stderr) = server.wait_exit();
     assert!(status.success(), "{stderr}");
 }
+
+#[test]
+fn listen_adds_tls_only_and_plain_only_ports() {
+    let mut command = ServerProcess::command();
+    command.args([
+        "127.0.0.1",
+        "0",
+        "--listen",
+        "127.0.0.1:0/tls",
+        "--listen",
+        "127.0.0.1:0/plain",
+    ]);
+    let server = ServerProcess::spawn_command(command);
+    let address = |line: String| -> std::net::SocketAddr {
+        line.split("listening on ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|addr| addr.parse().ok())
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+    };
+    let main = address(server.expect_stdout("(IRC, TLS, HTTP and WebSocket)"));
+    let tls_only = address(server.expect_stdout("(TLS only)"));
+    let plain_only = address(server.expect_stdout("(plain IRC only)"));
+    let mut server = server;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        // The TLS-only port: TLS works, plain IRC is dropped unanswered.
+        let mut secure = TestClient::connect_tls(tls_only, None).await;
+        secure.register("secure").await;
+        let mut refused = TestClient::connect(tls_only).await;
+        refused.send("NICK refused").await;
+        refused.send("USER refused 0 * :refused").await;
+        assert!(refused.next_line().await.is_none());
+        // The plain-only port: IRC as it comes, nothing sniffed.
+        let mut plain = TestClient::connect(plain_only).await;
+        plain.register("plain").await;
+        // One server behind all three ports.
+        let mut other = TestClient::connect(main).await;
+        other.register("other").await;
+        other.send("PRIVMSG secure :across ports").await;
+        let line = secure.expect_command("PRIVMSG").await;
+        assert_eq!(line.last(), "across ports");
+        other.send("PRIVMSG plain :here too").await;
+        assert_eq!(plain.expect_command("PRIVMSG").await.last(), "here too");
+    });
+    server.signal("TERM");
+    let (status, stderr) = server.wait_exit();
+    assert!(status.success(), "{stderr}");
+}
