@@ -30,23 +30,16 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use palaver_tls::SignatureChecks;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use sha2::{Digest as _, Sha256};
 use tokio::net::TcpStream;
 
 /// The SHA-256 fingerprint of a DER certificate as `chat-server` prints it:
-/// uppercase hex pairs joined by colons.
-pub fn fingerprint(der: &[u8]) -> String {
-    Sha256::digest(der)
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
+/// uppercase hex pairs joined by colons (the canonical form pins are kept in).
+pub use palaver_tls::fingerprint_colon as fingerprint;
 
 /// A fingerprint as typed (any case, with or without colons or spaces) in the
 /// canonical form, or `None` if it is not 32 bytes of hex.
@@ -316,13 +309,9 @@ pub struct TlsPolicy {
 /// The platform verifier on the ring provider, or why there is none (on Linux, no
 /// CA certificates found on the system); without it only pins are trusted.
 pub fn system_verifier() -> Result<Arc<dyn ServerCertVerifier>, String> {
-    rustls_platform_verifier::Verifier::new(provider())
+    rustls_platform_verifier::Verifier::new(palaver_tls::ring_provider())
         .map(|v| Arc::new(v) as Arc<dyn ServerCertVerifier>)
         .map_err(|e| e.to_string())
-}
-
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
 }
 
 /// Why a TLS connection was not made.
@@ -406,7 +395,7 @@ struct Seen {
 struct TofuVerifier {
     system: Option<Arc<dyn ServerCertVerifier>>,
     pin: Option<String>,
-    provider: Arc<CryptoProvider>,
+    checks: SignatureChecks,
     seen: Arc<Mutex<Seen>>,
 }
 
@@ -443,12 +432,7 @@ impl ServerCertVerifier for TofuVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        self.checks.verify_tls12(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -457,18 +441,11 @@ impl ServerCertVerifier for TofuVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        self.checks.verify_tls13(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.checks.supported_schemes()
     }
 }
 
@@ -489,12 +466,12 @@ pub async fn handshake(
         server: server.clone(),
         reason,
     };
-    let provider = provider();
+    let provider = palaver_tls::ring_provider();
     let seen = Arc::new(Mutex::new(Seen::default()));
     let verifier = TofuVerifier {
         system: policy.system.clone(),
         pin: policy.pin.as_ref().map(|p| p.fingerprint.clone()),
-        provider: Arc::clone(&provider),
+        checks: SignatureChecks::new(Arc::clone(&provider)),
         seen: Arc::clone(&seen),
     };
     let builder = rustls::ClientConfig::builder_with_provider(provider)

@@ -10,10 +10,8 @@ use std::sync::{Arc, Mutex};
 
 use bytes::BytesMut;
 use futures_util::{SinkExt as _, StreamExt as _};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
-use sha2::{Digest as _, Sha256};
+use palaver_tls::AnyServerCert;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
@@ -46,15 +44,11 @@ impl ClientIdentity {
             .expect("client certificate");
         let cert = cert.der().clone();
         Self {
-            certfp: hex(&Sha256::digest(&cert)),
+            certfp: palaver_tls::certfp(&cert),
             cert,
             key_der: key.serialize_der(),
         }
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A TLS connection to the server, and the SHA-256 fingerprint (uppercase, colon
@@ -65,15 +59,15 @@ pub async fn connect_tls(
     alpn: &[&str],
 ) -> (tokio_rustls::client::TlsStream<TcpStream>, String) {
     let seen = Arc::new(Mutex::new(None));
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = palaver_tls::ring_provider();
     let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
         .expect("protocol versions")
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(Recorder {
-            seen: Arc::clone(&seen),
+        .with_custom_certificate_verifier(Arc::new(AnyServerCert::recording(
             provider,
-        }));
+            Arc::clone(&seen),
+        )));
     let mut config = match identity {
         Some(identity) => builder
             .with_client_auth_cert(
@@ -105,67 +99,6 @@ impl TestClient {
     pub async fn connect_tls(addr: SocketAddr, identity: Option<&ClientIdentity>) -> Self {
         let (stream, _) = connect_tls(addr, identity, &[]).await;
         Self::from_io(stream)
-    }
-}
-
-/// Accepts any server certificate and records its fingerprint.
-#[derive(Debug)]
-struct Recorder {
-    seen: Arc<Mutex<Option<String>>>,
-    provider: Arc<rustls::crypto::CryptoProvider>,
-}
-
-impl ServerCertVerifier for Recorder {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let digest = Sha256::digest(end_entity);
-        let colon = digest
-            .iter()
-            .map(|b| format!("{b:02X}"))
-            .collect::<Vec<_>>()
-            .join(":");
-        *self.seen.lock().expect("fingerprint") = Some(colon);
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
     }
 }
 

@@ -139,7 +139,7 @@ async fn open_tls(
         certfp: session
             .peer_certificates()
             .and_then(|chain| chain.first())
-            .map(tls::certfp),
+            .map(palaver_tls::certfp),
         kind: "tls",
     };
     if session.alpn_protocol() == Some(tls::ALPN_HTTP1) {

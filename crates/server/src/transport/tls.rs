@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
+use palaver_tls::SignatureChecks;
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::CryptoProvider;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
@@ -28,7 +29,6 @@ use rustls::sign::CertifiedKey;
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
-use sha2::{Digest as _, Sha256};
 
 /// The ALPN name browsers offer for HTTP/1.1 (the only HTTP this server speaks).
 pub(crate) const ALPN_HTTP1: &[u8] = b"http/1.1";
@@ -83,7 +83,7 @@ pub struct ServerTls {
 impl ServerTls {
     /// A new self-signed certificate for `names`, kept in memory only.
     pub fn self_signed(names: &[String]) -> Result<Self, TlsError> {
-        let provider = provider();
+        let provider = palaver_tls::ring_provider();
         let made = make_self_signed(names)?;
         let certified = certified(
             &provider,
@@ -97,7 +97,7 @@ impl ServerTls {
     /// The self-signed certificate kept in `data_dir`, made for `names` (and saved
     /// there) if there is none yet.
     pub fn self_signed_in(data_dir: &Path, names: &[String]) -> Result<Self, TlsError> {
-        let provider = provider();
+        let provider = palaver_tls::ring_provider();
         let dir = data_dir.join(SELF_SIGNED_DIR);
         let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
         let certified = if cert_path.exists() || key_path.exists() {
@@ -118,7 +118,7 @@ impl ServerTls {
 
     /// The operator's certificate chain and key (PEM files).
     pub fn from_files(cert: &Path, key: &Path) -> Result<Self, TlsError> {
-        let provider = provider();
+        let provider = palaver_tls::ring_provider();
         let times = (modified(cert), modified(key));
         let (certs, key_der) = read_files(cert, key)?;
         let certified = certified(&provider, certs, key_der, &cert.display().to_string())?;
@@ -145,7 +145,7 @@ impl ServerTls {
             .with_safe_default_protocol_versions()
             .map_err(|e| TlsError::new("cannot configure TLS", e))?
             .with_client_cert_verifier(Arc::new(AnyClientCert {
-                provider: Arc::clone(&provider),
+                checks: SignatureChecks::new(Arc::clone(&provider)),
             }))
             .with_cert_resolver(Arc::clone(&certs) as Arc<dyn ResolvesServerCert>);
         let mut http = ServerConfig::builder_with_provider(Arc::clone(&provider))
@@ -170,7 +170,7 @@ impl ServerTls {
         current
             .cert
             .first()
-            .map(|cert| colon_hex(&Sha256::digest(cert)))
+            .map(palaver_tls::fingerprint_colon)
             .unwrap_or_default()
     }
 
@@ -218,32 +218,6 @@ impl ServerTls {
             .is_some_and(|mut offered| offered.any(|name| name == ALPN_HTTP1));
         Arc::clone(if browser { &self.http } else { &self.irc })
     }
-}
-
-/// The fingerprint of a client certificate, as WHOIS shows it and accounts store
-/// it: lowercase hex of its SHA-256, without separators.
-pub(crate) fn certfp(cert: &CertificateDer<'_>) -> String {
-    hex(&Sha256::digest(cert))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes.iter().fold(String::new(), |mut out, byte| {
-        let _ = write!(out, "{byte:02x}");
-        out
-    })
-}
-
-fn colon_hex(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|byte| format!("{byte:02X}"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
-
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
 }
 
 fn modified(path: &Path) -> Option<SystemTime> {
@@ -354,7 +328,7 @@ impl ResolvesServerCert for Certs {
 /// signature, so a client must hold the key of the certificate it shows.
 #[derive(Debug)]
 struct AnyClientCert {
-    provider: Arc<CryptoProvider>,
+    checks: SignatureChecks,
 }
 
 impl ClientCertVerifier for AnyClientCert {
@@ -385,12 +359,7 @@ impl ClientCertVerifier for AnyClientCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        self.checks.verify_tls12(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -399,18 +368,11 @@ impl ClientCertVerifier for AnyClientCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        self.checks.verify_tls13(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.checks.supported_schemes()
     }
 }
 
