@@ -584,8 +584,10 @@ fn listen_adds_tls_only_and_plain_only_ports() {
         let mut secure = TestClient::connect_tls(tls_only, None).await;
         secure.register("secure").await;
         let mut refused = TestClient::connect(tls_only).await;
-        refused.send("NICK refused").await;
-        refused.send("USER refused 0 * :refused").await;
+        // One write: the server may close as soon as it has seen the first bytes.
+        refused
+            .send_raw(b"NICK refused\r\nUSER refused 0 * :refused\r\n")
+            .await;
         assert!(refused.next_line().await.is_none());
         // The plain-only port: IRC as it comes, nothing sniffed.
         let mut plain = TestClient::connect(plain_only).await;
