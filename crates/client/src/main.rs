@@ -75,8 +75,10 @@ struct Cli {
     /// asked for on the terminal without being shown.
     #[arg(long, value_name = "NAME")]
     account: Option<String>,
-    /// The SASL mechanism for --account: SCRAM-SHA-256 or PLAIN (by default
-    /// SCRAM-SHA-256 where the server offers it, else PLAIN).
+    /// The SASL mechanism for --account: SCRAM-SHA-256, PLAIN, or EXTERNAL (log in
+    /// with the --tls-cert client certificate, which the account must have added
+    /// with /msg NickServ CERT ADD; no password). By default SCRAM-SHA-256 where
+    /// the server offers it, else PLAIN.
     #[arg(long, value_name = "MECHANISM", requires = "account")]
     sasl_mechanism: Option<String>,
     /// Log file: connection events and, unless --no-log-messages, the
@@ -153,10 +155,17 @@ fn start(mut cli: Cli, offset: time::UtcOffset) -> anyhow::Result<()> {
     let full_screen = !cli.line_mode && io::stdin().is_terminal() && io::stdout().is_terminal();
     let mechanism = match cli.sasl_mechanism.as_deref() {
         Some(name) => Some(Mechanism::named(name).with_context(|| {
-            format!("--sasl-mechanism {name:?}: this client speaks SCRAM-SHA-256 and PLAIN")
+            format!(
+                "--sasl-mechanism {name:?}: this client speaks SCRAM-SHA-256, PLAIN and EXTERNAL"
+            )
         })?),
         None => None,
     };
+    if mechanism == Some(Mechanism::External) && cli.tls_cert.is_none() {
+        bail!(
+            "--sasl-mechanism EXTERNAL logs in with a client certificate: give it with --tls-cert and --tls-key"
+        );
+    }
     let account = match cli.account.take() {
         Some(name) => Some(account(name, mechanism)?),
         None => None,
@@ -431,6 +440,14 @@ fn account(name: String, mechanism: Option<Mechanism>) -> anyhow::Result<Account
     let name = name.trim().to_owned();
     if let Some(problem) = commands::nick_problem(&name, commands::DEFAULT_NICKLEN) {
         bail!("--account {name:?}: {problem}");
+    }
+    if mechanism == Some(Mechanism::External) {
+        // The client certificate is the credential: no password to ask for.
+        return Ok(Account {
+            name,
+            password: Secret::new(String::new()),
+            mechanism,
+        });
     }
     let password = match std::env::var(ACCOUNT_PASSWORD_ENV) {
         Ok(password) => password,

@@ -499,3 +499,55 @@ async fn tofu_a_certificate_changed_before_a_reconnect_is_refused() {
         "{reason}"
     );
 }
+
+/// `--sasl-mechanism EXTERNAL` logs in with the client certificate the account
+/// added (`NickServ CERT ADD`), with no password anywhere.
+#[tokio::test]
+async fn sasl_external_logs_in_with_the_client_certificate() {
+    let (server, fingerprint) = tls_server().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (cert_path, key_path, colon_fingerprint) = pem_files(dir.path(), "jo");
+    let certfp = colon_fingerprint.replace(':', "").to_ascii_lowercase();
+    // The account, with the certificate added to it.
+    let mut setup = server.client("jo").await;
+    setup.send("REGISTER * * correct-horse").await;
+    setup.expect(|l| l.command() == "REGISTER").await;
+    setup
+        .send(&format!("PRIVMSG NickServ :CERT ADD {certfp}"))
+        .await;
+    let added = setup.expect_command("NOTICE").await;
+    assert!(added.last().contains("added"), "{}", added.0);
+    setup.send("QUIT").await;
+    setup.expect_closed().await;
+
+    let mut watcher = watcher(&server).await;
+    let known = dir.path().join("known_servers");
+    let port = server.addr.port().to_string();
+    let mut jo = Proc::spawn_tls(
+        &[
+            "127.0.0.1",
+            &port,
+            "--account",
+            "jo",
+            "--sasl-mechanism",
+            "EXTERNAL",
+            "--known-servers",
+            known.to_str().expect("utf-8 path"),
+            "--accept-fingerprint",
+            &fingerprint,
+            "--tls-cert",
+            cert_path.to_str().expect("utf-8 path"),
+            "--tls-key",
+            key_path.to_str().expect("utf-8 path"),
+        ],
+        &[],
+    );
+    jo.write("logged in by certificate\n").await;
+    expect_said(&mut watcher, "jo", "logged in by certificate").await;
+    watcher.send("WHOIS jo").await;
+    let account = watcher.expect_command("330").await;
+    assert_eq!(account.param(2), "jo", "{}", account.0);
+    jo.close_stdin();
+    let (code, stderr) = jo.finish().await;
+    assert_eq!(code, Some(0), "{stderr}");
+}

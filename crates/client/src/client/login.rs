@@ -35,11 +35,11 @@ impl Client {
         let mut tried = self.sasl_tried.clone();
         if let Some(only) = account.mechanism {
             // Every other mechanism counts as tried: only this one may be used.
-            tried.extend(
-                [Mechanism::ScramSha256, Mechanism::Plain]
-                    .into_iter()
-                    .filter(|m| *m != only),
-            );
+            tried.extend(Mechanism::ALL.into_iter().filter(|m| *m != only));
+        } else {
+            // EXTERNAL only when asked for: it needs a certificate the account
+            // accepts, and a failed attempt would count against the address.
+            tried.push(Mechanism::External);
         }
         match Mechanism::choose(&self.sasl_offer, &tried) {
             Some(mechanism) => {
@@ -51,7 +51,7 @@ impl Client {
             None => {
                 let offer = self.sasl_offer.clone();
                 self.login_failed(&format!(
-                    "the server's SASL mechanisms ({offer}) are none this client speaks (SCRAM-SHA-256, PLAIN)"
+                    "the server's SASL mechanisms ({offer}) are none this client may use here (SCRAM-SHA-256, PLAIN, or EXTERNAL with --sasl-mechanism)"
                 ));
                 self.cap_end();
             }

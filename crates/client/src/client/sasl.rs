@@ -65,20 +65,29 @@ pub enum Mechanism {
     ScramSha256,
     /// RFC 4616.
     Plain,
+    /// RFC 4422 appendix A: the TLS client certificate (`--tls-cert`) is the
+    /// credential; used only when asked for (`--sasl-mechanism EXTERNAL`), since
+    /// it needs a certificate the account accepts.
+    External,
 }
 
 impl Mechanism {
+    /// Every mechanism, in order of preference. EXTERNAL comes last: it is chosen
+    /// only when the others are ruled out (`--sasl-mechanism EXTERNAL`).
+    pub const ALL: [Self; 3] = [Self::ScramSha256, Self::Plain, Self::External];
+
     /// The name in `AUTHENTICATE` and in the `sasl=` capability value.
     pub fn name(self) -> &'static str {
         match self {
             Self::ScramSha256 => "SCRAM-SHA-256",
             Self::Plain => "PLAIN",
+            Self::External => "EXTERNAL",
         }
     }
 
     /// The mechanism called `name` (any case), if we speak it.
     pub fn named(name: &str) -> Option<Self> {
-        [Self::ScramSha256, Self::Plain]
+        Self::ALL
             .into_iter()
             .find(|m| m.name().eq_ignore_ascii_case(name))
     }
@@ -87,7 +96,7 @@ impl Mechanism {
     /// separated; empty when the server did not say), not counting `tried`.
     pub fn choose(offered: &str, tried: &[Mechanism]) -> Option<Self> {
         let listed: Vec<&str> = offered.split(',').filter(|m| !m.is_empty()).collect();
-        [Self::ScramSha256, Self::Plain].into_iter().find(|m| {
+        Self::ALL.into_iter().find(|m| {
             !tried.contains(m)
                 && (listed.is_empty() || listed.iter().any(|l| l.eq_ignore_ascii_case(m.name())))
         })
@@ -178,6 +187,8 @@ impl Exchange {
                 reply.extend_from_slice(self.account.password.expose().as_bytes());
                 Ok(reply)
             }
+            // The account asked for; the certificate is the proof.
+            (Mechanism::External, Step::Start) => Ok(self.account.name.as_bytes().to_vec()),
             (Mechanism::ScramSha256, Step::Start) => {
                 let nonce = nonce()?;
                 let first_bare = format!("n={},r={nonce}", sasl_name(&self.account.name));
@@ -382,6 +393,12 @@ mod tests {
     }
 
     #[test]
+    fn external_names_the_account_and_sends_no_secret() {
+        let mut e = Exchange::new(Mechanism::External, user());
+        assert_eq!(e.respond(b"").expect("external"), b"user");
+    }
+
+    #[test]
     fn plain_sends_the_account_and_password() {
         let mut e = Exchange::new(Mechanism::Plain, user());
         assert_eq!(e.respond(b"").expect("plain"), b"\0user\0pencil");
@@ -402,7 +419,12 @@ mod tests {
             Mechanism::choose("", &[Mechanism::ScramSha256]),
             Some(Mechanism::Plain)
         );
-        assert_eq!(Mechanism::choose("EXTERNAL", &[]), None);
+        // EXTERNAL is last, and left out by whoever did not ask for it.
+        assert_eq!(
+            Mechanism::choose("EXTERNAL", &[]),
+            Some(Mechanism::External)
+        );
+        assert_eq!(Mechanism::choose("EXTERNAL", &[Mechanism::External]), None);
     }
 
     #[test]
