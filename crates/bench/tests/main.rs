@@ -592,11 +592,7 @@ async fn fanout_verify_history_finds_every_message_in_chathistory() {
 
 /// A test server that also speaks TLS (self-signed for `localhost`) on its port.
 async fn tls_server() -> TestServer {
-    let mut config = palaver_test_support::test_config();
-    config.tls = Some(std::sync::Arc::new(
-        palaver_server::ServerTls::self_signed(&["localhost".into()]).expect("self-signed TLS"),
-    ));
-    TestServer::with_config(config).await
+    TestServer::with_config(palaver_test_support::tls_test_config().0).await
 }
 
 /// One short fan-out over `transport_flags`, checked like a plain one.

@@ -314,10 +314,7 @@ async fn issue_10_the_account_password_is_asked_unseen_and_logs_in() {
 /// client chats.
 #[tokio::test]
 async fn tofu_the_terminal_asks_to_accept_the_fingerprint() {
-    let tls = palaver_server::ServerTls::self_signed(&["localhost".into()]).expect("certificate");
-    let fingerprint = tls.fingerprint();
-    let mut config = palaver_test_support::test_config();
-    config.tls = Some(Arc::new(tls));
+    let (config, fingerprint) = palaver_test_support::tls_test_config();
     let server = TestServer::with_config(config).await;
     let mut bob = server.clients_in("#lobby", &["bob"]).await.remove(0);
     let dir = tempfile::tempdir().expect("temp dir");

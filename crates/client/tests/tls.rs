@@ -8,17 +8,14 @@ use std::sync::Arc;
 use palaver_client::connection::{self, ConnEvent, ConnectConfig, ToConn};
 use palaver_client::trust::{self, Pin, Security, TlsPolicy};
 use palaver_server::ServerTls;
-use palaver_test_support::{TIMEOUT, TestClient, TestServer, test_config};
+use palaver_test_support::{TIMEOUT, TestClient, TestServer, test_config, tls_test_config};
 
 use crate::binary::Proc;
 
 /// A server with a fresh self-signed certificate; returns it with the
 /// certificate's fingerprint.
 async fn tls_server() -> (TestServer, String) {
-    let tls = ServerTls::self_signed(&["localhost".into()]).expect("self-signed certificate");
-    let fingerprint = tls.fingerprint();
-    let mut config = test_config();
-    config.tls = Some(Arc::new(tls));
+    let (config, fingerprint) = tls_test_config();
     (TestServer::with_config(config).await, fingerprint)
 }
 
@@ -371,11 +368,7 @@ async fn tofu_the_connection_task_refuses_a_wrong_pin() {
 /// watcher is one).
 #[tokio::test]
 async fn tofu_a_client_certificate_is_presented() {
-    use sha2::Digest as _;
-    let tls = ServerTls::self_signed(&["localhost".into()]).expect("self-signed certificate");
-    let fingerprint = tls.fingerprint();
-    let mut config = test_config();
-    config.tls = Some(Arc::new(tls));
+    let (mut config, fingerprint) = tls_test_config();
     config.opers =
         vec![palaver_server::opers::OperCredential::from_password("root", "s3cret").expect("hash")];
     let server = TestServer::with_config(config).await;
@@ -383,18 +376,8 @@ async fn tofu_a_client_certificate_is_presented() {
     watcher.send("OPER root s3cret").await;
     watcher.expect_command("381").await;
     let dir = tempfile::tempdir().expect("temp dir");
-    let key = rcgen::KeyPair::generate().expect("client key");
-    let cert = rcgen::CertificateParams::new(vec!["jo".to_owned()])
-        .expect("parameters")
-        .self_signed(&key)
-        .expect("client certificate");
-    let certfp: String = sha2::Sha256::digest(cert.der())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let (cert_path, key_path) = (dir.path().join("jo.crt"), dir.path().join("jo.key"));
-    std::fs::write(&cert_path, cert.pem()).expect("write certificate");
-    std::fs::write(&key_path, key.serialize_pem()).expect("write key");
+    let (cert_path, key_path, colon_fingerprint) = pem_files(dir.path(), "jo");
+    let certfp = colon_fingerprint.replace(':', "").to_ascii_lowercase();
     let known = dir.path().join("known_servers");
     let port = server.addr.port().to_string();
     let mut jo = Proc::spawn_tls(

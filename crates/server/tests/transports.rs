@@ -9,7 +9,7 @@ use palaver_server::ServerTls;
 use palaver_test_support::transports::{
     ClientIdentity, connect_tls, connect_websocket, http_request,
 };
-use palaver_test_support::{TIMEOUT, TestClient, TestServer, test_config};
+use palaver_test_support::{TIMEOUT, TestClient, TestServer, test_config, tls_test_config};
 use tokio::net::TcpStream;
 
 use crate::binary::ServerProcess;
@@ -17,10 +17,7 @@ use crate::channels::ask;
 
 /// A server with an in-memory self-signed certificate.
 async fn tls_server() -> (TestServer, String) {
-    let tls = ServerTls::self_signed(&["localhost".to_owned()]).expect("certificate");
-    let fingerprint = tls.fingerprint();
-    let mut config = test_config();
-    config.tls = Some(Arc::new(tls));
+    let (config, fingerprint) = tls_test_config();
     (TestServer::with_config(config).await, fingerprint)
 }
 
@@ -271,11 +268,8 @@ async fn whois_shows_a_secure_connection_and_its_certificate_fingerprint() {
 
 #[tokio::test]
 async fn a_connection_that_sends_nothing_is_dropped_at_the_registration_timeout() {
-    let mut config = test_config();
+    let (mut config, _) = tls_test_config();
     config.limits.registration_timeout = Duration::from_millis(300);
-    config.tls = Some(Arc::new(
-        ServerTls::self_signed(&["localhost".to_owned()]).expect("certificate"),
-    ));
     let server = TestServer::with_config(config).await;
     let mut silent = TestClient::connect(server.addr).await;
     // Whatever it meant to speak, it is told in IRC's words (someone at nc).
@@ -455,10 +449,7 @@ async fn cap_ls_offers_external_and_sts_where_they_apply() {
     assert!(!offered.contains("sts"), "{offered}");
     server.shutdown().await;
 
-    let mut config = test_config();
-    config.tls = Some(Arc::new(
-        ServerTls::self_signed(&["localhost".to_owned()]).expect("certificate"),
-    ));
+    let (mut config, _) = tls_test_config();
     config.sts = Some(palaver_server::StsPolicy {
         port: 6697,
         duration: Duration::from_secs(86_400),

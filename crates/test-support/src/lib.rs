@@ -55,6 +55,17 @@ pub fn test_config() -> Config {
     config
 }
 
+/// [`test_config`] with TLS on: a fresh in-memory self-signed certificate for
+/// `localhost`. Returns its SHA-256 fingerprint too, as the server prints it.
+pub fn tls_test_config() -> (Config, String) {
+    let tls = palaver_server::ServerTls::self_signed(&["localhost".to_owned()])
+        .expect("a self-signed certificate");
+    let fingerprint = tls.fingerprint();
+    let mut config = test_config();
+    config.tls = Some(std::sync::Arc::new(tls));
+    (config, fingerprint)
+}
+
 /// A server running in the current runtime until dropped or [`TestServer::shutdown`].
 pub struct TestServer {
     /// Where clients connect.

@@ -117,7 +117,7 @@ pub(crate) fn finish(ctx: &mut Ctx<'_>, done: Done) {
                 authzid.is_empty()
                     || crate::world::World::key(&authzid) == crate::world::World::key(name)
             });
-            super::sasl::external_checked(ctx, account);
+            super::sasl::credential_checked(ctx, account);
         }
     }
 }

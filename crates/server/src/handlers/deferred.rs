@@ -443,7 +443,7 @@ impl Completion {
                 account,
                 via,
             } => match via {
-                Via::Sasl => sasl::plain_checked(ctx, account),
+                Via::Sasl => sasl::credential_checked(ctx, account),
                 _ => nickserv::identified(ctx, &attempted, account),
             },
             Self::ScramLookedUp { first, account } => sasl::scram_looked_up(ctx, &first, account),

@@ -286,18 +286,10 @@ pub(super) fn forgive_attempt(ctx: &mut Ctx<'_>, name: &str) {
     ctx.world.auth_failures.forgive_account(&World::key(name));
 }
 
-/// Completes PLAIN once the password was checked: `account` is the registered name
-/// if it matched.
-pub(super) fn plain_checked(ctx: &mut Ctx<'_>, account: Option<String>) {
-    match account {
-        Some(account) => succeed(ctx, &account),
-        None => fail(ctx),
-    }
-}
-
-/// Completes EXTERNAL: `account` is the registered name of the account the
-/// connection's certificate belongs to (and the client asked for), if any.
-pub(super) fn external_checked(ctx: &mut Ctx<'_>, account: Option<String>) {
+/// Completes PLAIN once the password was checked, or EXTERNAL once the
+/// certificate was looked up: `account` is the registered name of the account the
+/// credential is good for, if any.
+pub(super) fn credential_checked(ctx: &mut Ctx<'_>, account: Option<String>) {
     match account {
         Some(account) => succeed(ctx, &account),
         None => fail(ctx),

@@ -77,19 +77,15 @@ pub(crate) async fn open(
     if mode == ListenMode::Plain {
         return handoff(opened(Transport::Tcp(stream), ip, plain, BytesMut::new()));
     }
-    let kind = match timeout_at(deadline, peek_kind(&stream)).await {
-        Ok(Ok(kind)) => kind,
-        Ok(Err(error)) => {
-            tracing::debug!(peer = %ip, %error, "connection failed before its first line");
-            return;
-        }
-        Err(_) => {
+    let kind = match within(deadline, ip, "the first bytes", peek_kind(&stream)).await {
+        Ok(kind) => kind,
+        Err(Missed::Late) => {
             // Most likely someone at a terminal (nc, telnet) who does not know to
             // speak first: told in IRC's words, as a registered-too-late client is.
-            tracing::debug!(peer = %ip, "connection sent nothing in time");
             let _ = stream.try_write(REGISTRATION_TIMED_OUT);
             return;
         }
+        Err(Missed::Failed) => return,
     };
     match (kind, mode) {
         (Kind::Tls, _) => {
@@ -122,16 +118,8 @@ async fn open_tls(
         let server_config = tls.config_for(&start.client_hello());
         start.into_stream(server_config).await
     };
-    let mut stream = match timeout_at(deadline, handshake).await {
-        Ok(Ok(stream)) => stream,
-        Ok(Err(error)) => {
-            tracing::debug!(peer = %ip, %error, "TLS handshake failed");
-            return;
-        }
-        Err(_) => {
-            tracing::debug!(peer = %ip, "TLS handshake not done in time");
-            return;
-        }
+    let Ok(mut stream) = within(deadline, ip, "the TLS handshake", handshake).await else {
+        return;
     };
     let session = stream.get_ref().1;
     let security = Security {
@@ -149,18 +137,14 @@ async fn open_tls(
     let kind = loop {
         match classify(&early) {
             Some(kind) => break kind,
-            None => match timeout_at(deadline, stream.read_buf(&mut early)).await {
-                Ok(Ok(0)) => return,
-                Ok(Ok(_)) => {}
-                Ok(Err(error)) => {
-                    tracing::debug!(peer = %ip, %error, "TLS connection failed before its first line");
+            None => {
+                let read = stream.read_buf(&mut early);
+                if let Ok(0) | Err(_) =
+                    within(deadline, ip, "the first bytes inside TLS", read).await
+                {
                     return;
                 }
-                Err(_) => {
-                    tracing::debug!(peer = %ip, "TLS connection sent nothing in time");
-                    return;
-                }
-            },
+            }
         }
     };
     match kind {
@@ -176,6 +160,35 @@ async fn open_tls(
             security,
             early,
         )),
+    }
+}
+
+/// Why an opening step did not give its result.
+enum Missed {
+    /// The connection failed (or closed) first.
+    Failed,
+    /// The registration timeout ran out first.
+    Late,
+}
+
+/// `step`'s result if it succeeds before `deadline`; otherwise says (in the debug
+/// log) which step of the opening did not finish, and why.
+async fn within<T, E: std::fmt::Display>(
+    deadline: Instant,
+    ip: IpAddr,
+    step_name: &str,
+    step: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, Missed> {
+    match timeout_at(deadline, step).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => {
+            tracing::debug!(peer = %ip, %error, "connection failed during {step_name}");
+            Err(Missed::Failed)
+        }
+        Err(_) => {
+            tracing::debug!(peer = %ip, "connection did not finish {step_name} in time");
+            Err(Missed::Late)
+        }
     }
 }
 
