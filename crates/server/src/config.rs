@@ -57,6 +57,9 @@ pub struct Config {
     /// for `--tls-cert` (never for the self-signed one, which would lock clients
     /// out).
     pub sts: Option<StsPolicy>,
+    /// What a browser gets at `/` on the port: palaver's own client (embedded),
+    /// another one from a directory (`--web-dir`), or nothing (`--no-web`).
+    pub web: crate::web::WebClient,
 }
 
 /// Where TLS is served and how long clients should insist on it.
@@ -150,6 +153,7 @@ impl Default for Config {
             allowed_origins: Vec::new(),
             allow_plaintext_sasl: false,
             sts: None,
+            web: crate::web::WebClient::default(),
         }
     }
 }
@@ -173,6 +177,7 @@ impl std::fmt::Debug for Config {
             allowed_origins,
             allow_plaintext_sasl,
             sts,
+            web,
         } = self;
         f.debug_struct("Config")
             .field("server_name", server_name)
@@ -190,6 +195,7 @@ impl std::fmt::Debug for Config {
             .field("allowed_origins", allowed_origins)
             .field("allow_plaintext_sasl", allow_plaintext_sasl)
             .field("sts", sts)
+            .field("web", web)
             .finish()
     }
 }

@@ -33,6 +33,7 @@ mod scram;
 mod secret;
 mod transport;
 mod wakeup;
+mod web;
 mod world;
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -41,6 +42,7 @@ pub use config::{AccountsConfig, Config, FloodLimit, Limits, StsPolicy};
 pub use listener::{Listener, bind, run, run_listeners};
 pub use transport::opening::ListenMode;
 pub use transport::tls::{ServerTls, TlsError};
+pub use web::WebClient;
 
 /// The version string in 002, 004 and VERSION.
 pub const VERSION: &str = concat!("palaver-", env!("CARGO_PKG_VERSION"));

@@ -207,6 +207,13 @@ struct Cli {
     /// self-signed certificate.
     #[arg(long, value_name = "AGE", default_value = "1d", value_parser = parse_age_or_zero)]
     sts_duration: Duration,
+    /// Serve the web client in DIR (e.g. a build of gamja or Kiwi IRC) at
+    /// http(s)://ADDR:PORT/ instead of palaver's own, embedded one.
+    #[arg(long, value_name = "DIR")]
+    web_dir: Option<PathBuf>,
+    /// Serve no web client (WebSocket connections and /healthz still work).
+    #[arg(long, conflicts_with = "web_dir")]
+    no_web: bool,
     /// Log level (error, warn, info, debug, trace); RUST_LOG overrides it.
     #[arg(long, default_value = "info")]
     log_level: String,
@@ -612,6 +619,14 @@ fn build_config(cli: &Cli) -> anyhow::Result<Config> {
     config.history.enabled = !cli.no_history;
     config.history.join_notice = !cli.no_history_notice;
     config.allowed_origins = cli.allowed_origins.clone();
+    config.web = match &cli.web_dir {
+        Some(dir) if !dir.is_dir() => {
+            anyhow::bail!("--web-dir {} is not a directory", dir.display())
+        }
+        Some(dir) => palaver_server::WebClient::Directory(dir.clone()),
+        None if cli.no_web => palaver_server::WebClient::Off,
+        None => palaver_server::WebClient::Embedded,
+    };
     config.allow_plaintext_sasl = cli.allow_plaintext_sasl;
     config.history.retention = palaver_store::Retention {
         max_age_ms: cli

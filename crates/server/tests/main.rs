@@ -33,6 +33,8 @@ mod setname;
 mod whox;
 // TLS, HTTP and WebSocket on the IRC port.
 mod transports;
+// The browser client's files on that port.
+mod web;
 // draft/read-marker, draft/message-redaction.
 mod read_marker;
 mod redaction;

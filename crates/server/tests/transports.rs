@@ -57,7 +57,10 @@ async fn http_is_served_on_the_irc_port_in_clear_and_inside_tls() {
             .contains("content-type: text/html"),
         "{head}"
     );
-    assert!(body.contains("test.server"), "{body}");
+    assert!(
+        body.contains("src=\"/static/"),
+        "the browser client: {body}"
+    );
 
     let tcp = TcpStream::connect(server.addr).await.expect("connect");
     let (status, _, _) = http_request(tcp, "GET /nothing-here HTTP/1.1", &[]).await;

@@ -29,6 +29,19 @@ pub fn ring_provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// ring's suites in the order a server should prefer them: the SHA-256 suites
+/// (whose key schedule processors accelerate) before AES-256-GCM-SHA384, whose
+/// SHA-384 runs in software. Used with `ServerConfig::ignore_client_order`.
+pub fn server_provider() -> Arc<CryptoProvider> {
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.cipher_suites.sort_by_key(|suite| {
+        suite.suite() == rustls::CipherSuite::TLS13_AES_256_GCM_SHA384
+            || suite.suite() == rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384
+            || suite.suite() == rustls::CipherSuite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384
+    });
+    Arc::new(provider)
+}
+
 /// The TLS 1.2 and 1.3 handshake signature checks of a crypto provider: what a
 /// verifier's `verify_tls12_signature`, `verify_tls13_signature` and
 /// `supported_verify_schemes` delegate to.

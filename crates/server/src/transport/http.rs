@@ -6,8 +6,8 @@
 //!   extension, [`super::websocket`]); the connection is then handed over like any
 //!   IRC connection;
 //! - `GET /healthz`: `200 ok`, for load balancers and service managers;
-//! - `GET /`: a page saying what this is and how to connect;
-//! - anything else: 404.
+//! - any other `GET`/`HEAD`: the browser client ([`crate::web`]), or 404;
+//! - any other method: 405.
 //!
 //! Browsers' `Origin` is checked against `--allowed-origins` when that is set (a
 //! page elsewhere could otherwise open connections in its visitors' names); with no
@@ -70,7 +70,7 @@ pub(crate) async fn serve<S>(
         let exchange = Arc::clone(&exchange);
         move |request| {
             let exchange = Arc::clone(&exchange);
-            async move { Ok::<_, Infallible>(respond(request, &exchange)) }
+            async move { Ok::<_, Infallible>(respond(request, &exchange).await) }
         }
     });
     let connection = hyper::server::conn::http1::Builder::new()
@@ -121,14 +121,15 @@ pub(crate) async fn serve<S>(
     });
 }
 
-fn respond(mut request: Request<Incoming>, exchange: &Exchange) -> Response<Full<Bytes>> {
+async fn respond(mut request: Request<Incoming>, exchange: &Exchange) -> Response<Full<Bytes>> {
     if wants_websocket(&request) {
         return upgrade(&mut request, exchange);
     }
     match (request.method(), request.uri().path()) {
         (&Method::GET | &Method::HEAD, "/healthz") => plain(StatusCode::OK, "ok\n"),
-        (&Method::GET | &Method::HEAD, "/") => page(&exchange.config),
-        (&Method::GET | &Method::HEAD, _) => plain(StatusCode::NOT_FOUND, "not found\n"),
+        (method @ (&Method::GET | &Method::HEAD), path) => {
+            crate::web::respond(&exchange.config.web, method, path, request.headers()).await
+        }
         _ => plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
     }
 }
@@ -210,31 +211,4 @@ fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     response
-}
-
-/// The page a browser gets at `/` (until the browser client is served there).
-fn page(config: &Config) -> Response<Full<Bytes>> {
-    let name = escape(&config.server_name);
-    let body = format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <title>{name}</title></head><body>\n\
-         <h1>{name}</h1>\n\
-         <p>This is a palaver chat server. Connect to this address and port with any \
-         IRC client (TLS or plain), or with <code>chat-client</code>; WebSocket clients \
-         connect here too (subprotocols <code>binary.ircv3.net</code> and \
-         <code>text.ircv3.net</code>).</p>\n</body></html>\n"
-    );
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    response
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
