@@ -53,11 +53,12 @@ fn main() {
     )
     .expect("writing to a String");
     writeln!(table, "/// The embedded files, sorted by path.").expect("writing to a String");
-    writeln!(table, "pub(crate) static EMBEDDED: &[EmbeddedFile] = &[").expect("writing to a String");
+    writeln!(table, "pub(crate) static EMBEDDED: &[EmbeddedFile] = &[")
+        .expect("writing to a String");
     for (relative, bytes) in files.iter().zip(contents) {
         let body = if relative == "index.html" {
-            String::from_utf8(bytes)
-                .expect("web/index.html is UTF-8")
+            let page = String::from_utf8(bytes).expect("web/index.html is UTF-8");
+            with_module_preloads(&page, &files)
                 .replace("\"/static/", &format!("\"/static/{version}/"))
                 .into_bytes()
         } else {
@@ -85,6 +86,22 @@ fn main() {
     }
     writeln!(table, "];").expect("writing to a String");
     std::fs::write(out.join("web_assets.rs"), table).expect("OUT_DIR is writable");
+}
+
+/// `page` with a `<link rel="modulepreload">` before `</head>` for every module
+/// under `static/` that the page does not load itself, so that the browser fetches
+/// them all at once instead of discovering them one import level at a time.
+fn with_module_preloads(page: &str, files: &[String]) -> String {
+    let preloads: String = files
+        .iter()
+        .filter(|file| file.starts_with("static/") && file.ends_with(".js"))
+        .filter(|file| !page.contains(&format!("\"/{file}\"")))
+        .map(|file| format!("  <link rel=\"modulepreload\" href=\"/{file}\">\n"))
+        .collect();
+    match page.find("</head>") {
+        Some(at) => format!("{}{preloads}{}", &page[..at], &page[at..]),
+        None => page.to_owned(),
+    }
 }
 
 /// Every regular file under `dir`, as a `/`-separated path relative to `root`;

@@ -104,3 +104,54 @@ test('mentions match whole nicks only', () => {
   assert.ok(!mentions('malice', 'alice'));
   assert.ok(mentions('ping [bot]', '[bot]'));
 });
+
+test('long lines split at spaces within the byte limit', async () => {
+  const { splitByBytes } = await import('../web/static/client.js');
+  assert.deepEqual(splitByBytes('short'), ['short']);
+  const words = Array.from({ length: 200 }, (_, i) => `word${i}`).join(' ');
+  const pieces = splitByBytes(words, 100);
+  assert.equal(pieces.join(''), words);
+  for (const p of pieces) assert.ok(new TextEncoder().encode(p).length <= 100);
+  // Multi-byte characters are never cut in half.
+  const emoji = '😀'.repeat(60);
+  const parts = splitByBytes(emoji, 50);
+  assert.equal(parts.join(''), emoji);
+  for (const p of parts) assert.ok(new TextEncoder().encode(p).length <= 50 && !p.includes('\uFFFD'));
+});
+
+test('buffers merge history without duplicates and count unread after the marker', async () => {
+  const { Buffer, makeMessage } = await import('../web/static/state.js');
+  const buffer = new Buffer('#lobby', 0);
+  const m = (msgid, time, text, extra = {}) => makeMessage({ msgid, time, nick: 'bob', text, ...extra });
+  buffer.insert([m('a', 1000, 'one'), m('b', 2000, 'two')]);
+  buffer.insert([m('b', 2000, 'two'), m('c', 3000, 'hey alice'), m('z', 500, 'older')]);
+  assert.deepEqual(buffer.messages.map((x) => x.msgid), ['z', 'a', 'b', 'c']);
+  buffer.readMarker = 1500;
+  buffer.recount('alice');
+  assert.equal(buffer.unread, 2);
+  assert.equal(buffer.mentions, 1);
+  assert.equal(buffer.firstUnread().msgid, 'b');
+  buffer.insert([m('d', 4000, 'mine', { self: true })]);
+  buffer.recount('alice');
+  assert.equal(buffer.unread, 2, 'own messages are never unread');
+  buffer.redact('c');
+  buffer.recount('alice');
+  assert.equal(buffer.mentions, 0);
+  // A reaction that arrives before its message is applied when the message does.
+  buffer.addReaction('e', '👍', 'carol');
+  buffer.insert([m('e', 5000, 'late')]);
+  assert.equal(buffer.msgids.get('e').reactions.get('👍').size, 1);
+});
+
+test('members sort ops, voiced, then the rest', async () => {
+  const { Buffer } = await import('../web/static/state.js');
+  const buffer = new Buffer('#c', 0);
+  buffer.setMember('zed', '@');
+  buffer.setMember('amy');
+  buffer.setMember('Bob', '+');
+  buffer.setMember('carl', '+@');
+  assert.deepEqual(buffer.sortedMembers().map((x) => `${x.prefixes[0] ?? ''}${x.nick}`), ['@carl', '@zed', '+Bob', 'amy']);
+  buffer.setMemberMode('amy', '+', true);
+  buffer.setMemberMode('zed', '@', false);
+  assert.deepEqual(buffer.sortedMembers().map((x) => `${x.prefixes[0] ?? ''}${x.nick}`), ['@carl', '+amy', '+Bob', 'zed']);
+});

@@ -15,6 +15,7 @@ const REACTIONS = ['👍', '❤️', '😂', '🎉', '😮', '👀'];
 const NICK_PATTERN = /^[A-Za-z[\]\\`_^{|}][A-Za-z0-9[\]\\`_^{|}-]*$/;
 const INPUT_HISTORY_MAX = 100;
 const LIST_RENDER_MAX = 300;
+const COUNTS_DELAY_MS = 50;
 const MOBILE = window.matchMedia('(max-width: 699px)');
 
 class App {
@@ -29,10 +30,12 @@ class App {
     this.completion = null;
     this.channelList = [];
     this.membersQueued = false;
+    this.countsDirty = new Set();
+    this.countsTimer = 0;
     this.typingTimer = null;
     this.pickerFor = null;
     this.attention = new Attention(document.querySelector('link[rel="icon"]'));
-    this.log = new MessageLog($('messages'), {
+    this.log = new MessageLog($('messages'), $('jump-latest'), {
       nearTop: (buffer) => this.client?.loadOlder(buffer),
       nearBottom: () => this.maybeMarkRead(),
       openNick: (nick) => this.client?.openQuery(nick),
@@ -204,17 +207,27 @@ class App {
     this.log.changed(buffer, msg);
   }
 
-  markerChanged() {}
-
   countsChanged(buffer) {
+    // A burst of messages changes the counts many times: draw them once.
+    this.countsDirty.add(buffer);
+    this.countsTimer ||= setTimeout(() => this.drawCounts(), COUNTS_DELAY_MS);
+  }
+
+  drawCounts() {
+    this.countsTimer = 0;
+    for (const buffer of this.countsDirty) this.drawCount(buffer);
+    this.countsDirty.clear();
+    this.updateAttention();
+  }
+
+  drawCount(buffer) {
     const item = this.bufferItems.get(buffer.key);
     if (item) {
       item.querySelector('.unread').textContent = buffer.unread ? String(buffer.unread) : '';
       item.querySelector('.mentions').textContent = buffer.mentions ? String(buffer.mentions) : '';
       item.classList.toggle('has-unread', buffer.unread > 0);
-      item.setAttribute('aria-label', bufferLabel(buffer));
+      item.querySelector('.count-label').textContent = countLabel(buffer);
     }
-    this.updateAttention();
   }
 
   membersChanged(buffer) {
@@ -223,6 +236,8 @@ class App {
     this.membersQueued = true;
     requestAnimationFrame(() => {
       this.membersQueued = false;
+    this.countsDirty = new Set();
+    this.countsTimer = 0;
       this.renderMembers();
     });
   }
@@ -305,7 +320,7 @@ class App {
   }
 
   maybeMarkRead() {
-    if (!this.active || !this.client || document.hidden || !document.hasFocus() || !this.log.atBottom()) return;
+    if (!this.active || !this.client || document.hidden || !document.hasFocus() || !this.log.followsLatest()) return;
     this.client.markRead(this.active);
   }
 
@@ -332,7 +347,12 @@ class App {
       button.dataset.buffer = buffer.name;
       if (buffer === this.active) button.setAttribute('aria-current', 'page');
       button.classList.toggle('parted', buffer.isChannel && !buffer.joined);
-      button.append(el('span', 'name', buffer.name), el('span', 'mentions'), el('span', 'unread'));
+      const mentionBadge = el('span', 'mentions');
+      const unreadBadge = el('span', 'unread');
+      // Screen readers get the counts in words instead of the bare badges.
+      mentionBadge.setAttribute('aria-hidden', 'true');
+      unreadBadge.setAttribute('aria-hidden', 'true');
+      button.append(el('span', 'name', buffer.name), el('span', 'count-label visually-hidden'), mentionBadge, unreadBadge);
       button.addEventListener('click', () => this.activate(buffer));
       const close = el('button', 'close-buffer icon-button', '×');
       close.type = 'button';
@@ -342,7 +362,7 @@ class App {
       li.append(button, close);
       (buffer.isChannel ? channelItems : queryItems).push(li);
       this.bufferItems.set(buffer.key, button);
-      this.countsChanged(buffer);
+      this.drawCount(buffer);
     }
     channels.replaceChildren(...channelItems);
     queries.replaceChildren(...queryItems);
@@ -555,7 +575,10 @@ class App {
       const next = list[(at + (event.key === 'ArrowUp' ? -1 : 1) + list.length) % list.length];
       if (next) this.activate(next);
     } else if (event.key === 'Escape') {
-      if (!$('reaction-picker').hidden) this.closePicker();
+      // Handled here too: in a search field the first Escape would only clear the text.
+      const dialog = document.querySelector('dialog[open]');
+      if (dialog) dialog.close();
+      else if (!$('reaction-picker').hidden) this.closePicker();
       else this.closeDrawers();
     }
   }
@@ -665,11 +688,11 @@ class App {
   }
 }
 
-function bufferLabel(buffer) {
-  const parts = [buffer.name];
-  if (buffer.unread) parts.push(`${buffer.unread} unread`);
-  if (buffer.mentions) parts.push(`${buffer.mentions} ${buffer.mentions === 1 ? 'mention' : 'mentions'}`);
-  return parts.join(', ');
+function countLabel(buffer) {
+  const parts = [];
+  if (buffer.unread) parts.push(`, ${buffer.unread} unread`);
+  if (buffer.mentions) parts.push(`, ${buffer.mentions} ${buffer.mentions === 1 ? 'mention' : 'mentions'}`);
+  return parts.join('');
 }
 
 new App().init();

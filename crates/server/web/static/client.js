@@ -41,7 +41,7 @@ export class Client {
     this.ui = ui;
     this.buffers = new BufferList();
     this.batches = new Map();
-    this.outbox = []; // { label, target, text, action, messages, sent }
+    this.outbox = []; // messages not yet echoed: { label, target, lines, action, message, sent, attempted }
     this.nextLabel = 1;
     this.namesPending = new Map();
     this.markersToSend = new Set();
@@ -97,6 +97,11 @@ export class Client {
     }
     this.autoJoin = [];
     for (const name of names) this.join(name, this.keys.get(casefold(name)), false);
+    for (const entry of this.outbox) {
+      // Sent but never echoed: it may or may not have arrived. History will tell (see resolvePendingFromHistory).
+      if (entry.sent) entry.attempted = true;
+      entry.sent = false;
+    }
     for (const buffer of this.buffers) {
       if (!buffer.isChannel) {
         this.fetchLatest(buffer);
@@ -120,7 +125,10 @@ export class Client {
       if (switchTo) this.ui.activate(existing);
       return;
     }
-    this.send('JOIN', ...(key ? [name, key] : [name]));
+    if (!this.send('JOIN', ...(key ? [name, key] : [name]))) {
+      this.autoJoin.push(name);
+      this.system(`Not connected: will join ${name} once reconnected.`);
+    }
   }
 
   part(buffer, reason) {
@@ -185,8 +193,10 @@ export class Client {
       const msg = this.toMessage(line);
       if (msg) messages.push(msg);
     }
-    if (kind === 'before' && lines.length < HISTORY_PAGE) buffer.historyExhausted = true;
-    if (kind === 'latest' && lines.length < HISTORY_PAGE) buffer.historyExhausted = buffer.messages.length === 0 || buffer.historyExhausted;
+    // A short first page (or a short page of older messages) means there is nothing older.
+    // A short LATEST after a reconnect only says little was missed.
+    if (lines.length < HISTORY_PAGE && (kind === 'before' || !buffer.historyLoaded)) buffer.historyExhausted = true;
+    buffer.historyLoaded = true;
     this.resolvePendingFromHistory(buffer, messages);
     const added = buffer.insert(messages);
     buffer.recount(this.nick);
@@ -242,7 +252,10 @@ export class Client {
   /** Sends what waits in the outbox (for one buffer, or all) once the connection is back. */
   flushOutbox(buffer = null) {
     for (const entry of [...this.outbox]) {
-      if (!entry.sent && (!buffer || casefold(entry.target) === buffer.key)) this.transmit(entry);
+      const target = this.buffers.get(entry.target);
+      if (entry.sent || (buffer && target !== buffer)) continue;
+      if (target?.historyPending) continue; // flushed once its history has shown what already arrived
+      this.transmit(entry);
     }
   }
 
@@ -261,6 +274,17 @@ export class Client {
     if (buffer) this.ui.messageChanged(buffer, msg);
   }
 
+  /** A labeled reply other than the echo (an error such as 404) means the message was not delivered. */
+  refused(reply) {
+    const entry = this.outbox.find((e) => e.label === reply.tags.label);
+    if (!entry || reply.command === 'ACK') return;
+    this.outbox = this.outbox.filter((e) => e !== entry);
+    entry.message.pending = false;
+    entry.message.failed = reply.params.at(-1) || reply.command;
+    const buffer = this.buffers.get(entry.target);
+    if (buffer) this.ui.messageChanged(buffer, entry.message);
+  }
+
   pendingFor(buffer, label, text) {
     return this.outbox.find((e) => (label ? e.label === label : casefold(e.target) === buffer.key && e.message.text === text));
   }
@@ -269,7 +293,7 @@ export class Client {
     for (let i = messages.length - 1; i >= 0; i--) {
       const m = messages[i];
       if (!m.self) continue;
-      const entry = this.outbox.find((e) => casefold(e.target) === buffer.key && e.sent && e.message.text === m.text);
+      const entry = this.outbox.find((e) => casefold(e.target) === buffer.key && e.attempted && e.message.text === m.text);
       if (entry) {
         this.settle(entry, m);
         messages.splice(i, 1);
@@ -324,18 +348,25 @@ export class Client {
     buffer.recount(this.nick);
     this.ui.countsChanged(buffer);
     if (!this.has('draft/read-marker')) return;
-    // While messages stream in, tell the server at most once a second.
+    // At once, but while messages stream in at most once a second.
     this.markersToSend.add(buffer);
-    this.markerTimer ||= setTimeout(() => {
+    if (!this.markerTimer) this.sendMarkers();
+  }
+
+  sendMarkers() {
+    if (!this.markersToSend.size) {
       this.markerTimer = 0;
-      for (const b of this.markersToSend) this.send('MARKREAD', b.name, `timestamp=${isoTime(b.readMarker)}`);
-      this.markersToSend.clear();
-    }, MARKREAD_EVERY_MS);
+      return;
+    }
+    for (const b of this.markersToSend) this.send('MARKREAD', b.name, `timestamp=${isoTime(b.readMarker)}`);
+    this.markersToSend.clear();
+    this.markerTimer = setTimeout(() => this.sendMarkers(), MARKREAD_EVERY_MS);
   }
 
   // ——— receiving ———
 
   handle(msg) {
+    if (msg.tags.label && !['PRIVMSG', 'NOTICE', 'BATCH'].includes(msg.command)) this.refused(msg);
     const batchRef = msg.tags.batch;
     if (batchRef && this.batches.has(batchRef) && msg.command !== 'BATCH') {
       this.batches.get(batchRef).lines.push(msg);
@@ -383,28 +414,40 @@ export class Client {
 
   /** The buffer name a PRIVMSG/NOTICE/TAGMSG belongs to (a channel, or the other person). */
   conversationOf(msg) {
-    const from = parseSource(msg.source).nick;
-    let target = msg.params[0] ?? '';
-    const statusmsg = target.search(/[#]/);
-    if (statusmsg > 0) target = target.slice(statusmsg);
+    const target = this.stripStatus(msg.params[0] ?? '');
     if (isChannel(target, this.isupport.CHANTYPES)) return target;
-    return this.conn.isSelf(from) ? target : from;
+    return this.fromMe(msg) ? target : parseSource(msg.source).nick;
   }
 
-  /** A reaction TAGMSG → { buffer name, msgid, emoji, nick }; null otherwise. */
+  /** `@#chan` (STATUSMSG, to the channel's operators) belongs to `#chan`. */
+  stripStatus(target) {
+    const prefixes = this.isupport.STATUSMSG ?? '@+';
+    let i = 0;
+    while (i < target.length && prefixes.includes(target[i])) i++;
+    return target.slice(i);
+  }
+
+  /** Sent by this connection, or by another session of the same account. */
+  fromMe(line) {
+    const account = this.conn.options.account;
+    return this.conn.isSelf(parseSource(line.source).nick)
+      || Boolean(account && line.tags.account && casefold(line.tags.account) === casefold(account));
+  }
+
+  /** A reaction TAGMSG → { msgid, emoji, nick }; null otherwise. */
   reactionOf(msg) {
     if (msg.command !== 'TAGMSG') return null;
     const emoji = msg.tags['+draft/react'] ?? msg.tags['+react'];
     const msgid = msg.tags['+draft/reply'] ?? msg.tags['+reply'];
     if (!emoji || !msgid) return null;
-    return { target: this.conversationOf(msg), msgid, emoji, nick: parseSource(msg.source).nick };
+    return { msgid, emoji, nick: parseSource(msg.source).nick };
   }
 
   /** A line (live or from history) as a message for the log, or null if it shows nothing. */
   toMessage(line) {
     const nick = parseSource(line.source).nick;
     const time = line.tags.time ? Date.parse(line.tags.time) : Date.now();
-    const base = { msgid: line.tags.msgid ?? null, time: Number.isNaN(time) ? Date.now() : time, nick, self: this.conn.isSelf(nick) };
+    const base = { msgid: line.tags.msgid ?? null, time: Number.isNaN(time) ? Date.now() : time, nick, self: this.fromMe(line) };
     const p = line.params;
     switch (line.command) {
       case 'PRIVMSG':
@@ -442,7 +485,7 @@ export class Client {
   system(text, bufferName = null, extra = {}) {
     const buffer = (bufferName && this.buffers.get(bufferName)) || this.ui.activeBuffer();
     if (!buffer) return;
-    const msg = makeMessage({ kind: 'system', text, ...extra });
+    const msg = makeMessage({ kind: 'system', text, ...extra, info: true }); // never unread
     buffer.insert([msg]);
     this.ui.messagesAdded(buffer, [msg]);
   }
@@ -452,7 +495,8 @@ export class Client {
     const added = buffer.insert([msg]);
     if (!added.length) return;
     if (!msg.self && msg.kind !== 'system') buffer.typing.delete(casefold(msg.nick));
-    buffer.recount(this.nick);
+    if (buffer.messages.at(-1) === msg) buffer.countNew(msg, this.nick);
+    else buffer.recount(this.nick);
     this.ui.messagesAdded(buffer, added);
     if (!msg.self && buffer.isMention(msg, this.nick)) this.ui.notifyMention(buffer, msg);
   }
@@ -463,7 +507,7 @@ export class Client {
     const msg = this.toMessage(line);
     if (!msg) return;
     const serverNotice = line.command === 'NOTICE' && (!from.user || !this.conn.registered);
-    const toMe = !isChannel(target.replace(/^[@+]+/, ''), this.isupport.CHANTYPES) && !msg.self;
+    const toMe = !isChannel(this.stripStatus(target), this.isupport.CHANTYPES) && !msg.self;
     if (serverNotice || (line.command === 'NOTICE' && toMe && !this.buffers.get(from.nick))) {
       // Notices from the server and services go to whatever the user is looking at.
       const where = isChannel(target, this.isupport.CHANTYPES) ? target : null;
@@ -509,11 +553,8 @@ export class Client {
   }
 
   onREDACT(line) {
-    const [target, msgid] = line.params;
-    const from = parseSource(line.source).nick;
-    const name = isChannel(target, this.isupport.CHANTYPES) || !this.conn.isSelf(target) ? target : from;
-    const buffer = this.buffers.get(this.conn.isSelf(from) ? target : name);
-    const msg = buffer?.redact(msgid);
+    const buffer = this.buffers.get(this.conversationOf(line));
+    const msg = buffer?.redact(line.params[1]);
     if (msg) {
       buffer.recount(this.nick);
       this.ui.messageChanged(buffer, msg);
@@ -535,7 +576,6 @@ export class Client {
     buffer.readMarker = Math.max(time, buffer.readMarker ?? 0);
     buffer.recount(this.nick);
     this.ui.countsChanged(buffer);
-    this.ui.markerChanged(buffer);
   }
 
   onJOIN(line) {
@@ -543,9 +583,8 @@ export class Client {
     const name = line.params[0];
     const self = this.conn.isSelf(nick);
     if (self) {
-      const existed = this.buffers.get(name);
       const buffer = this.buffers.ensure(name);
-      if (existed && existed.name !== name) this.buffers.rename(existed.name, name);
+      buffer.name = name; // as the server spells it, whatever case /join used
       buffer.joined = true;
       buffer.rejoin = true;
       buffer.closing = false;
@@ -580,6 +619,7 @@ export class Client {
         this.closeBuffer(buffer);
         return;
       }
+      this.ui.buffersChanged();
     } else {
       buffer.removeMember(nick);
     }
@@ -596,6 +636,7 @@ export class Client {
       buffer.rejoin = false;
       buffer.members.clear();
       this.ui.channelsChanged();
+      this.ui.buffersChanged();
     } else {
       buffer.removeMember(victim);
     }
@@ -667,6 +708,13 @@ export class Client {
         this.ui.membersChanged(buffer);
       }
     }
+  }
+
+  onINVITE(line) {
+    const [, channel] = line.params;
+    const from = parseSource(line.source).nick;
+    if (this.conn.isSelf(line.params[0])) this.system(`${from} invited you to ${channel}: /join ${channel}`);
+    else this.system(`${from} invited ${line.params[0]} to ${channel}`, channel);
   }
 
   onERROR(line) {
@@ -741,7 +789,8 @@ export class Client {
         this.ui.listStarted();
         return;
       case '322':
-        this.ui.listEntry({ name: p[1], users: Number(p[2]) || 0, topic: p[3] ?? '' });
+        // The topic starts with the channel's modes ("[+nt] "): not part of the topic.
+        this.ui.listEntry({ name: p[1], users: Number(p[2]) || 0, topic: (p[3] ?? '').replace(/^\[\+[a-zA-Z]*[^\]]*\] ?/, '') });
         return;
       case '323':
         this.listing = false;

@@ -11,7 +11,8 @@ export const WANTED_CAPS = [
   'draft/message-redaction', 'draft/account-registration', 'sasl', 'invite-notify',
 ];
 
-const DEBUG = new URLSearchParams(location.search).has('debug');
+// `?debug` in the page address traces the protocol on the console.
+const DEBUG = typeof location !== 'undefined' && new URLSearchParams(location.search).has('debug');
 const BACKOFF_MAX_S = 30;
 const KEEPALIVE_MS = 60_000;
 

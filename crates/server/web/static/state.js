@@ -45,6 +45,7 @@ export class Buffer {
     this.since = since; // without a marker, only messages after this count as unread
     this.unread = 0;
     this.mentions = 0;
+    this.historyLoaded = false; // a first page of history arrived
     this.historyExhausted = false;
     this.historyPending = null; // 'latest' | 'before' while a request is out
     this.typing = new Map(); // folded nick → { nick, until }
@@ -145,6 +146,13 @@ export class Buffer {
     this.mentions = mentionCount;
   }
 
+  /** Counts one message just added at the end, without a full recount. */
+  countNew(msg, nick) {
+    if (msg.time <= (this.readMarker ?? this.since) || !countsAsUnread(msg)) return;
+    this.unread++;
+    if (this.isMention(msg, nick)) this.mentions++;
+  }
+
   isMention(msg, nick) {
     return countsAsUnread(msg) && (!this.isChannel || mentions(msg.text, nick));
   }
@@ -197,7 +205,8 @@ export class Buffer {
   }
 }
 
-const countsAsUnread = (m) => !m.self && !m.redacted && m.kind !== 'system';
+// Lines the client adds itself (errors, server notices) are `info`.
+const countsAsUnread = (m) => !m.self && !m.redacted && !m.info && m.kind !== 'system';
 
 function sortPrefixes(prefixes) {
   return [...new Set(prefixes)].filter((p) => PREFIX_ORDER.includes(p))

@@ -39,10 +39,15 @@ export function nickHue(nick) {
 
 const escapeRegExp = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
+let mentionPattern = { nick: null, regexp: null }; // one nick at a time: compile once
+
 /** True when `text` names `nick` as a word (case-insensitive). */
 export function mentions(text, nick) {
   if (!nick) return false;
-  return new RegExp(`(^|[^\\w-])${escapeRegExp(nick)}($|[^\\w-])`, 'i').test(text);
+  if (mentionPattern.nick !== nick) {
+    mentionPattern = { nick, regexp: new RegExp(`(^|[^\\w-])${escapeRegExp(nick)}($|[^\\w-])`, 'i') };
+  }
+  return mentionPattern.regexp.test(text);
 }
 
 const pad = (n) => String(n).padStart(2, '0');

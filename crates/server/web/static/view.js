@@ -58,9 +58,11 @@ const isContinuation = (msg, prev) => prev && prev.kind !== 'system' && msg.kind
   && prev.nick === msg.nick && msg.time - prev.time < GROUP_MS && dayKey(msg.time) === dayKey(prev.time);
 
 export class MessageLog {
-  /** hooks: nearTop(buffer), openNick(nick), react(msg, anchor), remove(msg), isMention(msg), nearBottom(). */
-  constructor(container, hooks) {
+  /** hooks: nearTop(buffer), openNick(nick), react(msg, anchor), reactWith(msg, emoji), remove(msg), isMention(msg), nearBottom(). */
+  constructor(container, jumpButton, hooks) {
     this.container = container;
+    this.jumpButton = jumpButton;
+    jumpButton.addEventListener('click', () => this.jumpToLatest());
     this.frame = 0; // a pending requestAnimationFrame for live appends
     this.following = false;
     this.needsRefresh = false;
@@ -145,6 +147,7 @@ export class MessageLog {
     row.className = `msg ${msg.kind}`;
     row.classList.toggle('self', msg.self);
     row.classList.toggle('pending', msg.pending);
+    row.classList.toggle('failed', Boolean(msg.failed));
     row.classList.toggle('redacted', msg.redacted);
     row.classList.toggle('error', Boolean(msg.error));
     row.classList.toggle('continuation', Boolean(isContinuation(msg, prev)));
@@ -175,6 +178,7 @@ export class MessageLog {
     if (msg.redacted) text.textContent = 'message deleted';
     else appendLinkified(text, msg.text);
     if (msg.pending) text.append(el('span', 'pending-label', ' (sending…)'));
+    if (msg.failed) text.append(el('span', 'pending-label', ` (not sent: ${msg.failed})`));
     row.append(text);
 
     if (msg.reactions?.size) {
@@ -241,7 +245,10 @@ export class MessageLog {
       this.lengthAtRender -= shift;
     }
     // Not following: the user reads older messages; the window catches up on scroll.
-    if (!this.following || this.end !== this.lengthAtRender) return;
+    if (!this.following || this.end !== this.lengthAtRender) {
+      this.jumpButton.hidden = false;
+      return;
+    }
     const from = this.end;
     this.end = this.buffer.messages.length;
     this.lengthAtRender = this.end;
@@ -298,6 +305,11 @@ export class MessageLog {
     this.restoreAnchor(anchor);
   }
 
+  /** At the bottom, with nothing newer left out (a pending frame will append what just arrived). */
+  followsLatest() {
+    return this.buffer !== null && this.atBottomLoose() && this.end === this.lengthAtRender;
+  }
+
   atBottomLoose() {
     const c = this.container;
     return c.scrollHeight - c.scrollTop - c.clientHeight < 80;
@@ -323,10 +335,23 @@ export class MessageLog {
     if (c.scrollTop < NEAR_EDGE_PX) {
       if (this.start > 0) this.growTop();
       else this.hooks.nearTop(this.buffer);
-    } else if (c.scrollHeight - c.scrollTop - c.clientHeight < NEAR_EDGE_PX && this.end < this.buffer.messages.length) {
+    } else if (c.scrollHeight - c.scrollTop - c.clientHeight < NEAR_EDGE_PX && this.end < this.buffer.messages.length
+        && !this.frame) { // a pending frame appends what is new
       this.growBottom();
     }
-    if (this.atBottom()) this.hooks.nearBottom();
+    const bottom = this.atBottom();
+    this.jumpButton.hidden = bottom;
+    if (bottom) this.hooks.nearBottom();
+  }
+
+  jumpToLatest() {
+    if (this.end < this.buffer.messages.length || this.start < this.buffer.messages.length - WINDOW) {
+      this.end = this.buffer.messages.length;
+      this.start = Math.max(0, this.end - WINDOW);
+      this.renderWindow();
+    }
+    this.scrollToBottom();
+    this.container.focus();
   }
 
   growTop() {
@@ -399,6 +424,7 @@ export class MessageLog {
 
   clear() {
     this.buffer = null;
+    this.jumpButton.hidden = true;
     this.elements.clear();
     this.container.replaceChildren();
   }
