@@ -253,6 +253,35 @@ async fn sasl_data_is_sent_in_400_byte_chunks() {
     server.shutdown().await;
 }
 
+/// irctest's `testPlainLarge800`: 800 bytes of base64 in two full chunks, then `+`.
+/// Such a password (592 bytes) cannot be registered over IRC (the REGISTER line
+/// would pass 512 bytes), so the check fails, but only once `+` has ended the
+/// message: neither full chunk is answered, and nothing is "too long" (905).
+#[tokio::test]
+async fn two_full_chunks_wait_for_the_closing_plus() {
+    let server = TestServer::start().await;
+    register(&server, "foo", "sesame-sesame").await;
+    let mut client = start_sasl(&server, "foo", "PLAIN").await;
+    let data = BASE64.encode(format!("foo\0foo\0{}", "x".repeat(592)));
+    assert_eq!(data.len(), 800);
+    let (first, second) = data.split_at(400);
+    for chunk in [first, second] {
+        assert_eq!(
+            ask(&mut client, &format!("AUTHENTICATE {chunk}")).await,
+            Vec::<String>::new()
+        );
+    }
+    assert_eq!(
+        ask(&mut client, "AUTHENTICATE +").await,
+        [":test.server 904 foo :SASL authentication failed"]
+    );
+    // The same exchange is still usable: the right password logs in.
+    ask(&mut client, "AUTHENTICATE PLAIN").await;
+    let replies = try_plain(&mut client, "foo", "sesame-sesame").await;
+    assert!(replies.iter().any(|l| l.contains(" 903 ")), "{replies:#?}");
+    server.shutdown().await;
+}
+
 #[tokio::test]
 async fn registration_waits_for_a_check_but_aborts_an_idle_exchange() {
     let server = TestServer::start().await;
@@ -1094,6 +1123,12 @@ async fn an_accounts_read_markers_come_back_after_a_reconnect_and_a_restart() {
     // Every session gone: a new one (another nick, same account) has the marker.
     let mut later = marker_session(&server, "alice_phone", "alice").await;
     assert_eq!(ask(&mut later, "MARKREAD #test").await, [marker]);
+    // Joining the channel again sends it too (read-marker: after the JOIN, before
+    // the end of NAMES); what irctest's always-on variant expects without a JOIN.
+    let joined = ask(&mut later, "JOIN #test").await;
+    let at = joined.iter().position(|l| l == marker);
+    let end = joined.iter().position(|l| l.contains(" 366 "));
+    assert!(at.is_some() && at < end, "{joined:#?}");
     // Someone else does not.
     let mut bob = server.client_with_caps("bob", "draft/read-marker").await;
     assert_eq!(
