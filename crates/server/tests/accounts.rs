@@ -783,13 +783,13 @@ async fn account_notify_tag_and_extended_join_show_the_account() {
         [":plain!~plain@127.0.0.1 PRIVMSG #c :anonymous"]
     );
 
-    // extended-join names the account.
+    // extended-join names the account (and account-tag tags the JOIN).
     ask(&mut alice, "PART #c").await;
     pending(&mut watcher).await;
     ask(&mut alice, "JOIN #c").await;
     assert_eq!(
         pending(&mut watcher).await,
-        [":alice!~alice@127.0.0.1 JOIN #c alice :Test user alice"]
+        ["@account=alice :alice!~alice@127.0.0.1 JOIN #c alice :Test user alice"]
     );
 
     // WHOX %a and WHOIS 330.
@@ -868,6 +868,83 @@ async fn read_markers_are_shared_by_an_accounts_connections() {
     assert_eq!(
         ask(&mut other, "MARKREAD #test").await,
         [":test.server MARKREAD #test *"]
+    );
+    server.shutdown().await;
+}
+
+/// account-tag: "all commands sent by a user", not only messages: JOIN, NICK, AWAY,
+/// TOPIC, MODE, KICK, PART, QUIT of a logged-in user carry its account for
+/// recipients with the capability (the user itself included), and only for them.
+#[tokio::test]
+async fn a_logged_in_users_events_carry_the_account_tag() {
+    let server = TestServer::start().await;
+    let mut tagged = server
+        .client_with_caps("tagged", "account-tag away-notify")
+        .await;
+    let mut plain = server.client_with_caps("plain", "away-notify").await;
+    ask(&mut tagged, "JOIN #c").await;
+    ask(&mut plain, "JOIN #c").await;
+    pending(&mut tagged).await;
+    let mut alice = logged_in(&server, "alice", "account-tag").await;
+    ask(&mut alice, "JOIN #c").await;
+    pending(&mut tagged).await;
+    pending(&mut plain).await;
+    ask(&mut tagged, "MODE #c +o alice").await;
+    pending(&mut plain).await;
+    pending(&mut alice).await;
+
+    // (command, what the others see, whether `plain` is still there to see it)
+    let me = ":alicia!~alice@127.0.0.1";
+    let steps: [(&str, &[&str], bool); 7] = [
+        (
+            "NICK alicia",
+            &[":alice!~alice@127.0.0.1 NICK alicia"],
+            true,
+        ),
+        ("AWAY :lunch", &["AWAY :lunch"], true),
+        ("TOPIC #c :news", &["TOPIC #c :news"], true),
+        ("MODE #c +v alicia", &["MODE #c +v alicia"], true),
+        ("KICK #c plain :bye", &["KICK #c plain :bye"], true),
+        ("PART #c :later", &["PART #c :later"], false),
+        // away-notify: the JOIN of someone away is followed by its AWAY.
+        ("JOIN #c", &["JOIN #c", "AWAY :lunch"], false),
+    ];
+    for (command, seen, plain_sees) in steps {
+        let seen: Vec<String> = seen
+            .iter()
+            .map(|line| match line.starts_with(':') {
+                true => (*line).to_owned(),
+                false => format!("{me} {line}"),
+            })
+            .collect();
+        let expected: Vec<String> = seen
+            .iter()
+            .map(|line| format!("@account=alice {line}"))
+            .collect();
+        let own = ask(&mut alice, command).await;
+        // AWAY is not echoed to its sender (306 instead).
+        if !command.starts_with("AWAY") {
+            assert!(own.contains(&expected[0]), "{command}: {own:#?}");
+        }
+        assert_eq!(pending(&mut tagged).await, expected, "{command}");
+        let plain_lines = pending(&mut plain).await;
+        if plain_sees {
+            assert_eq!(plain_lines, seen, "{command}");
+        } else {
+            assert!(plain_lines.is_empty(), "{command}: {plain_lines:#?}");
+        }
+    }
+    alice.send("QUIT :gone").await;
+    alice.expect_closed().await;
+    assert_eq!(
+        pending(&mut tagged).await,
+        ["@account=alice :alicia!~alice@127.0.0.1 QUIT :Quit: gone"]
+    );
+    // Someone not logged in is never tagged.
+    ask(&mut plain, "JOIN #c").await;
+    assert_eq!(
+        pending(&mut tagged).await,
+        [":plain!~plain@127.0.0.1 JOIN #c"]
     );
     server.shutdown().await;
 }
