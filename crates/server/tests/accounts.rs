@@ -311,6 +311,37 @@ async fn registration_waits_for_a_check_but_aborts_an_idle_exchange() {
     server.shutdown().await;
 }
 
+/// SASLprep (RFC 4013): a password registered in decomposed Unicode is the same
+/// password typed composed, for IDENTIFY, PLAIN and SCRAM (whose client prepares
+/// it before hashing, as RFC 5802 asks).
+#[tokio::test]
+async fn unicode_passwords_are_compared_after_saslprep() {
+    let server = TestServer::start().await;
+    let decomposed = "cafe\u{0301}-au-lait";
+    let composed = "caf\u{00E9}-au-lait";
+    register(&server, "alice", decomposed).await;
+
+    let mut identify = server.client("other").await;
+    let replies = ask(&mut identify, &format!("NS IDENTIFY alice {composed}")).await;
+    assert!(replies.iter().any(|l| l.contains(" 900 ")), "{replies:#?}");
+
+    let mut plain_login = start_sasl(&server, "bob", "PLAIN").await;
+    let replies = try_plain(&mut plain_login, "alice", composed).await;
+    assert!(replies.iter().any(|l| l.contains(" 903 ")), "{replies:#?}");
+
+    let mut scram_login = start_sasl(&server, "carol", "SCRAM-SHA-256").await;
+    let (replies, verified) = scram(&mut scram_login, "alice", composed).await;
+    assert!(verified, "{replies:#?}");
+    let replies = ask(&mut scram_login, "AUTHENTICATE +").await;
+    assert!(replies.iter().any(|l| l.contains(" 903 ")), "{replies:#?}");
+
+    // Another password is still another password.
+    let mut wrong = start_sasl(&server, "dave", "PLAIN").await;
+    let replies = try_plain(&mut wrong, "alice", "cafe-au-lait").await;
+    assert!(replies.iter().any(|l| l.contains(" 904 ")), "{replies:#?}");
+    server.shutdown().await;
+}
+
 #[tokio::test]
 async fn sasl_scram_sha_256_succeeds_and_fails() {
     let server = TestServer::start().await;
