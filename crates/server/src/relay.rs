@@ -1,4 +1,5 @@
-//! Formatting a relayed message (PRIVMSG, NOTICE, TAGMSG) once per capability variant.
+//! Formatting a relayed message (PRIVMSG, NOTICE, TAGMSG) once per capability variant,
+//! and the two variants of an event line (with and without `account`).
 //!
 //! Recipients differ in how they want a message: with IRCv3 `message-tags` it carries
 //! the sender's client-only tags and a `msgid`; with `server-time` a `time` tag;
@@ -189,6 +190,45 @@ impl<'a> Relay<'a> {
     }
 }
 
+/// A line a user's command makes the server send to others (JOIN, PART, KICK, QUIT,
+/// NICK, MODE, AWAY, SETNAME), untagged and, when the user is logged in, also with
+/// the `account` tag: account-tag asks for it on every command a user sends, not
+/// only on messages. Events carry no other tag, so there are two variants at most,
+/// each serialised once; PRIVMSG and NOTICE keep their own path ([`Relay`]).
+#[derive(Debug, Clone)]
+pub(crate) struct EventLine {
+    plain: Bytes,
+    /// `@account=<account> ` + `plain`, for `account-tag` recipients.
+    tagged: Option<Bytes>,
+}
+
+impl EventLine {
+    /// `line` (untagged, with CRLF) sent by someone logged in to `account`, if any.
+    pub(crate) fn new(line: Bytes, account: Option<&str>) -> Self {
+        debug_assert!(!line.starts_with(b"@"), "an event line is built untagged");
+        let tagged = account.map(|account| {
+            let mut out = bytes::BytesMut::with_capacity(line.len() + account.len() + 10);
+            out.extend_from_slice(b"@account=");
+            palaver_proto::writer::escape_tag_value_into(account, &mut out);
+            out.extend_from_slice(b" ");
+            out.extend_from_slice(&line);
+            out.freeze()
+        });
+        Self {
+            plain: line,
+            tagged,
+        }
+    }
+
+    /// The line for a recipient with `caps`.
+    pub(crate) fn line_for(&self, caps: CapSet) -> Bytes {
+        match &self.tagged {
+            Some(tagged) if caps.has(caps::ACCOUNT_TAG) => tagged.clone(),
+            _ => self.plain.clone(),
+        }
+    }
+}
+
 /// The client-only tags (`+` prefixed) of a raw tag section, in order, still escaped.
 pub(crate) fn client_only_tags(raw: Option<&str>) -> String {
     let mut out = String::new();
@@ -250,6 +290,24 @@ mod tests {
         let mut with_account_tag = both;
         with_account_tag.set(caps::ACCOUNT_TAG, true);
         assert_eq!(relay.line_for(with_account_tag).as_ptr(), tagged.as_ptr());
+    }
+
+    #[test]
+    fn events_carry_the_account_only_for_account_tag_recipients() {
+        let line = Bytes::from_static(b":a!~a@h PART #c\r\n");
+        let mut tagged_caps = CapSet::default();
+        tagged_caps.set(caps::ACCOUNT_TAG, true);
+        let event = EventLine::new(line.clone(), Some("acc;t"));
+        assert_eq!(event.line_for(CapSet::default()), line);
+        assert_eq!(
+            &event.line_for(tagged_caps)[..],
+            b"@account=acc\\:t :a!~a@h PART #c\r\n"
+        );
+        // Not logged in: no tag for anyone.
+        assert_eq!(
+            EventLine::new(line.clone(), None).line_for(tagged_caps),
+            line
+        );
     }
 
     #[test]

@@ -253,6 +253,35 @@ async fn sasl_data_is_sent_in_400_byte_chunks() {
     server.shutdown().await;
 }
 
+/// irctest's `testPlainLarge800`: 800 bytes of base64 in two full chunks, then `+`.
+/// Such a password (592 bytes) cannot be registered over IRC (the REGISTER line
+/// would pass 512 bytes), so the check fails, but only once `+` has ended the
+/// message: neither full chunk is answered, and nothing is "too long" (905).
+#[tokio::test]
+async fn two_full_chunks_wait_for_the_closing_plus() {
+    let server = TestServer::start().await;
+    register(&server, "foo", "sesame-sesame").await;
+    let mut client = start_sasl(&server, "foo", "PLAIN").await;
+    let data = BASE64.encode(format!("foo\0foo\0{}", "x".repeat(592)));
+    assert_eq!(data.len(), 800);
+    let (first, second) = data.split_at(400);
+    for chunk in [first, second] {
+        assert_eq!(
+            ask(&mut client, &format!("AUTHENTICATE {chunk}")).await,
+            Vec::<String>::new()
+        );
+    }
+    assert_eq!(
+        ask(&mut client, "AUTHENTICATE +").await,
+        [":test.server 904 foo :SASL authentication failed"]
+    );
+    // The same exchange is still usable: the right password logs in.
+    ask(&mut client, "AUTHENTICATE PLAIN").await;
+    let replies = try_plain(&mut client, "foo", "sesame-sesame").await;
+    assert!(replies.iter().any(|l| l.contains(" 903 ")), "{replies:#?}");
+    server.shutdown().await;
+}
+
 #[tokio::test]
 async fn registration_waits_for_a_check_but_aborts_an_idle_exchange() {
     let server = TestServer::start().await;
@@ -279,6 +308,37 @@ async fn registration_waits_for_a_check_but_aborts_an_idle_exchange() {
     );
     assert!(replies[1].contains(" 001 bob "), "{replies:#?}");
     assert!(!replies.iter().any(|l| l.contains(" 900 ")), "{replies:#?}");
+    server.shutdown().await;
+}
+
+/// SASLprep (RFC 4013): a password registered in decomposed Unicode is the same
+/// password typed composed, for IDENTIFY, PLAIN and SCRAM (whose client prepares
+/// it before hashing, as RFC 5802 asks).
+#[tokio::test]
+async fn unicode_passwords_are_compared_after_saslprep() {
+    let server = TestServer::start().await;
+    let decomposed = "cafe\u{0301}-au-lait";
+    let composed = "caf\u{00E9}-au-lait";
+    register(&server, "alice", decomposed).await;
+
+    let mut identify = server.client("other").await;
+    let replies = ask(&mut identify, &format!("NS IDENTIFY alice {composed}")).await;
+    assert!(replies.iter().any(|l| l.contains(" 900 ")), "{replies:#?}");
+
+    let mut plain_login = start_sasl(&server, "bob", "PLAIN").await;
+    let replies = try_plain(&mut plain_login, "alice", composed).await;
+    assert!(replies.iter().any(|l| l.contains(" 903 ")), "{replies:#?}");
+
+    let mut scram_login = start_sasl(&server, "carol", "SCRAM-SHA-256").await;
+    let (replies, verified) = scram(&mut scram_login, "alice", composed).await;
+    assert!(verified, "{replies:#?}");
+    let replies = ask(&mut scram_login, "AUTHENTICATE +").await;
+    assert!(replies.iter().any(|l| l.contains(" 903 ")), "{replies:#?}");
+
+    // Another password is still another password.
+    let mut wrong = start_sasl(&server, "dave", "PLAIN").await;
+    let replies = try_plain(&mut wrong, "alice", "cafe-au-lait").await;
+    assert!(replies.iter().any(|l| l.contains(" 904 ")), "{replies:#?}");
     server.shutdown().await;
 }
 
@@ -754,13 +814,13 @@ async fn account_notify_tag_and_extended_join_show_the_account() {
         [":plain!~plain@127.0.0.1 PRIVMSG #c :anonymous"]
     );
 
-    // extended-join names the account.
+    // extended-join names the account (and account-tag tags the JOIN).
     ask(&mut alice, "PART #c").await;
     pending(&mut watcher).await;
     ask(&mut alice, "JOIN #c").await;
     assert_eq!(
         pending(&mut watcher).await,
-        [":alice!~alice@127.0.0.1 JOIN #c alice :Test user alice"]
+        ["@account=alice :alice!~alice@127.0.0.1 JOIN #c alice :Test user alice"]
     );
 
     // WHOX %a and WHOIS 330.
@@ -839,6 +899,83 @@ async fn read_markers_are_shared_by_an_accounts_connections() {
     assert_eq!(
         ask(&mut other, "MARKREAD #test").await,
         [":test.server MARKREAD #test *"]
+    );
+    server.shutdown().await;
+}
+
+/// account-tag: "all commands sent by a user", not only messages: JOIN, NICK, AWAY,
+/// TOPIC, MODE, KICK, PART, QUIT of a logged-in user carry its account for
+/// recipients with the capability (the user itself included), and only for them.
+#[tokio::test]
+async fn a_logged_in_users_events_carry_the_account_tag() {
+    let server = TestServer::start().await;
+    let mut tagged = server
+        .client_with_caps("tagged", "account-tag away-notify")
+        .await;
+    let mut plain = server.client_with_caps("plain", "away-notify").await;
+    ask(&mut tagged, "JOIN #c").await;
+    ask(&mut plain, "JOIN #c").await;
+    pending(&mut tagged).await;
+    let mut alice = logged_in(&server, "alice", "account-tag").await;
+    ask(&mut alice, "JOIN #c").await;
+    pending(&mut tagged).await;
+    pending(&mut plain).await;
+    ask(&mut tagged, "MODE #c +o alice").await;
+    pending(&mut plain).await;
+    pending(&mut alice).await;
+
+    // (command, what the others see, whether `plain` is still there to see it)
+    let me = ":alicia!~alice@127.0.0.1";
+    let steps: [(&str, &[&str], bool); 7] = [
+        (
+            "NICK alicia",
+            &[":alice!~alice@127.0.0.1 NICK alicia"],
+            true,
+        ),
+        ("AWAY :lunch", &["AWAY :lunch"], true),
+        ("TOPIC #c :news", &["TOPIC #c :news"], true),
+        ("MODE #c +v alicia", &["MODE #c +v alicia"], true),
+        ("KICK #c plain :bye", &["KICK #c plain :bye"], true),
+        ("PART #c :later", &["PART #c :later"], false),
+        // away-notify: the JOIN of someone away is followed by its AWAY.
+        ("JOIN #c", &["JOIN #c", "AWAY :lunch"], false),
+    ];
+    for (command, seen, plain_sees) in steps {
+        let seen: Vec<String> = seen
+            .iter()
+            .map(|line| match line.starts_with(':') {
+                true => (*line).to_owned(),
+                false => format!("{me} {line}"),
+            })
+            .collect();
+        let expected: Vec<String> = seen
+            .iter()
+            .map(|line| format!("@account=alice {line}"))
+            .collect();
+        let own = ask(&mut alice, command).await;
+        // AWAY is not echoed to its sender (306 instead).
+        if !command.starts_with("AWAY") {
+            assert!(own.contains(&expected[0]), "{command}: {own:#?}");
+        }
+        assert_eq!(pending(&mut tagged).await, expected, "{command}");
+        let plain_lines = pending(&mut plain).await;
+        if plain_sees {
+            assert_eq!(plain_lines, seen, "{command}");
+        } else {
+            assert!(plain_lines.is_empty(), "{command}: {plain_lines:#?}");
+        }
+    }
+    alice.send("QUIT :gone").await;
+    alice.expect_closed().await;
+    assert_eq!(
+        pending(&mut tagged).await,
+        ["@account=alice :alicia!~alice@127.0.0.1 QUIT :Quit: gone"]
+    );
+    // Someone not logged in is never tagged.
+    ask(&mut plain, "JOIN #c").await;
+    assert_eq!(
+        pending(&mut tagged).await,
+        [":plain!~plain@127.0.0.1 JOIN #c"]
     );
     server.shutdown().await;
 }
@@ -1094,6 +1231,12 @@ async fn an_accounts_read_markers_come_back_after_a_reconnect_and_a_restart() {
     // Every session gone: a new one (another nick, same account) has the marker.
     let mut later = marker_session(&server, "alice_phone", "alice").await;
     assert_eq!(ask(&mut later, "MARKREAD #test").await, [marker]);
+    // Joining the channel again sends it too (read-marker: after the JOIN, before
+    // the end of NAMES); what irctest's always-on variant expects without a JOIN.
+    let joined = ask(&mut later, "JOIN #test").await;
+    let at = joined.iter().position(|l| l == marker);
+    let end = joined.iter().position(|l| l.contains(" 366 "));
+    assert!(at.is_some() && at < end, "{joined:#?}");
     // Someone else does not.
     let mut bob = server.client_with_caps("bob", "draft/read-marker").await;
     assert_eq!(

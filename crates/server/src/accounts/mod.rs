@@ -55,15 +55,40 @@ pub(crate) fn check_password(
     Ok(())
 }
 
-/// The argon2id hash and SCRAM verifier of `password` (slow: a deferred job's work).
+/// A password as it is hashed and checked: prepared with SASLprep (RFC 4013), which
+/// SCRAM-SHA-256 asks of both ends (RFC 5802 `Normalize`), so that one password
+/// typed as composed or decomposed Unicode, or with a no-break space, is the same
+/// password for SCRAM, PLAIN and IDENTIFY alike. ASCII passwords come back unchanged.
+/// A password SASLprep refuses (a control character, or a character Unicode 3.2,
+/// the version its tables know, did not assign, such as most emoji) is used as
+/// given rather than refused: a query may hold unassigned characters (RFC 4013
+/// section 2.5), and since registration and checks both go through here they agree.
+pub(crate) fn prepare(password: &str) -> std::borrow::Cow<'_, str> {
+    stringprep::saslprep(password).unwrap_or(std::borrow::Cow::Borrowed(password))
+}
+
+/// The argon2id hash and SCRAM verifier of `password`, [prepared](prepare) (slow: a
+/// deferred job's work).
 pub(crate) fn derive(password: &str) -> Result<PasswordUpdate, String> {
-    let password_hash = crate::opers::hash_password(password)?;
+    let password = prepare(password);
+    let password_hash = crate::opers::hash_password(&password)?;
     let mut salt = [0u8; 16];
     OsRng.fill_bytes(&mut salt);
     Ok(PasswordUpdate {
         password_hash,
-        scram: scram::verifier(password, &salt, scram::ITERATIONS),
+        scram: scram::verifier(&password, &salt, scram::ITERATIONS),
     })
+}
+
+/// Whether `password` is the one whose argon2id hash is `hash` (slow). It is
+/// [prepared](prepare) first; a password that preparing changes is also tried as
+/// given, because accounts registered before passwords were prepared (issue 10)
+/// hold the hash of the raw text. That costs a second argon2 check only for such
+/// passwords (never for ASCII ones) and only when the first check failed.
+pub(crate) fn verify(password: &str, hash: &str) -> bool {
+    let prepared = prepare(password);
+    crate::opers::verify_password(&prepared, hash)
+        || (prepared != password && crate::opers::verify_password(password, hash))
 }
 
 /// A new account record for `name` with the password material `secret`.
@@ -102,6 +127,37 @@ mod tests {
         assert!(check_password("alice", "longenough", 8).is_ok());
         assert!(check_password("alice", "short", 8).is_err());
         assert!(check_password("alicealice", "ALICEALICE", 8).is_err());
+    }
+
+    #[test]
+    fn passwords_are_prepared_with_saslprep() {
+        // RFC 4013's examples: a soft hyphen maps to nothing, NFKC folds the
+        // roman numeral nine.
+        assert_eq!(prepare("I\u{00AD}X"), "IX");
+        assert_eq!(prepare("\u{2168}"), "IX");
+        // Decomposed and composed forms become one; a no-break space a space.
+        assert_eq!(prepare("cafe\u{0301}"), prepare("caf\u{00E9}"));
+        assert_eq!(prepare("a\u{00A0}b"), "a b");
+        // ASCII is untouched (and not copied); what SASLprep refuses is kept as is.
+        assert!(matches!(
+            prepare("correct-horse"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        assert_eq!(prepare("crab\u{1F980}"), "crab\u{1F980}");
+        assert_eq!(prepare("tab\there"), "tab\there");
+    }
+
+    #[test]
+    fn a_hash_of_the_raw_text_still_verifies() {
+        // An account registered before passwords were prepared.
+        let raw = "cafe\u{0301}-password";
+        let old = crate::opers::hash_password(raw).expect("hash");
+        assert!(verify(raw, &old));
+        assert!(!verify("wrong-password", &old));
+        // A new one is found by either form.
+        let new = derive(raw).expect("derive").password_hash;
+        assert!(verify("caf\u{00E9}-password", &new));
+        assert!(verify(raw, &new));
     }
 
     #[test]

@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use std::time::SystemTime;
 
 use palaver_proto::numeric::*;
@@ -13,7 +12,7 @@ use super::{Ctx, elist, split_list, unix_seconds};
 use crate::caps;
 use crate::history;
 use crate::outbox::Outbox;
-use crate::relay::Relay;
+use crate::relay::{EventLine, Relay};
 use crate::world::{Channel, Client, ClientId, Member, Status, Topic, World};
 use palaver_store::MessageKind;
 
@@ -182,17 +181,19 @@ fn display_name_of(ctx: &Ctx<'_>, key: &CaseKey) -> String {
         .map_or_else(|| key.as_str().to_owned(), |c| c.name.clone())
 }
 
-/// The lines announcing a JOIN, in each format a member may want.
+/// The lines announcing a JOIN, in each format a member may want (each also with
+/// the joiner's `account` tag for `account-tag` members).
 pub(super) struct JoinLines {
-    plain: Bytes,
+    plain: EventLine,
     /// `extended-join`: `JOIN #chan <account> :<realname>`.
-    extended: Bytes,
+    extended: EventLine,
     /// `away-notify`: the joiner's away status, right after its JOIN.
-    away: Option<Bytes>,
+    away: Option<EventLine>,
 }
 
 impl JoinLines {
     pub(super) fn new(joiner: &Client, channel: &str) -> Self {
+        let account = joiner.account.as_deref();
         let mut plain = joiner.line_from();
         plain.command("JOIN").param(channel);
         let mut extended = joiner.line_from();
@@ -200,16 +201,16 @@ impl JoinLines {
         extended
             .command("JOIN")
             .param(channel)
-            .param(joiner.account.as_deref().unwrap_or("*"))
+            .param(account.unwrap_or("*"))
             .trailing(&joiner.realname);
         let away = joiner.away.as_deref().map(|message| {
             let mut line = joiner.line_from();
             line.command("AWAY").trailing(message);
-            line.finish()
+            EventLine::new(line.finish(), account)
         });
         Self {
-            plain: plain.finish(),
-            extended: extended.finish(),
+            plain: EventLine::new(plain.finish(), account),
+            extended: EventLine::new(extended.finish(), account),
             away,
         }
     }
@@ -217,15 +218,15 @@ impl JoinLines {
     pub(super) fn send_to(&self, outbox: &Outbox, is_joiner: bool) {
         let caps = outbox.caps();
         outbox.push(if caps.has(caps::EXTENDED_JOIN) {
-            self.extended.clone()
+            self.extended.line_for(caps)
         } else {
-            self.plain.clone()
+            self.plain.line_for(caps)
         });
         if let Some(away) = &self.away
             && !is_joiner
             && caps.has(caps::AWAY_NOTIFY)
         {
-            outbox.push(away.clone());
+            outbox.push(away.line_for(caps));
         }
     }
 }
@@ -241,7 +242,7 @@ fn leave(ctx: &mut Ctx<'_>, key: &CaseKey, command: &str, reason: Option<&str>) 
     if let Some(reason) = reason {
         line.trailing(reason);
     }
-    channel.broadcast(&line.finish(), None);
+    channel.broadcast_event(&EventLine::new(line.finish(), ctx.me().account.as_deref()));
     history::record_event(
         ctx.world,
         ctx.id,
@@ -350,7 +351,8 @@ pub(super) fn topic(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         "",
         me.bot,
         &stamp,
-    );
+    )
+    .with_account(me.account.as_deref());
     for member in channel.members.values() {
         member.outbox.push(relay.line_for(member.outbox.caps()));
     }
@@ -606,8 +608,9 @@ fn kick_one(ctx: &mut Ctx<'_>, key: &CaseKey, target: &str, reason: &str) {
         .param(&channel_name)
         .param(&victim_nick)
         .trailing(reason);
+    let event = EventLine::new(line.finish(), ctx.me().account.as_deref());
     if let Some(channel) = ctx.world.channels.get(key) {
-        channel.broadcast(&line.finish(), None);
+        channel.broadcast_event(&event);
     }
     let event = format!("{victim_nick} {reason}");
     history::record_event(ctx.world, ctx.id, MessageKind::Kick, key, &event);

@@ -219,7 +219,7 @@ impl Deferred {
                 };
                 let matched = blocking(shared, move || {
                     let hash = hash.unwrap_or_else(decoy_hash);
-                    crate::opers::verify_password(password.expose(), &hash)
+                    crate::accounts::verify(password.expose(), &hash)
                 })
                 .await
                 .unwrap_or(false);

@@ -248,10 +248,13 @@ fn ascii_upper<'b>(command: &str, buf: &'b mut [u8; 16]) -> Option<&'b str> {
 
 /// Queues `line` for every client sharing a channel with the caller that has `cap`
 /// (away-notify, setname and friends).
+/// They are the caller's own commands, so `account-tag` peers see its account.
 fn notify_peers(ctx: &Ctx<'_>, cap: crate::caps::Cap, line: &bytes::Bytes) {
+    let event = crate::relay::EventLine::new(line.clone(), ctx.me().account.as_deref());
     for peer in ctx.world.peers_of(ctx.id) {
-        if peer.caps().has(cap) {
-            peer.push(line.clone());
+        let caps = peer.caps();
+        if caps.has(cap) {
+            peer.push(event.line_for(caps));
         }
     }
 }

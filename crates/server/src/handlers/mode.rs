@@ -241,8 +241,9 @@ fn channel_mode(ctx: &mut Ctx<'_>, name: &str, msg: &Message<'_>) {
         &key,
         &event,
     );
+    let event = crate::relay::EventLine::new(line.finish(), ctx.me().account.as_deref());
     if let Some(channel) = ctx.world.channels.get(&key) {
-        channel.broadcast(&line.finish(), None);
+        channel.broadcast_event(&event);
     }
     crate::world::registry::channel_changed(ctx.world, &key);
 }

@@ -76,10 +76,10 @@ pub(super) fn rename(ctx: &mut Ctx<'_>, wanted: &str) {
         // Announce with the old source to the client and everyone who can see it.
         let mut line = ctx.me().line_from();
         line.command("NICK").param(wanted);
-        let line = line.finish();
-        ctx.me().send(line.clone());
+        let line = crate::relay::EventLine::new(line.finish(), ctx.me().account.as_deref());
+        ctx.me().send(line.line_for(ctx.me().outbox.caps()));
         for peer in ctx.world.peers_of(ctx.id) {
-            peer.push(line.clone());
+            peer.push(line.line_for(peer.caps()));
         }
         let channels: Vec<_> = ctx.me().channels.iter().cloned().collect();
         for channel in &channels {

@@ -150,7 +150,7 @@ fn announce(
         .param(old_name)
         .param(new)
         .trailing(reason);
-    let rename_line = line.finish();
+    let rename_line = crate::relay::EventLine::new(line.finish(), ctx.me().account.as_deref());
     let part_reason = if reason.is_empty() {
         format!("Renamed to {new}")
     } else {
@@ -167,12 +167,13 @@ fn announce(
             continue;
         };
         if client.caps.has(caps::CHANNEL_RENAME) {
-            client.send(rename_line.clone());
+            client.send(rename_line.line_for(client.caps));
             continue;
         }
         let mut part = client.line_from();
         part.command("PART").param(old_name).trailing(&part_reason);
-        client.send(part.finish());
+        let part = crate::relay::EventLine::new(part.finish(), client.account.as_deref());
+        client.send(part.line_for(client.caps));
         JoinLines::new(client, new).send_to(&client.outbox, true);
         let mut member = Ctx::new(&mut *ctx.world, id);
         join_burst(&mut member, new_key);

@@ -265,6 +265,14 @@ impl Channel {
             }
         }
     }
+
+    /// Queues a user's event (PART, KICK, MODE, ...) for every member, each in the
+    /// variant its capabilities ask for (`account-tag`).
+    pub(crate) fn broadcast_event(&self, event: &crate::relay::EventLine) {
+        for member in self.members.values() {
+            member.outbox.push(event.line_for(member.outbox.caps()));
+        }
+    }
 }
 
 /// Whether `client_mask` matches any entry of a mask list.

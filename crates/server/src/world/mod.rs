@@ -444,9 +444,9 @@ impl World {
         {
             let mut line = client.line_from();
             line.command("QUIT").trailing(reason);
-            let line = line.finish();
+            let line = crate::relay::EventLine::new(line.finish(), client.account.as_deref());
             for peer in self.peers_of(id) {
-                peer.push(line.clone());
+                peer.push(line.line_for(peer.caps()));
             }
             let channels: Vec<CaseKey> = client.channels.iter().cloned().collect();
             for key in &channels {
