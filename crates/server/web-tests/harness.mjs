@@ -230,7 +230,8 @@ export class BrowserUser {
     }
     await page.locator('#login-submit').click();
     await this.waitConnected();
-    await page.locator('[data-buffer="#lobby"]').waitFor({ timeout: TIMEOUT });
+    // Attached, not visible: on a phone the buffer list is a closed drawer.
+    await page.locator('[data-buffer="#lobby"]').waitFor({ state: 'attached', timeout: TIMEOUT });
     this.nick = nick;
   }
 
@@ -262,7 +263,8 @@ export class BrowserUser {
 
   async screenshot(name) {
     mkdirSync(screenshotDir, { recursive: true });
-    await this.page.screenshot({ path: path.join(screenshotDir, `${name}.png`) });
+    // Transitions finished, so that a drawer is shown where it comes to rest.
+    await this.page.screenshot({ path: path.join(screenshotDir, `${name}.png`), animations: 'disabled' });
   }
 
   async close() {

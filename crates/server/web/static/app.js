@@ -8,7 +8,6 @@ import { runCommand } from './commands.js';
 import { Attention } from './notify.js';
 import { loadSession, saveSession, updateSession, clearSession } from './storage.js';
 import { casefold, isChannel } from './irc.js';
-import { mentions } from './text.js';
 
 const $ = (id) => document.getElementById(id);
 const REACTIONS = ['👍', '❤️', '😂', '🎉', '😮', '👀'];
@@ -42,8 +41,8 @@ class App {
       react: (msg, anchor) => this.openPicker(msg, anchor),
       reactWith: (msg, emoji) => this.client.react(this.active, msg, emoji),
       remove: (msg) => this.client.redact(this.active, msg),
-      isMention: (msg) => Boolean(this.active?.isChannel && this.client && !msg.self && msg.kind !== 'system'
-        && mentions(msg.text, this.client.nick)),
+      // Highlighted in channels; in a private conversation every message would be.
+      isMention: (msg) => Boolean(this.active?.isChannel && this.client && this.active.isMention(msg, this.client.nick)),
     });
     this.bindLogin();
     this.bindChat();
@@ -75,7 +74,6 @@ class App {
     }
     $('login-password').value = '';
     $('login-error').textContent = error;
-    $('login-submit').disabled = false;
     this.updateLoginMode();
     document.title = 'palaver';
     $('login-nick').focus();
@@ -162,7 +160,8 @@ class App {
   }
 
   channelsChanged() {
-    const channels = [...this.client.buffers].filter((b) => b.isChannel && b.joined).map((b) => b.name);
+    // Channels being rejoined after a reconnect count too.
+    const channels = [...this.client.buffers].filter((b) => b.isChannel && (b.joined || b.rejoin)).map((b) => b.name);
     updateSession({ channels });
   }
 
@@ -182,10 +181,8 @@ class App {
   }
 
   messagesAdded(buffer, messages) {
-    if (buffer === this.active) {
-      this.log.appended(buffer, messages);
-      this.maybeMarkRead();
-    }
+    // The log marks the buffer read (nearBottom) once it has drawn them.
+    if (buffer === this.active) this.log.appended(buffer, messages);
     this.countsChanged(buffer);
   }
 
@@ -236,8 +233,6 @@ class App {
     this.membersQueued = true;
     requestAnimationFrame(() => {
       this.membersQueued = false;
-    this.countsDirty = new Set();
-    this.countsTimer = 0;
       this.renderMembers();
     });
   }

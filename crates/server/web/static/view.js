@@ -253,7 +253,7 @@ export class MessageLog {
     this.end = this.buffer.messages.length;
     this.lengthAtRender = this.end;
     this.container.append(this.renderRange(from, this.end));
-    this.trimTop();
+    this.trimTop(false);
     this.scrollToBottom();
     this.hooks.nearBottom();
   }
@@ -371,23 +371,25 @@ export class MessageLog {
     this.trimTop();
   }
 
-  /** Drops rows above the window when the DOM grows past MAX_DOM, keeping the view still. */
-  trimTop() {
+  /** Drops rows above the window when the DOM grows past MAX_DOM (keeping the view still unless told). */
+  trimTop(keepPosition = true) {
     const excess = this.end - this.start - MAX_DOM;
     if (excess <= 0) return;
     const newStart = this.start + excess + (PAGE >> 1);
-    const lastDropped = this.buffer.messages[newStart - 1];
-    const before = this.container.scrollHeight;
-    const top = this.container.scrollTop;
-    while (this.container.firstChild) {
-      const node = this.container.firstChild;
-      node.remove();
-      if (node.classList.contains('msg')) this.elements.delete(Number(node.dataset.id));
-      if (node === this.markerEl) this.markerEl = null;
-      if (node.dataset.id === String(lastDropped.id)) break;
-    }
+    const lastDropped = this.elements.get(this.buffer.messages[newStart - 1].id);
+    const container = this.container;
+    if (!lastDropped || !container.firstChild) return;
+    const before = keepPosition ? container.scrollHeight : 0; // reading layout is what costs here
+    const top = keepPosition ? container.scrollTop : 0;
+    for (let i = this.start; i < newStart; i++) this.elements.delete(this.buffer.messages[i].id);
+    // One range deletion instead of a node at a time: this runs on every burst of live messages.
+    const range = document.createRange();
+    range.setStartBefore(container.firstChild);
+    range.setEndAfter(lastDropped);
+    range.deleteContents();
+    if (this.markerEl && !this.markerEl.isConnected) this.markerEl = null;
     this.start = newStart;
-    this.container.scrollTop = top - (before - this.container.scrollHeight);
+    if (keepPosition) container.scrollTop = top - (before - container.scrollHeight);
   }
 
   trimBottom() {
