@@ -217,6 +217,93 @@ test('links open safely in a new tab', async () => {
   assertNoErrors(alice);
 });
 
+test('reactions, deleting, typing and multi-line paste reach other clients', async () => {
+  const server = await startServer();
+  const alice = await openUser(server);
+  await alice.login({ nick: 'alice' });
+  const carol = await IrcClient.connect(server.port, 'carol', [
+    'server-time', 'message-tags', 'echo-message', 'batch', 'draft/multiline', 'draft/message-redaction',
+  ]);
+  track(carol);
+  await carol.join('#lobby');
+  const page = alice.page;
+
+  // Typing is announced with the +typing client tag, and shown for others' typing.
+  await page.locator('#input').pressSequentially('hel');
+  const typing = await carol.expect((m) => m.command === 'TAGMSG' && m.tags['+typing'] === 'active', 'typing');
+  assert.equal(typing.params[0], '#lobby');
+  carol.send('@+typing=active TAGMSG #lobby');
+  await page.locator('#typing', { hasText: 'carol' }).waitFor({ timeout: TIMEOUT });
+  await page.locator('#input').fill('');
+
+  // A reaction to carol's message goes out as a TAGMSG replying to its msgid.
+  carol.send('PRIVMSG #lobby :react to me');
+  const echoed = await carol.expectPrivmsg('react to me');
+  const row = page.locator('#messages .msg', { hasText: 'react to me' }).first();
+  await row.waitFor({ timeout: TIMEOUT });
+  await row.hover();
+  await row.locator('button.react').click();
+  await page.locator('#reaction-picker button').first().click();
+  const reaction = await carol.expect((m) => m.command === 'TAGMSG' && m.tags['+draft/react'], 'the reaction');
+  assert.equal(reaction.tags['+draft/reply'], echoed.tags.msgid);
+  await row.locator('.reactions .reaction', { hasText: '1' }).waitFor({ timeout: TIMEOUT });
+
+  // Deleting one's own message: REDACT, and the line goes from carol's view too.
+  await alice.say('a message to take back');
+  const mine = await carol.expectPrivmsg('a message to take back');
+  const own = page.locator('#messages .msg', { hasText: 'a message to take back' }).first();
+  await own.hover();
+  await own.locator('button.delete').click();
+  const redact = await carol.expect((m) => m.command === 'REDACT', 'the REDACT');
+  assert.deepEqual(redact.params.slice(0, 2), ['#lobby', mine.tags.msgid]);
+
+  // Three pasted lines arrive as one multiline batch.
+  await page.locator('#input').fill('first line\nsecond line\nthird line');
+  await page.locator('#input').press('Enter');
+  const opened = await carol.expect((m) => m.command === 'BATCH' && m.params[1] === 'draft/multiline', 'a multiline batch');
+  const lines = [];
+  for (let i = 0; i < 3; i++) {
+    const line = await carol.expect((m) => m.command === 'PRIVMSG' && m.tags.batch === opened.params[0].slice(1), 'a batch line');
+    lines.push(line.params[1]);
+  }
+  assert.deepEqual(lines, ['first line', 'second line', 'third line']);
+  assertNoErrors(alice);
+});
+
+test('browsing channels, switching buffers and the unread count in the title', async () => {
+  const server = await startServer();
+  const dave = await connectIrc(server, 'dave');
+  await dave.join('#rust');
+  dave.send('TOPIC #rust :all about crabs');
+  await dave.join('#python');
+  const alice = await openUser(server);
+  await alice.login({ nick: 'alice' });
+  const page = alice.page;
+
+  await page.locator('#browse-channels').click();
+  await page.locator('dialog#channel-list [data-channel="#python"]').waitFor({ timeout: TIMEOUT });
+  await page.locator('#channel-search').fill('crab');
+  await page.locator('dialog#channel-list [data-channel="#python"]').waitFor({ state: 'detached', timeout: TIMEOUT });
+  await page.locator('dialog#channel-list [data-channel="#rust"]').click();
+  await page.locator('[data-buffer="#rust"][aria-current="page"]').waitFor({ timeout: TIMEOUT });
+  await page.locator('#topic', { hasText: 'all about crabs' }).waitFor({ timeout: TIMEOUT });
+  await page.locator('#members [data-nick="dave"]').waitFor({ timeout: TIMEOUT });
+
+  // Tab completes a nick of the channel.
+  await page.locator('#input').fill('da');
+  await page.locator('#input').press('Tab');
+  assert.match(await page.locator('#input').inputValue(), /^dave[:,] ?/);
+  await page.locator('#input').fill('');
+
+  // Alt+Up goes back to #lobby; a message in #rust then counts as unread, in the title too.
+  await page.locator('#input').press('Alt+ArrowUp');
+  await page.locator('[data-buffer="#lobby"][aria-current="page"]').waitFor({ timeout: TIMEOUT });
+  dave.send('PRIVMSG #rust :while you were away');
+  await page.locator('[data-buffer="#rust"] .unread', { hasText: '1' }).waitFor({ timeout: TIMEOUT });
+  await page.waitForFunction(() => /^\(1\)/.test(document.title), null, { timeout: TIMEOUT });
+  assertNoErrors(alice);
+});
+
 test('a phone-sized screen shows the chat and the drawers', async () => {
   const server = await startServer();
   const carol = await connectIrc(server, 'carol');

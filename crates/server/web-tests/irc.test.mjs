@@ -155,3 +155,57 @@ test('members sort ops, voiced, then the rest', async () => {
   buffer.setMemberMode('zed', '@', false);
   assert.deepEqual(buffer.sortedMembers().map((x) => `${x.prefixes[0] ?? ''}${x.nick}`), ['@carl', '+amy', '+Bob', 'zed']);
 });
+
+test('slash commands turn into client calls or raw lines', async () => {
+  const { runCommand } = await import('../web/static/commands.js');
+  const calls = [];
+  const lobby = { name: '#lobby', isChannel: true, topic: '' };
+  const client = {
+    conn: { connected: true, sendRaw: (line) => calls.push(['raw', line]) },
+    buffers: { get: (name) => (name === '#lobby' ? lobby : null) },
+    join: (...a) => calls.push(['join', ...a]),
+    part: (b, reason) => calls.push(['part', b.name, reason]),
+    send: (...a) => calls.push(['send', ...a]),
+    say: (b, text, opts) => calls.push(['say', b.name, text, opts]),
+    openQuery: (nick) => ({ name: nick, isChannel: false }),
+    system: (text) => calls.push(['system', text]),
+    close: (b) => calls.push(['close', b.name]),
+  };
+  const ui = { quit: (r) => calls.push(['quit', r]), openChannelList: (f) => calls.push(['list', f]), showHelp: () => calls.push(['help']) };
+  const run = (text) => runCommand(text, { client, buffer: lobby, ui });
+  assert.equal(run('hello'), false);
+  assert.equal(run('//not a command'), false);
+  run('/join rust');
+  run('/join #secret key');
+  run('/part bye now');
+  run('/msg bob hi there');
+  run('/me waves');
+  run('/away');
+  run('/away lunch');
+  run('/mode #lobby +o bob');
+  run('/list py');
+  run('/quit');
+  assert.deepEqual(calls, [
+    ['join', '#rust', undefined],
+    ['join', '#secret', 'key'],
+    ['part', '#lobby', 'bye now'],
+    ['say', 'bob', 'hi there', undefined],
+    ['say', '#lobby', 'waves', { action: true }],
+    ['send', 'AWAY'],
+    ['send', 'AWAY', 'lunch'],
+    ['raw', 'MODE #lobby +o bob'],
+    ['list', 'py'],
+    ['quit', 'Leaving'],
+  ]);
+});
+
+test('a buffer keeps at most MAX_MESSAGES, dropping the oldest', async () => {
+  const { Buffer, makeMessage, MAX_MESSAGES } = await import('../web/static/state.js');
+  const buffer = new Buffer('#big', 0);
+  const extra = 50;
+  for (let i = 0; i < MAX_MESSAGES + extra; i++) buffer.insert([makeMessage({ msgid: `m${i}`, time: i + 1, text: `line ${i}` })]);
+  assert.equal(buffer.messages.length, MAX_MESSAGES);
+  assert.equal(buffer.trimmed, extra);
+  assert.equal(buffer.messages[0].msgid, `m${extra}`);
+  assert.ok(!buffer.msgids.has('m0'));
+});

@@ -26,6 +26,7 @@ class App {
     this.drafts = new Map();
     this.inputHistory = [];
     this.historyIndex = 0;
+    this.historyDraft = '';
     this.completion = null;
     this.channelList = [];
     this.membersQueued = false;
@@ -82,6 +83,7 @@ class App {
   updateLoginMode() {
     const mode = $('login-mode').value;
     $('account-fields').hidden = mode === 'guest';
+    $('login-nick').placeholder = mode === 'guest' ? '' : 'Optional: the account name';
     $('login-password').autocomplete = mode === 'register' ? 'new-password' : 'current-password';
     $('login-submit').textContent = { guest: 'Connect', login: 'Log in', register: 'Create account' }[mode];
   }
@@ -101,7 +103,6 @@ class App {
     }
     if (mode !== 'guest' && !account) return error('Enter the account name.', 'login-account');
     if (mode !== 'guest' && !password) return error('Enter the password.', 'login-password');
-    if (mode === 'register' && password.length < 8) return error('Use a password of at least 8 characters.', 'login-password');
     const channels = loadSession()?.channels ?? [];
     this.startChat({ nick, mode, account: mode === 'guest' ? '' : account, password: mode === 'guest' ? '' : password, channels });
   }
@@ -181,17 +182,23 @@ class App {
   }
 
   messagesAdded(buffer, messages) {
-    // The log marks the buffer read (nearBottom) once it has drawn them.
-    if (buffer === this.active) this.log.appended(buffer, messages);
+    if (buffer === this.active) {
+      // Arriving while the user looks elsewhere: a "new messages" line before the first one.
+      if ((document.hidden || !document.hasFocus()) && !this.log.markerEl && !this.log.unreadFrom) {
+        this.log.unreadFrom = messages.find((m) => !m.self && !m.info && m.kind !== 'system') ?? null;
+      }
+      this.log.appended(buffer, messages); // marks the buffer read (nearBottom) once drawn
+    }
     this.countsChanged(buffer);
   }
 
-  historyLoaded(buffer, added, kind) {
+  historyLoaded(buffer, added, kind, first) {
+    if (buffer === this.active && !added.length) this.log.noteStart();
     if (buffer === this.active && added.length) {
       if (kind === 'before') {
         this.log.prepended(buffer);
-      } else if (!this.log.elements.size) {
-        this.log.show(buffer, buffer.firstUnread());
+      } else if (first) {
+        this.log.show(buffer, buffer.firstUnread()); // now the "new messages" line can be placed
       } else {
         this.log.refresh();
       }
@@ -348,7 +355,10 @@ class App {
       mentionBadge.setAttribute('aria-hidden', 'true');
       unreadBadge.setAttribute('aria-hidden', 'true');
       button.append(el('span', 'name', buffer.name), el('span', 'count-label visually-hidden'), mentionBadge, unreadBadge);
-      button.addEventListener('click', () => this.activate(buffer));
+      button.addEventListener('click', () => {
+        this.activate(buffer);
+        if (!MOBILE.matches) $('input').focus(); // on a phone that would pop up the keyboard
+      });
       const close = el('button', 'close-buffer icon-button', '×');
       close.type = 'button';
       close.setAttribute('aria-label', `Close ${buffer.name}`);
@@ -361,6 +371,7 @@ class App {
     }
     channels.replaceChildren(...channelItems);
     queries.replaceChildren(...queryItems);
+    if (this.active) $('buffer-title').textContent = this.active.name; // a query follows its nick
     if (!this.active && this.client.buffers.ordered().length === 0) this.showEmpty();
   }
 
@@ -434,6 +445,10 @@ class App {
     });
     document.addEventListener('keydown', (event) => this.onGlobalKey(event));
     window.addEventListener('focus', () => this.maybeMarkRead());
+    // Everything shown has been seen: the next message while away gets a fresh "new messages" line.
+    window.addEventListener('blur', () => {
+      if (this.log.followsLatest()) this.log.clearMarker();
+    });
     document.addEventListener('visibilitychange', () => this.maybeMarkRead());
     $('reconnect').addEventListener('click', () => this.client?.conn.reconnectNow());
     $('logout').addEventListener('click', () => this.logout());
@@ -500,7 +515,7 @@ class App {
       return;
     }
     this.client.say(this.active, text.startsWith('//') ? text.slice(1) : text);
-    this.log.scrollToBottom();
+    this.log.jumpToLatest(); // what one just sent is always in view
   }
 
   onInputKey(event) {
@@ -524,9 +539,11 @@ class App {
   recall(up) {
     const next = this.historyIndex + (up ? -1 : 1);
     if (next < 0 || next > this.inputHistory.length) return false;
-    this.historyIndex = next;
     const input = $('input');
-    input.value = this.inputHistory[next] ?? '';
+    // What was being typed comes back after stepping down past the newest line.
+    if (this.historyIndex === this.inputHistory.length) this.historyDraft = input.value;
+    this.historyIndex = next;
+    input.value = next === this.inputHistory.length ? this.historyDraft : this.inputHistory[next];
     input.setSelectionRange(input.value.length, input.value.length);
     this.autosize();
     return true;

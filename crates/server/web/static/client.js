@@ -182,6 +182,7 @@ export class Client {
     const buffer = this.buffers.get(target);
     if (!buffer) return;
     const kind = buffer.historyPending;
+    const first = !buffer.historyLoaded;
     buffer.historyPending = null;
     const messages = [];
     for (const line of lines) {
@@ -200,7 +201,7 @@ export class Client {
     this.resolvePendingFromHistory(buffer, messages);
     const added = buffer.insert(messages);
     buffer.recount(this.nick);
-    this.ui.historyLoaded(buffer, added, kind);
+    this.ui.historyLoaded(buffer, added, kind, first);
     this.flushOutbox(buffer);
   }
 
@@ -210,6 +211,10 @@ export class Client {
   say(buffer, text, { action = false } = {}) {
     const lines = text.replace(/\r/g, '').replace(/^\n+|\n+$/g, '').split('\n');
     if (!lines.some((l) => l.trim())) return;
+    if (buffer.isChannel && !buffer.joined && !buffer.rejoin) {
+      this.system(`You are not in ${buffer.name}: /join ${buffer.name}`, buffer.name, { error: true });
+      return;
+    }
     const entry = { label: `w${this.nextLabel++}`, target: buffer.name, lines, action, sent: false };
     entry.message = makeMessage({
       nick: this.nick, self: true, pending: true, kind: action ? 'action' : 'privmsg', text: lines.join('\n'), label: entry.label,
@@ -511,7 +516,10 @@ export class Client {
     if (serverNotice || (line.command === 'NOTICE' && toMe && !this.buffers.get(from.nick))) {
       // Notices from the server and services go to whatever the user is looking at.
       const where = isChannel(target, this.isupport.CHANTYPES) ? target : null;
-      this.system(`${from.nick ? `${from.nick}: ` : ''}${msg.text}`, where, { kind: 'notice', nick: from.nick || '' });
+      // The server repeats some notices on every join (history is kept…): once per buffer is enough.
+      const text = `${from.nick ? `${from.nick}: ` : ''}${msg.text}`;
+      if (where && this.buffers.get(where)?.messages.some((m) => m.info && m.text === text)) return;
+      this.system(text, where, { kind: 'notice', nick: from.nick || '' });
       return;
     }
     const name = this.conversationOf(line);
@@ -724,7 +732,8 @@ export class Client {
   onFAIL(line) {
     const [command, code, ...rest] = line.params;
     if (command === 'CHATHISTORY') {
-      for (const buffer of this.buffers) if (buffer.historyPending) buffer.historyPending = null;
+      for (const buffer of this.buffers) buffer.historyPending = null;
+      this.flushOutbox(); // what waited for history goes out anyway
       if (code === 'INVALID_TARGET') return;
     }
     if (command === 'REGISTER' || command === 'MARKREAD') return;
@@ -797,19 +806,19 @@ export class Client {
         this.ui.listEnded();
         return;
       case '311':
-        this.system(`${p[1]} (${p[2]}@${p[3]}): ${p[5] ?? ''}`, null, { whois: true });
+        this.system(`${p[1]} (${p[2]}@${p[3]}): ${p[5] ?? ''}`);
         return;
       case '312':
-        this.system(`${p[1]} is connected to ${p[2]}${p[3] ? ` (${p[3]})` : ''}`, null, { whois: true });
+        this.system(`${p[1]} is connected to ${p[2]}${p[3] ? ` (${p[3]})` : ''}`);
         return;
       case '317':
-        this.system(`${p[1]} has been idle ${formatDuration(Number(p[2]))}`, null, { whois: true });
+        this.system(`${p[1]} has been idle ${formatDuration(Number(p[2]))}`);
         return;
       case '319':
-        this.system(`${p[1]} is on ${p[2]}`, null, { whois: true });
+        this.system(`${p[1]} is on ${p[2]}`);
         return;
       case '330':
-        this.system(`${p[1]} is logged in as ${p[2]}`, null, { whois: true });
+        this.system(`${p[1]} is logged in as ${p[2]}`);
         return;
       case '301':
         this.system(`${p[1]} is away: ${p[2] ?? ''}`, this.buffers.get(p[1]) ? p[1] : null);
@@ -822,7 +831,7 @@ export class Client {
       case '671':
       case '276':
       case '341':
-        this.system(rest.join(' '), null, { whois: code !== '305' && code !== '306' });
+        this.system(rest.join(' '));
         return;
       case '403': case '404': case '405': case '442': case '471': case '473': case '474': case '475':
       case '477': case '482': case '489': case '401': case '406': case '441': case '443': case '481': {
@@ -834,7 +843,7 @@ export class Client {
       default:
         if (Number(code) >= 400 && Number(code) < 600) this.system(rest.join(' '), null, { error: true });
         else if (['324', '329', '367', '368', '346', '347', '348', '349', '704', '705', '706', '371', '374', '391', '351', '352', '315', '314', '369', '303', '302'].includes(code)) {
-          this.system(rest.join(' '), null);
+          this.system(rest.join(' ')); // replies to commands typed raw (/mode, /who, /help, …)
         }
     }
   }

@@ -3,7 +3,7 @@
 
 import { isChannel } from './irc.js';
 
-export const HELP = [
+const HELP = [
   ['/join #channel [key]', 'join a channel'],
   ['/part [#channel] [reason]', 'leave a channel (the current one by default)'],
   ['/msg nick text', 'send a private message'],
@@ -74,7 +74,8 @@ export function runCommand(text, { client, buffer, ui }) {
       if (needBuffer() && args.trim()) client.say(buffer, args, { action: true });
       return true;
     case 'nick':
-      if (args.trim()) client.send('NICK', args.trim().split(/\s+/)[0]);
+      if (!args.trim()) return usage('Usage: /nick newnick');
+      client.send('NICK', args.trim().split(/\s+/)[0]);
       return true;
     case 'topic': {
       if (!needBuffer()) return true;
@@ -86,7 +87,8 @@ export function runCommand(text, { client, buffer, ui }) {
       return true;
     }
     case 'whois':
-      if (args.trim()) client.send('WHOIS', args.trim().split(/\s+/)[0]);
+      if (!args.trim()) return usage('Usage: /whois nick');
+      client.send('WHOIS', args.trim().split(/\s+/)[0]);
       return true;
     case 'away':
       if (args.trim()) client.send('AWAY', args.trim());

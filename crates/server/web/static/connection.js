@@ -4,7 +4,7 @@
 import { parse, serialize, parseCaps, casefold } from './irc.js';
 import { ScramClient, scramAvailable, utf8ToBase64, base64ToUtf8 } from './scram.js';
 
-export const WANTED_CAPS = [
+const WANTED_CAPS = [
   'message-tags', 'server-time', 'echo-message', 'batch', 'labeled-response', 'away-notify',
   'account-notify', 'account-tag', 'extended-join', 'multi-prefix', 'userhost-in-names', 'cap-notify',
   'setname', 'draft/chathistory', 'draft/event-playback', 'draft/read-marker', 'draft/multiline',

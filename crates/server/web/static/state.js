@@ -11,7 +11,9 @@ let nextLocalId = 1;
 
 /**
  * A message as the views use it. kind: 'privmsg' | 'notice' | 'action' | 'system'.
- * `time` is milliseconds since the epoch (server-time when known).
+ * `time` is milliseconds since the epoch (server-time when known). Optional fields:
+ * `event` (join, part, … for channel events), `info` (a line the client added: never
+ * unread), `error`, `label` and `failed` (our own message the server refused).
  */
 export function makeMessage(fields) {
   return {
@@ -41,6 +43,8 @@ export class Buffer {
     this.members = new Map(); // folded nick → { nick, prefixes }
     this.topic = '';
     this.joined = false;
+    this.rejoin = false; // joined before a disconnect: join again on reconnecting
+    this.closing = false; // the user closed it: our PART removes the buffer
     this.readMarker = null; // ms; messages after it are unread
     this.since = since; // without a marker, only messages after this count as unread
     this.unread = 0;
@@ -175,10 +179,6 @@ export class Buffer {
 
   removeMember(nick) {
     return this.members.delete(casefold(nick));
-  }
-
-  hasMember(nick) {
-    return this.members.has(casefold(nick));
   }
 
   renameMember(oldNick, newNick) {

@@ -24,7 +24,7 @@ const ICONS = {
 };
 
 /** A small inline SVG icon (decorative: the button carries the label). */
-export function icon(name) {
+function icon(name) {
   const ns = 'http://www.w3.org/2000/svg';
   const svg = document.createElementNS(ns, 'svg');
   svg.setAttribute('viewBox', '0 0 24 24');
@@ -62,7 +62,10 @@ export class MessageLog {
   constructor(container, jumpButton, hooks) {
     this.container = container;
     this.jumpButton = jumpButton;
-    jumpButton.addEventListener('click', () => this.jumpToLatest());
+    jumpButton.addEventListener('click', () => {
+      this.jumpToLatest();
+      container.focus();
+    });
     this.frame = 0; // a pending requestAnimationFrame for live appends
     this.following = false;
     this.needsRefresh = false;
@@ -91,13 +94,19 @@ export class MessageLog {
     this.end = buffer.messages.length;
     this.start = Math.max(0, this.end - WINDOW);
     this.renderWindow();
-    if (unreadFrom && this.elements.has(unreadFrom.id)) {
-      this.markerEl?.scrollIntoView({ block: 'center' });
-      if (this.markerEl) this.container.scrollTop = Math.max(0, this.container.scrollTop);
+    if (this.markerEl) {
+      // Open at the first unread message, with some context above it.
+      this.container.scrollTop = this.markerEl.offsetTop - this.container.clientHeight / 3;
     } else {
       this.scrollToBottom();
     }
     this.onScroll();
+  }
+
+  clearMarker() {
+    this.markerEl?.remove();
+    this.markerEl = null;
+    this.unreadFrom = null;
   }
 
   scrollToBottom() {
@@ -110,6 +119,16 @@ export class MessageLog {
     this.elements.clear();
     this.markerEl = null;
     this.container.replaceChildren(this.renderRange(this.start, this.end));
+    this.noteStart();
+  }
+
+  /** "This is the start of #chan" above the oldest message, once history has no more. */
+  noteStart() {
+    const first = this.container.firstChild;
+    const noted = first?.classList?.contains('log-start');
+    if (this.start === 0 && this.buffer.historyExhausted && !noted) {
+      this.container.prepend(el('p', 'log-start', `This is the start of ${this.buffer.name}.`));
+    }
   }
 
   renderRange(from, to) {
@@ -289,13 +308,9 @@ export class MessageLog {
     else this.restoreAnchor(anchor);
   }
 
-  /** History older than the window arrived at the front; show it if the user sits at the top. */
+  /** History older than the window arrived at the front: render a page of it above what is shown. */
   prepended(buffer) {
     if (buffer !== this.buffer) return;
-    this.refreshKeepingTop();
-  }
-
-  refreshKeepingTop() {
     const anchor = this.visibleAnchor();
     const messages = this.buffer.messages;
     const firstIdx = anchor ? messages.findIndex((m) => m.id === anchor.id) : 0;
@@ -345,13 +360,13 @@ export class MessageLog {
   }
 
   jumpToLatest() {
+    this.following = true; // a frame pending for live messages appends them too
     if (this.end < this.buffer.messages.length || this.start < this.buffer.messages.length - WINDOW) {
       this.end = this.buffer.messages.length;
       this.start = Math.max(0, this.end - WINDOW);
       this.renderWindow();
     }
     this.scrollToBottom();
-    this.container.focus();
   }
 
   growTop() {
@@ -359,6 +374,7 @@ export class MessageLog {
     const before = this.container.scrollHeight;
     this.container.prepend(this.renderRange(from, this.start));
     this.start = from;
+    this.noteStart();
     this.container.scrollTop += this.container.scrollHeight - before;
     this.trimBottom();
   }
