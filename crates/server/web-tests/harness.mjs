@@ -206,7 +206,10 @@ export class BrowserUser {
       await dialog.dismiss();
     });
     page.on('console', (message) => {
-      if (message.type() === 'error') user.errors.push(`console error: ${message.text()}`);
+      // Chromium itself logs a refused WebSocket while the server is down (the
+      // reconnect tests stop it on purpose); the page's own errors still count.
+      const refused = /WebSocket connection to .* failed/.test(message.text());
+      if (message.type() === 'error' && !refused) user.errors.push(`console error: ${message.text()}`);
     });
     await page.goto(server.url);
     return user;
@@ -257,8 +260,8 @@ export class BrowserUser {
     return this.page.locator('#messages .msg:not(.system) .text', { hasText: text }).first();
   }
 
-  async expectMessage(text) {
-    await this.message(text).waitFor({ timeout: TIMEOUT });
+  async expectMessage(text, timeout = TIMEOUT) {
+    await this.message(text).waitFor({ timeout });
   }
 
   async screenshot(name) {

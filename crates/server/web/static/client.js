@@ -825,7 +825,6 @@ export class Client {
         return;
       case '305':
       case '306':
-      case '318':
       case '313':
       case '335':
       case '671':

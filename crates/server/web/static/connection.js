@@ -325,17 +325,17 @@ export class Connection {
     this.registered = false;
     this.clearTimers();
     if (this.stopped) return;
-    // 1 s doubling to 30 s, ±20 % jitter so a restarted server is not hit all at once.
+    // 1 s doubling to 30 s, plus up to 25 % jitter so a restarted server is not hit all at once.
     const base = Math.min(BACKOFF_MAX_S, 2 ** this.attempt);
     this.attempt++;
-    const delay = Math.max(1, Math.round(base * (0.8 + Math.random() * 0.4)));
-    let left = delay;
+    const delayMs = base * 1000 * (1 + Math.random() * 0.25);
+    let left = Math.ceil(delayMs / 1000);
     this.callbacks.onState('disconnected', left);
     this.countdownTimer = setInterval(() => {
       left--;
       if (left > 0) this.callbacks.onState('disconnected', left);
     }, 1000);
-    this.retryTimer = setTimeout(() => this.start(), delay * 1000);
+    this.retryTimer = setTimeout(() => this.start(), delayMs);
   }
 
   clearTimers() {

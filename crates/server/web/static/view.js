@@ -169,6 +169,7 @@ export class MessageLog {
     row.classList.toggle('failed', Boolean(msg.failed));
     row.classList.toggle('redacted', msg.redacted);
     row.classList.toggle('error', Boolean(msg.error));
+    row.classList.toggle('info', Boolean(msg.info));
     row.classList.toggle('continuation', Boolean(isContinuation(msg, prev)));
     row.classList.toggle('mention', this.hooks.isMention(msg));
     if (msg.msgid) row.dataset.msgid = msg.msgid;
