@@ -307,10 +307,18 @@ impl Conn {
     }
 
     /// [`Conn::handle_lines`] on the connection's own input buffer.
+    ///
+    /// Once every line in it is handled the buffer is freed, not kept empty, so an
+    /// idle connection holds no input allocation (its next read goes to the
+    /// driver's scratch buffer). Every TLS connection starts with its own input
+    /// (the bytes read to tell IRC from HTTP inside TLS); kept, the 4 KiB it grew
+    /// to for the first read was a third of an idle TLS connection's memory.
     fn handle_own_input(&mut self, pass: &mut PassCtx<'_>) -> Option<InputStep> {
         let mut input = std::mem::take(&mut self.input);
         let step = self.handle_lines(&mut input, pass);
-        self.input = input;
+        if !input.is_empty() {
+            self.input = input;
+        }
         step
     }
 

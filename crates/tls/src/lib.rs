@@ -239,6 +239,25 @@ mod tests {
     }
 
     #[test]
+    fn the_server_prefers_aes_128_with_sha_256() {
+        let provider = server_provider();
+        let suites: Vec<_> = provider.cipher_suites.iter().map(|s| s.suite()).collect();
+        assert_eq!(
+            suites.first(),
+            Some(&rustls::CipherSuite::TLS13_AES_128_GCM_SHA256)
+        );
+        let aes_256 = suites
+            .iter()
+            .position(|s| *s == rustls::CipherSuite::TLS13_AES_256_GCM_SHA384)
+            .expect("AES-256 offered");
+        let chacha = suites
+            .iter()
+            .position(|s| *s == rustls::CipherSuite::TLS13_CHACHA20_POLY1305_SHA256)
+            .expect("ChaCha20 offered");
+        assert!(chacha < aes_256, "{suites:?}");
+    }
+
+    #[test]
     fn signature_checks_offer_the_providers_schemes() {
         let checks = SignatureChecks::ring();
         let schemes = checks.supported_schemes();
