@@ -191,41 +191,76 @@ impl<'a> Relay<'a> {
 }
 
 /// A line a user's command makes the server send to others (JOIN, PART, KICK, QUIT,
-/// NICK, MODE, AWAY, SETNAME), untagged and, when the user is logged in, also with
-/// the `account` tag: account-tag asks for it on every command a user sends, not
-/// only on messages. Events carry no other tag, so there are two variants at most,
-/// each serialised once; PRIVMSG and NOTICE keep their own path ([`Relay`]).
+/// NICK, MODE, TOPIC, AWAY, SETNAME), with the tags each recipient asked for:
+/// `time` (server-time), `msgid` (message-tags, when the event is kept in history,
+/// so that a client can match the live line with its history copy) and `account`
+/// (account-tag asks for it on every command a user sends, not only on messages).
+/// Each of the at most eight variants is serialised once, when a recipient first
+/// needs it; PRIVMSG and NOTICE keep their own path ([`Relay`]).
 #[derive(Debug, Clone)]
 pub(crate) struct EventLine {
+    /// The untagged line, with CRLF.
     plain: Bytes,
-    /// `@account=<account> ` + `plain`, for `account-tag` recipients.
-    tagged: Option<Bytes>,
+    account: Option<String>,
+    /// When the event happened and, if it was recorded, its msgid (else empty).
+    stamp: Stamp,
+    variants: [std::cell::OnceCell<Bytes>; 8],
 }
 
 impl EventLine {
-    /// `line` (untagged, with CRLF) sent by someone logged in to `account`, if any.
+    /// `line` (untagged, with CRLF) sent now by someone logged in to `account`, if
+    /// any.
     pub(crate) fn new(line: Bytes, account: Option<&str>) -> Self {
+        Self::stamped(line, account, None)
+    }
+
+    /// The same, for an event recorded in history with `stamp`: recipients see the
+    /// recorded time and msgid. `None` stamps it now, without a msgid.
+    pub(crate) fn stamped(line: Bytes, account: Option<&str>, stamp: Option<Stamp>) -> Self {
         debug_assert!(!line.starts_with(b"@"), "an event line is built untagged");
-        let tagged = account.map(|account| {
-            let mut out = bytes::BytesMut::with_capacity(line.len() + account.len() + 10);
-            out.extend_from_slice(b"@account=");
-            palaver_proto::writer::escape_tag_value_into(account, &mut out);
-            out.extend_from_slice(b" ");
-            out.extend_from_slice(&line);
-            out.freeze()
-        });
         Self {
             plain: line,
-            tagged,
+            account: account.map(str::to_owned),
+            stamp: stamp.unwrap_or_else(|| Stamp::now(String::new(), 0)),
+            variants: Default::default(),
         }
     }
 
     /// The line for a recipient with `caps`.
     pub(crate) fn line_for(&self, caps: CapSet) -> Bytes {
-        match &self.tagged {
-            Some(tagged) if caps.has(caps::ACCOUNT_TAG) => tagged.clone(),
-            _ => self.plain.clone(),
+        let time = caps.has(caps::SERVER_TIME);
+        let msgid = caps.has(caps::MESSAGE_TAGS) && !self.stamp.msgid.is_empty();
+        let account = caps.has(caps::ACCOUNT_TAG) && self.account.is_some();
+        let variant = usize::from(time) | usize::from(msgid) << 1 | usize::from(account) << 2;
+        if variant == 0 {
+            return self.plain.clone();
         }
+        self.variants[variant]
+            .get_or_init(|| {
+                let mut out = bytes::BytesMut::with_capacity(self.plain.len() + 96);
+                let mut separator = b'@';
+                if time {
+                    out.extend_from_slice(&[separator]);
+                    out.extend_from_slice(b"time=");
+                    out.extend_from_slice(self.stamp.time().as_bytes());
+                    separator = b';';
+                }
+                if msgid {
+                    out.extend_from_slice(&[separator]);
+                    out.extend_from_slice(b"msgid=");
+                    out.extend_from_slice(self.stamp.msgid.as_bytes());
+                    separator = b';';
+                }
+                if let (true, Some(name)) = (account, &self.account) {
+                    out.extend_from_slice(&[separator]);
+                    out.extend_from_slice(b"account=");
+                    palaver_proto::writer::escape_tag_value_into(name, &mut out);
+                }
+                out.extend_from_slice(b" ");
+                out.extend_from_slice(&self.plain);
+                out.freeze()
+            })
+            .clone()
     }
 }
 
@@ -293,20 +328,54 @@ mod tests {
     }
 
     #[test]
-    fn events_carry_the_account_only_for_account_tag_recipients() {
+    fn events_carry_the_tags_each_recipient_asked_for() {
         let line = Bytes::from_static(b":a!~a@h PART #c\r\n");
-        let mut tagged_caps = CapSet::default();
-        tagged_caps.set(caps::ACCOUNT_TAG, true);
+        let caps_with = |names: &[caps::Cap]| {
+            let mut set = CapSet::default();
+            for &cap in names {
+                set.set(cap, true);
+            }
+            set
+        };
         let event = EventLine::new(line.clone(), Some("acc;t"));
         assert_eq!(event.line_for(CapSet::default()), line);
         assert_eq!(
-            &event.line_for(tagged_caps)[..],
+            &event.line_for(caps_with(&[caps::ACCOUNT_TAG]))[..],
             b"@account=acc\\:t :a!~a@h PART #c\r\n"
         );
-        // Not logged in: no tag for anyone.
+        // Not logged in: no account tag for anyone.
         assert_eq!(
-            EventLine::new(line.clone(), None).line_for(tagged_caps),
+            EventLine::new(line.clone(), None).line_for(caps_with(&[caps::ACCOUNT_TAG])),
             line
+        );
+        // A recorded event: its time and msgid, as history will show them.
+        let stamp = Stamp {
+            msgid: "m7".to_owned(),
+            serial: 7,
+            at: time::macros::datetime!(2026-01-01 00:00:00.000 UTC),
+            time: std::cell::OnceCell::new(),
+        };
+        let recorded = EventLine::stamped(line.clone(), Some("acc"), Some(stamp));
+        let all = caps_with(&[caps::SERVER_TIME, caps::MESSAGE_TAGS, caps::ACCOUNT_TAG]);
+        assert_eq!(
+            &recorded.line_for(all)[..],
+            b"@time=2026-01-01T00:00:00.000Z;msgid=m7;account=acc :a!~a@h PART #c\r\n"
+        );
+        assert_eq!(
+            &recorded.line_for(caps_with(&[caps::MESSAGE_TAGS]))[..],
+            b"@msgid=m7 :a!~a@h PART #c\r\n"
+        );
+        // Serialised once per variant.
+        assert_eq!(
+            recorded.line_for(all).as_ptr(),
+            recorded.line_for(all).as_ptr()
+        );
+        // Not recorded: a time, but no msgid.
+        let live = EventLine::new(line.clone(), None)
+            .line_for(caps_with(&[caps::SERVER_TIME, caps::MESSAGE_TAGS]));
+        assert!(
+            live.starts_with(b"@time=") && !live.windows(6).any(|w| w == b"msgid="),
+            "{live:?}"
         );
     }
 

@@ -416,6 +416,46 @@ async fn event_playback_replays_channel_events_to_those_who_ask() {
 }
 
 #[tokio::test]
+async fn live_channel_events_carry_the_msgid_and_time_that_history_replays() {
+    let server = TestServer::start().await;
+    let events = format!("{CAPS} draft/event-playback");
+    let mut alice = server.client_with_caps("alice", &events).await;
+    alice.send("JOIN #h").await;
+    let mut live = vec![alice.expect_command("JOIN").await];
+    alice.expect_command("366").await;
+    let mut bob = member(&server, "bob").await;
+    live.push(alice.expect_command("JOIN").await);
+    alice.send("MODE #h +v bob").await;
+    live.push(alice.expect_command("MODE").await);
+    alice.send("KICK #h bob :bye").await;
+    live.push(alice.expect_command("KICK").await);
+    bob.expect_command("KICK").await;
+    bob.send("JOIN #h").await;
+    live.push(alice.expect_command("JOIN").await);
+    bob.send("PART #h :later").await;
+    live.push(alice.expect_command("PART").await);
+
+    let replayed = history(&mut alice, "CHATHISTORY LATEST #h * 100", "#h").await;
+    let ids = |lines: &[Line]| -> Vec<(String, String, String)> {
+        lines
+            .iter()
+            .map(|line| {
+                let (msgid, time, nick, _) = seen(line);
+                (line.command().to_owned(), msgid, time + " " + &nick)
+            })
+            .collect()
+    };
+    assert!(live.iter().all(|line| !seen(line).0.is_empty()), "{live:?}");
+    assert_eq!(ids(&live), ids(&replayed));
+
+    // A client without message-tags gets the same events untagged.
+    let mut plain = server.client("carol").await;
+    plain.send("JOIN #h").await;
+    let own = plain.expect_command("JOIN").await;
+    assert!(own.msg().tag("msgid").is_none() && own.msg().tag("time").is_none(), "{own:?}");
+}
+
+#[tokio::test]
 async fn joiners_are_told_history_is_kept_and_plus_e_turns_it_off() {
     let mut config = test_config();
     config.history.join_notice = true;

@@ -12,7 +12,7 @@ use super::{Ctx, elist, split_list, unix_seconds};
 use crate::caps;
 use crate::history;
 use crate::outbox::Outbox;
-use crate::relay::{EventLine, Relay};
+use crate::relay::{EventLine, Relay, Stamp};
 use crate::world::{Channel, Client, ClientId, Member, Status, Topic, World};
 use palaver_store::MessageKind;
 
@@ -122,11 +122,16 @@ fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) {
     // Announce with the channel's own spelling of its name.
     let display_name = ctx
         .world
-        .channels
-        .get(&folded)
-        .map_or_else(|| name.to_owned(), |c| c.name.clone());
-    let joins = JoinLines::new(me, &display_name);
-    let channel = ctx.world.create_channel(&folded, display_name);
+        .create_channel(&folded, name.to_owned())
+        .name
+        .clone();
+    // Recorded before it is announced, so that the JOIN carries the msgid and time
+    // that event-playback will replay.
+    let stamp = history::record_event(ctx.world, ctx.id, MessageKind::Join, &folded, "");
+    let joins = JoinLines::new(ctx.me(), &display_name, stamp);
+    let Some(channel) = ctx.world.channels.get_mut(&folded) else {
+        return;
+    };
     channel.members.insert(
         ctx.id,
         Member {
@@ -145,7 +150,6 @@ fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) {
     let me = ctx.me_mut();
     me.channels.insert(folded.clone());
     me.invites.retain(|k| *k != folded);
-    history::record_event(ctx.world, ctx.id, MessageKind::Join, &folded, "");
     if access {
         super::chanserv::after_join(ctx, &folded);
     }
@@ -192,7 +196,8 @@ pub(super) struct JoinLines {
 }
 
 impl JoinLines {
-    pub(super) fn new(joiner: &Client, channel: &str) -> Self {
+    /// The JOIN of `joiner` to `channel`, recorded in history with `stamp` (if kept).
+    pub(super) fn new(joiner: &Client, channel: &str, stamp: Option<Stamp>) -> Self {
         let account = joiner.account.as_deref();
         let mut plain = joiner.line_from();
         plain.command("JOIN").param(channel);
@@ -209,8 +214,8 @@ impl JoinLines {
             EventLine::new(line.finish(), account)
         });
         Self {
-            plain: EventLine::new(plain.finish(), account),
-            extended: EventLine::new(extended.finish(), account),
+            plain: EventLine::stamped(plain.finish(), account, stamp.clone()),
+            extended: EventLine::stamped(extended.finish(), account, stamp),
             away,
         }
     }
@@ -242,14 +247,18 @@ fn leave(ctx: &mut Ctx<'_>, key: &CaseKey, command: &str, reason: Option<&str>) 
     if let Some(reason) = reason {
         line.trailing(reason);
     }
-    channel.broadcast_event(&EventLine::new(line.finish(), ctx.me().account.as_deref()));
-    history::record_event(
+    let line = line.finish();
+    let stamp = history::record_event(
         ctx.world,
         ctx.id,
         MessageKind::Part,
         key,
         reason.unwrap_or_default(),
     );
+    let event = EventLine::stamped(line, ctx.me().account.as_deref(), stamp);
+    if let Some(channel) = ctx.world.channels.get(key) {
+        channel.broadcast_event(&event);
+    }
     ctx.world.part_channel(ctx.id, key);
 }
 
@@ -608,12 +617,12 @@ fn kick_one(ctx: &mut Ctx<'_>, key: &CaseKey, target: &str, reason: &str) {
         .param(&channel_name)
         .param(&victim_nick)
         .trailing(reason);
-    let event = EventLine::new(line.finish(), ctx.me().account.as_deref());
+    let recorded = format!("{victim_nick} {reason}");
+    let stamp = history::record_event(ctx.world, ctx.id, MessageKind::Kick, key, &recorded);
+    let event = EventLine::stamped(line.finish(), ctx.me().account.as_deref(), stamp);
     if let Some(channel) = ctx.world.channels.get(key) {
         channel.broadcast_event(&event);
     }
-    let event = format!("{victim_nick} {reason}");
-    history::record_event(ctx.world, ctx.id, MessageKind::Kick, key, &event);
     ctx.world.part_channel(victim_id, key);
 }
 

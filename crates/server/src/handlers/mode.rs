@@ -234,14 +234,14 @@ fn channel_mode(ctx: &mut Ctx<'_>, name: &str, msg: &Message<'_>) {
         event.push(' ');
         event.push_str(param);
     }
-    crate::history::record_event(
+    let stamp = crate::history::record_event(
         ctx.world,
         ctx.id,
         palaver_store::MessageKind::Mode,
         &key,
         &event,
     );
-    let event = crate::relay::EventLine::new(line.finish(), ctx.me().account.as_deref());
+    let event = crate::relay::EventLine::stamped(line.finish(), ctx.me().account.as_deref(), stamp);
     if let Some(channel) = ctx.world.channels.get(&key) {
         channel.broadcast_event(&event);
     }

@@ -174,7 +174,7 @@ fn announce(
         part.command("PART").param(old_name).trailing(&part_reason);
         let part = crate::relay::EventLine::new(part.finish(), client.account.as_deref());
         client.send(part.line_for(client.caps));
-        JoinLines::new(client, new).send_to(&client.outbox, true);
+        JoinLines::new(client, new, None).send_to(&client.outbox, true);
         let mut member = Ctx::new(&mut *ctx.world, id);
         join_burst(&mut member, new_key);
     }

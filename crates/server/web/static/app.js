@@ -14,6 +14,7 @@ const REACTIONS = ['👍', '❤️', '😂', '🎉', '😮', '👀'];
 const NICK_PATTERN = /^[A-Za-z[\]\\`_^{|}][A-Za-z0-9[\]\\`_^{|}-]*$/;
 const INPUT_HISTORY_MAX = 100;
 const LIST_RENDER_MAX = 300;
+const LIST_MAX = 10_000; // LIST entries kept: the server decides how many come
 const COUNTS_DELAY_MS = 50;
 const MOBILE = window.matchMedia('(max-width: 699px)');
 
@@ -139,6 +140,7 @@ class App {
   fatal(text) {
     const previous = this.session;
     clearSession();
+    this.client?.stop();
     this.client = null;
     this.reset();
     this.showLogin(previous, text);
@@ -263,7 +265,7 @@ class App {
   }
 
   listEntry(entry) {
-    this.channelList.push(entry);
+    if (this.channelList.length < LIST_MAX) this.channelList.push(entry);
   }
 
   listEnded() {
@@ -679,7 +681,7 @@ class App {
   }
 
   logout() {
-    this.client?.conn.stop('Logged out');
+    this.client?.stop('Logged out');
     clearSession();
     this.client = null;
     this.reset();
@@ -690,6 +692,10 @@ class App {
 
   /** Forgets the chat screen's state (after logging out or a refused login). */
   reset() {
+    clearTimeout(this.typingTimer);
+    clearTimeout(this.countsTimer);
+    this.countsTimer = 0;
+    this.countsDirty.clear();
     this.active = null;
     this.bufferItems.clear();
     this.drafts.clear();

@@ -13,6 +13,10 @@ const TYPING_SHOWN_MS = 6000;
 const TYPING_SEND_EVERY_MS = 3000;
 const DAY_MS = 86_400_000;
 const MARKREAD_EVERY_MS = 1000;
+// Bounds on what a server can make the page hold while it waits for an end that may never come.
+const MAX_OPEN_BATCHES = 50;
+const MAX_BATCH_LINES = 10_000;
+const MAX_NAMES = 100_000; // one NAMES reply
 
 /** Splits one line into pieces of at most `max` UTF-8 bytes, at spaces when possible. */
 export function splitByBytes(line, max = LINE_BYTES) {
@@ -85,6 +89,11 @@ export class Client {
   // ——— registration and rejoining ———
 
   registered() {
+    // What was in flight on the previous connection will never be answered.
+    this.batches.clear();
+    this.namesPending.clear();
+    this.listing = false;
+    for (const buffer of this.buffers) buffer.historyPending = null;
     const channels = new Set();
     const names = this.autoJoin.filter((name) => !channels.has(casefold(name)) && channels.add(casefold(name)));
     for (const buffer of this.buffers) {
@@ -97,16 +106,14 @@ export class Client {
     }
     this.autoJoin = [];
     for (const name of names) this.join(name, this.keys.get(casefold(name)), false);
+    if (!this.markerTimer) this.sendMarkers(); // markers set while disconnected
     for (const entry of this.outbox) {
       // Sent but never echoed: it may or may not have arrived. History will tell (see resolvePendingFromHistory).
       if (entry.sent) entry.attempted = true;
       entry.sent = false;
     }
     for (const buffer of this.buffers) {
-      if (!buffer.isChannel) {
-        this.fetchLatest(buffer);
-        if (this.has('draft/read-marker')) this.send('MARKREAD', buffer.name);
-      }
+      if (!buffer.isChannel) this.syncQuery(buffer);
     }
     if (this.has('draft/chathistory')) {
       const now = Date.now();
@@ -152,12 +159,17 @@ export class Client {
     const existing = this.buffers.get(nick);
     const buffer = this.buffers.ensure(nick);
     if (!existing) {
-      this.fetchLatest(buffer);
-      if (this.has('draft/read-marker')) this.send('MARKREAD', nick);
+      this.syncQuery(buffer);
       this.ui.buffersChanged();
     }
     this.ui.activate(buffer);
     return buffer;
+  }
+
+  /** A private conversation's history and read marker, asked for when it opens and after a reconnect. */
+  syncQuery(buffer) {
+    this.fetchLatest(buffer);
+    if (this.has('draft/read-marker')) this.send('MARKREAD', buffer.name);
   }
 
   // ——— history ———
@@ -174,8 +186,9 @@ export class Client {
     if (buffer.isChannel && !buffer.joined) return false;
     const oldest = buffer.messages.find((m) => m.msgid);
     if (!oldest) return false;
+    if (!this.send('CHATHISTORY', 'BEFORE', buffer.name, `timestamp=${isoTime(oldest.time)}`, String(HISTORY_PAGE))) return false;
     buffer.historyPending = 'before';
-    return this.send('CHATHISTORY', 'BEFORE', buffer.name, `timestamp=${isoTime(oldest.time)}`, String(HISTORY_PAGE));
+    return true;
   }
 
   historyDone(target, lines) {
@@ -341,7 +354,9 @@ export class Client {
 
   /** Moves the read marker of `buffer` to its newest message. */
   markRead(buffer) {
-    const newest = buffer.messages.at(-1);
+    // Only a time the server gave: a pending or client-made line carries this machine's
+    // clock, and a marker ahead of the server's would hide the next messages.
+    const newest = buffer.messages.findLast((m) => !m.pending && !m.info);
     if (!newest || (buffer.readMarker ?? 0) >= newest.time) {
       if (buffer.unread || buffer.mentions) {
         buffer.recount(this.nick);
@@ -358,8 +373,17 @@ export class Client {
     if (!this.markerTimer) this.sendMarkers();
   }
 
+  /** Disconnects for good (log out, refused login): no reconnect, no timer left. */
+  stop(reason) {
+    clearTimeout(this.markerTimer);
+    this.markerTimer = 0;
+    this.markersToSend.clear();
+    this.conn.stop(reason);
+  }
+
   sendMarkers() {
-    if (!this.markersToSend.size) {
+    // While disconnected the markers wait in the set: registered() sends them.
+    if (!this.markersToSend.size || !this.conn.connected) {
       this.markerTimer = 0;
       return;
     }
@@ -374,7 +398,8 @@ export class Client {
     if (msg.tags.label && !['PRIVMSG', 'NOTICE', 'BATCH'].includes(msg.command)) this.refused(msg);
     const batchRef = msg.tags.batch;
     if (batchRef && this.batches.has(batchRef) && msg.command !== 'BATCH') {
-      this.batches.get(batchRef).lines.push(msg);
+      const { lines } = this.batches.get(batchRef);
+      if (lines.length < MAX_BATCH_LINES) lines.push(msg);
       return;
     }
     const handler = this[`on${msg.command}`];
@@ -383,8 +408,10 @@ export class Client {
   }
 
   onBATCH(msg) {
-    const ref = msg.params[0].slice(1);
-    if (msg.params[0][0] === '+') {
+    const [reference = ''] = msg.params;
+    const ref = reference.slice(1);
+    if (reference[0] === '+') {
+      if (this.batches.size >= MAX_OPEN_BATCHES && !this.batches.has(ref)) return;
       this.batches.set(ref, { type: msg.params[1], params: msg.params.slice(2), tags: msg.tags, lines: [], parent: msg.tags.batch });
       return;
     }
@@ -409,9 +436,7 @@ export class Client {
     for (const line of lines) {
       const name = line.params[1];
       if (!name || isChannel(name, this.isupport.CHANTYPES) || this.buffers.get(name)) continue;
-      const buffer = this.buffers.ensure(name);
-      this.fetchLatest(buffer);
-      if (this.has('draft/read-marker')) this.send('MARKREAD', name);
+      this.syncQuery(this.buffers.ensure(name));
     }
     this.flushOutbox();
     this.ui.buffersChanged();
@@ -555,7 +580,10 @@ export class Client {
     const typing = line.tags['+typing'];
     const nick = parseSource(line.source).nick;
     if (!typing || this.conn.isSelf(nick)) return;
-    if (typing === 'active') buffer.typing.set(casefold(nick), { nick, until: Date.now() + TYPING_SHOWN_MS });
+    const now = Date.now();
+    // Only the shown buffer drops expired entries when it draws them: prune here too.
+    for (const [key, entry] of buffer.typing) if (entry.until <= now) buffer.typing.delete(key);
+    if (typing === 'active') buffer.typing.set(casefold(nick), { nick, until: now + TYPING_SHOWN_MS });
     else buffer.typing.delete(casefold(nick));
     this.ui.typingChanged(buffer);
   }
@@ -619,10 +647,7 @@ export class Client {
     const buffer = this.buffers.get(line.params[0]);
     if (!buffer) return;
     if (this.conn.isSelf(nick)) {
-      buffer.joined = false;
-      buffer.rejoin = false;
-      buffer.members.clear();
-      this.ui.channelsChanged();
+      this.left(buffer);
       if (buffer.closing) {
         this.closeBuffer(buffer);
         return;
@@ -635,15 +660,20 @@ export class Client {
     this.ui.membersChanged(buffer);
   }
 
+  /** We are out of a channel (PART or KICK): keep its buffer, do not rejoin it. */
+  left(buffer) {
+    buffer.joined = false;
+    buffer.rejoin = false;
+    buffer.members.clear();
+    this.ui.channelsChanged();
+  }
+
   onKICK(line) {
     const [channel, victim] = line.params;
     const buffer = this.buffers.get(channel);
     if (!buffer) return;
     if (this.conn.isSelf(victim)) {
-      buffer.joined = false;
-      buffer.rejoin = false;
-      buffer.members.clear();
-      this.ui.channelsChanged();
+      this.left(buffer);
       this.ui.buffersChanged();
     } else {
       buffer.removeMember(victim);
@@ -775,7 +805,7 @@ export class Client {
         const channel = p[2];
         const names = this.namesPending.get(casefold(channel)) ?? [];
         for (const item of (p[3] ?? '').split(' ')) {
-          if (!item) continue;
+          if (!item || names.length >= MAX_NAMES) continue;
           const prefixes = item.match(/^[~&@%+]*/)[0];
           names.push({ nick: item.slice(prefixes.length).split('!')[0], prefixes });
         }
@@ -799,7 +829,7 @@ export class Client {
         return;
       case '322':
         // The topic starts with the channel's modes ("[+nt] "): not part of the topic.
-        this.ui.listEntry({ name: p[1], users: Number(p[2]) || 0, topic: (p[3] ?? '').replace(/^\[\+[a-zA-Z]*[^\]]*\] ?/, '') });
+        this.ui.listEntry({ name: p[1], users: Number(p[2]) || 0, topic: (p[3] ?? '').replace(/^\[\+[^\]]*\] ?/, '') });
         return;
       case '323':
         this.listing = false;

@@ -82,8 +82,9 @@ export function runCommand(text, { client, buffer, ui }) {
       const [first, rest] = word(args);
       const channel = isChannel(first) ? first : buffer.name;
       const topic = isChannel(first) ? rest : args;
+      const known = client.buffers.get(channel)?.topic; // the named channel's, not the shown one's
       if (topic.trim()) client.send('TOPIC', channel, topic);
-      else client.system(buffer.topic ? `Topic: ${buffer.topic}` : 'No topic is set.', channel);
+      else client.system(known ? `Topic: ${known}` : 'No topic is set.', channel);
       return true;
     }
     case 'whois':

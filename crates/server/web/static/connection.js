@@ -15,6 +15,10 @@ const WANTED_CAPS = [
 const DEBUG = typeof location !== 'undefined' && new URLSearchParams(location.search).has('debug');
 const BACKOFF_MAX_S = 30;
 const KEEPALIVE_MS = 60_000;
+// Lines that may carry a password (SASL, REGISTER, PASS, OPER, NickServ's IDENTIFY and
+// the echo of it): never written to the console, even with `?debug`.
+const SECRET_LINE = /^(?:@\S+ +)?(?::\S+ +)?(?:AUTHENTICATE|REGISTER|PASS|OPER|NS|NICKSERV|PRIVMSG +NickServ) /i;
+const trace = (arrow, line) => console.debug(arrow, SECRET_LINE.test(line) ? '<redacted>' : line);
 
 /**
  * Options: { nick, mode: 'guest'|'login'|'register', account, password }.
@@ -36,6 +40,7 @@ export class Connection {
     this.countdownTimer = null;
     this.keepaliveTimer = null;
     this.awaitingPong = false;
+    this.pendingNick = null;
   }
 
   has(cap) {
@@ -98,7 +103,7 @@ export class Connection {
 
   sendRaw(line) {
     if (this.ws?.readyState !== WebSocket.OPEN) return false;
-    if (DEBUG) console.debug('→', line.startsWith('AUTHENTICATE') || line.startsWith('REGISTER') ? '<redacted>' : line);
+    if (DEBUG) trace('→', line);
     this.ws.send(line);
     return true;
   }
@@ -113,7 +118,7 @@ export class Connection {
   }
 
   receive(line) {
-    if (DEBUG) console.debug('←', line);
+    if (DEBUG) trace('←', line);
     const msg = parse(line);
     msg.command = msg.command.toUpperCase();
     this.awaitingPong = false;
@@ -134,6 +139,11 @@ export class Connection {
         this.endCap();
         return;
       case '902': case '904': case '905': case '906':
+        if (msg.command === '904' && this.sasl?.afterFallback) {
+          // The 904 that follows a 908 is about the mechanism we already replaced.
+          this.sasl.afterFallback = false;
+          return;
+        }
         if (!this.registered) {
           this.fatal(msg.params.at(-1));
           return;
@@ -141,8 +151,9 @@ export class Connection {
         break;
       case '908':
         // Mechanisms the server offers: fall back from SCRAM to PLAIN if needed.
-        if (this.sasl?.mechanism === 'SCRAM-SHA-256' && msg.params[1]?.split(',').includes('PLAIN')) {
+        if (this.sasl?.mechanism === 'SCRAM-SHA-256' && this.sasl.step === 0 && msg.params[1]?.split(',').includes('PLAIN')) {
           this.beginSasl('PLAIN');
+          this.sasl.afterFallback = true;
         }
         return;
       case 'REGISTER':
@@ -183,6 +194,7 @@ export class Connection {
       case 'NICK':
         if (msg.source && this.isSelf(msg.source.split('!')[0])) {
           this.pendingNick = msg.params[0];
+          this.options.nick = msg.params[0]; // a reconnect asks for the nick chosen last
         }
         break;
       default:

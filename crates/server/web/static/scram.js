@@ -3,6 +3,7 @@
 // scramAvailable() and fall back to PLAIN otherwise.
 
 const encoder = new TextEncoder();
+const MAX_ITERATIONS = 1_000_000; // the server uses 4096 (RFC 7677's minimum)
 
 export function scramAvailable() {
   return Boolean(globalThis.crypto?.subtle);
@@ -67,7 +68,8 @@ export class ScramClient {
   async clientFinal(serverFirst) {
     const attrs = parseAttributes(serverFirst);
     const iterations = Number(attrs.i);
-    if (!attrs.r?.startsWith(this.nonce) || !attrs.s || !(iterations > 0)) {
+    // An upper bound too: a hostile server could otherwise make PBKDF2 run for minutes.
+    if (!attrs.r?.startsWith(this.nonce) || !attrs.s || !(iterations > 0 && iterations <= MAX_ITERATIONS)) {
       throw new Error('Invalid SCRAM server challenge');
     }
     const salted = await pbkdf2(this.password, base64ToBytes(attrs.s), iterations);

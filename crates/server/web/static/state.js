@@ -5,6 +5,10 @@ import { casefold, isChannel } from './irc.js';
 import { mentions } from './text.js';
 
 export const MAX_MESSAGES = 10_000;
+// Bounds on what other people (or a hostile server) can make this page hold.
+const MAX_REACTIONS = 50; // different reactions on one message
+const MAX_ORPHAN_TARGETS = 1000; // msgids with reactions waiting for their message
+const MAX_MEMBERS = 100_000; // members of one channel
 const PREFIX_ORDER = '@+';
 
 let nextLocalId = 1;
@@ -106,11 +110,17 @@ export class Buffer {
     const target = this.msgids.get(msgid);
     if (!target) {
       const list = this.orphanReactions.get(msgid) ?? [];
+      if (list.length >= MAX_REACTIONS) return null;
       list.push({ emoji, nick });
       this.orphanReactions.set(msgid, list);
+      // Reactions to msgids that never show up (trimmed, or made up): forget the oldest.
+      if (this.orphanReactions.size > MAX_ORPHAN_TARGETS) {
+        this.orphanReactions.delete(this.orphanReactions.keys().next().value);
+      }
       return null;
     }
     target.reactions ??= new Map();
+    if (!target.reactions.has(emoji) && target.reactions.size >= MAX_REACTIONS) return null;
     const who = target.reactions.get(emoji) ?? new Set();
     who.add(casefold(nick));
     target.reactions.set(emoji, who);
@@ -174,6 +184,7 @@ export class Buffer {
   }
 
   setMember(nick, prefixes = '') {
+    if (this.members.size >= MAX_MEMBERS && !this.members.has(casefold(nick))) return;
     this.members.set(casefold(nick), { nick, prefixes: sortPrefixes(prefixes) });
   }
 
@@ -239,7 +250,9 @@ export class BufferList {
 
   rename(oldName, newName) {
     const buffer = this.get(oldName);
-    if (!buffer || this.get(newName)) return null;
+    const other = this.get(newName);
+    // `other === buffer` is a change of case only (Bob → bob): still rename.
+    if (!buffer || (other && other !== buffer)) return null;
     this.map.delete(buffer.key);
     buffer.name = newName;
     buffer.key = casefold(newName);

@@ -2,7 +2,7 @@
 
 const LINK = /\bhttps?:\/\/[^\s<>"']+/gi;
 // Punctuation that usually ends a sentence rather than a URL.
-const TRAILING = /[.,;:!?)\]}]+$/;
+const TRAILING = '.,;:!?)]}';
 
 /**
  * Splits text into [{ text }, { text, href }] parts; only http(s) URLs become links.
@@ -13,11 +13,13 @@ export function splitLinks(text) {
   let last = 0;
   for (const match of text.matchAll(LINK)) {
     let url = match[0];
-    const trail = url.match(TRAILING);
-    if (trail) {
-      let cut = trail[0];
-      if (cut.startsWith(')') && url.includes('(')) cut = cut.slice(1);
-      url = url.slice(0, url.length - cut.length);
+    // A backwards scan, not a `[…]+$` regexp: that one is quadratic on a long run of
+    // punctuation not at the end, which anyone can send.
+    let end = url.length;
+    while (end > 0 && TRAILING.includes(url[end - 1])) end--;
+    if (end < url.length) {
+      if (url[end] === ')' && url.includes('(')) end++;
+      url = url.slice(0, end);
     }
     if (match.index > last) parts.push({ text: text.slice(last, match.index) });
     parts.push({ text: url, href: url });
