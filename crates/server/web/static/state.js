@@ -8,6 +8,7 @@ export const MAX_MESSAGES = 10_000;
 // Bounds on what other people (or a hostile server) can make this page hold.
 const MAX_REACTIONS = 50; // different reactions on one message
 const MAX_ORPHAN_TARGETS = 1000; // msgids with reactions waiting for their message
+const MAX_ORPHANS_EACH = 500; // reactions waiting for one such message
 const MAX_MEMBERS = 100_000; // members of one channel
 const PREFIX_ORDER = '@+';
 
@@ -110,7 +111,7 @@ export class Buffer {
     const target = this.msgids.get(msgid);
     if (!target) {
       const list = this.orphanReactions.get(msgid) ?? [];
-      if (list.length >= MAX_REACTIONS) return null;
+      if (list.length >= MAX_ORPHANS_EACH) return null;
       list.push({ emoji, nick });
       this.orphanReactions.set(msgid, list);
       // Reactions to msgids that never show up (trimmed, or made up): forget the oldest.
