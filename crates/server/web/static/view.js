@@ -36,6 +36,16 @@ function icon(name) {
   return svg;
 }
 
+/** An icon button of a message's actions; the label is for screen readers and hover. */
+function actionButton(className, iconName, label) {
+  const button = el('button', className);
+  button.type = 'button';
+  button.append(icon(iconName));
+  button.setAttribute('aria-label', label);
+  button.title = label;
+  return button;
+}
+
 export function setNickColour(node, nick) {
   node.style.setProperty('--hue', String(nickHue(nick)));
 }
@@ -215,20 +225,8 @@ export class MessageLog {
 
     if (msg.kind !== 'system' && msg.msgid && !msg.redacted) {
       const actions = el('div', 'actions');
-      const react = el('button', 'react');
-      react.append(icon('react'));
-      react.type = 'button';
-      react.setAttribute('aria-label', 'Add reaction');
-      react.title = 'Add reaction';
-      actions.append(react);
-      if (msg.self) {
-        const del = el('button', 'delete');
-        del.append(icon('trash'));
-        del.type = 'button';
-        del.setAttribute('aria-label', 'Delete message');
-        del.title = 'Delete message';
-        actions.append(del);
-      }
+      actions.append(actionButton('react', 'react', 'Add reaction'));
+      if (msg.self) actions.append(actionButton('delete', 'trash', 'Delete message'));
       row.append(actions);
     }
   }
