@@ -452,7 +452,10 @@ async fn live_channel_events_carry_the_msgid_and_time_that_history_replays() {
     let mut plain = server.client("carol").await;
     plain.send("JOIN #h").await;
     let own = plain.expect_command("JOIN").await;
-    assert!(own.msg().tag("msgid").is_none() && own.msg().tag("time").is_none(), "{own:?}");
+    assert!(
+        own.msg().tag("msgid").is_none() && own.msg().tag("time").is_none(),
+        "{own:?}"
+    );
 }
 
 #[tokio::test]
