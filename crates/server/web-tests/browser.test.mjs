@@ -170,6 +170,25 @@ test('the client reconnects after a server restart and sends what was typed mean
   assertNoErrors(alice);
 });
 
+test('a nick in use is taken back as soon as it is free', async () => {
+  // Often the nick's holder is the user's own previous connection, not yet timed
+  // out after a network change; here a plain IRC client plays that part.
+  const server = await startServer();
+  const ghost = await connectIrc(server, 'alice');
+  const alice = await openUser(server);
+  await alice.login({ nick: 'alice' });
+  const self = alice.page.locator('#self-nick');
+  assert.equal(await self.textContent(), 'alice_');
+  ghost.send('QUIT :gone');
+  await alice.page.locator('#self-nick', { hasText: /^alice$/ }).waitFor({ timeout: TIMEOUT });
+  const carol = await connectIrc(server, 'carol');
+  await carol.join('#lobby');
+  await alice.say('my own nick again');
+  const heard = await carol.expectPrivmsg('my own nick again');
+  assert.equal(heard.source.split('!')[0], 'alice');
+  assertNoErrors(alice);
+});
+
 test('markup from the network is shown as text, never run', async () => {
   const server = await startServer();
   const alice = await openUser(server);

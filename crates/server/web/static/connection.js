@@ -41,6 +41,7 @@ export class Connection {
     this.keepaliveTimer = null;
     this.awaitingPong = false;
     this.pendingNick = null;
+    this.reclaiming = null; // the nick we asked for and got 433 for, watched with MONITOR
   }
 
   has(cap) {
@@ -190,10 +191,23 @@ export class Connection {
         this.callbacks.onState('connected');
         this.startKeepalive();
         this.callbacks.onRegistered();
+        this.reclaimNick();
         break;
+      case '730': case '731': case '732': case '733': case '734':
+        // MONITOR replies are only ever about the nick being reclaimed.
+        if (msg.command === '731' && this.reclaiming
+          && (msg.params[1] ?? '').split(',').some((nick) => casefold(nick) === casefold(this.reclaiming))) {
+          this.sendLine({ command: 'NICK', params: [this.reclaiming] });
+        }
+        return;
       case 'NICK':
         if (msg.source && this.isSelf(msg.source.split('!')[0])) {
           this.pendingNick = msg.params[0];
+          if (this.reclaiming) {
+            // Got it back, or chose another on purpose: either way, stop watching.
+            this.sendLine({ command: 'MONITOR', params: ['-', this.reclaiming] });
+            this.reclaiming = null;
+          }
           this.options.nick = msg.params[0]; // a reconnect asks for the nick chosen last
         }
         break;
@@ -205,6 +219,19 @@ export class Connection {
       this.nick = this.pendingNick;
       this.pendingNick = null;
     }
+  }
+
+  /**
+   * Registered under another nick than the one asked for (it was in use: often our
+   * own previous connection, not yet timed out after a network change): watch the
+   * wanted nick with MONITOR and take it as soon as it is free (RPL_MONOFFLINE).
+   */
+  reclaimNick() {
+    const wanted = this.options.nick;
+    this.reclaiming = null;
+    if (!wanted || casefold(wanted) === casefold(this.nick)) return;
+    this.reclaiming = wanted;
+    this.sendLine({ command: 'MONITOR', params: ['+', wanted] });
   }
 
   onCap(msg) {
