@@ -67,6 +67,7 @@ pub const RPL_MOTD: &str = "372";
 pub const RPL_MOTDSTART: &str = "375";
 pub const RPL_ENDOFMOTD: &str = "376";
 pub const RPL_YOUREOPER: &str = "381";
+pub const RPL_REHASHING: &str = "382";
 pub const RPL_TIME: &str = "391";
 pub const ERR_UNKNOWNERROR: &str = "400";
 pub const ERR_NOSUCHNICK: &str = "401";

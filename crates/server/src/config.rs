@@ -60,6 +60,10 @@ pub struct Config {
     /// What a browser gets at `/` on the port: palaver's own client (embedded),
     /// another one from a directory (`--web-dir`), or nothing (`--no-web`).
     pub web: crate::web::WebClient,
+    /// How SIGHUP and `REHASH` read the configuration again (`chat-server` reads
+    /// its command line and `--config` file); `None` answers REHASH with a NOTICE
+    /// that nothing can be reloaded.
+    pub reloader: Option<crate::reload::Reloader>,
 }
 
 /// Where TLS is served and how long clients should insist on it.
@@ -154,6 +158,7 @@ impl Default for Config {
             allow_plaintext_sasl: false,
             sts: None,
             web: crate::web::WebClient::default(),
+            reloader: None,
         }
     }
 }
@@ -178,6 +183,7 @@ impl std::fmt::Debug for Config {
             allow_plaintext_sasl,
             sts,
             web,
+            reloader,
         } = self;
         f.debug_struct("Config")
             .field("server_name", server_name)
@@ -196,6 +202,7 @@ impl std::fmt::Debug for Config {
             .field("allow_plaintext_sasl", allow_plaintext_sasl)
             .field("sts", sts)
             .field("web", web)
+            .field("reloader", reloader)
             .finish()
     }
 }

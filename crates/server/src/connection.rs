@@ -172,7 +172,7 @@ impl Conn {
         shared: &Shared,
         ticket: Ticket,
     ) -> Self {
-        let limits = &shared.config.limits;
+        let limits = &shared.config().limits;
         let now = Instant::now();
         Self {
             stream,
@@ -242,7 +242,7 @@ impl Conn {
                             .is_some_and(|c| c.is_registered())
                     {
                         self.phase = Phase::Active;
-                        self.deadline = Instant::now() + pass.shared.config.limits.ping_interval;
+                        self.deadline = Instant::now() + pass.shared.config().limits.ping_interval;
                     }
                 }
             }
@@ -329,13 +329,14 @@ impl Conn {
         let shared = pass.shared;
         loop {
             // The clock is read only when pacing is on (not per line otherwise).
-            let flood = shared.config.limits.flood.as_ref();
+            let config = shared.config();
+            let flood = config.limits.flood.as_ref();
             let now = flood.map(|_| Instant::now());
             if let (Some(bucket), Some(limit), Some(now)) = (self.bucket.as_mut(), flood, now)
                 && memchr::memchr2(b'\n', b'\r', buf).is_some()
                 && !bucket.has_token(limit, now)
             {
-                if buf.len() > shared.config.limits.recvq_bytes {
+                if buf.len() > shared.config().limits.recvq_bytes {
                     return Some(InputStep::End(Ending::quit("Excess Flood")));
                 }
                 return Some(InputStep::Throttled(bucket.next_token_at(limit)));
@@ -368,7 +369,7 @@ impl Conn {
             };
             if outcome.registered && self.phase == Phase::Registering {
                 self.phase = Phase::Active;
-                self.deadline = Instant::now() + shared.config.limits.ping_interval;
+                self.deadline = Instant::now() + shared.config().limits.ping_interval;
             }
             if let Some(reason) = outcome.quit {
                 return Some(InputStep::End(Ending::quit(reason)));
@@ -411,7 +412,8 @@ impl Conn {
             return Some(InputStep::Idle);
         }
         let shared = pass.shared;
-        let flood = shared.config.limits.flood.as_ref();
+        let config = shared.config();
+        let flood = config.limits.flood.as_ref();
         let started = Instant::now();
         let first = !reply.started();
         if let (Some(bucket), Some(limit)) = (self.bucket.as_mut(), flood)
@@ -570,7 +572,7 @@ impl Conn {
     /// Acts on the connection's timer if it is due: registration timeout, keepalive
     /// PING, ping timeout; a closing connection whose flush time is up is aborted.
     pub(crate) fn on_tick(&mut self, now: Instant, shared: &Shared) -> Option<Ending> {
-        let limits = &shared.config.limits;
+        let limits = &shared.config().limits;
         if self.phase == Phase::Active && self.heard {
             // Heard from since the last tick: the keepalive PING can wait.
             self.heard = false;
@@ -583,7 +585,7 @@ impl Conn {
             Phase::Registering => Some(Ending::quit("Registration timed out")),
             Phase::Active => {
                 let mut ping = LineWriter::new();
-                ping.command("PING").trailing(&shared.config.server_name);
+                ping.command("PING").trailing(&shared.config().server_name);
                 self.outbox.push(ping.finish());
                 self.phase = Phase::Pinged;
                 self.deadline = now + limits.ping_timeout;

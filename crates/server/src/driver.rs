@@ -94,7 +94,7 @@ impl Drivers {
     /// cancelled.
     pub(crate) fn start(shared: &Arc<Shared>, stop: &CancellationToken) -> std::io::Result<Self> {
         let count = shared
-            .config
+            .config()
             .connection_threads
             .or_else(|| std::thread::available_parallelism().ok())
             .map_or(1, std::num::NonZeroUsize::get);
@@ -173,12 +173,12 @@ impl Drivers {
 /// The timer tick: fine enough for the shortest configured timeout (tests use a few
 /// hundred milliseconds), at most once a second, at least every 10 ms.
 pub(crate) fn tick_period(shared: &Shared) -> Duration {
-    let limits = &shared.config.limits;
+    let limits = &shared.config().limits;
     let shortest = limits
         .registration_timeout
         .min(limits.ping_interval)
         .min(limits.ping_timeout)
-        .min(shared.config.accounts.nick_grace.unwrap_or(Duration::MAX));
+        .min(shared.config().accounts.nick_grace.unwrap_or(Duration::MAX));
     (shortest / 8).clamp(Duration::from_millis(10), Duration::from_secs(1))
 }
 
@@ -272,7 +272,7 @@ impl Driver {
         // capacity costs address space only, while growing by doubling would leave
         // the old copies behind in the allocator's dirty pages.
         let capacity = shared
-            .config
+            .config()
             .limits
             .max_clients
             .min(MAX_PRESIZED_CONNECTIONS)
@@ -409,7 +409,7 @@ impl Driver {
                 stream,
                 ip,
                 mode,
-                Arc::clone(&self.shared.config),
+                self.shared.config.load_full(),
                 handoff,
             ));
         }
@@ -418,7 +418,7 @@ impl Driver {
             let entry = self.conns.vacant_entry();
             let key = entry.key();
             let outbox = Arc::new(Outbox::new(
-                self.shared.config.limits.sendq_bytes,
+                self.shared.config().limits.sendq_bytes,
                 Wakeup::new(key, Arc::clone(&self.inbox)),
             ));
             let Opened {

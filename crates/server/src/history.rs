@@ -141,22 +141,23 @@ const EXPIRY_BATCH: u32 = 500;
 /// Applies the retention policy (`--history-max-age`, `--history-max-messages`)
 /// every `HistoryConfig::expiry_period` until `stop`: each pass deletes in steps of
 /// [`EXPIRY_BATCH`] rows, one write transaction each, on the store's writer, so
-/// the hot path never waits for more than one small step.
+/// the hot path never waits for more than one small step. The policy is read
+/// again each period, so a reload that changes it applies from the next one.
 pub(crate) async fn expire_until(
-    store: std::sync::Arc<dyn palaver_store::Store>,
-    config: &crate::config::HistoryConfig,
+    shared: std::sync::Arc<crate::Shared>,
     stop: tokio_util::sync::CancellationToken,
 ) {
-    let policy = config.retention;
-    if policy.max_age_ms.is_none() && policy.max_messages.is_none() {
-        return;
-    }
-    let mut ticks = tokio::time::interval(config.expiry_period);
+    let store = std::sync::Arc::clone(&shared.store);
+    let mut ticks = tokio::time::interval(shared.config().history.expiry_period);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
             _ = ticks.tick() => {}
+        }
+        let policy = shared.config().history.retention;
+        if policy.max_age_ms.is_none() && policy.max_messages.is_none() {
+            continue;
         }
         let mut removed = 0;
         loop {

@@ -12,6 +12,7 @@
 //! See ARCHITECTURE.md for the map, the layers and the invariants.
 
 pub mod config;
+pub mod config_file;
 pub mod logging;
 pub mod opers;
 
@@ -29,6 +30,7 @@ mod listener;
 mod outbox;
 mod registered;
 mod relay;
+mod reload;
 mod scram;
 mod secret;
 mod transport;
@@ -40,6 +42,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 pub use config::{AccountsConfig, Config, FloodLimit, Limits, StsPolicy};
 pub use listener::{Listener, bind, run, run_listeners};
+pub use reload::{ConfigSource, Reloaded, Reloader};
 pub use transport::opening::ListenMode;
 pub use transport::tls::{ServerTls, TlsError};
 pub use web::WebClient;
@@ -50,7 +53,10 @@ pub const VERSION: &str = concat!("palaver-", env!("CARGO_PKG_VERSION"));
 /// State shared by every connection of one server.
 #[derive(Debug)]
 struct Shared {
-    config: Arc<Config>,
+    /// The configuration now in force: swapped whole by a reload (`reload`), read
+    /// lock-free everywhere with [`Shared::config`]. The world holds the same `Arc`
+    /// (replaced under its lock), and each connection keeps the one it opened with.
+    config: arc_swap::ArcSwap<Config>,
     /// The one lock around the world: handlers hold it briefly and never across
     /// `.await` or socket I/O (clippy's `await_holding_lock` is denied).
     world: Mutex<world::World>,
@@ -90,10 +96,15 @@ impl Shared {
         let config = Arc::new(config);
         Ok(Self {
             world: Mutex::new(world::World::new(Arc::clone(&config), Arc::clone(&store))),
-            config,
+            config: arc_swap::ArcSwap::new(config),
             slow_work: tokio::sync::Semaphore::new(SLOW_WORK_PERMITS),
             store,
         })
+    }
+
+    /// The configuration now in force (a cheap, lock-free load; see `reload`).
+    fn config(&self) -> arc_swap::Guard<Arc<Config>> {
+        self.config.load()
     }
 
     /// Locks the world. A handler that panicked cannot leave it half-changed in a way

@@ -59,7 +59,7 @@ async fn load_account_names(shared: &Shared) {
 /// `world::read_markers::Saved`); a store that cannot answer is logged, and the
 /// server starts without them.
 async fn load_read_markers(shared: &Shared) {
-    let limit = shared.config.limits.max_read_markers_total;
+    let limit = shared.config().limits.max_read_markers_total;
     match shared.store.all_read_markers(limit).await {
         Ok(markers) => {
             let mut world = shared.lock_world();
@@ -150,13 +150,16 @@ pub async fn run_listeners(
     })?;
     load_read_markers(&shared).await;
     load_account_names(&shared).await;
-    let expiry = tokio::spawn({
-        let shared = Arc::clone(&shared);
-        let stop = stop.clone();
-        async move {
-            crate::history::expire_until(Arc::clone(&shared.store), &shared.config.history, stop)
-                .await;
-        }
+    let expiry = tokio::spawn(crate::history::expire_until(
+        Arc::clone(&shared),
+        stop.clone(),
+    ));
+    let reloads = shared.config().reloader.clone().map(|reloader| {
+        tokio::spawn(crate::reload::serve_requests(
+            Arc::clone(&shared),
+            reloader,
+            stop.clone(),
+        ))
     });
     let saver = tokio::spawn(crate::registered::save_until(
         Arc::clone(&shared),
@@ -176,7 +179,7 @@ pub async fn run_listeners(
             (listener, accepted) = accept_any(&listeners) => match accepted {
                 Ok((stream, peer)) => {
                     backoff = Duration::from_millis(5);
-                    let limits = &shared.config.limits;
+                    let limits = &shared.config().limits;
                     let ticket = match admission.admit(peer.ip(), limits.max_clients, limits.max_clients_per_ip) {
                         Ok(ticket) => ticket,
                         Err(refusal) => {
@@ -224,6 +227,10 @@ pub async fn run_listeners(
         Err(_) => tracing::warn!("some connections did not close in time"),
     }
     let _ = expiry.await;
+    if let Some(reloads) = reloads {
+        // A reload in progress finishes (it only swaps an Arc) before the store closes.
+        let _ = reloads.await;
+    }
     // Channel changes of the last moments (the saver stopped with the drivers).
     let _ = saver.await;
     crate::registered::save_pending(&shared).await;

@@ -4,6 +4,7 @@
 //! hands over to [`palaver_server::run`]; errors that a user can fix are printed as
 //! one sentence saying what went wrong and what to try, with exit status 1.
 
+use std::ffi::OsString;
 use std::io::{ErrorKind, IsTerminal, Write as _};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -18,6 +19,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 use anyhow::Context as _;
 use clap::Parser;
+use palaver_server::config_file::FileOptions;
 use palaver_server::{Config, FloodLimit, ListenMode, Listener, VERSION, logging};
 use tracing_subscriber::EnvFilter;
 
@@ -40,23 +42,35 @@ macro_rules! complain {
     name = "chat-server",
     version,
     about,
-    override_usage = "chat-server [OPTIONS] <IP> <PORT>\n       chat-server --hash-password < password.txt"
+    override_usage = "chat-server [OPTIONS] <IP> <PORT>\n       chat-server --config FILE [OPTIONS] [IP PORT]\n       chat-server --check-config FILE\n       chat-server backup [--data-dir DIR] OUT\n       chat-server restore [--data-dir DIR] BACKUP\n       chat-server --hash-password < password.txt",
+    // The configuration file's options come before the command line's, and a
+    // later value wins (see palaver_server::config_file).
+    args_override_self = true,
+    args_conflicts_with_subcommands = true
 )]
 struct Cli {
     /// Address to listen on: 127.0.0.1 for this machine only, 0.0.0.0 or :: for all.
-    #[arg(required_unless_present = "hash_password")]
     ip: Option<String>,
     /// TCP port to listen on (6667 is the usual IRC port; 0 picks a free one).
-    #[arg(required_unless_present = "hash_password")]
     port: Option<u16>,
+    /// Copy or restore the database (see `chat-server backup --help`).
+    #[command(subcommand)]
+    action: Option<Action>,
     /// An IRC operator as NAME:PASSWORD (repeatable); the password is hashed at
     /// startup, but anyone on this machine can read it in the process list (ps):
     /// prefer --config with a hash from --hash-password.
     #[arg(long = "oper", value_name = "NAME:PASSWORD")]
     opers: Vec<String>,
-    /// TOML configuration file with [[oper]] entries (name, password_hash).
+    /// TOML configuration file: any option of this list as a key without the
+    /// dashes (max-clients-per-ip = 100), ip and port, and [[oper]] entries (name,
+    /// password_hash); an option given on the command line wins over the file.
+    /// SIGHUP or an operator's REHASH reads it again (docs/OPERATIONS.md).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Check a configuration file (with the other options given), print the
+    /// configuration it gives and where each value comes from, and exit.
+    #[arg(long, value_name = "FILE", conflicts_with = "config")]
+    check_config: Option<PathBuf>,
     /// Read a password from standard input, print its argon2id hash (for the
     /// password_hash of an [[oper]] entry) and exit.
     #[arg(long)]
@@ -219,6 +233,39 @@ struct Cli {
     log_level: String,
 }
 
+/// The one-off actions beside running the server.
+#[derive(clap::Subcommand)]
+enum Action {
+    /// Copy the database of a data directory to OUT, consistently, while the
+    /// server keeps running (SQLite's online backup).
+    Backup {
+        /// The server's data directory.
+        #[arg(
+            long,
+            value_name = "DIR",
+            default_value = "palaver-data",
+            env = "PALAVER_DATA_DIR"
+        )]
+        data_dir: PathBuf,
+        /// The backup file to write (never overwritten).
+        out: PathBuf,
+    },
+    /// Put a backup back as a data directory's database. The server must be
+    /// stopped; the database it replaces is kept beside it.
+    Restore {
+        /// The server's data directory.
+        #[arg(
+            long,
+            value_name = "DIR",
+            default_value = "palaver-data",
+            env = "PALAVER_DATA_DIR"
+        )]
+        data_dir: PathBuf,
+        /// The backup file (made by `chat-server backup`).
+        backup: PathBuf,
+    },
+}
+
 /// `--fsync`: see [`palaver_store::SyncMode`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Fsync {
@@ -305,43 +352,22 @@ fn open_tls(
 const CERTIFICATE_CHECK: Duration = Duration::from_secs(30);
 
 /// Reads the operator's certificate again when its files change (checked every
-/// [`CERTIFICATE_CHECK`]) or on SIGHUP, so a renewed certificate (certbot,
-/// acme.sh) is used without a restart; connections already open keep theirs. A
-/// file that cannot be used is reported and the current certificate kept. With
-/// no certificate files, SIGHUP is only acknowledged.
-async fn reload_certificate(
-    tls: Option<std::sync::Arc<palaver_server::ServerTls>>,
-    #[cfg(unix)] mut hangup: tokio::signal::unix::Signal,
-    #[cfg(not(unix))] _hangup: (),
-) {
+/// [`CERTIFICATE_CHECK`]), so a renewed certificate (certbot, acme.sh) is used
+/// without a restart; connections already open keep theirs. A file that cannot be
+/// used is reported and the current certificate kept. SIGHUP reads it too, with
+/// the rest of the configuration (`palaver_server::Reloader`).
+async fn reload_certificate(tls: Option<std::sync::Arc<palaver_server::ServerTls>>) {
+    let Some(tls) = tls else { return };
     let mut ticks = tokio::time::interval(CERTIFICATE_CHECK);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        #[cfg(unix)]
-        let forced = tokio::select! {
-            _ = ticks.tick() => false,
-            Some(()) = hangup.recv() => true,
-        };
-        #[cfg(not(unix))]
-        let forced = {
-            ticks.tick().await;
-            false
-        };
-        let Some(tls) = &tls else {
-            if forced {
-                say!("SIGHUP received: no certificate files to read again");
-            }
-            continue;
-        };
-        match tls.reload(forced) {
+        ticks.tick().await;
+        match tls.reload(false) {
             Ok(true) => {
                 say!(
                     "TLS certificate reloaded; SHA-256 fingerprint: {}",
                     tls.fingerprint()
                 );
-            }
-            Ok(false) if forced => {
-                say!("SIGHUP received: the TLS certificate files are unchanged or self-signed");
             }
             Ok(false) => {}
             Err(error) => {
@@ -378,12 +404,29 @@ fn open_store(cli: &Cli) -> anyhow::Result<std::sync::Arc<dyn palaver_store::Sto
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    if cli.hash_password {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let settings = match Settings::load(&args) {
+        Ok(settings) => settings,
+        Err(SettingsError::Usage(error)) => error.exit(),
+        Err(SettingsError::File(problems)) => {
+            complain!(
+                "chat-server: invalid configuration:\n  {}",
+                problems.join("\n  ")
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    if settings.cli.hash_password {
         return print_password_hash();
     }
-    init_logging(&cli.log_level);
-    let status = match start(cli) {
+    if let Some(action) = &settings.cli.action {
+        return run_action(action);
+    }
+    if settings.cli.check_config.is_some() {
+        return check_config(&settings);
+    }
+    init_logging(&settings.cli.log_level);
+    let status = match start(settings, args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             complain!("chat-server: {error:#}");
@@ -392,6 +435,227 @@ fn main() -> ExitCode {
     };
     report_lost_output();
     status
+}
+
+/// The options in force: the command line over the configuration file (see
+/// `palaver_server::config_file`).
+struct Settings {
+    cli: Cli,
+    /// The merged arguments' matches: each value and where it came from.
+    matches: clap::ArgMatches,
+    /// The real command line's own matches, to tell its values from the file's.
+    command_line: clap::ArgMatches,
+    /// The configuration file (`--config` or `--check-config`) and what it set.
+    file: Option<(PathBuf, FileOptions)>,
+}
+
+/// Why the options could not be read.
+enum SettingsError {
+    /// The command line itself is wrong: clap prints it with the usage.
+    Usage(clap::Error),
+    /// The configuration file is: every problem, each naming the file and line.
+    File(Vec<String>),
+}
+
+impl Settings {
+    /// Reads the command line `args` (program name first) and the configuration
+    /// file it names; also how a reload reads them again.
+    fn load(args: &[OsString]) -> Result<Self, SettingsError> {
+        use clap::{CommandFactory as _, FromArgMatches as _};
+        let command = Cli::command();
+        let command_line = command
+            .clone()
+            .try_get_matches_from(args)
+            .map_err(SettingsError::Usage)?;
+        let cli = Cli::from_arg_matches(&command_line).map_err(SettingsError::Usage)?;
+        let Some(path) = cli.check_config.clone().or_else(|| cli.config.clone()) else {
+            return Ok(Self {
+                cli,
+                matches: command_line.clone(),
+                command_line,
+                file: None,
+            });
+        };
+        let file =
+            palaver_server::config_file::read(&path, &command).map_err(SettingsError::File)?;
+        let merged = file.merged_args(args, cli.ip.is_some());
+        let in_file = |error: clap::Error| {
+            let rendered = error.render().to_string();
+            let first = rendered.lines().next().unwrap_or_default().to_owned();
+            SettingsError::File(vec![format!(
+                "{} with the command line: {}",
+                path.display(),
+                first.trim_start_matches("error: ")
+            )])
+        };
+        let matches = command.try_get_matches_from(merged).map_err(in_file)?;
+        let cli = Cli::from_arg_matches(&matches).map_err(in_file)?;
+        Ok(Self {
+            cli,
+            matches,
+            command_line,
+            file: Some((path, file)),
+        })
+    }
+
+    /// Where option `id`'s value came from, in an operator's words.
+    fn source_of(&self, id: &str, long: Option<&str>) -> String {
+        use clap::parser::ValueSource;
+        match self.matches.value_source(id) {
+            None => "not set".to_owned(),
+            Some(ValueSource::DefaultValue) => "default".to_owned(),
+            Some(ValueSource::EnvVariable) => "environment".to_owned(),
+            Some(_) if self.command_line.value_source(id) == Some(ValueSource::CommandLine) => {
+                "command line".to_owned()
+            }
+            Some(_) => match &self.file {
+                Some((path, file)) => match file.line_of(long.unwrap_or(id)) {
+                    Some(line) => format!("{}:{line}", path.display()),
+                    None => path.display().to_string(),
+                },
+                None => "command line".to_owned(),
+            },
+        }
+    }
+}
+
+/// `chat-server backup` and `chat-server restore`.
+fn run_action(action: &Action) -> ExitCode {
+    let done = match action {
+        Action::Backup { data_dir, out } => palaver_store::backup(data_dir, out).map(|summary| {
+            say!(
+                "backed up {} to {} ({} bytes)",
+                summary.source.display(),
+                out.display(),
+                summary.bytes
+            );
+        }),
+        Action::Restore { data_dir, backup } => {
+            palaver_store::restore(data_dir, backup).map(|summary| {
+                say!(
+                    "restored {} as {}",
+                    backup.display(),
+                    summary.database.display()
+                );
+                if let Some(previous) = summary.previous {
+                    say!(
+                        "the database it replaced is kept as {} (with its -wal file, if any): delete it once the server runs well",
+                        previous.display()
+                    );
+                }
+            })
+        }
+    };
+    match done {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            complain!("chat-server: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--check-config FILE`: validates everything that can be checked without
+/// binding a port or opening the store, and prints the effective configuration as
+/// TOML, each value with where it came from.
+fn check_config(settings: &Settings) -> ExitCode {
+    use clap::CommandFactory as _;
+    let mut problems = Vec::new();
+    if let Err(error) = build_config(settings) {
+        problems.push(format!("{error:#}"));
+    }
+    let cli = &settings.cli;
+    if cli.ip.is_none() {
+        problems.push(
+            "no address to listen on: set ip and port in the file, or give them on the command line".to_owned(),
+        );
+    } else if let (Some(ip), Some(port)) = (&cli.ip, cli.port)
+        && let Err(error) = parse_address(ip, port)
+    {
+        problems.push(format!("{error:#}"));
+    }
+    if let (Some(cert), Some(key)) = (&cli.tls_cert, &cli.tls_key)
+        && let Err(error) = palaver_server::ServerTls::from_files(cert, key)
+    {
+        problems.push(format!("{error:#}"));
+    }
+    let path = cli
+        .check_config
+        .as_deref()
+        .unwrap_or(std::path::Path::new("-"));
+    say!(
+        "# The configuration chat-server would run with: {} and the command line.",
+        path.display()
+    );
+    say!("# Each value's comment says where it comes from.");
+    for arg in Cli::command().get_arguments() {
+        let id = arg.get_id().as_str();
+        if palaver_server::config_file::NOT_IN_FILE.contains(&arg.get_long().unwrap_or(id))
+            || id == "action"
+        {
+            continue;
+        }
+        let key = arg.get_long().unwrap_or(id);
+        let source = settings.source_of(id, arg.get_long());
+        let values: Vec<String> = settings
+            .matches
+            .get_raw(id)
+            .map(|raw| {
+                raw.map(|value| value.to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let shown = match (id, values.as_slice()) {
+            // In the file, `oper` means the [[oper]] tables listed below.
+            ("opers", []) => continue,
+            (_, []) => {
+                say!("# {key} (not set)");
+                continue;
+            }
+            ("password", _) => "\"<redacted>\"".to_owned(),
+            ("opers", values) => toml_list(values.iter().map(|value| {
+                format!("{}:<redacted>", value.split(':').next().unwrap_or_default())
+            })),
+            (_, values) if matches!(arg.get_action(), clap::ArgAction::Append) => {
+                toml_list(values.iter().cloned())
+            }
+            (_, [value]) => toml_scalar(value),
+            (_, values) => toml_list(values.iter().cloned()),
+        };
+        say!("{key} = {shown}  # {source}");
+    }
+    if let Some((path, file)) = &settings.file {
+        for oper in &file.opers {
+            say!("# [[oper]] {} ({})", oper.name, path.display());
+        }
+    }
+    if problems.is_empty() {
+        say!("# The configuration is valid.");
+        ExitCode::SUCCESS
+    } else {
+        complain!(
+            "chat-server: invalid configuration:\n  {}",
+            problems.join("\n  ")
+        );
+        ExitCode::FAILURE
+    }
+}
+
+/// A value as TOML: numbers and booleans bare, anything else a quoted string.
+fn toml_scalar(value: &str) -> String {
+    let bare = value == "true"
+        || value == "false"
+        || (value.parse::<f64>().is_ok() && value.chars().all(|c| c.is_ascii_digit() || c == '.'));
+    if bare {
+        value.to_owned()
+    } else {
+        format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""))
+    }
+}
+
+fn toml_list(values: impl Iterator<Item = String>) -> String {
+    let items: Vec<String> = values.map(|value| toml_scalar(&value)).collect();
+    format!("[{}]", items.join(", "))
 }
 
 /// Says how much log and status output was lost to failed writes (a log reader that
@@ -444,41 +708,34 @@ fn init_logging(level: &str) {
         .init();
 }
 
-fn start(cli: Cli) -> anyhow::Result<()> {
+fn start(settings: Settings, args: Vec<OsString>) -> anyhow::Result<()> {
+    let cli = &settings.cli;
     let (Some(ip), Some(port)) = (&cli.ip, cli.port) else {
-        anyhow::bail!("give the address and port to listen on, e.g. chat-server 127.0.0.1 6667");
+        anyhow::bail!(
+            "give the address and port to listen on, e.g. chat-server 127.0.0.1 6667 (or ip and port in the --config file)"
+        );
     };
     let addr = parse_address(ip, port)?;
     let extra_listeners = cli.listen.clone();
-    let mut config = build_config(&cli)?;
-    config.store = Some(open_store(&cli)?);
-    config.tls = open_tls(&cli, &config.server_name, addr)?;
-    if config.tls.as_ref().is_some_and(|tls| !tls.is_self_signed()) && !cli.sts_duration.is_zero() {
-        // TLS is served on the main port (auto) and on every tls listener: point
-        // clients to the main one.
-        config.sts = Some(palaver_server::StsPolicy {
-            port: addr.port(),
-            duration: cli.sts_duration,
-        });
-    }
+    let mut config = build_config(&settings)?;
+    config.store = Some(open_store(cli)?);
+    config.tls = open_tls(cli, &config.server_name, addr)?;
+    let real_certificate = config.tls.as_ref().is_some_and(|tls| !tls.is_self_signed());
+    config.sts = sts_policy(cli, addr, real_certificate);
     if config.tls.is_none() && cli.listen.iter().any(|(_, mode)| *mode == ListenMode::Tls) {
         anyhow::bail!("a --listen .../tls listener needs TLS, which --no-tls turned off");
     }
     let fd_budget = raise_fd_limit().map(|limit| FdBudget::new(limit, &config));
-    config.limits.max_clients = match (&fd_budget, cli.max_clients) {
-        (Some(budget), Some(asked)) if asked > budget.max_clients => {
-            tracing::warn!(
-                asked,
-                allowed = budget.max_clients,
-                fd_limit = budget.limit,
-                "--max-clients is more than the file descriptor limit allows; lowered"
-            );
-            budget.max_clients
-        }
-        (_, Some(asked)) => asked,
-        (Some(budget), None) => budget.max_clients,
-        (None, None) => DEFAULT_MAX_CLIENTS,
-    };
+    config.limits.max_clients = max_clients(fd_budget, cli.max_clients);
+    let reloader = palaver_server::Reloader::new(ReloadFromOptions {
+        path: cli.config.clone(),
+        fixed: restart_only(cli),
+        args,
+        addr,
+        fd_budget,
+        real_certificate,
+    });
+    config.reloader = Some(reloader.clone());
     // This runtime only accepts connections and waits for signals: the connections
     // themselves are served by driver threads with runtimes of their own.
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -516,13 +773,131 @@ fn start(cli: Cli) -> anyhow::Result<()> {
             ),
             None => say!("max clients {}", config.limits.max_clients),
         };
-        tokio::spawn(reload_certificate(config.tls.clone(), hangup));
+        tokio::spawn(reload_certificate(config.tls.clone()));
+        tokio::spawn(reload_on_hangup(reloader, hangup));
         palaver_server::run_listeners(listeners, config, shutdown)
             .await
             .context("server stopped with an error")?;
         say!("palaver stopped");
         Ok(())
     })
+}
+
+/// The STS policy to offer: only with a certificate clients can verify (never the
+/// self-signed one, which would lock them out), for the main port.
+fn sts_policy(
+    cli: &Cli,
+    addr: SocketAddr,
+    real_certificate: bool,
+) -> Option<palaver_server::StsPolicy> {
+    (real_certificate && !cli.sts_duration.is_zero()).then(|| palaver_server::StsPolicy {
+        // TLS is served on the main port (auto) and on every tls listener: point
+        // clients to the main one.
+        port: addr.port(),
+        duration: cli.sts_duration,
+    })
+}
+
+/// `--max-clients`, bounded by what the file-descriptor limit allows.
+fn max_clients(fd_budget: Option<FdBudget>, asked: Option<usize>) -> usize {
+    match (fd_budget, asked) {
+        (Some(budget), Some(asked)) if asked > budget.max_clients => {
+            tracing::warn!(
+                asked,
+                allowed = budget.max_clients,
+                fd_limit = budget.limit,
+                "--max-clients is more than the file descriptor limit allows; lowered"
+            );
+            budget.max_clients
+        }
+        (_, Some(asked)) => asked,
+        (Some(budget), None) => budget.max_clients,
+        (None, None) => DEFAULT_MAX_CLIENTS,
+    }
+}
+
+/// The options a running server cannot change (listeners, the store, TLS files,
+/// logging), as (option, value) pairs: a reload that finds them changed says they
+/// need a restart.
+fn restart_only(cli: &Cli) -> Vec<(&'static str, String)> {
+    let listen: Vec<String> = cli
+        .listen
+        .iter()
+        .map(|(addr, mode)| format!("{addr}/{mode:?}"))
+        .collect();
+    vec![
+        ("ip", format!("{:?}", cli.ip)),
+        ("port", format!("{:?}", cli.port)),
+        ("listen", listen.join(",")),
+        ("data-dir", cli.data_dir.display().to_string()),
+        ("ephemeral", cli.ephemeral.to_string()),
+        ("fsync", format!("{:?}", cli.fsync)),
+        ("no-tls", cli.no_tls.to_string()),
+        ("tls-cert", format!("{:?}", cli.tls_cert)),
+        ("tls-key", format!("{:?}", cli.tls_key)),
+        ("log-level", cli.log_level.clone()),
+    ]
+}
+
+/// How `chat-server` reads its configuration again (SIGHUP, REHASH): the same
+/// command line and the `--config` file as they are now.
+struct ReloadFromOptions {
+    /// The `--config` file, if any (named in messages).
+    path: Option<PathBuf>,
+    /// [`restart_only`] at start.
+    fixed: Vec<(&'static str, String)>,
+    /// The command line the server started with.
+    args: Vec<OsString>,
+    addr: SocketAddr,
+    fd_budget: Option<FdBudget>,
+    real_certificate: bool,
+}
+
+impl palaver_server::ConfigSource for ReloadFromOptions {
+    fn load(&self) -> Result<palaver_server::Reloaded, Vec<String>> {
+        let settings = Settings::load(&self.args).map_err(|error| match error {
+            SettingsError::Usage(error) => vec![error.to_string()],
+            SettingsError::File(problems) => problems,
+        })?;
+        let mut config = build_config(&settings).map_err(|error| vec![format!("{error:#}")])?;
+        config.limits.max_clients = max_clients(self.fd_budget, settings.cli.max_clients);
+        config.sts = sts_policy(&settings.cli, self.addr, self.real_certificate);
+        let now = restart_only(&settings.cli);
+        let needs_restart = self
+            .fixed
+            .iter()
+            .zip(&now)
+            .filter(|(before, after)| before != after)
+            .map(|((name, _), _)| (*name).to_owned())
+            .collect();
+        Ok(palaver_server::Reloaded {
+            config,
+            needs_restart,
+        })
+    }
+
+    fn describe(&self) -> String {
+        match &self.path {
+            Some(path) => path.display().to_string(),
+            None => "command line".to_owned(),
+        }
+    }
+}
+
+/// Turns each SIGHUP into a reload request (the server logs the outcome and tells
+/// its operators).
+async fn reload_on_hangup(
+    reloader: palaver_server::Reloader,
+    #[cfg(unix)] mut hangup: tokio::signal::unix::Signal,
+    #[cfg(not(unix))] _hangup: (),
+) {
+    #[cfg(unix)]
+    while hangup.recv().await.is_some() {
+        tracing::info!("SIGHUP received: reading the configuration again");
+        reloader.request();
+    }
+    #[cfg(not(unix))]
+    drop(reloader);
 }
 
 /// `--threads`: a count of at least one, refused in words a user understands
@@ -590,7 +965,8 @@ async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
     })
 }
 
-fn build_config(cli: &Cli) -> anyhow::Result<Config> {
+fn build_config(settings: &Settings) -> anyhow::Result<Config> {
+    let cli = &settings.cli;
     let mut config = Config {
         server_name: cli.server_name.clone(),
         server_description: cli.server_description.clone(),
@@ -685,15 +1061,12 @@ fn build_config(cli: &Cli) -> anyhow::Result<Config> {
         problems.push("--history-max-messages must be at least 1 (or --no-history)".to_owned());
     }
     if cli.ephemeral
-        && std::env::args_os().any(|arg| arg.to_string_lossy().starts_with("--data-dir"))
+        && settings.matches.value_source("data_dir") == Some(clap::parser::ValueSource::CommandLine)
     {
         problems.push("--ephemeral keeps everything in memory: leave out --data-dir".to_owned());
     }
-    if let Some(path) = &cli.config {
-        match palaver_server::opers::load_config_file(path) {
-            Ok(opers) => config.opers.extend(opers),
-            Err(found) => problems.extend(found),
-        }
+    if let Some((_, file)) = &settings.file {
+        config.opers.extend(file.opers.iter().cloned());
     }
     for flag in &cli.opers {
         match palaver_server::opers::OperCredential::from_flag(flag) {

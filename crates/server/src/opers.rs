@@ -8,12 +8,11 @@
 //! blocking pool, outside the world lock (see `handlers::deferred`).
 
 use std::fmt;
-use std::path::Path;
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2};
-use serde::Deserialize;
+use toml::de::DeValue;
 
 /// One operator: a name for `OPER` and the argon2id hash of its password.
 #[derive(Clone, PartialEq, Eq)]
@@ -97,58 +96,56 @@ fn check_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The TOML configuration file (`--config FILE`).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    #[serde(default)]
-    oper: Vec<FileOper>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileOper {
-    name: String,
-    password_hash: String,
-}
-
-/// Reads the configuration file at `path`: its operators, or every problem found in
-/// it (all of them at once, each a sentence naming the file).
-pub fn load_config_file(path: &Path) -> Result<Vec<OperCredential>, Vec<String>> {
-    let text = std::fs::read_to_string(path).map_err(|error| {
-        vec![format!(
-            "cannot read the config file {}: {error}",
-            path.display()
-        )]
-    })?;
-    parse_config(&text).map_err(|problems| {
-        problems
-            .into_iter()
-            .map(|problem| format!("{}: {problem}", path.display()))
-            .collect()
-    })
-}
-
-/// Parses the configuration file's text (see [`load_config_file`]).
-pub fn parse_config(text: &str) -> Result<Vec<OperCredential>, Vec<String>> {
-    let file: FileConfig = toml::from_str(text)
-        .map_err(|error| vec![error.to_string().trim_end().replace('\n', "\n    ")])?;
+/// The `[[oper]]` entries of the configuration file (see `config_file`), each a
+/// table of `name` and `password_hash`: every problem found, all at once.
+pub(crate) fn parse_oper_tables(value: &DeValue<'_>) -> Result<Vec<OperCredential>, Vec<String>> {
+    let Some(entries) = value.as_array() else {
+        return Err(vec![
+            "operators are [[oper]] tables with a name and a password_hash (the file never holds plain passwords)"
+                .to_owned(),
+        ]);
+    };
     let mut problems = Vec::new();
     let mut opers: Vec<OperCredential> = Vec::new();
-    for (index, oper) in file.oper.iter().enumerate() {
-        let which = format!("[[oper]] #{} ('{}')", index + 1, oper.name);
-        if let Err(problem) = check_name(&oper.name) {
+    for (index, entry) in entries.iter().enumerate() {
+        let which = format!("[[oper]] #{}", index + 1);
+        let Some(table) = entry.get_ref().as_table() else {
+            problems.push(format!("{which} is not a table"));
+            continue;
+        };
+        let text = |key: &str| {
+            table
+                .get(key)
+                .and_then(|value| value.get_ref().as_str())
+                .map(str::to_owned)
+        };
+        for key in table.keys() {
+            let key = key.get_ref().as_ref();
+            if key != "name" && key != "password_hash" {
+                problems.push(format!(
+                    "{which}: unknown key '{key}' (an oper has name and password_hash)"
+                ));
+            }
+        }
+        let (Some(name), Some(password_hash)) = (text("name"), text("password_hash")) else {
+            problems.push(format!(
+                "{which}: needs a name and a password_hash, both strings"
+            ));
+            continue;
+        };
+        let which = format!("{which} ('{name}')");
+        if let Err(problem) = check_name(&name) {
             problems.push(format!("{which}: {problem}"));
         }
-        if let Err(problem) = check_hash(&oper.password_hash) {
+        if let Err(problem) = check_hash(&password_hash) {
             problems.push(format!("{which}: password_hash {problem}"));
         }
-        if opers.iter().any(|seen| seen.name == oper.name) {
+        if opers.iter().any(|seen| seen.name == name) {
             problems.push(format!("{which}: the name is used twice"));
         }
         opers.push(OperCredential {
-            name: oper.name.clone(),
-            password_hash: oper.password_hash.clone(),
+            name,
+            password_hash,
         });
     }
     if problems.is_empty() {
@@ -161,6 +158,7 @@ pub fn parse_config(text: &str) -> Result<Vec<OperCredential>, Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use toml::de::DeTable;
 
     #[test]
     fn hashes_verify_and_wrong_passwords_do_not() {
@@ -183,6 +181,15 @@ mod tests {
         let error = OperCredential::from_flag("bad name:topsecret").expect_err("space");
         assert!(!error.contains("topsecret"), "{error}");
         assert!(!format!("{oper:?}").contains("argon2id$"));
+    }
+
+    /// The `[[oper]]` entries of a configuration file's text.
+    fn parse_config(text: &str) -> Result<Vec<OperCredential>, Vec<String>> {
+        let table = DeTable::parse(text).map_err(|error| vec![error.to_string()])?;
+        match table.get_ref().get("oper") {
+            Some(value) => parse_oper_tables(value.get_ref()),
+            None => Ok(Vec::new()),
+        }
     }
 
     #[test]
@@ -209,6 +216,6 @@ mod tests {
         let unknown = parse_config("[[oper]]\nname = \"x\"\npasword_hash = \"y\"\n")
             .expect_err("typo in a key");
         assert!(unknown[0].contains("pasword_hash"), "{unknown:#?}");
-        assert!(parse_config("motd = 1\n").is_err());
+        assert!(parse_config("oper = \"root:secret\"\n").is_err());
     }
 }

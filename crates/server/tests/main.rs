@@ -29,6 +29,7 @@ mod server_info;
 mod bot;
 mod monitor;
 mod oper;
+mod operations;
 mod setname;
 mod whox;
 // TLS, HTTP and WebSocket on the IRC port.

@@ -240,20 +240,25 @@ async fn config_errors_are_reported_all_at_once() {
     )
     .expect("write config");
     let path = path.to_string_lossy().into_owned();
+    let mut server = ServerProcess::spawn(&["127.0.0.1", "0", "--config", &path]);
+    let (status, stderr) = server.wait_exit();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("one word"), "{stderr}");
+    assert!(stderr.contains("not a PHC string"), "{stderr}");
+    // Without the file's problems, the command line's are reported together.
     let mut server = ServerProcess::spawn(&[
         "127.0.0.1",
         "0",
-        "--config",
-        &path,
         "--oper",
         "nocolon",
+        "--oper",
+        "a b:pw",
         "--max-clients",
         "5",
     ]);
     let (status, stderr) = server.wait_exit();
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("one word"), "{stderr}");
-    assert!(stderr.contains("not a PHC string"), "{stderr}");
     assert!(stderr.contains("--oper value has no ':'"), "{stderr}");
     assert!(
         !stderr.contains("nocolon"),
@@ -267,14 +272,15 @@ async fn config_errors_are_reported_all_at_once() {
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("opers"), "{stderr}");
 
-    // Without --hash-password the address and port are required.
+    // Without --hash-password (or a --config file giving them) the address and
+    // port are required, and the message shows how to give them.
     let output = Command::new(env!("CARGO_BIN_EXE_chat-server"))
         .stdin(Stdio::null())
         .output()
         .expect("run chat-server");
-    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(output.status.code(), Some(1));
     assert!(
-        String::from_utf8_lossy(&output.stderr).contains("<IP>"),
+        String::from_utf8_lossy(&output.stderr).contains("e.g. chat-server 127.0.0.1 6667"),
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );

@@ -49,11 +49,10 @@
 //!
 //! # Backups
 //! The database is `palaver.db` (plus `palaver.db-wal` and `palaver.db-shm` while
-//! open) in the data directory. Do not copy the files of a running server: use
-//! `sqlite3 palaver.db "VACUUM INTO '/backups/palaver-$(date +%F).db'"` or the
-//! `.backup` command of the `sqlite3` shell (SQLite's online backup), which take a
-//! consistent snapshot while the server keeps writing. A stopped server's directory
-//! can be copied as is.
+//! open) in the data directory. Do not copy the files of a running server: [`backup`]
+//! (`chat-server backup`) takes a consistent snapshot with SQLite's online backup
+//! while the server keeps writing, and [`restore`] (`chat-server restore`) puts one
+//! back into a stopped server's directory, keeping the database it replaces.
 
 mod error;
 mod sqlite;
@@ -65,7 +64,8 @@ pub mod conformance;
 
 pub use crate::error::{AppendError, AppendRejected, BackendError, StoreError};
 pub use crate::sqlite::{
-    CommitHook, DATABASE_FILE, LOCK_FILE, SqliteOptions, SqliteStore, SyncMode,
+    BackupSummary, CommitHook, DATABASE_FILE, LOCK_FILE, RestoreSummary, SqliteOptions,
+    SqliteStore, SyncMode, backup, restore,
 };
 pub use crate::store::{Store, StoreFuture};
 pub use crate::types::{

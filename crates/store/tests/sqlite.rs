@@ -350,3 +350,84 @@ async fn fsync_full_and_the_commit_hook() {
     assert!(seen.load(Ordering::SeqCst) >= last);
     assert_eq!(store.latest(&chan, None, 1000).await.expect("q").len(), 100);
 }
+
+#[tokio::test]
+async fn a_backup_taken_while_the_store_writes_restores_everything_committed() {
+    let dir = tempdir();
+    let live = dir.path().join("live");
+    let chan = TargetKey::channel("#keep");
+    let store = SqliteStore::open(&live).expect("open");
+    store
+        .create_account(account("alice"))
+        .await
+        .expect("account");
+    let first: Vec<_> = (0..40)
+        .map(|i| message(&chan, i, 1000 + i as i64))
+        .collect();
+    for m in &first {
+        store.append(m.clone()).expect("append");
+    }
+    store.flush().await.expect("flush");
+
+    // The store stays open (a running server): the copy is taken beside it.
+    let copy = dir.path().join("palaver-backup.db");
+    let summary = palaver_store::backup(&live, &copy).expect("backup");
+    assert_eq!(summary.source, live.join(DATABASE_FILE));
+    assert!(summary.bytes > 0);
+    assert_eq!(std::fs::metadata(&copy).expect("copy").len(), summary.bytes);
+    // Never overwritten.
+    let again = palaver_store::backup(&live, &copy).expect_err("exists");
+    assert_one_sentence(&again, &copy);
+
+    // Written after the backup: not in it.
+    let later = message(&chan, 99, 9000);
+    store.append(later.clone()).expect("append");
+    store.flush().await.expect("flush");
+
+    // A restore into a directory in use is refused, and changes nothing.
+    let refused = palaver_store::restore(&live, &copy).expect_err("server running");
+    assert!(matches!(refused, StoreError::Locked { .. }), "{refused:?}");
+    drop(store);
+
+    let summary = palaver_store::restore(&live, &copy).expect("restore");
+    let previous = summary.previous.expect("the replaced database is kept");
+    assert!(previous.is_file());
+    let store = SqliteStore::open(&live).expect("open the restored database");
+    assert_eq!(
+        store.account("alice").await.expect("get"),
+        Some(account("alice"))
+    );
+    assert_eq!(store.latest(&chan, None, 100).await.expect("latest"), first);
+    drop(store);
+
+    // The replaced database is whole, the message written after the backup included.
+    let aside = dir.path().join("aside");
+    std::fs::create_dir(&aside).expect("dir");
+    std::fs::rename(&previous, aside.join(DATABASE_FILE)).expect("move");
+    let wal = std::path::PathBuf::from(format!("{}-wal", previous.display()));
+    if wal.exists() {
+        std::fs::rename(&wal, aside.join(format!("{DATABASE_FILE}-wal"))).expect("move wal");
+    }
+    let old = SqliteStore::open(&aside).expect("open the replaced database");
+    let got = old.latest(&chan, None, 100).await.expect("latest");
+    assert_eq!(got.last(), Some(&later));
+}
+
+#[test]
+fn restore_refuses_what_is_not_an_intact_palaver_database() {
+    let dir = tempdir();
+    let foreign = dir.path().join("notes.db");
+    let other = rusqlite::Connection::open(&foreign).expect("create");
+    other
+        .execute_batch("CREATE TABLE notes (body TEXT)")
+        .expect("table");
+    drop(other);
+    let data = dir.path().join("data");
+    let e = palaver_store::restore(&data, &foreign).expect_err("foreign");
+    assert!(matches!(e, StoreError::Corrupt { .. }), "{e:?}");
+    assert_one_sentence(&e, &foreign);
+    assert!(!data.join(DATABASE_FILE).exists());
+
+    let missing = palaver_store::backup(&data, &dir.path().join("out.db")).expect_err("none");
+    assert_one_sentence(&missing, &data.join(DATABASE_FILE));
+}

@@ -83,6 +83,9 @@ pub(crate) enum Deferred {
     DropChannels { keys: Vec<String> },
     /// NickServ CERT, SASL EXTERNAL: client certificate fingerprints in the store.
     Certfp(super::certfp::Job),
+    /// `REHASH`: read the configuration again (see `crate::reload`); `by` is the
+    /// operator's nick, for the log and the operators' NOTICE.
+    Rehash { by: String },
 }
 
 impl fmt::Debug for Deferred {
@@ -129,6 +132,7 @@ impl fmt::Debug for Deferred {
                 f.debug_struct("DropChannels").field("keys", keys).finish()
             }
             Self::Certfp(job) => f.debug_tuple("Certfp").field(job).finish(),
+            Self::Rehash { by } => f.debug_struct("Rehash").field("by", by).finish(),
         }
     }
 }
@@ -181,6 +185,8 @@ pub(crate) enum Completion {
     ChannelsDropped { count: usize },
     /// What a certificate job found.
     Certfp(super::certfp::Done),
+    /// Whether a `REHASH` found a configuration source to reload from.
+    Rehashed { ran: bool },
 }
 
 impl Deferred {
@@ -188,7 +194,7 @@ impl Deferred {
     async fn work(self, shared: &Shared) -> Completion {
         match self {
             Self::VerifyOper { name, password } => {
-                let opers = &shared.config.opers;
+                let opers = &shared.config().opers;
                 let known = opers.iter().find(|oper| oper.name == name);
                 // An unknown name is checked against some hash anyway, so the time
                 // taken does not reveal which names exist (the reply doesn't either).
@@ -345,6 +351,18 @@ impl Deferred {
             }
             // The store's own threads do the work: no permit needed.
             Self::Certfp(job) => Completion::Certfp(super::certfp::work(&*shared.store, job).await),
+            Self::Rehash { by } => {
+                let reloader = shared.config().reloader.clone();
+                let ran = match reloader {
+                    // The outcome reaches every operator from `reload` itself.
+                    Some(reloader) => {
+                        let _ = crate::reload::reload(shared, &reloader, &by).await;
+                        true
+                    }
+                    None => false,
+                };
+                Completion::Rehashed { ran }
+            }
         }
     }
 }
@@ -429,6 +447,7 @@ impl fmt::Debug for Completion {
                 .field("count", count)
                 .finish(),
             Self::Certfp(done) => f.debug_tuple("Certfp").field(done).finish(),
+            Self::Rehashed { ran } => f.debug_struct("Rehashed").field("ran", ran).finish(),
         }
     }
 }
@@ -472,6 +491,7 @@ impl Completion {
             }
             Self::ChannelsDropped { count } => chanserv::founded_dropped(ctx, count),
             Self::Certfp(done) => super::certfp::finish(ctx, done),
+            Self::Rehashed { ran } => oper::rehashed(ctx, ran),
         }
     }
 }

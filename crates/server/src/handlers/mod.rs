@@ -175,6 +175,7 @@ fn lookup(name: &str) -> Option<Command> {
         "OPER" => (oper::oper, false),
         "KILL" => (oper::kill, false),
         "WALLOPS" => (oper::wallops, false),
+        "REHASH" => (oper::rehash, false),
         "BATCH" => (multiline::batch, false),
         "INFO" => (server_info::info, false),
         "LINKS" => (server_info::links, false),

@@ -1,5 +1,5 @@
-//! IRC operators: `OPER` (checked off the world lock, see [`super::deferred`]) and
-//! `KILL`.
+//! IRC operators: `OPER` (checked off the world lock, see [`super::deferred`]),
+//! `KILL`, `WALLOPS` and `REHASH`.
 //!
 //! A wrong password and an unknown operator name get the same reply,
 //! `464 ERR_PASSWDMISMATCH`, after the same amount of work, so `OPER` cannot be used
@@ -122,6 +122,40 @@ pub(super) fn wallops(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         if client.is_registered() && (client.wallops || client.id == ctx.id) {
             client.send(line.clone());
         }
+    }
+}
+
+/// `REHASH`: operators only; reads the configuration again (see `crate::reload`).
+/// `382 RPL_REHASHING` says it started; the outcome comes as a server NOTICE to
+/// every operator, or, if this server cannot reload, as a NOTICE from [`rehashed`].
+pub(super) fn rehash(ctx: &mut Ctx<'_>, _msg: &Message<'_>) {
+    if !is_oper(ctx) {
+        return;
+    }
+    let source = ctx.world.config.reloader.as_ref().map_or_else(
+        || "configuration".to_owned(),
+        |reloader| reloader.describe(),
+    );
+    ctx.numeric(RPL_REHASHING)
+        .param(&source)
+        .trailing("Rehashing")
+        .send();
+    tracing::info!(oper = %ctx.me().nick(), "REHASH");
+    ctx.deferred = Some(Deferred::Rehash {
+        by: ctx.me().nick().to_owned(),
+    });
+}
+
+/// Completes `REHASH`: a reload that ran was already told to every operator;
+/// only "there is nothing to reload" is said here.
+pub(super) fn rehashed(ctx: &mut Ctx<'_>, ran: bool) {
+    if !ran {
+        let nick = ctx.me().nick().to_owned();
+        ctx.world
+            .server_line(ctx.id, "NOTICE")
+            .param(&nick)
+            .trailing("*** This server cannot reload its configuration (it was not started from options it can read again)")
+            .send();
     }
 }
 

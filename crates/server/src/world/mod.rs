@@ -523,6 +523,20 @@ impl World {
         self.census.invisible
     }
 
+    /// A server NOTICE (`*** text`) to every registered operator: what they must
+    /// hear about the server itself (a reload, a ban), whoever caused it. A scan of
+    /// all clients: these events are rare.
+    pub(crate) fn notice_opers(&self, text: &str) {
+        for client in self.clients.values() {
+            if client.oper && client.is_registered() {
+                self.server_line(client.id, "NOTICE")
+                    .param(client.nick())
+                    .trailing(&format!("*** {text}"))
+                    .send();
+            }
+        }
+    }
+
     /// Records that a client which counted as `before` in the census now counts as
     /// `after` (see [`Client::census`]); call it around every change of
     /// registration, `+i` or operator status.

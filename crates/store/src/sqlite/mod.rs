@@ -7,6 +7,7 @@
 //! reply, so the store needs no particular async runtime and a slow query never
 //! blocks a server thread.
 
+mod backup;
 mod schema;
 mod sql;
 mod writer;
@@ -22,6 +23,7 @@ use std::time::Duration;
 use rusqlite::{Connection, Transaction};
 use tokio::sync::{oneshot, watch};
 
+pub use self::backup::{BackupSummary, RestoreSummary, backup, restore};
 use self::sql::{FIRST, LAST, Pos};
 pub use self::writer::CommitHook;
 use self::writer::{Job, Queue, WriterCache, in_savepoint};
@@ -178,6 +180,33 @@ pub(crate) fn classify(e: rusqlite::Error, path: &Path, operation: &'static str)
     }
 }
 
+/// Takes the data directory's lock (`palaver.lock`), which a store holds for its
+/// whole life and `restore` while it swaps files: one process at a time.
+fn lock_data_dir(data_dir: &Path) -> Result<File, StoreError> {
+    let lock_path = data_dir.join(LOCK_FILE);
+    let lock = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|source| StoreError::Open {
+            path: lock_path.clone(),
+            operation: "open lock file",
+            source: Box::new(source),
+        })?;
+    match lock.try_lock() {
+        Ok(()) => Ok(lock),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Locked {
+            path: data_dir.join(DATABASE_FILE),
+        }),
+        Err(std::fs::TryLockError::Error(source)) => Err(StoreError::Open {
+            path: lock_path,
+            operation: "lock",
+            source: Box::new(source),
+        }),
+    }
+}
+
 /// Distinguishes in-memory databases of one process.
 static MEMORY_DATABASES: AtomicU64 = AtomicU64::new(0);
 
@@ -201,30 +230,7 @@ impl SqliteStore {
             source,
         })?;
         let path = data_dir.join(DATABASE_FILE);
-        let lock_path = data_dir.join(LOCK_FILE);
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|source| StoreError::Open {
-                path: lock_path.clone(),
-                operation: "open lock file",
-                source: Box::new(source),
-            })?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(StoreError::Locked { path });
-            }
-            Err(std::fs::TryLockError::Error(source)) => {
-                return Err(StoreError::Open {
-                    path: lock_path,
-                    operation: "lock",
-                    source: Box::new(source),
-                });
-            }
-        }
+        let lock = lock_data_dir(data_dir)?;
         let uri = path.to_string_lossy().into_owned();
         Self::start(path, &uri, true, options, Some(lock))
     }
