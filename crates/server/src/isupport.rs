@@ -5,7 +5,7 @@ use crate::config::Config;
 use crate::world::CASEMAPPING;
 
 /// Most tokens in one 005 line (modern.ircdocs.horse recommends at most 13).
-const TOKENS_PER_LINE: usize = 13;
+pub(crate) const TOKENS_PER_LINE: usize = 13;
 
 /// The tokens, in the order we announce them.
 pub(crate) fn tokens(config: &Config) -> Vec<String> {
@@ -61,4 +61,38 @@ pub(crate) fn lines(config: &Config) -> Vec<Vec<String>> {
         .chunks(TOKENS_PER_LINE)
         .map(<[String]>::to_vec)
         .collect()
+}
+
+/// What changed between two configurations' tokens, as 005 tokens: new or changed
+/// ones as they are now, removed ones as `-NAME` (the ISUPPORT rule for withdrawing
+/// a token). Sent to registered clients after a reload.
+pub(crate) fn changes(before: &Config, after: &Config) -> Vec<String> {
+    let name = |token: &str| token.split('=').next().unwrap_or(token).to_owned();
+    let (old, new) = (tokens(before), tokens(after));
+    let mut changed: Vec<String> = new.iter().filter(|t| !old.contains(t)).cloned().collect();
+    for gone in &old {
+        let key = name(gone);
+        if !new.iter().any(|t| name(t) == key) {
+            changed.push(format!("-{key}"));
+        }
+    }
+    changed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_name_new_values_and_withdrawn_tokens() {
+        let before = Config::default();
+        let mut after = Config::default();
+        after.limits.max_channels_per_client = 7;
+        after.history.enabled = false;
+        assert_eq!(
+            changes(&before, &after),
+            ["CHANLIMIT=#:7", "-CHATHISTORY", "-MSGREFTYPES"]
+        );
+        assert!(changes(&before, &before).is_empty());
+    }
 }

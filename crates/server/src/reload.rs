@@ -18,8 +18,8 @@
 //! What "in force" means: commands, new connections and the world use the new
 //! configuration at once; a connection already open keeps the per-connection
 //! limits it opened with (sendq, recvq, pacing, ping times), as a kernel socket
-//! keeps its buffer sizes. The ISUPPORT values announced to clients already
-//! registered are not sent again. Reloads run one at a time.
+//! keeps its buffer sizes. Registered clients are sent the ISUPPORT tokens that
+//! changed (a new `CHANLIMIT`, say), as ergo does. Reloads run one at a time.
 
 use std::fmt;
 use std::sync::Arc;
@@ -142,6 +142,12 @@ pub(crate) async fn reload(
         // old configuration, as if it had opened a moment earlier.
         let mut world = shared.lock_world();
         world.config = Arc::clone(&next);
+        // Clients already registered learn the new limits (005 with the changed
+        // tokens, `-NAME` for withdrawn ones), as at registration.
+        let changes = crate::isupport::changes(&current, &next);
+        if !changes.is_empty() {
+            announce_isupport(&world, &changes);
+        }
     }
     shared.config.store(next);
     let mut notes = Vec::new();
@@ -257,4 +263,20 @@ fn merge(current: &Config, new: Config) -> (Config, Vec<&'static str>, Vec<Strin
 fn tell_opers(shared: &Shared, text: &str) {
     let world = lock(&shared.world);
     world.notice_opers(text);
+}
+
+/// Sends every registered client `RPL_ISUPPORT` with `tokens`, as many to a line
+/// as at registration.
+fn announce_isupport(world: &crate::world::World, tokens: &[String]) {
+    for client in world.clients.values().filter(|c| c.is_registered()) {
+        for chunk in tokens.chunks(crate::isupport::TOKENS_PER_LINE) {
+            let mut reply = world
+                .server_line(client.id, palaver_proto::numeric::RPL_ISUPPORT)
+                .param(client.nick());
+            for token in chunk {
+                reply = reply.param(token);
+            }
+            reply.trailing("are supported by this server").send();
+        }
+    }
 }

@@ -215,6 +215,16 @@ async fn sighup_and_rehash_reload_without_dropping_anyone() {
         report.contains("changed: motd, operators, limits"),
         "{report}"
     );
+    // Registered clients are told the new limit.
+    let told = bob
+        .expect(|line| line.command() == "005" && line.0.contains("CHANLIMIT="))
+        .await;
+    assert!(
+        told.0
+            .ends_with(" 005 bob CHANLIMIT=#:1 :are supported by this server"),
+        "{}",
+        told.0
+    );
     assert_eq!(motd(&mut bob).await, ["second motd"]);
     // The new limit applies to commands at once: bob is in one channel already.
     let refused = ask(&mut bob, "JOIN #second").await;
