@@ -142,6 +142,13 @@ const TOPICS: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "REHASH",
+        &[
+            "REHASH",
+            "Reads the server's configuration again (IRC operators).",
+        ],
+    ),
+    (
         "RENAME",
         &[
             "RENAME <#channel> <#new-name> [:<reason>]",
