@@ -83,6 +83,8 @@ pub(crate) enum Deferred {
     DropChannels { keys: Vec<String> },
     /// NickServ CERT, SASL EXTERNAL: client certificate fingerprints in the store.
     Certfp(super::certfp::Job),
+    /// KLINE, DLINE and their removal: server bans in the store.
+    ServerBan(super::bans::Job),
 }
 
 impl fmt::Debug for Deferred {
@@ -129,6 +131,7 @@ impl fmt::Debug for Deferred {
                 f.debug_struct("DropChannels").field("keys", keys).finish()
             }
             Self::Certfp(job) => f.debug_tuple("Certfp").field(job).finish(),
+            Self::ServerBan(job) => f.debug_tuple("ServerBan").field(job).finish(),
         }
     }
 }
@@ -181,6 +184,8 @@ pub(crate) enum Completion {
     ChannelsDropped { count: usize },
     /// What a certificate job found.
     Certfp(super::certfp::Done),
+    /// What a server-ban job did.
+    ServerBan(super::bans::Done),
 }
 
 impl Deferred {
@@ -345,6 +350,10 @@ impl Deferred {
             }
             // The store's own threads do the work: no permit needed.
             Self::Certfp(job) => Completion::Certfp(super::certfp::work(&*shared.store, job).await),
+            // The store's own threads do the work: no permit needed.
+            Self::ServerBan(job) => {
+                Completion::ServerBan(super::bans::work(&*shared.store, job).await)
+            }
         }
     }
 }
@@ -429,6 +438,7 @@ impl fmt::Debug for Completion {
                 .field("count", count)
                 .finish(),
             Self::Certfp(done) => f.debug_tuple("Certfp").field(done).finish(),
+            Self::ServerBan(done) => f.debug_tuple("ServerBan").field(done).finish(),
         }
     }
 }
@@ -472,6 +482,7 @@ impl Completion {
             }
             Self::ChannelsDropped { count } => chanserv::founded_dropped(ctx, count),
             Self::Certfp(done) => super::certfp::finish(ctx, done),
+            Self::ServerBan(done) => super::bans::finish(ctx, done),
         }
     }
 }
