@@ -97,7 +97,9 @@ impl ServerBans {
         now: Timestamp,
     ) -> Box<dyn Iterator<Item = &ServerBan> + '_> {
         match kind {
-            ServerBanKind::KLine => Box::new(self.klines.iter().filter(move |b| !b.is_expired(now))),
+            ServerBanKind::KLine => {
+                Box::new(self.klines.iter().filter(move |b| !b.is_expired(now)))
+            }
             ServerBanKind::DLine => Box::new(
                 self.dlines
                     .iter()
@@ -160,7 +162,10 @@ pub(crate) fn normalize_kline(text: &str) -> Result<String, &'static str> {
     if text.len() > MAX_MASK_LEN {
         return Err("The mask is too long");
     }
-    if text.chars().any(|c| c.is_whitespace() || c.is_control() || c == '!' || c == ',') {
+    if text
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || c == '!' || c == ',')
+    {
         return Err("A K-line mask is user@host, without spaces, '!' or ','");
     }
     let Some((user, host)) = text.rsplit_once('@') else {
@@ -214,7 +219,9 @@ fn parse_dline(text: &str) -> Result<IpNet, &'static str> {
 /// minutes (as on other servers' KLINE). `None` if `text` is not a duration (it is
 /// then the mask: the duration is optional).
 pub(crate) fn parse_duration(text: &str) -> Option<Result<Duration, &'static str>> {
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     if number.is_empty() {
         return None;
@@ -280,7 +287,10 @@ mod tests {
         assert_eq!(parse_duration("2s"), Some(Ok(Duration::from_secs(2))));
         assert!(matches!(parse_duration("0"), Some(Err(_))));
         assert!(matches!(parse_duration("400d"), Some(Err(_))));
-        assert!(matches!(parse_duration("99999999999999999999"), Some(Err(_))));
+        assert!(matches!(
+            parse_duration("99999999999999999999"),
+            Some(Err(_))
+        ));
         assert_eq!(parse_duration("*@host"), None);
         assert_eq!(parse_duration("10.0.0.1"), None);
         assert_eq!(parse_duration("12x"), None);
@@ -290,15 +300,27 @@ mod tests {
 
     #[test]
     fn masks_are_normalised() {
-        assert_eq!(normalize_kline("~Evil@Bad.Example"), Ok("~evil@bad.example".to_owned()));
+        assert_eq!(
+            normalize_kline("~Evil@Bad.Example"),
+            Ok("~evil@bad.example".to_owned())
+        );
         assert!(normalize_kline("*@*").is_err());
         assert!(normalize_kline("nick!user@host").is_err());
         assert!(normalize_kline("nohost").is_err());
         assert!(normalize_kline(&"a".repeat(200)).is_err());
-        assert_eq!(normalize_dline("192.0.2.77/24"), Ok("192.0.2.0/24".to_owned()));
+        assert_eq!(
+            normalize_dline("192.0.2.77/24"),
+            Ok("192.0.2.0/24".to_owned())
+        );
         assert_eq!(normalize_dline("192.0.2.7"), Ok("192.0.2.7".to_owned()));
-        assert_eq!(normalize_dline("2001:db8::1/64"), Ok("2001:db8::/64".to_owned()));
-        assert_eq!(normalize_dline("::ffff:192.0.2.7"), Ok("192.0.2.7".to_owned()));
+        assert_eq!(
+            normalize_dline("2001:db8::1/64"),
+            Ok("2001:db8::/64".to_owned())
+        );
+        assert_eq!(
+            normalize_dline("::ffff:192.0.2.7"),
+            Ok("192.0.2.7".to_owned())
+        );
         assert!(normalize_dline("10.0.0.0/4").is_err());
         assert!(normalize_dline("example.org").is_err());
     }
@@ -317,7 +339,10 @@ mod tests {
         assert!(bans.kline_for("~EVIL", "h", Some(ip), now).is_some());
         assert!(bans.kline_for("~good", "h", Some(ip), now).is_none());
         let inside: IpAddr = "10.1.2.3".parse().expect("an address");
-        assert!(bans.kline_for("~good", "10.1.2.3", Some(inside), now).is_some());
+        assert!(
+            bans.kline_for("~good", "10.1.2.3", Some(inside), now)
+                .is_some()
+        );
         assert!(bans.dline_for(ip, now).is_some());
         let mapped: IpAddr = "::ffff:192.0.2.9".parse().expect("an address");
         assert!(bans.dline_for(mapped, now).is_some());

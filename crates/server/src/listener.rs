@@ -13,10 +13,10 @@ use tokio_util::task::TaskTracker;
 
 use crate::Shared;
 use crate::admission::Admission;
-use crate::control::{Request, RunOutcome};
-use crate::throttle::ConnectThrottle;
 use crate::config::Config;
+use crate::control::{Request, RunOutcome};
 use crate::driver::Drivers;
+use crate::throttle::ConnectThrottle;
 use crate::transport::opening::ListenMode;
 use crate::wakeup::Accepted;
 

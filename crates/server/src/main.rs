@@ -430,10 +430,7 @@ fn restart() -> ExitCode {
     let error = std::process::Command::new(&program)
         .args(std::env::args_os().skip(1))
         .exec();
-    complain!(
-        "chat-server: cannot restart {}: {error}",
-        program.display()
-    );
+    complain!("chat-server: cannot restart {}: {error}", program.display());
     ExitCode::FAILURE
 }
 

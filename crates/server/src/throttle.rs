@@ -208,22 +208,42 @@ mod tests {
             panic!("the fourth connection should be refused");
         };
         assert!(wait <= Duration::from_secs(1) && wait > Duration::ZERO);
-        assert!(throttle.admit(ip, now + Duration::from_millis(1001)).is_ok());
+        assert!(
+            throttle
+                .admit(ip, now + Duration::from_millis(1001))
+                .is_ok()
+        );
         // Another address is not affected.
-        assert!(throttle.admit("192.0.2.2".parse().expect("an address"), now).is_ok());
+        assert!(
+            throttle
+                .admit("192.0.2.2".parse().expect("an address"), now)
+                .is_ok()
+        );
     }
 
     #[test]
     fn networks_are_shared_and_full_buckets_forgotten() {
         let mut throttle = ConnectThrottle::new(limit(10, 1.0), limit(2, 1.0));
         let now = Instant::now();
-        assert!(throttle.admit("192.0.2.1".parse().expect("an address"), now).is_ok());
-        assert!(throttle.admit("192.0.2.2".parse().expect("an address"), now).is_ok());
+        assert!(
+            throttle
+                .admit("192.0.2.1".parse().expect("an address"), now)
+                .is_ok()
+        );
+        assert!(
+            throttle
+                .admit("192.0.2.2".parse().expect("an address"), now)
+                .is_ok()
+        );
         assert!(matches!(
             throttle.admit("192.0.2.3".parse().expect("an address"), now),
             Err(Refusal::Network(_))
         ));
-        assert!(throttle.admit("198.51.100.1".parse().expect("an address"), now).is_ok());
+        assert!(
+            throttle
+                .admit("198.51.100.1".parse().expect("an address"), now)
+                .is_ok()
+        );
         let v6a: IpAddr = "2001:db8::1".parse().expect("an address");
         let v6b: IpAddr = "2001:db8::ffff:1".parse().expect("an address");
         assert_eq!(network_of(v6a), network_of(v6b));

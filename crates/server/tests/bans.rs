@@ -73,10 +73,7 @@ async fn a_kline_disconnects_matching_users_at_once_and_refuses_them_after() {
     let closed: Vec<String> = bob.expect_closed().await.into_iter().map(|l| l.0).collect();
     assert!(has(&closed, "ERROR :K-lined: spamming"), "{closed:#?}");
     let quit = carol.expect_command("QUIT").await;
-    assert_eq!(
-        quit.0,
-        format!("{} QUIT :K-lined: spamming", src("bob"))
-    );
+    assert_eq!(quit.0, format!("{} QUIT :K-lined: spamming", src("bob")));
 
     // Back again: refused at registration with 465, then ERROR.
     let refused = try_register(&server, "bob").await.err().expect("refused");
@@ -85,7 +82,10 @@ async fn a_kline_disconnects_matching_users_at_once_and_refuses_them_after() {
         "{refused:#?}"
     );
     assert!(
-        has(&refused, "ERROR :Closing Link: 127.0.0.1 (K-lined: spamming)"),
+        has(
+            &refused,
+            "ERROR :Closing Link: 127.0.0.1 (K-lined: spamming)"
+        ),
         "{refused:#?}"
     );
 
@@ -107,7 +107,10 @@ async fn a_kline_disconnects_matching_users_at_once_and_refuses_them_after() {
     // UNKLINE lets them back.
     let lines = ask(&mut alice, "UNKLINE ~bob@*").await;
     assert!(
-        has(&lines, "*** Notice -- alice removed the K-line for [~bob@*]"),
+        has(
+            &lines,
+            "*** Notice -- alice removed the K-line for [~bob@*]"
+        ),
         "{lines:#?}"
     );
     try_register(&server, "bob").await.expect("welcome back");
@@ -142,8 +145,14 @@ async fn ban_commands_are_for_operators_and_check_their_input() {
     }
     oper_up(&mut alice).await;
     for (command, reply) in [
-        ("KLINE", ":test.server 461 alice KLINE :Not enough parameters"),
-        ("KLINE 30m", ":test.server 461 alice KLINE :Not enough parameters"),
+        (
+            "KLINE",
+            ":test.server 461 alice KLINE :Not enough parameters",
+        ),
+        (
+            "KLINE 30m",
+            ":test.server 461 alice KLINE :Not enough parameters",
+        ),
         (
             "KLINE 0 ~x@* :r",
             ":test.server NOTICE alice :*** KLINE: A duration must be more than 0",
@@ -194,7 +203,12 @@ async fn a_dline_by_cidr_refuses_at_connect_and_spares_operators() {
 
     // A new connection is refused before it can say anything.
     let mut refused = server.connect().await;
-    let lines: Vec<String> = refused.expect_closed().await.into_iter().map(|l| l.0).collect();
+    let lines: Vec<String> = refused
+        .expect_closed()
+        .await
+        .into_iter()
+        .map(|l| l.0)
+        .collect();
     assert_eq!(lines, ["ERROR :Closing Link: 127.0.0.1 (D-lined: go away)"]);
 
     assert_eq!(
@@ -219,7 +233,10 @@ async fn an_expired_kline_stops_applying() {
     let mut alice = server.client("alice").await;
     oper_up(&mut alice).await;
     let lines = ask(&mut alice, "KLINE 1s ~bob@* :brief").await;
-    assert!(has(&lines, "temporary K-line (1s) for [~bob@*]"), "{lines:#?}");
+    assert!(
+        has(&lines, "temporary K-line (1s) for [~bob@*]"),
+        "{lines:#?}"
+    );
     // Refused until the second is up (the first try is well within it, unless
     // the machine is very slow: then it is simply let in), then let in.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -263,10 +280,15 @@ async fn a_kline_survives_a_restart() {
     let server = TestServer::with_config(open()).await;
     let refused = try_register(&server, "bob").await.err().expect("refused");
     assert!(
-        has(&refused, "ERROR :Closing Link: 127.0.0.1 (K-lined: for good)"),
+        has(
+            &refused,
+            "ERROR :Closing Link: 127.0.0.1 (K-lined: for good)"
+        ),
         "{refused:#?}"
     );
-    try_register(&server, "carol").await.expect("others are welcome");
+    try_register(&server, "carol")
+        .await
+        .expect("others are welcome");
     server.shutdown().await;
 }
 
@@ -283,7 +305,12 @@ async fn a_connection_flood_is_throttled() {
         admitted.push(try_register(&server, nick).await.expect("within the burst"));
     }
     let mut refused = server.connect().await;
-    let lines: Vec<String> = refused.expect_closed().await.into_iter().map(|l| l.0).collect();
+    let lines: Vec<String> = refused
+        .expect_closed()
+        .await
+        .into_iter()
+        .map(|l| l.0)
+        .collect();
     assert_eq!(lines.len(), 1, "{lines:#?}");
     assert!(
         lines[0].starts_with(
@@ -309,9 +336,17 @@ async fn the_network_limit_counts_every_address_of_it() {
     let _a = server.connect().await;
     let _b = server.connect().await;
     let mut refused = server.connect().await;
-    let lines: Vec<String> = refused.expect_closed().await.into_iter().map(|l| l.0).collect();
+    let lines: Vec<String> = refused
+        .expect_closed()
+        .await
+        .into_iter()
+        .map(|l| l.0)
+        .collect();
     assert!(
-        has(&lines, "(Connecting too fast from your network; try again in "),
+        has(
+            &lines,
+            "(Connecting too fast from your network; try again in "
+        ),
         "{lines:#?}"
     );
     server.shutdown().await;
@@ -330,7 +365,9 @@ async fn stats_uptime_links_and_unknown_letters() {
     for letter in ["m", "x"] {
         assert_eq!(
             ask(&mut bob, &format!("STATS {letter}")).await,
-            [format!(":test.server 219 bob {letter} :End of /STATS report")]
+            [format!(
+                ":test.server 219 bob {letter} :End of /STATS report"
+            )]
         );
     }
     assert_eq!(
@@ -359,7 +396,10 @@ async fn sajoin_sapart_and_sanick_act_as_the_user() {
     // Past the key and +i, as bob's own JOIN would be announced.
     let lines = ask(&mut alice, "SAJOIN bob #locked").await;
     assert!(
-        has(&lines, "*** Notice -- alice used SAJOIN to make bob join #locked"),
+        has(
+            &lines,
+            "*** Notice -- alice used SAJOIN to make bob join #locked"
+        ),
         "{lines:#?}"
     );
     let join = carol.expect_command("JOIN").await;
@@ -421,7 +461,12 @@ async fn die_needs_the_server_name_then_stops_the_server() {
         Some("ERROR :Server shutting down"),
         "{closed:#?}"
     );
-    let closed: Vec<String> = alice.expect_closed().await.into_iter().map(|l| l.0).collect();
+    let closed: Vec<String> = alice
+        .expect_closed()
+        .await
+        .into_iter()
+        .map(|l| l.0)
+        .collect();
     assert!(has(&closed, "*** Notice -- alice used DIE"), "{closed:#?}");
     // Nobody listens any more.
     assert!(
@@ -455,10 +500,17 @@ async fn restart_executes_the_server_again_on_the_same_port() {
     oper_up(&mut alice).await;
     assert_eq!(
         ask(&mut alice, "RESTART").await,
-        [":palaver.local NOTICE alice :*** RESTART: to restart the server, name it: RESTART palaver.local"]
+        [
+            ":palaver.local NOTICE alice :*** RESTART: to restart the server, name it: RESTART palaver.local"
+        ]
     );
     alice.send("RESTART palaver.local").await;
-    let closed: Vec<String> = alice.expect_closed().await.into_iter().map(|l| l.0).collect();
+    let closed: Vec<String> = alice
+        .expect_closed()
+        .await
+        .into_iter()
+        .map(|l| l.0)
+        .collect();
     assert_eq!(
         closed.last().map(String::as_str),
         Some("ERROR :Server restarting"),

@@ -1048,7 +1048,11 @@ where
     let store = make().await;
     assert!(store.server_bans().await.expect("list").is_empty());
     let dline = server_ban(ServerBanKind::DLine, "10.0.0.0/8", None);
-    let kline_b = server_ban(ServerBanKind::KLine, "*@bad.example", Some(1_800_000_000_000));
+    let kline_b = server_ban(
+        ServerBanKind::KLine,
+        "*@bad.example",
+        Some(1_800_000_000_000),
+    );
     let kline_a = server_ban(ServerBanKind::KLine, "~evil@*", None);
     for ban in [&dline, &kline_b, &kline_a] {
         let added = store.add_server_ban(ban.clone(), 100).await.expect("add");
@@ -1060,7 +1064,12 @@ where
     assert_eq!(added.expect("add"), ServerBanAdded::Added);
     assert_eq!(
         store.server_bans().await.expect("list"),
-        [kline_b.clone(), kline_a.clone(), same_mask.clone(), dline.clone()]
+        [
+            kline_b.clone(),
+            kline_a.clone(),
+            same_mask.clone(),
+            dline.clone()
+        ]
     );
 
     // A replacement changes reason, setter and expiry, and stays one ban.
@@ -1156,10 +1165,7 @@ where
         .await
         .expect("expire");
     assert_eq!(removed, 2);
-    assert_eq!(
-        store.server_bans().await.expect("list"),
-        [permanent, later]
-    );
+    assert_eq!(store.server_bans().await.expect("list"), [permanent, later]);
     let removed = store
         .expire_server_bans(Timestamp(2_000))
         .await

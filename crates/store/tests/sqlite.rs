@@ -174,8 +174,10 @@ async fn a_version_1_database_is_migrated() {
     }
     let path = dir.path().join(DATABASE_FILE);
     let raw = rusqlite::Connection::open(&path).expect("open");
-    raw.execute_batch("DROP TABLE account_certfps; DROP TABLE server_ban; PRAGMA user_version = 1;")
-        .expect("downgrade");
+    raw.execute_batch(
+        "DROP TABLE account_certfps; DROP TABLE server_ban; PRAGMA user_version = 1;",
+    )
+    .expect("downgrade");
     let tables: i64 = raw
         .query_row(
             "SELECT count(*) FROM sqlite_schema WHERE name LIKE 'account_certfps%'",

@@ -54,7 +54,10 @@ pub(super) fn sajoin(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     }
     let oper = ctx.me().nick().to_owned();
     tracing::info!(%oper, target = %nick, %channel, "SAJOIN");
-    snote(ctx.world, &format!("{oper} used SAJOIN to make {nick} join {channel}"));
+    snote(
+        ctx.world,
+        &format!("{oper} used SAJOIN to make {nick} join {channel}"),
+    );
 }
 
 /// `SAPART <nick> <#channel> [:<reason>]`.
@@ -83,7 +86,10 @@ pub(super) fn sapart(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     }
     let oper = ctx.me().nick().to_owned();
     tracing::info!(%oper, target = %nick, %channel, "SAPART");
-    snote(ctx.world, &format!("{oper} used SAPART to make {nick} part {channel}"));
+    snote(
+        ctx.world,
+        &format!("{oper} used SAPART to make {nick} part {channel}"),
+    );
 }
 
 /// `SANICK <nick> <new nick>`.
@@ -130,7 +136,10 @@ pub(super) fn sanick(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     as_target.world.nick_claims.remove(&id);
     let oper = ctx.me().nick().to_owned();
     tracing::info!(%oper, from = %old, to = %wanted, "SANICK");
-    snote(ctx.world, &format!("{oper} used SANICK to rename {old} to {wanted}"));
+    snote(
+        ctx.world,
+        &format!("{oper} used SANICK to rename {old} to {wanted}"),
+    );
 }
 
 /// A server notice to the caller.
