@@ -222,11 +222,16 @@ pub struct Limits {
     /// Command pacing; `None` lifts it (tests, benchmarks, trusted bots).
     pub flood: Option<FloodLimit>,
     /// New connections from one IP address (`--connect-burst`, `--connect-rate`);
-    /// `None` lifts it. Loopback is not exempt: see docs/OPERATIONS.md.
+    /// `None` lifts it. Loopback is exempt unless `throttle_loopback` is set.
     pub connect_per_ip: Option<ConnectLimit>,
     /// New connections from one network, a /24 (IPv4) or /64 (IPv6)
     /// (`--connect-network-burst`, `--connect-network-rate`); `None` lifts it.
     pub connect_per_network: Option<ConnectLimit>,
+    /// Throttle connections from loopback too. Off by default: a reverse proxy or
+    /// a local tool (chat-bench) makes everyone one loopback address, which these
+    /// per-address limits would throttle as one client, and a local flood needs a
+    /// shell on the machine, which allows worse (docs/OPERATIONS.md).
+    pub throttle_loopback: bool,
     /// K-lines and D-lines together (operators set them, so they are bounded too).
     pub max_server_bans: usize,
     /// `NICKLEN`.
@@ -309,6 +314,7 @@ impl Default for Limits {
             flood: Some(FloodLimit::default()),
             connect_per_ip: Some(ConnectLimit::PER_IP),
             connect_per_network: Some(ConnectLimit::PER_NETWORK),
+            throttle_loopback: false,
             max_server_bans: 10_000,
             nick_len: 30,
             user_len: 16,

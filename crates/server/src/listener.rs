@@ -143,7 +143,15 @@ pub async fn run_listeners(
     })?;
     shared.lock_world().registry.load(registrations);
     // So are the K-lines and D-lines, before the first accept: a server that cannot
-    // read them does not start (it would let in whoever they keep out).
+    // read them does not start (it would let in whoever they keep out). Those that
+    // expired while it was down are deleted first.
+    if let Err(error) = shared
+        .store
+        .expire_server_bans(palaver_store::Timestamp::now())
+        .await
+    {
+        tracing::warn!(%error, "cannot delete expired server bans");
+    }
     let bans = shared.store.server_bans().await.map_err(|error| {
         io::Error::other(format!("cannot read the server bans (K/D-lines): {error}"))
     })?;
@@ -151,6 +159,7 @@ pub async fn run_listeners(
     let mut throttle = ConnectThrottle::new(
         shared.config.limits.connect_per_ip,
         shared.config.limits.connect_per_network,
+        shared.config.limits.throttle_loopback,
     );
     let mut outcome = RunOutcome::Stopped;
     let admission = Arc::new(Admission::default());
@@ -205,7 +214,8 @@ pub async fn run_listeners(
                 Ok((stream, peer)) => {
                     backoff = Duration::from_millis(5);
                     if let Some(refusal) = screen(&shared, &mut throttle, peer.ip()) {
-                        tracing::info!(%peer, reason = %refusal, "connection refused");
+                        // Debug only: a flood of refusals must not flood the log.
+                        tracing::debug!(%peer, reason = %refusal, "connection refused");
                         let drain = tracker.len() < MAX_DRAINING_REFUSALS;
                         tracker.spawn(refuse(stream, refusal, drain));
                         continue;

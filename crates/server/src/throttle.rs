@@ -2,6 +2,9 @@
 //! one network (a /24 for IPv4, a /64 for IPv6, what one customer or one host
 //! usually has), each a token bucket with a burst.
 //!
+//! Loopback addresses are not throttled unless `Limits::throttle_loopback` says so
+//! (see there why).
+//!
 //! Only the listener's accept loop uses it (one task), so it needs no lock. Its
 //! maps are bounded: an entry whose bucket has filled up again says nothing a new
 //! entry would not, so it is forgotten (swept at most once a second), and past
@@ -72,17 +75,25 @@ pub(crate) struct ConnectThrottle {
     addresses: HashMap<IpAddr, Bucket>,
     networks: HashMap<IpNet, Bucket>,
     last_sweep: Instant,
+    /// Throttle loopback addresses too.
+    loopback: bool,
 }
 
 impl ConnectThrottle {
-    /// A throttle with these limits (`None`: that one is off).
-    pub(crate) fn new(per_ip: Option<ConnectLimit>, per_network: Option<ConnectLimit>) -> Self {
+    /// A throttle with these limits (`None`: that one is off), applied to loopback
+    /// addresses too if `loopback`.
+    pub(crate) fn new(
+        per_ip: Option<ConnectLimit>,
+        per_network: Option<ConnectLimit>,
+        loopback: bool,
+    ) -> Self {
         Self {
             per_ip,
             per_network,
             addresses: HashMap::new(),
             networks: HashMap::new(),
             last_sweep: Instant::now(),
+            loopback,
         }
     }
 
@@ -97,6 +108,9 @@ impl ConnectThrottle {
             self.sweep(now);
         }
         let ip = ip.to_canonical();
+        if ip.is_loopback() && !self.loopback {
+            return Ok(());
+        }
         let net = network_of(ip);
         let ip_wait = self
             .per_ip
@@ -198,7 +212,7 @@ mod tests {
 
     #[test]
     fn a_burst_then_the_rate() {
-        let mut throttle = ConnectThrottle::new(limit(3, 1.0), None);
+        let mut throttle = ConnectThrottle::new(limit(3, 1.0), None, false);
         let ip: IpAddr = "192.0.2.1".parse().expect("an address");
         let now = Instant::now();
         for _ in 0..3 {
@@ -223,7 +237,7 @@ mod tests {
 
     #[test]
     fn networks_are_shared_and_full_buckets_forgotten() {
-        let mut throttle = ConnectThrottle::new(limit(10, 1.0), limit(2, 1.0));
+        let mut throttle = ConnectThrottle::new(limit(10, 1.0), limit(2, 1.0), false);
         let now = Instant::now();
         assert!(
             throttle

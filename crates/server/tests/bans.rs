@@ -299,6 +299,8 @@ async fn a_connection_flood_is_throttled() {
         burst: 3,
         per_second: 0.1,
     });
+    // The test clients come from 127.0.0.1, which is exempt by default.
+    config.limits.throttle_loopback = true;
     let server = TestServer::with_config(config).await;
     let mut admitted = Vec::new();
     for nick in ["a1", "a2", "a3"] {
@@ -332,6 +334,7 @@ async fn the_network_limit_counts_every_address_of_it() {
         burst: 2,
         per_second: 0.1,
     });
+    config.limits.throttle_loopback = true;
     let server = TestServer::with_config(config).await;
     let _a = server.connect().await;
     let _b = server.connect().await;
@@ -349,6 +352,22 @@ async fn the_network_limit_counts_every_address_of_it() {
         ),
         "{lines:#?}"
     );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn loopback_is_not_throttled_by_default() {
+    let mut config = test_config();
+    config.limits.connect_per_ip = Some(ConnectLimit {
+        burst: 1,
+        per_second: 0.1,
+    });
+    let server = TestServer::with_config(config).await;
+    for nick in ["l1", "l2", "l3"] {
+        try_register(&server, nick)
+            .await
+            .expect("loopback is exempt");
+    }
     server.shutdown().await;
 }
 
