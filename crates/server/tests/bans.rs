@@ -180,6 +180,41 @@ async fn ban_commands_are_for_operators_and_check_their_input() {
 }
 
 #[tokio::test]
+async fn server_bans_are_bounded() {
+    let mut config = oper_config();
+    config.limits.max_server_bans = 1;
+    let server = TestServer::with_config(config).await;
+    let mut alice = server.client("alice").await;
+    oper_up(&mut alice).await;
+    let lines = ask(&mut alice, "DLINE 192.0.2.0/24 :one").await;
+    assert!(
+        has(&lines, "added a D-line for [192.0.2.0/24]"),
+        "{lines:#?}"
+    );
+    assert_eq!(
+        ask(&mut alice, "KLINE ~two@* :two").await,
+        [
+            ":test.server NOTICE alice :*** KLINE: The server already holds 1 bans; remove some first"
+        ]
+    );
+    // Setting the same one again replaces it, at the limit too.
+    let lines = ask(&mut alice, "DLINE 10m 192.0.2.1/24 :again").await;
+    assert!(
+        has(
+            &lines,
+            "added a temporary D-line (10m) for [192.0.2.0/24]: again"
+        ),
+        "{lines:#?}"
+    );
+    let long = format!("KLINE ~{}@* :long", "a".repeat(200));
+    assert_eq!(
+        ask(&mut alice, &long).await,
+        [":test.server NOTICE alice :*** KLINE: The mask is too long"]
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_dline_by_cidr_refuses_at_connect_and_spares_operators() {
     let server = server_with_oper().await;
     let [mut alice, mut bob] = in_channel(&server, "#c", ["alice", "bob"]).await;

@@ -145,7 +145,10 @@ fn add(ctx: &mut Ctx<'_>, msg: &Message<'_>, kind: ServerBanKind, command: &str)
         })
         .to_owned();
     {
-        let held = crate::lock(&ctx.world.bans);
+        let mut held = crate::lock(&ctx.world.bans);
+        // Expired bans make no room in the store until the job sweeps them there,
+        // which it does before it counts: they are not counted here either.
+        held.forget_expired(Timestamp::now());
         if held.len() >= limit && !held.contains(kind, &mask) {
             drop(held);
             tell(
