@@ -80,9 +80,10 @@ async fn load_read_markers(shared: &Shared) {
 }
 
 /// Serves IRC on `listener` until `shutdown` resolves (or an operator sends `DIE`
-/// or `RESTART`), then tells every client `ERROR :Server shutting down`, waits up
-/// to five seconds for them to be flushed, and returns. A `RESTART` is not told
-/// apart here: [`run_listeners`] returns it.
+/// or `RESTART`), then tells every client `ERROR :Server shutting down` (`Server
+/// restarting` after a `RESTART`), waits up to five seconds for them to be
+/// flushed, and returns. A `RESTART` is not told apart here: [`run_listeners`]
+/// returns it.
 ///
 /// Connections are served by one driver thread per core (see `driver`), handed out
 /// in turn as they are accepted.
