@@ -228,6 +228,19 @@ pub struct Limits {
     pub recvq_bytes: usize,
     /// Command pacing; `None` lifts it (tests, benchmarks, trusted bots).
     pub flood: Option<FloodLimit>,
+    /// New connections from one IP address (`--connect-burst`, `--connect-rate`);
+    /// `None` lifts it. Loopback is exempt unless `throttle_loopback` is set.
+    pub connect_per_ip: Option<ConnectLimit>,
+    /// New connections from one network, a /24 (IPv4) or /64 (IPv6)
+    /// (`--connect-network-burst`, `--connect-network-rate`); `None` lifts it.
+    pub connect_per_network: Option<ConnectLimit>,
+    /// Throttle connections from loopback too. Off by default: a reverse proxy or
+    /// a local tool (chat-bench) makes everyone one loopback address, which these
+    /// per-address limits would throttle as one client, and a local flood needs a
+    /// shell on the machine, which allows worse (docs/OPERATIONS.md).
+    pub throttle_loopback: bool,
+    /// K-lines and D-lines together (operators set them, so they are bounded too).
+    pub max_server_bans: usize,
     /// `NICKLEN`.
     pub nick_len: usize,
     /// `USERLEN` (the `~` we prepend is not counted).
@@ -306,6 +319,10 @@ impl Default for Limits {
             sendq_bytes: 512 * 1024,
             recvq_bytes: 8 * 1024,
             flood: Some(FloodLimit::default()),
+            connect_per_ip: Some(ConnectLimit::PER_IP),
+            connect_per_network: Some(ConnectLimit::PER_NETWORK),
+            throttle_loopback: false,
+            max_server_bans: 10_000,
             nick_len: 30,
             user_len: 16,
             channel_len: 64,
@@ -353,4 +370,30 @@ impl Default for FloodLimit {
             per_second: 4.0,
         }
     }
+}
+
+/// A token bucket for new connections: `burst` at once, then `per_second`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ConnectLimit {
+    /// Connections that may arrive at once.
+    pub burst: u32,
+    /// Connections per second after the burst is spent.
+    pub per_second: f64,
+}
+
+impl ConnectLimit {
+    /// The default per address: a user reconnecting (clients wait a second or more
+    /// between attempts) or a few dozen users behind one NAT after a server
+    /// restart never see it; a script opening connections in a loop does at once.
+    pub const PER_IP: Self = Self {
+        burst: 20,
+        per_second: 1.0,
+    };
+
+    /// The default per /24 or /64: room for a busy office or campus network, while
+    /// one host cycling through its /64 (or many hosts of one /24) is still slowed.
+    pub const PER_NETWORK: Self = Self {
+        burst: 50,
+        per_second: 5.0,
+    };
 }

@@ -69,10 +69,11 @@ impl Ending {
         }
     }
 
-    /// Server shutdown: everyone leaves at once, so nobody is told about anyone.
-    pub(crate) fn shutdown() -> Self {
+    /// Server shutdown (`reason`: shutting down, or restarting): everyone leaves
+    /// at once, so nobody is told about anyone.
+    pub(crate) fn shutdown(reason: &str) -> Self {
         Self {
-            reason: "Server shutting down".to_owned(),
+            reason: reason.to_owned(),
             tell_peers: false,
         }
     }

@@ -575,10 +575,12 @@ impl Driver {
         }
     }
 
-    /// Server shutdown: every connection ends with `ERROR :Server shutting down`.
+    /// Server shutdown: every connection ends with `ERROR :Server shutting down`
+    /// (or `Server restarting`, see `control`).
     fn close_all(&mut self) {
+        let reason = self.shared.control.closing_message();
         for (_, conn) in &mut self.conns {
-            conn.begin_close(&self.shared, Ending::shutdown());
+            conn.begin_close(&self.shared, Ending::shutdown(reason));
             conn.outbox().wake_connection();
         }
     }

@@ -18,8 +18,10 @@ pub mod opers;
 
 mod accounts;
 mod admission;
+mod bans;
 mod caps;
 mod connection;
+mod control;
 mod driver;
 mod flood;
 mod handlers;
@@ -33,6 +35,7 @@ mod relay;
 mod reload;
 mod scram;
 mod secret;
+mod throttle;
 mod transport;
 mod wakeup;
 mod web;
@@ -40,7 +43,8 @@ mod world;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-pub use config::{AccountsConfig, Config, FloodLimit, Limits, StsPolicy};
+pub use config::{AccountsConfig, Config, ConnectLimit, FloodLimit, Limits, StsPolicy};
+pub use control::RunOutcome;
 pub use listener::{Listener, bind, run, run_listeners};
 pub use reload::{ConfigSource, Reloaded, Reloader};
 pub use transport::opening::ListenMode;
@@ -67,6 +71,12 @@ struct Shared {
     /// happen with the world locked (they only queue); queries and account checks
     /// run in deferred jobs, never under the lock.
     store: Arc<dyn palaver_store::Store>,
+    /// The K-lines and D-lines in force; the world holds the same list (handlers
+    /// change it), the listener checks D-lines here without the world lock.
+    bans: Arc<Mutex<bans::ServerBans>>,
+    /// Operator requests for the whole process (`DIE`, `RESTART`), picked up by
+    /// the listener; the world holds the same one for the handlers.
+    control: Arc<control::ServerControl>,
 }
 
 /// Locks a mutex whose data stays consistent even if a holder panicked.
@@ -94,8 +104,13 @@ impl Shared {
             ),
         };
         let config = Arc::new(config);
+        let world = world::World::new(Arc::clone(&config), Arc::clone(&store));
+        let bans = Arc::clone(&world.bans);
+        let control = Arc::clone(&world.control);
         Ok(Self {
-            world: Mutex::new(world::World::new(Arc::clone(&config), Arc::clone(&store))),
+            world: Mutex::new(world),
+            bans,
+            control,
             config: arc_swap::ArcSwap::new(config),
             slow_work: tokio::sync::Semaphore::new(SLOW_WORK_PERMITS),
             store,

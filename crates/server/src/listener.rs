@@ -14,7 +14,9 @@ use tokio_util::task::TaskTracker;
 use crate::Shared;
 use crate::admission::Admission;
 use crate::config::Config;
+use crate::control::{Request, RunOutcome};
 use crate::driver::Drivers;
+use crate::throttle::ConnectThrottle;
 use crate::transport::opening::ListenMode;
 use crate::wakeup::Accepted;
 
@@ -77,9 +79,11 @@ async fn load_read_markers(shared: &Shared) {
     }
 }
 
-/// Serves IRC on `listener` until `shutdown` resolves, then tells every client
-/// `ERROR :Server shutting down`, waits up to five seconds for them to be flushed,
-/// and returns.
+/// Serves IRC on `listener` until `shutdown` resolves (or an operator sends `DIE`
+/// or `RESTART`), then tells every client `ERROR :Server shutting down` (`Server
+/// restarting` after a `RESTART`), waits up to five seconds for them to be
+/// flushed, and returns. A `RESTART` is not told apart here: [`run_listeners`]
+/// returns it.
 ///
 /// Connections are served by one driver thread per core (see `driver`), handed out
 /// in turn as they are accepted.
@@ -102,6 +106,7 @@ pub async fn run(
         shutdown,
     )
     .await
+    .map(|_| ())
 }
 
 /// A bound socket and what it serves (IRC, TLS and HTTP told apart by their first
@@ -120,7 +125,9 @@ impl Listener {
 }
 
 /// [`run`] on several listeners at once (`--listen`): one server, one set of
-/// clients, whichever port they came in on.
+/// clients, whichever port they came in on. Returns how it ended:
+/// [`RunOutcome::Restart`] after an operator's `RESTART` (the caller starts the
+/// server again; see `control`), [`RunOutcome::Stopped`] otherwise.
 ///
 /// # Errors
 ///
@@ -129,13 +136,33 @@ pub async fn run_listeners(
     listeners: Vec<Listener>,
     config: Config,
     shutdown: impl Future<Output = ()>,
-) -> io::Result<()> {
+) -> io::Result<RunOutcome> {
     let shared = Arc::new(Shared::new(config)?);
     // Registered channels are loaded before the first client can join one.
     let registrations = shared.store.channels().await.map_err(|error| {
         io::Error::other(format!("cannot read the channel registrations: {error}"))
     })?;
     shared.lock_world().registry.load(registrations);
+    // So are the K-lines and D-lines, before the first accept: a server that cannot
+    // read them does not start (it would let in whoever they keep out). Those that
+    // expired while it was down are deleted first.
+    if let Err(error) = shared
+        .store
+        .expire_server_bans(palaver_store::Timestamp::now())
+        .await
+    {
+        tracing::warn!(%error, "cannot delete expired server bans");
+    }
+    let bans = shared.store.server_bans().await.map_err(|error| {
+        io::Error::other(format!("cannot read the server bans (K/D-lines): {error}"))
+    })?;
+    crate::lock(&shared.bans).load(bans);
+    let mut throttle = ConnectThrottle::new(
+        shared.config().limits.connect_per_ip,
+        shared.config().limits.connect_per_network,
+        shared.config().limits.throttle_loopback,
+    );
+    let mut outcome = RunOutcome::Stopped;
     let admission = Arc::new(Admission::default());
     let stop = CancellationToken::new();
     // If this future is dropped instead of being shut down, the driver threads
@@ -172,6 +199,17 @@ pub async fn run_listeners(
     loop {
         tokio::select! {
             () = &mut shutdown => break,
+            request = shared.control.next() => {
+                match &request {
+                    Request::Die { by } => tracing::info!(oper = %by, "DIE"),
+                    Request::Restart { by } => {
+                        tracing::info!(oper = %by, "RESTART");
+                        outcome = RunOutcome::Restart;
+                    }
+                }
+                shared.control.stopping(Some(request));
+                break;
+            }
             died = drivers.died() => {
                 death = Some(died);
                 break;
@@ -179,13 +217,20 @@ pub async fn run_listeners(
             (listener, accepted) = accept_any(&listeners) => match accepted {
                 Ok((stream, peer)) => {
                     backoff = Duration::from_millis(5);
+                    if let Some(refusal) = screen(&shared, &mut throttle, peer.ip()) {
+                        // Debug only: a flood of refusals must not flood the log.
+                        tracing::debug!(%peer, reason = %refusal, "connection refused");
+                        let drain = tracker.len() < MAX_DRAINING_REFUSALS;
+                        tracker.spawn(refuse(stream, refusal, drain));
+                        continue;
+                    }
                     let limits = &shared.config().limits;
                     let ticket = match admission.admit(peer.ip(), limits.max_clients, limits.max_clients_per_ip) {
                         Ok(ticket) => ticket,
                         Err(refusal) => {
                             tracing::info!(%peer, reason = refusal, "connection refused");
                             let drain = tracker.len() < MAX_DRAINING_REFUSALS;
-                            tracker.spawn(refuse(stream, refusal, drain));
+                            tracker.spawn(refuse(stream, refusal.to_owned(), drain));
                             continue;
                         }
                     };
@@ -241,8 +286,34 @@ pub async fn run_listeners(
     }
     match death {
         Some(death) => Err(io::Error::other(death.to_string())),
-        None => Ok(()),
+        None => Ok(outcome),
     }
+}
+
+/// Why a new connection from `ip` is refused before admission, if it is: a
+/// D-line covers it, or it comes too fast (see `throttle`).
+fn screen(shared: &Shared, throttle: &mut ConnectThrottle, ip: std::net::IpAddr) -> Option<String> {
+    let now = palaver_store::Timestamp::now();
+    if let Some(ban) = crate::lock(&shared.bans).dline_for(ip, now) {
+        return Some(format!(
+            "Closing Link: {} (D-lined: {})",
+            ip.to_canonical(),
+            ban.reason
+        ));
+    }
+    // Cheap (three copies) and always current: a reload's new rates apply from
+    // the next connection.
+    let config = shared.config();
+    let limits = &config.limits;
+    throttle.configure(
+        limits.connect_per_ip,
+        limits.connect_per_network,
+        limits.throttle_loopback,
+    );
+    throttle
+        .admit(ip, tokio::time::Instant::now())
+        .err()
+        .map(|refusal| refusal.reason(ip.to_canonical()))
 }
 
 /// The next connection (or accept error) on any of `listeners`, with the listener
@@ -329,7 +400,7 @@ const MAX_DRAINING_REFUSALS: usize = 32;
 /// closes: a socket closed with unread input sends a reset, which can destroy the
 /// `ERROR` line before the client reads it, and clients send NICK and USER as soon
 /// as they connect.
-async fn refuse(mut stream: TcpStream, reason: &'static str, drain: bool) {
+async fn refuse(mut stream: TcpStream, reason: String, drain: bool) {
     let line = format!("ERROR :{reason}\r\n");
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
         stream.write_all(line.as_bytes()).await?;

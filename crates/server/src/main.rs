@@ -20,7 +20,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 use anyhow::Context as _;
 use clap::Parser;
 use palaver_server::config_file::FileOptions;
-use palaver_server::{Config, FloodLimit, ListenMode, Listener, VERSION, logging};
+use palaver_server::{Config, FloodLimit, ListenMode, Listener, RunOutcome, VERSION, logging};
 use tracing_subscriber::EnvFilter;
 
 /// `println!` that never panics (the reader of stdout may be gone): see
@@ -144,7 +144,23 @@ struct Cli {
     /// Commands per second a client may send after its burst.
     #[arg(long, default_value_t = 4.0)]
     flood_rate: f64,
-    /// Lift command pacing and per-IP limits (test and benchmark setups only).
+    /// New connections one IP address may open at once before the rate applies.
+    #[arg(long, value_name = "N", default_value_t = palaver_server::ConnectLimit::PER_IP.burst)]
+    connect_burst: u32,
+    /// New connections per second from one IP address after its burst.
+    #[arg(long, value_name = "PER_SECOND", default_value_t = palaver_server::ConnectLimit::PER_IP.per_second)]
+    connect_rate: f64,
+    /// New connections one network (a /24, or an IPv6 /64) may open at once.
+    #[arg(long, value_name = "N", default_value_t = palaver_server::ConnectLimit::PER_NETWORK.burst)]
+    connect_network_burst: u32,
+    /// New connections per second from one network after its burst.
+    #[arg(long, value_name = "PER_SECOND", default_value_t = palaver_server::ConnectLimit::PER_NETWORK.per_second)]
+    connect_network_rate: f64,
+    /// K-lines and D-lines the server keeps (KLINE/DLINE past it are refused).
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    max_server_bans: usize,
+    /// Lift command pacing, connection throttling and per-IP limits (test and
+    /// benchmark setups only).
     #[arg(long)]
     no_flood_limit: bool,
     /// Directory holding the database (accounts, registered channels, history);
@@ -427,7 +443,10 @@ fn main() -> ExitCode {
     }
     init_logging(&settings.cli.log_level);
     let status = match start(settings, args) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(RunOutcome::Stopped) => ExitCode::SUCCESS,
+        // The runtime, the listeners and the store are gone (`start` returned):
+        // the new process can bind the same port and open the same data.
+        Ok(RunOutcome::Restart) => restart(),
         Err(error) => {
             complain!("chat-server: {error:#}");
             ExitCode::FAILURE
@@ -658,6 +677,37 @@ fn toml_list(values: impl Iterator<Item = String>) -> String {
     format!("[{}]", items.join(", "))
 }
 
+/// `RESTART`: executes this program again with the same arguments (and
+/// environment); returns only if that fails. The configuration file is read
+/// again by the new process, like any start.
+#[cfg(unix)]
+fn restart() -> ExitCode {
+    use std::os::unix::process::CommandExt as _;
+    let program = match std::env::current_exe() {
+        Ok(program) => program,
+        Err(error) => {
+            complain!("chat-server: cannot restart: cannot find this program: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    say!("palaver restarting: {}", program.display());
+    report_lost_output();
+    let error = std::process::Command::new(&program)
+        .args(std::env::args_os().skip(1))
+        .exec();
+    complain!("chat-server: cannot restart {}: {error}", program.display());
+    ExitCode::FAILURE
+}
+
+/// `RESTART` where a process cannot replace itself: stop, and say so.
+#[cfg(not(unix))]
+fn restart() -> ExitCode {
+    complain!(
+        "chat-server: RESTART is not supported on this system: the server stopped; start it again"
+    );
+    ExitCode::FAILURE
+}
+
 /// Says how much log and status output was lost to failed writes (a log reader that
 /// went away), on whichever of stderr and stdout still works.
 fn report_lost_output() {
@@ -708,7 +758,7 @@ fn init_logging(level: &str) {
         .init();
 }
 
-fn start(settings: Settings, args: Vec<OsString>) -> anyhow::Result<()> {
+fn start(settings: Settings, args: Vec<OsString>) -> anyhow::Result<RunOutcome> {
     let cli = &settings.cli;
     let (Some(ip), Some(port)) = (&cli.ip, cli.port) else {
         anyhow::bail!(
@@ -775,11 +825,11 @@ fn start(settings: Settings, args: Vec<OsString>) -> anyhow::Result<()> {
         };
         tokio::spawn(reload_certificate(config.tls.clone()));
         tokio::spawn(reload_on_hangup(reloader, hangup));
-        palaver_server::run_listeners(listeners, config, shutdown)
+        let outcome = palaver_server::run_listeners(listeners, config, shutdown)
             .await
             .context("server stopped with an error")?;
         say!("palaver stopped");
-        Ok(())
+        Ok(outcome)
     })
 }
 
@@ -1027,9 +1077,20 @@ fn build_config(settings: &Settings) -> anyhow::Result<Config> {
         burst: cli.flood_burst,
         per_second: cli.flood_rate,
     });
+    limits.connect_per_ip = Some(palaver_server::ConnectLimit {
+        burst: cli.connect_burst,
+        per_second: cli.connect_rate,
+    });
+    limits.connect_per_network = Some(palaver_server::ConnectLimit {
+        burst: cli.connect_network_burst,
+        per_second: cli.connect_network_rate,
+    });
+    limits.max_server_bans = cli.max_server_bans;
     if cli.no_flood_limit {
         limits.flood = None;
         limits.max_clients_per_ip = usize::MAX;
+        limits.connect_per_ip = None;
+        limits.connect_per_network = None;
     }
     let mut problems = Vec::new();
     if !palaver_proto::validate::is_valid_hostname(&config.server_name) {
@@ -1044,6 +1105,15 @@ fn build_config(settings: &Settings) -> anyhow::Result<Config> {
     if cli.flood_rate <= 0.0 || cli.flood_burst == 0 {
         problems.push(
             "--flood-rate and --flood-burst must be positive (or use --no-flood-limit)".to_owned(),
+        );
+    }
+    if !(cli.connect_rate > 0.0 && cli.connect_network_rate > 0.0)
+        || cli.connect_burst == 0
+        || cli.connect_network_burst == 0
+    {
+        problems.push(
+            "--connect-rate, --connect-burst and their --connect-network-* twins must be positive (or use --no-flood-limit)"
+                .to_owned(),
         );
     }
     if cli.ping_interval == 0 || cli.ping_timeout == 0 || cli.registration_timeout == 0 {

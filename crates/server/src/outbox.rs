@@ -75,6 +75,9 @@ struct State {
     holds: Holds,
     /// Bytes pushed and not yet written to the socket (queued plus in flight).
     pending_bytes: u32,
+    /// Bytes written to the socket so far, for `STATS l` (stops counting at 4 GiB;
+    /// it fits in what was padding, so no connection grows for it).
+    sent_bytes: u32,
 }
 
 /// Where the queue waits for commits: lines at index `>= first_at` wait until the
@@ -387,10 +390,15 @@ impl Outbox {
     /// still pending.
     pub(crate) fn written(&self, bytes: usize) -> usize {
         let mut state = self.lock();
-        state.pending_bytes = state
-            .pending_bytes
-            .saturating_sub(u32::try_from(bytes).unwrap_or(u32::MAX));
+        let bytes = u32::try_from(bytes).unwrap_or(u32::MAX);
+        state.pending_bytes = state.pending_bytes.saturating_sub(bytes);
+        state.sent_bytes = state.sent_bytes.saturating_add(bytes);
         state.pending_bytes as usize
+    }
+
+    /// Bytes written to the socket so far (at most 4 GiB are counted).
+    pub(crate) fn sent_bytes(&self) -> u64 {
+        u64::from(self.lock().sent_bytes)
     }
 
     /// Bytes pushed and not yet written.

@@ -5,6 +5,7 @@
 
 mod abuse;
 mod accounts;
+mod bans;
 mod binary;
 mod cap;
 mod channels;

@@ -24,7 +24,8 @@ use std::sync::Arc;
 use crate::{
     AccessEntry, Account, AppendError, CertfpAdded, ChannelRegistration, HistoryMessage,
     HistoryRef, ListEntry, ListKind, MAX_CERTFPS_PER_ACCOUNT, MessageKind, Party, PasswordUpdate,
-    Retention, ScramVerifier, Store, StoreError, TargetKey, TargetScope, Timestamp, Topic,
+    Retention, ScramVerifier, ServerBan, ServerBanAdded, ServerBanKind, Store, StoreError,
+    TargetKey, TargetScope, Timestamp, Topic,
 };
 
 /// Writes one `#[tokio::test]` per conformance behaviour, each calling the
@@ -37,7 +38,7 @@ macro_rules! conformance_tests {
             accounts, account_conflicts, certfps, certfps_of_deleted_account, channels, history_roundtrip, watermark,
             latest, before_after, around, between, same_millisecond_order,
             unknown_references, targets, redact, read_markers, retention_age,
-            retention_count, close);
+            retention_count, server_bans, server_ban_limit, server_ban_expiry, close);
     };
     (@each $make:expr; $($name:ident),*) => {
         $(
@@ -1022,6 +1023,154 @@ where
             assert_eq!(last.msgid, format!("{t}-{}", n - 1), "the newest stay");
         }
     }
+}
+
+/// A test server ban of `kind` on `mask`, expiring at `expires_at` (ms).
+pub fn server_ban(kind: ServerBanKind, mask: &str, expires_at: Option<i64>) -> ServerBan {
+    ServerBan {
+        kind,
+        mask: mask.to_owned(),
+        reason: format!("no {mask}"),
+        set_by: "oper".to_owned(),
+        set_at: Timestamp(1_700_000_000_000),
+        expires_at: expires_at.map(Timestamp),
+    }
+}
+
+/// Server bans: add, the sorted list (kind, then mask), a replacement keeps one
+/// row, the same mask under the other kind is another ban, removal once, masks
+/// compared byte for byte.
+pub async fn server_bans<F, Fut>(make: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Arc<dyn Store>>,
+{
+    let store = make().await;
+    assert!(store.server_bans().await.expect("list").is_empty());
+    let dline = server_ban(ServerBanKind::DLine, "10.0.0.0/8", None);
+    let kline_b = server_ban(
+        ServerBanKind::KLine,
+        "*@bad.example",
+        Some(1_800_000_000_000),
+    );
+    let kline_a = server_ban(ServerBanKind::KLine, "~evil@*", None);
+    for ban in [&dline, &kline_b, &kline_a] {
+        let added = store.add_server_ban(ban.clone(), 100).await.expect("add");
+        assert_eq!(added, ServerBanAdded::Added, "{}", ban.mask);
+    }
+    // The same text as a D-line is a different ban.
+    let same_mask = server_ban(ServerBanKind::DLine, "*@bad.example", None);
+    let added = store.add_server_ban(same_mask.clone(), 100).await;
+    assert_eq!(added.expect("add"), ServerBanAdded::Added);
+    assert_eq!(
+        store.server_bans().await.expect("list"),
+        [
+            kline_b.clone(),
+            kline_a.clone(),
+            same_mask.clone(),
+            dline.clone()
+        ]
+    );
+
+    // A replacement changes reason, setter and expiry, and stays one ban.
+    let mut renewed = kline_a.clone();
+    renewed.reason = "still evil".to_owned();
+    renewed.set_by = "other".to_owned();
+    renewed.expires_at = Some(Timestamp(1_900_000_000_000));
+    let replaced = store.add_server_ban(renewed.clone(), 100).await;
+    assert_eq!(replaced.expect("add"), ServerBanAdded::Replaced);
+    let list = store.server_bans().await.expect("list");
+    assert_eq!(list.len(), 4);
+    assert_eq!(list[1], renewed);
+
+    // Removal: byte for byte, of the named kind only, once.
+    assert!(
+        !store
+            .remove_server_ban(ServerBanKind::KLine, "~EVIL@*")
+            .await
+            .expect("remove")
+    );
+    assert!(
+        !store
+            .remove_server_ban(ServerBanKind::KLine, "10.0.0.0/8")
+            .await
+            .expect("remove")
+    );
+    assert!(
+        store
+            .remove_server_ban(ServerBanKind::KLine, "~evil@*")
+            .await
+            .expect("remove")
+    );
+    assert!(
+        !store
+            .remove_server_ban(ServerBanKind::KLine, "~evil@*")
+            .await
+            .expect("remove")
+    );
+    assert_eq!(
+        store.server_bans().await.expect("list"),
+        [kline_b, same_mask, dline]
+    );
+}
+
+/// The limit counts both kinds together; a replacement is allowed at the limit,
+/// a new ban is not, and a removal makes room again.
+pub async fn server_ban_limit<F, Fut>(make: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Arc<dyn Store>>,
+{
+    let store = make().await;
+    let first = server_ban(ServerBanKind::KLine, "*@one", None);
+    let second = server_ban(ServerBanKind::DLine, "192.0.2.1", None);
+    for ban in [&first, &second] {
+        let added = store.add_server_ban(ban.clone(), 2).await.expect("add");
+        assert_eq!(added, ServerBanAdded::Added);
+    }
+    let third = server_ban(ServerBanKind::KLine, "*@three", None);
+    let full = store.add_server_ban(third.clone(), 2).await.expect("add");
+    assert_eq!(full, ServerBanAdded::LimitReached);
+    assert_eq!(store.server_bans().await.expect("list").len(), 2);
+    let again = store.add_server_ban(first.clone(), 2).await.expect("add");
+    assert_eq!(again, ServerBanAdded::Replaced);
+    assert!(
+        store
+            .remove_server_ban(ServerBanKind::DLine, "192.0.2.1")
+            .await
+            .expect("remove")
+    );
+    let added = store.add_server_ban(third, 2).await.expect("add");
+    assert_eq!(added, ServerBanAdded::Added);
+}
+
+/// Expiry deletes the bans whose time has come (at `now` included), never a
+/// permanent one, and says how many.
+pub async fn server_ban_expiry<F, Fut>(make: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Arc<dyn Store>>,
+{
+    let store = make().await;
+    let permanent = server_ban(ServerBanKind::KLine, "*@forever", None);
+    let past = server_ban(ServerBanKind::KLine, "*@past", Some(1_000));
+    let now = server_ban(ServerBanKind::DLine, "192.0.2.0/24", Some(2_000));
+    let later = server_ban(ServerBanKind::DLine, "198.51.100.7", Some(3_000));
+    for ban in [&permanent, &past, &now, &later] {
+        store.add_server_ban(ban.clone(), 100).await.expect("add");
+    }
+    assert!(past.is_expired(Timestamp(2_000)) && !later.is_expired(Timestamp(2_000)));
+    let removed = store
+        .expire_server_bans(Timestamp(2_000))
+        .await
+        .expect("expire");
+    assert_eq!(removed, 2);
+    assert_eq!(store.server_bans().await.expect("list"), [permanent, later]);
+    let removed = store
+        .expire_server_bans(Timestamp(2_000))
+        .await
+        .expect("expire");
+    assert_eq!(removed, 0);
 }
 
 /// `close` commits what was queued; afterwards appends and writes are refused

@@ -43,7 +43,8 @@
 //! conversation keys and answers TARGETS; `target_party` finds a user's private
 //! conversations; `account_certfps(certfp, account_key)` maps client-certificate
 //! fingerprints to accounts (SASL EXTERNAL), indexed by account; `account`,
-//! `channel`, `channel_list`, `channel_access`, `read_marker` hold the rest.
+//! `channel`, `channel_list`, `channel_access`, `read_marker` hold the rest, and
+//! `server_ban(kind, mask, reason, set_by, set_at, expires_at)` the K- and D-lines.
 //! Migrations are versioned in `PRAGMA user_version`; a database from a newer
 //! palaver is refused ([`StoreError::TooNew`]).
 //!
@@ -71,5 +72,6 @@ pub use crate::store::{Store, StoreFuture};
 pub use crate::types::{
     AccessEntry, Account, CertfpAdded, ChannelRegistration, Expired, HistoryMessage, HistoryRef,
     ListEntry, ListKind, MAX_CERTFPS_PER_ACCOUNT, MessageKind, Party, PasswordUpdate, Retention,
-    ScramVerifier, TargetKey, TargetLatest, TargetScope, Timestamp, Topic,
+    ScramVerifier, ServerBan, ServerBanAdded, ServerBanKind, TargetKey, TargetLatest, TargetScope,
+    Timestamp, Topic,
 };

@@ -8,7 +8,8 @@ use tokio::sync::watch;
 use crate::error::{AppendRejected, StoreError};
 use crate::types::{
     Account, CertfpAdded, ChannelRegistration, Expired, HistoryMessage, HistoryRef, PasswordUpdate,
-    Retention, TargetKey, TargetLatest, TargetScope, Timestamp,
+    Retention, ServerBan, ServerBanAdded, ServerBanKind, TargetKey, TargetLatest, TargetScope,
+    Timestamp,
 };
 
 /// What every asynchronous [`Store`] method returns: a boxed, `Send` future.
@@ -22,7 +23,8 @@ use crate::types::{
 /// proc-macro build.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
 
-/// Persistence for accounts, registered channels, history and read markers.
+/// Persistence for accounts, registered channels, history, read markers and server
+/// bans.
 ///
 /// Backends: [`crate::SqliteStore`] (default, embedded) and, later, PostgreSQL. Both
 /// must pass `palaver_store::conformance` (feature `conformance`), the contract in
@@ -116,6 +118,25 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Every registration, ordered by key: the server loads them at start-up.
     fn channels(&self) -> StoreFuture<'_, Vec<ChannelRegistration>>;
+
+    // ----- server bans (K-lines and D-lines) -----
+
+    /// Stores `ban`, replacing one of the same kind and mask
+    /// ([`ServerBanAdded::Replaced`]). A new one is refused with
+    /// [`ServerBanAdded::LimitReached`] when the store already holds `limit` bans of
+    /// both kinds together: operators grow this list, so it is bounded too. The
+    /// check and the write are one atomic step.
+    fn add_server_ban(&self, ban: ServerBan, limit: usize) -> StoreFuture<'_, ServerBanAdded>;
+
+    /// Removes the ban of `kind` on `mask` (byte for byte); returns whether it existed.
+    fn remove_server_ban(&self, kind: ServerBanKind, mask: &str) -> StoreFuture<'_, bool>;
+
+    /// Every ban, expired or not, ordered by kind then mask: the server loads them
+    /// at start-up.
+    fn server_bans(&self) -> StoreFuture<'_, Vec<ServerBan>>;
+
+    /// Deletes the bans that expired at or before `now`; returns how many.
+    fn expire_server_bans(&self, now: Timestamp) -> StoreFuture<'_, u64>;
 
     // ----- history: the write path -----
 

@@ -81,6 +81,72 @@ pub enum CertfpAdded {
     LimitReached,
 }
 
+/// Which kind of server-wide ban an entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ServerBanKind {
+    /// A K-line: a `user@host` mask, checked at registration.
+    KLine,
+    /// A D-line: an IP address or CIDR block, checked when a connection is accepted.
+    DLine,
+}
+
+impl ServerBanKind {
+    /// The stable number a backend stores (never reorder).
+    pub fn code(self) -> i64 {
+        match self {
+            Self::KLine => 0,
+            Self::DLine => 1,
+        }
+    }
+
+    /// The kind stored as `code`, if any.
+    pub fn from_code(code: i64) -> Option<Self> {
+        Some(match code {
+            0 => Self::KLine,
+            1 => Self::DLine,
+            _ => return None,
+        })
+    }
+}
+
+/// A server-wide ban (K-line or D-line), as an operator set it.
+///
+/// The mask arrives normalised by the server (folded `user@host`, canonical IP or
+/// CIDR text), so the store compares masks byte for byte, as it does keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerBan {
+    /// K-line or D-line.
+    pub kind: ServerBanKind,
+    /// The normalised mask, unique within its kind.
+    pub mask: String,
+    /// Why, as shown to the banned client and in `STATS`.
+    pub reason: String,
+    /// The operator who set it (a nick, or `nick!user@host`).
+    pub set_by: String,
+    /// When it was set.
+    pub set_at: Timestamp,
+    /// When it stops applying; `None` for a permanent ban.
+    pub expires_at: Option<Timestamp>,
+}
+
+impl ServerBan {
+    /// Whether the ban has stopped applying at `now`.
+    pub fn is_expired(&self, now: Timestamp) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
+    }
+}
+
+/// What [`crate::Store::add_server_ban`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerBanAdded {
+    /// A new ban was stored.
+    Added,
+    /// A ban of the same kind and mask was replaced (new reason, setter, expiry).
+    Replaced,
+    /// The store already holds the most bans allowed (nothing changed).
+    LimitReached,
+}
+
 /// The SCRAM-SHA-256 (RFC 5802/7677) data a server keeps instead of the password.
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct ScramVerifier {

@@ -149,7 +149,7 @@ fn a_newer_schema_is_refused() {
             e,
             StoreError::TooNew {
                 found: 99,
-                supported: 2,
+                supported: 3,
                 ..
             }
         ),
@@ -158,10 +158,10 @@ fn a_newer_schema_is_refused() {
     assert_one_sentence(&e, &path);
 }
 
-/// A database at schema version 1 (before certificate fingerprints) is migrated
-/// on open, keeping its data. Version 1 is rebuilt from a current database by
-/// undoing migration 2 by hand (dropping its table, and its index with it) and
-/// setting the version back.
+/// A database at schema version 1 (before certificate fingerprints and server
+/// bans) is migrated on open, keeping its data. Version 1 is rebuilt from a
+/// current database by undoing migrations 2 and 3 by hand (dropping their tables,
+/// and the index with them) and setting the version back.
 #[tokio::test]
 async fn a_version_1_database_is_migrated() {
     let dir = tempdir();
@@ -174,8 +174,10 @@ async fn a_version_1_database_is_migrated() {
     }
     let path = dir.path().join(DATABASE_FILE);
     let raw = rusqlite::Connection::open(&path).expect("open");
-    raw.execute_batch("DROP TABLE account_certfps; PRAGMA user_version = 1;")
-        .expect("downgrade");
+    raw.execute_batch(
+        "DROP TABLE account_certfps; DROP TABLE server_ban; PRAGMA user_version = 1;",
+    )
+    .expect("downgrade");
     let tables: i64 = raw
         .query_row(
             "SELECT count(*) FROM sqlite_schema WHERE name LIKE 'account_certfps%'",
@@ -205,7 +207,7 @@ async fn a_version_1_database_is_migrated() {
     let version: i64 = raw
         .pragma_query_value(None, "user_version", |row| row.get(0))
         .expect("version");
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
     let index: i64 = raw
         .query_row(
             "SELECT count(*) FROM sqlite_schema WHERE type = 'index' \
@@ -430,4 +432,35 @@ fn restore_refuses_what_is_not_an_intact_palaver_database() {
 
     let missing = palaver_store::backup(&data, &dir.path().join("out.db")).expect_err("none");
     assert_one_sentence(&missing, &data.join(DATABASE_FILE));
+}
+
+/// A database at schema version 2 (before server bans) gets the `server_ban`
+/// table on open, keeping its data.
+#[tokio::test]
+async fn a_version_2_database_gets_server_bans() {
+    use palaver_store::{ServerBanAdded, ServerBanKind};
+    let dir = tempdir();
+    {
+        let store = SqliteStore::open(dir.path()).expect("create");
+        store
+            .create_account(account("alice"))
+            .await
+            .expect("account");
+    }
+    let path = dir.path().join(DATABASE_FILE);
+    let raw = rusqlite::Connection::open(&path).expect("open");
+    raw.execute_batch("DROP TABLE server_ban; PRAGMA user_version = 2;")
+        .expect("downgrade");
+    drop(raw);
+    let store = SqliteStore::open(dir.path()).expect("migrate");
+    assert_eq!(
+        store.account("alice").await.expect("get"),
+        Some(account("alice"))
+    );
+    let ban = palaver_store::conformance::server_ban(ServerBanKind::KLine, "*@bad", None);
+    assert_eq!(
+        store.add_server_ban(ban.clone(), 10).await.expect("add"),
+        ServerBanAdded::Added
+    );
+    assert_eq!(store.server_bans().await.expect("list"), [ban]);
 }

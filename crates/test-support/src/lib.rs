@@ -40,8 +40,9 @@ pub fn raise_fd_limit() {
     let _ = rlimit::increase_nofile_limit(u64::MAX);
 }
 
-/// A configuration for tests: no flood pacing, no per-IP limit (every test client
-/// comes from 127.0.0.1), a fixed server name, no history notice on JOIN.
+/// A configuration for tests: no flood pacing, no per-IP limit and no connection
+/// throttling (every test client comes from 127.0.0.1, many at once), a fixed
+/// server name, no history notice on JOIN.
 pub fn test_config() -> Config {
     let mut config = Config {
         server_name: "test.server".to_owned(),
@@ -49,6 +50,8 @@ pub fn test_config() -> Config {
     };
     config.limits.flood = None;
     config.limits.max_clients_per_ip = usize::MAX;
+    config.limits.connect_per_ip = None;
+    config.limits.connect_per_network = None;
     // Tests of the JOIN burst expect the burst alone (tests/history.rs checks the
     // notice).
     config.history.join_notice = false;

@@ -32,11 +32,32 @@ pub(super) fn join(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     let mut keys = msg.param(1).map(|k| k.split(',')).into_iter().flatten();
     for name in split_list(channels) {
         let key = keys.next().filter(|k| !k.is_empty());
-        join_one(ctx, name, key);
+        join_one(ctx, name, key, false);
     }
 }
 
-fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) {
+/// `SAJOIN`: joins the client `ctx.id` to `name` as its own JOIN would, past the
+/// channel's bans, key, limit and modes and the per-client channel limit (an
+/// operator decided). Returns whether the client is now in the channel.
+pub(super) fn force_join(ctx: &mut Ctx<'_>, name: &str) -> bool {
+    join_one(ctx, name, None, true);
+    ctx.me().channels.contains(&World::key(name))
+}
+
+/// `SAPART`: parts the client `ctx.id` from channel `key` as its own PART would;
+/// returns whether it was in it.
+pub(super) fn force_part(ctx: &mut Ctx<'_>, key: &CaseKey, reason: Option<&str>) -> bool {
+    if !ctx.me().channels.contains(key) {
+        return false;
+    }
+    leave(ctx, key, "PART", reason);
+    true
+}
+
+/// One channel of a JOIN; `forced` (SAJOIN) gets past every per-channel and
+/// per-client restriction, as an invitation does, but not the server-wide bound
+/// on channels.
+fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>, forced: bool) {
     let limits = &ctx.world.config.limits;
     if !is_valid_channel(name, limits.channel_len) {
         ctx.no_such_channel(name);
@@ -46,7 +67,7 @@ fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) {
     if ctx.me().channels.contains(&folded) {
         return;
     }
-    if ctx.me().channels.len() >= limits.max_channels_per_client {
+    if ctx.me().channels.len() >= limits.max_channels_per_client && !forced {
         ctx.numeric(ERR_TOOMANYCHANNELS)
             .param(name)
             .trailing("You have joined too many channels")
@@ -77,7 +98,7 @@ fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) {
         .world
         .registry
         .has_op_access(&folded, me.account.as_deref());
-    let invited = invited || access;
+    let invited = invited || access || forced;
     if let Some(channel) = ctx.world.channels.get(&folded) {
         let mask = me.mask();
         // `is_banned` already lets ban exceptions (+e) through; invite exceptions

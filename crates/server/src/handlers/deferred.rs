@@ -86,6 +86,8 @@ pub(crate) enum Deferred {
     /// `REHASH`: read the configuration again (see `crate::reload`); `by` is the
     /// operator's nick, for the log and the operators' NOTICE.
     Rehash { by: String },
+    /// KLINE, DLINE and their removal: server bans in the store.
+    ServerBan(super::bans::Job),
 }
 
 impl fmt::Debug for Deferred {
@@ -133,6 +135,7 @@ impl fmt::Debug for Deferred {
             }
             Self::Certfp(job) => f.debug_tuple("Certfp").field(job).finish(),
             Self::Rehash { by } => f.debug_struct("Rehash").field("by", by).finish(),
+            Self::ServerBan(job) => f.debug_tuple("ServerBan").field(job).finish(),
         }
     }
 }
@@ -187,6 +190,8 @@ pub(crate) enum Completion {
     Certfp(super::certfp::Done),
     /// Whether a `REHASH` found a configuration source to reload from.
     Rehashed { ran: bool },
+    /// What a server-ban job did.
+    ServerBan(super::bans::Done),
 }
 
 impl Deferred {
@@ -363,6 +368,10 @@ impl Deferred {
                 };
                 Completion::Rehashed { ran }
             }
+            // The store's own threads do the work: no permit needed.
+            Self::ServerBan(job) => {
+                Completion::ServerBan(super::bans::work(&*shared.store, job).await)
+            }
         }
     }
 }
@@ -448,6 +457,7 @@ impl fmt::Debug for Completion {
                 .finish(),
             Self::Certfp(done) => f.debug_tuple("Certfp").field(done).finish(),
             Self::Rehashed { ran } => f.debug_struct("Rehashed").field("ran", ran).finish(),
+            Self::ServerBan(done) => f.debug_tuple("ServerBan").field(done).finish(),
         }
     }
 }
@@ -492,6 +502,7 @@ impl Completion {
             Self::ChannelsDropped { count } => chanserv::founded_dropped(ctx, count),
             Self::Certfp(done) => super::certfp::finish(ctx, done),
             Self::Rehashed { ran } => oper::rehashed(ctx, ran),
+            Self::ServerBan(done) => super::bans::finish(ctx, done),
         }
     }
 }

@@ -11,9 +11,11 @@ const TOPICS: &[(&str, &[&str])] = &[
         "*",
         &[
             "palaver speaks IRC. Commands (HELP <command> for details):",
-            "AWAY CAP HELP INFO INVITE ISON JOIN KICK KILL LINKS LIST LUSERS MODE MONITOR",
-            "MOTD NAMES NICK NOTICE OPER PART PING PRIVMSG QUIT RENAME SETNAME TAGMSG TIME",
-            "TOPIC USERHOST VERSION WALLOPS WHO WHOIS WHOWAS",
+            "AWAY CAP HELP INFO INVITE ISON JOIN KICK LINKS LIST LUSERS MODE MONITOR",
+            "MOTD NAMES NICK NOTICE OPER PART PING PRIVMSG QUIT RENAME SETNAME STATS TAGMSG",
+            "TIME TOPIC USERHOST VERSION WHO WHOIS WHOWAS",
+            "IRC operators: DIE DLINE KILL KLINE RESTART SAJOIN SANICK SAPART UNDLINE",
+            "UNKLINE WALLOPS",
         ],
     ),
     (
@@ -28,6 +30,21 @@ const TOPICS: &[(&str, &[&str])] = &[
         &[
             "CAP LS [302] | REQ :<caps> | LIST | END",
             "Negotiates IRCv3 capabilities.",
+        ],
+    ),
+    (
+        "DIE",
+        &[
+            "DIE <server name>",
+            "Stops the server gracefully (IRC operators); naming the server confirms it.",
+        ],
+    ),
+    (
+        "DLINE",
+        &[
+            "DLINE [<duration>] <ip|cidr> [:<reason>]",
+            "Bans an address or block from connecting, at once and after restarts (IRC operators).",
+            "Duration: 30 (minutes), 45s, 30m, 12h, 7d, 2w; none is permanent.",
         ],
     ),
     ("HELP", &["HELP [<command>]", "Shows help about a command."]),
@@ -65,6 +82,14 @@ const TOPICS: &[(&str, &[&str])] = &[
         &[
             "KILL <nick> [:<reason>]",
             "Disconnects someone (IRC operators).",
+        ],
+    ),
+    (
+        "KLINE",
+        &[
+            "KLINE [<duration>] <user@host> [:<reason>]",
+            "Bans matching users from the server, at once and after restarts (IRC operators).",
+            "Duration: 30 (minutes), 45s, 30m, 12h, 7d, 2w; none is permanent.",
         ],
     ),
     ("LINKS", &["LINKS", "Lists the servers of this network."]),
@@ -156,8 +181,43 @@ const TOPICS: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "RESTART",
+        &[
+            "RESTART <server name>",
+            "Restarts the server with the same options (IRC operators); naming the server confirms it.",
+        ],
+    ),
+    (
+        "SAJOIN",
+        &[
+            "SAJOIN <nick> <#channel>",
+            "Makes someone join a channel, past its bans, key and limits (IRC operators).",
+        ],
+    ),
+    (
+        "SANICK",
+        &[
+            "SANICK <nick> <new nick>",
+            "Changes someone's nickname (IRC operators).",
+        ],
+    ),
+    (
+        "SAPART",
+        &[
+            "SAPART <nick> <#channel> [:<reason>]",
+            "Makes someone leave a channel (IRC operators).",
+        ],
+    ),
+    (
         "SETNAME",
         &["SETNAME :<real name>", "Changes your real name."],
+    ),
+    (
+        "STATS",
+        &[
+            "STATS <letter>",
+            "Server figures: u uptime; for IRC operators l connections, k K-lines, d D-lines.",
+        ],
     ),
     (
         "TAGMSG",
@@ -173,6 +233,14 @@ const TOPICS: &[(&str, &[&str])] = &[
             "TOPIC <#channel> [:<topic>]",
             "Shows or sets a channel's topic; an empty topic clears it.",
         ],
+    ),
+    (
+        "UNDLINE",
+        &["UNDLINE <ip|cidr>", "Lifts a D-line (IRC operators)."],
+    ),
+    (
+        "UNKLINE",
+        &["UNKLINE <user@host>", "Lifts a K-line (IRC operators)."],
     ),
     (
         "USERHOST",

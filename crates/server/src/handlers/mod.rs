@@ -27,6 +27,10 @@ pub(crate) mod deferred;
 pub(crate) mod monitor;
 mod oper;
 mod setname;
+// Operating the server: server bans, STATS, SAJOIN/SAPART/SANICK, DIE/RESTART.
+mod bans;
+mod sa;
+mod stats;
 mod whox;
 // draft/read-marker, draft/message-redaction.
 mod read_marker;
@@ -176,6 +180,16 @@ fn lookup(name: &str) -> Option<Command> {
         "KILL" => (oper::kill, false),
         "WALLOPS" => (oper::wallops, false),
         "REHASH" => (oper::rehash, false),
+        "KLINE" => (bans::kline, false),
+        "UNKLINE" => (bans::unkline, false),
+        "DLINE" => (bans::dline, false),
+        "UNDLINE" => (bans::undline, false),
+        "STATS" => (stats::stats, false),
+        "SAJOIN" => (sa::sajoin, false),
+        "SAPART" => (sa::sapart, false),
+        "SANICK" => (sa::sanick, false),
+        "DIE" => (oper::die, false),
+        "RESTART" => (oper::restart, false),
         "BATCH" => (multiline::batch, false),
         "INFO" => (server_info::info, false),
         "LINKS" => (server_info::links, false),

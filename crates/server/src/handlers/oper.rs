@@ -176,8 +176,22 @@ pub(super) fn too_many_failures(wait: std::time::Duration) -> String {
     )
 }
 
+/// Sends a server notice (`*** Notice -- <text>`) to every IRC operator: who
+/// set a ban, who forced someone into a channel.
+pub(super) fn snote(world: &crate::world::World, text: &str) {
+    let text = format!("*** Notice -- {text}");
+    // Rare operator commands: a scan of all clients is fine here.
+    for client in world.clients.values().filter(|c| c.oper) {
+        world
+            .server_line(client.id, "NOTICE")
+            .param(client.nick())
+            .trailing(&text)
+            .send();
+    }
+}
+
 /// Whether the caller is an IRC operator; answers `481 ERR_NOPRIVILEGES` if not.
-fn is_oper(ctx: &Ctx<'_>) -> bool {
+pub(super) fn is_oper(ctx: &Ctx<'_>) -> bool {
     let oper = ctx.me().oper;
     if !oper {
         ctx.numeric(ERR_NOPRIVILEGES)
@@ -185,4 +199,51 @@ fn is_oper(ctx: &Ctx<'_>) -> bool {
             .send();
     }
     oper
+}
+
+/// `DIE <server name>`: operators only; stops the server gracefully, as SIGTERM
+/// does (every client told, the store closed). The server's name confirms it.
+pub(super) fn die(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+    if let Some(by) = confirmed(ctx, msg, "DIE", "stop the server") {
+        ctx.world
+            .control
+            .request(crate::control::Request::Die { by });
+    }
+}
+
+/// `RESTART <server name>`: as `DIE`, then `chat-server` starts again with the
+/// same arguments (see `control`).
+pub(super) fn restart(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+    if let Some(by) = confirmed(ctx, msg, "RESTART", "restart the server") {
+        ctx.world
+            .control
+            .request(crate::control::Request::Restart { by });
+    }
+}
+
+/// Checks an operator's `DIE`/`RESTART`: the first parameter must name this
+/// server (a stray command typed in the wrong window must not stop it). Returns
+/// the operator's nick once confirmed, after telling every operator; otherwise
+/// says how to confirm.
+fn confirmed(ctx: &Ctx<'_>, msg: &Message<'_>, command: &str, what: &str) -> Option<String> {
+    if !is_oper(ctx) {
+        return None;
+    }
+    let server = ctx.world.config.server_name.clone();
+    let nick = ctx.me().nick().to_owned();
+    if !msg
+        .param(0)
+        .is_some_and(|name| name.eq_ignore_ascii_case(&server))
+    {
+        ctx.world
+            .server_line(ctx.id, "NOTICE")
+            .param(&nick)
+            .trailing(&format!(
+                "*** {command}: to {what}, name it: {command} {server}"
+            ))
+            .send();
+        return None;
+    }
+    snote(ctx.world, &format!("{nick} used {command}"));
+    Some(nick)
 }

@@ -164,6 +164,9 @@ pub(super) fn try_complete(ctx: &mut Ctx<'_>) {
     // running (a deferred job) is not in the middle: the client's next line,
     // CAP END included, waits for its outcome.
     super::sasl::abort_for_registration(ctx);
+    if super::bans::refused_at_registration(ctx) {
+        return;
+    }
     let me = ctx.me();
     if let Some(expected) = &ctx.world.config.password {
         // An address that failed too often is refused even with the right password,

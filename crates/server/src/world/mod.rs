@@ -108,6 +108,12 @@ pub(crate) struct World {
     /// Recently relayed messages, for `draft/message-redaction`.
     pub(crate) recent: recent::Recent,
     next_id: u64,
+    /// The K-lines and D-lines in force (see `crate::bans`), behind a lock of their
+    /// own that the listener shares: it checks D-lines at accept without the world
+    /// lock. Taken after the world lock, never before.
+    pub(crate) bans: Arc<std::sync::Mutex<crate::bans::ServerBans>>,
+    /// Where DIE and RESTART file their request for the listener.
+    pub(crate) control: Arc<crate::control::ServerControl>,
     /// Failed PASS and OPER attempts by address, to refuse password guessing.
     pub(crate) auth_failures: auth_failures::AuthFailures,
     /// Metadata keys held by every client and channel together (bounded by
@@ -198,6 +204,8 @@ impl World {
             read_markers: read_markers::ReadMarkers::default(),
             recent: recent::Recent::default(),
             registry: registry::Registry::default(),
+            bans: Arc::default(),
+            control: Arc::default(),
             next_id: 1,
         }
     }

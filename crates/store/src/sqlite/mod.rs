@@ -31,8 +31,8 @@ use crate::error::{AppendRejected, StoreError};
 use crate::store::{Store, StoreFuture};
 use crate::types::{
     Account, CertfpAdded, ChannelRegistration, Expired, HistoryMessage, HistoryRef,
-    MAX_CERTFPS_PER_ACCOUNT, PasswordUpdate, Retention, TargetKey, TargetLatest, TargetScope,
-    Timestamp,
+    MAX_CERTFPS_PER_ACCOUNT, PasswordUpdate, Retention, ServerBan, ServerBanAdded, ServerBanKind,
+    TargetKey, TargetLatest, TargetScope, Timestamp,
 };
 
 /// The database file's name inside the data directory.
@@ -714,6 +714,46 @@ impl Store for SqliteStore {
         let certfp = certfp.to_owned();
         self.read("account_by_certfp", move |conn| {
             sql::account_by_certfp(conn, &certfp).map_err(sql_err("account_by_certfp"))
+        })
+    }
+
+    fn add_server_ban(&self, ban: ServerBan, limit: usize) -> StoreFuture<'_, ServerBanAdded> {
+        // On the writer thread, in one transaction: the count and the insert cannot
+        // interleave with another add.
+        self.write("add_server_ban", move |tx, _| {
+            let fail = sql_err("add_server_ban");
+            let replaced = sql::server_ban_exists(tx, ban.kind, &ban.mask).map_err(&fail)?;
+            if !replaced {
+                let count = sql::server_ban_count(tx).map_err(&fail)?;
+                if usize::try_from(count).unwrap_or(usize::MAX) >= limit {
+                    return Ok(ServerBanAdded::LimitReached);
+                }
+            }
+            sql::upsert_server_ban(tx, &ban).map_err(&fail)?;
+            Ok(if replaced {
+                ServerBanAdded::Replaced
+            } else {
+                ServerBanAdded::Added
+            })
+        })
+    }
+
+    fn remove_server_ban(&self, kind: ServerBanKind, mask: &str) -> StoreFuture<'_, bool> {
+        let mask = mask.to_owned();
+        self.write("remove_server_ban", move |tx, _| {
+            sql::delete_server_ban(tx, kind, &mask).map_err(sql_err("remove_server_ban"))
+        })
+    }
+
+    fn server_bans(&self) -> StoreFuture<'_, Vec<ServerBan>> {
+        self.read("server_bans", |conn| {
+            sql::server_bans(conn).map_err(sql_err("server_bans"))
+        })
+    }
+
+    fn expire_server_bans(&self, now: Timestamp) -> StoreFuture<'_, u64> {
+        self.write("expire_server_bans", move |tx, _| {
+            sql::expire_server_bans(tx, now).map_err(sql_err("expire_server_bans"))
         })
     }
 

@@ -128,6 +128,19 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX account_certfps_account ON account_certfps (account_key);
     ",
+    // 3: server bans (K-lines, D-lines). Few rows, all loaded at start-up; the key
+    // makes a mask unique within its kind. `expires_at` is NULL for a permanent ban.
+    r"
+    CREATE TABLE server_ban (
+        kind INTEGER NOT NULL,
+        mask TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        set_by TEXT NOT NULL,
+        set_at INTEGER NOT NULL,
+        expires_at INTEGER,
+        PRIMARY KEY (kind, mask)
+    ) WITHOUT ROWID;
+    ",
 ];
 
 /// The schema version this build writes.

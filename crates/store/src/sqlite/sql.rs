@@ -9,7 +9,7 @@ use super::writer::WriterCache;
 use crate::error::StoreError;
 use crate::types::{
     AccessEntry, Account, ChannelRegistration, HistoryMessage, ListEntry, ListKind, MessageKind,
-    PasswordUpdate, ScramVerifier, TargetKey, Timestamp, Topic,
+    PasswordUpdate, ScramVerifier, ServerBan, ServerBanKind, TargetKey, Timestamp, Topic,
 };
 
 type Sql<T> = rusqlite::Result<T>;
@@ -457,6 +457,90 @@ pub(crate) fn account_by_certfp(conn: &Connection, certfp: &str) -> Sql<Option<A
     )?
     .query_row([certfp], account_row)
     .optional()
+}
+
+// ----- server bans -----
+
+/// Whether a ban of `kind` on `mask` exists.
+pub(crate) fn server_ban_exists(conn: &Connection, kind: ServerBanKind, mask: &str) -> Sql<bool> {
+    conn.prepare_cached("SELECT 1 FROM server_ban WHERE kind = ?1 AND mask = ?2")?
+        .query_row(params![kind.code(), mask], |_| Ok(()))
+        .optional()
+        .map(|found| found.is_some())
+}
+
+/// How many bans of both kinds there are.
+pub(crate) fn server_ban_count(conn: &Connection) -> Sql<i64> {
+    conn.prepare_cached("SELECT count(*) FROM server_ban")?
+        .query_row([], |row| row.get(0))
+}
+
+/// Inserts `ban`, or replaces the one of the same kind and mask.
+pub(crate) fn upsert_server_ban(conn: &Connection, ban: &ServerBan) -> Sql<()> {
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO server_ban (kind, mask, reason, set_by, set_at, expires_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        ban.kind.code(),
+        ban.mask,
+        ban.reason,
+        ban.set_by,
+        ban.set_at.0,
+        ban.expires_at.map(|at| at.0),
+    ])?;
+    Ok(())
+}
+
+/// Deletes the ban of `kind` on `mask`; whether there was one.
+pub(crate) fn delete_server_ban(conn: &Connection, kind: ServerBanKind, mask: &str) -> Sql<bool> {
+    Ok(conn
+        .prepare_cached("DELETE FROM server_ban WHERE kind = ?1 AND mask = ?2")?
+        .execute(params![kind.code(), mask])?
+        > 0)
+}
+
+/// Every ban, by kind then mask. A row of an unknown kind (a newer palaver's) is
+/// skipped rather than failing the whole list.
+pub(crate) fn server_bans(conn: &Connection) -> Sql<Vec<ServerBan>> {
+    let mut statement = conn.prepare_cached(
+        "SELECT kind, mask, reason, set_by, set_at, expires_at FROM server_ban \
+         ORDER BY kind, mask",
+    )?;
+    let rows = statement.query_map([], |row| {
+        Ok((
+            row.get::<_, i64>(0)?,
+            row.get::<_, String>(1)?,
+            row.get::<_, String>(2)?,
+            row.get::<_, String>(3)?,
+            row.get::<_, i64>(4)?,
+            row.get::<_, Option<i64>>(5)?,
+        ))
+    })?;
+    let mut bans = Vec::new();
+    for row in rows {
+        let (kind, mask, reason, set_by, set_at, expires_at) = row?;
+        let Some(kind) = ServerBanKind::from_code(kind) else {
+            continue;
+        };
+        bans.push(ServerBan {
+            kind,
+            mask,
+            reason,
+            set_by,
+            set_at: Timestamp(set_at),
+            expires_at: expires_at.map(Timestamp),
+        });
+    }
+    Ok(bans)
+}
+
+/// Deletes the bans that expired at or before `now`; how many.
+pub(crate) fn expire_server_bans(conn: &Connection, now: Timestamp) -> Sql<u64> {
+    let deleted = conn
+        .prepare_cached("DELETE FROM server_ban WHERE expires_at IS NOT NULL AND expires_at <= ?1")?
+        .execute([now.0])?;
+    Ok(deleted as u64)
 }
 
 // ----- channels -----
