@@ -115,13 +115,69 @@ pub async fn run(
 pub struct Listener {
     socket: TcpListener,
     mode: ListenMode,
+    /// The address it was asked to bind (its port may be 0), which a reload's
+    /// list of listeners names it by.
+    asked: Option<SocketAddr>,
 }
 
 impl Listener {
     /// `socket` (from [`bind`]) serving `mode`.
     pub fn new(socket: TcpListener, mode: ListenMode) -> Self {
-        Self { socket, mode }
+        Self {
+            socket,
+            mode,
+            asked: None,
+        }
     }
+
+    /// Marks the listener as one of those a reload may close or keep: `asked` is
+    /// the address it was bound for (`--listen`), as [`crate::Reloaded::listeners`]
+    /// names it. Unmarked listeners (the server's main address) stay for the
+    /// server's life.
+    #[must_use]
+    pub fn reloadable(mut self, asked: SocketAddr) -> Self {
+        self.asked = Some(asked);
+        self
+    }
+}
+
+/// Applies a reload's list of reloadable listeners: closes those no longer
+/// listed (connections they accepted stay), binds the new ones. Returns what was
+/// done, in sentences for the operators.
+async fn change_listeners(
+    listeners: &mut Vec<Listener>,
+    wanted: &[(SocketAddr, ListenMode)],
+) -> Vec<String> {
+    let mut report = Vec::new();
+    listeners.retain(|listener| {
+        let keep = listener
+            .asked
+            .is_none_or(|asked| wanted.contains(&(asked, listener.mode)));
+        if !keep {
+            let local = listener.socket.local_addr().map(|a| a.to_string());
+            report.push(format!(
+                "stopped listening on {}",
+                local.unwrap_or_else(|_| "a closed socket".to_owned())
+            ));
+        }
+        keep
+    });
+    for &(asked, mode) in wanted {
+        let open = listeners
+            .iter()
+            .any(|l| l.asked == Some(asked) && l.mode == mode);
+        if open {
+            continue;
+        }
+        match bind(asked).and_then(|socket| Ok((socket.local_addr()?, socket))) {
+            Ok((local, socket)) => {
+                report.push(format!("listening on {local} ({mode:?})"));
+                listeners.push(Listener::new(socket, mode).reloadable(asked));
+            }
+            Err(error) => report.push(format!("cannot listen on {asked}: {error}")),
+        }
+    }
+    report
 }
 
 /// [`run`] on several listeners at once (`--listen`): one server, one set of
@@ -133,7 +189,7 @@ impl Listener {
 ///
 /// As [`run`].
 pub async fn run_listeners(
-    listeners: Vec<Listener>,
+    mut listeners: Vec<Listener>,
     config: Config,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<RunOutcome> {
@@ -181,6 +237,11 @@ pub async fn run_listeners(
         Arc::clone(&shared),
         stop.clone(),
     ));
+    let mut listener_changes = shared
+        .config()
+        .reloader
+        .as_ref()
+        .map(crate::reload::Reloader::attach_listeners);
     let reloads = shared.config().reloader.clone().map(|reloader| {
         tokio::spawn(crate::reload::serve_requests(
             Arc::clone(&shared),
@@ -213,6 +274,10 @@ pub async fn run_listeners(
             died = drivers.died() => {
                 death = Some(died);
                 break;
+            }
+            Some(change) = next_listener_change(&mut listener_changes) => {
+                let report = change_listeners(&mut listeners, &change.wanted).await;
+                let _ = change.done.send(report);
             }
             (listener, accepted) = accept_any(&listeners) => match accepted {
                 Ok((stream, peer)) => {
@@ -314,6 +379,16 @@ fn screen(shared: &Shared, throttle: &mut ConnectThrottle, ip: std::net::IpAddr)
         .admit(ip, tokio::time::Instant::now())
         .err()
         .map(|refusal| refusal.reason(ip.to_canonical()))
+}
+
+/// The next change of listeners a reload asks for; never, if reloads cannot ask.
+async fn next_listener_change(
+    changes: &mut Option<tokio::sync::mpsc::Receiver<crate::reload::ListenerChange>>,
+) -> Option<crate::reload::ListenerChange> {
+    match changes {
+        Some(changes) => changes.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The next connection (or accept error) on any of `listeners`, with the listener

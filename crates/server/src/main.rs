@@ -802,7 +802,10 @@ fn start(settings: Settings, args: Vec<OsString>) -> anyhow::Result<RunOutcome> 
         #[cfg(not(unix))]
         let hangup = ();
         let mut listeners = Vec::new();
-        for (addr, mode) in std::iter::once((addr, ListenMode::Auto)).chain(extra_listeners) {
+        for (index, (addr, mode)) in std::iter::once((addr, ListenMode::Auto))
+            .chain(extra_listeners)
+            .enumerate()
+        {
             let listener = bind(addr).await?;
             let local = listener
                 .local_addr()
@@ -814,7 +817,12 @@ fn start(settings: Settings, args: Vec<OsString>) -> anyhow::Result<RunOutcome> 
                 (ListenMode::Plain, _) => "plain IRC only",
             };
             say!("{VERSION} listening on {local} ({serves})");
-            listeners.push(Listener::new(listener, mode));
+            // The main address stays for the server's life; a reload may open and
+            // close the --listen ones.
+            listeners.push(match index {
+                0 => Listener::new(listener, mode),
+                _ => Listener::new(listener, mode).reloadable(addr),
+            });
         }
         match fd_budget {
             Some(FdBudget { limit, reserve, .. }) => say!(
@@ -866,19 +874,13 @@ fn max_clients(fd_budget: Option<FdBudget>, asked: Option<usize>) -> usize {
     }
 }
 
-/// The options a running server cannot change (listeners, the store, TLS files,
-/// logging), as (option, value) pairs: a reload that finds them changed says they
+/// The options a running server cannot change (its main address, the store, TLS
+/// files, logging), as (option, value) pairs: a reload that finds them changed says they
 /// need a restart.
 fn restart_only(cli: &Cli) -> Vec<(&'static str, String)> {
-    let listen: Vec<String> = cli
-        .listen
-        .iter()
-        .map(|(addr, mode)| format!("{addr}/{mode:?}"))
-        .collect();
     vec![
         ("ip", format!("{:?}", cli.ip)),
         ("port", format!("{:?}", cli.port)),
-        ("listen", listen.join(",")),
         ("data-dir", cli.data_dir.display().to_string()),
         ("ephemeral", cli.ephemeral.to_string()),
         ("fsync", format!("{:?}", cli.fsync)),
@@ -912,6 +914,17 @@ impl palaver_server::ConfigSource for ReloadFromOptions {
         let mut config = build_config(&settings).map_err(|error| vec![format!("{error:#}")])?;
         config.limits.max_clients = max_clients(self.fd_budget, settings.cli.max_clients);
         config.sts = sts_policy(&settings.cli, self.addr, self.real_certificate);
+        if settings.cli.no_tls
+            && settings
+                .cli
+                .listen
+                .iter()
+                .any(|(_, mode)| *mode == ListenMode::Tls)
+        {
+            return Err(vec![
+                "a --listen .../tls listener needs TLS, which --no-tls turned off".to_owned(),
+            ]);
+        }
         let now = restart_only(&settings.cli);
         let needs_restart = self
             .fixed
@@ -923,6 +936,7 @@ impl palaver_server::ConfigSource for ReloadFromOptions {
         Ok(palaver_server::Reloaded {
             config,
             needs_restart,
+            listeners: Some(settings.cli.listen.clone()),
         })
     }
 

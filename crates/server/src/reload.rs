@@ -11,9 +11,10 @@
 //!    (MOTD, operators, limits, the connection password, account and history
 //!    settings, web settings) comes from the new one; what cannot (the server's name,
 //!    threads, the store, whether history is kept) stays, and is reported as needing
-//!    a restart, as are the embedder's own (listeners, data directory);
-//! 4. swaps the merged configuration into [`Shared`] and the world in one step, and
-//!    reads the TLS certificate files again.
+//!    a restart, as are the embedder's own (the main address, data directory);
+//! 4. swaps the merged configuration into [`Shared`] and the world in one step,
+//!    has the accept loop open and close the reloadable listeners (`--listen`) the
+//!    new configuration lists, and reads the TLS certificate files again.
 //!
 //! What "in force" means: commands, new connections and the world use the new
 //! configuration at once; a connection already open keeps the per-connection
@@ -38,7 +39,7 @@ pub trait ConfigSource: Send + Sync + 'static {
 }
 
 /// A configuration read again, with what the embedder found changed that only a
-/// restart applies (e.g. listeners).
+/// restart applies (e.g. the main address).
 #[derive(Debug)]
 pub struct Reloaded {
     /// The new configuration (its store, TLS and reloader are ignored: the running
@@ -46,6 +47,21 @@ pub struct Reloaded {
     pub config: Config,
     /// Settings that changed but need a restart, in the operator's words.
     pub needs_restart: Vec<String>,
+    /// The reloadable listeners (`--listen`) as the configuration now lists them,
+    /// by the address each is bound for: those not open yet are opened, those no
+    /// longer listed closed (see [`crate::Listener::reloadable`]). `None` leaves
+    /// them as they are.
+    pub listeners: Option<Vec<(std::net::SocketAddr, crate::ListenMode)>>,
+}
+
+/// A reload's list of listeners, sent to the accept loop, which answers with what
+/// it did.
+#[derive(Debug)]
+pub(crate) struct ListenerChange {
+    /// The reloadable listeners wanted.
+    pub(crate) wanted: Vec<(std::net::SocketAddr, crate::ListenMode)>,
+    /// What was opened, closed or could not be, in sentences.
+    pub(crate) done: tokio::sync::oneshot::Sender<Vec<String>>,
 }
 
 /// The handle through which a running server is asked to reload: the embedder keeps
@@ -59,6 +75,8 @@ struct Inner {
     requested: tokio::sync::Notify,
     /// One reload at a time: a SIGHUP during a REHASH waits for it.
     one_at_a_time: tokio::sync::Mutex<()>,
+    /// To the accept loop of the server using this reloader (`attach_listeners`).
+    listener_changes: std::sync::Mutex<Option<tokio::sync::mpsc::Sender<ListenerChange>>>,
 }
 
 impl fmt::Debug for Reloader {
@@ -76,7 +94,17 @@ impl Reloader {
             source: Box::new(source),
             requested: tokio::sync::Notify::new(),
             one_at_a_time: tokio::sync::Mutex::new(()),
+            listener_changes: std::sync::Mutex::new(None),
         }))
+    }
+
+    /// Connects the accept loop of the server now starting: reloads send it their
+    /// lists of listeners.
+    pub(crate) fn attach_listeners(&self) -> tokio::sync::mpsc::Receiver<ListenerChange> {
+        // One change at a time is all a reload (one at a time) ever sends.
+        let (sender, receiver) = tokio::sync::mpsc::channel(1);
+        *lock(&self.0.listener_changes) = Some(sender);
+        receiver
     }
 
     /// Asks the running server to reload (SIGHUP). Returns at once; the outcome is
@@ -135,7 +163,7 @@ pub(crate) async fn reload(
     };
     let current = shared.config.load_full();
     let (next, changed, mut needs_restart) = merge(&current, reloaded.config);
-    needs_restart.extend(reloaded.needs_restart);
+    needs_restart.extend(reloaded.needs_restart.iter().cloned());
     let next = Arc::new(next);
     {
         // The world first, then `Shared`: a connection opened in between gets the
@@ -151,6 +179,15 @@ pub(crate) async fn reload(
     }
     shared.config.store(next);
     let mut notes = Vec::new();
+    if let Some(wanted) = reloaded.listeners {
+        let sender = lock(&reloader.0.listener_changes).clone();
+        if let Some(sender) = sender {
+            let (done, report) = tokio::sync::oneshot::channel();
+            if sender.send(ListenerChange { wanted, done }).await.is_ok() {
+                notes.extend(report.await.unwrap_or_default());
+            }
+        }
+    }
     if let Some(tls) = current.tls.clone() {
         match tokio::task::spawn_blocking(move || tls.reload(true).map(|new| (new, tls))).await {
             Ok(Ok((true, tls))) => notes.push(format!(

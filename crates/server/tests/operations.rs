@@ -286,15 +286,11 @@ async fn a_reload_names_what_needs_a_restart() {
         ServerProcess::start_listening(&["--config", &config, "--oper", "admin:pw"]);
     let mut admin = client(addr, "admin").await;
     ask(&mut admin, "OPER admin pw").await;
-    std::fs::write(
-        &path,
-        "server-name = \"two.example\"\nlisten = [\"127.0.0.1:0/plain\"]\n",
-    )
-    .expect("write");
+    std::fs::write(&path, "server-name = \"two.example\"\nfsync = \"always\"\n").expect("write");
     admin.send("REHASH").await;
     let report = server_notice(&mut admin, "Configuration reloaded (admin)").await;
     assert!(
-        report.contains("changed but needing a restart: server-name, listen"),
+        report.contains("changed but needing a restart: server-name, fsync"),
         "{report}"
     );
     // The name stays what clients were told.
@@ -302,6 +298,56 @@ async fn a_reload_names_what_needs_a_restart() {
     assert!(pong[0].starts_with(":one.example "), "{pong:#?}");
     server.signal("TERM");
     server.wait_exit();
+}
+
+#[tokio::test]
+async fn a_reload_opens_and_closes_extra_listeners() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("palaver.toml");
+    std::fs::write(&path, "no-flood-limit = true\n").expect("write");
+    let config = path.to_str().expect("utf-8 path").to_owned();
+    let (mut server, addr) =
+        ServerProcess::start_listening(&["--config", &config, "--oper", "admin:pw"]);
+    let mut admin = client(addr, "admin").await;
+    ask(&mut admin, "OPER admin pw").await;
+
+    std::fs::write(
+        &path,
+        "no-flood-limit = true\nlisten = [\"127.0.0.1:0/plain\"]\n",
+    )
+    .expect("write");
+    admin.send("REHASH").await;
+    let report = server_notice(&mut admin, "Configuration reloaded (admin)").await;
+    let extra: SocketAddr = report
+        .split("listening on ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|addr| addr.parse().ok())
+        .unwrap_or_else(|| panic!("no new listener in {report}"));
+    assert!(
+        report.contains(&format!("listening on {extra} (Plain)")),
+        "{report}"
+    );
+    let mut bob = client(extra, "bob").await;
+
+    // Gone from the file: the port closes, the client it accepted stays.
+    std::fs::write(&path, "no-flood-limit = true\n").expect("write");
+    admin.send("REHASH").await;
+    let report = server_notice(&mut admin, "Configuration reloaded (admin)").await;
+    assert!(
+        report.contains(&format!("stopped listening on {extra}")),
+        "{report}"
+    );
+    assert!(
+        tokio::net::TcpStream::connect(extra).await.is_err(),
+        "{extra} still accepts connections"
+    );
+    bob.send("PING still-here").await;
+    bob.expect(|line| line.command() == "PONG" && line.last() == "still-here")
+        .await;
+    server.signal("TERM");
+    let (status, stderr) = server.wait_exit();
+    assert!(status.success(), "{stderr}");
 }
 
 #[tokio::test]
