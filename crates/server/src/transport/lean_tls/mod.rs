@@ -360,3 +360,16 @@ impl AsyncWrite for LeanTls {
         Pin::new(&mut this.socket).poll_shutdown(cx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The connection is boxed in `Transport::Tls`: kept within jemalloc's
+    /// 1,280-byte class (rustls's own connection is 1,088 of it).
+    #[test]
+    fn an_idle_connection_stays_in_its_size_class() {
+        let size = std::mem::size_of::<LeanTls>();
+        assert!(size <= 1280, "LeanTls is {size} bytes");
+    }
+}
