@@ -311,3 +311,56 @@ async fn tls_1_2_clients_are_served_too() {
     let (_, clean) = client.until_closed().await;
     assert!(clean, "the server answers with close_notify");
 }
+
+#[tokio::test]
+async fn a_tls_client_that_stops_reading_is_dropped_at_its_sendq() {
+    let (mut config, _) = tls_test_config();
+    config.limits.sendq_bytes = 64 * 1024;
+    let server = TestServer::with_config(config).await;
+    let mut slow = RawTls::connect(&server, false).await;
+    slow.register("slow").await;
+    slow.send("JOIN #lobby\r\n").await;
+    slow.line_with(" 366 ").await;
+    // From here on `slow` reads nothing.
+    let mut flooder = server.client("flooder").await;
+    flooder.send("JOIN #lobby").await;
+    flooder.expect_command("366").await;
+    let line = format!("PRIVMSG #lobby :{}\r\n", "z".repeat(400));
+    let batch = line.repeat(50);
+    let mut bytes = 0usize;
+    loop {
+        assert!(
+            bytes < 64 << 20,
+            "slow reader still connected after {bytes} bytes"
+        );
+        flooder.send_raw(batch.as_bytes()).await;
+        bytes += batch.len();
+        let seen = flooder.sync().await;
+        if let Some(quit) = seen
+            .iter()
+            .find(|l| l.command() == "QUIT" && l.source_nick() == "slow")
+        {
+            assert!(quit.last().contains("SendQ"), "{}", quit.last());
+            break;
+        }
+    }
+    still_serving(&server).await;
+}
+
+#[tokio::test]
+async fn a_client_hello_that_stops_halfway_is_dropped_at_the_registration_timeout() {
+    let (mut config, _) = tls_test_config();
+    config.limits.registration_timeout = Duration::from_millis(500);
+    let server = TestServer::with_config(config).await;
+    let mut tcp = TcpStream::connect(server.addr).await.expect("connect");
+    // A record header announcing 200 bytes of handshake, and 10 of them.
+    let mut start = vec![0x16, 0x03, 0x01, 0x00, 200, 0x01, 0x00, 0x00, 196];
+    start.extend_from_slice(&[0; 6]);
+    tcp.write_all(&start).await.expect("send");
+    let mut buf = [0; 64];
+    let closed = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf))
+        .await
+        .expect("dropped soon after the registration timeout");
+    assert!(matches!(closed, Ok(0) | Err(_)), "{closed:?}");
+    still_serving(&server).await;
+}
