@@ -134,7 +134,7 @@ impl LeanTls {
             let end = kept + read;
             let done =
                 records::process(session, &mut buf[..end], held, reader).map_err(tls_error)?;
-            *incoming = buf[done..end].to_vec();
+            *incoming = buf[done.min(end)..end].to_vec();
             Poll::Ready(Ok(Received::Records))
         })
     }

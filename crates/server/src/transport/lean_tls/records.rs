@@ -97,8 +97,14 @@ pub(super) fn process(
 ) -> Result<usize, rustls::Error> {
     let mut consumed = 0;
     loop {
-        let UnbufferedStatus { mut discard, state } =
-            session.process_tls_records(&mut incoming[consumed..]);
+        // rustls never asks to discard more than it was given; should it, the
+        // connection ends rather than the slice panicking.
+        let Some(rest) = incoming.get_mut(consumed..) else {
+            return Err(rustls::Error::General(
+                "TLS records discarded past the received bytes".to_owned(),
+            ));
+        };
+        let UnbufferedStatus { mut discard, state } = session.process_tls_records(rest);
         let more = match state? {
             ConnectionState::ReadTraffic(mut traffic) => {
                 while let Some(record) = traffic.next_record() {
