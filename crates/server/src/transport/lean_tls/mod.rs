@@ -1,18 +1,19 @@
-//! IRC over TLS with no buffers held while the connection is idle.
+//! IRC over TLS with no buffers of ours held while the connection is idle.
 //!
 //! tokio-rustls (rustls's buffered API) keeps, for a connection's whole life, a
-//! 4 KiB read buffer rustls never shrinks and queues for plaintext and TLS bytes:
-//! about half of what an idle TLS connection cost (docs/PERFORMANCE.md,
-//! 2026-12-02). Here the connection is rustls's unbuffered API
-//! ([`UnbufferedServerConnection`]), where the caller owns the bytes: received
-//! records are read into a buffer the thread's connections share and decrypted
-//! from there straight into the reader's buffer (the driver's scratch buffer);
+//! 4 KiB read buffer rustls never shrinks: almost half of what an idle TLS
+//! connection cost (docs/PERFORMANCE.md, 2026-12-02). Here the connection is
+//! rustls's unbuffered API ([`UnbufferedServerConnection`]), where the caller owns
+//! the TLS bytes: received records are read into a buffer the thread's
+//! connections share, rustls decrypts them from there (record by record; rustls
+//! 0.23 still copies each record's plaintext into a `Vec` of its own) and the
+//! plaintext is copied into the reader's buffer (the driver's scratch buffer);
 //! records to send are encrypted into another shared buffer and written from it
 //! ([`scratch`]). A connection keeps bytes of its own only while they wait: the
 //! unread tail of a record split across reads, TLS bytes the socket did not take,
 //! plaintext a reader had no room for. Each of those buffers is freed when it
-//! empties, so an idle connection is its socket, rustls's connection state and
-//! keys, and nothing else.
+//! empties, so an idle connection is its socket and rustls's own state (the
+//! connection, its keys, its deframer's span list and empty queues).
 //!
 //! [`LeanTls`] is an `AsyncRead + AsyncWrite` like the other transports, so the
 //! connection code reads and writes it the same way (one write per pass: a write
