@@ -56,6 +56,10 @@ pub(crate) struct LeanTls {
     /// close_notify was queued (or found impossible): shutting down again does
     /// not queue another.
     closing: bool,
+    /// rustls reported an error (a peer's garbage, a failed handshake): it is not
+    /// called again (its state may no longer match the bytes kept), and reads
+    /// and writes fail from here on.
+    broken: bool,
 }
 
 /// What one read from the socket brought.
@@ -76,6 +80,7 @@ impl LeanTls {
             incoming: Vec::new(),
             held: Held::default(),
             closing: false,
+            broken: false,
         })
     }
 
@@ -88,6 +93,9 @@ impl LeanTls {
 
     fn poll_handshake(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         loop {
+            if self.broken {
+                return Poll::Ready(Err(broken()));
+            }
             ready!(self.poll_send(cx))?;
             if !self.session.is_handshaking() {
                 return Poll::Ready(Ok(()));
@@ -121,6 +129,7 @@ impl LeanTls {
             session,
             incoming,
             held,
+            broken,
             ..
         } = self;
         let kept = incoming.len();
@@ -133,8 +142,10 @@ impl LeanTls {
                 return Poll::Ready(Ok(Received::Eof));
             }
             let end = kept + read;
-            let done =
-                records::process(session, &mut buf[..end], held, reader).map_err(tls_error)?;
+            let done = records::process(session, &mut buf[..end], held, reader).map_err(|e| {
+                *broken = true;
+                tls_error(e)
+            })?;
             *incoming = buf[done.min(end)..end].to_vec();
             Poll::Ready(Ok(Received::Records))
         })
@@ -146,7 +157,10 @@ impl LeanTls {
     fn settle(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
         let had = self.held.has_plaintext();
         let done = records::process(&mut self.session, &mut self.incoming, &mut self.held, None)
-            .map_err(tls_error)?;
+            .map_err(|e| {
+                self.broken = true;
+                tls_error(e)
+            })?;
         self.forget_incoming(done);
         if !had && self.held.has_plaintext() {
             cx.waker().wake_by_ref();
@@ -210,7 +224,10 @@ impl LeanTls {
                 io::ErrorKind::NotConnected,
                 format!("TLS cannot send data now ({other:?})"),
             )),
-            Err(error) => Err(tls_error(error)),
+            Err(error) => {
+                self.broken = true;
+                Err(tls_error(error))
+            }
         };
         self.forget_incoming(discard);
         sealed
@@ -286,6 +303,11 @@ fn tls_error(error: rustls::Error) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, error)
 }
 
+/// What reads and writes return once the connection is broken.
+fn broken() -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, "the TLS connection failed")
+}
+
 impl AsyncRead for LeanTls {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -293,6 +315,9 @@ impl AsyncRead for LeanTls {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if this.broken {
+            return Poll::Ready(Err(broken()));
+        }
         if buf.remaining() == 0 || this.held.take_plaintext(buf) {
             return Poll::Ready(Ok(()));
         }
@@ -326,6 +351,9 @@ impl AsyncWrite for LeanTls {
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        if this.broken {
+            return Poll::Ready(Err(broken()));
+        }
         // Records already queued go first; a new write waits until they are out.
         ready!(this.poll_send(cx))?;
         if data.is_empty() {
@@ -351,7 +379,7 @@ impl AsyncWrite for LeanTls {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if !this.closing {
+        if !this.closing && !this.broken {
             this.closing = true;
             if let Err(error) = this.queue_close_notify(cx) {
                 tracing::debug!(%error, "close_notify not sent");
