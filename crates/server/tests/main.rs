@@ -35,6 +35,8 @@ mod setname;
 mod whox;
 // TLS, HTTP and WebSocket on the IRC port.
 mod transports;
+// TLS records split, large, closed, re-keyed and garbled.
+mod tls_records;
 // The browser client's files on that port.
 mod web;
 // draft/read-marker, draft/message-redaction.

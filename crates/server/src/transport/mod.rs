@@ -11,7 +11,9 @@
 //! An enum rather than a boxed trait object: the plain TCP arm, which carries most
 //! traffic, stays a direct call, and an idle connection costs no extra allocation.
 
+pub(crate) mod client_hello;
 pub(crate) mod http;
+pub(crate) mod lean_tls;
 pub(crate) mod opening;
 pub(crate) mod tls;
 pub(crate) mod websocket;
@@ -29,8 +31,9 @@ use tokio::net::TcpStream;
 pub(crate) enum Transport {
     /// IRC over plain TCP.
     Tcp(TcpStream),
-    /// IRC over TLS (boxed: the TLS state is a few hundred bytes).
-    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    /// IRC over TLS, on rustls's unbuffered API (boxed: the TLS state is about a
+    /// kilobyte).
+    Tls(Box<lean_tls::LeanTls>),
     /// IRC over WebSocket, over plain HTTP or TLS; one IRC line per message.
     WebSocket(Box<websocket::WebSocketTransport>),
 }

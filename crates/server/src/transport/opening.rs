@@ -20,7 +20,9 @@ use tokio::io::AsyncReadExt as _;
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout_at};
 
-use super::tls::{self, ServerTls};
+use super::client_hello::{self, Peer};
+use super::lean_tls::LeanTls;
+use super::tls::ServerTls;
 use super::{Opened, Security, Transport};
 use crate::config::Config;
 
@@ -111,6 +113,26 @@ async fn open_tls(
     config: Arc<Config>,
     handoff: Handoff,
 ) {
+    let Ok(peer) = within(deadline, ip, "the ClientHello", client_hello::peek(&stream)).await
+    else {
+        return;
+    };
+    match peer {
+        Peer::Browser => open_browser(stream, ip, tls, deadline, config, handoff).await,
+        Peer::Irc => open_irc(stream, ip, tls, deadline, config, handoff).await,
+    }
+}
+
+/// A browser (ALPN `http/1.1`) on tokio-rustls: HTTP, or WebSocket over TLS.
+/// Browsers are few next to IRC clients, so their connections are not made lean.
+async fn open_browser(
+    stream: TcpStream,
+    ip: IpAddr,
+    tls: &ServerTls,
+    deadline: Instant,
+    config: Arc<Config>,
+    handoff: Handoff,
+) {
     let handshake = async {
         let start =
             tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream)
@@ -118,7 +140,7 @@ async fn open_tls(
         let server_config = tls.config_for(&start.client_hello());
         start.into_stream(server_config).await
     };
-    let Ok(mut stream) = within(deadline, ip, "the TLS handshake", handshake).await else {
+    let Ok(stream) = within(deadline, ip, "the TLS handshake", handshake).await else {
         return;
     };
     let session = stream.get_ref().1;
@@ -130,9 +152,41 @@ async fn open_tls(
             .map(palaver_tls::certfp),
         kind: "tls",
     };
-    if session.alpn_protocol() == Some(tls::ALPN_HTTP1) {
-        return super::http::serve(stream, ip, security, config, handoff).await;
+    super::http::serve(stream, ip, security, config, handoff).await;
+}
+
+/// An IRC client (or anything but a browser) on rustls's unbuffered API
+/// ([`super::lean_tls`]); HTTP without ALPN inside it is still served.
+async fn open_irc(
+    stream: TcpStream,
+    ip: IpAddr,
+    tls: &ServerTls,
+    deadline: Instant,
+    config: Arc<Config>,
+    handoff: Handoff,
+) {
+    let mut stream = match LeanTls::new(stream, tls.irc_config()) {
+        Ok(stream) => stream,
+        Err(error) => {
+            tracing::warn!(peer = %ip, %error, "cannot start a TLS connection");
+            return;
+        }
+    };
+    if within(deadline, ip, "the TLS handshake", stream.handshake())
+        .await
+        .is_err()
+    {
+        return;
     }
+    let session = stream.session();
+    let security = Security {
+        tls: true,
+        certfp: session
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .map(palaver_tls::certfp),
+        kind: "tls",
+    };
     let mut early = BytesMut::with_capacity(SNIFF_BYTES);
     let kind = loop {
         match classify(&early) {

@@ -214,14 +214,27 @@ impl ServerTls {
         Ok(true)
     }
 
+    /// The configuration for IRC connections (asked for a client certificate).
+    pub(crate) fn irc_config(&self) -> Arc<ServerConfig> {
+        Arc::clone(&self.irc)
+    }
+
     /// The configuration for a handshake whose ClientHello is `hello`: browsers
     /// (ALPN `http/1.1`) are not asked for a certificate.
     pub(crate) fn config_for(&self, hello: &ClientHello<'_>) -> Arc<ServerConfig> {
-        let browser = hello
-            .alpn()
-            .is_some_and(|mut offered| offered.any(|name| name == ALPN_HTTP1));
-        Arc::clone(if browser { &self.http } else { &self.irc })
+        Arc::clone(if is_browser(hello) {
+            &self.http
+        } else {
+            &self.irc
+        })
     }
+}
+
+/// Whether the ClientHello is a browser's: it offers ALPN `http/1.1`.
+pub(crate) fn is_browser(hello: &ClientHello<'_>) -> bool {
+    hello
+        .alpn()
+        .is_some_and(|mut offered| offered.any(|name| name == ALPN_HTTP1))
 }
 
 /// Makes a handshake cheaper for the server without weakening it.
