@@ -441,6 +441,15 @@ fn main() -> ExitCode {
     if settings.cli.check_config.is_some() {
         return check_config(&settings);
     }
+    if settings.cli.ip.is_none() {
+        use clap::CommandFactory as _;
+        Cli::command()
+            .error(
+                clap::error::ErrorKind::MissingRequiredArgument,
+                "give the address and port to listen on, e.g. chat-server 127.0.0.1 6667 (or ip and port in a --config file)",
+            )
+            .exit();
+    }
     init_logging(&settings.cli.log_level);
     let status = match start(settings, args) {
         Ok(RunOutcome::Stopped) => ExitCode::SUCCESS,

@@ -218,6 +218,9 @@ pub(crate) async fn reload(
         text.push_str(&note);
     }
     tracing::info!(by, changed = %changed.join(", "), needs_restart = %needs_restart.join(", "), "configuration reloaded");
+    // A status line, like the address and the fingerprint at startup: whoever
+    // watches the server's output sees the reload and a new fingerprint.
+    crate::logging::print_stdout(format_args!("{text}"));
     tell_opers(shared, &text);
     Ok(text)
 }

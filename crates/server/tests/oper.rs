@@ -278,7 +278,7 @@ async fn config_errors_are_reported_all_at_once() {
         .stdin(Stdio::null())
         .output()
         .expect("run chat-server");
-    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(output.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&output.stderr).contains("e.g. chat-server 127.0.0.1 6667"),
         "{}",
