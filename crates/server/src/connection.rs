@@ -31,6 +31,7 @@ use crate::flood::TokenBucket;
 use crate::handlers::deferred::Jobs;
 use crate::handlers::line::{Outcome, process_line};
 use crate::handlers::paged::{self, Paged, Progress};
+use crate::metrics::{Disconnect, DriverCounters};
 use crate::outbox::{Outbox, Taken};
 use crate::transport::Transport;
 use crate::world::ClientId;
@@ -58,14 +59,17 @@ pub(crate) struct Ending {
     reason: String,
     /// Broadcast `QUIT :reason` to peers (not on shutdown, when everyone is leaving).
     tell_peers: bool,
+    /// How `/metrics` counts it.
+    why: Disconnect,
 }
 
 impl Ending {
-    /// An ending the client's peers hear about as `QUIT :reason`.
-    pub(crate) fn quit(reason: impl Into<String>) -> Self {
+    /// An ending the client's peers hear about as `QUIT :reason`, counted as `why`.
+    pub(crate) fn quit(why: Disconnect, reason: impl Into<String>) -> Self {
         Self {
             reason: reason.into(),
             tell_peers: true,
+            why,
         }
     }
 
@@ -74,7 +78,19 @@ impl Ending {
         Self {
             reason: "Server shutting down".to_owned(),
             tell_peers: false,
+            why: Disconnect::Shutdown,
         }
+    }
+
+    /// The connection failed with `reason` (`OutputStep::Failed`): a sendq overrun,
+    /// or an error.
+    pub(crate) fn failed(reason: String) -> Self {
+        let why = if reason == crate::outbox::SENDQ_EXCEEDED {
+            Disconnect::Sendq
+        } else {
+            Disconnect::Error
+        };
+        Self::quit(why, reason)
     }
 }
 
@@ -129,6 +145,8 @@ pub(crate) struct PassCtx<'a> {
     pub(crate) jobs: &'a Arc<Jobs>,
     /// Time the driver spent on pages of long replies in this pass.
     pub(crate) paging: &'a mut Duration,
+    /// The driver's counters (bytes read).
+    pub(crate) counters: &'a DriverCounters,
 }
 
 /// One client connection.
@@ -158,6 +176,8 @@ pub(crate) struct Conn {
     paged: Option<Box<Paged>>,
     /// The driver already holds a timer to resume this throttled connection.
     pub(crate) throttle_armed: bool,
+    /// How it came in (`metrics::transport_slot`), for the open-connections gauge.
+    pub(crate) transport: u8,
     /// Its place in the admission counts, freed when the connection is dropped.
     _ticket: Ticket,
 }
@@ -166,6 +186,7 @@ impl Conn {
     /// A connection just accepted, its client already added to the world as `id`.
     pub(crate) fn new(
         stream: Transport,
+        kind: &str,
         early_input: BytesMut,
         id: ClientId,
         outbox: Arc<Outbox>,
@@ -195,6 +216,7 @@ impl Conn {
             busy: false,
             paged: None,
             throttle_armed: false,
+            transport: crate::metrics::transport_slot(kind),
             _ticket: ticket,
         }
     }
@@ -228,7 +250,9 @@ impl Conn {
         if self.busy {
             match pass.jobs.take(self.id) {
                 None => return InputStep::Idle,
-                Some(Some(reason)) => return InputStep::End(Ending::quit(reason)),
+                Some(Some(reason)) => {
+                    return InputStep::End(Ending::quit(Disconnect::Quit, reason));
+                }
                 Some(None) => {
                     self.busy = false;
                     // The job's completion may have completed registration (SASL
@@ -270,12 +294,18 @@ impl Conn {
             };
             let read = match tokio_util::io::poll_read_buf(Pin::new(&mut self.stream), cx, buf) {
                 Poll::Pending => return InputStep::Idle,
-                Poll::Ready(Ok(0)) => return InputStep::End(Ending::quit("Connection closed")),
+                Poll::Ready(Ok(0)) => {
+                    return InputStep::End(Ending::quit(Disconnect::Eof, "Connection closed"));
+                }
                 Poll::Ready(Ok(read)) => read,
                 Poll::Ready(Err(error)) => {
-                    return InputStep::End(Ending::quit(format!("Read error: {error}")));
+                    return InputStep::End(Ending::quit(
+                        Disconnect::Error,
+                        format!("Read error: {error}"),
+                    ));
                 }
             };
+            pass.counters.read(read);
             // Only a whole line shows the client is alive: one that dribbles a
             // partial line forever is timed out like a silent one.
             let fresh = &buf[buf.len().saturating_sub(read)..];
@@ -336,7 +366,10 @@ impl Conn {
                 && !bucket.has_token(limit, now)
             {
                 if buf.len() > shared.config.limits.recvq_bytes {
-                    return Some(InputStep::End(Ending::quit("Excess Flood")));
+                    return Some(InputStep::End(Ending::quit(
+                        Disconnect::Flood,
+                        "Excess Flood",
+                    )));
                 }
                 return Some(InputStep::Throttled(bucket.next_token_at(limit)));
             }
@@ -371,7 +404,7 @@ impl Conn {
                 self.deadline = Instant::now() + shared.config.limits.ping_interval;
             }
             if let Some(reason) = outcome.quit {
-                return Some(InputStep::End(Ending::quit(reason)));
+                return Some(InputStep::End(Ending::quit(Disconnect::Quit, reason)));
             }
             if let Some(reply) = outcome.paged {
                 self.paged = Some(reply);
@@ -468,6 +501,7 @@ impl Conn {
         cx: &mut Context<'_>,
         write_buf: &mut Vec<u8>,
         committed: u64,
+        counters: &DriverCounters,
     ) -> OutputStep {
         let mut held = false;
         loop {
@@ -490,7 +524,9 @@ impl Conn {
                     Taken::Aborted(reason) => return OutputStep::Failed(reason),
                     // KILL: end the usual way; the queued lines and the ERROR are
                     // written once the connection is closing.
-                    Taken::Disconnect(reason) => return OutputStep::End(Ending::quit(reason)),
+                    Taken::Disconnect(reason) => {
+                        return OutputStep::End(Ending::quit(Disconnect::Killed, reason));
+                    }
                 }
             }
             if self.output.is_empty() {
@@ -541,7 +577,10 @@ impl Conn {
                 Poll::Ready(Ok(0)) => {
                     return OutputStep::Failed("Write error: connection closed".to_owned());
                 }
-                Poll::Ready(Ok(written)) => written,
+                Poll::Ready(Ok(written)) => {
+                    counters.written(written);
+                    written
+                }
                 Poll::Ready(Err(error)) => {
                     tracing::debug!(client = self.id.0, %error, "write failed");
                     return OutputStep::Failed(format!("Write error: {error}"));
@@ -580,7 +619,10 @@ impl Conn {
             return None;
         }
         match self.phase {
-            Phase::Registering => Some(Ending::quit("Registration timed out")),
+            Phase::Registering => Some(Ending::quit(
+                Disconnect::RegistrationTimeout,
+                "Registration timed out",
+            )),
             Phase::Active => {
                 let mut ping = LineWriter::new();
                 ping.command("PING").trailing(&shared.config.server_name);
@@ -592,10 +634,10 @@ impl Conn {
             Phase::Pinged => {
                 // Silent since before the PING was due, to within a tick.
                 let silent = limits.ping_interval + limits.ping_timeout;
-                Some(Ending::quit(format!(
-                    "Ping timeout: {} seconds",
-                    silent.as_secs()
-                )))
+                Some(Ending::quit(
+                    Disconnect::PingTimeout,
+                    format!("Ping timeout: {} seconds", silent.as_secs()),
+                ))
             }
             Phase::Closing => {
                 self.outbox.abort("Flush timeout");
@@ -614,6 +656,7 @@ impl Conn {
         let nick = {
             let mut world = shared.lock_world();
             let nick = world.clients.get(&self.id).map(|c| c.nick().to_owned());
+            world.counters.disconnected(ending.why);
             world.remove_client(self.id, ending.tell_peers.then_some(ending.reason.as_str()));
             nick
         };

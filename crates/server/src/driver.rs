@@ -41,6 +41,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::connection::{Conn, Ending, FLUSH_TIMEOUT, InputStep, OutputStep, PassCtx};
 use crate::handlers::deferred::Jobs;
+use crate::metrics::{Disconnect, DriverCounters};
 use crate::outbox::Outbox;
 use crate::transport::Opened;
 use crate::transport::opening::Handoff;
@@ -260,6 +261,8 @@ pub(crate) struct Driver {
     awaiting_commit: Vec<usize>,
     next_tick: Instant,
     tick: Duration,
+    /// This driver's share of `/metrics` (only this thread writes it).
+    counters: Arc<DriverCounters>,
 }
 
 impl Driver {
@@ -279,6 +282,7 @@ impl Driver {
             / drivers;
         let commits = shared.store.watch_committed();
         let driver = Self {
+            counters: shared.metrics.new_driver(),
             commits,
             shared,
             inbox: Arc::clone(&inbox),
@@ -410,6 +414,7 @@ impl Driver {
                 ip,
                 mode,
                 Arc::clone(&self.shared.config),
+                Arc::clone(&self.shared) as Arc<dyn crate::metrics::Status>,
                 handoff,
             ));
         }
@@ -433,7 +438,16 @@ impl Driver {
                 .lock_world()
                 .add_client(ip, security, Arc::clone(&outbox));
             tracing::info!(client = id.0, peer = %ip, transport = kind, "connection opened");
-            let conn = Conn::new(transport, early_input, id, outbox, &self.shared, ticket);
+            let conn = Conn::new(
+                transport,
+                kind,
+                early_input,
+                id,
+                outbox,
+                &self.shared,
+                ticket,
+            );
+            self.counters.opened(conn.transport);
             entry.insert(conn);
             keys.push(key);
         }
@@ -442,6 +456,7 @@ impl Driver {
     /// One pass: input of every ready connection (a few rounds, as handling input
     /// wakes more connections), then output of every connection touched.
     fn pass(&mut self, keys: &mut Vec<usize>) {
+        let started = std::time::Instant::now();
         self.paging = Duration::ZERO;
         // Reused from pass to pass: a pass runs for every message at low load.
         let mut touched = std::mem::take(&mut self.touched);
@@ -460,10 +475,12 @@ impl Driver {
         // One read of the watermark for the whole output phase: a commit during it
         // shows as a change of `commits`, which polls the waiting ones again.
         let committed = self.shared.store.committed();
+        self.shared.metrics.committed(committed);
         for key in touched.drain(..) {
             self.poll_output(key, committed);
         }
         self.touched = touched;
+        self.counters.pass_took(started);
     }
 
     fn poll_input(&mut self, key: usize) {
@@ -477,11 +494,12 @@ impl Driver {
             scratch: &mut self.scratch,
             jobs: &self.jobs,
             paging: &mut self.paging,
+            counters: &self.counters,
         };
         let step = contain(conn.id(), "handling input", || {
             conn.poll_input(&mut cx, &mut pass)
         })
-        .unwrap_or_else(|| InputStep::End(Ending::quit("Internal error")));
+        .unwrap_or_else(|| InputStep::End(Ending::quit(Disconnect::Error, "Internal error")));
         match step {
             InputStep::Idle => {}
             InputStep::Throttled(at) => {
@@ -505,14 +523,14 @@ impl Driver {
         };
         let waker = conn.waker();
         let mut cx = Context::from_waker(&waker);
-        match conn.poll_output(&mut cx, &mut self.write_buf, committed) {
+        match conn.poll_output(&mut cx, &mut self.write_buf, committed, &self.counters) {
             OutputStep::Waiting => {}
             OutputStep::AwaitingCommit => self.awaiting_commit.push(key),
             OutputStep::End(ending) => conn.begin_close(&self.shared, ending),
             OutputStep::Finished => self.remove(key),
             OutputStep::Failed(reason) => {
                 if !conn.is_closing() {
-                    conn.begin_close(&self.shared, Ending::quit(reason));
+                    conn.begin_close(&self.shared, Ending::failed(reason));
                 }
                 self.remove(key);
             }
@@ -521,6 +539,7 @@ impl Driver {
 
     fn remove(&mut self, key: usize) {
         if let Some(conn) = self.conns.try_remove(key) {
+            self.counters.closed(conn.transport);
             self.jobs.forget(conn.id());
         }
     }

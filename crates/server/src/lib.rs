@@ -26,6 +26,7 @@ mod history;
 mod isupport;
 mod labeled;
 mod listener;
+mod metrics;
 mod outbox;
 mod registered;
 mod relay;
@@ -61,6 +62,9 @@ struct Shared {
     /// happen with the world locked (they only queue); queries and account checks
     /// run in deferred jobs, never under the lock.
     store: Arc<dyn palaver_store::Store>,
+    /// What operators see at `/metrics` and `/readyz` (the world holds its own
+    /// counters; see `metrics`).
+    metrics: Arc<metrics::Metrics>,
 }
 
 /// Locks a mutex whose data stays consistent even if a holder panicked.
@@ -88,8 +92,14 @@ impl Shared {
             ),
         };
         let config = Arc::new(config);
+        let metrics = Arc::new(metrics::Metrics::default());
         Ok(Self {
-            world: Mutex::new(world::World::new(Arc::clone(&config), Arc::clone(&store))),
+            world: Mutex::new(world::World::new(
+                Arc::clone(&config),
+                Arc::clone(&store),
+                Arc::clone(&metrics),
+            )),
+            metrics,
             config,
             slow_work: tokio::sync::Semaphore::new(SLOW_WORK_PERMITS),
             store,

@@ -166,6 +166,8 @@ pub async fn run_listeners(
     let mut spare = SpareFd::open();
     let mut death = None;
     tokio::pin!(shutdown);
+    // The store is open (it is read above) and the listeners are bound: `/readyz`.
+    shared.metrics.set_ready(true);
     loop {
         tokio::select! {
             () = &mut shutdown => break,
@@ -176,6 +178,7 @@ pub async fn run_listeners(
             (listener, accepted) = accept_any(&listeners) => match accepted {
                 Ok((stream, peer)) => {
                     backoff = Duration::from_millis(5);
+                    shared.metrics.accepted();
                     let limits = &shared.config.limits;
                     let ticket = match admission.admit(peer.ip(), limits.max_clients, limits.max_clients_per_ip) {
                         Ok(ticket) => ticket,
@@ -207,6 +210,7 @@ pub async fn run_listeners(
             },
         }
     }
+    shared.metrics.set_ready(false);
     drop(listeners);
     match &death {
         None => tracing::info!("shutting down"),

@@ -23,6 +23,7 @@ use tokio::time::{Instant, timeout_at};
 use super::tls::{self, ServerTls};
 use super::{Opened, Security, Transport};
 use crate::config::Config;
+use crate::metrics::Status;
 
 /// Receives the connection once its transport is settled (it becomes a client on
 /// the driver that called [`open`]). Dropped unused if the connection ends first,
@@ -66,6 +67,7 @@ pub(crate) async fn open(
     ip: IpAddr,
     mode: ListenMode,
     config: Arc<Config>,
+    status: Arc<dyn Status>,
     handoff: Handoff,
 ) {
     let deadline = Instant::now() + config.limits.registration_timeout;
@@ -93,12 +95,12 @@ pub(crate) async fn open(
                 tracing::debug!(peer = %ip, "TLS handshake refused: TLS is off");
                 return;
             };
-            open_tls(stream, ip, &tls, deadline, config, handoff).await;
+            open_tls(stream, ip, &tls, deadline, config, status, handoff).await;
         }
         (_, ListenMode::Tls) => {
             tracing::debug!(peer = %ip, "plain connection refused on a TLS-only listener");
         }
-        (Kind::Http, _) => super::http::serve(stream, ip, plain, config, handoff).await,
+        (Kind::Http, _) => super::http::serve(stream, ip, plain, config, status, handoff).await,
         (Kind::Irc, _) => handoff(opened(Transport::Tcp(stream), ip, plain, BytesMut::new())),
     }
 }
@@ -109,6 +111,7 @@ async fn open_tls(
     tls: &ServerTls,
     deadline: Instant,
     config: Arc<Config>,
+    status: Arc<dyn Status>,
     handoff: Handoff,
 ) {
     let handshake = async {
@@ -131,7 +134,7 @@ async fn open_tls(
         kind: "tls",
     };
     if session.alpn_protocol() == Some(tls::ALPN_HTTP1) {
-        return super::http::serve(stream, ip, security, config, handoff).await;
+        return super::http::serve(stream, ip, security, config, status, handoff).await;
     }
     let mut early = BytesMut::with_capacity(SNIFF_BYTES);
     let kind = loop {
@@ -150,7 +153,7 @@ async fn open_tls(
     match kind {
         Kind::Http => {
             let stream = super::Prefixed::new(early, stream);
-            super::http::serve(stream, ip, security, config, handoff).await;
+            super::http::serve(stream, ip, security, config, status, handoff).await;
         }
         // A second handshake inside the first is not something anyone does.
         Kind::Tls => tracing::debug!(peer = %ip, "TLS inside TLS refused"),
