@@ -649,10 +649,19 @@ impl Conn {
     /// Ends the connection: removes the client from the world (its peers see the
     /// QUIT unless the server is shutting down) and queues `ERROR :reason` as the
     /// last line. The connection then only flushes, for at most [`FLUSH_TIMEOUT`].
-    pub(crate) fn begin_close(&mut self, shared: &Shared, ending: Ending) {
+    ///
+    /// The open-connections gauge counts it closed here, once, before its peers or
+    /// the client itself can see it end.
+    pub(crate) fn begin_close(
+        &mut self,
+        shared: &Shared,
+        ending: Ending,
+        counters: &DriverCounters,
+    ) {
         if self.phase == Phase::Closing {
             return;
         }
+        counters.closed(self.transport);
         let nick = {
             let mut world = shared.lock_world();
             let nick = world.clients.get(&self.id).map(|c| c.nick().to_owned());

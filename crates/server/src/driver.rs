@@ -509,8 +509,12 @@ impl Driver {
                 }
             }
             InputStep::End(ending) => {
-                let shared = &self.shared;
-                if contain(conn.id(), "closing", || conn.begin_close(shared, ending)).is_none() {
+                let (shared, counters) = (&self.shared, &self.counters);
+                if contain(conn.id(), "closing", || {
+                    conn.begin_close(shared, ending, counters)
+                })
+                .is_none()
+                {
                     self.remove(key);
                 }
             }
@@ -526,11 +530,11 @@ impl Driver {
         match conn.poll_output(&mut cx, &mut self.write_buf, committed, &self.counters) {
             OutputStep::Waiting => {}
             OutputStep::AwaitingCommit => self.awaiting_commit.push(key),
-            OutputStep::End(ending) => conn.begin_close(&self.shared, ending),
+            OutputStep::End(ending) => conn.begin_close(&self.shared, ending, &self.counters),
             OutputStep::Finished => self.remove(key),
             OutputStep::Failed(reason) => {
                 if !conn.is_closing() {
-                    conn.begin_close(&self.shared, Ending::failed(reason));
+                    conn.begin_close(&self.shared, Ending::failed(reason), &self.counters);
                 }
                 self.remove(key);
             }
@@ -539,7 +543,6 @@ impl Driver {
 
     fn remove(&mut self, key: usize) {
         if let Some(conn) = self.conns.try_remove(key) {
-            self.counters.closed(conn.transport);
             self.jobs.forget(conn.id());
         }
     }
@@ -553,7 +556,7 @@ impl Driver {
             // A PING or an abort (flush time up) wakes the connection through its
             // outbox; an ending is begun here and flushed by the next pass.
             if let Some(ending) = conn.on_tick(now, &self.shared) {
-                conn.begin_close(&self.shared, ending);
+                conn.begin_close(&self.shared, ending, &self.counters);
             }
         }
     }
@@ -597,7 +600,7 @@ impl Driver {
     /// Server shutdown: every connection ends with `ERROR :Server shutting down`.
     fn close_all(&mut self) {
         for (_, conn) in &mut self.conns {
-            conn.begin_close(&self.shared, Ending::shutdown());
+            conn.begin_close(&self.shared, Ending::shutdown(), &self.counters);
             conn.outbox().wake_connection();
         }
     }

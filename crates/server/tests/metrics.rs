@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 
 use palaver_server::Config;
-use palaver_test_support::transports::{connect_tls, http_request};
+use palaver_test_support::transports::{connect_tls, connect_websocket, http_request};
 use palaver_test_support::{TestClient, TestServer, test_config, tls_test_config};
 use tokio::net::TcpStream;
 
@@ -121,6 +121,9 @@ async fn counters_move_by_exactly_what_clients_did() {
             let line = member.expect_command("PRIVMSG").await;
             assert_eq!(line.last(), format!("line {i}"));
         }
+        // A round trip after the last copy: the driver counted its write before
+        // it wrote the PONG.
+        member.sync().await;
     }
     let after = scrape(server.addr).await;
     let delta = |series: &str| after.get(series) - before.get(series);
@@ -250,6 +253,12 @@ async fn transports_are_counted_and_tls_peers_can_scrape() {
     let _plain = server.client("plain").await;
     let mut tls = TestClient::connect_tls(server.addr, None).await;
     tls.register("secure").await;
+    let (socket, _) = connect_websocket(server.addr, &["text.ircv3.net"], false).await;
+    let mut ws = TestClient::from_websocket(socket, false);
+    ws.register("web").await;
+    let (socket, _) = connect_websocket(server.addr, &["text.ircv3.net"], true).await;
+    let mut wss = TestClient::from_websocket(socket, false);
+    wss.register("websecure").await;
     let (stream, _) = connect_tls(server.addr, None, &["http/1.1"]).await;
     let (status, _, body) = http_request(stream, "GET /metrics HTTP/1.1", &[]).await;
     assert_eq!(status, 200, "{body}");
@@ -262,7 +271,15 @@ async fn transports_are_counted_and_tls_peers_can_scrape() {
         scrape.get("palaver_connections_open{transport=\"tls\"}"),
         1.0
     );
-    assert_eq!(scrape.get("palaver_clients_registered"), 2.0);
+    assert_eq!(
+        scrape.get("palaver_connections_open{transport=\"websocket\"}"),
+        1.0
+    );
+    assert_eq!(
+        scrape.get("palaver_connections_open{transport=\"websocket+tls\"}"),
+        1.0
+    );
+    assert_eq!(scrape.get("palaver_clients_registered"), 4.0);
     server.shutdown().await;
 }
 
