@@ -145,8 +145,8 @@ pub(crate) struct PassCtx<'a> {
     pub(crate) jobs: &'a Arc<Jobs>,
     /// Time the driver spent on pages of long replies in this pass.
     pub(crate) paging: &'a mut Duration,
-    /// The driver's counters (bytes read).
-    pub(crate) counters: &'a DriverCounters,
+    /// Bytes read in this pass: the driver adds them to its counters once per pass.
+    pub(crate) read: &'a mut u64,
 }
 
 /// One client connection.
@@ -305,7 +305,7 @@ impl Conn {
                     ));
                 }
             };
-            pass.counters.read(read);
+            *pass.read += read as u64;
             // Only a whole line shows the client is alive: one that dribbles a
             // partial line forever is timed out like a silent one.
             let fresh = &buf[buf.len().saturating_sub(read)..];
@@ -501,7 +501,7 @@ impl Conn {
         cx: &mut Context<'_>,
         write_buf: &mut Vec<u8>,
         committed: u64,
-        counters: &DriverCounters,
+        written_bytes: &mut u64,
     ) -> OutputStep {
         let mut held = false;
         loop {
@@ -578,7 +578,7 @@ impl Conn {
                     return OutputStep::Failed("Write error: connection closed".to_owned());
                 }
                 Poll::Ready(Ok(written)) => {
-                    counters.written(written);
+                    *written_bytes += written as u64;
                     written
                 }
                 Poll::Ready(Err(error)) => {

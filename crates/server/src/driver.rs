@@ -263,6 +263,10 @@ pub(crate) struct Driver {
     tick: Duration,
     /// This driver's share of `/metrics` (only this thread writes it).
     counters: Arc<DriverCounters>,
+    /// Bytes read and written in the current pass, added to `counters` once at its
+    /// end (a pass writes to up to thousands of connections).
+    pass_read: u64,
+    pass_written: u64,
 }
 
 impl Driver {
@@ -283,6 +287,8 @@ impl Driver {
         let commits = shared.store.watch_committed();
         let driver = Self {
             counters: shared.metrics.new_driver(),
+            pass_read: 0,
+            pass_written: 0,
             commits,
             shared,
             inbox: Arc::clone(&inbox),
@@ -480,7 +486,11 @@ impl Driver {
             self.poll_output(key, committed);
         }
         self.touched = touched;
-        self.counters.pass_took(started);
+        self.counters.passed(
+            started,
+            std::mem::take(&mut self.pass_read),
+            std::mem::take(&mut self.pass_written),
+        );
     }
 
     fn poll_input(&mut self, key: usize) {
@@ -494,7 +504,7 @@ impl Driver {
             scratch: &mut self.scratch,
             jobs: &self.jobs,
             paging: &mut self.paging,
-            counters: &self.counters,
+            read: &mut self.pass_read,
         };
         let step = contain(conn.id(), "handling input", || {
             conn.poll_input(&mut cx, &mut pass)
@@ -527,7 +537,12 @@ impl Driver {
         };
         let waker = conn.waker();
         let mut cx = Context::from_waker(&waker);
-        match conn.poll_output(&mut cx, &mut self.write_buf, committed, &self.counters) {
+        match conn.poll_output(
+            &mut cx,
+            &mut self.write_buf,
+            committed,
+            &mut self.pass_written,
+        ) {
             OutputStep::Waiting => {}
             OutputStep::AwaitingCommit => self.awaiting_commit.push(key),
             OutputStep::End(ending) => conn.begin_close(&self.shared, ending, &self.counters),

@@ -9,8 +9,9 @@
 //!   registrations, disconnects by reason, history writes, CHATHISTORY queries).
 //!   Relay adds a message's recipient count once per message, not once per copy.
 //! - [`DriverCounters`]: one set per driver thread, written by that thread only
-//!   (connections opened and closed by transport, bytes read and written, once
-//!   per system call; the pass-time histogram, once per pass), summed when scraped.
+//!   (connections opened and closed by transport; bytes read and written, summed
+//!   by the driver per pass in plain integers; the pass-time histogram, once per
+//!   pass), summed over drivers when scraped.
 //! - [`Metrics`]: the few server-wide values (connections accepted, readiness, the
 //!   sampled history commit latency).
 //!
@@ -382,19 +383,15 @@ impl DriverCounters {
         self.closed[usize::from(slot)].fetch_add(1, Ordering::Relaxed);
     }
 
-    /// One read returned `bytes`.
-    pub(crate) fn read(&self, bytes: usize) {
-        self.bytes_read.fetch_add(bytes as u64, Ordering::Relaxed);
-    }
-
-    /// One write took `bytes`.
-    pub(crate) fn written(&self, bytes: usize) {
-        self.bytes_written
-            .fetch_add(bytes as u64, Ordering::Relaxed);
-    }
-
-    /// One pass took `started.elapsed()`.
-    pub(crate) fn pass_took(&self, started: Instant) {
+    /// A pass that began at `started` is over; it read and wrote these bytes
+    /// (summed by the driver as plain integers, one add per system call).
+    pub(crate) fn passed(&self, started: Instant, read: u64, written: u64) {
+        if read > 0 {
+            self.bytes_read.fetch_add(read, Ordering::Relaxed);
+        }
+        if written > 0 {
+            self.bytes_written.fetch_add(written, Ordering::Relaxed);
+        }
         let ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
         self.pass_time.observe(ns);
     }
