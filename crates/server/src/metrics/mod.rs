@@ -648,6 +648,16 @@ mod tests {
     }
 
     #[test]
+    fn a_server_is_not_ready_until_it_says_so() {
+        let metrics = Metrics::default();
+        assert!(!metrics.is_ready());
+        metrics.set_ready(true);
+        assert!(metrics.is_ready());
+        metrics.set_ready(false);
+        assert!(!metrics.is_ready());
+    }
+
+    #[test]
     fn one_append_at_a_time_is_timed() {
         let metrics = Metrics::default();
         metrics.appended(5);
