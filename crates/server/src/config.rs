@@ -64,6 +64,31 @@ pub struct Config {
     /// its command line and `--config` file); `None` answers REHASH with a NOTICE
     /// that nothing can be reloaded.
     pub reloader: Option<crate::reload::Reloader>,
+    /// The networks whose peers may read `/metrics` (`--metrics-allow`); the others
+    /// get `403 Forbidden`. By default loopback only ([`default_metrics_allow`]):
+    /// the counts say how busy the server is and which commands are used, which is
+    /// nobody else's business.
+    pub metrics_allow: Vec<ipnet::IpNet>,
+}
+
+/// `127.0.0.0/8` and `::1/128`: who may read `/metrics` unless told otherwise.
+pub fn default_metrics_allow() -> Vec<ipnet::IpNet> {
+    vec![
+        ipnet::IpNet::V4(ipnet::Ipv4Net::new_assert(std::net::Ipv4Addr::LOCALHOST, 8)),
+        ipnet::IpNet::V6(ipnet::Ipv6Net::new_assert(
+            std::net::Ipv6Addr::LOCALHOST,
+            128,
+        )),
+    ]
+}
+
+impl Config {
+    /// Whether a peer at `ip` may read `/metrics`. An IPv4 peer on a dual-stack
+    /// socket arrives as `::ffff:a.b.c.d` and is checked as `a.b.c.d`.
+    pub fn metrics_allowed(&self, ip: std::net::IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.metrics_allow.iter().any(|net| net.contains(&ip))
+    }
 }
 
 /// Where TLS is served and how long clients should insist on it.
@@ -159,6 +184,7 @@ impl Default for Config {
             sts: None,
             web: crate::web::WebClient::default(),
             reloader: None,
+            metrics_allow: default_metrics_allow(),
         }
     }
 }
@@ -184,6 +210,7 @@ impl std::fmt::Debug for Config {
             sts,
             web,
             reloader,
+            metrics_allow,
         } = self;
         f.debug_struct("Config")
             .field("server_name", server_name)
@@ -203,6 +230,7 @@ impl std::fmt::Debug for Config {
             .field("sts", sts)
             .field("web", web)
             .field("reloader", reloader)
+            .field("metrics_allow", metrics_allow)
             .finish()
     }
 }

@@ -31,6 +31,7 @@ use crate::flood::TokenBucket;
 use crate::handlers::deferred::Jobs;
 use crate::handlers::line::{Outcome, process_line};
 use crate::handlers::paged::{self, Paged, Progress};
+use crate::metrics::{Disconnect, DriverCounters};
 use crate::outbox::{Outbox, Taken};
 use crate::transport::Transport;
 use crate::world::ClientId;
@@ -58,14 +59,17 @@ pub(crate) struct Ending {
     reason: String,
     /// Broadcast `QUIT :reason` to peers (not on shutdown, when everyone is leaving).
     tell_peers: bool,
+    /// How `/metrics` counts it.
+    why: Disconnect,
 }
 
 impl Ending {
-    /// An ending the client's peers hear about as `QUIT :reason`.
-    pub(crate) fn quit(reason: impl Into<String>) -> Self {
+    /// An ending the client's peers hear about as `QUIT :reason`, counted as `why`.
+    pub(crate) fn quit(why: Disconnect, reason: impl Into<String>) -> Self {
         Self {
             reason: reason.into(),
             tell_peers: true,
+            why,
         }
     }
 
@@ -75,7 +79,19 @@ impl Ending {
         Self {
             reason: reason.to_owned(),
             tell_peers: false,
+            why: Disconnect::Shutdown,
         }
+    }
+
+    /// The connection failed with `reason` (`OutputStep::Failed`): a sendq overrun,
+    /// or an error.
+    pub(crate) fn failed(reason: String) -> Self {
+        let why = if reason == crate::outbox::SENDQ_EXCEEDED {
+            Disconnect::Sendq
+        } else {
+            Disconnect::Error
+        };
+        Self::quit(why, reason)
     }
 }
 
@@ -130,6 +146,8 @@ pub(crate) struct PassCtx<'a> {
     pub(crate) jobs: &'a Arc<Jobs>,
     /// Time the driver spent on pages of long replies in this pass.
     pub(crate) paging: &'a mut Duration,
+    /// Bytes read in this pass: the driver adds them to its counters once per pass.
+    pub(crate) read: &'a mut u64,
 }
 
 /// One client connection.
@@ -159,6 +177,8 @@ pub(crate) struct Conn {
     paged: Option<Box<Paged>>,
     /// The driver already holds a timer to resume this throttled connection.
     pub(crate) throttle_armed: bool,
+    /// How it came in (`metrics::transport_slot`), for the open-connections gauge.
+    pub(crate) transport: u8,
     /// Its place in the admission counts, freed when the connection is dropped.
     _ticket: Ticket,
 }
@@ -167,6 +187,7 @@ impl Conn {
     /// A connection just accepted, its client already added to the world as `id`.
     pub(crate) fn new(
         stream: Transport,
+        kind: &str,
         early_input: BytesMut,
         id: ClientId,
         outbox: Arc<Outbox>,
@@ -196,6 +217,7 @@ impl Conn {
             busy: false,
             paged: None,
             throttle_armed: false,
+            transport: crate::metrics::transport_slot(kind),
             _ticket: ticket,
         }
     }
@@ -229,7 +251,9 @@ impl Conn {
         if self.busy {
             match pass.jobs.take(self.id) {
                 None => return InputStep::Idle,
-                Some(Some(reason)) => return InputStep::End(Ending::quit(reason)),
+                Some(Some(reason)) => {
+                    return InputStep::End(Ending::quit(Disconnect::Quit, reason));
+                }
                 Some(None) => {
                     self.busy = false;
                     // The job's completion may have completed registration (SASL
@@ -271,12 +295,18 @@ impl Conn {
             };
             let read = match tokio_util::io::poll_read_buf(Pin::new(&mut self.stream), cx, buf) {
                 Poll::Pending => return InputStep::Idle,
-                Poll::Ready(Ok(0)) => return InputStep::End(Ending::quit("Connection closed")),
+                Poll::Ready(Ok(0)) => {
+                    return InputStep::End(Ending::quit(Disconnect::Eof, "Connection closed"));
+                }
                 Poll::Ready(Ok(read)) => read,
                 Poll::Ready(Err(error)) => {
-                    return InputStep::End(Ending::quit(format!("Read error: {error}")));
+                    return InputStep::End(Ending::quit(
+                        Disconnect::Error,
+                        format!("Read error: {error}"),
+                    ));
                 }
             };
+            *pass.read += read as u64;
             // Only a whole line shows the client is alive: one that dribbles a
             // partial line forever is timed out like a silent one.
             let fresh = &buf[buf.len().saturating_sub(read)..];
@@ -338,7 +368,10 @@ impl Conn {
                 && !bucket.has_token(limit, now)
             {
                 if buf.len() > shared.config().limits.recvq_bytes {
-                    return Some(InputStep::End(Ending::quit("Excess Flood")));
+                    return Some(InputStep::End(Ending::quit(
+                        Disconnect::Flood,
+                        "Excess Flood",
+                    )));
                 }
                 return Some(InputStep::Throttled(bucket.next_token_at(limit)));
             }
@@ -373,7 +406,7 @@ impl Conn {
                 self.deadline = Instant::now() + shared.config().limits.ping_interval;
             }
             if let Some(reason) = outcome.quit {
-                return Some(InputStep::End(Ending::quit(reason)));
+                return Some(InputStep::End(Ending::quit(Disconnect::Quit, reason)));
             }
             if let Some(reply) = outcome.paged {
                 self.paged = Some(reply);
@@ -471,6 +504,7 @@ impl Conn {
         cx: &mut Context<'_>,
         write_buf: &mut Vec<u8>,
         committed: u64,
+        written_bytes: &mut u64,
     ) -> OutputStep {
         let mut held = false;
         loop {
@@ -493,7 +527,9 @@ impl Conn {
                     Taken::Aborted(reason) => return OutputStep::Failed(reason),
                     // KILL: end the usual way; the queued lines and the ERROR are
                     // written once the connection is closing.
-                    Taken::Disconnect(reason) => return OutputStep::End(Ending::quit(reason)),
+                    Taken::Disconnect(reason) => {
+                        return OutputStep::End(Ending::quit(Disconnect::Killed, reason));
+                    }
                 }
             }
             if self.output.is_empty() {
@@ -544,7 +580,10 @@ impl Conn {
                 Poll::Ready(Ok(0)) => {
                     return OutputStep::Failed("Write error: connection closed".to_owned());
                 }
-                Poll::Ready(Ok(written)) => written,
+                Poll::Ready(Ok(written)) => {
+                    *written_bytes += written as u64;
+                    written
+                }
                 Poll::Ready(Err(error)) => {
                     tracing::debug!(client = self.id.0, %error, "write failed");
                     return OutputStep::Failed(format!("Write error: {error}"));
@@ -583,7 +622,10 @@ impl Conn {
             return None;
         }
         match self.phase {
-            Phase::Registering => Some(Ending::quit("Registration timed out")),
+            Phase::Registering => Some(Ending::quit(
+                Disconnect::RegistrationTimeout,
+                "Registration timed out",
+            )),
             Phase::Active => {
                 let mut ping = LineWriter::new();
                 ping.command("PING").trailing(&shared.config().server_name);
@@ -595,10 +637,10 @@ impl Conn {
             Phase::Pinged => {
                 // Silent since before the PING was due, to within a tick.
                 let silent = limits.ping_interval + limits.ping_timeout;
-                Some(Ending::quit(format!(
-                    "Ping timeout: {} seconds",
-                    silent.as_secs()
-                )))
+                Some(Ending::quit(
+                    Disconnect::PingTimeout,
+                    format!("Ping timeout: {} seconds", silent.as_secs()),
+                ))
             }
             Phase::Closing => {
                 self.outbox.abort("Flush timeout");
@@ -610,13 +652,23 @@ impl Conn {
     /// Ends the connection: removes the client from the world (its peers see the
     /// QUIT unless the server is shutting down) and queues `ERROR :reason` as the
     /// last line. The connection then only flushes, for at most [`FLUSH_TIMEOUT`].
-    pub(crate) fn begin_close(&mut self, shared: &Shared, ending: Ending) {
+    ///
+    /// The open-connections gauge counts it closed here, once, before its peers or
+    /// the client itself can see it end.
+    pub(crate) fn begin_close(
+        &mut self,
+        shared: &Shared,
+        ending: Ending,
+        counters: &DriverCounters,
+    ) {
         if self.phase == Phase::Closing {
             return;
         }
+        counters.closed(self.transport);
         let nick = {
             let mut world = shared.lock_world();
             let nick = world.clients.get(&self.id).map(|c| c.nick().to_owned());
+            world.counters.disconnected(ending.why);
             world.remove_client(self.id, ending.tell_peers.then_some(ending.reason.as_str()));
             nick
         };

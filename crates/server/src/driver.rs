@@ -41,6 +41,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::connection::{Conn, Ending, FLUSH_TIMEOUT, InputStep, OutputStep, PassCtx};
 use crate::handlers::deferred::Jobs;
+use crate::metrics::{Disconnect, DriverCounters};
 use crate::outbox::Outbox;
 use crate::transport::Opened;
 use crate::transport::opening::Handoff;
@@ -260,6 +261,12 @@ pub(crate) struct Driver {
     awaiting_commit: Vec<usize>,
     next_tick: Instant,
     tick: Duration,
+    /// This driver's share of `/metrics` (only this thread writes it).
+    counters: Arc<DriverCounters>,
+    /// Bytes read and written in the current pass, added to `counters` once at its
+    /// end (a pass writes to up to thousands of connections).
+    pass_read: u64,
+    pass_written: u64,
 }
 
 impl Driver {
@@ -279,6 +286,9 @@ impl Driver {
             / drivers;
         let commits = shared.store.watch_committed();
         let driver = Self {
+            counters: shared.metrics.new_driver(),
+            pass_read: 0,
+            pass_written: 0,
             commits,
             shared,
             inbox: Arc::clone(&inbox),
@@ -410,6 +420,7 @@ impl Driver {
                 ip,
                 mode,
                 self.shared.config.load_full(),
+                Arc::clone(&self.shared) as Arc<dyn crate::metrics::Status>,
                 handoff,
             ));
         }
@@ -433,7 +444,16 @@ impl Driver {
                 .lock_world()
                 .add_client(ip, security, Arc::clone(&outbox));
             tracing::info!(client = id.0, peer = %ip, transport = kind, "connection opened");
-            let conn = Conn::new(transport, early_input, id, outbox, &self.shared, ticket);
+            let conn = Conn::new(
+                transport,
+                kind,
+                early_input,
+                id,
+                outbox,
+                &self.shared,
+                ticket,
+            );
+            self.counters.opened(conn.transport);
             entry.insert(conn);
             keys.push(key);
         }
@@ -442,6 +462,7 @@ impl Driver {
     /// One pass: input of every ready connection (a few rounds, as handling input
     /// wakes more connections), then output of every connection touched.
     fn pass(&mut self, keys: &mut Vec<usize>) {
+        let started = std::time::Instant::now();
         self.paging = Duration::ZERO;
         // Reused from pass to pass: a pass runs for every message at low load.
         let mut touched = std::mem::take(&mut self.touched);
@@ -460,10 +481,16 @@ impl Driver {
         // One read of the watermark for the whole output phase: a commit during it
         // shows as a change of `commits`, which polls the waiting ones again.
         let committed = self.shared.store.committed();
+        self.shared.metrics.committed(committed);
         for key in touched.drain(..) {
             self.poll_output(key, committed);
         }
         self.touched = touched;
+        self.counters.passed(
+            started,
+            std::mem::take(&mut self.pass_read),
+            std::mem::take(&mut self.pass_written),
+        );
     }
 
     fn poll_input(&mut self, key: usize) {
@@ -477,11 +504,12 @@ impl Driver {
             scratch: &mut self.scratch,
             jobs: &self.jobs,
             paging: &mut self.paging,
+            read: &mut self.pass_read,
         };
         let step = contain(conn.id(), "handling input", || {
             conn.poll_input(&mut cx, &mut pass)
         })
-        .unwrap_or_else(|| InputStep::End(Ending::quit("Internal error")));
+        .unwrap_or_else(|| InputStep::End(Ending::quit(Disconnect::Error, "Internal error")));
         match step {
             InputStep::Idle => {}
             InputStep::Throttled(at) => {
@@ -491,8 +519,12 @@ impl Driver {
                 }
             }
             InputStep::End(ending) => {
-                let shared = &self.shared;
-                if contain(conn.id(), "closing", || conn.begin_close(shared, ending)).is_none() {
+                let (shared, counters) = (&self.shared, &self.counters);
+                if contain(conn.id(), "closing", || {
+                    conn.begin_close(shared, ending, counters)
+                })
+                .is_none()
+                {
                     self.remove(key);
                 }
             }
@@ -505,14 +537,19 @@ impl Driver {
         };
         let waker = conn.waker();
         let mut cx = Context::from_waker(&waker);
-        match conn.poll_output(&mut cx, &mut self.write_buf, committed) {
+        match conn.poll_output(
+            &mut cx,
+            &mut self.write_buf,
+            committed,
+            &mut self.pass_written,
+        ) {
             OutputStep::Waiting => {}
             OutputStep::AwaitingCommit => self.awaiting_commit.push(key),
-            OutputStep::End(ending) => conn.begin_close(&self.shared, ending),
+            OutputStep::End(ending) => conn.begin_close(&self.shared, ending, &self.counters),
             OutputStep::Finished => self.remove(key),
             OutputStep::Failed(reason) => {
                 if !conn.is_closing() {
-                    conn.begin_close(&self.shared, Ending::quit(reason));
+                    conn.begin_close(&self.shared, Ending::failed(reason), &self.counters);
                 }
                 self.remove(key);
             }
@@ -534,7 +571,7 @@ impl Driver {
             // A PING or an abort (flush time up) wakes the connection through its
             // outbox; an ending is begun here and flushed by the next pass.
             if let Some(ending) = conn.on_tick(now, &self.shared) {
-                conn.begin_close(&self.shared, ending);
+                conn.begin_close(&self.shared, ending, &self.counters);
             }
         }
     }
@@ -580,7 +617,7 @@ impl Driver {
     fn close_all(&mut self) {
         let reason = self.shared.control.closing_message();
         for (_, conn) in &mut self.conns {
-            conn.begin_close(&self.shared, Ending::shutdown(reason));
+            conn.begin_close(&self.shared, Ending::shutdown(reason), &self.counters);
             conn.outbox().wake_connection();
         }
     }

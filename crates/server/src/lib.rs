@@ -29,6 +29,7 @@ mod history;
 mod isupport;
 mod labeled;
 mod listener;
+mod metrics;
 mod outbox;
 mod registered;
 mod relay;
@@ -77,6 +78,9 @@ struct Shared {
     /// Operator requests for the whole process (`DIE`, `RESTART`), picked up by
     /// the listener; the world holds the same one for the handlers.
     control: Arc<control::ServerControl>,
+    /// What operators see at `/metrics` and `/readyz` (the world holds its own
+    /// counters; see `metrics`).
+    metrics: Arc<metrics::Metrics>,
 }
 
 /// Locks a mutex whose data stays consistent even if a holder panicked.
@@ -104,13 +108,19 @@ impl Shared {
             ),
         };
         let config = Arc::new(config);
-        let world = world::World::new(Arc::clone(&config), Arc::clone(&store));
+        let metrics = Arc::new(metrics::Metrics::default());
+        let world = world::World::new(
+            Arc::clone(&config),
+            Arc::clone(&store),
+            Arc::clone(&metrics),
+        );
         let bans = Arc::clone(&world.bans);
         let control = Arc::clone(&world.control);
         Ok(Self {
             world: Mutex::new(world),
             bans,
             control,
+            metrics,
             config: arc_swap::ArcSwap::new(config),
             slow_work: tokio::sync::Semaphore::new(SLOW_WORK_PERMITS),
             store,

@@ -257,6 +257,8 @@ pub async fn run_listeners(
     let mut spare = SpareFd::open();
     let mut death = None;
     tokio::pin!(shutdown);
+    // The store is open (it is read above) and the listeners are bound: `/readyz`.
+    shared.metrics.set_ready(true);
     loop {
         tokio::select! {
             () = &mut shutdown => break,
@@ -282,6 +284,7 @@ pub async fn run_listeners(
             (listener, accepted) = accept_any(&listeners) => match accepted {
                 Ok((stream, peer)) => {
                     backoff = Duration::from_millis(5);
+                    shared.metrics.accepted();
                     if let Some(refusal) = screen(&shared, &mut throttle, peer.ip()) {
                         // Debug only: a flood of refusals must not flood the log.
                         tracing::debug!(%peer, reason = %refusal, "connection refused");
@@ -320,6 +323,7 @@ pub async fn run_listeners(
             },
         }
     }
+    shared.metrics.set_ready(false);
     drop(listeners);
     match &death {
         None => tracing::info!("shutting down"),

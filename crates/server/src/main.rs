@@ -247,6 +247,36 @@ struct Cli {
     /// Log level (error, warn, info, debug, trace); RUST_LOG overrides it.
     #[arg(long, default_value = "info")]
     log_level: String,
+    /// How log lines are written to stderr: "text" for people, "json" (one JSON
+    /// object per line) for log collectors.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// A network allowed to read /metrics, e.g. 10.0.0.0/8 or ::1/128 (repeatable);
+    /// replaces the default, loopback only (127.0.0.0/8 and ::1). Others get 403.
+    #[arg(long = "metrics-allow", value_name = "CIDR", value_parser = parse_network)]
+    metrics_allow: Vec<ipnet::IpNet>,
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines (coloured on a terminal).
+    Text,
+    /// One JSON object per event, for journald, Loki, Elasticsearch and the like.
+    Json,
+}
+
+/// `--metrics-allow`: a network in CIDR notation; a bare address means that address
+/// alone.
+fn parse_network(text: &str) -> Result<ipnet::IpNet, String> {
+    let text = text.trim();
+    if let Ok(net) = text.parse::<ipnet::IpNet>() {
+        // 10.1.2.3/8 means 10.0.0.0/8: say it the way the check reads it.
+        return Ok(net.trunc());
+    }
+    text.parse::<IpAddr>().map(ipnet::IpNet::from).map_err(|_| {
+        format!("'{text}' is not a network: use CIDR notation such as 10.0.0.0/8 or ::1/128")
+    })
 }
 
 /// The one-off actions beside running the server.
@@ -450,7 +480,7 @@ fn main() -> ExitCode {
             )
             .exit();
     }
-    init_logging(&settings.cli.log_level);
+    init_logging(&settings.cli.log_level, settings.cli.log_format);
     let status = match start(settings, args) {
         Ok(RunOutcome::Stopped) => ExitCode::SUCCESS,
         // The runtime, the listeners and the store are gone (`start` returned):
@@ -753,18 +783,22 @@ fn print_password_hash() -> ExitCode {
     }
 }
 
-fn init_logging(level: &str) {
+fn init_logging(level: &str, format: LogFormat) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     // A log that cannot be written is dropped and counted, never a panic: the
     // writer swallows errors, and the fmt layer must not eprintln! its own.
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(logging::Stderr)
-        .log_internal_errors(false)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .log_internal_errors(false);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        // Same events, fields and filter; the span list is left out as the text
+        // format shows only the current span too.
+        LogFormat::Json => builder.json().with_span_list(false).init(),
+    }
 }
 
 fn start(settings: Settings, args: Vec<OsString>) -> anyhow::Result<RunOutcome> {
@@ -1077,6 +1111,9 @@ fn build_config(settings: &Settings) -> anyhow::Result<Config> {
         None => palaver_server::WebClient::Embedded,
     };
     config.allow_plaintext_sasl = cli.allow_plaintext_sasl;
+    if !cli.metrics_allow.is_empty() {
+        config.metrics_allow = cli.metrics_allow.clone();
+    }
     config.history.retention = palaver_store::Retention {
         max_age_ms: cli
             .history_max_age
@@ -1296,6 +1333,24 @@ mod tests {
         assert!(parse_age("0d").is_err());
         assert!(parse_age("3w").is_err());
         assert!(parse_age("soon").is_err());
+    }
+
+    #[test]
+    fn metrics_networks_take_cidr_or_an_address() {
+        assert_eq!(
+            parse_network("10.1.2.3/8").map(|n| n.to_string()),
+            Ok("10.0.0.0/8".to_owned())
+        );
+        assert_eq!(
+            parse_network("::1").map(|n| n.to_string()),
+            Ok("::1/128".to_owned())
+        );
+        assert_eq!(
+            parse_network("192.0.2.7").map(|n| n.to_string()),
+            Ok("192.0.2.7/32".to_owned())
+        );
+        assert!(parse_network("10.0.0.0/33").is_err());
+        assert!(parse_network("localhost").is_err());
     }
 
     #[test]

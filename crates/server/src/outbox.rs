@@ -34,6 +34,10 @@ use bytes::Bytes;
 use crate::caps::CapSet;
 use crate::wakeup::Wakeup;
 
+/// The reason a client whose sendq overflowed is given (and how `/metrics` tells
+/// that ending from the others).
+pub(crate) const SENDQ_EXCEEDED: &str = "SendQ exceeded";
+
 /// Why an outbox stopped accepting lines, or was asked to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Closed {
@@ -286,7 +290,7 @@ impl Outbox {
         if state.pending_bytes.saturating_add(len) > self.budget {
             state.queue = Vec::new();
             state.holds = Holds::default();
-            state.closed = Some(Box::new(Closed::Abort("SendQ exceeded".to_owned())));
+            state.closed = Some(Box::new(Closed::Abort(SENDQ_EXCEEDED.to_owned())));
             drop(state);
             self.wakeup.wake();
             return;

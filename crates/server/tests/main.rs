@@ -20,6 +20,8 @@ mod limits;
 mod listmodes;
 mod messaging;
 mod metadata;
+// /metrics, /readyz, the Grafana dashboard, --log-format json.
+mod metrics;
 mod modes;
 mod privacy;
 mod queries;

@@ -151,6 +151,7 @@ pub(super) fn chathistory(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
             Timestamp(from.0.saturating_add(step)),
             Timestamp(to.0.saturating_sub(step)),
         );
+        ctx.world.counters.chathistory_queries += 1;
         ctx.deferred = Some(Deferred::History(Request::Targets {
             scope,
             from,
@@ -199,6 +200,7 @@ pub(super) fn chathistory(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         );
         return;
     };
+    ctx.world.counters.chathistory_queries += 1;
     ctx.deferred = Some(Deferred::History(Request::Messages {
         subcommand,
         target: target.to_owned(),

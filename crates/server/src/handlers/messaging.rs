@@ -65,7 +65,11 @@ pub(super) fn relay(ctx: &mut Ctx<'_>, msg: &Message<'_>, kind: Kind) {
         let stamp = ctx.world.stamp();
         let seq = match keep(ctx, &delivery, kind, text, &client_tags, &stamp) {
             Recorded::NotKept => 0,
-            Recorded::Kept(seq) => seq,
+            Recorded::Kept(seq) => {
+                ctx.world.counters.history_written += 1;
+                ctx.world.metrics.appended(seq);
+                seq
+            }
             Recorded::Refused => {
                 if kind.errors() {
                     ctx.world.standard_reply(
@@ -93,9 +97,11 @@ pub(super) fn relay(ctx: &mut Ctx<'_>, msg: &Message<'_>, kind: Kind) {
             &stamp,
         )
         .with_account(me.account.as_deref());
+        let mut delivered = 0;
         delivery.for_each(ctx, |recipient| {
             let caps = recipient.caps();
             if kind.reaches(caps) {
+                delivered += 1;
                 // push_delivery: to oneself this is a delivery, not a reply; the echo
                 // (if any) is the reply that labeled-response labels.
                 // (Held until the store commits `seq`, if history keeps it.)
@@ -103,6 +109,9 @@ pub(super) fn relay(ctx: &mut Ctx<'_>, msg: &Message<'_>, kind: Kind) {
             }
         });
         echo(ctx, kind, &mut relay, seq);
+        // Counted once per message, not per copy (see `metrics`).
+        ctx.world.counters.messages += 1;
+        ctx.world.counters.deliveries += delivered;
         if let (Kind::Privmsg, Some((nick, away))) = (kind, &delivery.away) {
             ctx.numeric(RPL_AWAY).param(nick).trailing(away).send();
         }

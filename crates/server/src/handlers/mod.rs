@@ -45,6 +45,7 @@ pub(crate) mod sasl;
 use palaver_proto::Message;
 use palaver_proto::numeric::*;
 
+use crate::metrics::{OTHER_COMMAND, known_command_slot};
 use crate::relay::Kind;
 use crate::world::{ClientId, World};
 
@@ -128,28 +129,39 @@ type Handler = fn(&mut Ctx<'_>, &Message<'_>);
 
 /// A command: its handler, and whether it may be sent before registration.
 struct Command {
+    /// Where it is counted (`metrics::COMMANDS`).
+    slot: usize,
     handler: Handler,
     before_registration: bool,
 }
 
+/// A command's `metrics::COMMANDS` slot, found when the crate is built (a name
+/// missing from that table fails the build).
+macro_rules! slot {
+    ($name:literal) => {
+        const { known_command_slot($name) }
+    };
+}
+
 /// The one table of commands we understand.
 fn lookup(name: &str) -> Option<Command> {
-    let (handler, before_registration): (Handler, bool) = match name {
-        "CAP" => (cap::cap, true),
-        "PASS" => (registration::pass, true),
-        "NICK" => (registration::nick, true),
-        "USER" => (registration::user, true),
-        "PING" => (server_info::ping, true),
-        "PONG" => (|_, _| {}, true),
-        "QUIT" => (registration::quit, true),
-        "JOIN" => (channel::join, false),
-        "PART" => (channel::part, false),
-        "TOPIC" => (channel::topic, false),
-        "NAMES" => (channel::names, false),
-        "LIST" => (channel::list, false),
-        "KICK" => (channel::kick, false),
-        "INVITE" => (channel::invite, false),
+    let (slot, handler, before_registration): (usize, Handler, bool) = match name {
+        "CAP" => (slot!("CAP"), cap::cap, true),
+        "PASS" => (slot!("PASS"), registration::pass, true),
+        "NICK" => (slot!("NICK"), registration::nick, true),
+        "USER" => (slot!("USER"), registration::user, true),
+        "PING" => (slot!("PING"), server_info::ping, true),
+        "PONG" => (slot!("PONG"), |_, _| {}, true),
+        "QUIT" => (slot!("QUIT"), registration::quit, true),
+        "JOIN" => (slot!("JOIN"), channel::join, false),
+        "PART" => (slot!("PART"), channel::part, false),
+        "TOPIC" => (slot!("TOPIC"), channel::topic, false),
+        "NAMES" => (slot!("NAMES"), channel::names, false),
+        "LIST" => (slot!("LIST"), channel::list, false),
+        "KICK" => (slot!("KICK"), channel::kick, false),
+        "INVITE" => (slot!("INVITE"), channel::invite, false),
         "PRIVMSG" => (
+            slot!("PRIVMSG"),
             |ctx, msg| {
                 // NickServ is a service, not a client: its messages are commands.
                 if msg.param(0).is_some_and(nickserv::addressed) {
@@ -162,53 +174,62 @@ fn lookup(name: &str) -> Option<Command> {
             },
             false,
         ),
-        "NOTICE" => (|ctx, msg| messaging::relay(ctx, msg, Kind::Notice), false),
-        "TAGMSG" => (|ctx, msg| messaging::relay(ctx, msg, Kind::Tagmsg), false),
-        "MODE" => (mode::mode, false),
-        "WHO" => (query::who, false),
-        "WHOIS" => (query::whois, false),
-        "WHOWAS" => (query::whowas, false),
-        "AWAY" => (query::away, false),
-        "ISON" => (query::ison, false),
-        "USERHOST" => (query::userhost, false),
-        "MOTD" => (server_info::motd, false),
-        "LUSERS" => (server_info::lusers, false),
-        "VERSION" => (server_info::version, false),
-        "TIME" => (server_info::time, false),
-        "MONITOR" => (monitor::monitor, false),
-        "OPER" => (oper::oper, false),
-        "KILL" => (oper::kill, false),
-        "WALLOPS" => (oper::wallops, false),
-        "REHASH" => (oper::rehash, false),
-        "KLINE" => (bans::kline, false),
-        "UNKLINE" => (bans::unkline, false),
-        "DLINE" => (bans::dline, false),
-        "UNDLINE" => (bans::undline, false),
-        "STATS" => (stats::stats, false),
-        "SAJOIN" => (sa::sajoin, false),
-        "SAPART" => (sa::sapart, false),
-        "SANICK" => (sa::sanick, false),
-        "DIE" => (oper::die, false),
-        "RESTART" => (oper::restart, false),
-        "BATCH" => (multiline::batch, false),
-        "INFO" => (server_info::info, false),
-        "LINKS" => (server_info::links, false),
-        "HELP" | "HELPOP" => (help::help, false),
-        "SETNAME" => (setname::setname, false),
+        "NOTICE" => (
+            slot!("NOTICE"),
+            |ctx, msg| messaging::relay(ctx, msg, Kind::Notice),
+            false,
+        ),
+        "TAGMSG" => (
+            slot!("TAGMSG"),
+            |ctx, msg| messaging::relay(ctx, msg, Kind::Tagmsg),
+            false,
+        ),
+        "MODE" => (slot!("MODE"), mode::mode, false),
+        "WHO" => (slot!("WHO"), query::who, false),
+        "WHOIS" => (slot!("WHOIS"), query::whois, false),
+        "WHOWAS" => (slot!("WHOWAS"), query::whowas, false),
+        "AWAY" => (slot!("AWAY"), query::away, false),
+        "ISON" => (slot!("ISON"), query::ison, false),
+        "USERHOST" => (slot!("USERHOST"), query::userhost, false),
+        "MOTD" => (slot!("MOTD"), server_info::motd, false),
+        "LUSERS" => (slot!("LUSERS"), server_info::lusers, false),
+        "VERSION" => (slot!("VERSION"), server_info::version, false),
+        "TIME" => (slot!("TIME"), server_info::time, false),
+        "MONITOR" => (slot!("MONITOR"), monitor::monitor, false),
+        "OPER" => (slot!("OPER"), oper::oper, false),
+        "KILL" => (slot!("KILL"), oper::kill, false),
+        "WALLOPS" => (slot!("WALLOPS"), oper::wallops, false),
+        "REHASH" => (slot!("REHASH"), oper::rehash, false),
+        "KLINE" => (slot!("KLINE"), bans::kline, false),
+        "UNKLINE" => (slot!("UNKLINE"), bans::unkline, false),
+        "DLINE" => (slot!("DLINE"), bans::dline, false),
+        "UNDLINE" => (slot!("UNDLINE"), bans::undline, false),
+        "STATS" => (slot!("STATS"), stats::stats, false),
+        "SAJOIN" => (slot!("SAJOIN"), sa::sajoin, false),
+        "SAPART" => (slot!("SAPART"), sa::sapart, false),
+        "SANICK" => (slot!("SANICK"), sa::sanick, false),
+        "DIE" => (slot!("DIE"), oper::die, false),
+        "RESTART" => (slot!("RESTART"), oper::restart, false),
+        "BATCH" => (slot!("BATCH"), multiline::batch, false),
+        "INFO" => (slot!("INFO"), server_info::info, false),
+        "LINKS" => (slot!("LINKS"), server_info::links, false),
+        "HELP" | "HELPOP" => (slot!("HELP"), help::help, false),
+        "SETNAME" => (slot!("SETNAME"), setname::setname, false),
         // `before-connect`: usable during registration (on `*` only).
-        "METADATA" => (metadata::metadata, true),
-        "MARKREAD" => (read_marker::markread, false),
-        "REDACT" => (redact::redact, false),
-        "RENAME" => (rename::rename, false),
-        "AUTHENTICATE" => (sasl::authenticate, true),
-        "REGISTER" => (account::register, true),
-        "VERIFY" => (account::verify, true),
-        "NS" | "NICKSERV" => (nickserv::alias, false),
-        "CS" | "CHANSERV" => (chanserv::alias, false),
-        "CHATHISTORY" => (chathistory::chathistory, false),
+        "METADATA" => (slot!("METADATA"), metadata::metadata, true),
+        "MARKREAD" => (slot!("MARKREAD"), read_marker::markread, false),
+        "REDACT" => (slot!("REDACT"), redact::redact, false),
+        "RENAME" => (slot!("RENAME"), rename::rename, false),
+        "AUTHENTICATE" => (slot!("AUTHENTICATE"), sasl::authenticate, true),
+        "REGISTER" => (slot!("REGISTER"), account::register, true),
+        "VERIFY" => (slot!("VERIFY"), account::verify, true),
+        "NS" | "NICKSERV" => (slot!("NICKSERV"), nickserv::alias, false),
+        "CS" | "CHANSERV" => (slot!("CHANSERV"), chanserv::alias, false),
+        "CHATHISTORY" => (slot!("CHATHISTORY"), chathistory::chathistory, false),
         _ => return None,
     };
     Some(Command {
+        slot,
         handler,
         before_registration,
     })
@@ -218,7 +239,10 @@ fn lookup(name: &str) -> Option<Command> {
 pub(crate) fn dispatch(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     let mut upper = [0u8; 16];
     let command = msg.command();
-    let Some(found) = ascii_upper(command, &mut upper).and_then(lookup) else {
+    let found = ascii_upper(command, &mut upper).and_then(lookup);
+    let slot = found.as_ref().map_or(OTHER_COMMAND, |found| found.slot);
+    ctx.world.counters.commands[slot] += 1;
+    let Some(found) = found else {
         // Before registration an unknown command is most likely text typed into a
         // raw connection (the seed apps' habit): say what is missing rather than
         // nothing. Flood pacing bounds how often.

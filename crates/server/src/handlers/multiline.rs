@@ -141,7 +141,11 @@ fn deliver(ctx: &mut Ctx<'_>, open: OpenBatch) {
     // History keeps the batch as one message; every copy waits for its commit.
     let seq = match keep(ctx, &delivery, kind, &open, &stamp) {
         Recorded::NotKept => 0,
-        Recorded::Kept(seq) => seq,
+        Recorded::Kept(seq) => {
+            ctx.world.counters.history_written += 1;
+            ctx.world.metrics.appended(seq);
+            seq
+        }
         Recorded::Refused => {
             fail(
                 ctx,
@@ -168,7 +172,9 @@ fn deliver(ctx: &mut Ctx<'_>, open: OpenBatch) {
     };
     let mut batched: HashMap<CapSet, Vec<Bytes>> = HashMap::new();
     let mut fallback = message.fallback_relays();
+    let mut delivered = 0;
     delivery.for_each(ctx, |recipient| {
+        delivered += 1;
         let caps = recipient.caps();
         if caps.has(caps::MULTILINE) && caps.has(caps::BATCH) {
             let lines = batched
@@ -195,6 +201,9 @@ fn deliver(ctx: &mut Ctx<'_>, open: OpenBatch) {
             .command("ACK");
         me.send(ack.finish());
     }
+    // Counted once per message, not per copy (see `metrics`).
+    ctx.world.counters.messages += 1;
+    ctx.world.counters.deliveries += delivered;
 }
 
 /// Offers a closed batch to history as one message (see `crate::history`).

@@ -207,6 +207,7 @@ pub(super) fn try_complete(ctx: &mut Ctx<'_>) {
     // The maximum counts users, as the current value beside it in 265/266 does.
     let (registered, _, _) = ctx.world.counts();
     ctx.world.max_clients_seen = ctx.world.max_clients_seen.max(registered);
+    ctx.world.counters.registrations += 1;
     tracing::info!(client = ctx.id.0, nick = %ctx.me().nick(), "registered");
     welcome(ctx);
     ctx.world.notify_monitors_online(ctx.id);

@@ -30,7 +30,7 @@ pub(super) fn stats(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         'l' | 'L' if is_oper(ctx) => links(ctx),
         'k' | 'K' if is_oper(ctx) => bans(ctx, ServerBanKind::KLine),
         'd' | 'D' if is_oper(ctx) => bans(ctx, ServerBanKind::DLine),
-        // STATS m: command counts come from metrics.
+        'm' | 'M' if is_oper(ctx) => commands(ctx),
         _ => {}
     }
     let letter = letter.to_string();
@@ -38,6 +38,18 @@ pub(super) fn stats(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         .param(&letter)
         .trailing("End of /STATS report")
         .send();
+}
+
+/// `212 RPL_STATSCOMMANDS`: how often each command was received since the start
+/// (the same counts as `/metrics`' `palaver_commands_total`), operators only as
+/// `/metrics` is loopback only: which commands are used is the operators' business.
+fn commands(ctx: &mut Ctx<'_>) {
+    for (command, count) in ctx.world.counters.command_counts() {
+        ctx.numeric(RPL_STATSCOMMANDS)
+            .param(command)
+            .param(&count.to_string())
+            .send();
+    }
 }
 
 /// `242 RPL_STATSUPTIME`.

@@ -5,7 +5,12 @@
 //! - a WebSocket upgrade on any path: IRC over WebSocket (the IRCv3 `websocket`
 //!   extension, [`super::websocket`]); the connection is then handed over like any
 //!   IRC connection;
-//! - `GET /healthz`: `200 ok`, for load balancers and service managers;
+//! - `GET /healthz`: `200 ok` while the process serves at all (liveness), for load
+//!   balancers and service managers;
+//! - `GET /readyz`: `200` once the store is open and the listeners are up, `503`
+//!   before that and once shutdown has begun (readiness);
+//! - `GET /metrics`: the Prometheus text exposition ([`crate::metrics`]), only to
+//!   peers in `Config::metrics_allow` (loopback by default), `403` to the others;
 //! - any other `GET`/`HEAD`: the browser client ([`crate::web`]), or 404;
 //! - any other method: 405.
 //!
@@ -37,6 +42,7 @@ use super::opening::Handoff;
 use super::websocket::{Framing, WebSocketTransport};
 use super::{Opened, Security, Transport};
 use crate::config::Config;
+use crate::metrics::{self, Status};
 
 /// Longest an HTTP connection that is not upgraded stays open (keep-alive
 /// included).
@@ -47,6 +53,10 @@ const MAX_HEAD: usize = 16 * 1024;
 /// What the request handler shares with the connection that serves it.
 struct Exchange {
     config: Arc<Config>,
+    /// The peer's address (for the `/metrics` allow-list).
+    ip: IpAddr,
+    /// Readiness and metrics.
+    status: Arc<dyn Status>,
     /// Taken by the WebSocket upgrade, with the framing its subprotocol chose.
     upgrade: Mutex<Option<(hyper::upgrade::OnUpgrade, Framing)>>,
 }
@@ -58,12 +68,15 @@ pub(crate) async fn serve<S>(
     ip: IpAddr,
     security: Security,
     config: Arc<Config>,
+    status: Arc<dyn Status>,
     handoff: Handoff,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let exchange = Arc::new(Exchange {
         config: Arc::clone(&config),
+        ip,
+        status,
         upgrade: Mutex::new(None),
     });
     let service = hyper::service::service_fn({
@@ -127,11 +140,36 @@ async fn respond(mut request: Request<Incoming>, exchange: &Exchange) -> Respons
     }
     match (request.method(), request.uri().path()) {
         (&Method::GET | &Method::HEAD, "/healthz") => plain(StatusCode::OK, "ok\n"),
+        (&Method::GET | &Method::HEAD, "/readyz") => {
+            if exchange.status.ready() {
+                plain(StatusCode::OK, "ready\n")
+            } else {
+                plain(StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+            }
+        }
+        (&Method::GET | &Method::HEAD, "/metrics") => scrape(exchange),
         (method @ (&Method::GET | &Method::HEAD), path) => {
             crate::web::respond(&exchange.config.web, method, path, request.headers()).await
         }
         _ => plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
     }
+}
+
+/// `/metrics`: the exposition for a peer the allow-list names, else 403.
+fn scrape(exchange: &Exchange) -> Response<Full<Bytes>> {
+    if !exchange.config.metrics_allowed(exchange.ip) {
+        tracing::debug!(peer = %exchange.ip, "metrics refused: not in --metrics-allow");
+        return plain(StatusCode::FORBIDDEN, "forbidden\n");
+    }
+    let mut response = Response::new(Full::new(Bytes::from(exchange.status.metrics_text())));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(metrics::CONTENT_TYPE),
+    );
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 fn wants_websocket(request: &Request<Incoming>) -> bool {

@@ -25,6 +25,7 @@ use super::lean_tls::LeanTls;
 use super::tls::ServerTls;
 use super::{Opened, Security, Transport};
 use crate::config::Config;
+use crate::metrics::Status;
 
 /// Receives the connection once its transport is settled (it becomes a client on
 /// the driver that called [`open`]). Dropped unused if the connection ends first,
@@ -68,6 +69,7 @@ pub(crate) async fn open(
     ip: IpAddr,
     mode: ListenMode,
     config: Arc<Config>,
+    status: Arc<dyn Status>,
     handoff: Handoff,
 ) {
     let deadline = Instant::now() + config.limits.registration_timeout;
@@ -95,12 +97,12 @@ pub(crate) async fn open(
                 tracing::debug!(peer = %ip, "TLS handshake refused: TLS is off");
                 return;
             };
-            open_tls(stream, ip, &tls, deadline, config, handoff).await;
+            open_tls(stream, ip, &tls, deadline, config, status, handoff).await;
         }
         (_, ListenMode::Tls) => {
             tracing::debug!(peer = %ip, "plain connection refused on a TLS-only listener");
         }
-        (Kind::Http, _) => super::http::serve(stream, ip, plain, config, handoff).await,
+        (Kind::Http, _) => super::http::serve(stream, ip, plain, config, status, handoff).await,
         (Kind::Irc, _) => handoff(opened(Transport::Tcp(stream), ip, plain, BytesMut::new())),
     }
 }
@@ -111,6 +113,7 @@ async fn open_tls(
     tls: &ServerTls,
     deadline: Instant,
     config: Arc<Config>,
+    status: Arc<dyn Status>,
     handoff: Handoff,
 ) {
     let Ok(peer) = within(deadline, ip, "the ClientHello", client_hello::peek(&stream)).await
@@ -118,8 +121,8 @@ async fn open_tls(
         return;
     };
     match peer {
-        Peer::Browser => open_browser(stream, ip, tls, deadline, config, handoff).await,
-        Peer::Irc => open_irc(stream, ip, tls, deadline, config, handoff).await,
+        Peer::Browser => open_browser(stream, ip, tls, deadline, config, status, handoff).await,
+        Peer::Irc => open_irc(stream, ip, tls, deadline, config, status, handoff).await,
     }
 }
 
@@ -131,6 +134,7 @@ async fn open_browser(
     tls: &ServerTls,
     deadline: Instant,
     config: Arc<Config>,
+    status: Arc<dyn Status>,
     handoff: Handoff,
 ) {
     let handshake = async {
@@ -152,7 +156,7 @@ async fn open_browser(
             .map(palaver_tls::certfp),
         kind: "tls",
     };
-    super::http::serve(stream, ip, security, config, handoff).await;
+    super::http::serve(stream, ip, security, config, status, handoff).await;
 }
 
 /// An IRC client (or anything but a browser) on rustls's unbuffered API
@@ -163,6 +167,7 @@ async fn open_irc(
     tls: &ServerTls,
     deadline: Instant,
     config: Arc<Config>,
+    status: Arc<dyn Status>,
     handoff: Handoff,
 ) {
     let mut stream = match LeanTls::new(stream, tls.irc_config()) {
@@ -204,7 +209,7 @@ async fn open_irc(
     match kind {
         Kind::Http => {
             let stream = super::Prefixed::new(early, stream);
-            super::http::serve(stream, ip, security, config, handoff).await;
+            super::http::serve(stream, ip, security, config, status, handoff).await;
         }
         // A second handshake inside the first is not something anyone does.
         Kind::Tls => tracing::debug!(peer = %ip, "TLS inside TLS refused"),

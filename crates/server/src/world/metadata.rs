@@ -340,6 +340,7 @@ mod tests {
         let world = World::new(
             std::sync::Arc::new(config.clone()),
             std::sync::Arc::new(store),
+            std::sync::Arc::default(),
         );
         let long = "x".repeat(limit);
         let line = world.metadata_line(

@@ -144,6 +144,12 @@ pub(crate) struct World {
     census: Census,
     /// Registered channels (ChanServ), existing or not, and their write-back.
     pub(crate) registry: registry::Registry,
+    /// What handlers count for `/metrics` and `STATS m`, with the lock they hold
+    /// anyway (see `metrics`).
+    pub(crate) counters: crate::metrics::WorldCounters,
+    /// The server's metrics, for what is counted outside the lock too (the
+    /// history commit-latency sample).
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// The world's hash maps and sets. foldhash rather than std's SipHash: it is several
@@ -171,8 +177,14 @@ fn random_secret() -> [u8; 32] {
 }
 
 impl World {
-    pub(crate) fn new(config: Arc<Config>, store: Arc<dyn palaver_store::Store>) -> Self {
+    pub(crate) fn new(
+        config: Arc<Config>,
+        store: Arc<dyn palaver_store::Store>,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> Self {
         Self {
+            counters: crate::metrics::WorldCounters::default(),
+            metrics,
             config,
             store,
             clients: Map::default(),
