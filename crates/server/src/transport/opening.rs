@@ -126,6 +126,19 @@ async fn open_tls(
     }
 }
 
+/// What a TLS connection tells the rest of the server: that it is encrypted, and
+/// the fingerprint of the client's certificate if it showed one (WHOIS, SASL
+/// EXTERNAL).
+fn tls_security(chain: Option<&[rustls_pki_types::CertificateDer<'_>]>) -> Security {
+    Security {
+        tls: true,
+        certfp: chain
+            .and_then(|chain| chain.first())
+            .map(palaver_tls::certfp),
+        kind: "tls",
+    }
+}
+
 /// A browser (ALPN `http/1.1`) on tokio-rustls: HTTP, or WebSocket over TLS.
 /// Browsers are few next to IRC clients, so their connections are not made lean.
 async fn open_browser(
@@ -147,15 +160,7 @@ async fn open_browser(
     let Ok(stream) = within(deadline, ip, "the TLS handshake", handshake).await else {
         return;
     };
-    let session = stream.get_ref().1;
-    let security = Security {
-        tls: true,
-        certfp: session
-            .peer_certificates()
-            .and_then(|chain| chain.first())
-            .map(palaver_tls::certfp),
-        kind: "tls",
-    };
+    let security = tls_security(stream.get_ref().1.peer_certificates());
     super::http::serve(stream, ip, security, config, status, handoff).await;
 }
 
@@ -183,15 +188,7 @@ async fn open_irc(
     {
         return;
     }
-    let session = stream.session();
-    let security = Security {
-        tls: true,
-        certfp: session
-            .peer_certificates()
-            .and_then(|chain| chain.first())
-            .map(palaver_tls::certfp),
-        kind: "tls",
-    };
+    let security = tls_security(stream.session().peer_certificates());
     let mut early = BytesMut::with_capacity(SNIFF_BYTES);
     let kind = loop {
         match classify(&early) {
