@@ -152,11 +152,6 @@ pub(crate) fn kline_matches(mask: &str, user: &str, host: &str, ip: Option<IpAdd
         })
 }
 
-/// Whether the D-line on the normalised `mask` covers `ip`.
-pub(crate) fn dline_covers(mask: &str, ip: IpAddr) -> bool {
-    parse_dline(mask).is_ok_and(|net| net.contains(&ip.to_canonical()))
-}
-
 /// A K-line mask as typed, normalised (`user@host`, ASCII lowercase), or why not.
 pub(crate) fn normalize_kline(text: &str) -> Result<String, &'static str> {
     if text.len() > MAX_MASK_LEN {
@@ -197,7 +192,7 @@ pub(crate) fn normalize_dline(text: &str) -> Result<String, &'static str> {
 /// Parses a D-line target: an address (a network of one) or a CIDR block, whose
 /// host bits are cleared; blocks wider than a /8 (IPv4) or a /16 (IPv6) are refused
 /// as surely a mistake.
-fn parse_dline(text: &str) -> Result<IpNet, &'static str> {
+pub(crate) fn parse_dline(text: &str) -> Result<IpNet, &'static str> {
     let net = match text.parse::<IpAddr>() {
         Ok(ip) => IpNet::from(ip.to_canonical()),
         Err(_) => text

@@ -163,15 +163,8 @@ struct Cli {
     /// benchmark setups only).
     #[arg(long)]
     no_flood_limit: bool,
-    /// Directory holding the database (accounts, registered channels, history);
-    /// created on first start.
-    #[arg(
-        long,
-        value_name = "DIR",
-        default_value = "palaver-data",
-        env = "PALAVER_DATA_DIR"
-    )]
-    data_dir: PathBuf,
+    #[command(flatten)]
+    data: DataDir,
     /// Keep everything in memory: nothing survives a restart (tests, throwaway
     /// servers).
     #[arg(long)]
@@ -279,34 +272,36 @@ fn parse_network(text: &str) -> Result<ipnet::IpNet, String> {
     })
 }
 
+/// `--data-dir`, for the server and for `backup`/`restore` alike.
+#[derive(clap::Args)]
+struct DataDir {
+    /// Directory holding the database (accounts, registered channels, history);
+    /// created on first start.
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "palaver-data",
+        env = "PALAVER_DATA_DIR"
+    )]
+    data_dir: PathBuf,
+}
+
 /// The one-off actions beside running the server.
 #[derive(clap::Subcommand)]
 enum Action {
     /// Copy the database of a data directory to OUT, consistently, while the
     /// server keeps running (SQLite's online backup).
     Backup {
-        /// The server's data directory.
-        #[arg(
-            long,
-            value_name = "DIR",
-            default_value = "palaver-data",
-            env = "PALAVER_DATA_DIR"
-        )]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        data: DataDir,
         /// The backup file to write (never overwritten).
         out: PathBuf,
     },
     /// Put a backup back as a data directory's database. The server must be
     /// stopped; the database it replaces is kept beside it.
     Restore {
-        /// The server's data directory.
-        #[arg(
-            long,
-            value_name = "DIR",
-            default_value = "palaver-data",
-            env = "PALAVER_DATA_DIR"
-        )]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        data: DataDir,
         /// The backup file (made by `chat-server backup`).
         backup: PathBuf,
     },
@@ -381,7 +376,7 @@ fn open_tls(
             let tls = if cli.ephemeral {
                 ServerTls::self_signed(&names)?
             } else {
-                ServerTls::self_signed_in(&cli.data_dir, &names)?
+                ServerTls::self_signed_in(&cli.data.data_dir, &names)?
             };
             match tls.self_signed_dir() {
                 Some(dir) => say!("TLS certificate: self-signed, kept in {}", dir.display()),
@@ -439,8 +434,9 @@ fn open_store(cli: &Cli) -> anyhow::Result<std::sync::Arc<dyn palaver_store::Sto
         say!("data kept in memory (--ephemeral): accounts and history end with this process");
         return Ok(std::sync::Arc::new(store));
     }
-    let store = SqliteStore::open_with(&cli.data_dir, options)?;
-    let shown = std::path::absolute(&cli.data_dir).unwrap_or_else(|_| cli.data_dir.clone());
+    let store = SqliteStore::open_with(&cli.data.data_dir, options)?;
+    let shown =
+        std::path::absolute(&cli.data.data_dir).unwrap_or_else(|_| cli.data.data_dir.clone());
     say!(
         "data directory {} (database {})",
         shown.display(),
@@ -580,7 +576,7 @@ impl Settings {
 /// `chat-server backup` and `chat-server restore`.
 fn run_action(action: &Action) -> ExitCode {
     let done = match action {
-        Action::Backup { data_dir, out } => palaver_store::backup(data_dir, out).map(|summary| {
+        Action::Backup { data, out } => palaver_store::backup(&data.data_dir, out).map(|summary| {
             say!(
                 "backed up {} to {} ({} bytes)",
                 summary.source.display(),
@@ -588,8 +584,8 @@ fn run_action(action: &Action) -> ExitCode {
                 summary.bytes
             );
         }),
-        Action::Restore { data_dir, backup } => {
-            palaver_store::restore(data_dir, backup).map(|summary| {
+        Action::Restore { data, backup } => {
+            palaver_store::restore(&data.data_dir, backup).map(|summary| {
                 say!(
                     "restored {} as {}",
                     backup.display(),
@@ -924,7 +920,7 @@ fn restart_only(cli: &Cli) -> Vec<(&'static str, String)> {
     vec![
         ("ip", format!("{:?}", cli.ip)),
         ("port", format!("{:?}", cli.port)),
-        ("data-dir", cli.data_dir.display().to_string()),
+        ("data-dir", cli.data.data_dir.display().to_string()),
         ("ephemeral", cli.ephemeral.to_string()),
         ("fsync", format!("{:?}", cli.fsync)),
         ("no-tls", cli.no_tls.to_string()),

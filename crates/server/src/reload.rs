@@ -301,8 +301,7 @@ fn merge(current: &Config, new: Config) -> (Config, Vec<&'static str>, Vec<Strin
 /// A server NOTICE to every operator: they run the server, so they hear how a
 /// reload went whoever asked for it.
 fn tell_opers(shared: &Shared, text: &str) {
-    let world = lock(&shared.world);
-    world.notice_opers(text);
+    shared.lock_world().notice_opers(&format!("*** {text}"));
 }
 
 /// Sends every registered client `RPL_ISUPPORT` with `tokens`, as many to a line

@@ -1,6 +1,7 @@
 //! Connection throttling: new connections per second from one address and from
 //! one network (a /24 for IPv4, a /64 for IPv6, what one customer or one host
-//! usually has), each a token bucket with a burst.
+//! usually has), each a token bucket with a burst (`flood::TokenBucket`, the one
+//! command pacing uses).
 //!
 //! Loopback addresses are not throttled unless `Limits::throttle_loopback` says so
 //! (see there why).
@@ -22,6 +23,7 @@ use ipnet::IpNet;
 use tokio::time::Instant;
 
 use crate::config::ConnectLimit;
+use crate::flood::TokenBucket;
 
 /// Most addresses (and, separately, networks) tracked at once.
 pub(crate) const MAX_ENTRIES: usize = 65_536;
@@ -52,28 +54,13 @@ impl Refusal {
     }
 }
 
-/// One token bucket: `tokens` at `at`.
-#[derive(Debug, Clone, Copy)]
-struct Bucket {
-    tokens: f64,
-    at: Instant,
-}
-
-impl Bucket {
-    /// The tokens at `now`, at most the burst.
-    fn level(&self, limit: &ConnectLimit, now: Instant) -> f64 {
-        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
-        (self.tokens + elapsed * limit.per_second).min(f64::from(limit.burst))
-    }
-}
-
 /// The per-address and per-network buckets.
 #[derive(Debug)]
 pub(crate) struct ConnectThrottle {
     per_ip: Option<ConnectLimit>,
     per_network: Option<ConnectLimit>,
-    addresses: HashMap<IpAddr, Bucket>,
-    networks: HashMap<IpNet, Bucket>,
+    addresses: HashMap<IpAddr, TokenBucket>,
+    networks: HashMap<IpNet, TokenBucket>,
     last_sweep: Instant,
     /// Throttle loopback addresses too.
     loopback: bool,
@@ -125,18 +112,10 @@ impl ConnectThrottle {
             return Ok(());
         }
         let net = network_of(ip);
-        let ip_wait = self
-            .per_ip
-            .as_ref()
-            .and_then(|limit| wait(self.addresses.get(&ip), limit, now));
-        if let Some(wait) = ip_wait {
+        if let Some(wait) = wait(&mut self.addresses, &ip, self.per_ip.as_ref(), now) {
             return Err(Refusal::Address(wait));
         }
-        let net_wait = self
-            .per_network
-            .as_ref()
-            .and_then(|limit| wait(self.networks.get(&net), limit, now));
-        if let Some(wait) = net_wait {
+        if let Some(wait) = wait(&mut self.networks, &net, self.per_network.as_ref(), now) {
             return Err(Refusal::Network(wait));
         }
         if let Some(limit) = &self.per_ip {
@@ -152,12 +131,10 @@ impl ConnectThrottle {
     fn sweep(&mut self, now: Instant) {
         self.last_sweep = now;
         if let Some(limit) = &self.per_ip {
-            let burst = f64::from(limit.burst);
-            self.addresses.retain(|_, b| b.level(limit, now) < burst);
+            self.addresses.retain(|_, b| !b.is_full(limit, now));
         }
         if let Some(limit) = &self.per_network {
-            let burst = f64::from(limit.burst);
-            self.networks.retain(|_, b| b.level(limit, now) < burst);
+            self.networks.retain(|_, b| !b.is_full(limit, now));
         }
         if self.addresses.len() >= MAX_ENTRIES || self.networks.len() >= MAX_ENTRIES {
             tracing::warn!(
@@ -175,36 +152,39 @@ impl ConnectThrottle {
     }
 }
 
-/// How long until `bucket` has a token, if it has none now.
-fn wait(bucket: Option<&Bucket>, limit: &ConnectLimit, now: Instant) -> Option<Duration> {
-    let level = bucket?.level(limit, now);
-    if level >= 1.0 {
+/// How long until the bucket of `key` in `map` has a token, if it has none now
+/// (none tracked: a full bucket; no limit: never).
+fn wait<K: std::hash::Hash + Eq>(
+    map: &mut HashMap<K, TokenBucket>,
+    key: &K,
+    limit: Option<&ConnectLimit>,
+    now: Instant,
+) -> Option<Duration> {
+    let limit = limit?;
+    let bucket = map.get_mut(key)?;
+    if bucket.has_token(limit, now) {
         return None;
     }
-    Some(Duration::from_secs_f64(
-        ((1.0 - level) / limit.per_second).min(86_400.0),
-    ))
+    Some(bucket.next_token_at(limit).saturating_duration_since(now))
 }
 
 /// Takes a token from the bucket of `key` (a new one starts full), unless the map
 /// is full and `key` is not in it.
 fn take<K: std::hash::Hash + Eq>(
-    map: &mut HashMap<K, Bucket>,
+    map: &mut HashMap<K, TokenBucket>,
     key: K,
     limit: &ConnectLimit,
     now: Instant,
 ) {
     let full = map.len() >= MAX_ENTRIES;
-    let entry = match map.get_mut(&key) {
+    let bucket = match map.get_mut(&key) {
         Some(bucket) => bucket,
         None if full => return,
-        None => map.entry(key).or_insert(Bucket {
-            tokens: f64::from(limit.burst),
-            at: now,
-        }),
+        None => map
+            .entry(key)
+            .or_insert_with(|| TokenBucket::new(limit, now)),
     };
-    entry.tokens = entry.level(limit, now) - 1.0;
-    entry.at = now;
+    bucket.take(limit, now);
 }
 
 /// The network an address belongs to for throttling: its /24 (IPv4) or /64 (IPv6).

@@ -277,6 +277,11 @@ fn added(ctx: &mut Ctx<'_>, ban: ServerBan, result: Result<ServerBanAdded, ()>) 
 /// many. Each one's own connection ends it, with the quit reason its channels see.
 fn apply(world: &World, ban: &ServerBan) -> usize {
     let reason = format!("{}: {}", lined(ban.kind), ban.reason);
+    // A D-line's network, parsed once for the whole scan.
+    let network = match ban.kind {
+        ServerBanKind::DLine => bans::parse_dline(&ban.mask).ok(),
+        ServerBanKind::KLine => None,
+    };
     let mut count = 0;
     // A rare operator command: a scan of all clients is fine here.
     for client in world.clients.values() {
@@ -292,7 +297,8 @@ fn apply(world: &World, ban: &ServerBan) -> usize {
             }
             ServerBanKind::DLine => client
                 .ip()
-                .is_some_and(|ip| bans::dline_covers(&ban.mask, ip)),
+                .zip(network)
+                .is_some_and(|(ip, net)| net.contains(&ip.to_canonical())),
         };
         if hit {
             client.outbox.request_disconnect(&reason);

@@ -179,15 +179,7 @@ pub(super) fn too_many_failures(wait: std::time::Duration) -> String {
 /// Sends a server notice (`*** Notice -- <text>`) to every IRC operator: who
 /// set a ban, who forced someone into a channel.
 pub(super) fn snote(world: &crate::world::World, text: &str) {
-    let text = format!("*** Notice -- {text}");
-    // Rare operator commands: a scan of all clients is fine here.
-    for client in world.clients.values().filter(|c| c.oper) {
-        world
-            .server_line(client.id, "NOTICE")
-            .param(client.nick())
-            .trailing(&text)
-            .send();
-    }
+    world.notice_opers(&format!("*** Notice -- {text}"));
 }
 
 /// Whether the caller is an IRC operator; answers `481 ERR_NOPRIVILEGES` if not.

@@ -543,17 +543,15 @@ impl World {
         self.census.invisible
     }
 
-    /// A server NOTICE (`*** text`) to every registered operator: what they must
-    /// hear about the server itself (a reload, a ban), whoever caused it. A scan of
-    /// all clients: these events are rare.
+    /// A server NOTICE with `text` (its `***` prefix included) to every operator:
+    /// what they must hear about the server itself (a reload, a ban, an SA
+    /// command), whoever caused it. A scan of all clients: these events are rare.
     pub(crate) fn notice_opers(&self, text: &str) {
-        for client in self.clients.values() {
-            if client.oper && client.is_registered() {
-                self.server_line(client.id, "NOTICE")
-                    .param(client.nick())
-                    .trailing(&format!("*** {text}"))
-                    .send();
-            }
+        for client in self.clients.values().filter(|c| c.oper) {
+            self.server_line(client.id, "NOTICE")
+                .param(client.nick())
+                .trailing(text)
+                .send();
         }
     }
 
