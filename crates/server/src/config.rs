@@ -40,6 +40,9 @@ pub struct Config {
     pub store: Option<Arc<dyn Store>>,
     /// Message history: whether it is kept, and for how long.
     pub history: HistoryConfig,
+    /// Scale-out: this server is one node of a cluster sharing a NATS bus
+    /// (`--cluster`, `--node-name`); `None` is a server on its own.
+    pub cluster: Option<ClusterConfig>,
     /// Account registration and nickname ownership.
     pub accounts: AccountsConfig,
     /// The certificate TLS connections get; `None` refuses TLS handshakes (the
@@ -177,6 +180,7 @@ impl Default for Config {
             connection_threads: None,
             store: None,
             history: HistoryConfig::default(),
+            cluster: None,
             accounts: AccountsConfig::default(),
             tls: None,
             allowed_origins: Vec::new(),
@@ -203,6 +207,7 @@ impl std::fmt::Debug for Config {
             connection_threads,
             store,
             history,
+            cluster,
             accounts,
             tls,
             allowed_origins,
@@ -223,6 +228,7 @@ impl std::fmt::Debug for Config {
             .field("connection_threads", connection_threads)
             .field("store", &store.as_ref().map(|_| "<store>"))
             .field("history", history)
+            .field("cluster", cluster)
             .field("accounts", accounts)
             .field("tls", &tls.as_ref().map(|tls| tls.fingerprint()))
             .field("allowed_origins", allowed_origins)
@@ -232,6 +238,38 @@ impl std::fmt::Debug for Config {
             .field("reloader", reloader)
             .field("metrics_allow", metrics_allow)
             .finish()
+    }
+}
+
+/// How this node joins a cluster (see the `cluster` module docs and
+/// docs/OPERATIONS.md).
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// The NATS server, `nats://host:4222` (JetStream enabled, for nick claims).
+    pub url: String,
+    /// This node's name, unique in the cluster (letters, digits, `-`): it is in
+    /// every subject addressed to the node, its nick claims and its message ids.
+    pub node_name: String,
+    /// Subject prefix (and nick bucket name), so clusters can share a NATS server.
+    pub prefix: String,
+    /// How often this node tells the others it is alive.
+    pub heartbeat: Duration,
+    /// Silence after which another node counts as lost: its users quit here and
+    /// their nicks are free again.
+    pub node_timeout: Duration,
+}
+
+impl ClusterConfig {
+    /// A cluster on the NATS server at `url`, as node `node_name`, with the
+    /// default prefix (`palaver`), a 1 s heartbeat and a 5 s node timeout.
+    pub fn new(url: impl Into<String>, node_name: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            node_name: node_name.into(),
+            prefix: "palaver".to_owned(),
+            heartbeat: Duration::from_secs(1),
+            node_timeout: Duration::from_secs(5),
+        }
     }
 }
 

@@ -19,7 +19,9 @@ pub mod opers;
 mod accounts;
 mod admission;
 mod bans;
+mod bus;
 mod caps;
+mod cluster;
 mod connection;
 mod control;
 mod driver;
@@ -44,7 +46,9 @@ mod world;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-pub use config::{AccountsConfig, Config, ConnectLimit, FloodLimit, Limits, StsPolicy};
+pub use config::{
+    AccountsConfig, ClusterConfig, Config, ConnectLimit, FloodLimit, Limits, StsPolicy,
+};
 pub use control::RunOutcome;
 pub use listener::{Listener, bind, run, run_listeners};
 pub use reload::{ConfigSource, Reloaded, Reloader};
@@ -81,6 +85,9 @@ struct Shared {
     /// What operators see at `/metrics` and `/readyz` (the world holds its own
     /// counters; see `metrics`).
     metrics: Arc<metrics::Metrics>,
+    /// This node's connection to its cluster (`--cluster`), for nick claims; the
+    /// link task holds a clone. `None` on a server of its own.
+    cluster: Option<cluster::Bus>,
 }
 
 /// Locks a mutex whose data stays consistent even if a holder panicked.
@@ -98,7 +105,7 @@ const SLOW_WORK_PERMITS: usize = 1;
 impl Shared {
     /// The shared state for `config`, with its store (an in-memory one of its own
     /// if the configuration names none).
-    fn new(config: Config) -> std::io::Result<Self> {
+    fn new(config: Config, cluster: Option<cluster::Bus>) -> std::io::Result<Self> {
         let store: Arc<dyn palaver_store::Store> = match &config.store {
             Some(store) => Arc::clone(store),
             None => Arc::new(
@@ -109,11 +116,14 @@ impl Shared {
         };
         let config = Arc::new(config);
         let metrics = Arc::new(metrics::Metrics::default());
-        let world = world::World::new(
+        let mut world = world::World::new(
             Arc::clone(&config),
             Arc::clone(&store),
             Arc::clone(&metrics),
         );
+        if let Some(bus) = &cluster {
+            world.join_cluster(&bus.node, Arc::default());
+        }
         let bans = Arc::clone(&world.bans);
         let control = Arc::clone(&world.control);
         Ok(Self {
@@ -124,6 +134,7 @@ impl Shared {
             config: arc_swap::ArcSwap::new(config),
             slow_work: tokio::sync::Semaphore::new(SLOW_WORK_PERMITS),
             store,
+            cluster,
         })
     }
 

@@ -193,7 +193,30 @@ pub async fn run_listeners(
     config: Config,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<RunOutcome> {
-    let shared = Arc::new(Shared::new(config)?);
+    let cluster = match &config.cluster {
+        Some(cluster) => Some(
+            crate::cluster::Bus::connect(cluster)
+                .await
+                .map_err(|error| io::Error::other(format!("{error:#}")))?,
+        ),
+        None => None,
+    };
+    if let Some(bus) = &cluster {
+        // Claims a crash of this node left behind would keep its users' nicks
+        // from them until the other nodes' timeout; they go before anyone
+        // registers here.
+        match bus.release_stale_claims().await {
+            Ok(0) => {}
+            Ok(released) => {
+                tracing::info!(released, "released nick claims of this node's previous run")
+            }
+            Err(error) => tracing::warn!(
+                error = format!("{error:#}"),
+                "cannot read the cluster's nick claims"
+            ),
+        }
+    }
+    let shared = Arc::new(Shared::new(config, cluster.clone())?);
     // Registered channels are loaded before the first client can join one.
     let registrations = shared.store.channels().await.map_err(|error| {
         io::Error::other(format!("cannot read the channel registrations: {error}"))
@@ -253,6 +276,17 @@ pub async fn run_listeners(
         Arc::clone(&shared),
         stop.clone(),
     ));
+    // The link outlives the drivers (its own token, cancelled after them), so the
+    // other nodes hear of the users who quit as this node shuts down.
+    let link_stop = CancellationToken::new();
+    let _stop_link_on_drop = link_stop.clone().drop_guard();
+    let link = shared.cluster.clone().map(|bus| {
+        tokio::spawn(crate::cluster::link::run(
+            Arc::clone(&shared),
+            bus,
+            link_stop.clone(),
+        ))
+    });
     let mut backoff = Duration::from_millis(5);
     let mut spare = SpareFd::open();
     let mut death = None;
@@ -341,6 +375,10 @@ pub async fn run_listeners(
         Err(_) => tracing::warn!("some connections did not close in time"),
     }
     let _ = expiry.await;
+    link_stop.cancel();
+    if let Some(link) = link {
+        let _ = link.await;
+    }
     if let Some(reloads) = reloads {
         // A reload in progress finishes (it only swaps an Arc) before the store closes.
         let _ = reloads.await;

@@ -248,6 +248,38 @@ struct Cli {
     /// replaces the default, loopback only (127.0.0.0/8 and ::1). Others get 403.
     #[arg(long = "metrics-allow", value_name = "CIDR", value_parser = parse_network)]
     metrics_allow: Vec<ipnet::IpNet>,
+    /// Run as one node of a cluster: the NATS server the nodes share
+    /// (nats://host:4222, JetStream enabled). Needs --node-name; see
+    /// docs/OPERATIONS.md.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "PALAVER_CLUSTER",
+        requires = "node_name"
+    )]
+    cluster: Option<String>,
+    /// This node's name in the cluster: unique, letters, digits and '-' (e.g. a,
+    /// eu-1).
+    #[arg(long, value_name = "NAME", env = "PALAVER_NODE_NAME", value_parser = parse_node_name)]
+    node_name: Option<String>,
+    /// Silence after which another cluster node counts as lost (its users quit
+    /// here, their nicks are free): a number with s or m.
+    #[arg(long, value_name = "TIME", default_value = "5s", value_parser = parse_age)]
+    node_timeout: Duration,
+}
+
+/// `--node-name`: what can go in a NATS subject token, a KV value and a msgid.
+fn parse_node_name(text: &str) -> Result<String, String> {
+    let valid = !text.is_empty()
+        && text.len() <= 32
+        && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    if valid {
+        Ok(text.to_owned())
+    } else {
+        Err(format!(
+            "'{text}' is not a node name: 1 to 32 letters, digits or '-'"
+        ))
+    }
 }
 
 /// `--log-format`.
@@ -927,6 +959,8 @@ fn restart_only(cli: &Cli) -> Vec<(&'static str, String)> {
         ("tls-cert", format!("{:?}", cli.tls_cert)),
         ("tls-key", format!("{:?}", cli.tls_key)),
         ("log-level", cli.log_level.clone()),
+        ("cluster", format!("{:?}", cli.cluster)),
+        ("node-name", format!("{:?}", cli.node_name)),
     ]
 }
 
@@ -1094,6 +1128,15 @@ fn build_config(settings: &Settings) -> anyhow::Result<Config> {
         email_required: cli.register_email_required,
         min_password_bytes: cli.min_password_len.max(1),
         nick_grace: (cli.nick_grace > 0).then(|| Duration::from_secs(cli.nick_grace)),
+    };
+    config.cluster = match (&cli.cluster, &cli.node_name) {
+        (Some(url), Some(node)) => {
+            let mut cluster = palaver_server::ClusterConfig::new(url.clone(), node.clone());
+            cluster.node_timeout = cli.node_timeout.max(Duration::from_secs(2));
+            Some(cluster)
+        }
+        (None, Some(_)) => anyhow::bail!("--node-name names a node of a --cluster: give both"),
+        _ => None,
     };
     config.history.enabled = !cli.no_history;
     config.history.join_notice = !cli.no_history_notice;

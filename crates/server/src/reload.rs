@@ -280,6 +280,7 @@ fn merge(current: &Config, new: Config) -> (Config, Vec<&'static str>, Vec<Strin
             current.connection_threads != new.connection_threads,
         ),
         ("no-history", current.history.enabled != new.history.enabled),
+        ("cluster", differs(&current.cluster, &new.cluster)),
     ] {
         if differ {
             needs_restart.push(name.to_owned());
@@ -292,6 +293,7 @@ fn merge(current: &Config, new: Config) -> (Config, Vec<&'static str>, Vec<Strin
         store: current.store.clone(),
         tls: current.tls.clone(),
         reloader: current.reloader.clone(),
+        cluster: current.cluster.clone(),
         ..new
     };
     merged.history.enabled = current.history.enabled;

@@ -91,6 +91,11 @@ impl Wakeup {
         }
     }
 
+    /// Whether this wakes the owner of `inbox` (a driver, or the cluster link).
+    pub(crate) fn is_on(&self, inbox: &Arc<Inbox>) -> bool {
+        Arc::ptr_eq(&self.inbox, inbox)
+    }
+
     /// Called as the connection is taken off the ready list, so that a wake-up
     /// during its poll puts it back.
     pub(crate) fn taken(&self) {

@@ -9,7 +9,9 @@ mod bans;
 mod binary;
 mod cap;
 mod channels;
+// Scale-out over NATS (ignored without nats-server: scripts/test-cluster.sh).
 mod chanserv;
+mod cluster;
 mod durability;
 mod elist;
 mod hardening;

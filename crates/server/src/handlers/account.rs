@@ -88,7 +88,8 @@ pub(crate) fn log_out(world: &mut World, id: ClientId) {
 
 /// `ACCOUNT <account>|*` to the channel peers with `account-notify` and the
 /// `extended-monitor` watchers that share no channel.
-fn announce(world: &World, id: ClientId, account: &str) {
+fn announce(world: &mut World, id: ClientId, account: &str) {
+    world.announce_user_state(id);
     let Some(client) = world.clients.get(&id).filter(|c| c.is_registered()) else {
         return;
     };

@@ -126,6 +126,7 @@ pub(super) fn cap(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
                 me.drop_metadata_subscriptions();
             }
             me.outbox.set_caps(me.caps);
+            ctx.world.announce_user_state(ctx.id);
             reply(ctx, "ACK", request);
         }
         "END" => {

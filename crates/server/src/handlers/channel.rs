@@ -171,6 +171,7 @@ fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>, forced: bool) {
     let me = ctx.me_mut();
     me.channels.insert(folded.clone());
     me.invites.retain(|k| *k != folded);
+    ctx.world.announce_join(ctx.id, &folded);
     if access {
         super::chanserv::after_join(ctx, &folded);
     }
@@ -280,6 +281,7 @@ fn leave(ctx: &mut Ctx<'_>, key: &CaseKey, command: &str, reason: Option<&str>) 
     if let Some(channel) = ctx.world.channels.get(key) {
         channel.broadcast_event(&event);
     }
+    ctx.world.announce_part(ctx.id, key);
     ctx.world.part_channel(ctx.id, key);
 }
 
@@ -644,6 +646,7 @@ fn kick_one(ctx: &mut Ctx<'_>, key: &CaseKey, target: &str, reason: &str) {
     if let Some(channel) = ctx.world.channels.get(key) {
         channel.broadcast_event(&event);
     }
+    ctx.world.announce_part(victim_id, key);
     ctx.world.part_channel(victim_id, key);
 }
 

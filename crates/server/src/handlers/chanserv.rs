@@ -350,6 +350,7 @@ fn give_op(world: &mut World, key: &CaseKey, id: crate::world::ClientId, op: boo
         .param(if op { "+o" } else { "-o" })
         .param(&nick);
     channel.broadcast(&line.finish(), None);
+    world.announce_status(id, key);
     true
 }
 

@@ -88,6 +88,8 @@ pub(crate) enum Deferred {
     Rehash { by: String },
     /// KLINE, DLINE and their removal: server bans in the store.
     ServerBan(super::bans::Job),
+    /// `NICK` on a cluster node: claim the nick cluster-wide before taking it.
+    ClaimNick { wanted: String },
 }
 
 impl fmt::Debug for Deferred {
@@ -136,6 +138,9 @@ impl fmt::Debug for Deferred {
             Self::Certfp(job) => f.debug_tuple("Certfp").field(job).finish(),
             Self::Rehash { by } => f.debug_struct("Rehash").field("by", by).finish(),
             Self::ServerBan(job) => f.debug_tuple("ServerBan").field(job).finish(),
+            Self::ClaimNick { wanted } => {
+                f.debug_struct("ClaimNick").field("wanted", wanted).finish()
+            }
         }
     }
 }
@@ -192,12 +197,27 @@ pub(crate) enum Completion {
     Rehashed { ran: bool },
     /// What a server-ban job did.
     ServerBan(super::bans::Done),
+    /// Whether the cluster let this client have the nick it asked for.
+    NickClaimed {
+        wanted: String,
+        claimed: Result<(), crate::cluster::ClaimRefused>,
+    },
 }
 
 impl Deferred {
     /// Does the slow part, without the world lock, on the blocking pool.
-    async fn work(self, shared: &Shared) -> Completion {
+    async fn work(self, shared: &Shared, id: ClientId) -> Completion {
         match self {
+            Self::ClaimNick { wanted } => {
+                let claimed = match &shared.cluster {
+                    Some(bus) => {
+                        bus.claim_nick(&crate::world::World::key(&wanted), id.0)
+                            .await
+                    }
+                    None => Ok(()),
+                };
+                Completion::NickClaimed { wanted, claimed }
+            }
             Self::VerifyOper { name, password } => {
                 let opers = &shared.config().opers;
                 let known = opers.iter().find(|oper| oper.name == name);
@@ -432,6 +452,11 @@ impl fmt::Debug for Completion {
                 .field("ok", ok)
                 .finish(),
             Self::PasswordSet { ok } => f.debug_struct("PasswordSet").field("ok", ok).finish(),
+            Self::NickClaimed { wanted, claimed } => f
+                .debug_struct("NickClaimed")
+                .field("wanted", wanted)
+                .field("claimed", claimed)
+                .finish(),
             Self::NickOwner { nick, account } => f
                 .debug_struct("NickOwner")
                 .field("nick", nick)
@@ -503,6 +528,9 @@ impl Completion {
             Self::Certfp(done) => super::certfp::finish(ctx, done),
             Self::Rehashed { ran } => oper::rehashed(ctx, ran),
             Self::ServerBan(done) => super::bans::finish(ctx, done),
+            Self::NickClaimed { wanted, claimed } => {
+                super::registration::nick_claimed(ctx, &wanted, claimed);
+            }
         }
     }
 }
@@ -532,7 +560,7 @@ pub(crate) async fn run(
     // A completion may defer more work (a registration that completes after SASL
     // looks up who owns the nick): it runs before the client's next line too.
     for _ in 0..MAX_CHAINED_JOBS {
-        let completion = job.work(shared).await;
+        let completion = job.work(shared, id).await;
         let mut world = shared.lock_world();
         let outbox = world.clients.get(&id).map(|c| Arc::clone(&c.outbox))?;
         if labeled.is_some() {

@@ -289,6 +289,7 @@ fn apply_one(
             if *flag != adding {
                 *flag = adding;
                 applied.push(adding, letter, Some(target_nick));
+                ctx.world.announce_status(target_id, key);
             }
         }
         ('b' | 'e' | 'I', Some(raw_mask)) => {

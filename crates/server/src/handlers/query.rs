@@ -281,6 +281,7 @@ pub(super) fn away(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         line.trailing(message);
     }
     let line = line.finish();
+    ctx.world.announce_user_state(ctx.id);
     notify_peers(ctx, caps::AWAY_NOTIFY, &line);
     for watcher in ctx.world.extended_monitors(ctx.id, caps::AWAY_NOTIFY) {
         watcher.push(line.clone());

@@ -62,9 +62,63 @@ pub(super) fn nick(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     if ctx.me().nick.as_deref() == Some(wanted) {
         return;
     }
+    // On a cluster, the nick must be claimed cluster-wide first (a round trip to
+    // the bus): unless only its case changes, the rest waits for the claim.
+    if ctx.world.remote.is_some() && ctx.me().nick.as_deref().map(World::key) != Some(key) {
+        ctx.deferred = Some(super::deferred::Deferred::ClaimNick {
+            wanted: wanted.to_owned(),
+        });
+        return;
+    }
+    take_nick(ctx, wanted);
+}
+
+/// Takes the free nick `wanted`, then what follows a NICK: ownership check and,
+/// before registration, maybe its completion.
+fn take_nick(ctx: &mut Ctx<'_>, wanted: &str) {
     rename(ctx, wanted);
     super::nickserv::check_nick(ctx);
     try_complete(ctx);
+}
+
+/// Completes a NICK on a cluster node once the cluster answered its claim.
+pub(super) fn nick_claimed(
+    ctx: &mut Ctx<'_>,
+    wanted: &str,
+    claimed: Result<(), crate::cluster::ClaimRefused>,
+) {
+    let key = World::key(wanted);
+    let held_here = ctx
+        .world
+        .nicks
+        .get(&key)
+        .is_some_and(|owner| *owner != ctx.id);
+    match claimed {
+        Ok(()) if !held_here => take_nick(ctx, wanted),
+        Ok(()) | Err(crate::cluster::ClaimRefused::Taken) => {
+            if claimed.is_ok() {
+                // Ours on the bus, but someone here has it (a moment's lag of
+                // the replica): give the claim back.
+                ctx.world.release_nick(key, ctx.id);
+            }
+            ctx.numeric(ERR_NICKNAMEINUSE)
+                .param(wanted)
+                .trailing("Nickname is already in use")
+                .send();
+            if !ctx.me().is_registered() {
+                ctx.me_mut()
+                    .login
+                    .get_or_insert_with(Box::default)
+                    .refused_nick = Some(wanted.into());
+            }
+        }
+        Err(crate::cluster::ClaimRefused::Unavailable) => {
+            ctx.numeric(ERR_NICKNAMEINUSE)
+                .param(wanted)
+                .trailing("Nickname cannot be claimed right now (the cluster bus is unavailable); try again")
+                .send();
+        }
+    }
 }
 
 /// Changes the caller's nick to `wanted` (valid and free) and announces it: NICK
@@ -98,9 +152,21 @@ pub(super) fn rename(ctx: &mut Ctx<'_>, wanted: &str) {
     }
     if let Some(old_key) = old_key {
         ctx.world.nicks.remove(&old_key);
+        if old_key != key {
+            ctx.world.release_nick(old_key, ctx.id);
+        }
     }
     ctx.world.nicks.insert(key, ctx.id);
     let old_nick = ctx.me_mut().nick.replace(wanted.into());
+    if ctx.me().is_registered() {
+        let id = ctx.id;
+        ctx.world.announce(|_| {
+            Some(crate::bus::Event::Nick {
+                id: id.0,
+                nick: wanted.to_owned(),
+            })
+        });
+    }
     if ctx.me().is_registered()
         && let Some(old_nick) = old_nick
     {
@@ -210,6 +276,7 @@ pub(super) fn try_complete(ctx: &mut Ctx<'_>) {
     ctx.world.counters.registrations += 1;
     tracing::info!(client = ctx.id.0, nick = %ctx.me().nick(), "registered");
     welcome(ctx);
+    ctx.world.announce_user(ctx.id);
     ctx.world.notify_monitors_online(ctx.id);
     super::nickserv::check_nick(ctx);
 }

@@ -17,6 +17,7 @@ pub(crate) mod read_markers;
 pub(crate) mod recent;
 mod recipients;
 pub(crate) mod registry;
+pub(crate) mod remote;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
@@ -150,6 +151,9 @@ pub(crate) struct World {
     /// The server's metrics, for what is counted outside the lock too (the
     /// history commit-latency sample).
     pub(crate) metrics: Arc<crate::metrics::Metrics>,
+    /// Users of other nodes and what to tell them (`--cluster`; see `remote`).
+    /// `None` on a single server.
+    pub(crate) remote: Option<Box<remote::Remote>>,
 }
 
 /// The world's hash maps and sets. foldhash rather than std's SipHash: it is several
@@ -219,6 +223,7 @@ impl World {
             bans: Arc::default(),
             control: Arc::default(),
             next_id: 1,
+            remote: None,
         }
     }
 
@@ -472,6 +477,9 @@ impl World {
             for key in &channels {
                 record_event(self, id, palaver_store::MessageKind::Quit, key, reason);
             }
+        }
+        if self.remote.is_some() {
+            self.leave_cluster(id);
         }
         let Some(client) = self.clients.remove(&id) else {
             return;

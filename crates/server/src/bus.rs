@@ -1,0 +1,152 @@
+//! What the nodes of a cluster say to each other over NATS (see `cluster`): the
+//! wire format, and nothing else.
+//!
+//! Every bus message is one [`Envelope`]: the sending node, its incarnation, and a
+//! list of [`Event`]s applied in order. Two kinds of event travel together:
+//! *state* (a user arrived, changed nick, joined a channel…), which every node
+//! applies to its replica of the network without telling its own clients (the
+//! origin node already sent them the lines), and *deliveries* (these bytes to these
+//! of your users), which the receiving node writes to its users as they are. A
+//! node never re-sends what it received, so nothing loops.
+//!
+//! Encoded with postcard (serde, varint integers, raw bytes): a delivery of one
+//! line to a hundred users on a node costs the line plus a byte or two per user.
+
+use serde::{Deserialize, Serialize};
+
+/// A user anywhere in the cluster: its home node and its id there.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub(crate) struct UserRef {
+    pub(crate) node: Box<str>,
+    pub(crate) id: u64,
+}
+
+/// A channel a user is in, with its status there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Membership {
+    /// The channel's name as spelt by its creator.
+    pub(crate) channel: String,
+    pub(crate) op: bool,
+    pub(crate) voice: bool,
+}
+
+/// Everything other nodes need to know about a registered user: sent when it
+/// registers, and again in a burst to a node that (re)joins the bus.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Intro {
+    /// Its id on its home node.
+    pub(crate) id: u64,
+    pub(crate) nick: String,
+    pub(crate) user: String,
+    pub(crate) host: String,
+    pub(crate) realname: String,
+    pub(crate) account: Option<String>,
+    /// Its negotiated capabilities (`caps::CapSet` bits): other nodes format the
+    /// lines they send it the way it asked for.
+    pub(crate) caps: u32,
+    pub(crate) invisible: bool,
+    pub(crate) oper: bool,
+    pub(crate) bot: bool,
+    pub(crate) tls: bool,
+    pub(crate) away: Option<String>,
+    /// Registration time, Unix seconds (WHOIS).
+    pub(crate) signon: u32,
+    pub(crate) channels: Vec<Membership>,
+}
+
+/// One thing a node tells the others.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Event {
+    /// The sender is alive (every heartbeat, on the broadcast subject). With
+    /// `hello`, it has just (re)connected and asks every node for a burst of its
+    /// users.
+    Alive { hello: bool },
+    /// A user of the sender registered (or is part of a burst).
+    User(Box<Intro>),
+    /// A user of the sender changed nick (it claimed the new one first).
+    Nick { id: u64, nick: String },
+    /// A user of the sender left the network.
+    Quit { id: u64 },
+    /// A user of the sender joined a channel.
+    Join { id: u64, membership: Membership },
+    /// A user (of any node: KICK, SAPART) left a channel.
+    Part { user: UserRef, channel: String },
+    /// A user's status on a channel changed (MODE +o/-o/+v/-v).
+    Status {
+        user: UserRef,
+        membership: Membership,
+    },
+    /// A user of the sender set or cleared its away message.
+    Away { id: u64, away: Option<String> },
+    /// A user of the sender changed its capabilities.
+    Caps { id: u64, caps: u32 },
+    /// A user of the sender logged in or out.
+    Account { id: u64, account: Option<String> },
+    /// Write `line` (a whole IRC line, CRLF included) to these users of the
+    /// receiving node, in this order relative to the envelope's other events.
+    Deliver { line: Vec<u8>, to: Vec<u64> },
+    /// Asks the receiving node (the user's home) to end a connection: KILL from
+    /// another node, or the sender could not keep up with its lines.
+    Disconnect { id: u64, reason: String },
+}
+
+/// One bus message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Envelope {
+    /// The sending node's name.
+    pub(crate) from: Box<str>,
+    /// The sending node's incarnation (its start time in milliseconds): a node
+    /// that comes back under the same name is a new one, and its old users are gone.
+    pub(crate) boot: u64,
+    pub(crate) events: Vec<Event>,
+}
+
+impl Envelope {
+    /// The bytes to publish.
+    pub(crate) fn encode(&self) -> Result<Vec<u8>, postcard::Error> {
+        postcard::to_allocvec(self)
+    }
+
+    /// Reads a bus message; an error for anything that is not one (a peer running
+    /// an incompatible version, or a stray publisher on our subjects).
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Self, postcard::Error> {
+        postcard::from_bytes(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelopes_round_trip_and_deliveries_stay_compact() {
+        let envelope = Envelope {
+            from: "a".into(),
+            boot: 1_700_000_000_000,
+            events: vec![
+                Event::Join {
+                    id: 7,
+                    membership: Membership {
+                        channel: "#lobby".to_owned(),
+                        op: true,
+                        voice: false,
+                    },
+                },
+                Event::Deliver {
+                    line: b":alice!~a@h PRIVMSG #lobby :hi\r\n".to_vec(),
+                    to: (1..=100).collect(),
+                },
+            ],
+        };
+        let bytes = envelope.encode().expect("encodes");
+        assert_eq!(Envelope::decode(&bytes).expect("decodes"), envelope);
+        // The line, ids 1 to 100 as one-byte varints, and a few bytes of framing.
+        assert!(bytes.len() < 34 + 100 + 40, "{} bytes", bytes.len());
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        assert!(Envelope::decode(b"\xff\xff\xff\xff\xff\xff").is_err());
+        assert!(Envelope::decode(b"").is_err());
+    }
+}

@@ -1,0 +1,171 @@
+//! Applying what another node said to this node's world, with the world locked.
+//!
+//! State events change the replica silently (the sender told the channels);
+//! deliveries are written to the local users they name. Nothing here announces
+//! anything back, so events never loop.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use palaver_proto::CaseKey;
+
+use crate::bus::{Envelope, Event};
+use crate::world::remote::Node;
+use crate::world::{ClientId, World};
+
+/// What applying an envelope leaves for the link to do once the lock is released.
+#[derive(Debug, Default)]
+pub(crate) struct FollowUp {
+    /// Nodes that need a burst of this node's users (new, restarted, or asking).
+    pub(crate) burst_to: Vec<Box<str>>,
+    /// Nick claims of users who are gone with their node incarnation: `(nick,
+    /// holder prefix)` to release.
+    pub(crate) release: Vec<(CaseKey, String)>,
+}
+
+/// Applies `envelope` from another node.
+pub(crate) fn envelope(world: &mut World, envelope: Envelope, now: Instant) -> FollowUp {
+    let mut follow_up = FollowUp::default();
+    let from = envelope.from;
+    note_alive(world, &from, envelope.boot, now, &mut follow_up);
+    for event in envelope.events {
+        apply(world, &from, event, &mut follow_up);
+    }
+    follow_up
+}
+
+/// Records that `node` (incarnation `boot`) spoke: a node first heard of gets a
+/// burst; a known node with a new incarnation restarted, so the users of the old
+/// one are gone.
+fn note_alive(world: &mut World, node: &str, boot: u64, now: Instant, follow_up: &mut FollowUp) {
+    let Some(remote) = world.remote.as_mut() else {
+        return;
+    };
+    match remote.nodes.get_mut(node) {
+        Some(known) if known.boot == boot => {
+            known.last_seen = now;
+            return;
+        }
+        Some(known) => {
+            let old = known.boot;
+            tracing::info!(node, "cluster node restarted");
+            let reason = format!("node {node} restarted");
+            let holder = format!("{node}/{old}/");
+            for nick in world.drop_node(node, &reason) {
+                follow_up.release.push((nick, holder.clone()));
+            }
+        }
+        None => tracing::info!(node, "cluster node joined"),
+    }
+    if let Some(remote) = world.remote.as_mut() {
+        remote.nodes.insert(
+            node.into(),
+            Node {
+                boot,
+                last_seen: now,
+                users: crate::world::Map::default(),
+            },
+        );
+    }
+    follow_up.burst_to.push(node.into());
+}
+
+/// Applies one event from node `from`.
+fn apply(world: &mut World, from: &str, event: Event, follow_up: &mut FollowUp) {
+    match event {
+        Event::Alive { hello } => {
+            if hello && !follow_up.burst_to.iter().any(|n| &**n == from) {
+                follow_up.burst_to.push(from.into());
+            }
+        }
+        Event::User(intro) => world.put_remote_user(from, &intro),
+        Event::Nick { id, nick } => {
+            if let Some(id) = world.remote_user(from, id) {
+                world.rename_remote_user(id, &nick);
+            }
+        }
+        Event::Quit { id } => {
+            if let Some(id) = world.remote_user(from, id) {
+                world.remove_remote_user(id, None);
+            }
+        }
+        Event::Join { id, membership } => {
+            if let Some(id) = world.remote_user(from, id) {
+                world.join_remote(id, &membership);
+            }
+        }
+        Event::Part { user, channel } => {
+            if let Some(id) = resolve(world, &user.node, user.id) {
+                world.part_channel(id, &World::key(&channel));
+            }
+        }
+        Event::Status { user, membership } => {
+            let key = World::key(&membership.channel);
+            if let Some(id) = resolve(world, &user.node, user.id)
+                && let Some(member) = world
+                    .channels
+                    .get_mut(&key)
+                    .and_then(|channel| channel.members.get_mut(&id))
+            {
+                member.status.op = membership.op;
+                member.status.voice = membership.voice;
+            }
+        }
+        Event::Away { id, away } => {
+            if let Some(client) = remote_client(world, from, id) {
+                client.away = away.map(Into::into);
+            }
+        }
+        Event::Caps { id, caps } => {
+            if let Some(client) = remote_client(world, from, id) {
+                client.caps = crate::caps::CapSet::from_bits(caps);
+                client.outbox.set_caps(client.caps);
+            }
+        }
+        Event::Account { id, account } => {
+            if let Some(client) = remote_client(world, from, id) {
+                client.account = account.map(Into::into);
+            }
+        }
+        Event::Deliver { line, to } => {
+            let line = Bytes::from(line);
+            for id in to {
+                let id = ClientId(id);
+                if world.is_remote(id) {
+                    continue;
+                }
+                if let Some(client) = world.clients.get(&id) {
+                    client.send(line.clone());
+                }
+            }
+        }
+        Event::Disconnect { id, reason } => {
+            let id = ClientId(id);
+            if !world.is_remote(id)
+                && let Some(client) = world.clients.get(&id)
+            {
+                client.outbox.request_disconnect(&reason);
+            }
+        }
+    }
+}
+
+/// The id here of a user named as `(node, id)`: this node's own, or a remote one.
+fn resolve(world: &World, node: &str, id: u64) -> Option<ClientId> {
+    let remote = world.remote.as_ref()?;
+    if *remote.node == *node {
+        let id = ClientId(id);
+        return world.clients.contains_key(&id).then_some(id);
+    }
+    world.remote_user(node, id)
+}
+
+/// The record of user `id` of node `from`, to change it.
+fn remote_client<'w>(
+    world: &'w mut World,
+    from: &str,
+    id: u64,
+) -> Option<&'w mut crate::world::Client> {
+    let id = world.remote_user(from, id)?;
+    world.clients.get_mut(&id).map(|client| &mut **client)
+}

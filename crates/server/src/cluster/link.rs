@@ -1,0 +1,334 @@
+//! The link: the one task per node that talks to the bus.
+//!
+//! It publishes what the world queued (events, in order) together with the lines
+//! queued on remote users' outboxes, grouped per node; applies what other nodes
+//! publish; sends heartbeats and bursts; and declares silent nodes lost. The world
+//! is locked only to take or apply a batch, never across network I/O.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::StreamExt as _;
+use palaver_proto::CaseKey;
+use tokio_util::sync::CancellationToken;
+
+use super::Bus;
+use crate::bus::{Envelope, Event};
+use crate::outbox::{Outbox, Taken};
+use crate::world::remote::Outgoing;
+use crate::{Shared, lock};
+
+/// How often the link also sends its queue without being woken: a floor, in case
+/// a wake-up raced with a pass.
+const SWEEP: Duration = Duration::from_millis(250);
+
+/// Lines for the users of one node, each distinct line once with its recipients,
+/// in an order that keeps every recipient's own order.
+#[derive(Debug, Default)]
+struct Deliveries {
+    entries: Vec<(Bytes, Vec<u64>)>,
+    /// Entry of each distinct line (by the address of its shared bytes).
+    by_line: HashMap<(usize, usize), usize>,
+    /// The entry of each recipient's latest line: a later line of the same
+    /// recipient may join only an entry after it.
+    latest: HashMap<u64, usize>,
+}
+
+impl Deliveries {
+    fn add(&mut self, to: u64, line: Bytes) {
+        let identity = (line.as_ptr() as usize, line.len());
+        let floor = self.latest.get(&to).copied();
+        let index = match self.by_line.get(&identity) {
+            Some(&index) if floor.is_none_or(|floor| index > floor) => {
+                self.entries[index].1.push(to);
+                index
+            }
+            _ => {
+                self.entries.push((line, vec![to]));
+                let index = self.entries.len() - 1;
+                self.by_line.insert(identity, index);
+                index
+            }
+        };
+        self.latest.insert(to, index);
+    }
+
+    fn into_events(self) -> impl Iterator<Item = Event> {
+        self.entries.into_iter().map(|(line, to)| Event::Deliver {
+            line: line.to_vec(),
+            to,
+        })
+    }
+}
+
+/// What one pass took from the world.
+#[derive(Debug, Default)]
+struct Batch {
+    /// For every node.
+    events: Vec<Event>,
+    /// Per node: disconnect requests, then deliveries.
+    addressed: HashMap<Box<str>, (Vec<Event>, Deliveries)>,
+    releases: Vec<(CaseKey, String)>,
+    /// Every other node known now.
+    nodes: Vec<Box<str>>,
+}
+
+/// Runs the link of `shared`'s world until `stop`.
+pub(crate) async fn run(shared: Arc<Shared>, bus: Bus, stop: CancellationToken) {
+    let (node_config, link) = {
+        let world = shared.lock_world();
+        let Some(remote) = world.remote.as_ref() else {
+            return;
+        };
+        (world.config.cluster.clone(), Arc::clone(&remote.link))
+    };
+    let Some(config) = node_config else {
+        return;
+    };
+    let subscribe = async {
+        let all = bus.client.subscribe(bus.all_subject()).await?;
+        let mine = bus.client.subscribe(bus.node_subject(&bus.node)).await?;
+        Ok::<_, async_nats::SubscribeError>(futures_util::stream::select(all, mine))
+    };
+    let mut incoming = match subscribe.await {
+        Ok(incoming) => incoming,
+        Err(error) => {
+            tracing::error!(%error, "cannot subscribe to the cluster bus; this node serves alone");
+            return;
+        }
+    };
+    let mut held: Vec<Arc<Outbox>> = Vec::new();
+    let mut committed = shared.store.watch_committed();
+    let mut heartbeat = tokio::time::interval(config.heartbeat);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut sweep = tokio::time::interval(SWEEP);
+    let mut connected = true;
+    hello(&shared, &bus).await;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => break,
+            () = link.wakeup.notified() => {
+                flush(&shared, &bus, &mut held).await;
+            }
+            _ = sweep.tick() => flush(&shared, &bus, &mut held).await,
+            changed = committed.changed(), if !held.is_empty() => {
+                if changed.is_ok() {
+                    for outbox in held.drain(..) {
+                        outbox.wake_connection();
+                    }
+                }
+            }
+            message = incoming.next() => {
+                let Some(message) = message else {
+                    tracing::error!("the cluster bus subscription ended; this node serves alone");
+                    break;
+                };
+                receive(&shared, &bus, &message.payload).await;
+            }
+            _ = heartbeat.tick() => {
+                let up = bus.client.connection_state() == async_nats::connection::State::Connected;
+                if up && !connected {
+                    tracing::info!("reconnected to the cluster bus");
+                    // Everyone was silent to us meanwhile: start their clocks
+                    // again rather than declare them all lost, and resynchronise.
+                    grace(&shared);
+                    hello(&shared, &bus).await;
+                } else if up {
+                    publish(&bus, bus.all_subject(), vec![Event::Alive { hello: false }]).await;
+                    expire(&shared, &bus, config.node_timeout).await;
+                } else if connected {
+                    tracing::warn!("lost the cluster bus; other nodes' users stay as they were until it is back");
+                }
+                connected = up;
+            }
+        }
+    }
+    flush(&shared, &bus, &mut held).await;
+    if let Err(error) = bus.client.flush().await {
+        tracing::debug!(%error, "cannot flush the cluster bus at shutdown");
+    }
+}
+
+/// Announces this node (asking for bursts) and sends its own burst to everyone.
+async fn hello(shared: &Shared, bus: &Bus) {
+    let mut events = vec![Event::Alive { hello: true }];
+    events.extend(burst(shared));
+    publish(bus, bus.all_subject(), events).await;
+}
+
+/// Every local registered user, as a burst.
+fn burst(shared: &Shared) -> Vec<Event> {
+    let world = shared.lock_world();
+    let remote_ids = world.remote.as_ref().map(|r| &r.slot_of);
+    world
+        .clients
+        .keys()
+        .filter(|id| remote_ids.is_none_or(|remote| !remote.contains_key(id)))
+        .filter_map(|id| world.intro(*id))
+        .map(|intro| Event::User(Box::new(intro)))
+        .collect()
+}
+
+/// Resets every node's silence clock (after this node's own outage).
+fn grace(shared: &Shared) {
+    let now = Instant::now();
+    let mut world = shared.lock_world();
+    if let Some(remote) = world.remote.as_mut() {
+        for node in remote.nodes.values_mut() {
+            node.last_seen = now;
+        }
+    }
+}
+
+/// Declares lost every node silent for longer than `timeout`.
+async fn expire(shared: &Shared, bus: &Bus, timeout: Duration) {
+    let now = Instant::now();
+    let mut releases = Vec::new();
+    {
+        let mut world = shared.lock_world();
+        let Some(remote) = world.remote.as_ref() else {
+            return;
+        };
+        let lost: Vec<(Box<str>, u64)> = remote
+            .nodes
+            .iter()
+            .filter(|(_, node)| now.saturating_duration_since(node.last_seen) > timeout)
+            .map(|(name, node)| (name.clone(), node.boot))
+            .collect();
+        for (name, boot) in lost {
+            tracing::warn!(node = %name, "cluster node lost");
+            let holder = format!("{name}/{boot}/");
+            for nick in world.drop_node(&name, &format!("node {name} lost")) {
+                releases.push((nick, holder.clone()));
+            }
+        }
+    }
+    release(bus, releases);
+}
+
+/// Releases nick claims in the background (they wait for the KV round trips).
+fn release(bus: &Bus, releases: Vec<(CaseKey, String)>) {
+    if releases.is_empty() {
+        return;
+    }
+    let bus = bus.clone();
+    tokio::spawn(async move {
+        for (nick, holder) in releases {
+            bus.release_nick(&nick, &holder).await;
+        }
+    });
+}
+
+/// Applies one bus message.
+async fn receive(shared: &Shared, bus: &Bus, payload: &[u8]) {
+    let envelope = match Envelope::decode(payload) {
+        Ok(envelope) => envelope,
+        Err(error) => {
+            tracing::warn!(%error, bytes = payload.len(), "unreadable cluster bus message ignored");
+            return;
+        }
+    };
+    if *envelope.from == *bus.node {
+        return;
+    }
+    let follow_up = {
+        let mut world = shared.lock_world();
+        super::apply::envelope(&mut world, envelope, Instant::now())
+    };
+    release(bus, follow_up.release);
+    if !follow_up.burst_to.is_empty() {
+        let events = burst(shared);
+        for node in follow_up.burst_to {
+            publish(bus, bus.node_subject(&node), events.clone()).await;
+        }
+    }
+}
+
+/// Takes what the world queued for other nodes and publishes it.
+async fn flush(shared: &Shared, bus: &Bus, held: &mut Vec<Arc<Outbox>>) {
+    let batch = take(shared, bus, held);
+    release(bus, batch.releases);
+    let mut addressed = batch.addressed;
+    for node in batch.nodes {
+        let mut events = batch.events.clone();
+        if let Some((requests, deliveries)) = addressed.remove(&node) {
+            events.extend(requests);
+            events.extend(deliveries.into_events());
+        }
+        if !events.is_empty() {
+            publish(bus, bus.node_subject(&node), events).await;
+        }
+    }
+}
+
+/// Takes the queued events and the remote users' lines, with the world locked.
+fn take(shared: &Shared, bus: &Bus, held: &mut Vec<Arc<Outbox>>) -> Batch {
+    let committed = shared.store.committed();
+    let mut batch = Batch::default();
+    let mut world = shared.lock_world();
+    let crate::world::World {
+        remote, clients, ..
+    } = &mut *world;
+    let Some(remote) = remote.as_mut() else {
+        return batch;
+    };
+    for outgoing in std::mem::take(&mut remote.outgoing) {
+        match outgoing {
+            Outgoing::Event(event) => batch.events.push(event),
+            Outgoing::Release(nick, id) => batch.releases.push((nick, bus.holder(id.0))),
+        }
+    }
+    let ready = std::mem::take(&mut *lock(&remote.link.ready));
+    let mut lines = Vec::new();
+    for key in ready {
+        let Some(slot) = remote.slots.get(key) else {
+            continue;
+        };
+        let Some(client) = clients.get(&slot.local) else {
+            continue;
+        };
+        let outbox = &client.outbox;
+        outbox.wakeup().taken();
+        lines.clear();
+        let taken = outbox.take(&mut lines, committed);
+        let (requests, deliveries) = batch.addressed.entry(slot.node.clone()).or_default();
+        for line in lines.drain(..) {
+            let _ = outbox.written(line.len());
+            deliveries.add(slot.origin, line);
+        }
+        match taken {
+            Taken::Held => held.push(Arc::clone(outbox)),
+            Taken::Disconnect(reason) | Taken::Aborted(reason) => {
+                requests.push(Event::Disconnect {
+                    id: slot.origin,
+                    reason,
+                });
+            }
+            Taken::Open | Taken::Closed => {}
+        }
+    }
+    batch.nodes = remote.nodes.keys().cloned().collect();
+    batch
+}
+
+/// Publishes `events` to `subject`; a failure is logged (the bus is down: what
+/// was in it is lost, see docs/OPERATIONS.md).
+async fn publish(bus: &Bus, subject: String, events: Vec<Event>) {
+    let envelope = Envelope {
+        from: bus.node.clone(),
+        boot: bus.boot,
+        events,
+    };
+    let bytes = match envelope.encode() {
+        Ok(bytes) => bytes,
+        Err(error) => {
+            tracing::error!(%error, "cannot encode a cluster bus message");
+            return;
+        }
+    };
+    if let Err(error) = bus.client.publish(subject, bytes.into()).await {
+        tracing::warn!(%error, "cannot publish to the cluster bus");
+    }
+}

@@ -1,0 +1,483 @@
+//! Users of other nodes, as this node's world holds them (scale-out, see
+//! `crate::cluster`).
+//!
+//! A remote user is an ordinary [`Client`] record in the world, in channels and the
+//! nick table like everyone else, so NAMES, WHO, WHOIS, ISON, MONITOR and channel
+//! membership need no special case. What differs is its outbox: it is woken onto
+//! the cluster link's [`Inbox`] instead of a driver's, and the link forwards what is
+//! queued there to the user's home node (one bus message per node per pass, each
+//! distinct line once with the list of its recipients there). So a handler that
+//! sends a remote user a line (a private message, a channel message, a KICK) does
+//! exactly what it does for a local one.
+//!
+//! The other half is state: every change a local user makes that other nodes must
+//! know (registration, nick, channels, away, capabilities, account) is queued
+//! here as a [`bus::Event`] by [`World::announce`], and the link publishes the
+//! queue in order. Events received from other nodes are applied by
+//! `crate::cluster::apply`, which changes the replica without announcing anything
+//! back: a node only announces what its own users did.
+//!
+//! With no cluster configured, [`World::remote`] is `None` and every hook here is
+//! a single branch.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use palaver_proto::CaseKey;
+use slab::Slab;
+
+use super::{ClientId, Map, World};
+use crate::bus::{self, Event, Membership, UserRef};
+use crate::outbox::Outbox;
+use crate::wakeup::Inbox;
+
+/// What the link has to publish, in order.
+#[derive(Debug)]
+pub(crate) enum Outgoing {
+    /// Tell every other node.
+    Event(Event),
+    /// A nick (folded) this node's user (by id) no longer holds: release its
+    /// cluster-wide claim. Only the link does network I/O, so the world queues it.
+    Release(CaseKey, ClientId),
+}
+
+/// One remote user, found from the key its outbox wakes the link with.
+#[derive(Debug, Clone)]
+pub(crate) struct Slot {
+    pub(crate) node: Box<str>,
+    /// Its id on its home node.
+    pub(crate) origin: u64,
+    /// Its id in this world.
+    pub(crate) local: ClientId,
+}
+
+/// Another node, as far as this one knows.
+#[derive(Debug)]
+pub(crate) struct Node {
+    /// Its incarnation (see `bus::Envelope::boot`).
+    pub(crate) boot: u64,
+    /// When it was last heard from: silence longer than the node timeout means
+    /// it is lost.
+    pub(crate) last_seen: Instant,
+    /// Its users here: id on that node → id in this world.
+    pub(crate) users: Map<u64, ClientId>,
+}
+
+/// The cluster side of the world.
+#[derive(Debug)]
+pub(crate) struct Remote {
+    /// This node's name.
+    pub(crate) node: Box<str>,
+    /// Events and claim releases waiting for the link.
+    pub(crate) outgoing: Vec<Outgoing>,
+    /// The link's inbox: remote users' outboxes wake it, and so does
+    /// [`World::announce`].
+    pub(crate) link: Arc<Inbox>,
+    /// Remote users by the key their outbox wakes the link with.
+    pub(crate) slots: Slab<Slot>,
+    /// The slot of each remote user (by id in this world).
+    pub(crate) slot_of: Map<ClientId, usize>,
+    /// The other nodes heard from, by name.
+    pub(crate) nodes: Map<Box<str>, Node>,
+}
+
+impl Remote {
+    /// The cluster state of node `node`, before anyone else is heard from.
+    pub(crate) fn new(node: &str, link: Arc<Inbox>) -> Self {
+        Self {
+            node: node.into(),
+            outgoing: Vec::new(),
+            link,
+            slots: Slab::new(),
+            slot_of: Map::default(),
+            nodes: Map::default(),
+        }
+    }
+}
+
+impl World {
+    /// Whether `id` is a user of another node.
+    pub(crate) fn is_remote(&self, id: ClientId) -> bool {
+        self.remote
+            .as_ref()
+            .is_some_and(|remote| remote.slot_of.contains_key(&id))
+    }
+
+    /// Whether `outbox` belongs to a user of this node: what a node tells its own
+    /// users about events it applies from the bus (the origin told the rest).
+    pub(crate) fn is_local_outbox(&self, outbox: &Outbox) -> bool {
+        self.remote
+            .as_ref()
+            .is_none_or(|remote| !outbox.wakeup().is_on(&remote.link))
+    }
+
+    /// `id` as the cluster names it: home node and id there.
+    pub(crate) fn user_ref(&self, id: ClientId) -> Option<UserRef> {
+        let remote = self.remote.as_ref()?;
+        Some(match remote.slot_of.get(&id) {
+            Some(&key) => {
+                let slot = remote.slots.get(key)?;
+                UserRef {
+                    node: slot.node.clone(),
+                    id: slot.origin,
+                }
+            }
+            None => UserRef {
+                node: remote.node.clone(),
+                id: id.0,
+            },
+        })
+    }
+
+    /// Queues `event` for the other nodes (nothing without a cluster).
+    pub(crate) fn announce(&mut self, event: impl FnOnce(&World) -> Option<Event>) {
+        if self.remote.is_none() {
+            return;
+        }
+        let Some(event) = event(self) else {
+            return;
+        };
+        if let Some(remote) = self.remote.as_mut() {
+            remote.outgoing.push(Outgoing::Event(event));
+            remote.link.wakeup.notify_one();
+        }
+    }
+
+    /// Announces a local user that completed registration.
+    pub(crate) fn announce_user(&mut self, id: ClientId) {
+        self.announce(|world| world.intro(id).map(|intro| Event::User(Box::new(intro))));
+    }
+
+    /// Announces a local user's join of channel `key`.
+    pub(crate) fn announce_join(&mut self, id: ClientId, key: &CaseKey) {
+        self.announce(|world| {
+            Some(Event::Join {
+                id: id.0,
+                membership: world.membership(id, key)?,
+            })
+        });
+    }
+
+    /// Announces that `id` (of any node) left channel `key` (PART, KICK, SAPART).
+    pub(crate) fn announce_part(&mut self, id: ClientId, key: &CaseKey) {
+        self.announce(|world| {
+            Some(Event::Part {
+                user: world.user_ref(id)?,
+                channel: world.channels.get(key)?.name.clone(),
+            })
+        });
+    }
+
+    /// Announces `id`'s (of any node) new status on channel `key`.
+    pub(crate) fn announce_status(&mut self, id: ClientId, key: &CaseKey) {
+        self.announce(|world| {
+            Some(Event::Status {
+                user: world.user_ref(id)?,
+                membership: world.membership(id, key)?,
+            })
+        });
+    }
+
+    /// Announces a local registered user's capabilities, away message and account
+    /// as they are now (after CAP, AWAY, a login or logout).
+    pub(crate) fn announce_user_state(&mut self, id: ClientId) {
+        let Some(client) = self.clients.get(&id).filter(|c| c.is_registered()) else {
+            return;
+        };
+        if self.is_remote(id) {
+            return;
+        }
+        let events = [
+            Event::Caps {
+                id: id.0,
+                caps: client.caps.bits(),
+            },
+            Event::Away {
+                id: id.0,
+                away: client.away.as_deref().map(str::to_owned),
+            },
+            Event::Account {
+                id: id.0,
+                account: client.account.as_deref().map(str::to_owned),
+            },
+        ];
+        for event in events {
+            self.announce(|_| Some(event));
+        }
+    }
+
+    /// Releases the cluster-wide claim on nick `key`, which a local user no
+    /// longer holds.
+    pub(crate) fn release_nick(&mut self, key: CaseKey, id: ClientId) {
+        if let Some(remote) = self.remote.as_mut() {
+            remote.outgoing.push(Outgoing::Release(key, id));
+            remote.link.wakeup.notify_one();
+        }
+    }
+
+    /// `id`'s membership of channel `key`, as the bus carries it.
+    fn membership(&self, id: ClientId, key: &CaseKey) -> Option<Membership> {
+        let channel = self.channels.get(key)?;
+        let status = channel.status(id)?;
+        Some(Membership {
+            channel: channel.name.clone(),
+            op: status.op,
+            voice: status.voice,
+        })
+    }
+
+    /// Everything other nodes need to know about local user `id`.
+    pub(crate) fn intro(&self, id: ClientId) -> Option<bus::Intro> {
+        let client = self.clients.get(&id).filter(|c| c.is_registered())?;
+        Some(bus::Intro {
+            id: id.0,
+            nick: client.nick().to_owned(),
+            user: client.user().to_owned(),
+            host: client.host.to_string(),
+            realname: client.realname.to_string(),
+            account: client.account.as_deref().map(str::to_owned),
+            caps: client.caps.bits(),
+            invisible: client.invisible,
+            oper: client.oper,
+            bot: client.bot,
+            tls: client.tls,
+            away: client.away.as_deref().map(str::to_owned),
+            signon: client.signon,
+            channels: client
+                .channels
+                .iter()
+                .filter_map(|key| self.membership(id, key))
+                .collect(),
+        })
+    }
+}
+
+impl World {
+    /// Makes this world node `node` of a cluster whose link wakes on `link`. Message
+    /// ids then start with the node's name, so they are unique cluster-wide.
+    pub(crate) fn join_cluster(&mut self, node: &str, link: Arc<Inbox>) {
+        self.msgid_prefix = format!("{node}.{}", self.msgid_prefix);
+        self.remote = Some(Box::new(Remote::new(node, link)));
+    }
+
+    /// The cluster's part of removing client `id` (called by `remove_client`
+    /// before the record goes): a local user's departure is announced and its nick
+    /// claim released; a remote user's slot is freed.
+    pub(super) fn leave_cluster(&mut self, id: ClientId) {
+        let Some(remote) = self.remote.as_mut() else {
+            return;
+        };
+        if let Some(key) = remote.slot_of.remove(&id) {
+            if remote.slots.contains(key) {
+                let slot = remote.slots.remove(key);
+                if let Some(node) = remote.nodes.get_mut(&slot.node) {
+                    node.users.remove(&slot.origin);
+                }
+            }
+            return;
+        }
+        let Some(client) = self.clients.get(&id) else {
+            return;
+        };
+        let registered = client.is_registered();
+        let nick = client.nick.as_deref().map(World::key);
+        if registered {
+            remote
+                .outgoing
+                .push(Outgoing::Event(Event::Quit { id: id.0 }));
+        }
+        if let Some(key) = nick {
+            remote.outgoing.push(Outgoing::Release(key, id));
+        }
+        remote.link.wakeup.notify_one();
+    }
+}
+
+/// The sendq of a remote user's outbox here: the link drains it every pass, so it
+/// fills only while the bus is slow or down; past it, the user's home node is
+/// asked to disconnect it ("SendQ exceeded"), as a local client would be.
+const REMOTE_SENDQ: usize = 4 << 20;
+
+impl World {
+    /// The id here of user `origin` of node `node`, if known.
+    pub(crate) fn remote_user(&self, node: &str, origin: u64) -> Option<ClientId> {
+        self.remote
+            .as_ref()?
+            .nodes
+            .get(node)?
+            .users
+            .get(&origin)
+            .copied()
+    }
+
+    /// Adds (or, from a burst, refreshes) a user of node `node`, with its
+    /// channels, without telling anyone but the local MONITOR watchers of its
+    /// nick: its home node announced it to the channels when it happened.
+    pub(crate) fn put_remote_user(&mut self, node: &str, intro: &bus::Intro) {
+        if let Some(id) = self.remote_user(node, intro.id) {
+            self.refresh_remote_user(id, intro);
+            return;
+        }
+        let Some(remote) = self.remote.as_mut() else {
+            return;
+        };
+        let Some(known) = remote.nodes.get_mut(node) else {
+            return;
+        };
+        let id = ClientId(self.next_id);
+        self.next_id += 1;
+        let key = remote.slots.insert(Slot {
+            node: node.into(),
+            origin: intro.id,
+            local: id,
+        });
+        remote.slot_of.insert(id, key);
+        known.users.insert(intro.id, id);
+        let outbox = Arc::new(Outbox::new(
+            REMOTE_SENDQ,
+            crate::wakeup::Wakeup::new(key, Arc::clone(&remote.link)),
+        ));
+        let client = super::Client::new(
+            id,
+            std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            outbox,
+        );
+        // Registered by `refresh_remote_user`, which counts it in LUSERS then.
+        self.clients.insert(id, Box::new(client));
+        self.refresh_remote_user(id, intro);
+    }
+
+    /// Brings remote user `id` up to `intro`: identity, modes, nick (MONITOR
+    /// watchers here are told), channels and statuses (silently).
+    fn refresh_remote_user(&mut self, id: ClientId, intro: &bus::Intro) {
+        let before = self
+            .clients
+            .get(&id)
+            .map(|c| c.census())
+            .unwrap_or_default();
+        let Some(client) = self.clients.get_mut(&id) else {
+            return;
+        };
+        client.user = Some(intro.user.as_str().into());
+        client.host = intro.host.as_str().into();
+        client.realname = intro.realname.as_str().into();
+        client.account = intro.account.as_deref().map(Into::into);
+        client.caps = crate::caps::CapSet::from_bits(intro.caps);
+        client.outbox.set_caps(client.caps);
+        client.invisible = intro.invisible;
+        client.oper = intro.oper;
+        client.bot = intro.bot;
+        client.tls = intro.tls;
+        client.away = intro.away.as_deref().map(Into::into);
+        client.signon = intro.signon;
+        client.registration = super::Registration::Done;
+        let after = client.census();
+        self.recount(before, after);
+        self.rename_remote_user(id, &intro.nick);
+        let wanted: Map<CaseKey, &bus::Membership> = intro
+            .channels
+            .iter()
+            .map(|membership| (World::key(&membership.channel), membership))
+            .collect();
+        let current: Vec<CaseKey> = self
+            .clients
+            .get(&id)
+            .map(|c| c.channels.iter().cloned().collect())
+            .unwrap_or_default();
+        for key in current.iter().filter(|key| !wanted.contains_key(*key)) {
+            self.part_channel(id, key);
+        }
+        for membership in wanted.values() {
+            self.join_remote(id, membership);
+        }
+    }
+
+    /// Gives remote user `id` the nick `nick`, telling local MONITOR watchers.
+    pub(crate) fn rename_remote_user(&mut self, id: ClientId, nick: &str) {
+        let Some(client) = self.clients.get_mut(&id) else {
+            return;
+        };
+        let old = client.nick.replace(nick.into());
+        let new_key = World::key(nick);
+        let old_key = old.as_deref().map(World::key);
+        if old_key.as_ref() == Some(&new_key) {
+            return;
+        }
+        if let Some(old_key) = &old_key
+            && self.nicks.get(old_key) == Some(&id)
+        {
+            self.nicks.remove(old_key);
+        }
+        match self.nicks.get(&new_key) {
+            Some(holder) if *holder != id => {
+                // The cluster-wide claim makes this a moment's disagreement at
+                // most (a claim released and taken again faster than the events
+                // travel); the nick stays with who holds it here.
+                tracing::warn!(nick, "a remote user's nick is held by another user here");
+            }
+            _ => {
+                self.nicks.insert(new_key, id);
+            }
+        }
+        if let Some(old) = old {
+            self.notify_monitors_offline(&old);
+        }
+        self.notify_monitors_online(id);
+    }
+
+    /// Puts remote user `id` in a channel with a status (creating the channel
+    /// here if needed), or updates its status there.
+    pub(crate) fn join_remote(&mut self, id: ClientId, membership: &bus::Membership) {
+        let key = World::key(&membership.channel);
+        let Some(outbox) = self.clients.get(&id).map(|c| Arc::clone(&c.outbox)) else {
+            return;
+        };
+        let status = super::Status {
+            op: membership.op,
+            voice: membership.voice,
+        };
+        let channel = self.create_channel(&key, membership.channel.clone());
+        channel
+            .members
+            .entry(id)
+            .and_modify(|member| member.status = status)
+            .or_insert(super::Member { status, outbox });
+        if let Some(client) = self.clients.get_mut(&id) {
+            client.channels.insert(key);
+        }
+    }
+
+    /// Removes remote user `id`. With a reason, the local users who share a
+    /// channel with it see it quit (its home node cannot tell them: it is lost).
+    pub(crate) fn remove_remote_user(&mut self, id: ClientId, reason: Option<&str>) {
+        if let Some(reason) = reason
+            && let Some(client) = self.clients.get(&id)
+        {
+            let mut line = client.line_from();
+            line.command("QUIT").trailing(reason);
+            let line = crate::relay::EventLine::new(line.finish(), client.account.as_deref());
+            for peer in self.peers_of(id) {
+                if self.is_local_outbox(&peer) {
+                    peer.push(line.line_for(peer.caps()));
+                }
+            }
+        }
+        self.remove_client(id, None);
+    }
+
+    /// Forgets node `node` and every user of it (they quit here with `reason`);
+    /// returns the nicks they held, whose claims the caller releases.
+    pub(crate) fn drop_node(&mut self, node: &str, reason: &str) -> Vec<CaseKey> {
+        let Some(known) = self.remote.as_mut().and_then(|r| r.nodes.remove(node)) else {
+            return Vec::new();
+        };
+        let mut nicks = Vec::with_capacity(known.users.len());
+        for id in known.users.into_values() {
+            if let Some(nick) = self.clients.get(&id).and_then(|c| c.nick.as_deref()) {
+                nicks.push(World::key(nick));
+            }
+            self.remove_remote_user(id, Some(reason));
+        }
+        nicks
+    }
+}

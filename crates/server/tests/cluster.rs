@@ -1,0 +1,389 @@
+//! Scale-out: several `chat-server` processes on one NATS server act as one IRC
+//! server. Each test starts its own `nats-server` (JetStream on, in a temporary
+//! directory, on a free port) and its own nodes, and talks to them with real
+//! clients.
+//!
+//! These need Debian's `nats-server`, so they are ignored by `cargo test`;
+//! `scripts/test-cluster.sh` installs it and runs them (`.ci/run` does too).
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use palaver_test_support::TestClient;
+
+use crate::binary::ServerProcess;
+
+/// How long a test waits for the cluster to agree on something (a join seen on
+/// another node, a lost node's users gone): a bound, not a sleep.
+const CONVERGE: Duration = Duration::from_secs(10);
+
+/// A `nats-server` of the test's own, killed on drop.
+struct Nats {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Nats {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Self::start_in(dir, free_port())
+    }
+
+    /// Starts on `port` with JetStream's files in `dir` (a restart keeps both).
+    fn start_in(dir: tempfile::TempDir, port: u16) -> Self {
+        let binary = std::env::var("PALAVER_TEST_NATS_SERVER").unwrap_or_else(|_| {
+            panic!("PALAVER_TEST_NATS_SERVER is not set: run scripts/test-cluster.sh")
+        });
+        let child = Command::new(binary)
+            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start nats-server");
+        let deadline = Instant::now() + CONVERGE;
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "nats-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self { child, port, dir }
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops it (SIGKILL) and starts it again on the same port and directory.
+    fn restart(mut self) -> Self {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let port = self.port;
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir"));
+        Self::start_in(dir, port)
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("a free port")
+}
+
+/// One node: a `chat-server` process in the cluster.
+struct Node {
+    process: ServerProcess,
+    addr: SocketAddr,
+}
+
+impl Node {
+    fn start(nats: &Nats, name: &str, extra: &[&str]) -> Self {
+        let url = nats.url();
+        let mut args = vec![
+            "--no-tls",
+            "--cluster",
+            &url,
+            "--node-name",
+            name,
+            "--node-timeout",
+            "2s",
+            // Tests send faster than a person types.
+            "--no-flood-limit",
+        ];
+        args.extend_from_slice(extra);
+        let (process, addr) = ServerProcess::start_listening(&args);
+        Self { process, addr }
+    }
+
+    async fn client(&self, nick: &str) -> TestClient {
+        let mut client = TestClient::connect(self.addr).await;
+        client.register(nick).await;
+        client
+    }
+}
+
+/// Waits until `viewer`'s NAMES of `channel` lists every one of `nicks`: the
+/// other nodes' joins have arrived.
+async fn await_members(viewer: &mut TestClient, channel: &str, nicks: &[&str]) {
+    let deadline = Instant::now() + CONVERGE;
+    loop {
+        viewer.send(&format!("NAMES {channel}")).await;
+        let names = viewer.expect_command("353").await.last();
+        viewer.expect_command("366").await;
+        let listed: Vec<&str> = names
+            .split(' ')
+            .map(|n| n.trim_start_matches(['@', '+']))
+            .collect();
+        if nicks.iter().all(|nick| listed.contains(nick)) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{channel} never listed {nicks:?}: {names}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until `viewer` sees `nick` online (ISON), or offline with `online` false.
+async fn await_online(viewer: &mut TestClient, nick: &str, online: bool) {
+    let deadline = Instant::now() + CONVERGE;
+    loop {
+        viewer.send(&format!("ISON {nick}")).await;
+        let listed = viewer.expect_command("303").await.last();
+        if listed.split(' ').any(|n| n == nick) == online {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{nick} never went {}",
+            if online { "online" } else { "offline" }
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs nats-server: scripts/test-cluster.sh"]
+async fn channels_and_private_messages_span_nodes() {
+    let nats = Nats::start();
+    let nodes: Vec<Node> = ["a", "b", "c"]
+        .iter()
+        .map(|name| Node::start(&nats, name, &[]))
+        .collect();
+    let mut alice = nodes[0].client("alice").await;
+    let mut bob = nodes[1].client("bob").await;
+    let mut carol = nodes[2].client("carol").await;
+    for client in [&mut alice, &mut bob, &mut carol] {
+        client.send("JOIN #hall").await;
+        client.expect_command("366").await;
+    }
+    for client in [&mut alice, &mut bob, &mut carol] {
+        await_members(client, "#hall", &["alice", "bob", "carol"]).await;
+    }
+
+    // Each message reaches the two others, once, from the right source.
+    alice.send("PRIVMSG #hall :from a").await;
+    bob.send("PRIVMSG #hall :from b").await;
+    carol.send("PRIVMSG #hall :from c").await;
+    for (client, expected) in [
+        (&mut alice, ["from b", "from c"]),
+        (&mut bob, ["from a", "from c"]),
+        (&mut carol, ["from a", "from b"]),
+    ] {
+        let mut got = Vec::new();
+        while got.len() < 2 {
+            let line = client.expect_command("PRIVMSG").await;
+            assert_eq!(line.param(0), "#hall");
+            let sender = match line.last().as_str() {
+                "from a" => "alice",
+                "from b" => "bob",
+                _ => "carol",
+            };
+            assert_eq!(line.source_nick(), sender);
+            got.push(line.last());
+        }
+        got.sort();
+        assert_eq!(got, expected);
+    }
+
+    // Private messages, and a WHOIS of a user on another node.
+    carol.send("PRIVMSG alice :psst").await;
+    let line = alice.expect_command("PRIVMSG").await;
+    assert_eq!(line.source_nick(), "carol");
+    assert_eq!(line.param(0), "alice");
+    assert_eq!(line.last(), "psst");
+    bob.send("WHOIS carol").await;
+    let whois = bob.expect_command("311").await;
+    assert_eq!(whois.param(1), "carol");
+    let channels = bob.expect_command("319").await;
+    assert!(channels.last().contains("#hall"), "{channels:?}");
+
+    // A nick change and a part are seen everywhere.
+    bob.send("NICK robert").await;
+    let nick = alice.expect_command("NICK").await;
+    assert_eq!(
+        (nick.source_nick(), nick.param(0)),
+        ("bob".into(), "robert".into())
+    );
+    carol.expect_command("NICK").await;
+    carol.send("PART #hall :later").await;
+    let part = alice.expect_command("PART").await;
+    assert_eq!(part.source_nick(), "carol");
+    await_online(&mut alice, "robert", true).await;
+    await_online(&mut alice, "bob", false).await;
+    for node in &nodes {
+        crate::binary::assert_no_panic(&node.process.stderr());
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs nats-server: scripts/test-cluster.sh"]
+async fn a_nick_raced_from_two_nodes_goes_to_exactly_one() {
+    let nats = Nats::start();
+    let a = Node::start(&nats, "a", &[]);
+    let b = Node::start(&nats, "b", &[]);
+    let mut on_a = a.client("first").await;
+    let mut on_b = b.client("second").await;
+    for round in 0..20 {
+        let wanted = format!("prize{round}");
+        on_a.send(&format!("NICK {wanted}")).await;
+        on_b.send(&format!("NICK {wanted}")).await;
+        let outcome =
+            |line: &palaver_test_support::Line| line.command() == "433" || line.command() == "NICK";
+        let won_a = on_a.expect(outcome).await.command() == "NICK";
+        let won_b = on_b.expect(outcome).await.command() == "NICK";
+        assert!(won_a ^ won_b, "round {round}: a won {won_a}, b won {won_b}");
+        // The loser keeps trying other names; the winner gives the nick back.
+        let (winner, loser) = if won_a {
+            (&mut on_a, &mut on_b)
+        } else {
+            (&mut on_b, &mut on_a)
+        };
+        winner.send(&format!("NICK w{round}")).await;
+        winner.expect_command("NICK").await;
+        loser.send("PING sync").await;
+        loser.expect_command("PONG").await;
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs nats-server: scripts/test-cluster.sh"]
+async fn a_killed_node_s_users_quit_elsewhere_and_free_their_nicks() {
+    let nats = Nats::start();
+    let a = Node::start(&nats, "a", &[]);
+    let b = Node::start(&nats, "b", &[]);
+    let mut doomed = a.client("doomed").await;
+    let mut witness = b.client("witness").await;
+    doomed.send("JOIN #room").await;
+    doomed.expect_command("366").await;
+    witness.send("JOIN #room").await;
+    witness.expect_command("366").await;
+    await_members(&mut witness, "#room", &["doomed", "witness"]).await;
+
+    a.process.signal("KILL");
+    let killed = Instant::now();
+    let quit = witness.expect_command("QUIT").await;
+    assert_eq!(quit.source_nick(), "doomed");
+    assert_eq!(quit.last(), "node a lost");
+    let noticed = killed.elapsed();
+    // Heartbeat 1 s, timeout 2 s (--node-timeout): seen within a few seconds.
+    assert!(noticed < Duration::from_secs(6), "took {noticed:?}");
+
+    // The nick is free again, cluster-wide.
+    let deadline = Instant::now() + CONVERGE;
+    loop {
+        let mut again = TestClient::connect(b.addr).await;
+        again.send("NICK doomed").await;
+        again.send("USER d 0 * :d").await;
+        let line = again
+            .expect(|l| l.command() == "001" || l.command() == "433")
+            .await;
+        if line.command() == "001" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the nick stayed claimed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs nats-server: scripts/test-cluster.sh"]
+async fn a_restarted_node_rejoins_and_the_cluster_converges() {
+    let nats = Nats::start();
+    let a = Node::start(&nats, "a", &[]);
+    let b = Node::start(&nats, "b", &[]);
+    let mut stayer = b.client("stayer").await;
+    stayer.send("JOIN #x").await;
+    stayer.expect_command("366").await;
+    {
+        let mut leaver = a.client("leaver").await;
+        leaver.send("JOIN #x").await;
+        leaver.expect_command("366").await;
+        await_members(&mut stayer, "#x", &["leaver"]).await;
+    }
+    // Killed and started again under the same name before the others time it
+    // out: the new incarnation replaces the old one, whose users are gone.
+    a.process.signal("KILL");
+    drop(a);
+    let a = Node::start(&nats, "a", &[]);
+    let quit = stayer.expect_command("QUIT").await;
+    assert_eq!(quit.source_nick(), "leaver");
+
+    let mut back = a.client("leaver").await;
+    back.send("JOIN #x").await;
+    back.expect_command("366").await;
+    await_members(&mut back, "#x", &["leaver", "stayer"]).await;
+    await_members(&mut stayer, "#x", &["leaver", "stayer"]).await;
+    stayer.send("PRIVMSG #x :welcome back").await;
+    assert_eq!(back.expect_command("PRIVMSG").await.last(), "welcome back");
+
+    // A node joining late learns everyone from the others' bursts.
+    let c = Node::start(&nats, "c", &[]);
+    let mut late = c.client("late").await;
+    await_online(&mut late, "stayer", true).await;
+    await_online(&mut late, "leaver", true).await;
+    late.send("JOIN #x").await;
+    late.expect_command("366").await;
+    await_members(&mut late, "#x", &["leaver", "stayer", "late"]).await;
+}
+
+#[tokio::test]
+#[ignore = "needs nats-server: scripts/test-cluster.sh"]
+async fn nodes_reconnect_after_nats_restarts_under_load() {
+    let nats = Nats::start();
+    let a = Node::start(&nats, "a", &[]);
+    let b = Node::start(&nats, "b", &[]);
+    let mut talker = a.client("talker").await;
+    let mut listener = b.client("listener").await;
+    talker.send("JOIN #busy").await;
+    talker.expect_command("366").await;
+    listener.send("JOIN #busy").await;
+    listener.expect_command("366").await;
+    await_members(&mut talker, "#busy", &["listener"]).await;
+    for n in 0..200 {
+        talker.send(&format!("PRIVMSG #busy :before {n}")).await;
+    }
+    assert_eq!(
+        listener
+            .expect(|l| l.command() == "PRIVMSG" && l.last() == "before 199")
+            .await
+            .last(),
+        "before 199"
+    );
+
+    let nats = nats.restart();
+    // What is sent while the bus is down is lost between nodes (each node still
+    // serves its own users); once both are back, messages flow again and nobody
+    // was declared lost.
+    let deadline = Instant::now() + CONVERGE * 2;
+    let mut n = 0;
+    loop {
+        talker.send(&format!("PRIVMSG #busy :after {n}")).await;
+        let arrived = tokio::time::timeout(Duration::from_millis(300), async {
+            loop {
+                let line = listener.expect_command("PRIVMSG").await;
+                if line.last().starts_with("after ") {
+                    return line;
+                }
+            }
+        })
+        .await;
+        if arrived.is_ok() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "messages never flowed again");
+        n += 1;
+    }
+    await_members(&mut listener, "#busy", &["talker", "listener"]).await;
+    drop(nats);
+}
