@@ -54,6 +54,42 @@ pub(crate) struct Intro {
     pub(crate) channels: Vec<Membership>,
 }
 
+/// A channel's topic, as the bus carries it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Topic {
+    pub(crate) text: String,
+    pub(crate) set_by: String,
+    /// Milliseconds since the Unix epoch.
+    pub(crate) set_at: i64,
+}
+
+/// One entry of a channel's ban (`b`), exception (`e`) or invite-exception (`I`)
+/// list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ListEntry {
+    pub(crate) list: char,
+    pub(crate) mask: String,
+    pub(crate) set_by: String,
+    pub(crate) set_at: i64,
+}
+
+/// Everything about a channel but its members: sent whole after every change of
+/// topic, modes or lists, and in bursts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ChannelState {
+    pub(crate) channel: String,
+    /// Last writer wins: a node applies a state only if its version (milliseconds,
+    /// then node name) is above the one it has, so concurrent changes from two
+    /// nodes end the same everywhere.
+    pub(crate) version: (u64, Box<str>),
+    pub(crate) topic: Option<Topic>,
+    /// Mode letters without parameters.
+    pub(crate) modes: String,
+    pub(crate) key: Option<String>,
+    pub(crate) limit: Option<u32>,
+    pub(crate) lists: Vec<ListEntry>,
+}
+
 /// One thing a node tells the others.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum Event {
@@ -82,6 +118,8 @@ pub(crate) enum Event {
     Caps { id: u64, caps: u32 },
     /// A user of the sender logged in or out.
     Account { id: u64, account: Option<String> },
+    /// A channel's topic, modes or lists changed (or a burst tells them).
+    Channel(Box<ChannelState>),
     /// Write `line` (a whole IRC line, CRLF included) to these users of the
     /// receiving node, in this order relative to the envelope's other events.
     Deliver { line: Vec<u8>, to: Vec<u64> },

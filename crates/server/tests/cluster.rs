@@ -228,6 +228,77 @@ async fn channels_and_private_messages_span_nodes() {
 
 #[tokio::test]
 #[ignore = "needs nats-server: scripts/test-cluster.sh"]
+async fn topics_modes_and_bans_are_the_same_on_every_node() {
+    let nats = Nats::start();
+    let a = Node::start(&nats, "a", &[]);
+    let b = Node::start(&nats, "b", &[]);
+    let mut op = a.client("op").await;
+    let mut member = b.client("member").await;
+    op.send("JOIN #rules").await;
+    op.expect_command("366").await;
+    member.send("JOIN #rules").await;
+    member.expect_command("366").await;
+    await_members(&mut op, "#rules", &["op", "member"]).await;
+
+    op.send("TOPIC #rules :be kind").await;
+    assert_eq!(member.expect_command("TOPIC").await.last(), "be kind");
+    op.send("MODE #rules +mk sesame").await;
+    member.expect_command("MODE").await;
+    op.send("MODE #rules +b bad!*@*").await;
+    member.expect_command("MODE").await;
+    op.send("MODE #rules +v member").await;
+    member.expect_command("MODE").await;
+
+    // Node b's own view, as its users see it.
+    member.send("TOPIC #rules").await;
+    assert_eq!(member.expect_command("332").await.last(), "be kind");
+    member.send("MODE #rules").await;
+    let modes = member.expect_command("324").await;
+    assert!(
+        modes.param(2).contains('m') && modes.param(2).contains('k'),
+        "{modes:?}"
+    );
+    member.send("MODE #rules +b").await;
+    assert_eq!(member.expect_command("367").await.param(2), "bad!*@*");
+    member.send("NAMES #rules").await;
+    assert!(
+        member
+            .expect_command("353")
+            .await
+            .last()
+            .contains("+member")
+    );
+    // +m holds on node b: the voiced member may speak, and +k keeps out a
+    // newcomer on b without the key.
+    member.send("PRIVMSG #rules :voiced").await;
+    assert_eq!(op.expect_command("PRIVMSG").await.last(), "voiced");
+    let mut newcomer = b.client("newcomer").await;
+    newcomer.send("JOIN #rules").await;
+    assert_eq!(newcomer.expect_command("475").await.param(1), "#rules");
+
+    // Concurrent changes from both nodes end the same on both.
+    op.send("MODE #rules +o member").await;
+    member
+        .expect(|l| l.command() == "MODE" && l.param(1) == "+o")
+        .await;
+    op.send("TOPIC #rules :from a").await;
+    member.send("TOPIC #rules :from b").await;
+    let deadline = Instant::now() + CONVERGE;
+    loop {
+        op.send("TOPIC #rules").await;
+        let on_a = op.expect_command("332").await.last();
+        member.send("TOPIC #rules").await;
+        let on_b = member.expect_command("332").await.last();
+        if on_a == on_b {
+            break;
+        }
+        assert!(Instant::now() < deadline, "topics differ: {on_a} / {on_b}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs nats-server: scripts/test-cluster.sh"]
 async fn a_nick_raced_from_two_nodes_goes_to_exactly_one() {
     let nats = Nats::start();
     let a = Node::start(&nats, "a", &[]);

@@ -127,6 +127,7 @@ fn apply(world: &mut World, from: &str, event: Event, follow_up: &mut FollowUp) 
                 client.account = account.map(Into::into);
             }
         }
+        Event::Channel(state) => world.put_channel_state(&state),
         Event::Deliver { line, to } => {
             let line = Bytes::from(line);
             for id in to {

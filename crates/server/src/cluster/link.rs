@@ -158,17 +158,36 @@ async fn hello(shared: &Shared, bus: &Bus) {
     publish(bus, bus.all_subject(), events).await;
 }
 
-/// Every local registered user, as a burst.
+/// Every local registered user and the state of their channels, as a burst.
 fn burst(shared: &Shared) -> Vec<Event> {
     let world = shared.lock_world();
     let remote_ids = world.remote.as_ref().map(|r| &r.slot_of);
-    world
+    let mut events: Vec<Event> = world
         .clients
         .keys()
         .filter(|id| remote_ids.is_none_or(|remote| !remote.contains_key(id)))
         .filter_map(|id| world.intro(*id))
         .map(|intro| Event::User(Box::new(intro)))
-        .collect()
+        .collect();
+    // The channels those users are in, after them (their joins create them).
+    let channels: std::collections::BTreeSet<CaseKey> = world
+        .channels
+        .iter()
+        .filter(|(_, channel)| {
+            channel
+                .members
+                .values()
+                .any(|member| world.is_local_outbox(&member.outbox))
+        })
+        .map(|(key, _)| key.clone())
+        .collect();
+    events.extend(
+        channels
+            .iter()
+            .filter_map(|key| world.channel_state(key))
+            .map(|state| Event::Channel(Box::new(state))),
+    );
+    events
 }
 
 /// Resets every node's silence clock (after this node's own outage).
@@ -313,22 +332,38 @@ fn take(shared: &Shared, bus: &Bus, held: &mut Vec<Arc<Outbox>>) -> Batch {
     batch
 }
 
+/// The largest bus message this node sends: well under NATS's default 1 MiB
+/// payload limit. A larger batch (a burst of thousands of users, a busy pass) is
+/// split into several, in order.
+const MAX_MESSAGE: usize = 256 * 1024;
+
 /// Publishes `events` to `subject`; a failure is logged (the bus is down: what
 /// was in it is lost, see docs/OPERATIONS.md).
 async fn publish(bus: &Bus, subject: String, events: Vec<Event>) {
-    let envelope = Envelope {
-        from: bus.node.clone(),
-        boot: bus.boot,
-        events,
-    };
-    let bytes = match envelope.encode() {
-        Ok(bytes) => bytes,
-        Err(error) => {
-            tracing::error!(%error, "cannot encode a cluster bus message");
-            return;
+    let mut pending = vec![events];
+    while let Some(events) = pending.pop() {
+        let envelope = Envelope {
+            from: bus.node.clone(),
+            boot: bus.boot,
+            events,
+        };
+        let bytes = match envelope.encode() {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                tracing::error!(%error, "cannot encode a cluster bus message");
+                continue;
+            }
+        };
+        if bytes.len() > MAX_MESSAGE && envelope.events.len() > 1 {
+            let mut first = envelope.events;
+            let second = first.split_off(first.len() / 2);
+            // Last in, first out: the first half goes first.
+            pending.push(second);
+            pending.push(first);
+            continue;
         }
-    };
-    if let Err(error) = bus.client.publish(subject, bytes.into()).await {
-        tracing::warn!(%error, "cannot publish to the cluster bus");
+        if let Err(error) = bus.client.publish(subject.clone(), bytes.into()).await {
+            tracing::warn!(%error, "cannot publish to the cluster bus");
+        }
     }
 }

@@ -130,6 +130,9 @@ pub(crate) struct Channel {
     pub(crate) created_at: SystemTime,
     /// IRCv3 metadata set on this channel (gone with the channel).
     pub(crate) metadata: super::metadata::Store,
+    /// On a cluster, the version of the topic, modes and lists (see
+    /// `bus::ChannelState::version`); `None` until they change.
+    pub(crate) cluster_version: Option<(u64, Box<str>)>,
 }
 
 impl Channel {
@@ -149,6 +152,7 @@ impl Channel {
             invexes: Vec::new(),
             created_at: SystemTime::now(),
             metadata: Default::default(),
+            cluster_version: None,
         }
     }
 

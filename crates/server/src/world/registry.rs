@@ -127,42 +127,7 @@ impl Registry {
         let Some(registration) = self.channels.get(key) else {
             return 0;
         };
-        channel.topic = registration.topic.as_ref().map(|topic| Topic {
-            text: topic.text.clone(),
-            set_by: topic.set_by.clone(),
-            set_at: system_time(topic.set_at),
-        });
-        let modes = &mut channel.modes;
-        let letters = &registration.modes;
-        modes.invite_only = letters.contains('i');
-        modes.moderated = letters.contains('m');
-        modes.no_external = letters.contains('n');
-        modes.private = letters.contains('p');
-        modes.secret = letters.contains('s');
-        modes.topic_ops_only = letters.contains('t');
-        modes.no_ctcp = letters.contains('C');
-        modes.tls_only = letters.contains('z');
-        modes.registered_only = letters.contains('R');
-        modes.no_history = letters.contains('E');
-        modes.key = registration.key_mode.clone();
-        modes.limit = registration
-            .limit
-            .and_then(|limit| usize::try_from(limit).ok());
-        let mut restored = 0;
-        for entry in registration.lists.iter().take(max_entries) {
-            let mode = match entry.kind {
-                ListKind::Ban => ListMode::Ban,
-                ListKind::Except => ListMode::Except,
-                ListKind::InviteExcept => ListMode::InviteExcept,
-            };
-            channel.list_mut(mode).push(Ban {
-                mask: entry.mask.clone(),
-                set_by: entry.set_by.clone(),
-                set_at: system_time(entry.set_at),
-            });
-            restored += 1;
-        }
-        restored
+        Settings::of_registration(registration).apply_to(channel, max_entries)
     }
 
     /// Takes the dirty registrations, as they are now.
@@ -201,45 +166,123 @@ pub(crate) fn new_registration(
 /// Copies a channel's topic, modes and lists into its registration; returns whether
 /// anything differed.
 fn capture(registration: &mut ChannelRegistration, channel: &Channel) -> bool {
-    let topic = channel.topic.as_ref().map(|topic| palaver_store::Topic {
-        text: topic.text.clone(),
-        set_by: topic.set_by.clone(),
-        set_at: timestamp(topic.set_at),
-    });
-    let (letters, _) = channel.mode_string(true);
-    let modes: String = letters
-        .chars()
-        .filter(|letter| !matches!(letter, '+' | 'k' | 'l'))
-        .collect();
-    let key_mode = channel.modes.key.clone();
-    let limit = channel
-        .modes
-        .limit
-        .map(|limit| u32::try_from(limit).unwrap_or(u32::MAX));
-    let mut lists = Vec::with_capacity(channel.list_entries());
-    for (mode, kind) in [
-        (ListMode::Ban, ListKind::Ban),
-        (ListMode::Except, ListKind::Except),
-        (ListMode::InviteExcept, ListKind::InviteExcept),
-    ] {
-        lists.extend(channel.list(mode).iter().map(|entry| ListEntry {
-            kind,
-            mask: entry.mask.clone(),
-            set_by: entry.set_by.clone(),
-            set_at: timestamp(entry.set_at),
-        }));
-    }
-    let changed = registration.topic != topic
-        || registration.modes != modes
-        || registration.key_mode != key_mode
-        || registration.limit != limit
-        || registration.lists != lists;
-    registration.topic = topic;
-    registration.modes = modes;
-    registration.key_mode = key_mode;
-    registration.limit = limit;
-    registration.lists = lists;
+    let settings = Settings::of(channel);
+    let changed = registration.topic != settings.topic
+        || registration.modes != settings.modes
+        || registration.key_mode != settings.key
+        || registration.limit != settings.limit
+        || registration.lists != settings.lists;
+    registration.topic = settings.topic;
+    registration.modes = settings.modes;
+    registration.key_mode = settings.key;
+    registration.limit = settings.limit;
+    registration.lists = settings.lists;
     changed
+}
+
+/// What a channel is besides its members: topic, modes and lists, in the store's
+/// terms. A registration keeps it, and cluster nodes send it to each other.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Settings {
+    pub(crate) topic: Option<palaver_store::Topic>,
+    /// Mode letters without parameters (`+k` and `+l` are the next two).
+    pub(crate) modes: String,
+    pub(crate) key: Option<String>,
+    pub(crate) limit: Option<u32>,
+    pub(crate) lists: Vec<ListEntry>,
+}
+
+impl Settings {
+    /// The live settings of `channel`.
+    pub(crate) fn of(channel: &Channel) -> Self {
+        let topic = channel.topic.as_ref().map(|topic| palaver_store::Topic {
+            text: topic.text.clone(),
+            set_by: topic.set_by.clone(),
+            set_at: timestamp(topic.set_at),
+        });
+        let (letters, _) = channel.mode_string(true);
+        let modes: String = letters
+            .chars()
+            .filter(|letter| !matches!(letter, '+' | 'k' | 'l'))
+            .collect();
+        let limit = channel
+            .modes
+            .limit
+            .map(|limit| u32::try_from(limit).unwrap_or(u32::MAX));
+        let mut lists = Vec::with_capacity(channel.list_entries());
+        for (mode, kind) in [
+            (ListMode::Ban, ListKind::Ban),
+            (ListMode::Except, ListKind::Except),
+            (ListMode::InviteExcept, ListKind::InviteExcept),
+        ] {
+            lists.extend(channel.list(mode).iter().map(|entry| ListEntry {
+                kind,
+                mask: entry.mask.clone(),
+                set_by: entry.set_by.clone(),
+                set_at: timestamp(entry.set_at),
+            }));
+        }
+        Self {
+            topic,
+            modes,
+            key: channel.modes.key.clone(),
+            limit,
+            lists,
+        }
+    }
+
+    /// The settings a registration keeps.
+    fn of_registration(registration: &ChannelRegistration) -> Self {
+        Self {
+            topic: registration.topic.clone(),
+            modes: registration.modes.clone(),
+            key: registration.key_mode.clone(),
+            limit: registration.limit,
+            lists: registration.lists.clone(),
+        }
+    }
+
+    /// Makes `channel` have these settings, its lists replaced by the first
+    /// `max_entries` entries; returns how many list entries it has now.
+    pub(crate) fn apply_to(&self, channel: &mut Channel, max_entries: usize) -> usize {
+        channel.topic = self.topic.as_ref().map(|topic| Topic {
+            text: topic.text.clone(),
+            set_by: topic.set_by.clone(),
+            set_at: system_time(topic.set_at),
+        });
+        let modes = &mut channel.modes;
+        let letters = &self.modes;
+        modes.invite_only = letters.contains('i');
+        modes.moderated = letters.contains('m');
+        modes.no_external = letters.contains('n');
+        modes.private = letters.contains('p');
+        modes.secret = letters.contains('s');
+        modes.topic_ops_only = letters.contains('t');
+        modes.no_ctcp = letters.contains('C');
+        modes.tls_only = letters.contains('z');
+        modes.registered_only = letters.contains('R');
+        modes.no_history = letters.contains('E');
+        modes.key = self.key.clone();
+        modes.limit = self.limit.and_then(|limit| usize::try_from(limit).ok());
+        for mode in [ListMode::Ban, ListMode::Except, ListMode::InviteExcept] {
+            channel.list_mut(mode).clear();
+        }
+        let mut restored = 0;
+        for entry in self.lists.iter().take(max_entries) {
+            let mode = match entry.kind {
+                ListKind::Ban => ListMode::Ban,
+                ListKind::Except => ListMode::Except,
+                ListKind::InviteExcept => ListMode::InviteExcept,
+            };
+            channel.list_mut(mode).push(Ban {
+                mask: entry.mask.clone(),
+                set_by: entry.set_by.clone(),
+                set_at: system_time(entry.set_at),
+            });
+            restored += 1;
+        }
+        restored
+    }
 }
 
 /// The store's millisecond time for `at`.
@@ -291,9 +334,16 @@ pub(crate) fn account_dropped(world: &mut World, name: &str) -> Vec<String> {
         .collect()
 }
 
-/// After a change to channel `key`'s topic, modes or lists: if it is registered,
-/// the registration takes the change and is saved soon.
+/// After a change to channel `key`'s topic, modes or lists by a user of this
+/// server: if it is registered, the registration takes the change and is saved
+/// soon; on a cluster, the other nodes are told.
 pub(crate) fn channel_changed(world: &mut World, key: &CaseKey) {
+    keep_registration_current(world, key);
+    world.announce_channel(key);
+}
+
+/// The registration of channel `key`, if any, takes its live state.
+pub(crate) fn keep_registration_current(world: &mut World, key: &CaseKey) {
     let World {
         channels, registry, ..
     } = world;

@@ -481,3 +481,112 @@ impl World {
         nicks
     }
 }
+
+impl World {
+    /// After a local change to channel `key`'s topic, modes or lists: gives it a
+    /// version above every one seen and tells the other nodes its state.
+    pub(crate) fn announce_channel(&mut self, key: &CaseKey) {
+        let Some(node) = self.remote.as_ref().map(|remote| remote.node.clone()) else {
+            return;
+        };
+        let Some(channel) = self.channels.get_mut(key) else {
+            return;
+        };
+        let now = u64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis()),
+        )
+        .unwrap_or(u64::MAX);
+        let floor = channel.cluster_version.as_ref().map_or(0, |(at, _)| at + 1);
+        channel.cluster_version = Some((now.max(floor), node));
+        self.announce(|world| {
+            world
+                .channel_state(key)
+                .map(|state| Event::Channel(Box::new(state)))
+        });
+    }
+
+    /// Channel `key`'s state as the bus carries it.
+    pub(crate) fn channel_state(&self, key: &CaseKey) -> Option<bus::ChannelState> {
+        let channel = self.channels.get(key)?;
+        let settings = super::registry::Settings::of(channel);
+        Some(bus::ChannelState {
+            channel: channel.name.clone(),
+            version: channel
+                .cluster_version
+                .clone()
+                .unwrap_or((0, Box::default())),
+            topic: settings.topic.map(|topic| bus::Topic {
+                text: topic.text,
+                set_by: topic.set_by,
+                set_at: topic.set_at.millis(),
+            }),
+            modes: settings.modes,
+            key: settings.key,
+            limit: settings.limit,
+            lists: settings
+                .lists
+                .into_iter()
+                .map(|entry| bus::ListEntry {
+                    list: match entry.kind {
+                        palaver_store::ListKind::Ban => 'b',
+                        palaver_store::ListKind::Except => 'e',
+                        palaver_store::ListKind::InviteExcept => 'I',
+                    },
+                    mask: entry.mask,
+                    set_by: entry.set_by,
+                    set_at: entry.set_at.millis(),
+                })
+                .collect(),
+        })
+    }
+
+    /// Applies another node's channel state if it is newer than this node's.
+    pub(crate) fn put_channel_state(&mut self, state: &bus::ChannelState) {
+        let key = World::key(&state.channel);
+        let max_bans = self.config.limits.max_bans;
+        let Some(channel) = self.channels.get_mut(&key) else {
+            return;
+        };
+        let newer = channel
+            .cluster_version
+            .as_ref()
+            .is_none_or(|current| state.version > *current);
+        if !newer {
+            return;
+        }
+        let settings = super::registry::Settings {
+            topic: state.topic.as_ref().map(|topic| palaver_store::Topic {
+                text: topic.text.clone(),
+                set_by: topic.set_by.clone(),
+                set_at: palaver_store::Timestamp(topic.set_at),
+            }),
+            modes: state.modes.clone(),
+            key: state.key.clone(),
+            limit: state.limit,
+            lists: state
+                .lists
+                .iter()
+                .filter_map(|entry| {
+                    Some(palaver_store::ListEntry {
+                        kind: match entry.list {
+                            'b' => palaver_store::ListKind::Ban,
+                            'e' => palaver_store::ListKind::Except,
+                            'I' => palaver_store::ListKind::InviteExcept,
+                            _ => return None,
+                        },
+                        mask: entry.mask.clone(),
+                        set_by: entry.set_by.clone(),
+                        set_at: palaver_store::Timestamp(entry.set_at),
+                    })
+                })
+                .collect(),
+        };
+        let before = channel.list_entries();
+        let after = settings.apply_to(channel, max_bans);
+        channel.cluster_version = Some(state.version.clone());
+        self.list_entries_total = self.list_entries_total.saturating_sub(before) + after;
+        super::registry::keep_registration_current(self, &key);
+    }
+}
