@@ -97,7 +97,9 @@ pub(crate) enum Event {
     /// `hello`, it has just (re)connected and asks every node for a burst of its
     /// users.
     Alive { hello: bool },
-    /// A user of the sender registered (or is part of a burst).
+    /// A user of the sender registered, or changed something other nodes show
+    /// (away, account, capabilities, user modes, real name), or is part of a
+    /// burst: the whole record each time, applied as "this is the user now".
     User(Box<Intro>),
     /// A user of the sender changed nick (it claimed the new one first).
     Nick { id: u64, nick: String },
@@ -112,12 +114,9 @@ pub(crate) enum Event {
         user: UserRef,
         membership: Membership,
     },
-    /// A user of the sender set or cleared its away message.
-    Away { id: u64, away: Option<String> },
-    /// A user of the sender changed its capabilities.
-    Caps { id: u64, caps: u32 },
-    /// A user of the sender logged in or out.
-    Account { id: u64, account: Option<String> },
+    /// A channel operator invited `user` (of the receiving node, or any) to a
+    /// channel: its home node lets it past `+i` and the other entry checks.
+    Invite { user: UserRef, channel: String },
     /// A channel's topic, modes or lists changed (or a burst tells them).
     Channel(Box<ChannelState>),
     /// Write `line` (a whole IRC line, CRLF included) to these users of the

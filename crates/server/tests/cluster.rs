@@ -117,8 +117,18 @@ async fn await_members(viewer: &mut TestClient, channel: &str, nicks: &[&str]) {
     let deadline = Instant::now() + CONVERGE;
     loop {
         viewer.send(&format!("NAMES {channel}")).await;
-        let names = viewer.expect_command("353").await.last();
-        viewer.expect_command("366").await;
+        // No 353 at all while the channel is unknown here.
+        let mut names = String::new();
+        loop {
+            let line = viewer
+                .expect(|l| l.command() == "353" || l.command() == "366")
+                .await;
+            if line.command() == "366" {
+                break;
+            }
+            names.push_str(&line.last());
+            names.push(' ');
+        }
         let listed: Vec<&str> = names
             .split(' ')
             .map(|n| n.trim_start_matches(['@', '+']))
@@ -236,6 +246,9 @@ async fn topics_modes_and_bans_are_the_same_on_every_node() {
     let mut member = b.client("member").await;
     op.send("JOIN #rules").await;
     op.expect_command("366").await;
+    // Joined once node b knows the channel: else both would create it, and both
+    // be its operators (as on linked IRC servers that race a channel's creation).
+    await_members(&mut member, "#rules", &["op"]).await;
     member.send("JOIN #rules").await;
     member.expect_command("366").await;
     await_members(&mut op, "#rules", &["op", "member"]).await;
@@ -261,13 +274,8 @@ async fn topics_modes_and_bans_are_the_same_on_every_node() {
     member.send("MODE #rules +b").await;
     assert_eq!(member.expect_command("367").await.param(2), "bad!*@*");
     member.send("NAMES #rules").await;
-    assert!(
-        member
-            .expect_command("353")
-            .await
-            .last()
-            .contains("+member")
-    );
+    let names = member.expect_command("353").await.last();
+    assert!(names.contains("+member"), "{names}");
     // +m holds on node b: the voiced member may speak, and +k keeps out a
     // newcomer on b without the key.
     member.send("PRIVMSG #rules :voiced").await;
@@ -295,6 +303,74 @@ async fn topics_modes_and_bans_are_the_same_on_every_node() {
         assert!(Instant::now() < deadline, "topics differ: {on_a} / {on_b}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+#[tokio::test]
+#[ignore = "needs nats-server: scripts/test-cluster.sh"]
+async fn invites_away_and_kill_reach_users_of_other_nodes() {
+    let nats = Nats::start();
+    let a = Node::start(&nats, "a", &["--oper", "root:hunter2"]);
+    let b = Node::start(&nats, "b", &[]);
+    let mut host = a.client("host").await;
+    let mut guest = b.client("guest").await;
+    host.send("JOIN #club").await;
+    host.expect_command("366").await;
+    host.send("MODE #club +i").await;
+    host.expect_command("MODE").await;
+    await_online(&mut host, "guest", true).await;
+    // Node b knows the channel and its +i before the guest tries.
+    let deadline = Instant::now() + CONVERGE;
+    loop {
+        guest.send("MODE #club").await;
+        let modes = guest
+            .expect(|l| l.command() == "324" || l.command() == "403")
+            .await;
+        if modes.command() == "324" && modes.param(2).contains('i') {
+            break;
+        }
+        assert!(Instant::now() < deadline, "node b never saw #club +i");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // The invitation is made on node a and honoured by node b.
+    guest.send("JOIN #club").await;
+    assert_eq!(guest.expect_command("473").await.param(1), "#club");
+    host.send("INVITE guest #club").await;
+    host.expect_command("341").await;
+    assert_eq!(guest.expect_command("INVITE").await.param(1), "#club");
+    guest.send("JOIN #club").await;
+    guest.expect_command("366").await;
+
+    // Away, seen from the other node.
+    guest.send("AWAY :brb").await;
+    guest.expect_command("306").await;
+    let deadline = Instant::now() + CONVERGE;
+    loop {
+        host.send("WHOIS guest").await;
+        let away = host
+            .expect(|l| l.command() == "301" || l.command() == "318")
+            .await;
+        if away.command() == "301" {
+            assert_eq!(away.last(), "brb");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the away message never arrived");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // An operator on node a kills a user of node b: b ends the connection.
+    host.send("OPER root hunter2").await;
+    host.expect_command("381").await;
+    host.send("KILL guest :enough").await;
+    let closed = guest.expect_closed().await;
+    assert!(
+        closed
+            .iter()
+            .any(|l| l.command() == "ERROR" && l.last().contains("enough")),
+        "{closed:?}"
+    );
+    let quit = host.expect_command("QUIT").await;
+    assert_eq!(quit.source_nick(), "guest");
 }
 
 #[tokio::test]

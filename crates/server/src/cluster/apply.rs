@@ -111,20 +111,9 @@ fn apply(world: &mut World, from: &str, event: Event, follow_up: &mut FollowUp) 
                 member.status.voice = membership.voice;
             }
         }
-        Event::Away { id, away } => {
-            if let Some(client) = remote_client(world, from, id) {
-                client.away = away.map(Into::into);
-            }
-        }
-        Event::Caps { id, caps } => {
-            if let Some(client) = remote_client(world, from, id) {
-                client.caps = crate::caps::CapSet::from_bits(caps);
-                client.outbox.set_caps(client.caps);
-            }
-        }
-        Event::Account { id, account } => {
-            if let Some(client) = remote_client(world, from, id) {
-                client.account = account.map(Into::into);
+        Event::Invite { user, channel } => {
+            if let Some(id) = resolve(world, &user.node, user.id) {
+                world.note_invite(id, &World::key(&channel));
             }
         }
         Event::Channel(state) => world.put_channel_state(&state),
@@ -159,14 +148,4 @@ fn resolve(world: &World, node: &str, id: u64) -> Option<ClientId> {
         return world.clients.contains_key(&id).then_some(id);
     }
     world.remote_user(node, id)
-}
-
-/// The record of user `id` of node `from`, to change it.
-fn remote_client<'w>(
-    world: &'w mut World,
-    from: &str,
-    id: u64,
-) -> Option<&'w mut crate::world::Client> {
-    let id = world.remote_user(from, id)?;
-    world.clients.get_mut(&id).map(|client| &mut **client)
 }

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Bus;
 use crate::bus::{Envelope, Event};
+use crate::metrics::{ClusterCounters, Metrics};
 use crate::outbox::{Outbox, Taken};
 use crate::world::remote::Outgoing;
 use crate::{Shared, lock};
@@ -136,7 +137,7 @@ pub(crate) async fn run(shared: Arc<Shared>, bus: Bus, stop: CancellationToken) 
                     grace(&shared);
                     hello(&shared, &bus).await;
                 } else if up {
-                    publish(&bus, bus.all_subject(), vec![Event::Alive { hello: false }]).await;
+                    publish(&bus, &shared.metrics, bus.all_subject(), vec![Event::Alive { hello: false }]).await;
                     expire(&shared, &bus, config.node_timeout).await;
                 } else if connected {
                     tracing::warn!("lost the cluster bus; other nodes' users stay as they were until it is back");
@@ -155,7 +156,7 @@ pub(crate) async fn run(shared: Arc<Shared>, bus: Bus, stop: CancellationToken) 
 async fn hello(shared: &Shared, bus: &Bus) {
     let mut events = vec![Event::Alive { hello: true }];
     events.extend(burst(shared));
-    publish(bus, bus.all_subject(), events).await;
+    publish(bus, &shared.metrics, bus.all_subject(), events).await;
 }
 
 /// Every local registered user and the state of their channels, as a burst.
@@ -218,6 +219,7 @@ async fn expire(shared: &Shared, bus: &Bus, timeout: Duration) {
             .collect();
         for (name, boot) in lost {
             tracing::warn!(node = %name, "cluster node lost");
+            ClusterCounters::add(&shared.metrics.cluster.nodes_lost, 1);
             let holder = format!("{name}/{boot}/");
             for nick in world.drop_node(&name, &format!("node {name} lost")) {
                 releases.push((nick, holder.clone()));
@@ -242,6 +244,9 @@ fn release(bus: &Bus, releases: Vec<(CaseKey, String)>) {
 
 /// Applies one bus message.
 async fn receive(shared: &Shared, bus: &Bus, payload: &[u8]) {
+    let counters = &shared.metrics.cluster;
+    ClusterCounters::add(&counters.received_messages, 1);
+    ClusterCounters::add(&counters.received_bytes, payload.len() as u64);
     let envelope = match Envelope::decode(payload) {
         Ok(envelope) => envelope,
         Err(error) => {
@@ -260,7 +265,13 @@ async fn receive(shared: &Shared, bus: &Bus, payload: &[u8]) {
     if !follow_up.burst_to.is_empty() {
         let events = burst(shared);
         for node in follow_up.burst_to {
-            publish(bus, bus.node_subject(&node), events.clone()).await;
+            publish(
+                bus,
+                &shared.metrics,
+                bus.node_subject(&node),
+                events.clone(),
+            )
+            .await;
         }
     }
 }
@@ -277,7 +288,7 @@ async fn flush(shared: &Shared, bus: &Bus, held: &mut Vec<Arc<Outbox>>) {
             events.extend(deliveries.into_events());
         }
         if !events.is_empty() {
-            publish(bus, bus.node_subject(&node), events).await;
+            publish(bus, &shared.metrics, bus.node_subject(&node), events).await;
         }
     }
 }
@@ -313,6 +324,7 @@ fn take(shared: &Shared, bus: &Bus, held: &mut Vec<Arc<Outbox>>) -> Batch {
         lines.clear();
         let taken = outbox.take(&mut lines, committed);
         let (requests, deliveries) = batch.addressed.entry(slot.node.clone()).or_default();
+        ClusterCounters::add(&shared.metrics.cluster.forwarded_lines, lines.len() as u64);
         for line in lines.drain(..) {
             let _ = outbox.written(line.len());
             deliveries.add(slot.origin, line);
@@ -339,7 +351,7 @@ const MAX_MESSAGE: usize = 256 * 1024;
 
 /// Publishes `events` to `subject`; a failure is logged (the bus is down: what
 /// was in it is lost, see docs/OPERATIONS.md).
-async fn publish(bus: &Bus, subject: String, events: Vec<Event>) {
+async fn publish(bus: &Bus, metrics: &Metrics, subject: String, events: Vec<Event>) {
     let mut pending = vec![events];
     while let Some(events) = pending.pop() {
         let envelope = Envelope {
@@ -362,6 +374,9 @@ async fn publish(bus: &Bus, subject: String, events: Vec<Event>) {
             pending.push(first);
             continue;
         }
+        let counters = &metrics.cluster;
+        ClusterCounters::add(&counters.sent_messages, 1);
+        ClusterCounters::add(&counters.sent_bytes, bytes.len() as u64);
         if let Err(error) = bus.client.publish(subject.clone(), bytes.into()).await {
             tracing::warn!(%error, "cannot publish to the cluster bus");
         }

@@ -735,7 +735,8 @@ pub(super) fn invite(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         return;
     };
     let target_nick = target_client.nick().to_owned();
-    if by_op && !target_client.invites.contains(&key) {
+    let invited = by_op && !target_client.invites.contains(&key);
+    if invited {
         if target_client.invites.len() >= max_invites {
             target_client.invites.remove(0);
         }
@@ -757,6 +758,10 @@ pub(super) fn invite(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         _ => line.clone(),
     };
     target_client.send(line_for(target_client.caps));
+    // An invitation to a user of another node is checked there.
+    if invited && ctx.world.is_remote(target_id) {
+        ctx.world.announce_invite(target_id, &key);
+    }
     // invite-notify: other members with the capability see the invitation too.
     if let Some(channel) = ctx.world.channels.get(&key) {
         for (id, member) in &channel.members {

@@ -83,6 +83,9 @@ fn user_mode(ctx: &mut Ctx<'_>, target: &str, changes: Option<&str>) {
     }
     let after = me.census();
     ctx.world.recount(before, after);
+    if !applied.is_empty() {
+        ctx.world.announce_user_state(ctx.id);
+    }
     if unknown {
         ctx.numeric(ERR_UMODEUNKNOWNFLAG)
             .trailing("Unknown MODE flag")

@@ -66,6 +66,7 @@ pub(super) fn finish(ctx: &mut Ctx<'_>, name: &str, ok: bool) {
     ctx.me_mut().oper = true;
     let after = ctx.me().census();
     ctx.world.recount(before, after);
+    ctx.world.announce_user_state(ctx.id);
     tracing::info!(client = ctx.id.0, nick = %ctx.me().nick(), oper = %name, "became an operator");
     ctx.numeric(RPL_YOUREOPER)
         .trailing("You are now an IRC operator")

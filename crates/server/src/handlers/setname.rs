@@ -29,6 +29,7 @@ pub(super) fn setname(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         return;
     }
     ctx.me_mut().realname = realname.into();
+    ctx.world.announce_user_state(ctx.id);
     let me = ctx.me();
     let mut line = me.line_from();
     line.command("SETNAME").trailing(realname);

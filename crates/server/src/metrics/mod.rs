@@ -412,6 +412,31 @@ pub(crate) struct Metrics {
     sample_at_ns: AtomicU64,
     /// From a sampled append to the first driver pass that sees it committed.
     commit_latency: Histogram,
+    /// The cluster link's traffic (`--cluster`), counted by the link alone.
+    pub(crate) cluster: ClusterCounters,
+}
+
+/// What a cluster node's link sends and receives on the bus: the cost of
+/// scale-out, in messages and bytes (docs/PERFORMANCE.md divides them by the
+/// channel messages relayed).
+#[derive(Debug, Default)]
+pub(crate) struct ClusterCounters {
+    pub(crate) sent_messages: AtomicU64,
+    pub(crate) sent_bytes: AtomicU64,
+    pub(crate) received_messages: AtomicU64,
+    pub(crate) received_bytes: AtomicU64,
+    /// Lines forwarded to users of other nodes (one per recipient, though each
+    /// distinct line travels once per node).
+    pub(crate) forwarded_lines: AtomicU64,
+    /// Other nodes declared lost (silent past the node timeout, or restarted).
+    pub(crate) nodes_lost: AtomicU64,
+}
+
+impl ClusterCounters {
+    /// Adds `n` to `counter`.
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
 }
 
 impl Default for Metrics {
@@ -424,6 +449,7 @@ impl Default for Metrics {
             sample_seq: AtomicU64::new(0),
             sample_at_ns: AtomicU64::new(0),
             commit_latency: Histogram::new(COMMIT_BOUNDS_NS),
+            cluster: ClusterCounters::default(),
         }
     }
 }

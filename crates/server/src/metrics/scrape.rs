@@ -12,6 +12,8 @@ struct WorldView {
     registered: u64,
     unregistered: u64,
     accounts: u64,
+    /// Other nodes known and their users here, on a cluster.
+    cluster: Option<(u64, u64)>,
 }
 
 impl Status for Shared {
@@ -29,6 +31,10 @@ impl Status for Shared {
                 registered: registered as u64,
                 unregistered: unregistered as u64,
                 accounts: world.sessions.len() as u64,
+                cluster: world
+                    .remote
+                    .as_ref()
+                    .map(|remote| (remote.nodes.len() as u64, remote.slot_of.len() as u64)),
             }
         };
         let drivers = self.metrics.snapshot();
@@ -71,6 +77,52 @@ impl Status for Shared {
             "Accounts with at least one client logged in.",
             world.accounts,
         );
+        if let Some((nodes, remote_users)) = world.cluster {
+            let cluster = &self.metrics.cluster;
+            let load = |counter: &std::sync::atomic::AtomicU64| {
+                counter.load(std::sync::atomic::Ordering::Relaxed)
+            };
+            out.gauge(
+                "palaver_cluster_nodes",
+                "Other cluster nodes this node hears from.",
+                nodes,
+            );
+            out.gauge(
+                "palaver_cluster_remote_users",
+                "Users of other nodes known here.",
+                remote_users,
+            );
+            out.counter(
+                "palaver_cluster_sent_messages_total",
+                "Messages this node published on the cluster bus.",
+                load(&cluster.sent_messages),
+            );
+            out.counter(
+                "palaver_cluster_sent_bytes_total",
+                "Bytes this node published on the cluster bus.",
+                load(&cluster.sent_bytes),
+            );
+            out.counter(
+                "palaver_cluster_received_messages_total",
+                "Messages from other nodes received on the cluster bus.",
+                load(&cluster.received_messages),
+            );
+            out.counter(
+                "palaver_cluster_received_bytes_total",
+                "Bytes from other nodes received on the cluster bus.",
+                load(&cluster.received_bytes),
+            );
+            out.counter(
+                "palaver_cluster_forwarded_lines_total",
+                "Lines for users of other nodes (each distinct line crosses the bus once per node).",
+                load(&cluster.forwarded_lines),
+            );
+            out.counter(
+                "palaver_cluster_nodes_lost_total",
+                "Other nodes declared lost (silent past --node-timeout).",
+                load(&cluster.nodes_lost),
+            );
+        }
         out.labeled(
             "palaver_commands_total",
             "counter",

@@ -178,32 +178,23 @@ impl World {
         });
     }
 
-    /// Announces a local registered user's capabilities, away message and account
-    /// as they are now (after CAP, AWAY, a login or logout).
+    /// Announces a local registered user again after a change other nodes show
+    /// (capabilities, away, account, user modes, real name): they replace their
+    /// record of it whole.
     pub(crate) fn announce_user_state(&mut self, id: ClientId) {
-        let Some(client) = self.clients.get(&id).filter(|c| c.is_registered()) else {
-            return;
-        };
-        if self.is_remote(id) {
-            return;
+        if !self.is_remote(id) {
+            self.announce_user(id);
         }
-        let events = [
-            Event::Caps {
-                id: id.0,
-                caps: client.caps.bits(),
-            },
-            Event::Away {
-                id: id.0,
-                away: client.away.as_deref().map(str::to_owned),
-            },
-            Event::Account {
-                id: id.0,
-                account: client.account.as_deref().map(str::to_owned),
-            },
-        ];
-        for event in events {
-            self.announce(|_| Some(event));
-        }
+    }
+
+    /// Announces that `id` (of any node) was invited to channel `key`.
+    pub(crate) fn announce_invite(&mut self, id: ClientId, key: &CaseKey) {
+        self.announce(|world| {
+            Some(Event::Invite {
+                user: world.user_ref(id)?,
+                channel: world.channels.get(key)?.name.clone(),
+            })
+        });
     }
 
     /// Releases the cluster-wide claim on nick `key`, which a local user no
@@ -299,6 +290,21 @@ impl World {
 const REMOTE_SENDQ: usize = 4 << 20;
 
 impl World {
+    /// Records that client `id` was invited to channel `key` (bounded as INVITE
+    /// bounds it: the oldest invitation goes first).
+    pub(crate) fn note_invite(&mut self, id: ClientId, key: &CaseKey) {
+        let max_invites = self.config.limits.max_invites;
+        let Some(client) = self.clients.get_mut(&id) else {
+            return;
+        };
+        if !client.invites.contains(key) {
+            if client.invites.len() >= max_invites {
+                client.invites.remove(0);
+            }
+            client.invites.push(key.clone());
+        }
+    }
+
     /// The id here of user `origin` of node `node`, if known.
     pub(crate) fn remote_user(&self, node: &str, origin: u64) -> Option<ClientId> {
         self.remote
