@@ -87,7 +87,7 @@ struct Shared {
     metrics: Arc<metrics::Metrics>,
     /// This node's connection to its cluster (`--cluster`), for nick claims; the
     /// link task holds a clone. `None` on a server of its own.
-    cluster: Option<cluster::Bus>,
+    cluster: Option<bus::Bus>,
 }
 
 /// Locks a mutex whose data stays consistent even if a holder panicked.
@@ -105,7 +105,7 @@ const SLOW_WORK_PERMITS: usize = 1;
 impl Shared {
     /// The shared state for `config`, with its store (an in-memory one of its own
     /// if the configuration names none).
-    fn new(config: Config, cluster: Option<cluster::Bus>) -> std::io::Result<Self> {
+    fn new(config: Config, cluster: Option<bus::Bus>) -> std::io::Result<Self> {
         let store: Arc<dyn palaver_store::Store> = match &config.store {
             Some(store) => Arc::clone(store),
             None => Arc::new(

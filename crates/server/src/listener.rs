@@ -195,7 +195,7 @@ pub async fn run_listeners(
 ) -> io::Result<RunOutcome> {
     let cluster = match &config.cluster {
         Some(cluster) => Some(
-            crate::cluster::Bus::connect(cluster)
+            crate::bus::Bus::connect(cluster)
                 .await
                 .map_err(|error| io::Error::other(format!("{error:#}")))?,
         ),

@@ -14,7 +14,7 @@ use futures_util::StreamExt as _;
 use palaver_proto::CaseKey;
 use tokio_util::sync::CancellationToken;
 
-use super::Bus;
+use crate::bus::Bus;
 use crate::bus::{Envelope, Event};
 use crate::metrics::{ClusterCounters, Metrics};
 use crate::outbox::{Outbox, Taken};

@@ -200,7 +200,7 @@ pub(crate) enum Completion {
     /// Whether the cluster let this client have the nick it asked for.
     NickClaimed {
         wanted: String,
-        claimed: Result<(), crate::cluster::ClaimRefused>,
+        claimed: Result<(), crate::bus::ClaimRefused>,
     },
 }
 

@@ -85,7 +85,7 @@ fn take_nick(ctx: &mut Ctx<'_>, wanted: &str) {
 pub(super) fn nick_claimed(
     ctx: &mut Ctx<'_>,
     wanted: &str,
-    claimed: Result<(), crate::cluster::ClaimRefused>,
+    claimed: Result<(), crate::bus::ClaimRefused>,
 ) {
     let key = World::key(wanted);
     let held_here = ctx
@@ -95,7 +95,7 @@ pub(super) fn nick_claimed(
         .is_some_and(|owner| *owner != ctx.id);
     match claimed {
         Ok(()) if !held_here => take_nick(ctx, wanted),
-        Ok(()) | Err(crate::cluster::ClaimRefused::Taken) => {
+        Ok(()) | Err(crate::bus::ClaimRefused::Taken) => {
             if claimed.is_ok() {
                 // Ours on the bus, but someone here has it (a moment's lag of
                 // the replica): give the claim back.
@@ -112,7 +112,7 @@ pub(super) fn nick_claimed(
                     .refused_nick = Some(wanted.into());
             }
         }
-        Err(crate::cluster::ClaimRefused::Unavailable) => {
+        Err(crate::bus::ClaimRefused::Unavailable) => {
             ctx.numeric(ERR_NICKNAMEINUSE)
                 .param(wanted)
                 .trailing("Nickname cannot be claimed right now (the cluster bus is unavailable); try again")

@@ -14,7 +14,7 @@
 //! know (registration, nick, channels, away, capabilities, account) is queued
 //! here as a [`bus::Event`] by [`World::announce`], and the link publishes the
 //! queue in order. Events received from other nodes are applied by
-//! `crate::cluster::apply`, which changes the replica without announcing anything
+//! the cluster's `apply` module, which changes the replica without announcing anything
 //! back: a node only announces what its own users did.
 //!
 //! With no cluster configured, [`World::remote`] is `None` and every hook here is

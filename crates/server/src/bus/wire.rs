@@ -1,5 +1,4 @@
-//! What the nodes of a cluster say to each other over NATS (see `cluster`): the
-//! wire format, and nothing else.
+//! The wire format of the cluster bus.
 //!
 //! Every bus message is one [`Envelope`]: the sending node, its incarnation, and a
 //! list of [`Event`]s applied in order. Two kinds of event travel together:

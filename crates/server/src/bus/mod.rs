@@ -1,0 +1,12 @@
+//! What the nodes of a cluster say to each other, and how: the wire format
+//! ([`wire`]) and the NATS connection with its nick claims ([`nats`]). A leaf:
+//! it knows nothing of the world; `world::remote` produces and `crate::cluster`
+//! applies what travels here.
+
+mod nats;
+mod wire;
+
+pub(crate) use nats::{Bus, ClaimRefused};
+pub(crate) use wire::{
+    ChannelState, Envelope, Event, Intro, ListEntry, Membership, Topic, UserRef,
+};
