@@ -57,7 +57,8 @@ pub(crate) const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub(crate) struct Ending {
     reason: String,
-    /// Broadcast `QUIT :reason` to peers (not on shutdown, when everyone is leaving).
+    /// Broadcast `QUIT :reason` to peers (not on shutdown, when everyone is
+    /// leaving; on a cluster the other nodes' users are told anyway).
     tell_peers: bool,
     /// How `/metrics` counts it.
     why: Disconnect,
@@ -669,7 +670,10 @@ impl Conn {
             let mut world = shared.lock_world();
             let nick = world.clients.get(&self.id).map(|c| c.nick().to_owned());
             world.counters.disconnected(ending.why);
-            world.remove_client(self.id, ending.tell_peers.then_some(ending.reason.as_str()));
+            // On a cluster the other nodes' users stay: they see the QUIT even
+            // when this node is shutting down.
+            let tell_peers = ending.tell_peers || world.remote.is_some();
+            world.remove_client(self.id, tell_peers.then_some(ending.reason.as_str()));
             nick
         };
         let mut error = LineWriter::new();

@@ -445,6 +445,29 @@ async fn a_killed_node_s_users_quit_elsewhere_and_free_their_nicks() {
 
 #[tokio::test]
 #[ignore = "needs nats-server: scripts/test-cluster.sh"]
+async fn a_node_stopped_gracefully_says_goodbye_for_its_users() {
+    let nats = Nats::start();
+    let mut a = Node::start(&nats, "a", &[]);
+    let b = Node::start(&nats, "b", &[]);
+    let mut leaving = a.client("leaving").await;
+    let mut staying = b.client("staying").await;
+    leaving.send("JOIN #bye").await;
+    leaving.expect_command("366").await;
+    await_members(&mut staying, "#bye", &["leaving"]).await;
+    staying.send("JOIN #bye").await;
+    staying.expect_command("366").await;
+    await_members(&mut leaving, "#bye", &["staying"]).await;
+
+    a.process.signal("TERM");
+    let quit = staying.expect_command("QUIT").await;
+    assert_eq!(quit.source_nick(), "leaving");
+    assert!(!quit.last().contains("lost"), "{quit:?}");
+    let (status, _) = a.process.wait_exit();
+    assert!(status.success(), "{status:?}");
+}
+
+#[tokio::test]
+#[ignore = "needs nats-server: scripts/test-cluster.sh"]
 async fn a_restarted_node_rejoins_and_the_cluster_converges() {
     let nats = Nats::start();
     let a = Node::start(&nats, "a", &[]);
