@@ -375,6 +375,59 @@ async fn invites_away_and_kill_reach_users_of_other_nodes() {
 
 #[tokio::test]
 #[ignore = "needs nats-server: scripts/test-cluster.sh"]
+async fn a_k_line_set_on_one_node_holds_on_every_node() {
+    let nats = Nats::start();
+    let a = Node::start(&nats, "a", &["--oper", "root:hunter2"]);
+    let b = Node::start(&nats, "b", &[]);
+    let mut oper = a.client("oper").await;
+    let mut villain = b.client("villain").await;
+    await_online(&mut oper, "villain", true).await;
+    oper.send("OPER root hunter2").await;
+    oper.expect_command("381").await;
+    oper.send("KLINE ~villain@* :go away").await;
+    // Connected on node b: disconnected at once.
+    let closed = villain.expect_closed().await;
+    assert!(
+        closed
+            .iter()
+            .any(|l| l.command() == "ERROR" && l.last().contains("go away")),
+        "{closed:?}"
+    );
+    // Coming back to node b: refused there too, once node b has heard of it.
+    let deadline = Instant::now() + CONVERGE;
+    loop {
+        let mut again = TestClient::connect(b.addr).await;
+        again.send("NICK villain").await;
+        again.send("USER villain 0 * :v").await;
+        let line = again
+            .expect(|l| l.command() == "001" || l.command() == "465")
+            .await;
+        if line.command() == "465" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "node b never applied the K-line");
+        again.send("QUIT").await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    oper.send("UNKLINE ~villain@*").await;
+    let deadline = Instant::now() + CONVERGE;
+    loop {
+        let mut again = TestClient::connect(b.addr).await;
+        again.send("NICK villain").await;
+        again.send("USER villain 0 * :v").await;
+        let line = again
+            .expect(|l| l.command() == "001" || l.command() == "465")
+            .await;
+        if line.command() == "001" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "node b never lifted the K-line");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs nats-server: scripts/test-cluster.sh"]
 async fn a_nick_raced_from_two_nodes_goes_to_exactly_one() {
     let nats = Nats::start();
     let a = Node::start(&nats, "a", &[]);

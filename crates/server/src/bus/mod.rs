@@ -8,5 +8,6 @@ mod wire;
 
 pub(crate) use nats::{Bus, ClaimRefused};
 pub(crate) use wire::{
-    ChannelState, Envelope, Event, Intro, ListEntry, Membership, Topic, UserRef,
+    ChannelState, Envelope, Event, Intro, ListEntry, Membership, ServerBan, Topic, UserRef,
+    kind_letter, kind_of,
 };

@@ -89,6 +89,61 @@ pub(crate) struct ChannelState {
     pub(crate) lists: Vec<ListEntry>,
 }
 
+/// A K-line (`kind` `K`) or D-line (`D`), as the bus carries it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ServerBan {
+    pub(crate) kind: char,
+    pub(crate) mask: String,
+    pub(crate) reason: String,
+    pub(crate) set_by: String,
+    /// Milliseconds since the Unix epoch.
+    pub(crate) set_at: i64,
+    pub(crate) expires_at: Option<i64>,
+}
+
+impl ServerBan {
+    /// The ban as the bus carries it.
+    pub(crate) fn of(ban: &palaver_store::ServerBan) -> Self {
+        Self {
+            kind: kind_letter(ban.kind),
+            mask: ban.mask.clone(),
+            reason: ban.reason.clone(),
+            set_by: ban.set_by.clone(),
+            set_at: ban.set_at.0,
+            expires_at: ban.expires_at.map(|at| at.0),
+        }
+    }
+
+    /// The ban as the server keeps it; `None` for an unknown kind.
+    pub(crate) fn to_ban(&self) -> Option<palaver_store::ServerBan> {
+        Some(palaver_store::ServerBan {
+            kind: kind_of(self.kind)?,
+            mask: self.mask.clone(),
+            reason: self.reason.clone(),
+            set_by: self.set_by.clone(),
+            set_at: palaver_store::Timestamp(self.set_at),
+            expires_at: self.expires_at.map(palaver_store::Timestamp),
+        })
+    }
+}
+
+/// `K` for a K-line, `D` for a D-line.
+pub(crate) fn kind_letter(kind: palaver_store::ServerBanKind) -> char {
+    match kind {
+        palaver_store::ServerBanKind::KLine => 'K',
+        palaver_store::ServerBanKind::DLine => 'D',
+    }
+}
+
+/// The kind a letter of [`kind_letter`] names.
+pub(crate) fn kind_of(letter: char) -> Option<palaver_store::ServerBanKind> {
+    match letter {
+        'K' => Some(palaver_store::ServerBanKind::KLine),
+        'D' => Some(palaver_store::ServerBanKind::DLine),
+        _ => None,
+    }
+}
+
 /// One thing a node tells the others.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum Event {
@@ -118,6 +173,14 @@ pub(crate) enum Event {
     Invite { user: UserRef, channel: String },
     /// A channel's topic, modes or lists changed (or a burst tells them).
     Channel(Box<ChannelState>),
+    /// An account was registered (or dropped) on the sender: nick ownership
+    /// knows which nicks are accounts without asking the store.
+    AccountName { name: String, registered: bool },
+    /// An operator on the sender added a K-line or D-line (stored already, in the
+    /// store the nodes share): new connections here are checked against it too.
+    ServerBan(Box<ServerBan>),
+    /// An operator on the sender removed one (`kind` is `K` or `D`).
+    ServerUnban { kind: char, mask: String },
     /// Write `line` (a whole IRC line, CRLF included) to these users of the
     /// receiving node, in this order relative to the envelope's other events.
     Deliver { line: Vec<u8>, to: Vec<u64> },

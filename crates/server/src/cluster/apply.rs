@@ -117,6 +117,24 @@ fn apply(world: &mut World, from: &str, event: Event, follow_up: &mut FollowUp) 
             }
         }
         Event::Channel(state) => world.put_channel_state(&state),
+        Event::AccountName { name, registered } => {
+            let key = World::key(&name);
+            if registered {
+                world.account_names.insert(key);
+            } else {
+                world.account_names.remove(&key);
+            }
+        }
+        Event::ServerBan(ban) => {
+            if let Some(ban) = ban.to_ban() {
+                crate::lock(&world.bans).insert(ban);
+            }
+        }
+        Event::ServerUnban { kind, mask } => {
+            if let Some(kind) = crate::bus::kind_of(kind) {
+                crate::lock(&world.bans).remove(kind, &mask);
+            }
+        }
         Event::Deliver { line, to } => {
             let line = Bytes::from(line);
             for id in to {

@@ -206,6 +206,11 @@ pub(crate) fn finish(ctx: &mut Ctx<'_>, done: Done) {
                 Err(()) => tell(ctx, command, "The ban could not be removed; try again"),
                 Ok(existed) => {
                     let held = crate::lock(&ctx.world.bans).remove(kind, &mask);
+                    let unbanned = crate::bus::Event::ServerUnban {
+                        kind: crate::bus::kind_letter(kind),
+                        mask: mask.clone(),
+                    };
+                    ctx.world.announce(|_| Some(unbanned));
                     if !existed && !held {
                         tell(ctx, command, &format!("No {} for {mask}", kind_name(kind)));
                         return;
@@ -244,6 +249,8 @@ fn added(ctx: &mut Ctx<'_>, ban: ServerBan, result: Result<ServerBanAdded, ()>) 
         Ok(ServerBanAdded::Added | ServerBanAdded::Replaced) => {}
     }
     crate::lock(&ctx.world.bans).insert(ban.clone());
+    let announced = crate::bus::Event::ServerBan(Box::new(crate::bus::ServerBan::of(&ban)));
+    ctx.world.announce(|_| Some(announced));
     let disconnected = apply(ctx.world, &ban);
     let lasting = match ban.expires_at {
         Some(at) => {

@@ -504,6 +504,13 @@ impl Completion {
             Self::Registered { name, via, result } => {
                 if result.is_ok() {
                     ctx.world.account_names.insert(World::key(&name));
+                    let name = name.clone();
+                    ctx.world.announce(|_| {
+                        Some(crate::bus::Event::AccountName {
+                            name,
+                            registered: true,
+                        })
+                    });
                 }
                 account::registered(ctx, &name, via, result);
             }
@@ -511,6 +518,13 @@ impl Completion {
             Self::Dropped { name, ok } => {
                 if ok {
                     ctx.world.account_names.remove(&World::key(&name));
+                    let name = name.clone();
+                    ctx.world.announce(|_| {
+                        Some(crate::bus::Event::AccountName {
+                            name,
+                            registered: false,
+                        })
+                    });
                 }
                 nickserv::dropped(ctx, &name, ok);
             }
