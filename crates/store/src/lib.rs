@@ -56,6 +56,7 @@
 //! back into a stopped server's directory, keeping the database it replaces.
 
 mod error;
+mod postgres;
 mod sqlite;
 mod store;
 mod types;
@@ -64,6 +65,7 @@ mod types;
 pub mod conformance;
 
 pub use crate::error::{AppendError, AppendRejected, BackendError, StoreError};
+pub use crate::postgres::{PgOptions, PgStore, describe_url, is_postgres_url};
 pub use crate::sqlite::{
     BackupSummary, CommitHook, DATABASE_FILE, LOCK_FILE, RestoreSummary, SqliteOptions,
     SqliteStore, SyncMode, backup, restore,
