@@ -11,6 +11,7 @@ mod cap;
 mod channels;
 mod chanserv;
 mod durability;
+// The PostgreSQL store (`#[ignore]`d: scripts/test-cluster.sh runs it).
 mod elist;
 mod hardening;
 mod history;
@@ -20,6 +21,7 @@ mod limits;
 mod listmodes;
 mod messaging;
 mod metadata;
+mod postgres_store;
 // /metrics, /readyz, the Grafana dashboard, --log-format json.
 mod metrics;
 mod modes;
