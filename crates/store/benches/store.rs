@@ -161,7 +161,9 @@ fn postgres_store(rt: &tokio::runtime::Runtime) -> Option<PgStore> {
         drop(client);
         let _ = driver.await;
     });
-    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(base, _)| base);
+    let base = admin
+        .rsplit_once('/')
+        .map_or(admin.as_str(), |(base, _)| base);
     Some(PgStore::connect(&format!("{base}/{db}")).expect("connect the store"))
 }
 

@@ -379,3 +379,61 @@ async fn postgres_full_queue_hands_the_message_back() {
     assert_eq!(refused.message, message(&target, i, i as i64));
     store.flush().await.expect("flush");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: scripts/test-cluster.sh"]
+async fn postgres_lost_connections_are_reestablished() {
+    let url = fresh_database().await;
+    let store = PgStore::connect(&url).expect("connect");
+    let target = TargetKey::channel("#reconnect");
+    store.append(message(&target, 0, 1_000)).expect("append");
+    store.flush().await.expect("flush");
+    assert_eq!(
+        store.latest(&target, None, 10).await.expect("latest").len(),
+        1
+    );
+
+    // The database server drops every connection of the store (as a restart or a
+    // network cut would).
+    admin(
+        None,
+        &format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = '{}' AND pid <> pg_backend_pid()",
+            database_of(&url)
+        ),
+    )
+    .await;
+
+    // Writes and queries work again after at most a failed attempt or two.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut n = 1u64;
+    loop {
+        let before = store.write_failures();
+        store
+            .append(message(&target, n, 1_000 + n as i64))
+            .expect("append");
+        store.flush().await.expect("flush");
+        let stored = store.write_failures() == before;
+        let read = store.latest(&target, None, 100).await;
+        if stored && let Ok(messages) = read {
+            assert!(
+                messages
+                    .iter()
+                    .any(|m| m.msgid == message(&target, n, 0).msgid)
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the store did not reconnect: {read:?}"
+        );
+        n += 1;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // An account write goes through as well.
+    store
+        .create_account(account("after"))
+        .await
+        .expect("create after reconnecting");
+}
