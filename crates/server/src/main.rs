@@ -301,7 +301,8 @@ struct DataDir {
 #[derive(clap::Subcommand)]
 enum Action {
     /// Copy the database of a data directory to OUT, consistently, while the
-    /// server keeps running (SQLite's online backup).
+    /// server keeps running (SQLite's online backup). A PostgreSQL store (--store)
+    /// is backed up with pg_dump instead.
     Backup {
         #[command(flatten)]
         data: DataDir,
@@ -309,7 +310,8 @@ enum Action {
         out: PathBuf,
     },
     /// Put a backup back as a data directory's database. The server must be
-    /// stopped; the database it replaces is kept beside it.
+    /// stopped; the database it replaces is kept beside it. (SQLite only: a
+    /// PostgreSQL store is restored with pg_restore.)
     Restore {
         #[command(flatten)]
         data: DataDir,

@@ -437,3 +437,37 @@ async fn postgres_lost_connections_are_reestablished() {
         .await
         .expect("create after reconnecting");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: scripts/test-cluster.sh"]
+async fn postgres_writes_keep_their_place_among_appends() {
+    let url = fresh_database().await;
+    let store = PgStore::connect(&url).expect("connect");
+    let target = TargetKey::channel("#order");
+    // Queued back to back, with no wait between: the redaction comes after the
+    // append it names, the marker after both, all likely in one batch.
+    let first = message(&target, 1, 100);
+    store.append(first.clone()).expect("append");
+    let redacted = store.redact(&first.msgid);
+    let second = message(&target, 2, 200);
+    store.append(second.clone()).expect("append");
+    let marker = store.set_read_marker("reader", &target, palaver_store::Timestamp(200));
+    // A duplicate msgid and a NUL byte are refused alone; the batch commits.
+    store.append(second.clone()).expect("append the duplicate");
+    let mut nul = message(&target, 3, 300);
+    nul.text = "nul\0byte".into();
+    store.append(nul).expect("append");
+    let third = message(&target, 4, 400);
+    store.append(third.clone()).expect("append");
+    assert!(
+        redacted.await.expect("redact"),
+        "the redaction saw the append"
+    );
+    assert_eq!(marker.await.expect("marker"), palaver_store::Timestamp(200));
+    store.flush().await.expect("flush");
+    assert_eq!(store.write_failures(), 2, "the duplicate and the NUL");
+    assert_eq!(
+        store.latest(&target, None, 10).await.expect("latest"),
+        [second, third]
+    );
+}
