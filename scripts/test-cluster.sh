@@ -50,20 +50,34 @@ wait_for() {
 work="$(mktemp -d /tmp/palaver-cluster.XXXXXX)"
 PG_PID=""
 NATS_PID=""
+# stop_pid PID: SIGINT (PostgreSQL's fast shutdown; NATS stops on it too), then
+# SIGKILL after 10 s.
+stop_pid() {
+    local pid=$1
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+        kill -INT "$pid" 2>/dev/null || true
+        for _ in $(seq 100); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    fi
+}
 cleanup() {
     local status=$?
-    for pid in "$NATS_PID" "$PG_PID"; do
-        if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-            # SIGINT is PostgreSQL's fast shutdown; NATS stops on it too.
-            kill -INT "$pid" 2>/dev/null || true
-            for _ in $(seq 100); do
-                kill -0 "$pid" 2>/dev/null || break
-                sleep 0.1
-            done
-            kill -KILL "$pid" 2>/dev/null || true
-            wait "$pid" 2>/dev/null || true
+    stop_pid "$NATS_PID"
+    if [ -n "$PG_PID" ]; then
+        # The postmaster itself (under runuser, $PG_PID is runuser's pid): pg_ctl
+        # waits for it to be gone; a postmaster still alive after that is killed.
+        "${as_db_user[@]}" "$PG_BIN/pg_ctl" stop -D "$work/pg" -m fast -w -t 20 \
+            >/dev/null 2>&1 || true
+        postmaster="$(head -n 1 "$work/pg/postmaster.pid" 2>/dev/null || true)"
+        if [ -n "$postmaster" ] && kill -0 "$postmaster" 2>/dev/null; then
+            kill -KILL "$postmaster" 2>/dev/null || true
         fi
-    done
+        stop_pid "$PG_PID"
+    fi
     rm -rf "$work"
     exit "$status"
 }
