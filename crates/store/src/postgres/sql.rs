@@ -7,7 +7,7 @@
 //! database) is an error, never a panic.
 
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, Row};
+use tokio_postgres::{Client, Row, Statement};
 
 use crate::error::StoreError;
 use crate::types::{
@@ -61,9 +61,23 @@ pub(crate) async fn register_target(client: &Client, key: &TargetKey) -> Result<
     Ok(())
 }
 
-/// Inserts `messages` in one statement, in order (identity values follow the
-/// ordinality); a duplicate msgid is skipped. Returns how many rows were inserted.
-pub(crate) async fn insert_messages(client: &Client, messages: &[HistoryMessage]) -> Sql<u64> {
+/// Inserts a run of messages in one statement, in order (identity values follow
+/// the ordinality); a duplicate msgid is skipped. Prepared once per connection.
+pub(crate) const INSERT_MESSAGES: &str = "INSERT INTO message (target, time, msgid, kind, sender, account, tags, text) \
+     SELECT target, time, msgid, kind, sender, account, tags, text \
+     FROM unnest($1::text[], $2::int8[], $3::text[], $4::int8[], $5::text[], \
+                 $6::text[], $7::text[], $8::text[]) \
+          WITH ORDINALITY AS r(target, time, msgid, kind, sender, account, tags, text, n) \
+     ORDER BY n \
+     ON CONFLICT (msgid) DO NOTHING";
+
+/// Runs [`INSERT_MESSAGES`] (prepared as `insert`) for `messages`; returns how many
+/// rows were inserted.
+pub(crate) async fn insert_messages(
+    client: &Client,
+    insert: &Statement,
+    messages: &[HistoryMessage],
+) -> Sql<u64> {
     let n = messages.len();
     let mut targets = Vec::with_capacity(n);
     let mut times = Vec::with_capacity(n);
@@ -85,13 +99,7 @@ pub(crate) async fn insert_messages(client: &Client, messages: &[HistoryMessage]
     }
     client
         .execute(
-            "INSERT INTO message (target, time, msgid, kind, sender, account, tags, text) \
-             SELECT target, time, msgid, kind, sender, account, tags, text \
-             FROM unnest($1::text[], $2::int8[], $3::text[], $4::int8[], $5::text[], \
-                         $6::text[], $7::text[], $8::text[]) \
-                  WITH ORDINALITY AS r(target, time, msgid, kind, sender, account, tags, text, n) \
-             ORDER BY n \
-             ON CONFLICT (msgid) DO NOTHING",
+            insert,
             &[
                 &targets, &times, &msgids, &kinds, &senders, &accounts, &tags, &texts,
             ],

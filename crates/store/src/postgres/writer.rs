@@ -11,6 +11,9 @@
 //! - The writer is a task on the store's own runtime, woken by a
 //!   [`tokio::sync::Notify`] instead of a condvar (a producer still only signals when
 //!   the writer is asleep; `Notify` keeps a permit, so no wake-up is lost).
+//! - A batch of appends only (the usual case) is a single statement in autocommit
+//!   (its own transaction): the commit costs one round trip, with the insert
+//!   prepared once per connection.
 //! - The appends queued between two other writes go to the server as **one**
 //!   `INSERT … SELECT FROM unnest(…) WITH ORDINALITY` statement (one round trip for
 //!   the whole run of messages; identity values follow the queue order), with
@@ -35,7 +38,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::{Notify, watch};
-use tokio_postgres::Client;
+use tokio_postgres::{Client, Statement};
 
 use super::sql;
 use crate::error::{AppendError, AppendRejected, StoreError};
@@ -237,9 +240,35 @@ impl Drop for DeathWatch<'_> {
 /// Makes (and re-makes, after a lost connection) the writer's connection.
 pub(crate) type Connect = Box<dyn Fn() -> BoxFuture<'static, Result<Client, StoreError>> + Send>;
 
+/// The writer's connection and its prepared insert (prepared on first use, again
+/// after a reconnection).
+struct Writer {
+    client: Client,
+    insert: Option<Statement>,
+}
+
+impl Writer {
+    async fn insert(&mut self) -> Result<Statement, StoreError> {
+        if let Some(insert) = &self.insert {
+            return Ok(insert.clone());
+        }
+        let insert = self
+            .client
+            .prepare(sql::INSERT_MESSAGES)
+            .await
+            .map_err(|e| StoreError::backend("prepare the history insert", e))?;
+        self.insert = Some(insert.clone());
+        Ok(insert)
+    }
+}
+
 /// The writer task's body: batches until the queue is closed and drained.
-pub(crate) async fn run(mut client: Client, connect: Connect, queue: Arc<Queue>) {
+pub(crate) async fn run(client: Client, connect: Connect, queue: Arc<Queue>) {
     let _death_watch = DeathWatch(&queue);
+    let mut writer = Writer {
+        client,
+        insert: None,
+    };
     let mut batch = Vec::new();
     let mut cache = WriterCache::default();
     let mut completions: Vec<Completion> = Vec::new();
@@ -248,18 +277,22 @@ pub(crate) async fn run(mut client: Client, connect: Connect, queue: Arc<Queue>)
             .iter()
             .filter(|op| matches!(op, Op::Append(_)))
             .count() as u64;
-        if client.is_closed() {
+        if writer.client.is_closed() {
             match connect().await {
                 Ok(fresh) => {
                     tracing::info!("store: reconnected the PostgreSQL writer");
-                    client = fresh;
+                    writer = Writer {
+                        client: fresh,
+                        insert: None,
+                    };
                 }
                 Err(error) => {
                     tracing::error!(%error, "store: cannot reconnect the PostgreSQL writer");
                 }
             }
         }
-        let outcome = commit_batch(&client, &mut batch, &mut cache, &mut completions).await;
+        let outcome = commit_batch(&mut writer, &mut batch, &mut cache, &mut completions).await;
+        let client = &writer.client;
         let error = match outcome {
             Ok(skipped) => {
                 if skipped > 0 {
@@ -290,8 +323,12 @@ pub(crate) async fn run(mut client: Client, connect: Connect, queue: Arc<Queue>)
 
 /// Commits one batch; returns how many appends were skipped (a duplicate msgid, a
 /// NUL character PostgreSQL text cannot hold).
+///
+/// A batch of appends only (the usual case) is one `INSERT` in autocommit: a single
+/// statement is its own transaction, so the commit costs one round trip. A batch
+/// with other writes is wrapped in `BEGIN` … `COMMIT`.
 async fn commit_batch(
-    client: &Client,
+    writer: &mut Writer,
     batch: &mut Vec<Op>,
     cache: &mut WriterCache,
     completions: &mut Vec<Completion>,
@@ -304,16 +341,30 @@ async fn commit_batch(
         if let Op::Append(message) = op
             && !cache.targets.contains(message.target.as_str())
         {
-            sql::register_target(client, &message.target).await?;
+            sql::register_target(&writer.client, &message.target).await?;
             cache.targets.insert(message.target.as_str().to_owned());
         }
+    }
+    let insert = writer.insert().await?;
+    let client = &writer.client;
+    let mut skipped = 0u64;
+    let mut pending: Vec<HistoryMessage> = Vec::new();
+    if batch.iter().all(|op| matches!(op, Op::Append(_))) {
+        for op in batch.drain(..) {
+            if let Op::Append(message) = op {
+                if sql::storable(&message) {
+                    pending.push(message);
+                } else {
+                    skipped += 1;
+                }
+            }
+        }
+        return Ok(skipped + insert_pending(client, &insert, &mut pending).await?);
     }
     client
         .batch_execute("BEGIN")
         .await
         .map_err(|e| StoreError::backend("begin history batch", e))?;
-    let mut skipped = 0u64;
-    let mut pending: Vec<HistoryMessage> = Vec::new();
     for op in batch.drain(..) {
         match op {
             Op::Append(message) => {
@@ -324,12 +375,12 @@ async fn commit_batch(
                 }
             }
             Op::Job(job) => {
-                skipped += insert_pending(client, &mut pending).await?;
+                skipped += insert_pending(client, &insert, &mut pending).await?;
                 completions.push(job(client, cache).await);
             }
         }
     }
-    skipped += insert_pending(client, &mut pending).await?;
+    skipped += insert_pending(client, &insert, &mut pending).await?;
     client
         .batch_execute("COMMIT")
         .await
@@ -341,12 +392,13 @@ async fn commit_batch(
 /// skipped as duplicates.
 async fn insert_pending(
     client: &Client,
+    insert: &Statement,
     pending: &mut Vec<HistoryMessage>,
 ) -> Result<u64, StoreError> {
     if pending.is_empty() {
         return Ok(0);
     }
-    let inserted = sql::insert_messages(client, pending)
+    let inserted = sql::insert_messages(client, insert, pending)
         .await
         .map_err(|e| StoreError::backend("insert history", e))?;
     let skipped = (pending.len() as u64).saturating_sub(inserted);
