@@ -145,10 +145,41 @@ fn appends(c: &mut Criterion) {
     group.finish();
 }
 
+/// One message at a time: append, then wait for its commit. What a lone message's
+/// deliveries wait for on a quiet server (group commit has nothing to share).
+fn commit_latency(c: &mut Criterion) {
+    let rt = runtime();
+    let targets = targets();
+    let mut group = c.benchmark_group("commit_latency");
+    group.sample_size(20);
+    let dir = bench_dir("store-bench-latency");
+    let _ = std::fs::remove_dir_all(&dir);
+    let sqlite = SqliteStore::open(&dir).expect("open");
+    let mut stores: Vec<(&str, Box<dyn Store>)> = vec![("sqlite_normal", Box::new(sqlite))];
+    if let Some(pg) = postgres_store(&rt) {
+        stores.push(("postgres", Box::new(pg)));
+    }
+    for (name, store) in &stores {
+        let mut next = 0u64;
+        group.bench_function(*name, |b| {
+            b.iter(|| {
+                next += 1;
+                store.append(message(next, &targets)).expect("append");
+                rt.block_on(store.flush()).expect("flush")
+            })
+        });
+    }
+    drop(stores);
+    let _ = std::fs::remove_dir_all(&dir);
+    group.finish();
+}
+
 /// A `PgStore` on a fresh database of the server at `PALAVER_BENCH_POSTGRES`, if set.
 fn postgres_store(rt: &tokio::runtime::Runtime) -> Option<PgStore> {
     let admin = std::env::var("PALAVER_BENCH_POSTGRES").ok()?;
-    let db = format!("palaver_bench_{}", std::process::id());
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let db = format!("palaver_bench_{}_{n}", std::process::id());
     rt.block_on(async {
         let (client, connection) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
             .await
@@ -257,5 +288,5 @@ fn open(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, appends, latest, open);
+criterion_group!(benches, appends, commit_latency, latest, open);
 criterion_main!(benches);
