@@ -165,6 +165,17 @@ struct Cli {
     no_flood_limit: bool,
     #[command(flatten)]
     data: DataDir,
+    /// Keep accounts, channels and history in PostgreSQL at this URL
+    /// (postgres://user:password@host:5432/palaver) instead of SQLite in
+    /// --data-dir: the store several nodes of a cluster share. No TLS yet
+    /// (sslmode=disable only).
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "PALAVER_STORE",
+        hide_env_values = true
+    )]
+    store: Option<String>,
     /// Keep everything in memory: nothing survives a restart (tests, throwaway
     /// servers).
     #[arg(long)]
@@ -322,7 +333,8 @@ struct DataDir {
 #[derive(clap::Subcommand)]
 enum Action {
     /// Copy the database of a data directory to OUT, consistently, while the
-    /// server keeps running (SQLite's online backup).
+    /// server keeps running (SQLite's online backup). A PostgreSQL store (--store)
+    /// is backed up with pg_dump instead.
     Backup {
         #[command(flatten)]
         data: DataDir,
@@ -330,7 +342,8 @@ enum Action {
         out: PathBuf,
     },
     /// Put a backup back as a data directory's database. The server must be
-    /// stopped; the database it replaces is kept beside it.
+    /// stopped; the database it replaces is kept beside it. (SQLite only: a
+    /// PostgreSQL store is restored with pg_restore.)
     Restore {
         #[command(flatten)]
         data: DataDir,
@@ -461,6 +474,19 @@ fn open_store(cli: &Cli) -> anyhow::Result<std::sync::Arc<dyn palaver_store::Sto
         },
         ..SqliteOptions::default()
     };
+    if let Some(url) = &cli.store {
+        // Checked with the other options too; the password is never shown.
+        anyhow::ensure!(
+            palaver_store::is_postgres_url(url),
+            "--store takes a postgres:// or postgresql:// URL"
+        );
+        let store = palaver_store::PgStore::connect(url)?;
+        say!(
+            "data kept in PostgreSQL: {} (back it up with pg_dump)",
+            store.database()
+        );
+        return Ok(std::sync::Arc::new(store));
+    }
     if cli.ephemeral {
         let store = SqliteStore::open_in_memory_with(options)?;
         say!("data kept in memory (--ephemeral): accounts and history end with this process");
@@ -699,6 +725,8 @@ fn check_config(settings: &Settings) -> ExitCode {
                 continue;
             }
             ("password", _) => "\"<redacted>\"".to_owned(),
+            // The URL without its password.
+            ("store", [url]) => toml_scalar(&palaver_store::describe_url(url)),
             ("opers", values) => toml_list(values.iter().map(|value| {
                 format!("{}:<redacted>", value.split(':').next().unwrap_or_default())
             })),
@@ -954,6 +982,8 @@ fn restart_only(cli: &Cli) -> Vec<(&'static str, String)> {
         ("port", format!("{:?}", cli.port)),
         ("data-dir", cli.data.data_dir.display().to_string()),
         ("ephemeral", cli.ephemeral.to_string()),
+        // Compared only, never shown: it may hold a password.
+        ("store", cli.store.clone().unwrap_or_default()),
         ("fsync", format!("{:?}", cli.fsync)),
         ("no-tls", cli.no_tls.to_string()),
         ("tls-cert", format!("{:?}", cli.tls_cert)),
@@ -1233,6 +1263,20 @@ fn build_config(settings: &Settings) -> anyhow::Result<Config> {
         && settings.matches.value_source("data_dir") == Some(clap::parser::ValueSource::CommandLine)
     {
         problems.push("--ephemeral keeps everything in memory: leave out --data-dir".to_owned());
+    }
+    if let Some(url) = &cli.store {
+        if cli.ephemeral {
+            problems.push(
+                "--ephemeral keeps everything in memory: leave out --store (or --ephemeral)"
+                    .to_owned(),
+            );
+        }
+        if !palaver_store::is_postgres_url(url) {
+            problems.push(format!(
+                "--store takes a postgres:// or postgresql:// URL, not {}",
+                url.split("://").next().unwrap_or("this")
+            ));
+        }
     }
     if let Some((_, file)) = &settings.file {
         config.opers.extend(file.opers.iter().cloned());

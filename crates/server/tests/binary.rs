@@ -56,7 +56,8 @@ impl ServerProcess {
             // Backtraces would be captured if the binary ever printed one: make sure
             // the error messages stay free of them even with this set.
             .env("RUST_BACKTRACE", "1")
-            .env_remove("PALAVER_DATA_DIR");
+            .env_remove("PALAVER_DATA_DIR")
+            .env_remove("PALAVER_STORE");
         command
     }
 

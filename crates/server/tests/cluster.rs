@@ -86,7 +86,20 @@ struct Node {
 }
 
 impl Node {
+    /// A node on its own in-memory store.
     fn start(nats: &Nats, name: &str, extra: &[&str]) -> Self {
+        let mut args = vec!["--ephemeral"];
+        args.extend_from_slice(extra);
+        Self::start_with(nats, name, &args)
+    }
+
+    /// A node on the PostgreSQL store at `url`, with `dir` as its data directory.
+    fn start_on_store(nats: &Nats, name: &str, url: &str, dir: &std::path::Path) -> Self {
+        let dir = dir.to_string_lossy().into_owned();
+        Self::start_with(nats, name, &["--store", url, "--data-dir", &dir])
+    }
+
+    fn start_with(nats: &Nats, name: &str, extra: &[&str]) -> Self {
         let url = nats.url();
         let mut args = vec![
             "--no-tls",
@@ -100,7 +113,9 @@ impl Node {
             "--no-flood-limit",
         ];
         args.extend_from_slice(extra);
-        let (process, addr) = ServerProcess::start_listening(&args);
+        let mut command = ServerProcess::command_with_data();
+        command.args(["127.0.0.1", "0"]).args(&args);
+        let (process, addr) = ServerProcess::listening(ServerProcess::spawn_command(command));
         Self { process, addr }
     }
 
@@ -523,7 +538,7 @@ async fn a_node_stopped_gracefully_says_goodbye_for_its_users() {
 #[ignore = "needs nats-server: scripts/test-cluster.sh"]
 async fn a_restarted_node_rejoins_and_the_cluster_converges() {
     let nats = Nats::start();
-    let a = Node::start(&nats, "a", &[]);
+    let mut a = Node::start(&nats, "a", &[]);
     let b = Node::start(&nats, "b", &[]);
     let mut stayer = b.client("stayer").await;
     stayer.send("JOIN #x").await;
@@ -537,7 +552,7 @@ async fn a_restarted_node_rejoins_and_the_cluster_converges() {
     // Killed and started again under the same name before the others time it
     // out: the new incarnation replaces the old one, whose users are gone.
     a.process.signal("KILL");
-    drop(a);
+    let _ = a.process.wait_exit();
     let a = Node::start(&nats, "a", &[]);
     let quit = stayer.expect_command("QUIT").await;
     assert_eq!(quit.source_nick(), "leaver");
@@ -609,4 +624,84 @@ async fn nodes_reconnect_after_nats_restarts_under_load() {
     }
     await_members(&mut listener, "#busy", &["talker", "listener"]).await;
     drop(nats);
+}
+
+#[tokio::test]
+#[ignore = "needs nats-server and PostgreSQL: scripts/test-cluster.sh"]
+async fn history_is_the_same_from_every_node() {
+    let nats = Nats::start();
+    let url = crate::postgres_store::fresh_database().await;
+    let dirs: Vec<tempfile::TempDir> = (0..3)
+        .map(|_| tempfile::tempdir().expect("tempdir"))
+        .collect();
+    let nodes: Vec<Node> = ["a", "b", "c"]
+        .iter()
+        .zip(&dirs)
+        .map(|(name, dir)| Node::start_on_store(&nats, name, &url, dir.path()))
+        .collect();
+    let caps = "batch message-tags server-time draft/chathistory";
+    let mut clients = Vec::new();
+    for (n, node) in nodes.iter().enumerate() {
+        let mut client = TestClient::connect(node.addr).await;
+        let nick = format!("hist{n}");
+        client.nick.clone_from(&nick);
+        client.send(&format!("CAP REQ :{caps}")).await;
+        client.expect_command("CAP").await;
+        client.send(&format!("NICK {nick}")).await;
+        client.send(&format!("USER {nick} 0 * :{nick}")).await;
+        client.send("CAP END").await;
+        client.expect_command("001").await;
+        client.send("JOIN #hist").await;
+        client.expect_command("366").await;
+        clients.push(client);
+    }
+    for client in &mut clients {
+        await_members(client, "#hist", &["hist0", "hist1", "hist2"]).await;
+    }
+    // Each node's user speaks; every message reaches everyone (so it is stored).
+    for round in 0..3 {
+        for n in 0..3 {
+            clients[n]
+                .send(&format!("PRIVMSG #hist :r{round} from {n}"))
+                .await;
+        }
+    }
+    for (n, client) in clients.iter_mut().enumerate() {
+        // Senders on different nodes interleave differently on each node.
+        let mut missing: std::collections::HashSet<String> = (0..3)
+            .flat_map(|round| {
+                (0..3)
+                    .filter(move |from| *from != n)
+                    .map(move |from| format!("r{round} from {from}"))
+            })
+            .collect();
+        while !missing.is_empty() {
+            let line = client.expect_command("PRIVMSG").await;
+            missing.remove(&line.last());
+        }
+    }
+    // Every node answers CHATHISTORY with the same nine messages, same ids.
+    let mut answers = Vec::new();
+    for client in &mut clients {
+        client.send("CHATHISTORY LATEST #hist * 50").await;
+        client.expect_command("BATCH").await;
+        let mut replayed = Vec::new();
+        loop {
+            let line = client.next_line().await.expect("the batch goes on");
+            match line.command() {
+                "BATCH" => break,
+                "PRIVMSG" => {
+                    let msgid = line.msg().tag("msgid").expect("a msgid").into_owned();
+                    replayed.push((msgid, line.source_nick(), line.last()));
+                }
+                _ => {}
+            }
+        }
+        answers.push(replayed);
+    }
+    assert_eq!(answers[0].len(), 9, "{:#?}", answers[0]);
+    assert_eq!(answers[0], answers[1]);
+    assert_eq!(answers[0], answers[2]);
+    let ids: std::collections::HashSet<_> = answers[0].iter().map(|(id, _, _)| id).collect();
+    assert_eq!(ids.len(), 9, "msgids are unique across nodes");
 }

@@ -13,6 +13,7 @@ mod channels;
 mod chanserv;
 mod cluster;
 mod durability;
+// The PostgreSQL store (`#[ignore]`d: scripts/test-cluster.sh runs it).
 mod elist;
 mod hardening;
 mod history;
@@ -22,6 +23,7 @@ mod limits;
 mod listmodes;
 mod messaging;
 mod metadata;
+mod postgres_store;
 // /metrics, /readyz, the Grafana dashboard, --log-format json.
 mod metrics;
 mod modes;

@@ -300,6 +300,59 @@ async fn a_reload_names_what_needs_a_restart() {
     server.wait_exit();
 }
 
+/// `store` in the file: `--check-config` shows it without its password, and a
+/// reload that changes it says it needs a restart (the running store stays), never
+/// printing the password either.
+#[tokio::test]
+async fn a_store_in_the_file_hides_its_password_and_needs_a_restart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("palaver.toml");
+    let config = path.to_str().expect("utf-8 path").to_owned();
+    let url = "postgres://palaver:hunter2-in-file@db.example:5433/palaver";
+    std::fs::write(
+        &path,
+        format!("ip = \"127.0.0.1\"\nport = 6667\nstore = \"{url}\"\n"),
+    )
+    .expect("write");
+    let (code, stdout, stderr) = run(&["--check-config", &config]);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("store = \"postgres://palaver@db.example:5433/palaver\"  # "),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("hunter2"), "{stdout}");
+
+    std::fs::write(&path, "server-name = \"one.example\"\n").expect("write");
+    let data = dir.path().join("data");
+    let mut command = ServerProcess::command_with_data();
+    command
+        .args(["127.0.0.1", "0", "--config", &config, "--oper", "admin:pw"])
+        .arg("--data-dir")
+        .arg(&data);
+    let (mut server, addr) = ServerProcess::listening(ServerProcess::spawn_command(command));
+    let mut admin = client(addr, "admin").await;
+    ask(&mut admin, "OPER admin pw").await;
+    std::fs::write(
+        &path,
+        format!("server-name = \"one.example\"\nstore = \"{url}\"\n"),
+    )
+    .expect("write");
+    admin.send("REHASH").await;
+    let report = server_notice(&mut admin, "Configuration reloaded (admin)").await;
+    assert!(
+        report.contains("changed but needing a restart: store"),
+        "{report}"
+    );
+    assert!(!report.contains("hunter2"), "{report}");
+    // Still on SQLite: the server works on.
+    let pong = ask(&mut admin, "PING x").await;
+    assert!(pong[0].contains("PONG"), "{pong:#?}");
+    server.signal("TERM");
+    let (status, stderr) = server.wait_exit();
+    assert!(status.success(), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+}
+
 #[tokio::test]
 async fn a_reload_opens_and_closes_extra_listeners() {
     let dir = tempfile::tempdir().expect("temp dir");

@@ -6,6 +6,10 @@
 //! built once (through the writer) under `target/tmp/` and reused by later runs;
 //! `PALAVER_STORE_BENCH_ROWS` sets its size (default 1,000,000 rows over 1,000
 //! channels; 10,000,000 takes a few minutes and ~1.5 GB).
+//!
+//! With `PALAVER_BENCH_POSTGRES` set to a PostgreSQL server's URL (e.g.
+//! `postgres://palaver@127.0.0.1:5432/postgres`), `append/group_commit_postgres`
+//! measures the same appends through `PgStore`, in a fresh database it creates.
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -13,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use palaver_store::{
-    AppendError, DATABASE_FILE, HistoryMessage, MessageKind, SqliteOptions, SqliteStore, Store,
-    SyncMode, TargetKey, Timestamp,
+    AppendError, DATABASE_FILE, HistoryMessage, MessageKind, PgStore, SqliteOptions, SqliteStore,
+    Store, SyncMode, TargetKey, Timestamp,
 };
 
 /// Channels the large table's rows are spread over.
@@ -29,6 +33,7 @@ fn rows() -> u64 {
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
+        .enable_all()
         .build()
         .expect("runtime")
 }
@@ -69,7 +74,7 @@ fn append_range(
 /// Appends `messages` (see [`append_range`]).
 fn append_all(
     rt: &tokio::runtime::Runtime,
-    store: &SqliteStore,
+    store: &dyn Store,
     messages: impl Iterator<Item = HistoryMessage>,
 ) {
     let mut watch = store.watch_committed();
@@ -125,7 +130,72 @@ fn appends(c: &mut Criterion) {
         drop(store);
         let _ = std::fs::remove_dir_all(&dir);
     }
+    if let Some(store) = postgres_store(&rt) {
+        let mut next = 0u64;
+        group.bench_function("group_commit_postgres", |b| {
+            b.iter_custom(|iters| {
+                let batch: Vec<_> = (next..next + iters).map(|n| message(n, &targets)).collect();
+                next += iters;
+                let start = Instant::now();
+                append_all(&rt, &store, batch.into_iter());
+                start.elapsed()
+            })
+        });
+    }
     group.finish();
+}
+
+/// One message at a time: append, then wait for its commit. What a lone message's
+/// deliveries wait for on a quiet server (group commit has nothing to share).
+fn commit_latency(c: &mut Criterion) {
+    let rt = runtime();
+    let targets = targets();
+    let mut group = c.benchmark_group("commit_latency");
+    group.sample_size(20);
+    let dir = bench_dir("store-bench-latency");
+    let _ = std::fs::remove_dir_all(&dir);
+    let sqlite = SqliteStore::open(&dir).expect("open");
+    let mut stores: Vec<(&str, Box<dyn Store>)> = vec![("sqlite_normal", Box::new(sqlite))];
+    if let Some(pg) = postgres_store(&rt) {
+        stores.push(("postgres", Box::new(pg)));
+    }
+    for (name, store) in &stores {
+        let mut next = 0u64;
+        group.bench_function(*name, |b| {
+            b.iter(|| {
+                next += 1;
+                store.append(message(next, &targets)).expect("append");
+                rt.block_on(store.flush()).expect("flush")
+            })
+        });
+    }
+    drop(stores);
+    let _ = std::fs::remove_dir_all(&dir);
+    group.finish();
+}
+
+/// A `PgStore` on a fresh database of the server at `PALAVER_BENCH_POSTGRES`, if set.
+fn postgres_store(rt: &tokio::runtime::Runtime) -> Option<PgStore> {
+    let admin = std::env::var("PALAVER_BENCH_POSTGRES").ok()?;
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let db = format!("palaver_bench_{}_{n}", std::process::id());
+    rt.block_on(async {
+        let (client, connection) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
+            .await
+            .expect("connect to PALAVER_BENCH_POSTGRES");
+        let driver = tokio::spawn(connection);
+        client
+            .batch_execute(&format!("CREATE DATABASE {db}"))
+            .await
+            .expect("create the bench database");
+        drop(client);
+        let _ = driver.await;
+    });
+    let base = admin
+        .rsplit_once('/')
+        .map_or(admin.as_str(), |(base, _)| base);
+    Some(PgStore::connect(&format!("{base}/{db}")).expect("connect the store"))
 }
 
 /// The large database: built on first use, reused afterwards.
@@ -218,5 +288,5 @@ fn open(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, appends, latest, open);
+criterion_group!(benches, appends, commit_latency, latest, open);
 criterion_main!(benches);

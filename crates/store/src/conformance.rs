@@ -1,7 +1,7 @@
 //! The [`Store`] contract as executable tests, one function per behaviour, each
 //! taking a factory that makes a fresh, empty store. Every backend runs all of them
-//! (this crate runs them against SQLite in memory and on disk; a PostgreSQL backend
-//! will run them against a server), which is what "no SQLite-only assumptions"
+//! (this crate runs them against SQLite in memory and on disk, and against a
+//! PostgreSQL server in `tests/postgres.rs`), which is what "no SQLite-only assumptions"
 //! means in practice.
 //!
 //! The quickest way to run them all is [`conformance_tests!`](crate::conformance_tests),
@@ -31,22 +31,36 @@ use crate::{
 /// Writes one `#[tokio::test]` per conformance behaviour, each calling the
 /// function of the same name in [`crate::conformance`] with `$make`, an expression
 /// of type `Fn() -> impl Future<Output = Arc<dyn Store>>`.
+///
+/// `conformance_tests!(ignored = "reason", $make)` writes the same tests marked
+/// `#[ignore = "reason"]`: for a backend that needs a server the plain
+/// `cargo test` does not start (PostgreSQL), run with `-- --ignored`.
 #[macro_export]
 macro_rules! conformance_tests {
+    (ignored = $reason:literal, $make:expr $(,)?) => {
+        $crate::conformance_tests!(@list [ignore = $reason] $make);
+    };
     ($make:expr) => {
-        $crate::conformance_tests!(@each $make;
+        $crate::conformance_tests!(@list [] $make);
+    };
+    (@list $attrs:tt $make:expr) => {
+        $crate::conformance_tests!(@each $attrs $make;
             accounts, account_conflicts, certfps, certfps_of_deleted_account, channels, history_roundtrip, watermark,
             latest, before_after, around, between, same_millisecond_order,
             unknown_references, targets, redact, read_markers, retention_age,
             retention_count, server_bans, server_ban_limit, server_ban_expiry, close);
     };
-    (@each $make:expr; $($name:ident),*) => {
+    (@each $attrs:tt $make:expr; $($name:ident),*) => {
         $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                $crate::conformance::$name($make).await;
-            }
+            $crate::conformance_tests!(@one $attrs $make; $name);
         )*
+    };
+    (@one [$($attr:meta)?] $make:expr; $name:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        $(#[$attr])?
+        async fn $name() {
+            $crate::conformance::$name($make).await;
+        }
     };
 }
 

@@ -1,8 +1,9 @@
 //! Persistence for palaver: accounts, registered channels, message history and read
 //! markers, behind one domain-level [`Store`] trait, with an embedded SQLite backend
-//! ([`SqliteStore`]) as the default. A PostgreSQL backend will implement the same
-//! trait and pass the same `conformance` suite (module `palaver_store::conformance`,
-//! feature `conformance`).
+//! ([`SqliteStore`]) as the default, and a PostgreSQL backend ([`PgStore`]) for a
+//! cluster of nodes sharing one database. Both implement the same trait and pass the
+//! same `conformance` suite (module `palaver_store::conformance`, feature
+//! `conformance`; for PostgreSQL against a real server, `scripts/test-cluster.sh`).
 //!
 //! # Why a domain trait, not an SQL abstraction
 //! SQLite and PostgreSQL differ in placeholders, upserts, types and locking. A trait
@@ -13,7 +14,9 @@
 //! Trait methods return [`StoreFuture`] (a boxed `Send` future) so the server can
 //! hold an `Arc<dyn Store>`. The SQLite backend runs all SQL on its own threads and
 //! answers through `tokio::sync::oneshot`, which works under any executor; the
-//! server's threads never block on the disk.
+//! server's threads never block on the disk. The PostgreSQL backend does the same
+//! with one thread of its own running a tokio runtime, on which its connections
+//! and its writer live: the caller's executor never drives a database socket.
 //!
 //! # The durability promise and group commit
 //! *A message is committed to the WAL before any recipient is sent it.* The server
@@ -48,14 +51,23 @@
 //! Migrations are versioned in `PRAGMA user_version`; a database from a newer
 //! palaver is refused ([`StoreError::TooNew`]).
 //!
+//! # Schema (PostgreSQL)
+//! The same tables, in PostgreSQL's types (`BIGINT` milliseconds, `BYTEA`, keys
+//! `COLLATE "C"` so they order byte for byte as in SQLite); the message row keeps
+//! its target key and sender as text, indexed on `(target, time, id)` and unique on
+//! `msgid`. The version is the row of `palaver_schema_version`, migrated under an
+//! advisory lock so several nodes may start at once; see [`PgStore`].
+//!
 //! # Backups
 //! The database is `palaver.db` (plus `palaver.db-wal` and `palaver.db-shm` while
 //! open) in the data directory. Do not copy the files of a running server: [`backup`]
 //! (`chat-server backup`) takes a consistent snapshot with SQLite's online backup
 //! while the server keeps writing, and [`restore`] (`chat-server restore`) puts one
-//! back into a stopped server's directory, keeping the database it replaces.
+//! back into a stopped server's directory, keeping the database it replaces. A
+//! PostgreSQL store is backed up with PostgreSQL's own tools (`pg_dump`).
 
 mod error;
+mod postgres;
 mod sqlite;
 mod store;
 mod types;
@@ -64,6 +76,7 @@ mod types;
 pub mod conformance;
 
 pub use crate::error::{AppendError, AppendRejected, BackendError, StoreError};
+pub use crate::postgres::{PgOptions, PgStore, describe_url, is_postgres_url};
 pub use crate::sqlite::{
     BackupSummary, CommitHook, DATABASE_FILE, LOCK_FILE, RestoreSummary, SqliteOptions,
     SqliteStore, SyncMode, backup, restore,

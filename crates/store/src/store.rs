@@ -26,10 +26,13 @@ pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>>
 /// Persistence for accounts, registered channels, history, read markers and server
 /// bans.
 ///
-/// Backends: [`crate::SqliteStore`] (default, embedded) and, later, PostgreSQL. Both
-/// must pass `palaver_store::conformance` (feature `conformance`), the contract in
-/// executable form; nothing here assumes SQLite (no rowids, no file paths, no
-/// single-process locking).
+/// Backends: [`crate::SqliteStore`] (default, embedded) and [`crate::PgStore`]
+/// (PostgreSQL, shared by the nodes of a cluster). Both pass
+/// `palaver_store::conformance` (feature `conformance`), the contract in executable
+/// form; nothing here assumes SQLite (no rowids, no file paths, no single-process
+/// locking). Sequence numbers and the watermark belong to one store (one node);
+/// the data, and the atomicity of each write, are shared by every store on the
+/// same database.
 ///
 /// Keys (`key` arguments, [`Account::key`], [`ChannelRegistration::key`]) are
 /// *folded* by the caller with the server's casemapping.
