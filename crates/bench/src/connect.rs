@@ -1,6 +1,10 @@
 //! `chat-bench connect`: register many clients, hold them, and report how long that
 //! took, what failed and why, the registration latency distribution and (with
 //! `--server-pid`) what each held connection costs the server in memory.
+//!
+//! With several `--addr` nodes the clients are dealt out round-robin, and with
+//! several `--server-pid`s the memory and CPU are summed over every process (each
+//! one's share listed too): a cluster's cost per connection includes its bus.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -14,8 +18,9 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::conn::{self, RegisterError};
+use crate::procstat::PidShare;
 use crate::report::{LatencySummary, Output, micros, new_histogram, secs};
-use crate::{Error, server_sample};
+use crate::{Error, server_samples};
 
 /// Options of `chat-bench connect`.
 #[derive(Debug, Clone, clap::Args)]
@@ -52,8 +57,10 @@ pub fn parse_secs(text: &str) -> Result<f64, String> {
 pub struct ConnectReport {
     /// Always `"connect"`.
     pub mode: &'static str,
-    /// The server loaded.
+    /// The server loaded (its nodes, comma-separated, when several).
     pub target: String,
+    /// Every node the clients were spread over, in `--addr` order.
+    pub nodes: Vec<String>,
     /// What the connections travel over: `plain`, `tls`, `websocket` or
     /// `websocket+tls`; the latency and the server's CPU per registration include
     /// the TLS handshake and the WebSocket upgrade.
@@ -79,29 +86,38 @@ pub struct ConnectReport {
     pub server: Option<ConnectServerStats>,
 }
 
-/// What the server under test spent (from `/proc/<pid>`).
+/// What the server under test spent (from `/proc/<pid>`), summed over every
+/// `--server-pid`.
 #[derive(Debug, Clone, Serialize)]
 pub struct ConnectServerStats {
-    /// The server's process id.
+    /// The first `--server-pid`.
     pub pid: u32,
-    /// VmRSS before the first connection.
+    /// Every `--server-pid`, in order.
+    pub pids: Vec<u32>,
+    /// VmRSS before the first connection (summed).
     pub rss_before_bytes: u64,
-    /// VmRSS after all clients registered and were held.
+    /// VmRSS after all clients registered and were held (summed).
     pub rss_after_bytes: u64,
     /// RSS growth divided by registered clients.
     pub rss_per_connection_bytes: f64,
     /// Server CPU time (user + system) per registration, 10 ms tick granularity.
     pub cpu_us_per_registration: f64,
+    /// Each process's CPU time and memory.
+    pub per_pid: Vec<PidShare>,
 }
 
-/// Registers `opts.clients` clients at `target`, holds them, reports.
+/// Registers `opts.clients` clients spread round-robin over `nodes` (one or more),
+/// holds them, reports.
 pub async fn run(
-    target: SocketAddr,
+    nodes: &[SocketAddr],
     opts: &ConnectOpts,
-    server_pid: Option<u32>,
+    server_pids: &[u32],
     output: Output,
 ) -> Result<ConnectReport, Error> {
-    let before = server_sample(server_pid)?;
+    if nodes.is_empty() {
+        return Err(Error::Options("no address to connect to".to_owned()));
+    }
+    let before = server_samples(server_pids)?;
     let run = conn::run_id();
     let permits = Arc::new(Semaphore::new(opts.concurrency as usize));
     let release = CancellationToken::new();
@@ -112,6 +128,7 @@ pub async fn run(
     let start = Instant::now();
     for i in 0..opts.clients {
         let nick = format!("b{run}{i}");
+        let target = crate::addr::spread(nodes, i as usize);
         let permits = permits.clone();
         let release = release.clone();
         let dropped = dropped.clone();
@@ -165,7 +182,7 @@ pub async fn run(
     let registered = hist.len();
 
     tokio::time::sleep(Duration::from_secs_f64(opts.hold)).await;
-    let after = server_sample(server_pid)?;
+    let after = server_samples(server_pids)?;
     release.cancel();
     // Every holder returns as soon as it sees the cancellation; bound the wait anyway.
     let _ = tokio::time::timeout(Duration::from_secs(10), async {
@@ -173,22 +190,32 @@ pub async fn run(
     })
     .await;
 
-    let server = match (server_pid, before, after) {
-        (Some(pid), Some(before), Some(after)) => Some(ConnectServerStats {
-            pid,
-            rss_before_bytes: before.rss_bytes,
-            rss_after_bytes: after.rss_bytes,
-            rss_per_connection_bytes: per(
-                after.rss_bytes.saturating_sub(before.rss_bytes) as f64,
-                registered,
-            ),
-            cpu_us_per_registration: per(before.cpu_micros_until(&after) as f64, registered),
-        }),
+    let server = match (server_pids.first(), before, after) {
+        (Some(&pid), Some(before), Some(after)) => {
+            let (rss_before, rss_after) = (before.total().rss_bytes, after.total().rss_bytes);
+            Some(ConnectServerStats {
+                pid,
+                pids: server_pids.to_vec(),
+                rss_before_bytes: rss_before,
+                rss_after_bytes: rss_after,
+                rss_per_connection_bytes: per(
+                    rss_after.saturating_sub(rss_before) as f64,
+                    registered,
+                ),
+                cpu_us_per_registration: per(before.cpu_micros_until(&after) as f64, registered),
+                per_pid: before.shares_until(&after),
+            })
+        }
         _ => None,
     };
     Ok(ConnectReport {
         mode: "connect",
-        target: target.to_string(),
+        target: nodes
+            .iter()
+            .map(SocketAddr::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+        nodes: nodes.iter().map(SocketAddr::to_string).collect(),
         transport: crate::transport::current().name(),
         clients: opts.clients,
         registered,
@@ -211,7 +238,7 @@ fn per(total: f64, count: u64) -> f64 {
 }
 
 /// Keeps a registered client alive until `release`: answers PING, counts a drop.
-async fn hold(conn: &mut conn::Conn, release: &CancellationToken, dropped: &AtomicU64) {
+pub(crate) async fn hold(conn: &mut conn::Conn, release: &CancellationToken, dropped: &AtomicU64) {
     loop {
         tokio::select! {
             biased;
@@ -265,15 +292,33 @@ impl std::fmt::Display for ConnectReport {
         writeln!(f, "  latency (→001)  {}", self.latency)?;
         writeln!(f, "  dropped (held)  {}", self.dropped_while_held)?;
         if let Some(server) = &self.server {
+            let pids = server
+                .pids
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join("+");
             writeln!(
                 f,
-                "  server pid {}   RSS {:.1} MB → {:.1} MB: {:.0} B per connection; CPU {} per registration",
-                server.pid,
+                "  server pid {pids}   RSS {:.1} MB → {:.1} MB: {:.0} B per connection; CPU {} per registration",
                 server.rss_before_bytes as f64 / 1e6,
                 server.rss_after_bytes as f64 / 1e6,
                 server.rss_per_connection_bytes,
                 micros(server.cpu_us_per_registration)
             )?;
+            if server.per_pid.len() > 1 {
+                for share in &server.per_pid {
+                    writeln!(
+                        f,
+                        "    pid {:<8}   RSS {:.1} MB → {:.1} MB; CPU {:.2} s ({:.0} %)",
+                        share.pid,
+                        share.rss_before_bytes as f64 / 1e6,
+                        share.rss_after_bytes as f64 / 1e6,
+                        share.cpu_us as f64 / 1e6,
+                        share.cpu_share * 100.0
+                    )?;
+                }
+            }
         }
         Ok(())
     }

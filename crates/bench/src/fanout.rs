@@ -9,6 +9,13 @@
 //! latency (receive time − send time, one monotonic clock for the whole process) in
 //! an HDR histogram.
 //!
+//! Against a cluster (several `--addr` nodes) the members, senders among them, are
+//! dealt out round-robin over the nodes, and a JOIN on one node reaches the others
+//! only after the bus carried it. So before the barrier the run waits for the
+//! cluster to converge: on every node one member of each channel polls `NAMES`
+//! (with a growing pause, bounded by `--setup-timeout`) until it lists all the
+//! channel's members. Latency then includes the hops between nodes.
+//!
 //! With `--rate R` each sender sends R messages per second. Without it (saturation)
 //! each sender keeps at most `--window` messages in flight, a message counting as in
 //! flight until every other member received it, so the server's queues stay bounded
@@ -40,10 +47,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::conn::{self, Conn, READ_CHUNK};
 use crate::connect::parse_secs;
+use crate::procstat::PidShare;
 use crate::report::{LatencySummary, Output, micros, new_histogram, secs};
 use crate::rxtime::{self, RxClock};
 use crate::transport::{self, ReadHalf, WriteHalf};
-use crate::{Error, server_sample};
+use crate::{Error, server_samples};
 
 /// A sender that could not send for longer than this at saturation is starved.
 pub const STARVED_AFTER: Duration = Duration::from_secs(5);
@@ -55,6 +63,11 @@ const MAX_MISSING: usize = 100_000;
 const HIST_SHARDS: usize = 8;
 /// Most clients one run may open.
 pub const MAX_CLIENTS: u64 = 200_000;
+/// First pause between two `NAMES` polls while the cluster converges; it doubles up
+/// to [`NAMES_POLL_MAX`].
+const NAMES_POLL_FIRST: Duration = Duration::from_millis(10);
+/// Longest pause between two `NAMES` polls.
+const NAMES_POLL_MAX: Duration = Duration::from_millis(250);
 
 /// Options of `chat-bench fanout`.
 #[derive(Debug, Clone, clap::Args)]
@@ -84,7 +97,8 @@ pub struct FanoutOpts {
     /// Registrations in progress at once.
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=20_000))]
     pub concurrency: u32,
-    /// Seconds allowed for the setup (register, join, barrier).
+    /// Seconds allowed for the setup (register, join, on a cluster every node
+    /// listing every member, barrier).
     #[arg(long, default_value_t = 120.0, value_parser = parse_secs)]
     pub setup_timeout: f64,
     /// Seconds to wait for messages still in flight once sending stops.
@@ -107,8 +121,10 @@ pub struct FanoutOpts {
 pub struct FanoutReport {
     /// Always `"fanout"`.
     pub mode: &'static str,
-    /// The server loaded.
+    /// The server loaded (its nodes, comma-separated, when several).
     pub target: String,
+    /// Every node the members were spread over, in `--addr` order.
+    pub nodes: Vec<String>,
     /// Channels.
     pub channels: u32,
     /// Members per channel.
@@ -125,6 +141,9 @@ pub struct FanoutReport {
     pub register_s: f64,
     /// Seconds from the start until every member had joined and passed the barrier.
     pub setup_s: f64,
+    /// Several nodes: seconds from the last member's join (its own 366) until every
+    /// node's `NAMES` listed every member; `None` with one node.
+    pub converge_s: Option<f64>,
     /// Seconds of sending.
     pub send_s: f64,
     /// Seconds from the first send until the last delivery (or the drain deadline).
@@ -188,11 +207,14 @@ impl FanoutReport {
     }
 }
 
-/// Server CPU during the measured phase (from `/proc/<pid>/stat`).
+/// Server CPU during the measured phase (from `/proc/<pid>/stat`), summed over
+/// every `--server-pid` (a cluster's nodes and its bus).
 #[derive(Debug, Clone, Serialize)]
 pub struct FanoutServerStats {
-    /// The server's process id.
+    /// The first `--server-pid`.
     pub pid: u32,
+    /// Every `--server-pid`, in order.
+    pub pids: Vec<u32>,
     /// Server CPU time (user + system) during the measured phase, in microseconds
     /// (10 ms tick granularity).
     pub cpu_us: u64,
@@ -200,13 +222,16 @@ pub struct FanoutServerStats {
     pub cpu_us_per_delivery: f64,
     /// Server CPU utilisation during the measured phase (1.0 = one core).
     pub cpu_cores: f64,
-    /// VmRSS at the end of the measured phase.
+    /// VmRSS at the end of the measured phase (summed).
     pub rss_bytes: u64,
+    /// Each process's CPU time and memory during the measured phase.
+    pub per_pid: Vec<PidShare>,
 }
 
 /// State shared by the orchestrator and every member task.
 struct Shared {
-    target: SocketAddr,
+    /// The nodes members are dealt out over (one for an ordinary server).
+    nodes: Vec<SocketAddr>,
     opts: FanoutOpts,
     run: String,
     /// The process-wide monotonic clock that timestamps sends and receipts.
@@ -226,11 +251,15 @@ struct Shared {
     registered: AtomicUsize,
     joined: AtomicUsize,
     synced: AtomicUsize,
+    /// Members whose `NAMES` listed every member of their channel.
+    converged: AtomicUsize,
     senders_done: AtomicUsize,
     first_error: Mutex<Option<String>>,
     /// Cancelled when any member fails or the setup times out.
     abort: CancellationToken,
     all_joined: CancellationToken,
+    /// Cancelled once every node lists every member (at once with one node).
+    all_converged: CancellationToken,
     go: CancellationToken,
     stop_sending: CancellationToken,
     stop: CancellationToken,
@@ -243,6 +272,21 @@ impl Shared {
 
     fn channel(&self, c: u32) -> String {
         format!("#b{}-{c}", self.run)
+    }
+
+    /// Whether member `m` of its channel polls `NAMES` until the cluster converged:
+    /// the first members of each channel, one per node (consecutive members are on
+    /// consecutive nodes). Nobody polls against one node.
+    fn polls_names(&self, m: u32) -> bool {
+        self.nodes.len() > 1 && (m as usize) < self.nodes.len()
+    }
+
+    /// How many members poll `NAMES` (see [`Shared::polls_names`]).
+    fn pollers(&self) -> usize {
+        (0..self.opts.members)
+            .filter(|&m| self.polls_names(m))
+            .count()
+            * self.opts.channels as usize
     }
 
     fn fail(&self, why: String) {
@@ -296,13 +340,17 @@ struct SenderOutcome {
     max_stall: Duration,
 }
 
-/// Runs the fan-out scenario against `target`.
+/// Runs the fan-out scenario against `nodes` (one server, or the nodes of a
+/// cluster), with the costs of `server_pids` summed.
 pub async fn run(
-    target: SocketAddr,
+    nodes: &[SocketAddr],
     opts: &FanoutOpts,
-    server_pid: Option<u32>,
+    server_pids: &[u32],
     output: Output,
 ) -> Result<FanoutReport, Error> {
+    let Some(&first_node) = nodes.first() else {
+        return Err(Error::Options("no address to connect to".to_owned()));
+    };
     if opts.senders > opts.members {
         return Err(Error::Options(format!(
             "--senders {} exceeds --members {}",
@@ -329,7 +377,7 @@ pub async fn run(
     let total_senders = (opts.channels * opts.senders) as usize;
     let clock = Instant::now();
     let shared = Arc::new(Shared {
-        target,
+        nodes: nodes.to_vec(),
         opts: opts.clone(),
         run: conn::run_id(),
         clock,
@@ -345,10 +393,12 @@ pub async fn run(
         registered: AtomicUsize::new(0),
         joined: AtomicUsize::new(0),
         synced: AtomicUsize::new(0),
+        converged: AtomicUsize::new(0),
         senders_done: AtomicUsize::new(0),
         first_error: Mutex::new(None),
         abort: CancellationToken::new(),
         all_joined: CancellationToken::new(),
+        all_converged: CancellationToken::new(),
         go: CancellationToken::new(),
         stop_sending: CancellationToken::new(),
         stop: CancellationToken::new(),
@@ -377,6 +427,17 @@ pub async fn run(
     })
     .await?;
     shared.all_joined.cancel();
+    let joined_at = shared.clock.elapsed();
+    let pollers = shared.pollers();
+    wait_for(
+        &shared,
+        setup_deadline,
+        "every node to list every member",
+        || shared.converged.load(Ordering::Relaxed) == pollers,
+    )
+    .await?;
+    let converge = (nodes.len() > 1).then(|| shared.clock.elapsed() - joined_at);
+    shared.all_converged.cancel();
     wait_for(&shared, setup_deadline, "join barrier", || {
         shared.synced.load(Ordering::Relaxed) == total
     })
@@ -385,7 +446,7 @@ pub async fn run(
     let setup = shared.clock.elapsed();
 
     // Measured phase.
-    let before = server_sample(server_pid)?;
+    let before = server_samples(server_pids)?;
     let own_before = crate::procstat::sample(std::process::id()).ok();
     let go_at = Instant::now();
     shared.go.cancel();
@@ -424,7 +485,7 @@ pub async fn run(
     })
     .await;
     let measured = go_at.elapsed();
-    let after = server_sample(server_pid)?;
+    let after = server_samples(server_pids)?;
     let own_after = crate::procstat::sample(std::process::id()).ok();
     shared.stop.cancel();
 
@@ -450,7 +511,12 @@ pub async fn run(
 
     let mut report = FanoutReport {
         mode: "fanout",
-        target: target.to_string(),
+        target: nodes
+            .iter()
+            .map(SocketAddr::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+        nodes: nodes.iter().map(SocketAddr::to_string).collect(),
         channels: opts.channels,
         members: opts.members,
         senders: opts.senders,
@@ -459,6 +525,7 @@ pub async fn run(
         size: opts.size,
         register_s: secs(register_s.unwrap_or(setup)),
         setup_s: secs(setup),
+        converge_s: converge.map(secs),
         send_s: secs(send_time),
         measured_s: secs(measured),
         sent: total_sent,
@@ -529,14 +596,16 @@ pub async fn run(
             .filter(|s| s.max_stall > STARVED_AFTER)
             .count() as u64;
     }
-    if let (Some(pid), Some(before), Some(after)) = (server_pid, before, after) {
+    if let (Some(&pid), Some(before), Some(after)) = (server_pids.first(), before, after) {
         let cpu_us = before.cpu_micros_until(&after);
         report.server = Some(FanoutServerStats {
             pid,
+            pids: server_pids.to_vec(),
             cpu_us,
             cpu_us_per_delivery: cpu_us as f64 / report.deliveries.max(1) as f64,
             cpu_cores: cpu_us as f64 / 1e6 / measured.as_secs_f64().max(1e-9),
-            rss_bytes: after.rss_bytes,
+            rss_bytes: after.total().rss_bytes,
+            per_pid: before.shares_until(&after),
         });
     }
     if opts.verify_history {
@@ -554,7 +623,7 @@ pub async fn run(
         let limit = Duration::from_secs_f64(opts.setup_timeout);
         let nick = format!("b{}h", shared.run);
         report.history = Some(
-            crate::history_check::verify(target, &nick, &expected, limit)
+            crate::history_check::verify(first_node, &nick, &expected, limit)
                 .await
                 .map_err(Error::Run)?,
         );
@@ -578,9 +647,11 @@ async fn wait_for(
         }
         if Instant::now() >= deadline {
             let why = format!(
-                "timed out waiting for {what} ({} registered, {} joined, {} past the barrier)",
+                "timed out waiting for {what} ({} registered, {} joined, {} of {} NAMES complete, {} past the barrier)",
                 shared.registered.load(Ordering::Relaxed),
                 shared.joined.load(Ordering::Relaxed),
+                shared.converged.load(Ordering::Relaxed),
+                shared.pollers(),
                 shared.synced.load(Ordering::Relaxed)
             );
             shared.fail(why.clone());
@@ -621,7 +692,7 @@ async fn member_inner(
             .map_err(|_| "registration closed".to_owned())?;
         tokio::select! {
             _ = shared.abort.cancelled() => return Err(shared.first_error()),
-            r = conn::register(shared.target, &nick, limit) => {
+            r = conn::register(crate::addr::spread(&shared.nodes, index), &nick, limit) => {
                 r.map_err(|e| format!("{nick}: {e}"))?
             }
         }
@@ -647,8 +718,14 @@ async fn member_inner(
     .await?;
     shared.joined.fetch_add(1, Ordering::Relaxed);
 
-    // Keep draining JOIN lines until everyone has joined, then the barrier.
+    // Keep draining JOIN lines until everyone has joined; on a cluster, until every
+    // node lists everyone; then the barrier.
     idle_until(shared, &mut conn, &nick, &shared.all_joined).await?;
+    if shared.polls_names(index as u32 - channel * shared.opts.members) {
+        await_names(shared, &mut conn, &nick, &chan).await?;
+        shared.converged.fetch_add(1, Ordering::Relaxed);
+    }
+    idle_until(shared, &mut conn, &nick, &shared.all_converged).await?;
     let token = format!("sync-{index}");
     conn.send(&conn::line("PING", &[], Some(&token)))
         .await
@@ -727,6 +804,53 @@ async fn read_until(
             }
         }
     }
+}
+
+/// Polls `NAMES chan` until it lists all `--members` (the channel's name is this
+/// run's own, so nobody else is in it), pausing longer after each incomplete
+/// answer. Bounded by the setup deadline, which aborts the run.
+async fn await_names(
+    shared: &Shared,
+    conn: &mut Conn,
+    nick: &str,
+    chan: &str,
+) -> Result<(), String> {
+    let want = shared.opts.members as usize;
+    let mut pause = NAMES_POLL_FIRST;
+    loop {
+        conn.send(&conn::line("NAMES", &[chan], None))
+            .await
+            .map_err(|e| format!("{nick}: NAMES: {e}"))?;
+        let mut listed = BTreeSet::new();
+        read_until(shared, conn, nick, |msg| match msg.command() {
+            "353" if msg.param(2).is_some_and(|c| c.eq_ignore_ascii_case(chan)) => {
+                let names = msg.params().last().copied().unwrap_or_default();
+                listed.extend(names.split(' ').filter_map(names_entry));
+                Ok(false)
+            }
+            "366" if msg.param(1).is_some_and(|c| c.eq_ignore_ascii_case(chan)) => Ok(true),
+            _ => Ok(false),
+        })
+        .await?;
+        if listed.len() >= want {
+            return Ok(());
+        }
+        tokio::select! {
+            biased;
+            _ = shared.abort.cancelled() => return Err(shared.first_error()),
+            _ = tokio::time::sleep(pause) => {}
+        }
+        pause = (pause * 2).min(NAMES_POLL_MAX);
+    }
+}
+
+/// One entry of a 353 RPL_NAMREPLY, without its status prefixes (`@`, `+`, ...;
+/// all of them with `multi-prefix`), lowercased; `None` for an empty one.
+fn names_entry(entry: &str) -> Option<String> {
+    let nick = entry.trim_start_matches(['~', '&', '@', '%', '+']);
+    // With userhost-in-names the entry is nick!user@host.
+    let nick = nick.split('!').next().unwrap_or(nick);
+    (!nick.is_empty()).then(|| nick.to_ascii_lowercase())
 }
 
 /// Reads and discards lines (answering PING) until `until` is cancelled.
@@ -1001,10 +1125,21 @@ impl std::fmt::Display for FanoutReport {
             "chat-bench fanout → {} ({}): {} channel(s) × {} members, {} sender(s) each, {mode}, {} B text",
             self.target, self.transport, self.channels, self.members, self.senders, self.size
         )?;
+        if self.nodes.len() > 1 {
+            writeln!(
+                f,
+                "  nodes           {} (members round-robin)",
+                self.nodes.join(", ")
+            )?;
+        }
         writeln!(
             f,
-            "  setup           {:.2} s ({:.2} s registering)",
-            self.setup_s, self.register_s
+            "  setup           {:.2} s ({:.2} s registering{})",
+            self.setup_s,
+            self.register_s,
+            self.converge_s
+                .map(|c| format!(", {c:.3} s for every node to list every member"))
+                .unwrap_or_default()
         )?;
         writeln!(
             f,
@@ -1054,14 +1189,31 @@ impl std::fmt::Display for FanoutReport {
             writeln!(f, "  generator CPU   {cores:.2} cores")?;
         }
         if let Some(server) = &self.server {
+            let pids = server
+                .pids
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join("+");
             writeln!(
                 f,
-                "  server pid {}   CPU {} per delivery ({:.2} cores), RSS {:.1} MB",
-                server.pid,
+                "  server pid {pids}   CPU {} per delivery ({:.2} cores), RSS {:.1} MB",
                 micros(server.cpu_us_per_delivery),
                 server.cpu_cores,
                 server.rss_bytes as f64 / 1e6
             )?;
+            if server.per_pid.len() > 1 {
+                for share in &server.per_pid {
+                    writeln!(
+                        f,
+                        "    pid {:<8}   CPU {:.2} s ({:.0} %), RSS {:.1} MB",
+                        share.pid,
+                        share.cpu_us as f64 / 1e6,
+                        share.cpu_share * 100.0,
+                        share.rss_after_bytes as f64 / 1e6
+                    )?;
+                }
+            }
         }
         Ok(())
     }
@@ -1078,6 +1230,14 @@ mod tests {
         assert_eq!(text.len(), 64);
         assert_eq!(parse_payload(&text), Some((7, 42, 123_456_789)));
         assert_eq!(parse_payload("hello world"), None);
+    }
+
+    #[test]
+    fn names_entries_lose_their_prefixes() {
+        assert_eq!(names_entry("@+Bob").as_deref(), Some("bob"));
+        assert_eq!(names_entry("alice!a@h").as_deref(), Some("alice"));
+        assert_eq!(names_entry("@"), None);
+        assert_eq!(names_entry(""), None);
     }
 
     #[test]

@@ -1,6 +1,13 @@
 //! `chat-bench latency`: private-message round trips between two clients, one at a
 //! time. Client A sends `PRIVMSG B :<seq> <padding>`, B echoes the text back to A,
 //! and A records the time from its send to the echo's arrival.
+//!
+//! With several `--addr` nodes, A connects to the first and B to the second, so
+//! every round trip crosses the cluster twice (A's node → B's node → A's node):
+//! the cost of the bus hop, measured. A nick registered on one node is known to
+//! the others only once the bus carried it, so before measuring, A sends
+//! unmeasured round trips (waiting longer after each unanswered one, bounded by
+//! `--register-timeout`) until one comes back: then each node routes to the other.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -11,10 +18,15 @@ use tokio_util::sync::CancellationToken;
 use crate::conn::{self, Conn};
 use crate::connect::parse_secs;
 use crate::report::{LatencySummary, Output, new_histogram, secs};
-use crate::{Error, server_sample};
+use crate::{Error, server_samples};
 
 /// How long one round trip may take before the run fails.
 pub const ROUND_TRIP_LIMIT: Duration = Duration::from_secs(5);
+/// First wait for an unmeasured round trip before sending another (several
+/// nodes); it doubles up to [`ROUTE_WAIT_MAX`].
+const ROUTE_WAIT_FIRST: Duration = Duration::from_millis(20);
+/// Longest wait for one unmeasured round trip.
+const ROUTE_WAIT_MAX: Duration = Duration::from_millis(500);
 
 /// Options of `chat-bench latency`.
 #[derive(Debug, Clone, clap::Args)]
@@ -38,7 +50,7 @@ pub struct LatencyOpts {
 pub struct LatencyReport {
     /// Always `"latency"`.
     pub mode: &'static str,
-    /// The server loaded.
+    /// The server loaded: A's node, and B's node after a comma when it is another.
     pub target: String,
     /// What the connections travel over: `plain`, `tls`, `websocket` or `websocket+tls`.
     pub transport: &'static str,
@@ -48,31 +60,43 @@ pub struct LatencyReport {
     pub elapsed_s: f64,
     /// Round-trip time (two server relays and four socket hops).
     pub rtt: LatencySummary,
-    /// Server CPU per round trip, microseconds (with `--server-pid`; 10 ms ticks).
+    /// Server CPU per round trip, microseconds (with `--server-pid`, summed over
+    /// every pid; 10 ms ticks).
     pub server_cpu_us_per_round_trip: Option<f64>,
 }
 
-/// Runs the round-trip scenario against `target`.
+/// Runs the round-trip scenario: A on the first of `nodes`, B on the second (the
+/// first again when there is only one).
 pub async fn run(
-    target: SocketAddr,
+    nodes: &[SocketAddr],
     opts: &LatencyOpts,
-    server_pid: Option<u32>,
+    server_pids: &[u32],
     output: Output,
 ) -> Result<LatencyReport, Error> {
+    let (Some(&target), Some(&target_b)) = (nodes.first(), nodes.get(1).or(nodes.first())) else {
+        return Err(Error::Options("no address to connect to".to_owned()));
+    };
     let run = conn::run_id();
     let limit = Duration::from_secs_f64(opts.register_timeout);
     let setup = |e: conn::RegisterError| Error::Setup(e.to_string());
     let mut a = conn::register(target, &format!("b{run}a"), limit)
         .await
         .map_err(setup)?;
-    let b = conn::register(target, &format!("b{run}b"), limit)
+    let b = conn::register(target_b, &format!("b{run}b"), limit)
         .await
         .map_err(setup)?;
     let (a_nick, b_nick) = (a.nick.clone(), b.nick.clone());
     let stop = CancellationToken::new();
     let echo = tokio::spawn(echo(b.conn, a_nick, stop.clone()));
+    if nodes.len() > 1 {
+        let routed = await_route(&mut a.conn, &b_nick, limit).await;
+        if let Err(e) = routed {
+            stop.cancel();
+            return Err(e);
+        }
+    }
 
-    let before = server_sample(server_pid)?;
+    let before = server_samples(server_pids)?;
     let bar = output.progress(u64::from(opts.count), "round trips");
     let mut hist = new_histogram();
     let mut text = String::with_capacity(opts.size as usize);
@@ -114,7 +138,7 @@ pub async fn run(
     }
     let elapsed = start.elapsed();
     bar.finish_and_clear();
-    let after = server_sample(server_pid)?;
+    let after = server_samples(server_pids)?;
     stop.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(5), echo).await;
     if let Some(e) = failure {
@@ -123,7 +147,11 @@ pub async fn run(
     let round_trips = hist.len();
     Ok(LatencyReport {
         mode: "latency",
-        target: target.to_string(),
+        target: if target_b == target {
+            target.to_string()
+        } else {
+            format!("{target},{target_b}")
+        },
         transport: crate::transport::current().name(),
         round_trips,
         elapsed_s: secs(elapsed),
@@ -132,6 +160,31 @@ pub async fn run(
             .zip(after)
             .map(|(b, a)| b.cpu_micros_until(&a) as f64 / round_trips.max(1) as f64),
     })
+}
+
+/// Sends unmeasured round trips (`sync N`) until one comes back, each waited for
+/// longer than the last, within `limit`: on a cluster, until both nodes know both
+/// nicks. Late echoes of earlier ones are ignored by the measured loop, whose texts
+/// differ.
+async fn await_route(a: &mut Conn, b_nick: &str, limit: Duration) -> Result<(), Error> {
+    let deadline = Instant::now() + limit;
+    let mut wait = ROUTE_WAIT_FIRST;
+    for n in 0u32.. {
+        let text = format!("sync {n}");
+        a.send(&conn::line("PRIVMSG", &[b_nick], Some(&text)))
+            .await
+            .map_err(|e| Error::Setup(format!("send: {e}")))?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(wait.min(left), await_echo(a, &text)).await {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(e)) => return Err(Error::Setup(e)),
+            Err(_) if Instant::now() >= deadline => break,
+            Err(_) => wait = (wait * 2).min(ROUTE_WAIT_MAX),
+        }
+    }
+    Err(Error::Setup(format!(
+        "no private message got from A's node to {b_nick} and back within {limit:?}"
+    )))
 }
 
 /// Reads until the PRIVMSG whose text is `text` (answering PING).

@@ -1,6 +1,6 @@
 //! `chat-bench`, a load generator for IRC servers (palaver's, or any other).
 //!
-//! Four scenarios, each a module with an options struct (`clap::Args`), a `run`
+//! Five scenarios, each a module with an options struct (`clap::Args`), a `run`
 //! function and a serialisable report:
 //!
 //! - [`connect`]: register many clients at once and hold them (registration latency,
@@ -26,6 +26,7 @@ pub mod abuse;
 pub mod addr;
 pub mod conn;
 pub mod connect;
+pub mod failover;
 pub mod fanout;
 pub mod history_check;
 pub mod latency;
@@ -56,6 +57,17 @@ pub enum Error {
     /// The measured phase failed.
     #[error("run failed: {0}")]
     Run(String),
+}
+
+/// Reads the counters of every `--server-pid` (the nodes of a cluster and its bus),
+/// or `None` when none was given.
+pub(crate) fn server_samples(pids: &[u32]) -> Result<Option<procstat::Samples>, Error> {
+    if pids.is_empty() {
+        return Ok(None);
+    }
+    procstat::Samples::read(pids)
+        .map(Some)
+        .map_err(|(pid, source)| Error::Proc { pid, source })
 }
 
 /// Reads the server's counters if `--server-pid` was given.

@@ -1,6 +1,7 @@
 //! `chat-bench`: the load generator's command line. Parses the options, pins the
 //! process to a CPU if asked, raises the file-descriptor limit, builds the tokio
-//! runtime, checks the target address and runs one scenario from the library.
+//! runtime, checks the target address (or the nodes of a cluster) and runs one
+//! scenario from the library.
 
 use std::process::ExitCode;
 
@@ -8,14 +9,17 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use palaver_bench::abuse::AbuseOpts;
 use palaver_bench::connect::ConnectOpts;
+use palaver_bench::failover::FailoverOpts;
 use palaver_bench::fanout::FanoutOpts;
 use palaver_bench::latency::LatencyOpts;
 use palaver_bench::report::Output;
 use palaver_bench::transport::Transport;
-use palaver_bench::{abuse, addr, connect, fanout, latency};
+use palaver_bench::{abuse, addr, connect, failover, fanout, latency};
 
 /// Exit status when a fan-out run lost, duplicated or reordered deliveries.
 const EXIT_NOT_CLEAN: u8 = 3;
+/// Exit status when a failover run did not see every QUIT, or the nick freed, in time.
+const EXIT_FAILOVER_INCOMPLETE: u8 = 4;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -32,7 +36,14 @@ const EXIT_NOT_CLEAN: u8 = 3;
         chat-bench latency --addr 127.0.0.1:6667 --json\n  \
         chat-bench fanout --addr 127.0.0.1:6667 --tls --websocket --members 50\n  \
         chat-bench abuse --addr 127.0.0.1:6667 --users 2100 --attack who-star --duration 20\n\n\
-        Exit status: 0 done, 1 error, 3 fan-out deliveries lost, duplicated or reordered."
+        A cluster (palaver nodes sharing a NATS bus; list every node, and every pid to sum):\n  \
+        chat-bench fanout --addr 127.0.0.1:16701,127.0.0.1:16702,127.0.0.1:16703 --members 30 --senders 3 \\\n    \
+        --duration 3 --server-pid $A --server-pid $B --server-pid $C --server-pid $NATS\n  \
+        chat-bench latency --addr 127.0.0.1:16701,127.0.0.1:16702\n  \
+        chat-bench connect --addr 127.0.0.1:16701,127.0.0.1:16702 --clients 2000\n  \
+        chat-bench failover --addr 127.0.0.1:16701,127.0.0.1:16702 --victim-pid $A --users 20\n\n\
+        Exit status: 0 done, 1 error, 3 fan-out deliveries lost, duplicated or reordered, \
+        4 failover incomplete (a QUIT missing, or the nick not freed, in time)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -64,6 +75,15 @@ enum Scenario {
         #[command(flatten)]
         opts: LatencyOpts,
     },
+    /// Cluster failover: users on the first node, a watcher on the second; SIGKILL
+    /// to --victim-pid (the first node), then the time to the watcher's first and
+    /// last "lost" QUIT and until a dead user's nick registers on the second node.
+    Failover {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        opts: FailoverOpts,
+    },
     /// Attackers from one address send an abusive command at the server's allowed
     /// pace while a canary from another address times PING round trips; reports the
     /// canary's latency, lost pings, attackers cut and the time to recover. Works
@@ -79,15 +99,20 @@ enum Scenario {
 /// Options every scenario takes.
 #[derive(Debug, Args)]
 struct Common {
-    /// The server to load, HOST:PORT (IPv6 as [::1]:PORT).
-    #[arg(long, default_value = "127.0.0.1:6667")]
+    /// The server to load, HOST:PORT (IPv6 as [::1]:PORT); for a cluster, its nodes
+    /// comma-separated (HOST:PORT,HOST:PORT,...): connect and fanout spread their
+    /// clients round-robin, latency puts its two clients on the first two, failover
+    /// kills the first and watches from the second; abuse takes one address.
+    #[arg(long, default_value = "127.0.0.1:6667", value_name = "HOST:PORT[,...]")]
     addr: String,
     /// Allow a target that is not a loopback address. Only load servers you run.
     #[arg(long)]
     allow_remote: bool,
     /// Process id of the server (on this machine) to read CPU time and RSS from /proc.
-    #[arg(long, value_name = "PID")]
-    server_pid: Option<u32>,
+    /// Repeat it (or comma-separate) for a cluster: its nodes and the NATS server;
+    /// the costs are summed and each pid's share listed.
+    #[arg(long, value_name = "PID", value_delimiter = ',')]
+    server_pid: Vec<u32>,
     /// Print one JSON object on stdout instead of the summary.
     #[arg(long)]
     json: bool,
@@ -133,6 +158,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Scenario::Connect { common, .. }
         | Scenario::Fanout { common, .. }
         | Scenario::Latency { common, .. }
+        | Scenario::Failover { common, .. }
         | Scenario::Abuse { common, .. } => common,
     };
     if let Some(cpu) = common.cpu {
@@ -154,17 +180,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     .build()
     .context("building the tokio runtime")?;
     runtime.block_on(async {
-        let target = addr::resolve(&common.addr, common.allow_remote)
+        let nodes = addr::resolve_all(&common.addr, common.allow_remote)
             .await
             .with_context(|| format!("--addr {}", common.addr))?;
         let output = Output {
             quiet: common.quiet,
         };
-        let pid = common.server_pid;
+        let pids = common.server_pid.as_slice();
         let needed = match &cli.scenario {
             Scenario::Connect { opts, .. } => u64::from(opts.clients),
             Scenario::Fanout { opts, .. } => u64::from(opts.channels) * u64::from(opts.members),
             Scenario::Latency { .. } => 2,
+            Scenario::Failover { opts, .. } => u64::from(opts.users) + 2,
             Scenario::Abuse { opts, .. } => opts.connections(),
         };
         if needed + 64 > fds {
@@ -174,17 +201,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         match &cli.scenario {
             Scenario::Connect { opts, .. } => {
-                let report = connect::run(target, opts, pid, output).await?;
+                let report = connect::run(&nodes, opts, pids, output).await?;
                 print(common.json, &report)?;
                 if report.registered == 0 && opts.clients > 0 {
                     // Nothing was measured: say so, and fail, so a script notices.
                     let why = report.failure_examples.first().map_or("", String::as_str);
+                    let target = &report.target;
                     bail!("no client registered with {target} ({why}): is the server running?");
                 }
                 Ok(ExitCode::SUCCESS)
             }
             Scenario::Fanout { opts, .. } => {
-                let report = fanout::run(target, opts, pid, output).await?;
+                let report = fanout::run(&nodes, opts, pids, output).await?;
                 print(common.json, &report)?;
                 Ok(if report.is_clean() {
                     ExitCode::SUCCESS
@@ -193,12 +221,35 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 })
             }
             Scenario::Latency { opts, .. } => {
-                let report = latency::run(target, opts, pid, output).await?;
+                let report = latency::run(&nodes, opts, pids, output).await?;
                 print(common.json, &report)?;
                 Ok(ExitCode::SUCCESS)
             }
+            Scenario::Failover { opts, .. } => {
+                if !pids.is_empty() {
+                    bail!("failover measures times, not costs: it takes no --server-pid");
+                }
+                let report = failover::run(&nodes, opts, output).await?;
+                print(common.json, &report)?;
+                Ok(if report.is_complete() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(EXIT_FAILOVER_INCOMPLETE)
+                })
+            }
             Scenario::Abuse { opts, .. } => {
-                let report = abuse::run(target, opts, pid, output).await?;
+                // One attacked address and one canary: a cluster's nodes would each
+                // need their own, so the scenario stays single-node.
+                let [target] = nodes[..] else {
+                    bail!(
+                        "abuse loads one server: --addr takes a single HOST:PORT here, not {} nodes",
+                        nodes.len()
+                    );
+                };
+                if pids.len() > 1 {
+                    bail!("abuse reads one server's costs: give --server-pid once");
+                }
+                let report = abuse::run(target, opts, pids.first().copied(), output).await?;
                 print(common.json, &report)?;
                 Ok(ExitCode::SUCCESS)
             }

@@ -295,6 +295,7 @@ async fn help_describes_every_scenario() {
         "connect",
         "fanout",
         "latency",
+        "failover",
         "abuse",
         "--allow-remote",
         "--no-flood-limit",
@@ -316,6 +317,126 @@ async fn help_describes_every_scenario() {
             run.stdout.contains(word),
             "{word} missing from fanout --help"
         );
+    }
+}
+
+/// Two "nodes" that are one ordinary server: the round-robin spreading and the
+/// wait for every node's NAMES run, and must change nothing else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_over_a_node_list_that_is_one_server_works_like_one_node() {
+    let server = TestServer::start().await;
+    let one = server.addr.to_string();
+    let nodes = format!("{one},{one}");
+    let pid = std::process::id().to_string();
+    let run = bench(&[
+        "fanout",
+        "--addr",
+        &nodes,
+        "--channels",
+        "2",
+        "--members",
+        "5",
+        "--senders",
+        "2",
+        "--duration",
+        "1",
+        "--json",
+        "-q",
+        "--server-pid",
+        &pid,
+        "--server-pid",
+        &pid,
+    ])
+    .await;
+    let report = run.json();
+    let sent = num(&report, "sent");
+    assert!(sent > 0.0, "nothing sent: {report}");
+    assert_eq!(num(&report, "deliveries"), sent * 4.0);
+    for field in ["lost", "duplicates", "reordered", "foreign", "disconnected"] {
+        assert_eq!(num(&report, field), 0.0, "{field} in {report}");
+    }
+    assert_eq!(report["target"], nodes.as_str());
+    assert_eq!(report["nodes"], serde_json::json!([one, one]));
+    assert!(num(&report, "converge_s") >= 0.0, "{report}");
+    // The same pid twice: summed twice, each share listed.
+    assert_eq!(
+        report["server"]["per_pid"].as_array().map(Vec::len),
+        Some(2)
+    );
+    assert_eq!(report["server"]["pids"].as_array().map(Vec::len), Some(2));
+    // One address: no convergence step, as before.
+    let run = bench(&[
+        "fanout",
+        "--addr",
+        &one,
+        "--members",
+        "3",
+        "--duration",
+        "0.3",
+        "--json",
+        "-q",
+    ])
+    .await;
+    let report = run.json();
+    assert!(report["converge_s"].is_null(), "{report}");
+    assert_eq!(report["nodes"], serde_json::json!([one]));
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latency_and_connect_take_a_node_list() {
+    let server = TestServer::start().await;
+    let one = server.addr.to_string();
+    let nodes = format!("{one},{one}");
+    let run = bench(&["latency", "--addr", &nodes, "--count", "50", "--json"]).await;
+    let report = run.json();
+    assert_eq!(num(&report, "round_trips"), 50.0);
+    let run = bench(&[
+        "connect",
+        "--addr",
+        &nodes,
+        "--clients",
+        "10",
+        "--hold",
+        "0",
+        "--json",
+        "-q",
+    ])
+    .await;
+    let report = run.json();
+    assert_eq!(num(&report, "registered"), 10.0);
+    assert_eq!(report["nodes"].as_array().map(Vec::len), Some(2));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn node_lists_are_refused_where_they_make_no_sense() {
+    for args in [
+        &["abuse", "--addr", "127.0.0.1:9,127.0.0.1:10"][..],
+        &["fanout", "--addr", "127.0.0.1:9,,127.0.0.1:10"],
+        &[
+            "failover",
+            "--addr",
+            "127.0.0.1:9",
+            "--victim-pid",
+            "123456",
+        ],
+        &[
+            "failover",
+            "--addr",
+            "127.0.0.1:9,127.0.0.1:9",
+            "--victim-pid",
+            "123456",
+        ],
+    ] {
+        let run = bench(args).await;
+        assert_eq!(run.code, 1, "{args:?}: {}", run.stdout);
+        assert!(
+            run.stderr.contains("chat-bench:"),
+            "{args:?}: {}",
+            run.stderr
+        );
+        assert!(run.stdout.is_empty(), "{args:?}: {}", run.stdout);
     }
 }
 
