@@ -660,8 +660,8 @@ async fn history_is_the_same_from_every_node() {
     }
     // Each node's user speaks; every message reaches everyone (so it is stored).
     for round in 0..3 {
-        for n in 0..3 {
-            clients[n]
+        for (n, client) in clients.iter_mut().enumerate() {
+            client
                 .send(&format!("PRIVMSG #hist :r{round} from {n}"))
                 .await;
         }
