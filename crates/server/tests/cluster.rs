@@ -705,3 +705,72 @@ async fn history_is_the_same_from_every_node() {
     let ids: std::collections::HashSet<_> = answers[0].iter().map(|(id, _, _)| id).collect();
     assert_eq!(ids.len(), 9, "msgids are unique across nodes");
 }
+
+#[tokio::test]
+#[ignore = "needs nats-server and PostgreSQL: scripts/test-cluster.sh"]
+async fn a_channel_registered_on_one_node_is_registered_on_every_node() {
+    let nats = Nats::start();
+    let url = crate::postgres_store::fresh_database().await;
+    let (dir_a, dir_b) = (
+        tempfile::tempdir().expect("tempdir"),
+        tempfile::tempdir().expect("tempdir"),
+    );
+    let a = Node::start_on_store(&nats, "a", &url, dir_a.path());
+    let b = Node::start_on_store(&nats, "b", &url, dir_b.path());
+    let mut founder = a.client("founder").await;
+    founder.send("REGISTER * * correct-horse-battery").await;
+    founder
+        .expect(|line| line.0.contains("REGISTER SUCCESS founder "))
+        .await;
+    founder.send("JOIN #owned").await;
+    founder.expect_command("366").await;
+    founder.send("PRIVMSG ChanServ :REGISTER #owned").await;
+    founder
+        .expect(|l| l.command() == "NOTICE" && l.last().contains("is now registered"))
+        .await;
+    founder
+        .send("PRIVMSG ChanServ :ACCESS #owned ADD helper")
+        .await;
+    founder
+        .expect(|l| l.command() == "NOTICE" && l.last().contains("operator access"))
+        .await;
+
+    // The same account on node b: node b knows the registration and its access
+    // list, so ChanServ there answers INFO and ops the founder's account on JOIN.
+    let mut again = TestClient::connect(b.addr).await;
+    again.nick = "founder2".to_owned();
+    again.send("CAP REQ :sasl").await;
+    again.expect_command("CAP").await;
+    again.send("NICK founder2").await;
+    again.send("USER founder2 0 * :f").await;
+    again.send("AUTHENTICATE PLAIN").await;
+    again
+        .expect(|l| l.command() == "AUTHENTICATE" && l.last() == "+")
+        .await;
+    use base64::Engine as _;
+    let plain =
+        base64::engine::general_purpose::STANDARD.encode("\0founder\0correct-horse-battery");
+    again.send(&format!("AUTHENTICATE {plain}")).await;
+    again.expect_command("903").await;
+    again.send("CAP END").await;
+    again.expect_command("001").await;
+    let deadline = Instant::now() + CONVERGE;
+    loop {
+        again.send("PRIVMSG ChanServ :INFO #owned").await;
+        let info = again.expect_command("NOTICE").await;
+        if !info.last().contains("not registered") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node b never heard of the registration"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    await_members(&mut again, "#owned", &["founder"]).await;
+    again.send("JOIN #owned").await;
+    let op = again
+        .expect(|l| l.command() == "MODE" && l.param(1) == "+o")
+        .await;
+    assert_eq!(op.param(2), "founder2");
+}

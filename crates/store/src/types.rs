@@ -12,6 +12,7 @@ use std::fmt;
 /// references (`timestamp=`) are compared at that precision, and an integer orders
 /// and indexes the same way in every database (no text dates, no time zones).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Timestamp(pub i64);
 
 impl Timestamp {
@@ -182,6 +183,7 @@ pub struct PasswordUpdate {
 
 /// Which list of a channel an entry belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum ListKind {
     /// `+b`: bans.
     Ban,
@@ -214,6 +216,7 @@ impl ListKind {
 
 /// One entry of a ban, exception or invite-exception list.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct ListEntry {
     /// Which list.
     pub kind: ListKind,
@@ -227,6 +230,7 @@ pub struct ListEntry {
 
 /// A channel's access list entry: an account and its level.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct AccessEntry {
     /// The folded account name.
     pub account: String,
@@ -237,6 +241,7 @@ pub struct AccessEntry {
 
 /// A channel's topic as the server shows it (RPL_TOPIC, RPL_TOPICWHOTIME).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Topic {
     /// The topic text.
     pub text: String,
@@ -248,6 +253,7 @@ pub struct Topic {
 
 /// A registered channel: what survives a restart.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct ChannelRegistration {
     /// The folded channel name: the key every lookup uses.
     pub key: String,

@@ -181,9 +181,16 @@ pub(crate) enum Event {
     ServerBan(Box<ServerBan>),
     /// An operator on the sender removed one (`kind` is `K` or `D`).
     ServerUnban { kind: char, mask: String },
+    /// A channel's registration (ChanServ) as the sender now has it, `None` once
+    /// dropped: the sender saved it in the store the nodes share; the others
+    /// replace their copy, so none of them saves an older one over it.
+    Registration {
+        key: String,
+        registration: Option<Box<palaver_store::ChannelRegistration>>,
+    },
     /// Write `line` (a whole IRC line, CRLF included) to these users of the
     /// receiving node, in this order relative to the envelope's other events.
-    Deliver { line: Vec<u8>, to: Vec<u64> },
+    Deliver { line: bytes::Bytes, to: Vec<u64> },
     /// Asks the receiving node (the user's home) to end a connection: KILL from
     /// another node, or the sender could not keep up with its lines.
     Disconnect { id: u64, reason: String },
@@ -232,7 +239,7 @@ mod tests {
                     },
                 },
                 Event::Deliver {
-                    line: b":alice!~a@h PRIVMSG #lobby :hi\r\n".to_vec(),
+                    line: bytes::Bytes::from_static(b":alice!~a@h PRIVMSG #lobby :hi\r\n"),
                     to: (1..=100).collect(),
                 },
             ],

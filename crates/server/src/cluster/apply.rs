@@ -6,7 +6,6 @@
 
 use std::time::Instant;
 
-use bytes::Bytes;
 use palaver_proto::CaseKey;
 
 use crate::bus::{Envelope, Event};
@@ -130,19 +129,23 @@ fn apply(world: &mut World, from: &str, event: Event, follow_up: &mut FollowUp) 
                 crate::lock(&world.bans).insert(ban);
             }
         }
+        Event::Registration { key, registration } => {
+            world
+                .registry
+                .replace(&World::key(&key), registration.map(|r| *r));
+        }
         Event::ServerUnban { kind, mask } => {
             if let Some(kind) = crate::bus::kind_of(kind) {
                 crate::lock(&world.bans).remove(kind, &mask);
             }
         }
         Event::Deliver { line, to } => {
-            let line = Bytes::from(line);
             for id in to {
-                let id = ClientId(id);
-                if world.is_remote(id) {
-                    continue;
-                }
-                if let Some(client) = world.clients.get(&id) {
+                // Only this node's own users: a line pushed to a remote user's
+                // outbox here would travel on again.
+                if let Some(client) = world.clients.get(&ClientId(id))
+                    && world.is_local_outbox(&client.outbox)
+                {
                     client.send(line.clone());
                 }
             }

@@ -18,6 +18,7 @@ use crate::bus::Bus;
 use crate::bus::{Envelope, Event};
 use crate::metrics::{ClusterCounters, Metrics};
 use crate::outbox::{Outbox, Taken};
+use crate::world::Map;
 use crate::world::remote::Outgoing;
 use crate::{Shared, lock};
 
@@ -31,10 +32,10 @@ const SWEEP: Duration = Duration::from_millis(250);
 struct Deliveries {
     entries: Vec<(Bytes, Vec<u64>)>,
     /// Entry of each distinct line (by the address of its shared bytes).
-    by_line: HashMap<(usize, usize), usize>,
+    by_line: Map<(usize, usize), usize>,
     /// The entry of each recipient's latest line: a later line of the same
     /// recipient may join only an entry after it.
-    latest: HashMap<u64, usize>,
+    latest: Map<u64, usize>,
 }
 
 impl Deliveries {
@@ -57,10 +58,9 @@ impl Deliveries {
     }
 
     fn into_events(self) -> impl Iterator<Item = Event> {
-        self.entries.into_iter().map(|(line, to)| Event::Deliver {
-            line: line.to_vec(),
-            to,
-        })
+        self.entries
+            .into_iter()
+            .map(|(line, to)| Event::Deliver { line, to })
     }
 }
 
@@ -325,9 +325,13 @@ fn take(shared: &Shared, bus: &Bus, held: &mut Vec<Arc<Outbox>>) -> Batch {
         let taken = outbox.take(&mut lines, committed);
         let (requests, deliveries) = batch.addressed.entry(slot.node.clone()).or_default();
         ClusterCounters::add(&shared.metrics.cluster.forwarded_lines, lines.len() as u64);
+        let mut bytes = 0;
         for line in lines.drain(..) {
-            let _ = outbox.written(line.len());
+            bytes += line.len();
             deliveries.add(slot.origin, line);
+        }
+        if bytes > 0 {
+            let _ = outbox.written(bytes);
         }
         match taken {
             Taken::Held => held.push(Arc::clone(outbox)),

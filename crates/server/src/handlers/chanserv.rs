@@ -207,6 +207,7 @@ pub(super) fn channel_registered(
     world
         .registry
         .insert(registration, world.channels.get(&key));
+    world.announce_registration(&key);
     reply(ctx, &format!("{name} is now registered to {account}"));
 }
 
@@ -269,7 +270,9 @@ pub(super) fn channel_dropped(ctx: &mut Ctx<'_>, key: &str, name: &str, ok: bool
         reply(ctx, &format!("{name} could not be dropped; try again"));
         return;
     }
-    ctx.world.registry.remove(&World::key(key));
+    let key = World::key(key);
+    ctx.world.registry.remove(&key);
+    ctx.world.announce_registration(&key);
     tracing::info!(client = ctx.id.0, channel = %name, "channel registration dropped");
     reply(ctx, &format!("{name} is no longer registered"));
 }
@@ -453,6 +456,7 @@ fn add_access(ctx: &mut Ctx<'_>, key: &CaseKey, account: &str) {
         });
     }
     ctx.world.registry.mark_dirty(key);
+    ctx.world.announce_registration(key);
     reply(ctx, &format!("{account} now has operator access to {name}"));
 }
 
@@ -475,5 +479,6 @@ fn del_access(ctx: &mut Ctx<'_>, key: &CaseKey, account: &str) {
         return;
     }
     ctx.world.registry.mark_dirty(key);
+    ctx.world.announce_registration(key);
     reply(ctx, &format!("{account} no longer has access to {name}"));
 }

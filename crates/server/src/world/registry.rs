@@ -90,6 +90,21 @@ impl Registry {
         }
     }
 
+    /// Takes another cluster node's copy of registration `key` (`None`: dropped
+    /// there). That node saves it; a pending save of the old copy here is
+    /// cancelled.
+    pub(crate) fn replace(&mut self, key: &CaseKey, registration: Option<ChannelRegistration>) {
+        self.dirty.remove(key);
+        match registration {
+            Some(registration) => {
+                self.channels.insert(key.clone(), registration);
+            }
+            None => {
+                self.channels.remove(key);
+            }
+        }
+    }
+
     /// Forgets a registration (dropped); a pending save of it is cancelled.
     pub(crate) fn remove(&mut self, key: &CaseKey) -> Option<ChannelRegistration> {
         self.dirty.remove(key);
@@ -327,6 +342,9 @@ pub(crate) fn account_dropped(world: &mut World, name: &str) -> Vec<String> {
         .collect();
     for key in &listed {
         registry.mark_dirty(key);
+    }
+    for key in founded.iter().chain(&listed) {
+        world.announce_registration(key);
     }
     founded
         .into_iter()

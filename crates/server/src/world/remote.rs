@@ -187,6 +187,17 @@ impl World {
         }
     }
 
+    /// Announces registration `key` as this node now has it (registered, changed
+    /// access, or dropped when it is gone).
+    pub(crate) fn announce_registration(&mut self, key: &CaseKey) {
+        self.announce(|world| {
+            Some(Event::Registration {
+                key: key.as_str().to_owned(),
+                registration: world.registry.get(key).cloned().map(Box::new),
+            })
+        });
+    }
+
     /// Announces that `id` (of any node) was invited to channel `key`.
     pub(crate) fn announce_invite(&mut self, id: ClientId, key: &CaseKey) {
         self.announce(|world| {
