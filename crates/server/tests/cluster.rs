@@ -774,3 +774,128 @@ async fn a_channel_registered_on_one_node_is_registered_on_every_node() {
         .await;
     assert_eq!(op.param(2), "founder2");
 }
+
+/// A TCP relay between one node and NATS, which the test can cut: a network
+/// partition of that node alone.
+struct Cuttable {
+    port: u16,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    generation: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+impl Cuttable {
+    async fn start(target: u16) -> Self {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the relay");
+        let port = listener.local_addr().expect("relay address").port();
+        let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (generation, _) = tokio::sync::watch::channel(0u64);
+        let generation = std::sync::Arc::new(generation);
+        let (refusing, cuts) = (cut.clone(), generation.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if refusing.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let mut cut_now = cuts.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", target)).await
+                    else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut_now.changed() => {}
+                    }
+                });
+            }
+        });
+        Self {
+            port,
+            cut,
+            generation,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Drops every connection through the relay and refuses new ones.
+    fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.generation.send_modify(|n| *n += 1);
+    }
+
+    fn restore(&self) {
+        self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs nats-server: scripts/test-cluster.sh"]
+async fn a_node_cut_off_from_the_bus_is_lost_then_rejoins_without_nick_clashes() {
+    let nats = Nats::start();
+    let relay = Cuttable::start(nats.port).await;
+    let url = relay.url();
+    let (a_process, a_addr) = ServerProcess::listening(ServerProcess::spawn_command({
+        let mut command = ServerProcess::command();
+        command.args([
+            "127.0.0.1",
+            "0",
+            "--no-tls",
+            "--no-flood-limit",
+            "--cluster",
+            &url,
+            "--node-name",
+            "a",
+            "--node-timeout",
+            "2s",
+        ]);
+        command
+    }));
+    let a = Node {
+        process: a_process,
+        addr: a_addr,
+    };
+    let b = Node::start(&nats, "b", &[]);
+    let mut island = a.client("island").await;
+    let mut mainland = b.client("mainland").await;
+    island.send("JOIN #sea").await;
+    island.expect_command("366").await;
+    await_members(&mut mainland, "#sea", &["island"]).await;
+    mainland.send("JOIN #sea").await;
+    mainland.expect_command("366").await;
+    await_members(&mut island, "#sea", &["mainland", "island"]).await;
+
+    // Node a is cut off: node b sees its users quit, and the nick is free there.
+    relay.cut();
+    let quit = mainland.expect_command("QUIT").await;
+    assert_eq!(
+        (quit.source_nick(), quit.last()),
+        ("island".into(), "node a lost".into())
+    );
+    let mut usurper = TestClient::connect(b.addr).await;
+    usurper.send("NICK island").await;
+    usurper.send("USER u 0 * :u").await;
+    usurper.expect_command("001").await;
+
+    // Back on the bus, node a finds its user's nick taken: it renames its user,
+    // and both nodes see both users again, without a clash.
+    relay.restore();
+    let renamed = island
+        .expect(|l| l.command() == "NICK" && l.source_nick() == "island")
+        .await;
+    let guest = renamed.param(0);
+    assert!(guest.starts_with("Guest"), "{renamed:?}");
+    await_members(&mut mainland, "#sea", &["mainland", &guest]).await;
+    await_online(&mut island, "island", true).await;
+    island.send("PRIVMSG #sea :back").await;
+    let line = mainland
+        .expect(|l| l.command() == "PRIVMSG" && l.last() == "back")
+        .await;
+    assert_eq!(line.source_nick(), guest);
+}

@@ -208,6 +208,45 @@ impl Bus {
     }
 }
 
+impl Bus {
+    /// After this node was cut off from the bus: makes the nick claims match its
+    /// users again. Each user's nick is claimed afresh (the other nodes may have
+    /// declared this node lost and freed them); claims of this incarnation that no
+    /// user holds any more (their release was lost with the bus) are released.
+    /// Returns the users whose nick someone else took meanwhile.
+    pub(crate) async fn reconcile_claims(&self, held: &[(CaseKey, u64)]) -> Vec<u64> {
+        use futures_util::StreamExt as _;
+        let mut lost = Vec::new();
+        for (key, id) in held {
+            if self.claim_nick(key, *id).await == Err(ClaimRefused::Taken) {
+                lost.push(*id);
+            }
+        }
+        let current: std::collections::HashSet<String> = held
+            .iter()
+            .map(|(key, id)| format!("{}={}", nick_key(key), self.holder(*id)))
+            .collect();
+        let mine = format!("{}/{}/", self.node, self.boot);
+        let Ok(mut keys) = self.nicks.keys().await else {
+            return lost;
+        };
+        while let Some(key) = keys.next().await {
+            let Ok(key) = key else { continue };
+            let Ok(Some(entry)) = self.nicks.entry(&key).await else {
+                continue;
+            };
+            let value = String::from_utf8_lossy(&entry.value);
+            if value.starts_with(&mine) && !current.contains(&format!("{key}={value}")) {
+                let _ = self
+                    .nicks
+                    .delete_expect_revision(&key, Some(entry.revision))
+                    .await;
+            }
+        }
+        lost
+    }
+}
+
 /// Whether a claim's stored owner (`node/boot/id`) is `holder`, or within it
 /// when `holder` ends with `/` (`node/boot/`: a whole incarnation).
 fn held_by(value: &[u8], holder: &str) -> bool {

@@ -135,6 +135,7 @@ pub(crate) async fn run(shared: Arc<Shared>, bus: Bus, stop: CancellationToken) 
                     // Everyone was silent to us meanwhile: start their clocks
                     // again rather than declare them all lost, and resynchronise.
                     grace(&shared);
+                    reconcile(&shared, &bus).await;
                     hello(&shared, &bus).await;
                 } else if up {
                     publish(&bus, &shared.metrics, bus.all_subject(), vec![Event::Alive { hello: false }]).await;
@@ -189,6 +190,42 @@ fn burst(shared: &Shared) -> Vec<Event> {
             .map(|state| Event::Channel(Box::new(state))),
     );
     events
+}
+
+/// After an outage: claims this node's users' nicks again (renaming to a guest
+/// nick anyone whose nick another node's user took meanwhile) and releases the
+/// claims whose release was lost.
+async fn reconcile(shared: &Shared, bus: &Bus) {
+    let held: Vec<(CaseKey, u64)> = {
+        let world = shared.lock_world();
+        world
+            .clients
+            .iter()
+            .filter(|(id, _)| !world.is_remote(**id))
+            .filter_map(|(id, client)| {
+                client
+                    .nick
+                    .as_deref()
+                    .map(|nick| (crate::world::World::key(nick), id.0))
+            })
+            .collect()
+    };
+    let lost = bus.reconcile_claims(&held).await;
+    if lost.is_empty() {
+        return;
+    }
+    tracing::warn!(
+        users = lost.len(),
+        "nicks taken on other nodes during the outage"
+    );
+    let mut world = shared.lock_world();
+    for id in lost {
+        crate::handlers::nickserv::rename_to_guest(
+            &mut world,
+            crate::world::ClientId(id),
+            "Your nick was taken on another server while this one was cut off; you are now",
+        );
+    }
 }
 
 /// Resets every node's silence clock (after this node's own outage).
@@ -276,9 +313,14 @@ async fn receive(shared: &Shared, bus: &Bus, payload: &[u8]) {
     }
 }
 
-/// Takes what the world queued for other nodes and publishes it.
+/// Takes what the world queued for other nodes and publishes it. While the bus
+/// is down it is dropped instead (the other nodes could not get it; they learn
+/// the state from the bursts after the reconnection), so nothing piles up here.
 async fn flush(shared: &Shared, bus: &Bus, held: &mut Vec<Arc<Outbox>>) {
     let batch = take(shared, bus, held);
+    if bus.client.connection_state() != async_nats::connection::State::Connected {
+        return;
+    }
     release(bus, batch.releases);
     let mut addressed = batch.addressed;
     for node in batch.nodes {
@@ -348,6 +390,10 @@ fn take(shared: &Shared, bus: &Bus, held: &mut Vec<Arc<Outbox>>) -> Batch {
     batch
 }
 
+/// The longest a publish may wait for the NATS client to take it (its buffer is
+/// full while the connection is stuck): the link must keep draining the world.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// The largest bus message this node sends: well under NATS's default 1 MiB
 /// payload limit. A larger batch (a burst of thousands of users, a busy pass) is
 /// split into several, in order.
@@ -381,8 +427,15 @@ async fn publish(bus: &Bus, metrics: &Metrics, subject: String, events: Vec<Even
         let counters = &metrics.cluster;
         ClusterCounters::add(&counters.sent_messages, 1);
         ClusterCounters::add(&counters.sent_bytes, bytes.len() as u64);
-        if let Err(error) = bus.client.publish(subject.clone(), bytes.into()).await {
-            tracing::warn!(%error, "cannot publish to the cluster bus");
+        match tokio::time::timeout(
+            PUBLISH_TIMEOUT,
+            bus.client.publish(subject.clone(), bytes.into()),
+        )
+        .await
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "cannot publish to the cluster bus"),
+            Err(_) => tracing::warn!("the cluster bus is not taking messages; one dropped"),
         }
     }
 }

@@ -395,15 +395,22 @@ pub(crate) fn enforce(shared: &crate::Shared, now: Instant) {
         if !world.clients.contains_key(&id) {
             continue;
         }
-        let guest = guest_nick(&world);
-        notice(
-            &world,
+        rename_to_guest(
+            &mut world,
             id,
-            &format!("Your nick is registered to someone else; you are now {guest}"),
+            "Your nick is registered to someone else; you are now",
         );
-        let mut ctx = Ctx::new(&mut world, id);
-        super::registration::rename(&mut ctx, &guest);
     }
+}
+
+/// Renames client `id` to a free `Guest<digits>` nick, telling it `why` followed
+/// by the new nick (NickServ enforcement; a cluster node whose user's nick was
+/// taken while the node was cut off from the others).
+pub(crate) fn rename_to_guest(world: &mut World, id: ClientId, why: &str) {
+    let guest = guest_nick(world);
+    notice(world, id, &format!("{why} {guest}"));
+    let mut ctx = Ctx::new(world, id);
+    super::registration::rename(&mut ctx, &guest);
 }
 
 /// A free `Guest<digits>` nick.

@@ -31,6 +31,9 @@ use crate::bus::{self, Event, Membership, UserRef};
 use crate::outbox::Outbox;
 use crate::wakeup::Inbox;
 
+/// Most events waiting for the link (see [`World::announce`]).
+const MAX_OUTGOING: usize = 100_000;
+
 /// What the link has to publish, in order.
 #[derive(Debug)]
 pub(crate) enum Outgoing {
@@ -138,6 +141,12 @@ impl World {
             return;
         };
         if let Some(remote) = self.remote.as_mut() {
+            if remote.outgoing.len() >= MAX_OUTGOING {
+                // The link drains this every pass, dropping it while the bus
+                // is down; a queue this long means the link itself is stuck.
+                tracing::warn!("cluster events are not being sent; one dropped");
+                return;
+            }
             remote.outgoing.push(Outgoing::Event(event));
             remote.link.wakeup.notify_one();
         }
@@ -298,7 +307,7 @@ impl World {
 /// The sendq of a remote user's outbox here: the link drains it every pass, so it
 /// fills only while the bus is slow or down; past it, the user's home node is
 /// asked to disconnect it ("SendQ exceeded"), as a local client would be.
-const REMOTE_SENDQ: usize = 4 << 20;
+const REMOTE_SENDQ: usize = 1 << 20;
 
 impl World {
     /// Records that client `id` was invited to channel `key` (bounded as INVITE
