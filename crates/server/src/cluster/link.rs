@@ -33,28 +33,45 @@ struct Deliveries {
     entries: Vec<(Bytes, Vec<u64>)>,
     /// Entry of each distinct line (by the address of its shared bytes).
     by_line: Map<(usize, usize), usize>,
-    /// The entry of each recipient's latest line: a later line of the same
-    /// recipient may join only an entry after it.
-    latest: Map<u64, usize>,
 }
 
 impl Deliveries {
-    fn add(&mut self, to: u64, line: Bytes) {
-        let identity = (line.as_ptr() as usize, line.len());
-        let floor = self.latest.get(&to).copied();
-        let index = match self.by_line.get(&identity) {
-            Some(&index) if floor.is_none_or(|floor| index > floor) => {
-                self.entries[index].1.push(to);
-                index
-            }
-            _ => {
-                self.entries.push((line, vec![to]));
-                let index = self.entries.len() - 1;
-                self.by_line.insert(identity, index);
-                index
-            }
-        };
-        self.latest.insert(to, index);
+    /// Adds the lines one recipient was queued, in order. A line joins an entry
+    /// only after the entry of that recipient's previous line, so its order holds;
+    /// recipients of the same channel traffic usually have the same lines in the
+    /// same order, so the entry just after the previous one is tried first,
+    /// without hashing.
+    fn add(&mut self, to: u64, lines: impl Iterator<Item = Bytes>) {
+        let mut floor: Option<usize> = None;
+        for line in lines {
+            let identity = (line.as_ptr() as usize, line.len());
+            let next = floor.map_or(0, |floor| floor + 1);
+            let found = match self.entries.get(next) {
+                Some((candidate, _))
+                    if candidate.as_ptr() == line.as_ptr() && candidate.len() == line.len() =>
+                {
+                    Some(next)
+                }
+                _ => self
+                    .by_line
+                    .get(&identity)
+                    .copied()
+                    .filter(|index| floor.is_none_or(|floor| *index > floor)),
+            };
+            let index = match found {
+                Some(index) => {
+                    self.entries[index].1.push(to);
+                    index
+                }
+                None => {
+                    self.entries.push((line, vec![to]));
+                    let index = self.entries.len() - 1;
+                    self.by_line.insert(identity, index);
+                    index
+                }
+            };
+            floor = Some(index);
+        }
     }
 
     fn into_events(self) -> impl Iterator<Item = Event> {
@@ -367,12 +384,9 @@ fn take(shared: &Shared, bus: &Bus, held: &mut Vec<Arc<Outbox>>) -> Batch {
         let taken = outbox.take(&mut lines, committed);
         let (requests, deliveries) = batch.addressed.entry(slot.node.clone()).or_default();
         ClusterCounters::add(&shared.metrics.cluster.forwarded_lines, lines.len() as u64);
-        let mut bytes = 0;
-        for line in lines.drain(..) {
-            bytes += line.len();
-            deliveries.add(slot.origin, line);
-        }
+        let bytes: usize = lines.iter().map(Bytes::len).sum();
         if bytes > 0 {
+            deliveries.add(slot.origin, lines.drain(..));
             let _ = outbox.written(bytes);
         }
         match taken {
@@ -436,6 +450,53 @@ async fn publish(bus: &Bus, metrics: &Metrics, subject: String, events: Vec<Even
             Ok(Ok(())) => {}
             Ok(Err(error)) => tracing::warn!(%error, "cannot publish to the cluster bus"),
             Err(_) => tracing::warn!("the cluster bus is not taking messages; one dropped"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(deliveries: &Deliveries) -> Vec<(String, Vec<u64>)> {
+        deliveries
+            .entries
+            .iter()
+            .map(|(line, to)| (String::from_utf8_lossy(line).into_owned(), to.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn shared_lines_travel_once_and_every_recipient_keeps_its_order() {
+        let (one, two, three) = (
+            Bytes::from_static(b"1"),
+            Bytes::from_static(b"2"),
+            Bytes::from_static(b"3"),
+        );
+        let mut deliveries = Deliveries::default();
+        deliveries.add(10, [one.clone(), two.clone()].into_iter());
+        deliveries.add(11, [one.clone(), two.clone()].into_iter());
+        // 12 got 2 then 1: 1 may not join the entry before 2's.
+        deliveries.add(12, [two.clone(), one.clone()].into_iter());
+        deliveries.add(13, [three.clone()].into_iter());
+        assert_eq!(
+            ids(&deliveries),
+            [
+                ("1".to_owned(), vec![10, 11]),
+                ("2".to_owned(), vec![10, 11, 12]),
+                ("1".to_owned(), vec![12]),
+                ("3".to_owned(), vec![13]),
+            ]
+        );
+        // Each recipient, read in entry order, gets its own lines in its order.
+        for (to, expected) in [(10, "12"), (11, "12"), (12, "21"), (13, "3")] {
+            let got: String = deliveries
+                .entries
+                .iter()
+                .filter(|(_, ids)| ids.contains(&to))
+                .map(|(line, _)| String::from_utf8_lossy(line).into_owned())
+                .collect();
+            assert_eq!(got, expected, "recipient {to}");
         }
     }
 }
