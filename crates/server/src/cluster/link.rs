@@ -309,6 +309,14 @@ async fn receive(shared: &Shared, bus: &Bus, payload: &[u8]) {
         }
     };
     if *envelope.from == *bus.node {
+        if envelope.boot != bus.boot {
+            // Two processes with one --node-name would release each other's nick
+            // claims and drop each other's messages as their own: say so loudly.
+            tracing::error!(
+                node = %bus.node,
+                "another cluster node runs with this node's --node-name; give each node its own"
+            );
+        }
         return;
     }
     let follow_up = {
