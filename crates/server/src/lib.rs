@@ -9,6 +9,9 @@
 //! imports follow that path: a module imports only the ones after it (`listener` →
 //! `driver` → `connection` → `handlers` → `world` → `outbox` → `wakeup`, and the leaf
 //! utilities such as `config`, `caps`, `secret` and `admission`), never one before it.
+//! On a cluster (`Config::cluster`), `cluster` is a second entrance beside the
+//! listener: it applies what other nodes say to the world and forwards what the
+//! world queued for their users, in the wire format of `bus`.
 //! See ARCHITECTURE.md for the map, the layers and the invariants.
 
 pub mod config;
