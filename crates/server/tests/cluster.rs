@@ -246,6 +246,13 @@ async fn channels_and_private_messages_span_nodes() {
     assert_eq!(part.source_nick(), "carol");
     await_online(&mut alice, "robert", true).await;
     await_online(&mut alice, "bob", false).await;
+    // Node a remembers the old nick of node b's user, and a quit one.
+    alice.send("WHOWAS bob").await;
+    assert_eq!(alice.expect_command("314").await.param(1), "bob");
+    carol.send("QUIT :bye").await;
+    await_online(&mut alice, "carol", false).await;
+    alice.send("WHOWAS carol").await;
+    assert_eq!(alice.expect_command("314").await.param(1), "carol");
     for node in &nodes {
         crate::binary::assert_no_panic(&node.process.stderr());
     }

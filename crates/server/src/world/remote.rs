@@ -434,6 +434,15 @@ impl World {
         {
             self.nicks.remove(old_key);
         }
+        // The old nick goes to WHOWAS here too (as a quit does, through
+        // `remove_client`), with the identity it had under it.
+        if let (Some(old_nick), Some(old_key)) = (old.as_deref(), old_key.clone())
+            && let Some(client) = self.clients.get(&id)
+        {
+            let mut entry = super::WhowasEntry::of(client, old_key);
+            entry.nick = old_nick.to_owned();
+            self.remember(entry);
+        }
         match self.nicks.get(&new_key) {
             Some(holder) if *holder != id => {
                 // The cluster-wide claim makes this a moment's disagreement at
