@@ -68,6 +68,8 @@
 
 mod error;
 mod postgres;
+mod queue;
+mod span;
 mod sqlite;
 mod store;
 mod types;
@@ -77,9 +79,10 @@ pub mod conformance;
 
 pub use crate::error::{AppendError, AppendRejected, BackendError, StoreError};
 pub use crate::postgres::{PgOptions, PgStore, describe_url, is_postgres_url};
+pub use crate::queue::CommitHook;
 pub use crate::sqlite::{
-    BackupSummary, CommitHook, DATABASE_FILE, LOCK_FILE, RestoreSummary, SqliteOptions,
-    SqliteStore, SyncMode, backup, restore,
+    BackupSummary, DATABASE_FILE, LOCK_FILE, RestoreSummary, SqliteOptions, SqliteStore, SyncMode,
+    backup, restore,
 };
 pub use crate::store::{Store, StoreFuture};
 pub use crate::types::{

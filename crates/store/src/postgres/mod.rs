@@ -63,10 +63,11 @@ use tokio::sync::{Semaphore, oneshot, watch};
 use tokio_postgres::config::{Host, SslMode};
 use tokio_postgres::{Client, Config, NoTls};
 
-use self::sql::{FIRST, LAST, Pos, pg_err};
-use self::writer::{BoxFuture, Completion, Job, Queue, WriterCache, in_savepoint};
+use self::sql::pg_err;
+use self::writer::{BoxFuture, Job, Queue, WriterCache, in_savepoint};
 use crate::error::{AppendRejected, StoreError};
-use crate::sqlite::CommitHook;
+use crate::queue::{CommitHook, Completion};
+use crate::span::{FIRST, LAST, Resolved, Span};
 use crate::store::{Store, StoreFuture};
 use crate::types::{
     Account, CertfpAdded, ChannelRegistration, Expired, HistoryMessage, HistoryRef,
@@ -563,47 +564,6 @@ fn run_thread(
 impl Drop for PgStore {
     fn drop(&mut self) {
         self.shutdown();
-    }
-}
-
-/// The CHATHISTORY subcommands, as positions (as in the SQLite backend).
-#[derive(Debug, Clone)]
-enum Span {
-    Latest(Option<HistoryRef>),
-    Before(HistoryRef),
-    After(HistoryRef),
-    Around(HistoryRef),
-    Between(HistoryRef, HistoryRef),
-}
-
-/// A reference resolved in one target.
-#[derive(Debug, Clone, Copy)]
-enum Resolved {
-    Message(Pos),
-    Time(i64),
-}
-
-impl Resolved {
-    /// Exclusive upper bound: "strictly before".
-    fn below(self) -> Pos {
-        match self {
-            Self::Message(p) => p,
-            Self::Time(t) => (t, i64::MIN),
-        }
-    }
-    /// Exclusive lower bound: "strictly after".
-    fn above(self) -> Pos {
-        match self {
-            Self::Message(p) => p,
-            Self::Time(t) => (t, i64::MAX),
-        }
-    }
-    /// Exclusive lower bound: "at or after".
-    fn from(self) -> Pos {
-        match self {
-            Self::Message((t, id)) => (t, id - 1),
-            Self::Time(t) => (t, i64::MIN),
-        }
     }
 }
 

@@ -10,6 +10,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Row, Statement};
 
 use crate::error::StoreError;
+use crate::span::Pos;
 use crate::types::{
     AccessEntry, Account, ChannelRegistration, HistoryMessage, ListEntry, ListKind, MessageKind,
     PasswordUpdate, ScramVerifier, ServerBan, ServerBanKind, TargetKey, Timestamp, Topic,
@@ -116,14 +117,6 @@ pub(crate) async fn redact(client: &Client, msgid: &str) -> Sql<bool> {
 }
 
 // ----- history reads -----
-
-/// A position in a target's history: `(time, id)`, ordered lexicographically.
-pub(crate) type Pos = (i64, i64);
-
-/// Before every message.
-pub(crate) const FIRST: Pos = (i64::MIN, i64::MIN);
-/// After every message.
-pub(crate) const LAST: Pos = (i64::MAX, i64::MAX);
 
 /// `(time, id)` of `msgid` if it is in `target`.
 pub(crate) async fn position(client: &Client, target: &str, msgid: &str) -> Sql<Option<Pos>> {

@@ -1,16 +1,18 @@
 //! The PostgreSQL writer task and its group commit.
 //!
-//! The same design as the SQLite writer (`crate::sqlite::writer`): callers push work
-//! onto a bounded queue under a short std mutex (the sequence number is assigned
-//! under the same lock, so queue order is sequence order), and one writer swaps the
-//! whole queue out, runs it as **one** transaction, commits, and publishes "settled
-//! up to N". While a commit is in flight (a network round trip, and the server's WAL
-//! flush) new work accumulates, so the batch grows with the load.
+//! The same design as the SQLite writer (`crate::sqlite::writer`), on the same
+//! write queue ([`crate::queue`]: callers push work under a short std mutex, the
+//! sequence number is assigned under the same lock, so queue order is sequence
+//! order), and one writer swaps the whole queue out, runs it as **one**
+//! transaction, commits, and publishes "settled up to N". While a commit is in
+//! flight (a network round trip, and the server's WAL flush) new work accumulates,
+//! so the batch grows with the load.
 //!
 //! What differs from SQLite:
-//! - The writer is a task on the store's own runtime, woken by a
-//!   [`tokio::sync::Notify`] instead of a condvar (a producer still only signals when
-//!   the writer is asleep; `Notify` keeps a permit, so no wake-up is lost).
+//! - The writer is a task on the store's own runtime, waiting with
+//!   [`crate::queue::Queue::take`] on a [`tokio::sync::Notify`] instead of a
+//!   condvar (a producer still only signals when the writer is asleep; `Notify`
+//!   keeps a permit, so no wake-up is lost).
 //! - A batch of appends only (the usual case) is a single statement in autocommit
 //!   (its own transaction): the commit costs one round trip, with the insert
 //!   prepared once per connection.
@@ -34,19 +36,14 @@
 use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
-use tokio::sync::{Notify, watch};
 use tokio_postgres::{Client, Statement};
 
 use super::sql;
-use crate::error::{AppendError, AppendRejected, StoreError};
-use crate::sqlite::CommitHook;
+use crate::error::StoreError;
+use crate::queue::{Completion, DeathWatch, Op};
 use crate::types::HistoryMessage;
-
-/// What a job tells its caller once the transaction it ran in has finished.
-pub(crate) type Completion = Box<dyn FnOnce(Result<(), &str>) + Send>;
 
 /// A boxed future borrowing the writer's connection.
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -56,13 +53,8 @@ pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub(crate) type Job =
     Box<dyn for<'a> FnOnce(&'a Client, &'a mut WriterCache) -> BoxFuture<'a, Completion> + Send>;
 
-/// One queued operation.
-pub(crate) enum Op {
-    /// A history message.
-    Append(HistoryMessage),
-    /// Anything else.
-    Job(Job),
-}
+/// The write queue of a PostgreSQL store.
+pub(crate) type Queue = crate::queue::Queue<Job>;
 
 /// State the writer keeps between batches.
 #[derive(Default)]
@@ -78,164 +70,6 @@ pub(crate) struct WriterCache {
 
 /// Most targets remembered by [`WriterCache::targets`]; past it the set starts over.
 const TARGET_CACHE_MAX: usize = 100_000;
-
-struct QueueState {
-    ops: Vec<Op>,
-    /// Appends waiting (jobs do not count against the bound: they are awaited).
-    appends: usize,
-    next_seq: u64,
-    closed: bool,
-    writer_asleep: bool,
-}
-
-/// The queue between callers and the writer task, and the watermark it publishes.
-pub(crate) struct Queue {
-    state: Mutex<QueueState>,
-    wake: Notify,
-    capacity: usize,
-    committed: AtomicU64,
-    failures: AtomicU64,
-    watch: watch::Sender<u64>,
-    hook: Option<CommitHook>,
-}
-
-impl Queue {
-    pub(crate) fn new(capacity: usize, hook: Option<CommitHook>) -> Self {
-        Self {
-            state: Mutex::new(QueueState {
-                ops: Vec::new(),
-                appends: 0,
-                next_seq: 1,
-                closed: false,
-                writer_asleep: false,
-            }),
-            wake: Notify::new(),
-            capacity: capacity.max(1),
-            committed: AtomicU64::new(0),
-            failures: AtomicU64::new(0),
-            watch: watch::Sender::new(0),
-            hook,
-        }
-    }
-
-    /// Locks the state; a poisoned lock is taken over (the state stays consistent:
-    /// every critical section is a push or a swap).
-    fn lock(&self) -> MutexGuard<'_, QueueState> {
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Queues an append; see [`crate::Store::append`].
-    #[allow(clippy::result_large_err)] // Hands the message back; see the trait.
-    pub(crate) fn append(&self, message: HistoryMessage) -> Result<u64, AppendRejected> {
-        let mut state = self.lock();
-        let reason = if state.closed {
-            AppendError::Closed
-        } else if state.appends >= self.capacity {
-            AppendError::Full
-        } else {
-            state.appends += 1;
-            return Ok(self.push(state, Op::Append(message)));
-        };
-        Err(AppendRejected { reason, message })
-    }
-
-    /// Queues a job; `None` if the store is closed.
-    pub(crate) fn job(&self, job: Job) -> Option<u64> {
-        let state = self.lock();
-        if state.closed {
-            return None;
-        }
-        Some(self.push(state, Op::Job(job)))
-    }
-
-    fn push(&self, mut state: MutexGuard<'_, QueueState>, op: Op) -> u64 {
-        let seq = state.next_seq;
-        state.next_seq += 1;
-        state.ops.push(op);
-        let wake = std::mem::replace(&mut state.writer_asleep, false);
-        drop(state);
-        if wake {
-            self.wake.notify_one();
-        }
-        seq
-    }
-
-    /// The highest sequence number handed out so far.
-    pub(crate) fn last_seq(&self) -> u64 {
-        self.lock().next_seq - 1
-    }
-
-    /// Whether [`Queue::close`] was called.
-    pub(crate) fn is_closed(&self) -> bool {
-        self.lock().closed
-    }
-
-    /// Refuses new work; the writer finishes what is queued, then exits.
-    pub(crate) fn close(&self) {
-        self.lock().closed = true;
-        self.wake.notify_one();
-    }
-
-    pub(crate) fn committed(&self) -> u64 {
-        self.committed.load(Ordering::Acquire)
-    }
-
-    pub(crate) fn failures(&self) -> u64 {
-        self.failures.load(Ordering::Relaxed)
-    }
-
-    pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
-        self.watch.subscribe()
-    }
-
-    /// Waits for the next batch: swaps the queued operations into `batch` and
-    /// returns the highest sequence number in it, or `None` once closed and drained.
-    async fn take(&self, batch: &mut Vec<Op>) -> Option<u64> {
-        loop {
-            {
-                let mut state = self.lock();
-                if !state.ops.is_empty() {
-                    std::mem::swap(&mut state.ops, batch);
-                    state.appends = 0;
-                    return Some(state.next_seq - 1);
-                }
-                if state.closed {
-                    return None;
-                }
-                state.writer_asleep = true;
-            }
-            self.wake.notified().await;
-        }
-    }
-
-    /// Publishes the watermark: the atomic, then the hook, then the watch (so
-    /// whoever awaits the watch knows the hook has run).
-    fn settle(&self, seq: u64) {
-        self.committed.store(seq, Ordering::Release);
-        if let Some(hook) = &self.hook {
-            hook(seq);
-        }
-        self.watch.send_replace(seq);
-    }
-}
-
-/// If the writer dies (a panic), nothing may wait for its watermark forever: the
-/// queue closes, and everything handed out counts as settled and failed.
-struct DeathWatch<'a>(&'a Queue);
-
-impl Drop for DeathWatch<'_> {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            self.0.close();
-            let last = self.0.last_seq();
-            let lost = last.saturating_sub(self.0.committed());
-            self.0.failures.fetch_add(lost, Ordering::Relaxed);
-            self.0.settle(last);
-        }
-    }
-}
 
 /// Makes (and re-makes, after a lost connection) the writer's connection.
 pub(crate) type Connect = Box<dyn Fn() -> BoxFuture<'static, Result<Client, StoreError>> + Send>;
@@ -273,10 +107,7 @@ pub(crate) async fn run(client: Client, connect: Connect, queue: Arc<Queue>) {
     let mut cache = WriterCache::default();
     let mut completions: Vec<Completion> = Vec::new();
     while let Some(seq) = queue.take(&mut batch).await {
-        let appends = batch
-            .iter()
-            .filter(|op| matches!(op, Op::Append(_)))
-            .count() as u64;
+        let appends = batch.iter().filter(|op| op.is_append()).count() as u64;
         if writer.client.is_closed() {
             match connect().await {
                 Ok(fresh) => {
@@ -295,9 +126,7 @@ pub(crate) async fn run(client: Client, connect: Connect, queue: Arc<Queue>) {
         let client = &writer.client;
         let error = match outcome {
             Ok(skipped) => {
-                if skipped > 0 {
-                    queue.failures.fetch_add(skipped, Ordering::Relaxed);
-                }
+                queue.add_failures(skipped);
                 None
             }
             Err(error) => {
@@ -306,7 +135,7 @@ pub(crate) async fn run(client: Client, connect: Connect, queue: Arc<Queue>) {
                 // Everything in the batch is lost (the transaction rolled back),
                 // whether or not it had been sent yet. Jobs not yet run are dropped
                 // with the batch: their callers see the failure.
-                queue.failures.fetch_add(appends, Ordering::Relaxed);
+                queue.add_failures(appends);
                 if !client.is_closed() {
                     let _ = client.batch_execute("ROLLBACK").await;
                 }
@@ -329,7 +158,7 @@ pub(crate) async fn run(client: Client, connect: Connect, queue: Arc<Queue>) {
 /// with other writes is wrapped in `BEGIN` … `COMMIT`.
 async fn commit_batch(
     writer: &mut Writer,
-    batch: &mut Vec<Op>,
+    batch: &mut Vec<Op<Job>>,
     cache: &mut WriterCache,
     completions: &mut Vec<Completion>,
 ) -> Result<u64, StoreError> {

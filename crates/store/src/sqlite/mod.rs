@@ -24,10 +24,10 @@ use rusqlite::{Connection, Transaction};
 use tokio::sync::{oneshot, watch};
 
 pub use self::backup::{BackupSummary, RestoreSummary, backup, restore};
-use self::sql::{FIRST, LAST, Pos};
-pub use self::writer::CommitHook;
 use self::writer::{Job, Queue, WriterCache, in_savepoint};
 use crate::error::{AppendRejected, StoreError};
+use crate::queue::CommitHook;
+use crate::span::{FIRST, LAST, Resolved, Span};
 use crate::store::{Store, StoreFuture};
 use crate::types::{
     Account, CertfpAdded, ChannelRegistration, Expired, HistoryMessage, HistoryRef,
@@ -493,47 +493,6 @@ fn connect(path: &Path, uri: &str, options: &SqliteOptions) -> Result<Connection
     conn.busy_timeout(options.busy_timeout)
         .map_err(|e| classify(e, path, "set busy timeout"))?;
     Ok(conn)
-}
-
-/// The CHATHISTORY subcommands, as positions.
-#[derive(Debug, Clone)]
-enum Span {
-    Latest(Option<HistoryRef>),
-    Before(HistoryRef),
-    After(HistoryRef),
-    Around(HistoryRef),
-    Between(HistoryRef, HistoryRef),
-}
-
-/// A reference resolved in one target.
-#[derive(Debug, Clone, Copy)]
-enum Resolved {
-    Message(Pos),
-    Time(i64),
-}
-
-impl Resolved {
-    /// Exclusive upper bound: "strictly before".
-    fn below(self) -> Pos {
-        match self {
-            Self::Message(p) => p,
-            Self::Time(t) => (t, i64::MIN),
-        }
-    }
-    /// Exclusive lower bound: "strictly after".
-    fn above(self) -> Pos {
-        match self {
-            Self::Message(p) => p,
-            Self::Time(t) => (t, i64::MAX),
-        }
-    }
-    /// Exclusive lower bound: "at or after".
-    fn from(self) -> Pos {
-        match self {
-            Self::Message((t, id)) => (t, id - 1),
-            Self::Time(t) => (t, i64::MIN),
-        }
-    }
 }
 
 /// Runs one CHATHISTORY query; the outer `Result` carries SQL errors from the

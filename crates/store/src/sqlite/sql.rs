@@ -7,6 +7,7 @@ use rusqlite::{CachedStatement, Connection, OptionalExtension, Row, params, para
 
 use super::writer::WriterCache;
 use crate::error::StoreError;
+use crate::span::Pos;
 use crate::types::{
     AccessEntry, Account, ChannelRegistration, HistoryMessage, ListEntry, ListKind, MessageKind,
     PasswordUpdate, ScramVerifier, ServerBan, ServerBanKind, TargetKey, Timestamp, Topic,
@@ -126,14 +127,6 @@ pub(crate) fn target_id(conn: &Connection, key: &str) -> Sql<Option<i64>> {
         .query_row([key], |row| row.get(0))
         .optional()
 }
-
-/// A position in a target's history: `(time, id)`, ordered lexicographically.
-pub(crate) type Pos = (i64, i64);
-
-/// Before every message.
-pub(crate) const FIRST: Pos = (i64::MIN, i64::MIN);
-/// After every message.
-pub(crate) const LAST: Pos = (i64::MAX, i64::MAX);
 
 /// `(time, id)` of `msgid` if it is in `target`.
 pub(crate) fn position(conn: &Connection, target: i64, msgid: &str) -> Sql<Option<Pos>> {
