@@ -9,5 +9,5 @@ mod wire;
 pub(crate) use nats::{Bus, ClaimRefused};
 pub(crate) use wire::{
     ChannelState, Envelope, Event, Intro, ListEntry, Membership, ServerBan, Topic, UserRef,
-    kind_letter, kind_of,
+    WIRE_VERSION, kind_letter, kind_of,
 };

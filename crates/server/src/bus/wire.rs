@@ -196,9 +196,17 @@ pub(crate) enum Event {
     Disconnect { id: u64, reason: String },
 }
 
+/// The version of this wire format, the first thing in every [`Envelope`]: nodes
+/// of different palaver versions that disagree on it cannot read each other, and
+/// a node that receives another version says so (see [`Envelope::version_of`])
+/// instead of only failing to decode. Raise it with any change to these types.
+pub(crate) const WIRE_VERSION: u16 = 1;
+
 /// One bus message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Envelope {
+    /// [`WIRE_VERSION`] of the sender.
+    pub(crate) version: u16,
     /// The sending node's name.
     pub(crate) from: Box<str>,
     /// The sending node's incarnation (its start time in milliseconds): a node
@@ -218,6 +226,14 @@ impl Envelope {
     pub(crate) fn decode(bytes: &[u8]) -> Result<Self, postcard::Error> {
         postcard::from_bytes(bytes)
     }
+
+    /// The wire version a message says it is in, if it starts like an envelope:
+    /// readable whatever follows, so a node can name the version it cannot read.
+    pub(crate) fn version_of(bytes: &[u8]) -> Option<u16> {
+        postcard::take_from_bytes::<u16>(bytes)
+            .ok()
+            .map(|(version, _)| version)
+    }
 }
 
 #[cfg(test)]
@@ -227,6 +243,7 @@ mod tests {
     #[test]
     fn envelopes_round_trip_and_deliveries_stay_compact() {
         let envelope = Envelope {
+            version: WIRE_VERSION,
             from: "a".into(),
             boot: 1_700_000_000_000,
             events: vec![
@@ -248,6 +265,24 @@ mod tests {
         assert_eq!(Envelope::decode(&bytes).expect("decodes"), envelope);
         // The line, ids 1 to 100 as one-byte varints, and a few bytes of framing.
         assert!(bytes.len() < 34 + 100 + 40, "{} bytes", bytes.len());
+    }
+
+    #[test]
+    fn another_version_is_recognised_even_when_unreadable() {
+        let mut bytes = Envelope {
+            version: WIRE_VERSION + 1,
+            from: "b".into(),
+            boot: 1,
+            events: vec![Event::Alive { hello: true }],
+        }
+        .encode()
+        .expect("encodes");
+        assert_eq!(Envelope::version_of(&bytes), Some(WIRE_VERSION + 1));
+        // A future version whose events this one cannot read.
+        bytes.truncate(bytes.len() - 1);
+        bytes.push(0xff);
+        assert!(Envelope::decode(&bytes).is_err());
+        assert_eq!(Envelope::version_of(&bytes), Some(WIRE_VERSION + 1));
     }
 
     #[test]

@@ -15,7 +15,7 @@ use palaver_proto::CaseKey;
 use tokio_util::sync::CancellationToken;
 
 use crate::bus::Bus;
-use crate::bus::{Envelope, Event};
+use crate::bus::{Envelope, Event, WIRE_VERSION};
 use crate::metrics::{ClusterCounters, Metrics};
 use crate::outbox::{Outbox, Taken};
 use crate::world::Map;
@@ -302,9 +302,18 @@ async fn receive(shared: &Shared, bus: &Bus, payload: &[u8]) {
     ClusterCounters::add(&counters.received_messages, 1);
     ClusterCounters::add(&counters.received_bytes, payload.len() as u64);
     let envelope = match Envelope::decode(payload) {
-        Ok(envelope) => envelope,
+        Ok(envelope) if envelope.version == WIRE_VERSION => envelope,
+        Ok(envelope) => {
+            other_version(envelope.version);
+            return;
+        }
         Err(error) => {
-            tracing::warn!(%error, bytes = payload.len(), "unreadable cluster bus message ignored");
+            match Envelope::version_of(payload).filter(|version| *version != WIRE_VERSION) {
+                Some(version) => other_version(version),
+                None => {
+                    tracing::warn!(%error, bytes = payload.len(), "unreadable cluster bus message ignored")
+                }
+            }
             return;
         }
     };
@@ -335,6 +344,20 @@ async fn receive(shared: &Shared, bus: &Bus, payload: &[u8]) {
             )
             .await;
         }
+    }
+}
+
+/// Says (once per process) that another node speaks another wire version: a
+/// cluster whose nodes run palaver versions with different bus formats cannot
+/// work, and the operator must know why (docs/OPERATIONS.md, upgrades).
+fn other_version(version: u16) {
+    static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        tracing::error!(
+            theirs = version,
+            ours = WIRE_VERSION,
+            "a cluster node speaks another bus version; its messages are ignored (run one palaver version across the cluster)"
+        );
     }
 }
 
@@ -427,6 +450,7 @@ async fn publish(bus: &Bus, metrics: &Metrics, subject: String, events: Vec<Even
     let mut pending = vec![events];
     while let Some(events) = pending.pop() {
         let envelope = Envelope {
+            version: WIRE_VERSION,
             from: bus.node.clone(),
             boot: bus.boot,
             events,
