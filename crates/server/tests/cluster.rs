@@ -253,6 +253,21 @@ async fn channels_and_private_messages_span_nodes() {
     await_online(&mut alice, "carol", false).await;
     alice.send("WHOWAS carol").await;
     assert_eq!(alice.expect_command("314").await.param(1), "carol");
+    // Every node exports the cluster metrics the Grafana dashboard shows, and
+    // counts the traffic this test made.
+    let scrape = crate::metrics::scrape(nodes[0].addr).await;
+    let exported = scrape.names();
+    let missing: Vec<String> = crate::metrics::dashboard_metric_names()
+        .into_iter()
+        .filter(|name| name.starts_with("palaver_cluster_") && !exported.contains(name.as_str()))
+        .collect();
+    assert!(missing.is_empty(), "not exported: {missing:?}");
+    assert!(
+        scrape.get("palaver_cluster_sent_messages_total") > 0.0,
+        "{}",
+        scrape.text
+    );
+    assert_eq!(scrape.get("palaver_cluster_nodes"), 2.0, "{}", scrape.text);
     for node in &nodes {
         crate::binary::assert_no_panic(&node.process.stderr());
     }
