@@ -232,6 +232,16 @@ async fn channels_and_private_messages_span_nodes() {
     assert_eq!(whois.param(1), "carol");
     let channels = bob.expect_command("319").await;
     assert!(channels.last().contains("#hall"), "{channels:?}");
+    // No idle time: only carol's own node knows when she last spoke.
+    loop {
+        let line = bob
+            .expect(|l| matches!(l.command(), "312" | "317" | "318"))
+            .await;
+        assert_ne!(line.command(), "317", "{line:?}");
+        if line.command() == "318" {
+            break;
+        }
+    }
 
     // A nick change and a part are seen everywhere.
     bob.send("NICK robert").await;

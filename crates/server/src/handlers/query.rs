@@ -192,16 +192,20 @@ pub(super) fn whois(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         ctx.numeric(RPL_AWAY).param(nick).trailing(away).send();
     }
     super::metadata::whois_lines(ctx, client.id);
-    ctx.numeric(RPL_WHOISIDLE)
-        .param(nick)
-        .param(
-            &crate::world::unix_now()
-                .saturating_sub(client.last_spoke)
-                .to_string(),
-        )
-        .param(&client.signon.to_string())
-        .trailing("seconds idle, signon time")
-        .send();
+    // Only a user's own node knows when it last spoke: for another node's user
+    // the idle time would be made up, so it is left out.
+    if !ctx.world.is_remote(client.id) {
+        ctx.numeric(RPL_WHOISIDLE)
+            .param(nick)
+            .param(
+                &crate::world::unix_now()
+                    .saturating_sub(client.last_spoke)
+                    .to_string(),
+            )
+            .param(&client.signon.to_string())
+            .trailing("seconds idle, signon time")
+            .send();
+    }
     ctx.numeric(RPL_ENDOFWHOIS)
         .param(nick)
         .trailing("End of /WHOIS list")
