@@ -205,7 +205,11 @@ pub async fn run_listeners(
         // Claims a crash of this node left behind would keep its users' nicks
         // from them until the other nodes' timeout; they go before anyone
         // registers here.
-        match bus.release_stale_claims().await {
+        let stale = tokio::time::timeout(Duration::from_secs(10), bus.release_stale_claims());
+        match stale
+            .await
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("timed out")))
+        {
             Ok(0) => {}
             Ok(released) => {
                 tracing::info!(released, "released nick claims of this node's previous run")

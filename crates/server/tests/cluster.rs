@@ -568,6 +568,21 @@ async fn a_node_stopped_gracefully_says_goodbye_for_its_users() {
 
 #[tokio::test]
 #[ignore = "needs nats-server: scripts/test-cluster.sh"]
+async fn a_node_stops_even_when_nats_is_gone() {
+    let nats = Nats::start();
+    let mut a = Node::start(&nats, "a", &[]);
+    let mut user = a.client("user").await;
+    drop(nats);
+    // The node still serves its own users without the bus.
+    user.send("JOIN #alone").await;
+    user.expect_command("366").await;
+    a.process.signal("TERM");
+    let (status, stderr) = a.process.wait_exit();
+    assert!(status.success(), "{status:?}\n{stderr}");
+}
+
+#[tokio::test]
+#[ignore = "needs nats-server: scripts/test-cluster.sh"]
 async fn a_restarted_node_rejoins_and_the_cluster_converges() {
     let nats = Nats::start();
     let mut a = Node::start(&nats, "a", &[]);

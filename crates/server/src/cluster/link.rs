@@ -165,8 +165,12 @@ pub(crate) async fn run(shared: Arc<Shared>, bus: Bus, stop: CancellationToken) 
         }
     }
     flush(&shared, &bus, &mut held).await;
-    if let Err(error) = bus.client.flush().await {
-        tracing::debug!(%error, "cannot flush the cluster bus at shutdown");
+    // Bounded: with NATS gone, a flush would wait for it forever, and so would
+    // the shutdown.
+    match tokio::time::timeout(PUBLISH_TIMEOUT, bus.client.flush()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::debug!(%error, "cannot flush the cluster bus at shutdown"),
+        Err(_) => tracing::debug!("the cluster bus did not take the last messages in time"),
     }
 }
 
