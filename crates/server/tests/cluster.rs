@@ -405,9 +405,21 @@ async fn invites_away_and_kill_reach_users_of_other_nodes() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
-    // An operator on node a kills a user of node b: b ends the connection.
+    // SA* commands act as the user, which only its own node may do; RENAME would
+    // have to move the channel on every node.
     host.send("OPER root hunter2").await;
     host.expect_command("381").await;
+    host.send("SANICK guest other").await;
+    let refused = host.expect_command("NOTICE").await;
+    assert!(
+        refused.last().contains("another server of the cluster"),
+        "{refused:?}"
+    );
+    host.send("RENAME #club #club2").await;
+    let refused = host.expect_command("FAIL").await;
+    assert_eq!(refused.param(1), "CANNOT_RENAME", "{refused:?}");
+
+    // An operator on node a kills a user of node b: b ends the connection.
     host.send("KILL guest :enough").await;
     let closed = guest.expect_closed().await;
     assert!(

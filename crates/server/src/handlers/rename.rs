@@ -79,6 +79,15 @@ pub(super) fn rename(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         ctx.world
             .standard_reply(ctx.id, "FAIL", "RENAME", code, &[old, new], text);
     };
+    if ctx.world.remote.is_some() {
+        // Every node holds every channel; a rename would have to move it on all of
+        // them at once, which the cluster cannot do yet (issue 15).
+        fail(
+            "CANNOT_RENAME",
+            "Channels cannot be renamed on a cluster of servers yet",
+        );
+        return;
+    }
     if new.chars().next() != old_name.chars().next() {
         fail(
             "CANNOT_RENAME",

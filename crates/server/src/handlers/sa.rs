@@ -16,15 +16,27 @@ use super::Ctx;
 use super::oper::{is_oper, snote};
 use crate::world::{ClientId, World};
 
-/// The registered client `nick` names, or `401` to the caller.
+/// The registered client `nick` names, or `401` to the caller. A user of another
+/// cluster node is refused with a NOTICE: its own node decides what it does, so
+/// the command must be given there.
 fn target(ctx: &Ctx<'_>, nick: &str) -> Option<ClientId> {
     let found = ctx
         .world
         .find_nick(nick)
         .filter(|c| c.is_registered())
         .map(|c| c.id);
-    if found.is_none() {
-        ctx.no_such_nick(nick);
+    match found {
+        None => ctx.no_such_nick(nick),
+        Some(id) if ctx.world.is_remote(id) => {
+            ctx.world
+                .server_line(ctx.id, "NOTICE")
+                .trailing(&format!(
+                    "{nick} is connected to another server of the cluster; give the command there"
+                ))
+                .send();
+            return None;
+        }
+        Some(_) => {}
     }
     found
 }
