@@ -432,6 +432,26 @@ async fn invites_away_and_kill_reach_users_of_other_nodes() {
     assert_eq!(quit.source_nick(), "guest");
 }
 
+/// Registers `nick` at `addr` again and again until the server welcomes it
+/// (`welcomed`) or refuses it as K-lined (465, not `welcomed`).
+async fn await_registration(addr: SocketAddr, nick: &str, welcomed: bool, why: &str) {
+    let deadline = Instant::now() + CONVERGE;
+    loop {
+        let mut again = TestClient::connect(addr).await;
+        again.send(&format!("NICK {nick}")).await;
+        again.send(&format!("USER {nick} 0 * :{nick}")).await;
+        let line = again
+            .expect(|l| l.command() == "001" || l.command() == "465")
+            .await;
+        if (line.command() == "001") == welcomed {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{why}");
+        again.send("QUIT").await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test]
 #[ignore = "needs nats-server: scripts/test-cluster.sh"]
 async fn a_k_line_set_on_one_node_holds_on_every_node() {
@@ -453,36 +473,9 @@ async fn a_k_line_set_on_one_node_holds_on_every_node() {
         "{closed:?}"
     );
     // Coming back to node b: refused there too, once node b has heard of it.
-    let deadline = Instant::now() + CONVERGE;
-    loop {
-        let mut again = TestClient::connect(b.addr).await;
-        again.send("NICK villain").await;
-        again.send("USER villain 0 * :v").await;
-        let line = again
-            .expect(|l| l.command() == "001" || l.command() == "465")
-            .await;
-        if line.command() == "465" {
-            break;
-        }
-        assert!(Instant::now() < deadline, "node b never applied the K-line");
-        again.send("QUIT").await;
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    await_registration(b.addr, "villain", false, "node b never applied the K-line").await;
     oper.send("UNKLINE ~villain@*").await;
-    let deadline = Instant::now() + CONVERGE;
-    loop {
-        let mut again = TestClient::connect(b.addr).await;
-        again.send("NICK villain").await;
-        again.send("USER villain 0 * :v").await;
-        let line = again
-            .expect(|l| l.command() == "001" || l.command() == "465")
-            .await;
-        if line.command() == "001" {
-            break;
-        }
-        assert!(Instant::now() < deadline, "node b never lifted the K-line");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    await_registration(b.addr, "villain", true, "node b never lifted the K-line").await;
 }
 
 #[tokio::test]

@@ -185,18 +185,24 @@ impl Bus {
     /// a restart faster than the other nodes' timeout): at start-up, before
     /// serving. Reads the whole bucket once.
     pub(crate) async fn release_stale_claims(&self) -> anyhow::Result<usize> {
-        use futures_util::StreamExt as _;
-        let mut keys = self.nicks.keys().await?;
         let mine = format!("{}/", self.node);
         let current = format!("{}/{}/", self.node, self.boot);
+        self.release_where(|_, value| value.starts_with(&mine) && !value.starts_with(&current))
+            .await
+    }
+
+    /// Reads the whole bucket once and releases every claim `stale(key, value)`
+    /// picks (unless it changed meanwhile); returns how many went.
+    async fn release_where(&self, stale: impl Fn(&str, &str) -> bool) -> anyhow::Result<usize> {
+        use futures_util::StreamExt as _;
+        let mut keys = self.nicks.keys().await?;
         let mut released = 0;
         while let Some(key) = keys.next().await {
             let Ok(key) = key else { continue };
             let Ok(Some(entry)) = self.nicks.entry(&key).await else {
                 continue;
             };
-            let value = String::from_utf8_lossy(&entry.value);
-            if value.starts_with(&mine) && !value.starts_with(&current) {
+            if stale(&key, &String::from_utf8_lossy(&entry.value)) {
                 let deleted = self
                     .nicks
                     .delete_expect_revision(&key, Some(entry.revision))
@@ -215,7 +221,6 @@ impl Bus {
     /// user holds any more (their release was lost with the bus) are released.
     /// Returns the users whose nick someone else took meanwhile.
     pub(crate) async fn reconcile_claims(&self, held: &[(CaseKey, u64)]) -> Vec<u64> {
-        use futures_util::StreamExt as _;
         let mut lost = Vec::new();
         for (key, id) in held {
             if self.claim_nick(key, *id).await == Err(ClaimRefused::Taken) {
@@ -227,21 +232,13 @@ impl Bus {
             .map(|(key, id)| format!("{}={}", nick_key(key), self.holder(*id)))
             .collect();
         let mine = format!("{}/{}/", self.node, self.boot);
-        let Ok(mut keys) = self.nicks.keys().await else {
-            return lost;
-        };
-        while let Some(key) = keys.next().await {
-            let Ok(key) = key else { continue };
-            let Ok(Some(entry)) = self.nicks.entry(&key).await else {
-                continue;
-            };
-            let value = String::from_utf8_lossy(&entry.value);
-            if value.starts_with(&mine) && !current.contains(&format!("{key}={value}")) {
-                let _ = self
-                    .nicks
-                    .delete_expect_revision(&key, Some(entry.revision))
-                    .await;
-            }
+        let released = self
+            .release_where(|key, value| {
+                value.starts_with(&mine) && !current.contains(&format!("{key}={value}"))
+            })
+            .await;
+        if let Err(error) = released {
+            tracing::debug!(error = format!("{error:#}"), "cannot read the nick claims");
         }
         lost
     }

@@ -417,7 +417,15 @@ fn take(shared: &Shared, bus: &Bus, held: &mut Vec<Arc<Outbox>>) -> Batch {
         outbox.wakeup().taken();
         lines.clear();
         let taken = outbox.take(&mut lines, committed);
-        let (requests, deliveries) = batch.addressed.entry(slot.node.clone()).or_default();
+        // The node's name is copied once per pass, not once per recipient.
+        if !batch.addressed.contains_key(&*slot.node) {
+            batch
+                .addressed
+                .insert(slot.node.clone(), Default::default());
+        }
+        let Some((requests, deliveries)) = batch.addressed.get_mut(&*slot.node) else {
+            continue;
+        };
         ClusterCounters::add(&shared.metrics.cluster.forwarded_lines, lines.len() as u64);
         let bytes: usize = lines.iter().map(Bytes::len).sum();
         if bytes > 0 {

@@ -504,13 +504,7 @@ impl Completion {
             Self::Registered { name, via, result } => {
                 if result.is_ok() {
                     ctx.world.account_names.insert(World::key(&name));
-                    let name = name.clone();
-                    ctx.world.announce(|_| {
-                        Some(crate::bus::Event::AccountName {
-                            name,
-                            registered: true,
-                        })
-                    });
+                    ctx.world.announce_account_name(&name, true);
                 }
                 account::registered(ctx, &name, via, result);
             }
@@ -518,13 +512,7 @@ impl Completion {
             Self::Dropped { name, ok } => {
                 if ok {
                     ctx.world.account_names.remove(&World::key(&name));
-                    let name = name.clone();
-                    ctx.world.announce(|_| {
-                        Some(crate::bus::Event::AccountName {
-                            name,
-                            registered: false,
-                        })
-                    });
+                    ctx.world.announce_account_name(&name, false);
                 }
                 nickserv::dropped(ctx, &name, ok);
             }

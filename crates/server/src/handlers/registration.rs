@@ -43,21 +43,14 @@ pub(super) fn nick(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         return;
     }
     let key = World::key(wanted);
-    match ctx.world.nicks.get(&key) {
-        Some(owner) if *owner != ctx.id => {
-            ctx.numeric(ERR_NICKNAMEINUSE)
-                .param(wanted)
-                .trailing("Nickname is already in use")
-                .send();
-            if !ctx.me().is_registered() {
-                ctx.me_mut()
-                    .login
-                    .get_or_insert_with(Box::default)
-                    .refused_nick = Some(wanted.into());
-            }
-            return;
-        }
-        _ => {}
+    if ctx
+        .world
+        .nicks
+        .get(&key)
+        .is_some_and(|owner| *owner != ctx.id)
+    {
+        refuse_taken(ctx, wanted);
+        return;
     }
     if ctx.me().nick.as_deref() == Some(wanted) {
         return;
@@ -71,6 +64,21 @@ pub(super) fn nick(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         return;
     }
     take_nick(ctx, wanted);
+}
+
+/// `433` for a nick someone holds; before registration the nick is remembered,
+/// so a `REGISTER * …` cannot take it either.
+fn refuse_taken(ctx: &mut Ctx<'_>, wanted: &str) {
+    ctx.numeric(ERR_NICKNAMEINUSE)
+        .param(wanted)
+        .trailing("Nickname is already in use")
+        .send();
+    if !ctx.me().is_registered() {
+        ctx.me_mut()
+            .login
+            .get_or_insert_with(Box::default)
+            .refused_nick = Some(wanted.into());
+    }
 }
 
 /// Takes the free nick `wanted`, then what follows a NICK: ownership check and,
@@ -101,16 +109,7 @@ pub(super) fn nick_claimed(
                 // the replica): give the claim back.
                 ctx.world.release_nick(key, ctx.id);
             }
-            ctx.numeric(ERR_NICKNAMEINUSE)
-                .param(wanted)
-                .trailing("Nickname is already in use")
-                .send();
-            if !ctx.me().is_registered() {
-                ctx.me_mut()
-                    .login
-                    .get_or_insert_with(Box::default)
-                    .refused_nick = Some(wanted.into());
-            }
+            refuse_taken(ctx, wanted);
         }
         Err(crate::bus::ClaimRefused::Unavailable) => {
             ctx.numeric(ERR_NICKNAMEINUSE)

@@ -92,36 +92,40 @@ impl Status for Shared {
                 "Users of other nodes known here.",
                 remote_users,
             );
-            out.counter(
-                "palaver_cluster_sent_messages_total",
-                "Messages this node published on the cluster bus.",
-                load(&cluster.sent_messages),
-            );
-            out.counter(
-                "palaver_cluster_sent_bytes_total",
-                "Bytes this node published on the cluster bus.",
-                load(&cluster.sent_bytes),
-            );
-            out.counter(
-                "palaver_cluster_received_messages_total",
-                "Messages from other nodes received on the cluster bus.",
-                load(&cluster.received_messages),
-            );
-            out.counter(
-                "palaver_cluster_received_bytes_total",
-                "Bytes from other nodes received on the cluster bus.",
-                load(&cluster.received_bytes),
-            );
-            out.counter(
-                "palaver_cluster_forwarded_lines_total",
-                "Lines for users of other nodes (each distinct line crosses the bus once per node).",
-                load(&cluster.forwarded_lines),
-            );
-            out.counter(
-                "palaver_cluster_nodes_lost_total",
-                "Other nodes declared lost (silent past --node-timeout).",
-                load(&cluster.nodes_lost),
-            );
+            for (name, help, counter) in [
+                (
+                    "palaver_cluster_sent_messages_total",
+                    "Messages this node published on the cluster bus.",
+                    &cluster.sent_messages,
+                ),
+                (
+                    "palaver_cluster_sent_bytes_total",
+                    "Bytes this node published on the cluster bus.",
+                    &cluster.sent_bytes,
+                ),
+                (
+                    "palaver_cluster_received_messages_total",
+                    "Messages from other nodes received on the cluster bus.",
+                    &cluster.received_messages,
+                ),
+                (
+                    "palaver_cluster_received_bytes_total",
+                    "Bytes from other nodes received on the cluster bus.",
+                    &cluster.received_bytes,
+                ),
+                (
+                    "palaver_cluster_forwarded_lines_total",
+                    "Lines for users of other nodes (each distinct line crosses the bus once per node).",
+                    &cluster.forwarded_lines,
+                ),
+                (
+                    "palaver_cluster_nodes_lost_total",
+                    "Other nodes declared lost (silent past --node-timeout).",
+                    &cluster.nodes_lost,
+                ),
+            ] {
+                out.counter(name, help, load(counter));
+            }
         }
         out.labeled(
             "palaver_commands_total",

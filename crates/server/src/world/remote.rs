@@ -207,6 +207,16 @@ impl World {
         });
     }
 
+    /// Announces that account `name` was registered (or, `false`, dropped) here.
+    pub(crate) fn announce_account_name(&mut self, name: &str, registered: bool) {
+        self.announce(|_| {
+            Some(Event::AccountName {
+                name: name.to_owned(),
+                registered,
+            })
+        });
+    }
+
     /// Announces that `id` (of any node) was invited to channel `key`.
     pub(crate) fn announce_invite(&mut self, id: ClientId, key: &CaseKey) {
         self.announce(|world| {
