@@ -14,13 +14,14 @@
 # Prints one line per run; docs/PERFORMANCE.md takes the medians.
 #
 # Usage: scripts/cluster-bench.sh   (NODES=3 MEMBERS=300 SENDERS=10 RATE=20
-#   DURATION=5 REPS=3 USERS=100 TIMEOUT=5s; builds nothing: run
+#   DURATION=5 REPS=3 USERS=100 TIMEOUT=5s SERVER=target/release/chat-server
+#   BENCH=target/release/chat-bench; builds nothing: run
 #   cargo build --release -p palaver-server -p palaver-bench first)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 NODES=${NODES:-3} MEMBERS=${MEMBERS:-300} SENDERS=${SENDERS:-10} RATE=${RATE:-20}
 DURATION=${DURATION:-5} REPS=${REPS:-3} USERS=${USERS:-100} TIMEOUT=${TIMEOUT:-5s}
-SERVER=target/release/chat-server BENCH=target/release/chat-bench
+SERVER=${SERVER:-target/release/chat-server} BENCH=${BENCH:-target/release/chat-bench}
 NATS=$(command -v nats-server || ls /usr/sbin/nats-server 2>/dev/null || true)
 for tool in jq taskset curl; do
     command -v "$tool" >/dev/null || { echo "cluster-bench: $tool is required" >&2; exit 1; }

@@ -351,7 +351,19 @@ impl Outbox {
     /// buffer): all of them, except those that wait for the store to commit past
     /// `committed` (see [`Outbox::push_held`]).
     pub(crate) fn take(&self, out: &mut Vec<Bytes>, committed: u64) -> Taken {
+        Self::take_from(&mut self.lock(), out, committed)
+    }
+
+    /// Moves every queued line to `out`, held or not, for a forwarder that keeps
+    /// the hold itself (the cluster link, `world::forward`); also returns the
+    /// highest commit any of them waits for (0: none).
+    pub(crate) fn take_all(&self, out: &mut Vec<Bytes>) -> (Taken, u64) {
         let mut state = self.lock();
+        let hold = state.holds.first_seq.max(state.holds.second_seq);
+        (Self::take_from(&mut state, out, u64::MAX), hold)
+    }
+
+    fn take_from(state: &mut State, out: &mut Vec<Bytes>, committed: u64) -> Taken {
         if let Some(Closed::Abort(reason)) = state.closed.as_deref() {
             return Taken::Aborted(reason.clone());
         }
@@ -520,5 +532,22 @@ mod tests {
         assert!(batch.is_empty());
         assert_eq!(outbox.take(&mut batch, 1), Taken::Closed);
         assert_eq!(batch.len(), 2);
+    }
+
+    #[test]
+    fn take_all_hands_over_held_lines_with_the_commit_they_wait_for() {
+        let outbox = outbox(1000);
+        outbox.push(Bytes::from_static(b"a"));
+        outbox.push_held(Bytes::from_static(b"m3"), 3);
+        outbox.push_held(Bytes::from_static(b"m9"), 9);
+        outbox.push_held(Bytes::from_static(b"m5"), 5);
+        let mut batch = Vec::new();
+        assert_eq!(outbox.take_all(&mut batch), (Taken::Open, 9));
+        assert_eq!(batch.len(), 4);
+        // Nothing is held any more: the forwarder holds them.
+        outbox.push(Bytes::from_static(b"b"));
+        batch.clear();
+        assert_eq!(outbox.take_all(&mut batch), (Taken::Open, 0));
+        assert_eq!(batch, [Bytes::from_static(b"b")]);
     }
 }

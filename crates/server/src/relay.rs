@@ -77,6 +77,18 @@ impl Stamp {
         }
     }
 
+    /// A message another node took at `millis` (milliseconds since the Unix
+    /// epoch, all that the `time` tag shows), identified by `msgid`.
+    pub(crate) fn at_millis(msgid: String, millis: i64) -> Self {
+        Self {
+            msgid,
+            serial: 0,
+            at: time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
+                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
+            time: std::cell::OnceCell::new(),
+        }
+    }
+
     /// The stamp of a continuation line of the same message: same time, no msgid.
     pub(crate) fn continuation(&self) -> Self {
         Self {

@@ -91,6 +91,12 @@ impl Wakeup {
         }
     }
 
+    /// The connection's key on its owner's ready list (for a remote user, its
+    /// slot: see `world::remote`).
+    pub(crate) fn key(&self) -> usize {
+        self.key
+    }
+
     /// Whether this wakes the owner of `inbox` (a driver, or the cluster link).
     pub(crate) fn is_on(&self, inbox: &Arc<Inbox>) -> bool {
         Arc::ptr_eq(&self.inbox, inbox)

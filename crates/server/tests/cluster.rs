@@ -285,6 +285,125 @@ async fn channels_and_private_messages_span_nodes() {
 
 #[tokio::test]
 #[ignore = "needs nats-server: scripts/test-cluster.sh"]
+async fn a_channel_message_crosses_once_per_node_and_each_member_gets_its_own_format() {
+    let nats = Nats::start();
+    let a = Node::start(&nats, "a", &[]);
+    let b = Node::start(&nats, "b", &[]);
+    let mut alice = TestClient::connect(a.addr).await;
+    alice
+        .register_with_caps("alice", "echo-message message-tags server-time")
+        .await;
+    let mut tagged = TestClient::connect(b.addr).await;
+    tagged
+        .register_with_caps("tagged", "message-tags server-time")
+        .await;
+    let mut plain = b.client("plain").await;
+    let mut deputy = b.client("deputy").await;
+    alice.send("JOIN #v").await;
+    alice.expect_command("366").await;
+    await_online(&mut alice, "deputy", true).await;
+    for client in [&mut tagged, &mut plain, &mut deputy] {
+        client.send("JOIN #v").await;
+        client.expect_command("366").await;
+    }
+    await_members(&mut alice, "#v", &["tagged", "plain", "deputy"]).await;
+    let before = crate::metrics::scrape(a.addr).await;
+
+    // Node b formats alice's message for each of its members: the tagged one gets
+    // the msgid and time alice's own echo shows, the plain one no tags at all.
+    alice.send("PRIVMSG #v :hello b").await;
+    let echo = alice.expect_command("PRIVMSG").await;
+    let got = tagged.expect_command("PRIVMSG").await;
+    assert_eq!(got.source_nick(), "alice");
+    assert_eq!(got.last(), "hello b");
+    for tag in ["msgid", "time"] {
+        assert!(echo.msg().tag(tag).is_some(), "{echo:?}");
+        assert_eq!(got.msg().tag(tag), echo.msg().tag(tag), "{tag}: {got:?}");
+    }
+    let got = plain.expect_command("PRIVMSG").await;
+    assert!(got.0.starts_with(":alice!"), "{got:?}");
+    assert_eq!(got.last(), "hello b");
+    deputy.expect_command("PRIVMSG").await;
+
+    // A TAGMSG reaches only message-tags members there.
+    alice.send("@+draft/react=x TAGMSG #v").await;
+    alice.expect_command("TAGMSG").await;
+    let got = tagged.expect_command("TAGMSG").await;
+    assert_eq!(got.msg().tag("+draft/react").as_deref(), Some("x"));
+
+    // STATUSMSG: once alice has opped the deputy (a status change made on node
+    // a), `@#v` reaches the deputy on node b and not the others.
+    alice.send("MODE #v +o deputy").await;
+    alice.expect_command("MODE").await;
+    deputy.expect_command("MODE").await;
+    alice.send("PRIVMSG @#v :ops only").await;
+    alice.send("PRIVMSG #v :everyone").await;
+    let got = deputy.expect_command("PRIVMSG").await;
+    assert_eq!(
+        (got.param(0), got.last()),
+        ("@#v".into(), "ops only".into())
+    );
+    for client in [&mut plain, &mut tagged] {
+        // The next thing either sees is the message after it: no TAGMSG for the
+        // plain one, no `@#v` for either.
+        let got = client
+            .expect(|l| matches!(l.command(), "PRIVMSG" | "TAGMSG" | "MODE"))
+            .await;
+        let got = if got.command() == "MODE" {
+            client
+                .expect(|l| matches!(l.command(), "PRIVMSG" | "TAGMSG"))
+                .await
+        } else {
+            got
+        };
+        assert_eq!(got.last(), "everyone", "{}: {got:?}", client.nick);
+    }
+    deputy.expect_command("PRIVMSG").await;
+
+    // Order: private messages and channel messages from one sender arrive in the
+    // order sent, though they travel differently.
+    for i in 0..50 {
+        alice.send(&format!("PRIVMSG tagged :pm {i}")).await;
+        alice.send(&format!("PRIVMSG #v :chan {i}")).await;
+    }
+    for i in 0..50 {
+        for expected in [format!("pm {i}"), format!("chan {i}")] {
+            let got = tagged.expect_command("PRIVMSG").await;
+            assert_eq!(got.last(), expected);
+        }
+    }
+    // A JOIN seen on another node comes before the joiner's first message.
+    let mut late = a.client("late").await;
+    late.send("JOIN #v").await;
+    late.send("PRIVMSG #v :first words").await;
+    let join = plain
+        .expect(|l| matches!(l.command(), "JOIN" | "PRIVMSG") && l.source_nick() == "late")
+        .await;
+    assert_eq!(join.command(), "JOIN", "{join:?}");
+    let words = plain.expect(|l| l.source_nick() == "late").await;
+    assert_eq!(words.last(), "first words");
+
+    // One bus entry per channel message for node b, whatever its members: the
+    // 55 channel messages were not forwarded as lines.
+    for client in [&mut alice, &mut tagged, &mut plain, &mut deputy] {
+        client.sync().await;
+    }
+    let after = crate::metrics::scrape(a.addr).await;
+    let delta = |series: &str| after.get(series) - before.get(series);
+    assert_eq!(
+        delta("palaver_cluster_forwarded_channel_messages_total"),
+        55.0
+    );
+    // Lines went one per member: the 50 private messages, and the MODE and
+    // late's JOIN to node b's three members.
+    assert_eq!(delta("palaver_cluster_forwarded_lines_total"), 56.0);
+    for node in [&a, &b] {
+        crate::binary::assert_no_panic(&node.process.stderr());
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs nats-server: scripts/test-cluster.sh"]
 async fn topics_modes_and_bans_are_the_same_on_every_node() {
     let nats = Nats::start();
     let a = Node::start(&nats, "a", &[]);

@@ -115,23 +115,7 @@ impl TestServer {
     /// capabilities `caps` (space separated; all must be acknowledged).
     pub async fn client_with_caps(&self, nick: &str, caps: &str) -> TestClient {
         let mut client = self.connect().await;
-        client.nick = nick.to_owned();
-        client.send(&format!("CAP REQ :{caps}")).await;
-        let ack = client.expect_command("CAP").await;
-        assert_eq!(
-            (ack.param(1).as_str(), ack.last().as_str()),
-            ("ACK", caps),
-            "{nick}: capabilities not acknowledged"
-        );
-        client.send(&format!("NICK {nick}")).await;
-        client
-            .send(&format!("USER {nick} 0 * :Test user {nick}"))
-            .await;
-        client.send("CAP END").await;
-        client.expect_command("001").await;
-        client
-            .expect(|l| l.command() == "376" || l.command() == "422")
-            .await;
+        client.register_with_caps(nick, caps).await;
         client
     }
 
@@ -283,6 +267,26 @@ impl TestClient {
         self.send(&format!("NICK {nick}")).await;
         self.send(&format!("USER {nick} 0 * :Test user {nick}"))
             .await;
+        self.expect_command("001").await;
+        self.expect(|l| l.command() == "376" || l.command() == "422")
+            .await;
+    }
+
+    /// Registers as `nick` with capabilities `caps` (space-separated, all of
+    /// which must be acknowledged) and waits for the end of the welcome burst.
+    pub async fn register_with_caps(&mut self, nick: &str, caps: &str) {
+        self.nick = nick.to_owned();
+        self.send(&format!("CAP REQ :{caps}")).await;
+        let ack = self.expect_command("CAP").await;
+        assert_eq!(
+            (ack.param(1).as_str(), ack.last().as_str()),
+            ("ACK", caps),
+            "{nick}: capabilities not acknowledged"
+        );
+        self.send(&format!("NICK {nick}")).await;
+        self.send(&format!("USER {nick} 0 * :Test user {nick}"))
+            .await;
+        self.send("CAP END").await;
         self.expect_command("001").await;
         self.expect(|l| l.command() == "376" || l.command() == "422")
             .await;

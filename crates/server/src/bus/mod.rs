@@ -8,6 +8,6 @@ mod wire;
 
 pub(crate) use nats::{Bus, ClaimRefused};
 pub(crate) use wire::{
-    ChannelState, Envelope, Event, Intro, ListEntry, Membership, ServerBan, Topic, UserRef,
-    WIRE_VERSION, kind_letter, kind_of,
+    ChannelMessage, ChannelState, Envelope, Event, Intro, ListEntry, Membership, Relayed,
+    ServerBan, Topic, UserRef, WIRE_VERSION, kind_letter, kind_of,
 };

@@ -4,12 +4,14 @@
 //! list of [`Event`]s applied in order. Two kinds of event travel together:
 //! *state* (a user arrived, changed nick, joined a channel…), which every node
 //! applies to its replica of the network without telling its own clients (the
-//! origin node already sent them the lines), and *deliveries* (these bytes to these
-//! of your users), which the receiving node writes to its users as they are. A
-//! node never re-sends what it received, so nothing loops.
+//! origin node already sent them the lines), and *deliveries*: these bytes to these
+//! of your users, which the receiving node writes to its users as they are, or a
+//! channel message, which it formats for each of its own members of the channel.
+//! A node never re-sends what it received, so nothing loops.
 //!
 //! Encoded with postcard (serde, varint integers, raw bytes): a delivery of one
-//! line to a hundred users on a node costs the line plus a byte or two per user.
+//! line to a hundred users on a node costs the line plus a byte or two per user,
+//! and a channel message costs its parts once per node, whatever its members.
 
 use serde::{Deserialize, Serialize};
 
@@ -144,6 +146,52 @@ pub(crate) fn kind_of(letter: char) -> Option<palaver_store::ServerBanKind> {
     }
 }
 
+/// Which relayed command a [`ChannelMessage`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Relayed {
+    Privmsg,
+    Notice,
+    Tagmsg,
+}
+
+/// A PRIVMSG, NOTICE or TAGMSG to a channel, in parts rather than as lines: the
+/// receiving node formats it for each of its own members of the channel the way
+/// the sender formats it for its own (see `relay::Relay`), so it crosses the bus
+/// once per node instead of once per member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ChannelMessage {
+    pub(crate) kind: Relayed,
+    /// The target as relayed lines show it: the channel's name, after the
+    /// STATUSMSG prefix if there is one.
+    pub(crate) target: String,
+    /// STATUSMSG: only operators (`@`), or voiced members and operators (`+`).
+    pub(crate) min_status: Option<char>,
+    pub(crate) nick: String,
+    pub(crate) user: String,
+    pub(crate) host: String,
+    /// `None` for a TAGMSG.
+    pub(crate) text: Option<String>,
+    /// The sender's client-only tags (`+key=value;...`), still escaped.
+    pub(crate) client_tags: String,
+    /// The sender is a bot (`+B`).
+    pub(crate) bot: bool,
+    pub(crate) account: Option<String>,
+    pub(crate) msgid: String,
+    /// When the sender took it, in milliseconds since the Unix epoch (the `time`
+    /// tag shows milliseconds, so every node shows the same).
+    pub(crate) at: i64,
+}
+
+impl ChannelMessage {
+    /// The channel's name: the target without its STATUSMSG prefix.
+    pub(crate) fn channel(&self) -> &str {
+        match self.min_status {
+            Some(prefix) => self.target.strip_prefix(prefix).unwrap_or(&self.target),
+            None => &self.target,
+        }
+    }
+}
+
 /// One thing a node tells the others.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum Event {
@@ -191,6 +239,10 @@ pub(crate) enum Event {
     /// Write `line` (a whole IRC line, CRLF included) to these users of the
     /// receiving node, in this order relative to the envelope's other events.
     Deliver { line: bytes::Bytes, to: Vec<u64> },
+    /// Deliver a channel message to the receiving node's members of the channel
+    /// (those its STATUSMSG prefix admits), in this order relative to the
+    /// envelope's other events.
+    ChannelMessage(Box<ChannelMessage>),
     /// Asks the receiving node (the user's home) to end a connection: KILL from
     /// another node, or the sender could not keep up with its lines.
     Disconnect { id: u64, reason: String },
@@ -200,7 +252,7 @@ pub(crate) enum Event {
 /// of different palaver versions that disagree on it cannot read each other, and
 /// a node that receives another version says so (see [`Envelope::version_of`])
 /// instead of only failing to decode. Raise it with any change to these types.
-pub(crate) const WIRE_VERSION: u16 = 1;
+pub(crate) const WIRE_VERSION: u16 = 2;
 
 /// One bus message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

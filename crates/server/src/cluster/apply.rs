@@ -60,6 +60,7 @@ fn note_alive(world: &mut World, node: &str, boot: u64, now: Instant, follow_up:
         remote.nodes.insert(
             node.into(),
             Node {
+                name: node.into(),
                 boot,
                 last_seen: now,
                 users: crate::world::Map::default(),
@@ -149,6 +150,9 @@ fn apply(world: &mut World, from: &str, event: Event, follow_up: &mut FollowUp) 
                     client.send(line.clone());
                 }
             }
+        }
+        Event::ChannelMessage(message) => {
+            world.deliver_channel_message(*message);
         }
         Event::Disconnect { id, reason } => {
             let id = ClientId(id);

@@ -5,7 +5,6 @@
 //! publish; sends heartbeats and bursts; and declares silent nodes lost. The world
 //! is locked only to take or apply a batch, never across network I/O.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,13 +13,12 @@ use futures_util::StreamExt as _;
 use palaver_proto::CaseKey;
 use tokio_util::sync::CancellationToken;
 
+use crate::Shared;
 use crate::bus::Bus;
 use crate::bus::{Envelope, Event, WIRE_VERSION};
 use crate::metrics::{ClusterCounters, Metrics};
-use crate::outbox::{Outbox, Taken};
 use crate::world::Map;
-use crate::world::remote::Outgoing;
-use crate::{Shared, lock};
+use crate::world::forward::{Lines, Outgoing};
 
 /// How often the link also sends its queue without being woken: a floor, in case
 /// a wake-up raced with a pass.
@@ -74,23 +72,63 @@ impl Deliveries {
         }
     }
 
-    fn into_events(self) -> impl Iterator<Item = Event> {
-        self.entries
-            .into_iter()
-            .map(|(line, to)| Event::Deliver { line, to })
+    /// Appends the deliveries gathered so far to `events`, emptying this.
+    fn drain_into(&mut self, events: &mut Vec<Event>) {
+        self.by_line.clear();
+        events.extend(
+            self.entries
+                .drain(..)
+                .map(|(line, to)| Event::Deliver { line, to }),
+        );
+    }
+}
+
+/// What one other node gets from one pass, in order.
+#[derive(Debug)]
+struct NodeQueue {
+    node: Arc<str>,
+    events: Vec<Event>,
+    /// Lines for its users since the last other event: grouped by line, so each
+    /// distinct line travels once (see [`Deliveries`]).
+    run: Deliveries,
+}
+
+impl NodeQueue {
+    fn new(node: Arc<str>) -> Self {
+        Self {
+            node,
+            events: Vec::new(),
+            run: Deliveries::default(),
+        }
+    }
+
+    /// Adds `event` after everything so far, lines included.
+    fn push(&mut self, event: Event) {
+        self.run.drain_into(&mut self.events);
+        self.events.push(event);
+    }
+
+    fn into_events(mut self) -> Vec<Event> {
+        self.run.drain_into(&mut self.events);
+        self.events
     }
 }
 
 /// What one pass took from the world.
 #[derive(Debug, Default)]
 struct Batch {
-    /// For every node.
-    events: Vec<Event>,
-    /// Per node: disconnect requests, then deliveries.
-    addressed: HashMap<Box<str>, (Vec<Event>, Deliveries)>,
+    /// One queue for every other node known now.
+    queues: Vec<NodeQueue>,
     releases: Vec<(CaseKey, String)>,
-    /// Every other node known now.
-    nodes: Vec<Box<str>>,
+    /// The world's queue stopped at an entry waiting for a commit: take again
+    /// after the next one.
+    waiting: bool,
+}
+
+impl Batch {
+    fn queue(&mut self, node: &str) -> Option<&mut NodeQueue> {
+        self.queues.iter_mut().find(|queue| *queue.node == *node)
+    }
 }
 
 /// Runs the link of `shared`'s world until `stop`.
@@ -117,7 +155,7 @@ pub(crate) async fn run(shared: Arc<Shared>, bus: Bus, stop: CancellationToken) 
             return;
         }
     };
-    let mut held: Vec<Arc<Outbox>> = Vec::new();
+    let mut waiting = false;
     let mut committed = shared.store.watch_committed();
     let mut heartbeat = tokio::time::interval(config.heartbeat);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -127,15 +165,11 @@ pub(crate) async fn run(shared: Arc<Shared>, bus: Bus, stop: CancellationToken) 
     loop {
         tokio::select! {
             () = stop.cancelled() => break,
-            () = link.wakeup.notified() => {
-                flush(&shared, &bus, &mut held).await;
-            }
-            _ = sweep.tick() => flush(&shared, &bus, &mut held).await,
-            changed = committed.changed(), if !held.is_empty() => {
+            () = link.wakeup.notified() => waiting = flush(&shared, &bus).await,
+            _ = sweep.tick() => waiting = flush(&shared, &bus).await,
+            changed = committed.changed(), if waiting => {
                 if changed.is_ok() {
-                    for outbox in held.drain(..) {
-                        outbox.wake_connection();
-                    }
+                    waiting = flush(&shared, &bus).await;
                 }
             }
             message = incoming.next() => {
@@ -164,7 +198,7 @@ pub(crate) async fn run(shared: Arc<Shared>, bus: Bus, stop: CancellationToken) 
             }
         }
     }
-    flush(&shared, &bus, &mut held).await;
+    flush(&shared, &bus).await;
     // Bounded: with NATS gone, a flush would wait for it forever, and so would
     // the shutdown.
     match tokio::time::timeout(PUBLISH_TIMEOUT, bus.client.flush()).await {
@@ -365,85 +399,95 @@ fn other_version(version: u16) {
     }
 }
 
-/// Takes what the world queued for other nodes and publishes it. While the bus
-/// is down it is dropped instead (the other nodes could not get it; they learn
-/// the state from the bursts after the reconnection), so nothing piles up here.
-async fn flush(shared: &Shared, bus: &Bus, held: &mut Vec<Arc<Outbox>>) {
-    let batch = take(shared, bus, held);
+/// Takes what the world queued for other nodes and publishes it; returns whether
+/// some of it waits for a commit. While the bus is down it is dropped instead
+/// (the other nodes could not get it; they learn the state from the bursts after
+/// the reconnection), so nothing piles up here.
+async fn flush(shared: &Shared, bus: &Bus) -> bool {
+    let batch = take(shared, bus);
     if bus.client.connection_state() != async_nats::connection::State::Connected {
-        return;
+        return batch.waiting;
     }
     release(bus, batch.releases);
-    let mut addressed = batch.addressed;
-    for node in batch.nodes {
-        let mut events = batch.events.clone();
-        if let Some((requests, deliveries)) = addressed.remove(&node) {
-            events.extend(requests);
-            events.extend(deliveries.into_events());
-        }
+    for queue in batch.queues {
+        let subject = bus.node_subject(&queue.node);
+        let events = queue.into_events();
         if !events.is_empty() {
-            publish(bus, &shared.metrics, bus.node_subject(&node), events).await;
+            publish(bus, &shared.metrics, subject, events).await;
         }
     }
+    batch.waiting
 }
 
-/// Takes the queued events and the remote users' lines, with the world locked.
-fn take(shared: &Shared, bus: &Bus, held: &mut Vec<Arc<Outbox>>) -> Batch {
+/// Takes the world's queue up to the first entry waiting for a commit (after
+/// moving the remote users' lines into it), with the world locked, and sorts it
+/// into one queue per node without.
+fn take(shared: &Shared, bus: &Bus) -> Batch {
     let committed = shared.store.committed();
-    let mut batch = Batch::default();
-    let mut world = shared.lock_world();
-    let crate::world::World {
-        remote, clients, ..
-    } = &mut *world;
-    let Some(remote) = remote.as_mut() else {
-        return batch;
+    let (entries, nodes, waiting) = {
+        let mut world = shared.lock_world();
+        let Some(remote) = world.remote.as_mut() else {
+            return Batch::default();
+        };
+        remote.settle();
+        let ready = remote
+            .outgoing
+            .iter()
+            .position(|entry| entry.hold() > committed)
+            .unwrap_or(remote.outgoing.len());
+        let waiting = ready < remote.outgoing.len();
+        let entries: Vec<Outgoing> = remote.outgoing.drain(..ready).collect();
+        let nodes: Vec<Arc<str>> = remote
+            .nodes
+            .values()
+            .map(|node| Arc::clone(&node.name))
+            .collect();
+        (entries, nodes, waiting)
     };
-    for outgoing in std::mem::take(&mut remote.outgoing) {
-        match outgoing {
-            Outgoing::Event(event) => batch.events.push(event),
-            Outgoing::Release(nick, id) => batch.releases.push((nick, bus.holder(id.0))),
-        }
-    }
-    let ready = std::mem::take(&mut *lock(&remote.link.ready));
-    let mut lines = Vec::new();
-    for key in ready {
-        let Some(slot) = remote.slots.get(key) else {
-            continue;
-        };
-        let Some(client) = clients.get(&slot.local) else {
-            continue;
-        };
-        let outbox = &client.outbox;
-        outbox.wakeup().taken();
-        lines.clear();
-        let taken = outbox.take(&mut lines, committed);
-        // The node's name is copied once per pass, not once per recipient.
-        if !batch.addressed.contains_key(&*slot.node) {
-            batch
-                .addressed
-                .insert(slot.node.clone(), Default::default());
-        }
-        let Some((requests, deliveries)) = batch.addressed.get_mut(&*slot.node) else {
-            continue;
-        };
-        ClusterCounters::add(&shared.metrics.cluster.forwarded_lines, lines.len() as u64);
-        let bytes: usize = lines.iter().map(Bytes::len).sum();
-        if bytes > 0 {
-            deliveries.add(slot.origin, lines.drain(..));
-            let _ = outbox.written(bytes);
-        }
-        match taken {
-            Taken::Held => held.push(Arc::clone(outbox)),
-            Taken::Disconnect(reason) | Taken::Aborted(reason) => {
-                requests.push(Event::Disconnect {
-                    id: slot.origin,
-                    reason,
-                });
+    let counters = &shared.metrics.cluster;
+    let mut batch = Batch {
+        queues: nodes.into_iter().map(NodeQueue::new).collect(),
+        releases: Vec::new(),
+        waiting,
+    };
+    for entry in entries {
+        match entry {
+            Outgoing::Event(event) => {
+                for queue in &mut batch.queues {
+                    queue.push(event.clone());
+                }
             }
-            Taken::Open | Taken::Closed => {}
+            Outgoing::Release(nick, id) => batch.releases.push((nick, bus.holder(id.0))),
+            Outgoing::Lines(lines) => {
+                let Lines {
+                    node,
+                    to,
+                    lines,
+                    outbox,
+                    disconnect,
+                    ..
+                } = *lines;
+                let bytes: usize = lines.iter().map(Bytes::len).sum();
+                ClusterCounters::add(&counters.forwarded_lines, lines.len() as u64);
+                if let Some(queue) = batch.queue(&node) {
+                    queue.run.add(to, lines.into_iter());
+                    if let Some(reason) = disconnect {
+                        queue.push(Event::Disconnect { id: to, reason });
+                    }
+                }
+                // Gone from this node's sendq for the user.
+                let _ = outbox.written(bytes);
+            }
+            Outgoing::Channel { nodes, message, .. } => {
+                for node in nodes {
+                    if let Some(queue) = batch.queue(&node) {
+                        ClusterCounters::add(&counters.forwarded_channel_messages, 1);
+                        queue.push(Event::ChannelMessage(message.clone()));
+                    }
+                }
+            }
         }
     }
-    batch.nodes = remote.nodes.keys().cloned().collect();
     batch
 }
 

@@ -9,10 +9,15 @@
 //!   resulting lines to every recipient (local ones directly, remote ones through
 //!   the link), and announces the *outcome* as a `bus::Event` that other
 //!   nodes apply to their replica without sending anything (see `world::remote`).
-//! - **Deliveries are routed, not recomputed.** A remote user is a client record
-//!   whose outbox the link drains; each distinct line goes to a node once per pass,
-//!   with the list of its recipients there ([`link`]). So a channel message costs
-//!   one bus message per node with members, never one per recipient.
+//! - **A channel message travels once per node.** It goes, in parts, to each node
+//!   with members of the channel, which formats it for its own members as the
+//!   sender formats it for its own (`world::forward`): a member on another node
+//!   costs its node about what a local member costs the sender, and the bus one
+//!   entry per node, never one per recipient.
+//! - **Other lines are routed, not recomputed.** A remote user is a client record
+//!   whose outbox the link drains (a private message, a JOIN, a MODE); each
+//!   distinct line goes to a node once per pass, with the list of its recipients
+//!   there ([`link`]).
 //! - **Nicks are claimed cluster-wide** with a JetStream KV create-if-absent
 //!   (`bus::Bus::claim_nick`) before a NICK takes effect: of two nodes racing for the
 //!   same nick exactly one wins.
@@ -23,8 +28,12 @@
 //!
 //! # Ordering
 //! Everything one node sends another goes through NATS from one connection, which
-//! keeps it in order: a user's lines and events reach every node in the order its
-//! home node produced them (per sender order). Between senders on different nodes
+//! keeps it in order, and leaves the node through one queue (`world::forward`),
+//! so a user's lines and events reach every node in the order its home node
+//! produced them (per sender order), channel messages and lines for single users
+//! alike: a private message sent before a channel message arrives first. A
+//! message that history keeps waits in that queue for its commit, with everything
+//! behind it, as it waits in a local user's outbox. Between senders on different nodes
 //! there is no global order: two nodes' messages to a channel may interleave
 //! differently on different nodes, as on any IRC network of linked servers.
 

@@ -98,9 +98,17 @@ pub(super) fn relay(ctx: &mut Ctx<'_>, msg: &Message<'_>, kind: Kind) {
         )
         .with_account(me.account.as_deref());
         let mut delivered = 0;
+        // On a cluster, a channel's members on other nodes get it from their node.
+        let mut fanout = ctx.world.fanout(&delivery.recipients);
         delivery.for_each(ctx, |recipient| {
             let caps = recipient.caps();
             if kind.reaches(caps) {
+                if fanout
+                    .as_mut()
+                    .is_some_and(|fanout| fanout.takes(recipient))
+                {
+                    return;
+                }
                 delivered += 1;
                 // push_delivery: to oneself this is a delivery, not a reply; the echo
                 // (if any) is the reply that labeled-response labels.
@@ -109,6 +117,10 @@ pub(super) fn relay(ctx: &mut Ctx<'_>, msg: &Message<'_>, kind: Kind) {
             }
         });
         echo(ctx, kind, &mut relay, seq);
+        if let Some(fanout) = fanout {
+            let nodes = fanout.into_nodes();
+            forward(ctx, nodes, &delivery, kind, text, &client_tags, &stamp, seq);
+        }
         // Counted once per message, not per copy (see `metrics`).
         ctx.world.counters.messages += 1;
         ctx.world.counters.deliveries += delivered;
@@ -116,6 +128,46 @@ pub(super) fn relay(ctx: &mut Ctx<'_>, msg: &Message<'_>, kind: Kind) {
             ctx.numeric(RPL_AWAY).param(nick).trailing(away).send();
         }
     }
+}
+
+/// Sends a channel message to the other nodes in `nodes`, which deliver it to
+/// their own members of the channel (see `world::forward`).
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the parts of one message, as relay has them at hand"
+)]
+fn forward(
+    ctx: &mut Ctx<'_>,
+    nodes: Vec<std::sync::Arc<str>>,
+    delivery: &Delivery,
+    kind: Kind,
+    text: Option<&str>,
+    client_tags: &str,
+    stamp: &crate::relay::Stamp,
+    seq: u64,
+) {
+    let Recipients::Channel { min_status, .. } = delivery.recipients else {
+        return;
+    };
+    if nodes.is_empty() {
+        return;
+    }
+    let me = ctx.me();
+    let message = crate::bus::ChannelMessage {
+        kind: kind.into(),
+        target: delivery.target.clone(),
+        min_status,
+        nick: me.nick().to_owned(),
+        user: me.user().to_owned(),
+        host: me.host.to_string(),
+        text: text.map(str::to_owned),
+        client_tags: client_tags.to_owned(),
+        bot: me.bot,
+        account: me.account.as_deref().map(str::to_owned),
+        msgid: stamp.msgid.clone(),
+        at: stamp.millis(),
+    };
+    ctx.world.forward_channel_message(nodes, message, seq);
 }
 
 /// The sender's client-only tags, if it negotiated message-tags (still escaped).

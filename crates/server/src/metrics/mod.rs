@@ -425,9 +425,13 @@ pub(crate) struct ClusterCounters {
     pub(crate) sent_bytes: AtomicU64,
     pub(crate) received_messages: AtomicU64,
     pub(crate) received_bytes: AtomicU64,
-    /// Lines forwarded to users of other nodes (one per recipient, though each
-    /// distinct line travels once per node).
+    /// Lines forwarded to single users of other nodes (one per recipient, though
+    /// each distinct line travels once per node): private messages, and the lines
+    /// of JOIN, PART, MODE and the like.
     pub(crate) forwarded_lines: AtomicU64,
+    /// Channel messages sent to other nodes, once per node with members of the
+    /// channel (each node delivers them to its own members).
+    pub(crate) forwarded_channel_messages: AtomicU64,
     /// Other nodes declared lost (silent past the node timeout, or restarted).
     pub(crate) nodes_lost: AtomicU64,
 }

@@ -115,8 +115,13 @@ impl Status for Shared {
                 ),
                 (
                     "palaver_cluster_forwarded_lines_total",
-                    "Lines for users of other nodes (each distinct line crosses the bus once per node).",
+                    "Lines for single users of other nodes (each distinct line crosses the bus once per node).",
                     &cluster.forwarded_lines,
+                ),
+                (
+                    "palaver_cluster_forwarded_channel_messages_total",
+                    "Channel messages sent to other nodes, once per node with members of the channel.",
+                    &cluster.forwarded_channel_messages,
                 ),
                 (
                     "palaver_cluster_nodes_lost_total",

@@ -11,6 +11,7 @@ pub(crate) mod auth_failures;
 mod channel;
 mod client;
 mod events;
+pub(crate) mod forward;
 pub(crate) mod metadata;
 mod monitor;
 pub(crate) mod read_markers;

@@ -7,8 +7,9 @@
 //! the cluster link's [`Inbox`] instead of a driver's, and the link forwards what is
 //! queued there to the user's home node (one bus message per node per pass, each
 //! distinct line once with the list of its recipients there). So a handler that
-//! sends a remote user a line (a private message, a channel message, a KICK) does
-//! exactly what it does for a local one.
+//! sends a remote user a line (a private message, a JOIN, a KICK) does exactly what
+//! it does for a local one. Channel messages, the bulk of the traffic, skip the
+//! remote members' outboxes: they travel once per node (see `world::forward`).
 //!
 //! The other half is state: every change a local user makes that other nodes must
 //! know (registration, nick, channels, away, capabilities, account) is queued
@@ -26,37 +27,28 @@ use std::time::Instant;
 use palaver_proto::CaseKey;
 use slab::Slab;
 
+use super::forward::Outgoing;
 use super::{ClientId, Map, World};
 use crate::bus::{self, Event, Membership, UserRef};
 use crate::outbox::Outbox;
 use crate::wakeup::Inbox;
 
-/// Most events waiting for the link (see [`World::announce`]).
-const MAX_OUTGOING: usize = 100_000;
-
-/// What the link has to publish, in order.
-#[derive(Debug)]
-pub(crate) enum Outgoing {
-    /// Tell every other node.
-    Event(Event),
-    /// A nick (folded) this node's user (by id) no longer holds: release its
-    /// cluster-wide claim. Only the link does network I/O, so the world queues it.
-    Release(CaseKey, ClientId),
-}
-
 /// One remote user, found from the key its outbox wakes the link with.
 #[derive(Debug, Clone)]
 pub(crate) struct Slot {
-    pub(crate) node: Box<str>,
+    /// Its home node's name, shared by the node's record and its users' slots.
+    pub(crate) node: Arc<str>,
     /// Its id on its home node.
     pub(crate) origin: u64,
-    /// Its id in this world.
-    pub(crate) local: ClientId,
+    /// Its outbox here (also in its `Client` record), whose lines the link takes.
+    pub(crate) outbox: Arc<Outbox>,
 }
 
 /// Another node, as far as this one knows.
 #[derive(Debug)]
 pub(crate) struct Node {
+    /// Its name, shared with its users' [`Slot`]s.
+    pub(crate) name: Arc<str>,
     /// Its incarnation (see `bus::Envelope::boot`).
     pub(crate) boot: u64,
     /// When it was last heard from: silence longer than the node timeout means
@@ -71,7 +63,7 @@ pub(crate) struct Node {
 pub(crate) struct Remote {
     /// This node's name.
     pub(crate) node: Box<str>,
-    /// Events and claim releases waiting for the link.
+    /// What the link has to send, in order (see `world::forward`).
     pub(crate) outgoing: Vec<Outgoing>,
     /// The link's inbox: remote users' outboxes wake it, and so does
     /// [`World::announce`].
@@ -121,7 +113,7 @@ impl World {
             Some(&key) => {
                 let slot = remote.slots.get(key)?;
                 UserRef {
-                    node: slot.node.clone(),
+                    node: Box::from(&*slot.node),
                     id: slot.origin,
                 }
             }
@@ -141,14 +133,7 @@ impl World {
             return;
         };
         if let Some(remote) = self.remote.as_mut() {
-            if remote.outgoing.len() >= MAX_OUTGOING {
-                // The link drains this every pass, dropping it while the bus
-                // is down; a queue this long means the link itself is stuck.
-                tracing::warn!("cluster events are not being sent; one dropped");
-                return;
-            }
-            remote.outgoing.push(Outgoing::Event(event));
-            remote.link.wakeup.notify_one();
+            remote.queue(Outgoing::Event(event));
         }
     }
 
@@ -231,8 +216,7 @@ impl World {
     /// longer holds.
     pub(crate) fn release_nick(&mut self, key: CaseKey, id: ClientId) {
         if let Some(remote) = self.remote.as_mut() {
-            remote.outgoing.push(Outgoing::Release(key, id));
-            remote.link.wakeup.notify_one();
+            remote.queue(Outgoing::Release(key, id));
         }
     }
 
@@ -291,7 +275,7 @@ impl World {
         if let Some(key) = remote.slot_of.remove(&id) {
             if remote.slots.contains(key) {
                 let slot = remote.slots.remove(key);
-                if let Some(node) = remote.nodes.get_mut(&slot.node) {
+                if let Some(node) = remote.nodes.get_mut(&*slot.node) {
                     node.users.remove(&slot.origin);
                 }
             }
@@ -303,14 +287,11 @@ impl World {
         let registered = client.is_registered();
         let nick = client.nick.as_deref().map(World::key);
         if registered {
-            remote
-                .outgoing
-                .push(Outgoing::Event(Event::Quit { id: id.0 }));
+            remote.queue(Outgoing::Event(Event::Quit { id: id.0 }));
         }
         if let Some(key) = nick {
-            remote.outgoing.push(Outgoing::Release(key, id));
+            remote.queue(Outgoing::Release(key, id));
         }
-        remote.link.wakeup.notify_one();
     }
 }
 
@@ -362,17 +343,19 @@ impl World {
         };
         let id = ClientId(self.next_id);
         self.next_id += 1;
-        let key = remote.slots.insert(Slot {
-            node: node.into(),
-            origin: intro.id,
-            local: id,
-        });
-        remote.slot_of.insert(id, key);
-        known.users.insert(intro.id, id);
+        let entry = remote.slots.vacant_entry();
+        let key = entry.key();
         let outbox = Arc::new(Outbox::new(
             REMOTE_SENDQ,
             crate::wakeup::Wakeup::new(key, Arc::clone(&remote.link)),
         ));
+        entry.insert(Slot {
+            node: Arc::clone(&known.name),
+            origin: intro.id,
+            outbox: Arc::clone(&outbox),
+        });
+        remote.slot_of.insert(id, key);
+        known.users.insert(intro.id, id);
         let client = super::Client::new(
             id,
             std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
