@@ -88,9 +88,12 @@ struct Shared {
     /// What operators see at `/metrics` and `/readyz` (the world holds its own
     /// counters; see `metrics`).
     metrics: Arc<metrics::Metrics>,
-    /// This node's connection to its cluster (`--cluster`), for nick claims; the
-    /// link task holds a clone. `None` on a server of its own.
+    /// This node's connection to its cluster (`--cluster`); the link task holds a
+    /// clone. `None` on a server of its own.
     cluster: Option<bus::Bus>,
+    /// Where NICK queues its cluster-wide claims (the world holds a clone for
+    /// releases): see `cluster::claims`.
+    claims: Option<cluster::claims::Claims>,
 }
 
 /// Locks a mutex whose data stays consistent even if a holder panicked.
@@ -108,7 +111,11 @@ const SLOW_WORK_PERMITS: usize = 1;
 impl Shared {
     /// The shared state for `config`, with its store (an in-memory one of its own
     /// if the configuration names none).
-    fn new(config: Config, cluster: Option<bus::Bus>) -> std::io::Result<Self> {
+    fn new(
+        config: Config,
+        cluster: Option<bus::Bus>,
+        claims: Option<cluster::claims::Claims>,
+    ) -> std::io::Result<Self> {
         let store: Arc<dyn palaver_store::Store> = match &config.store {
             Some(store) => Arc::clone(store),
             None => Arc::new(
@@ -124,8 +131,8 @@ impl Shared {
             Arc::clone(&store),
             Arc::clone(&metrics),
         );
-        if let Some(bus) = &cluster {
-            world.join_cluster(&bus.node, Arc::default());
+        if let (Some(bus), Some(claims)) = (&cluster, &claims) {
+            world.join_cluster(&bus.node, Arc::default(), claims.clone());
         }
         let bans = Arc::clone(&world.bans);
         let control = Arc::clone(&world.control);
@@ -138,6 +145,7 @@ impl Shared {
             slow_work: tokio::sync::Semaphore::new(SLOW_WORK_PERMITS),
             store,
             cluster,
+            claims,
         })
     }
 

@@ -220,7 +220,14 @@ pub async fn run_listeners(
             ),
         }
     }
-    let shared = Arc::new(Shared::new(config, cluster.clone())?);
+    let (claims, claim_jobs) = match &cluster {
+        Some(_) => {
+            let (claims, jobs) = crate::cluster::claims::Claims::new();
+            (Some(claims), Some(jobs))
+        }
+        None => (None, None),
+    };
+    let shared = Arc::new(Shared::new(config, cluster.clone(), claims)?);
     // Registered channels are loaded before the first client can join one.
     let registrations = shared.store.channels().await.map_err(|error| {
         io::Error::other(format!("cannot read the channel registrations: {error}"))
@@ -285,6 +292,14 @@ pub async fn run_listeners(
     let link_stop = CancellationToken::new();
     let _stop_link_on_drop = link_stop.clone().drop_guard();
     let link = shared.cluster.clone().map(|bus| {
+        if let Some(jobs) = claim_jobs {
+            tokio::spawn(crate::cluster::claims::run(
+                Arc::clone(&shared),
+                bus.clone(),
+                jobs,
+                link_stop.clone(),
+            ));
+        }
         tokio::spawn(crate::cluster::link::run(
             Arc::clone(&shared),
             bus,

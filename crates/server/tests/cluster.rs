@@ -95,8 +95,21 @@ impl Node {
 
     /// A node on the PostgreSQL store at `url`, with `dir` as its data directory.
     fn start_on_store(nats: &Nats, name: &str, url: &str, dir: &std::path::Path) -> Self {
+        Self::start_on_store_with(nats, name, url, dir, &[])
+    }
+
+    /// The same, with more options.
+    fn start_on_store_with(
+        nats: &Nats,
+        name: &str,
+        url: &str,
+        dir: &std::path::Path,
+        extra: &[&str],
+    ) -> Self {
         let dir = dir.to_string_lossy().into_owned();
-        Self::start_with(nats, name, &["--store", url, "--data-dir", &dir])
+        let mut args = vec!["--store", url, "--data-dir", &dir];
+        args.extend_from_slice(extra);
+        Self::start_with(nats, name, &args)
     }
 
     fn start_with(nats: &Nats, name: &str, extra: &[&str]) -> Self {
@@ -524,22 +537,36 @@ async fn invites_away_and_kill_reach_users_of_other_nodes() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
-    // SA* commands act as the user, which only its own node may do; RENAME would
-    // have to move the channel on every node.
+    // SA* commands act as the user, so the user's own node carries them out;
+    // RENAME would have to move the channel on every node.
     host.send("OPER root hunter2").await;
     host.expect_command("381").await;
     host.send("SANICK guest other").await;
-    let refused = host.expect_command("NOTICE").await;
-    assert!(
-        refused.last().contains("another server of the cluster"),
-        "{refused:?}"
+    let renamed = guest.expect_command("NICK").await;
+    assert_eq!(
+        (renamed.source_nick(), renamed.param(0)),
+        ("guest".into(), "other".into())
     );
+    let seen = host.expect_command("NICK").await;
+    assert_eq!(seen.param(0), "other");
+    host.send("SAJOIN other #annex").await;
+    assert_eq!(guest.expect_command("JOIN").await.param(0), "#annex");
+    host.send("SAPART other #annex :tidy").await;
+    let part = guest.expect_command("PART").await;
+    assert_eq!(
+        (part.param(0), part.last()),
+        ("#annex".into(), "tidy".into())
+    );
+    // A refusal there is answered here: the user is not in that channel.
+    host.send("SAPART other #annex").await;
+    let refused = host.expect_command("441").await;
+    assert_eq!(refused.param(2), "#annex", "{refused:?}");
     host.send("RENAME #club #club2").await;
     let refused = host.expect_command("FAIL").await;
     assert_eq!(refused.param(1), "CANNOT_RENAME", "{refused:?}");
 
     // An operator on node a kills a user of node b: b ends the connection.
-    host.send("KILL guest :enough").await;
+    host.send("KILL other :enough").await;
     let closed = guest.expect_closed().await;
     assert!(
         closed
@@ -548,7 +575,7 @@ async fn invites_away_and_kill_reach_users_of_other_nodes() {
         "{closed:?}"
     );
     let quit = host.expect_command("QUIT").await;
-    assert_eq!(quit.source_nick(), "guest");
+    assert_eq!(quit.source_nick(), "other");
 }
 
 /// Registers `nick` at `addr` again and again until the server welcomes it
@@ -624,6 +651,153 @@ async fn a_nick_raced_from_two_nodes_goes_to_exactly_one() {
         winner.expect_command("NICK").await;
         loser.send("PING sync").await;
         loser.expect_command("PONG").await;
+    }
+}
+
+/// Who holds the cluster-wide claim on `nick`, read from the NATS bucket itself
+/// (not through a node's replica): `node/boot/id`, or `None` if nobody does.
+async fn claim_holder(nats: &Nats, nick: &str) -> Option<String> {
+    let client = async_nats::connect(nats.url())
+        .await
+        .expect("connect to NATS");
+    let bucket = async_nats::jetstream::new(client)
+        .get_key_value("palaver_nicks")
+        .await
+        .expect("the nick bucket");
+    // The key is the folded nick in hex (`bus::nats`).
+    let key: String = nick
+        .to_ascii_lowercase()
+        .bytes()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    bucket
+        .get(&key)
+        .await
+        .expect("read a claim")
+        .map(|value| String::from_utf8_lossy(&value).into_owned())
+}
+
+/// Waits until the claim on `nick` is held by a user of node `node`, or by
+/// nobody with `node` `None`.
+async fn await_claim(nats: &Nats, nick: &str, node: Option<&str>) {
+    let deadline = Instant::now() + CONVERGE;
+    loop {
+        let holder = claim_holder(nats, nick).await;
+        let holding_node = holder.as_deref().and_then(|h| h.split('/').next());
+        if holding_node == node {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the claim on {nick} stayed {holder:?}, not {node:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs nats-server: scripts/test-cluster.sh"]
+async fn nick_claims_follow_nick_changes_in_order_and_a_given_nick_is_claimed_too() {
+    let nats = Nats::start();
+    let a = Node::start(&nats, "a", &["--oper", "root:hunter2"]);
+
+    // Away and straight back, again and again: each release of "flip" is done
+    // before it is claimed again, so the claim never goes missing.
+    let mut flipper = a.client("flip").await;
+    for _ in 0..20 {
+        flipper.send("NICK flop").await;
+        flipper.send("NICK flip").await;
+        for expected in ["flop", "flip"] {
+            let nick = flipper
+                .expect(|l| matches!(l.command(), "NICK" | "433"))
+                .await;
+            assert_eq!((nick.command(), nick.param(0)), ("NICK", expected.into()));
+        }
+    }
+    // "flop" was released last: once it is free, everything before it is done.
+    await_claim(&nats, "flop", None).await;
+    await_claim(&nats, "flip", Some("a")).await;
+
+    // SANICK gives a nick at once and claims it afterwards. Here the claim is
+    // already held elsewhere (a user of node z, as far as NATS knows, not yet
+    // known to node a): the target ends up with a guest nick, claimed too, and
+    // z's claim stays z's.
+    let client = async_nats::connect(nats.url())
+        .await
+        .expect("connect to NATS");
+    async_nats::jetstream::new(client)
+        .get_key_value("palaver_nicks")
+        .await
+        .expect("the nick bucket")
+        .create("696e747275646572", "z/1/1".into())
+        .await
+        .expect("claim \"intruder\" for node z");
+    flipper.send("OPER root hunter2").await;
+    flipper.expect_command("381").await;
+    let mut victim = a.client("victim").await;
+    flipper.send("SANICK victim intruder").await;
+    let given = victim.expect_command("NICK").await;
+    assert_eq!(given.param(0), "intruder");
+    let notice = victim.expect_command("NOTICE").await;
+    assert!(
+        notice.last().contains("held on another server"),
+        "{notice:?}"
+    );
+    let guest = victim.expect_command("NICK").await.param(0);
+    assert!(guest.starts_with("Guest"), "{guest}");
+    await_claim(&nats, &guest, Some("a")).await;
+    assert_eq!(
+        claim_holder(&nats, "intruder").await.as_deref(),
+        Some("z/1/1")
+    );
+    crate::binary::assert_no_panic(&a.process.stderr());
+}
+
+#[tokio::test]
+#[ignore = "needs nats-server and PostgreSQL: scripts/test-cluster.sh"]
+async fn a_guest_nick_given_by_nick_protection_is_claimed_cluster_wide() {
+    let nats = Nats::start();
+    let url = crate::postgres_store::fresh_database().await;
+    let (dir_a, dir_b) = (
+        tempfile::tempdir().expect("tempdir"),
+        tempfile::tempdir().expect("tempdir"),
+    );
+    let grace = ["--nick-grace", "1"];
+    let a = Node::start_on_store_with(&nats, "a", &url, dir_a.path(), &grace);
+    let b = Node::start_on_store_with(&nats, "b", &url, dir_b.path(), &grace);
+    let mut owner = a.client("owner").await;
+    owner.send("REGISTER * * correct-horse-battery").await;
+    owner
+        .expect(|line| line.0.contains("REGISTER SUCCESS owner "))
+        .await;
+    owner.send("NICK owner_away").await;
+    owner.expect_command("NICK").await;
+    // Node b learns the account's name before the nick is free there (one
+    // ordered stream): once it lets someone take the nick, it enforces it.
+    let deadline = Instant::now() + CONVERGE;
+    let mut squatter = loop {
+        let mut client = TestClient::connect(b.addr).await;
+        client.nick = "owner".to_owned();
+        client.send("NICK owner").await;
+        client.send("USER owner 0 * :squatter").await;
+        let answer = client
+            .expect(|l| matches!(l.command(), "001" | "433"))
+            .await;
+        if answer.command() == "001" {
+            break client;
+        }
+        assert!(Instant::now() < deadline, "node b never freed the nick");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let renamed = squatter
+        .expect(|l| l.command() == "NICK" && l.source_nick() == "owner")
+        .await;
+    let guest = renamed.param(0);
+    assert!(guest.starts_with("Guest"), "{renamed:?}");
+    await_claim(&nats, &guest, Some("b")).await;
+    await_claim(&nats, "owner", None).await;
+    for node in [&a, &b] {
+        crate::binary::assert_no_panic(&node.process.stderr());
     }
 }
 

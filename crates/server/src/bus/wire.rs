@@ -246,6 +246,14 @@ pub(crate) enum Event {
     /// Asks the receiving node (the user's home) to end a connection: KILL from
     /// another node, or the sender could not keep up with its lines.
     Disconnect { id: u64, reason: String },
+    /// An operator of the sender (`by`, its id there) gave a command that acts
+    /// as a user of the receiving node (SAJOIN, SAPART, SANICK): the user's node
+    /// runs it as its own, answering the operator through the bus.
+    OperCommand {
+        by: u64,
+        command: String,
+        params: Vec<String>,
+    },
 }
 
 /// The version of this wire format, the first thing in every [`Envelope`]: nodes

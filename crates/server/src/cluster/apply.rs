@@ -154,6 +154,15 @@ fn apply(world: &mut World, from: &str, event: Event, follow_up: &mut FollowUp) 
         Event::ChannelMessage(message) => {
             world.deliver_channel_message(*message);
         }
+        Event::OperCommand {
+            by,
+            command,
+            params,
+        } => {
+            if let Some(oper) = world.remote_user(from, by) {
+                crate::handlers::sa::run_for_remote_oper(world, oper, &command, &params);
+            }
+        }
         Event::Disconnect { id, reason } => {
             let id = ClientId(id);
             if !world.is_remote(id)

@@ -119,7 +119,6 @@ impl NodeQueue {
 struct Batch {
     /// One queue for every other node known now.
     queues: Vec<NodeQueue>,
-    releases: Vec<(CaseKey, String)>,
     /// The world's queue stopped at an entry waiting for a commit: take again
     /// after the next one.
     waiting: bool,
@@ -190,7 +189,7 @@ pub(crate) async fn run(shared: Arc<Shared>, bus: Bus, stop: CancellationToken) 
                     hello(&shared, &bus).await;
                 } else if up {
                     publish(&bus, &shared.metrics, bus.all_subject(), vec![Event::Alive { hello: false }]).await;
-                    expire(&shared, &bus, config.node_timeout).await;
+                    expire(&shared, config.node_timeout);
                 } else if connected {
                     tracing::warn!("lost the cluster bus; other nodes' users stay as they were until it is back");
                 }
@@ -295,7 +294,7 @@ fn grace(shared: &Shared) {
 }
 
 /// Declares lost every node silent for longer than `timeout`.
-async fn expire(shared: &Shared, bus: &Bus, timeout: Duration) {
+fn expire(shared: &Shared, timeout: Duration) {
     let now = Instant::now();
     let mut releases = Vec::new();
     {
@@ -318,20 +317,17 @@ async fn expire(shared: &Shared, bus: &Bus, timeout: Duration) {
             }
         }
     }
-    release(bus, releases);
+    release(shared, releases);
 }
 
-/// Releases nick claims in the background (they wait for the KV round trips).
-fn release(bus: &Bus, releases: Vec<(CaseKey, String)>) {
-    if releases.is_empty() {
-        return;
-    }
-    let bus = bus.clone();
-    tokio::spawn(async move {
+/// Releases the nick claims of a lost node's users (in order with this node's
+/// own claims, see `cluster::claims`).
+fn release(shared: &Shared, releases: Vec<(CaseKey, String)>) {
+    if let Some(claims) = &shared.claims {
         for (nick, holder) in releases {
-            bus.release_nick(&nick, &holder).await;
+            claims.release_lost(nick, holder);
         }
-    });
+    }
 }
 
 /// Applies one bus message.
@@ -370,7 +366,7 @@ async fn receive(shared: &Shared, bus: &Bus, payload: &[u8]) {
         let mut world = shared.lock_world();
         super::apply::envelope(&mut world, envelope, Instant::now())
     };
-    release(bus, follow_up.release);
+    release(shared, follow_up.release);
     if !follow_up.burst_to.is_empty() {
         let events = burst(shared);
         for node in follow_up.burst_to {
@@ -404,11 +400,10 @@ fn other_version(version: u16) {
 /// (the other nodes could not get it; they learn the state from the bursts after
 /// the reconnection), so nothing piles up here.
 async fn flush(shared: &Shared, bus: &Bus) -> bool {
-    let batch = take(shared, bus);
+    let batch = take(shared);
     if bus.client.connection_state() != async_nats::connection::State::Connected {
         return batch.waiting;
     }
-    release(bus, batch.releases);
     for queue in batch.queues {
         let subject = bus.node_subject(&queue.node);
         let events = queue.into_events();
@@ -422,7 +417,7 @@ async fn flush(shared: &Shared, bus: &Bus) -> bool {
 /// Takes the world's queue up to the first entry waiting for a commit (after
 /// moving the remote users' lines into it), with the world locked, and sorts it
 /// into one queue per node without.
-fn take(shared: &Shared, bus: &Bus) -> Batch {
+fn take(shared: &Shared) -> Batch {
     let committed = shared.store.committed();
     let (entries, nodes, waiting) = {
         let mut world = shared.lock_world();
@@ -447,7 +442,6 @@ fn take(shared: &Shared, bus: &Bus) -> Batch {
     let counters = &shared.metrics.cluster;
     let mut batch = Batch {
         queues: nodes.into_iter().map(NodeQueue::new).collect(),
-        releases: Vec::new(),
         waiting,
     };
     for entry in entries {
@@ -457,7 +451,6 @@ fn take(shared: &Shared, bus: &Bus) -> Batch {
                     queue.push(event.clone());
                 }
             }
-            Outgoing::Release(nick, id) => batch.releases.push((nick, bus.holder(id.0))),
             Outgoing::Lines(lines) => {
                 let Lines {
                     node,
@@ -477,6 +470,11 @@ fn take(shared: &Shared, bus: &Bus) -> Batch {
                 }
                 // Gone from this node's sendq for the user.
                 let _ = outbox.written(bytes);
+            }
+            Outgoing::To { node, event } => {
+                if let Some(queue) = batch.queue(&node) {
+                    queue.push(event);
+                }
             }
             Outgoing::Channel { nodes, message, .. } => {
                 for node in nodes {

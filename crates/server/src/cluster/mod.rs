@@ -20,7 +20,8 @@
 //!   there ([`link`]).
 //! - **Nicks are claimed cluster-wide** with a JetStream KV create-if-absent
 //!   (`bus::Bus::claim_nick`) before a NICK takes effect: of two nodes racing for the
-//!   same nick exactly one wins.
+//!   same nick exactly one wins. A node's claims and releases run one at a time,
+//!   in the order its nicks changed ([`claims`]).
 //! - **Liveness** is a heartbeat per node on the broadcast subject; a node silent
 //!   for the node timeout is lost: its users quit everywhere else (`QUIT :node a
 //!   lost`) and their nick claims are released. A node that comes back is a new
@@ -38,4 +39,5 @@
 //! differently on different nodes, as on any IRC network of linked servers.
 
 pub(crate) mod apply;
+pub(crate) mod claims;
 pub(crate) mod link;

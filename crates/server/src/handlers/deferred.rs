@@ -209,11 +209,8 @@ impl Deferred {
     async fn work(self, shared: &Shared, id: ClientId) -> Completion {
         match self {
             Self::ClaimNick { wanted } => {
-                let claimed = match &shared.cluster {
-                    Some(bus) => {
-                        bus.claim_nick(&crate::world::World::key(&wanted), id.0)
-                            .await
-                    }
+                let claimed = match &shared.claims {
+                    Some(claims) => claims.claim(crate::world::World::key(&wanted), id.0).await,
                     None => Ok(()),
                 };
                 Completion::NickClaimed { wanted, claimed }

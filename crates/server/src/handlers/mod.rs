@@ -29,7 +29,7 @@ mod oper;
 mod setname;
 // Operating the server: server bans, STATS, SAJOIN/SAPART/SANICK, DIE/RESTART.
 mod bans;
-mod sa;
+pub(crate) mod sa;
 mod stats;
 mod whox;
 // draft/read-marker, draft/message-redaction.

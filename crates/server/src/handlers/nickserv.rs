@@ -411,6 +411,11 @@ pub(crate) fn rename_to_guest(world: &mut World, id: ClientId, why: &str) {
     notice(world, id, &format!("{why} {guest}"));
     let mut ctx = Ctx::new(world, id);
     super::registration::rename(&mut ctx, &guest);
+    // On a cluster the nick is claimed afterwards, so the old one goes now; if
+    // another node's user has this one, `cluster::claims` picks another.
+    if let Some(remote) = world.remote.as_ref() {
+        remote.claims.claim_given(World::key(&guest), id.0);
+    }
 }
 
 /// A free `Guest<digits>` nick.

@@ -6,7 +6,8 @@
 //! exactly what the user's own command would have shown them, and every operator
 //! gets a server notice. SAJOIN gets past the channel's bans, key, limit and
 //! restrictive modes and the per-client channel limit (not the server-wide bound
-//! on channels).
+//! on channels). On a cluster, a command about another node's user is carried
+//! out by that node (see [`target`]).
 
 use palaver_proto::Message;
 use palaver_proto::numeric::*;
@@ -17,9 +18,10 @@ use super::oper::{is_oper, snote};
 use crate::world::{ClientId, World};
 
 /// The registered client `nick` names, or `401` to the caller. A user of another
-/// cluster node is refused with a NOTICE: its own node decides what it does, so
-/// the command must be given there.
-fn target(ctx: &Ctx<'_>, nick: &str) -> Option<ClientId> {
+/// cluster node is that node's to move: the command (`command`, `params`) is sent
+/// there, which runs it as its own and answers the operator (only a local
+/// operator's command travels, so it cannot bounce between nodes).
+fn target(ctx: &mut Ctx<'_>, nick: &str, command: &str, params: &[&str]) -> Option<ClientId> {
     let found = ctx
         .world
         .find_nick(nick)
@@ -28,17 +30,68 @@ fn target(ctx: &Ctx<'_>, nick: &str) -> Option<ClientId> {
     match found {
         None => ctx.no_such_nick(nick),
         Some(id) if ctx.world.is_remote(id) => {
-            ctx.world
-                .server_line(ctx.id, "NOTICE")
-                .trailing(&format!(
-                    "{nick} is connected to another server of the cluster; give the command there"
-                ))
-                .send();
+            let by = ctx.id;
+            let forwarded = !ctx.world.is_remote(by)
+                && ctx
+                    .world
+                    .send_to_home(id, |_| crate::bus::Event::OperCommand {
+                        by: by.0,
+                        command: command.to_owned(),
+                        params: params.iter().map(|p| (*p).to_owned()).collect(),
+                    });
+            if !forwarded {
+                ctx.world
+                    .server_line(ctx.id, "NOTICE")
+                    .trailing(&format!(
+                        "{nick} is connected to another server of the cluster; give the command there"
+                    ))
+                    .send();
+            }
             return None;
         }
         Some(_) => {}
     }
     found
+}
+
+/// Runs an operator command that another cluster node sent about one of this
+/// node's users (see [`target`]), as operator `oper` (that node's user).
+pub(crate) fn run_for_remote_oper(
+    world: &mut World,
+    oper: ClientId,
+    command: &str,
+    params: &[String],
+) {
+    let handler: fn(&mut Ctx<'_>, &Message<'_>) = match command {
+        "SAJOIN" => sajoin,
+        "SAPART" => sapart,
+        "SANICK" => sanick,
+        _ => {
+            tracing::warn!(
+                command,
+                "another cluster node sent an operator command this one does not run"
+            );
+            return;
+        }
+    };
+    let mut line = palaver_proto::LineWriter::new();
+    line.command(command);
+    if let Some((last, middle)) = params.split_last() {
+        for param in middle {
+            line.param(param);
+        }
+        line.trailing(last);
+    }
+    let line = line.finish();
+    let Ok(text) = std::str::from_utf8(&line) else {
+        return;
+    };
+    match Message::parse(text.trim_end()) {
+        Ok(msg) => handler(&mut Ctx::new(world, oper), &msg),
+        Err(error) => {
+            tracing::warn!(%error, command, "unreadable operator command from another cluster node")
+        }
+    }
 }
 
 /// `SAJOIN <nick> <#channel>`.
@@ -54,7 +107,7 @@ pub(super) fn sajoin(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         ctx.no_such_channel(channel);
         return;
     }
-    let Some(id) = target(ctx, nick) else {
+    let Some(id) = target(ctx, nick, "SAJOIN", &[nick, channel]) else {
         return;
     };
     let mut as_target = Ctx::new(&mut *ctx.world, id);
@@ -82,7 +135,8 @@ pub(super) fn sapart(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         return;
     };
     let reason = msg.param(2).filter(|r| !r.is_empty());
-    let Some(id) = target(ctx, nick) else {
+    let params: Vec<&str> = [nick, channel].into_iter().chain(reason).collect();
+    let Some(id) = target(ctx, nick, "SAPART", &params) else {
         return;
     };
     let key = World::key(channel);
@@ -122,7 +176,7 @@ pub(super) fn sanick(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
             .send();
         return;
     }
-    let Some(id) = target(ctx, nick) else {
+    let Some(id) = target(ctx, nick, "SANICK", &[nick, wanted]) else {
         return;
     };
     if ctx
@@ -146,6 +200,11 @@ pub(super) fn sanick(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     // A pending NickServ rename was for the old nick. (Whether the new one is an
     // account's is not looked up: the operator chose it.)
     as_target.world.nick_claims.remove(&id);
+    // On a cluster the nick is claimed afterwards (`cluster::claims`): if
+    // another node's user holds it, the target gets a guest nick instead.
+    if let Some(remote) = as_target.world.remote.as_ref() {
+        remote.claims.claim_given(World::key(wanted), id.0);
+    }
     let oper = ctx.me().nick().to_owned();
     tracing::info!(%oper, from = %old, to = %wanted, "SANICK");
     snote(

@@ -20,7 +20,6 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use palaver_proto::CaseKey;
 use slab::Slab;
 
 use super::remote::{Remote, Slot};
@@ -41,11 +40,11 @@ const MAX_OUTGOING: usize = 100_000;
 pub(crate) enum Outgoing {
     /// Tell every other node.
     Event(Event),
-    /// A nick (folded) this node's user (by id) no longer holds: release its
-    /// cluster-wide claim. Only the link does network I/O, so the world queues it.
-    Release(CaseKey, ClientId),
     /// Lines for one user of another node.
     Lines(Box<Lines>),
+    /// An event for one node only (a request about one of its users), in order
+    /// with that node's lines.
+    To { node: Arc<str>, event: Event },
     /// A channel message, for the nodes that have members of the channel.
     Channel {
         nodes: Vec<Arc<str>>,
@@ -61,7 +60,7 @@ impl Outgoing {
         match self {
             Self::Lines(lines) => lines.hold,
             Self::Channel { hold, .. } => *hold,
-            Self::Event(_) | Self::Release(..) => 0,
+            Self::Event(_) | Self::To { .. } => 0,
         }
     }
 }
@@ -175,6 +174,29 @@ impl World {
             slots: &remote.slots,
             nodes: Vec::new(),
         })
+    }
+
+    /// Queues `event` (made from the user's id there) for the home node of
+    /// remote user `id`, after the lines queued so far for its users; `false` if
+    /// `id` is not another node's user.
+    pub(crate) fn send_to_home(&mut self, id: ClientId, event: impl FnOnce(u64) -> Event) -> bool {
+        let Some(remote) = self.remote.as_mut() else {
+            return false;
+        };
+        let Some(slot) = remote
+            .slot_of
+            .get(&id)
+            .and_then(|key| remote.slots.get(*key))
+        else {
+            return false;
+        };
+        let (node, origin) = (Arc::clone(&slot.node), slot.origin);
+        remote.settle();
+        remote.queue(Outgoing::To {
+            node,
+            event: event(origin),
+        });
+        true
     }
 
     /// Queues channel message `message` for `nodes`, after the lines queued so far

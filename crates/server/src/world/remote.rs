@@ -30,6 +30,7 @@ use slab::Slab;
 use super::forward::Outgoing;
 use super::{ClientId, Map, World};
 use crate::bus::{self, Event, Membership, UserRef};
+use crate::cluster::claims::Claims;
 use crate::outbox::Outbox;
 use crate::wakeup::Inbox;
 
@@ -74,11 +75,13 @@ pub(crate) struct Remote {
     pub(crate) slot_of: Map<ClientId, usize>,
     /// The other nodes heard from, by name.
     pub(crate) nodes: Map<Box<str>, Node>,
+    /// Where nick claims and releases are queued, in order.
+    pub(crate) claims: Claims,
 }
 
 impl Remote {
     /// The cluster state of node `node`, before anyone else is heard from.
-    pub(crate) fn new(node: &str, link: Arc<Inbox>) -> Self {
+    pub(crate) fn new(node: &str, link: Arc<Inbox>, claims: Claims) -> Self {
         Self {
             node: node.into(),
             outgoing: Vec::new(),
@@ -86,6 +89,7 @@ impl Remote {
             slots: Slab::new(),
             slot_of: Map::default(),
             nodes: Map::default(),
+            claims,
         }
     }
 }
@@ -215,8 +219,8 @@ impl World {
     /// Releases the cluster-wide claim on nick `key`, which a local user no
     /// longer holds.
     pub(crate) fn release_nick(&mut self, key: CaseKey, id: ClientId) {
-        if let Some(remote) = self.remote.as_mut() {
-            remote.queue(Outgoing::Release(key, id));
+        if let Some(remote) = self.remote.as_ref() {
+            remote.claims.release(key, id.0);
         }
     }
 
@@ -260,9 +264,9 @@ impl World {
 impl World {
     /// Makes this world node `node` of a cluster whose link wakes on `link`. Message
     /// ids then start with the node's name, so they are unique cluster-wide.
-    pub(crate) fn join_cluster(&mut self, node: &str, link: Arc<Inbox>) {
+    pub(crate) fn join_cluster(&mut self, node: &str, link: Arc<Inbox>, claims: Claims) {
         self.msgid_prefix = format!("{node}.{}", self.msgid_prefix);
-        self.remote = Some(Box::new(Remote::new(node, link)));
+        self.remote = Some(Box::new(Remote::new(node, link, claims)));
     }
 
     /// The cluster's part of removing client `id` (called by `remove_client`
@@ -290,7 +294,7 @@ impl World {
             remote.queue(Outgoing::Event(Event::Quit { id: id.0 }));
         }
         if let Some(key) = nick {
-            remote.queue(Outgoing::Release(key, id));
+            remote.claims.release(key, id.0);
         }
     }
 }
