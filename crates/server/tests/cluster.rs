@@ -410,6 +410,25 @@ async fn a_channel_message_crosses_once_per_node_and_each_member_gets_its_own_fo
     // Lines went one per member: the 50 private messages, and the MODE and
     // late's JOIN to node b's three members.
     assert_eq!(delta("palaver_cluster_forwarded_lines_total"), 56.0);
+
+    // A draft/multiline batch travels as lines, one per member there, and a
+    // channel message sent after it still arrives after it.
+    let mut poet = TestClient::connect(a.addr).await;
+    poet.register_with_caps("poet", "batch draft/multiline")
+        .await;
+    poet.send("JOIN #v").await;
+    poet.expect_command("366").await;
+    poet.send("BATCH +p draft/multiline #v").await;
+    poet.send("@batch=p PRIVMSG #v :one").await;
+    poet.send("@batch=p PRIVMSG #v :two").await;
+    poet.send("BATCH -p").await;
+    poet.send("PRIVMSG #v :after").await;
+    for expected in ["one", "two", "after"] {
+        let got = plain
+            .expect(|l| l.command() == "PRIVMSG" && l.source_nick() == "poet")
+            .await;
+        assert_eq!(got.last(), expected);
+    }
     for node in [&a, &b] {
         crate::binary::assert_no_panic(&node.process.stderr());
     }
