@@ -79,6 +79,42 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// Runs `attempt` until it succeeds, every 20 ms for at most [`CONVERGE`]: what
+/// the cluster agrees on arrives after a bus round trip or a node timeout, and
+/// this waits for it instead of sleeping a guess. Fails with the last attempt's
+/// error.
+async fn converge<T>(mut attempt: impl AsyncFnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + CONVERGE;
+    loop {
+        match attempt().await {
+            Ok(done) => return done,
+            Err(why) => assert!(Instant::now() < deadline, "{why}"),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Connects to `addr` and registers as `nick`: the client once welcomed, or the
+/// numeric (one of `refusals`) that refused it.
+async fn try_register(
+    addr: SocketAddr,
+    nick: &str,
+    refusals: &[&str],
+) -> Result<TestClient, String> {
+    let mut client = TestClient::connect(addr).await;
+    client.nick = nick.to_owned();
+    client.send(&format!("NICK {nick}")).await;
+    client.send(&format!("USER {nick} 0 * :{nick}")).await;
+    let answer = client
+        .expect(|l| l.command() == "001" || refusals.contains(&l.command()))
+        .await;
+    if answer.command() == "001" {
+        return Ok(client);
+    }
+    client.send("QUIT").await;
+    Err(format!("{nick} refused: {answer:?}"))
+}
+
 /// One node: a `chat-server` process in the cluster.
 struct Node {
     process: ServerProcess,
@@ -142,8 +178,7 @@ impl Node {
 /// Waits until `viewer`'s NAMES of `channel` lists every one of `nicks`: the
 /// other nodes' joins have arrived.
 async fn await_members(viewer: &mut TestClient, channel: &str, nicks: &[&str]) {
-    let deadline = Instant::now() + CONVERGE;
-    loop {
+    converge(async || {
         viewer.send(&format!("NAMES {channel}")).await;
         // No 353 at all while the channel is unknown here.
         let mut names = String::new();
@@ -162,32 +197,25 @@ async fn await_members(viewer: &mut TestClient, channel: &str, nicks: &[&str]) {
             .map(|n| n.trim_start_matches(['@', '+']))
             .collect();
         if nicks.iter().all(|nick| listed.contains(nick)) {
-            return;
+            return Ok(());
         }
-        assert!(
-            Instant::now() < deadline,
-            "{channel} never listed {nicks:?}: {names}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        Err(format!("{channel} never listed {nicks:?}: {names}"))
+    })
+    .await;
 }
 
 /// Waits until `viewer` sees `nick` online (ISON), or offline with `online` false.
 async fn await_online(viewer: &mut TestClient, nick: &str, online: bool) {
-    let deadline = Instant::now() + CONVERGE;
-    loop {
+    converge(async || {
         viewer.send(&format!("ISON {nick}")).await;
         let listed = viewer.expect_command("303").await.last();
         if listed.split(' ').any(|n| n == nick) == online {
-            return;
+            return Ok(());
         }
-        assert!(
-            Instant::now() < deadline,
-            "{nick} never went {}",
-            if online { "online" } else { "offline" }
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        let state = if online { "online" } else { "offline" };
+        Err(format!("{nick} never went {state}"))
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -315,6 +343,9 @@ async fn a_channel_message_crosses_once_per_node_and_each_member_gets_its_own_fo
     alice.send("JOIN #v").await;
     alice.expect_command("366").await;
     await_online(&mut alice, "deputy", true).await;
+    // Node b knows alice's channel before its users join it (else it would be
+    // created there too, and the younger copy's operator deopped).
+    await_members(&mut tagged, "#v", &["alice"]).await;
     for client in [&mut tagged, &mut plain, &mut deputy] {
         client.send("JOIN #v").await;
         client.expect_command("366").await;
@@ -434,6 +465,89 @@ async fn a_channel_message_crosses_once_per_node_and_each_member_gets_its_own_fo
     }
 }
 
+/// `viewer`'s NAMES of `channel`, with status prefixes, sorted.
+async fn names(viewer: &mut TestClient, channel: &str) -> Vec<String> {
+    viewer.send(&format!("NAMES {channel}")).await;
+    let mut names = Vec::new();
+    loop {
+        let line = viewer
+            .expect(|l| l.command() == "353" || l.command() == "366")
+            .await;
+        if line.command() == "366" {
+            break;
+        }
+        names.extend(
+            line.last()
+                .split(' ')
+                .filter(|n| !n.is_empty())
+                .map(str::to_owned),
+        );
+    }
+    names.sort();
+    names
+}
+
+#[tokio::test]
+#[ignore = "needs nats-server: scripts/test-cluster.sh"]
+async fn a_channel_created_on_two_nodes_at_once_keeps_one_creator() {
+    let nats = Nats::start();
+    let a = Node::start(&nats, "a", &[]);
+    let b = Node::start(&nats, "b", &[]);
+    let mut xavier = a.client("xavier").await;
+    let mut yvonne = b.client("yvonne").await;
+    await_online(&mut xavier, "yvonne", true).await;
+    await_online(&mut yvonne, "xavier", true).await;
+    for round in 0..8 {
+        // Both join a new channel at once: usually each node creates it before
+        // hearing of the other's join, and both make their joiner its operator.
+        let channel = format!("#race{round}");
+        xavier.send(&format!("JOIN {channel}")).await;
+        yvonne.send(&format!("JOIN {channel}")).await;
+        // Each learns of the other: listed on joining, or seen joining after,
+        // even when both nodes created the channel (then neither node knew the
+        // other's member, and each shows its own users the other's JOIN).
+        for (client, other) in [(&mut xavier, "yvonne"), (&mut yvonne, "xavier")] {
+            let mut listed = false;
+            loop {
+                let line = client
+                    .expect(|l| matches!(l.command(), "353" | "366" | "JOIN"))
+                    .await;
+                match line.command() {
+                    "353" => {
+                        listed |= line
+                            .last()
+                            .split(' ')
+                            .any(|n| n.trim_start_matches(['@', '+']) == other);
+                    }
+                    "JOIN" => listed |= line.source_nick() == other,
+                    _ => break,
+                }
+            }
+            if !listed {
+                let join = client
+                    .expect(|l| l.command() == "JOIN" && l.source_nick() == other)
+                    .await;
+                assert_eq!(join.param(0), channel);
+            }
+        }
+        // The older creation wins on both nodes: one operator, the same one.
+        let (on_a, on_b) = converge(async || {
+            let on_a = names(&mut xavier, &channel).await;
+            let on_b = names(&mut yvonne, &channel).await;
+            let ops = on_a.iter().filter(|n| n.starts_with('@')).count();
+            if on_a == on_b && on_a.len() == 2 && ops == 1 {
+                return Ok((on_a, on_b));
+            }
+            Err(format!("{channel}: node a has {on_a:?}, node b {on_b:?}"))
+        })
+        .await;
+        assert_eq!(on_a, on_b);
+    }
+    for node in [&a, &b] {
+        crate::binary::assert_no_panic(&node.process.stderr());
+    }
+}
+
 #[tokio::test]
 #[ignore = "needs nats-server: scripts/test-cluster.sh"]
 async fn topics_modes_and_bans_are_the_same_on_every_node() {
@@ -489,18 +603,17 @@ async fn topics_modes_and_bans_are_the_same_on_every_node() {
         .await;
     op.send("TOPIC #rules :from a").await;
     member.send("TOPIC #rules :from b").await;
-    let deadline = Instant::now() + CONVERGE;
-    loop {
+    converge(async || {
         op.send("TOPIC #rules").await;
         let on_a = op.expect_command("332").await.last();
         member.send("TOPIC #rules").await;
         let on_b = member.expect_command("332").await.last();
         if on_a == on_b {
-            break;
+            return Ok(());
         }
-        assert!(Instant::now() < deadline, "topics differ: {on_a} / {on_b}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        Err(format!("topics differ: {on_a} / {on_b}"))
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -517,18 +630,17 @@ async fn invites_away_and_kill_reach_users_of_other_nodes() {
     host.expect_command("MODE").await;
     await_online(&mut host, "guest", true).await;
     // Node b knows the channel and its +i before the guest tries.
-    let deadline = Instant::now() + CONVERGE;
-    loop {
+    converge(async || {
         guest.send("MODE #club").await;
         let modes = guest
             .expect(|l| l.command() == "324" || l.command() == "403")
             .await;
         if modes.command() == "324" && modes.param(2).contains('i') {
-            break;
+            return Ok(());
         }
-        assert!(Instant::now() < deadline, "node b never saw #club +i");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        Err(format!("node b never saw #club +i: {modes:?}"))
+    })
+    .await;
 
     // The invitation is made on node a and honoured by node b.
     guest.send("JOIN #club").await;
@@ -542,19 +654,18 @@ async fn invites_away_and_kill_reach_users_of_other_nodes() {
     // Away, seen from the other node.
     guest.send("AWAY :brb").await;
     guest.expect_command("306").await;
-    let deadline = Instant::now() + CONVERGE;
-    loop {
+    let away = converge(async || {
         host.send("WHOIS guest").await;
         let away = host
             .expect(|l| l.command() == "301" || l.command() == "318")
             .await;
         if away.command() == "301" {
-            assert_eq!(away.last(), "brb");
-            break;
+            return Ok(away);
         }
-        assert!(Instant::now() < deadline, "the away message never arrived");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        Err("the away message never arrived".to_owned())
+    })
+    .await;
+    assert_eq!(away.last(), "brb");
 
     // SA* commands act as the user, so the user's own node carries them out;
     // RENAME would have to move the channel on every node.
@@ -600,21 +711,12 @@ async fn invites_away_and_kill_reach_users_of_other_nodes() {
 /// Registers `nick` at `addr` again and again until the server welcomes it
 /// (`welcomed`) or refuses it as K-lined (465, not `welcomed`).
 async fn await_registration(addr: SocketAddr, nick: &str, welcomed: bool, why: &str) {
-    let deadline = Instant::now() + CONVERGE;
-    loop {
-        let mut again = TestClient::connect(addr).await;
-        again.send(&format!("NICK {nick}")).await;
-        again.send(&format!("USER {nick} 0 * :{nick}")).await;
-        let line = again
-            .expect(|l| l.command() == "001" || l.command() == "465")
-            .await;
-        if (line.command() == "001") == welcomed {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{why}");
-        again.send("QUIT").await;
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    converge(async || match try_register(addr, nick, &["465"]).await {
+        Ok(_) if welcomed => Ok(()),
+        Err(_) if !welcomed => Ok(()),
+        _ => Err(why.to_owned()),
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -699,19 +801,17 @@ async fn claim_holder(nats: &Nats, nick: &str) -> Option<String> {
 /// Waits until the claim on `nick` is held by a user of node `node`, or by
 /// nobody with `node` `None`.
 async fn await_claim(nats: &Nats, nick: &str, node: Option<&str>) {
-    let deadline = Instant::now() + CONVERGE;
-    loop {
+    converge(async || {
         let holder = claim_holder(nats, nick).await;
         let holding_node = holder.as_deref().and_then(|h| h.split('/').next());
         if holding_node == node {
-            return;
+            return Ok(());
         }
-        assert!(
-            Instant::now() < deadline,
+        Err(format!(
             "the claim on {nick} stayed {holder:?}, not {node:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        ))
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -793,21 +893,7 @@ async fn a_guest_nick_given_by_nick_protection_is_claimed_cluster_wide() {
     owner.expect_command("NICK").await;
     // Node b learns the account's name before the nick is free there (one
     // ordered stream): once it lets someone take the nick, it enforces it.
-    let deadline = Instant::now() + CONVERGE;
-    let mut squatter = loop {
-        let mut client = TestClient::connect(b.addr).await;
-        client.nick = "owner".to_owned();
-        client.send("NICK owner").await;
-        client.send("USER owner 0 * :squatter").await;
-        let answer = client
-            .expect(|l| matches!(l.command(), "001" | "433"))
-            .await;
-        if answer.command() == "001" {
-            break client;
-        }
-        assert!(Instant::now() < deadline, "node b never freed the nick");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let mut squatter = converge(async || try_register(b.addr, "owner", &["433"]).await).await;
     let renamed = squatter
         .expect(|l| l.command() == "NICK" && l.source_nick() == "owner")
         .await;
@@ -844,20 +930,7 @@ async fn a_killed_node_s_users_quit_elsewhere_and_free_their_nicks() {
     assert!(noticed < Duration::from_secs(6), "took {noticed:?}");
 
     // The nick is free again, cluster-wide.
-    let deadline = Instant::now() + CONVERGE;
-    loop {
-        let mut again = TestClient::connect(b.addr).await;
-        again.send("NICK doomed").await;
-        again.send("USER d 0 * :d").await;
-        let line = again
-            .expect(|l| l.command() == "001" || l.command() == "433")
-            .await;
-        if line.command() == "001" {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the nick stayed claimed");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    converge(async || try_register(b.addr, "doomed", &["433"]).await).await;
 }
 
 #[tokio::test]
@@ -1118,19 +1191,15 @@ async fn a_channel_registered_on_one_node_is_registered_on_every_node() {
     again.expect_command("903").await;
     again.send("CAP END").await;
     again.expect_command("001").await;
-    let deadline = Instant::now() + CONVERGE;
-    loop {
+    converge(async || {
         again.send("PRIVMSG ChanServ :INFO #owned").await;
         let info = again.expect_command("NOTICE").await;
         if !info.last().contains("not registered") {
-            break;
+            return Ok(());
         }
-        assert!(
-            Instant::now() < deadline,
-            "node b never heard of the registration"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        Err("node b never heard of the registration".to_owned())
+    })
+    .await;
     await_members(&mut again, "#owned", &["founder"]).await;
     again.send("JOIN #owned").await;
     let op = again

@@ -29,6 +29,12 @@ pub(crate) struct Membership {
     pub(crate) channel: String,
     pub(crate) op: bool,
     pub(crate) voice: bool,
+    /// When (milliseconds since the Unix epoch) and on which node the channel
+    /// was created, as the sender knows it. Two nodes that created a channel at
+    /// the same moment learn it here: the older creation wins (the node name
+    /// breaks a tie), and the statuses given in the younger one are void
+    /// (`World::join_remote`).
+    pub(crate) created: (i64, Box<str>),
 }
 
 /// Everything other nodes need to know about a registered user: sent when it
@@ -313,6 +319,7 @@ mod tests {
                         channel: "#lobby".to_owned(),
                         op: true,
                         voice: false,
+                        created: (1_700_000_000_000, "a".into()),
                     },
                 },
                 Event::Deliver {

@@ -90,8 +90,14 @@ fn apply(world: &mut World, from: &str, event: Event, follow_up: &mut FollowUp) 
             }
         }
         Event::Join { id, membership } => {
-            if let Some(id) = world.remote_user(from, id) {
-                world.join_remote(id, &membership);
+            if let Some(id) = world.remote_user(from, id)
+                && world.join_remote(id, &membership)
+            {
+                crate::handlers::channel::show_remote_join(
+                    world,
+                    id,
+                    &World::key(&membership.channel),
+                );
             }
         }
         Event::Part { user, channel } => {
@@ -100,15 +106,8 @@ fn apply(world: &mut World, from: &str, event: Event, follow_up: &mut FollowUp) 
             }
         }
         Event::Status { user, membership } => {
-            let key = World::key(&membership.channel);
-            if let Some(id) = resolve(world, &user.node, user.id)
-                && let Some(member) = world
-                    .channels
-                    .get_mut(&key)
-                    .and_then(|channel| channel.members.get_mut(&id))
-            {
-                member.status.op = membership.op;
-                member.status.voice = membership.voice;
+            if let Some(id) = resolve(world, &user.node, user.id) {
+                world.put_remote_status(id, &membership);
             }
         }
         Event::Invite { user, channel } => {

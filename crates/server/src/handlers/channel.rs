@@ -258,6 +258,38 @@ impl JoinLines {
     }
 }
 
+/// Shows this node's members of channel `key` the JOIN of remote user `id` (and
+/// its status there, from the server), which its own node could not show them:
+/// both nodes created the channel at the same moment, so neither knew the
+/// other's members (see `World::join_remote`).
+pub(crate) fn show_remote_join(world: &World, id: ClientId, key: &CaseKey) {
+    let (Some(joiner), Some(channel)) = (world.clients.get(&id), world.channels.get(key)) else {
+        return;
+    };
+    let lines = JoinLines::new(joiner, &channel.name, None);
+    let status = channel.status(id).unwrap_or_default();
+    let mut modes = Vec::new();
+    for (held, letter) in [(status.op, "+o"), (status.voice, "+v")] {
+        if held {
+            let mut line = palaver_proto::LineWriter::new();
+            line.source(&world.config.server_name)
+                .command("MODE")
+                .param(&channel.name)
+                .param(letter)
+                .param(joiner.nick());
+            modes.push(EventLine::new(line.finish(), None));
+        }
+    }
+    for member in channel.members.values() {
+        if world.is_local_outbox(&member.outbox) {
+            lines.send_to(&member.outbox, false);
+            for mode in &modes {
+                member.outbox.push(mode.line_for(member.outbox.caps()));
+            }
+        }
+    }
+}
+
 /// Removes the client from a channel, announcing `PART` (or, for KICK, nothing: the
 /// caller announces) to all members including the client itself.
 fn leave(ctx: &mut Ctx<'_>, key: &CaseKey, command: &str, reason: Option<&str>) {

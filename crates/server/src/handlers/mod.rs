@@ -9,7 +9,7 @@
 mod account;
 mod cap;
 mod certfp;
-mod channel;
+pub(crate) mod channel;
 pub(crate) mod chathistory;
 mod elist;
 mod help;

@@ -128,6 +128,10 @@ pub(crate) struct Channel {
     /// Invite exceptions (`+I`).
     pub(crate) invexes: Vec<Ban>,
     pub(crate) created_at: SystemTime,
+    /// On a cluster, the node whose creation of the channel this is, if not this
+    /// one: it learnt the channel from that node, or found that node's copy older
+    /// than its own (see `World::join_remote`).
+    pub(crate) created_on: Option<Box<str>>,
     /// IRCv3 metadata set on this channel (gone with the channel).
     pub(crate) metadata: super::metadata::Store,
     /// On a cluster, the version of the topic, modes and lists (see
@@ -151,6 +155,7 @@ impl Channel {
             excepts: Vec::new(),
             invexes: Vec::new(),
             created_at: SystemTime::now(),
+            created_on: None,
             metadata: Default::default(),
             cluster_version: None,
         }

@@ -18,6 +18,13 @@
 //! the cluster's `apply` module, which changes the replica without announcing anything
 //! back: a node only announces what its own users did.
 //!
+//! Two users may create one channel on two nodes at the same moment, each node
+//! making its own user the operator before it hears of the other. Every
+//! membership the bus carries names its channel's creation (time, node), so the
+//! nodes notice, and the older creation wins everywhere, as the older side of a
+//! netsplit does on linked IRC servers: the younger copy takes the older one's
+//! creation and its statuses are void ([`World::join_remote`]).
+//!
 //! With no cluster configured, [`World::remote`] is `None` and every hook here is
 //! a single branch.
 
@@ -232,7 +239,18 @@ impl World {
             channel: channel.name.clone(),
             op: status.op,
             voice: status.voice,
+            created: self.creation(channel),
         })
+    }
+
+    /// When and on which node `channel` was created, as the bus carries it.
+    fn creation(&self, channel: &super::Channel) -> (i64, Box<str>) {
+        let node = match (&channel.created_on, &self.remote) {
+            (Some(node), _) => node.clone(),
+            (None, Some(remote)) => remote.node.clone(),
+            (None, None) => Box::default(),
+        };
+        (unix_millis(channel.created_at), node)
     }
 
     /// Everything other nodes need to know about local user `id`.
@@ -458,17 +476,34 @@ impl World {
     }
 
     /// Puts remote user `id` in a channel with a status (creating the channel
-    /// here if needed), or updates its status there.
-    pub(crate) fn join_remote(&mut self, id: ClientId, membership: &bus::Membership) {
+    /// here if needed), or updates its status there. Returns whether this node's
+    /// members of the channel have not seen it join: its node created the channel
+    /// at the same moment as this one (see "Channels created on two nodes at
+    /// once" below), so it did not know them.
+    pub(crate) fn join_remote(&mut self, id: ClientId, membership: &bus::Membership) -> bool {
         let key = World::key(&membership.channel);
         let Some(outbox) = self.clients.get(&id).map(|c| Arc::clone(&c.outbox)) else {
-            return;
+            return false;
         };
+        let theirs = &membership.created;
+        let ours = self
+            .channels
+            .get(&key)
+            .map(|channel| self.creation(channel));
+        if ours.as_ref().is_some_and(|ours| theirs < ours) {
+            self.yield_channel(&key, theirs);
+        }
+        let counts = ours.as_ref().is_none_or(|ours| theirs <= ours);
         let status = super::Status {
-            op: membership.op,
-            voice: membership.voice,
+            op: membership.op && counts,
+            voice: membership.voice && counts,
         };
         let channel = self.create_channel(&key, membership.channel.clone());
+        if ours.is_none() {
+            channel.created_at = from_unix_millis(theirs.0);
+            channel.created_on = Some(theirs.1.clone());
+        }
+        let unseen = ours.is_some_and(|ours| ours != *theirs) && !channel.members.contains_key(&id);
         channel
             .members
             .entry(id)
@@ -476,6 +511,87 @@ impl World {
             .or_insert(super::Member { status, outbox });
         if let Some(client) = self.clients.get_mut(&id) {
             client.channels.insert(key);
+        }
+        unseen
+    }
+
+    /// Applies another node's change of `user`'s status on a channel (MODE
+    /// +o/-o/+v/-v there), unless it was made in a younger copy of the channel.
+    pub(crate) fn put_remote_status(&mut self, user: ClientId, membership: &bus::Membership) {
+        let key = World::key(&membership.channel);
+        let Some(ours) = self
+            .channels
+            .get(&key)
+            .map(|channel| self.creation(channel))
+        else {
+            return;
+        };
+        if membership.created > ours {
+            return;
+        }
+        if let Some(member) = self
+            .channels
+            .get_mut(&key)
+            .and_then(|channel| channel.members.get_mut(&user))
+        {
+            member.status.op = membership.op;
+            member.status.voice = membership.voice;
+        }
+    }
+
+    /// Channel `key` here turns out younger than another node's copy, created
+    /// `older` (two users created it on two nodes at once): like the younger
+    /// side of a netsplit on a linked IRC network, it takes the older creation
+    /// time and every status given in it is void. Local members see the
+    /// statuses go (`MODE -o`/`-v` from the server); the other nodes learn this
+    /// node's users' new statuses. The older copy's members keep theirs.
+    fn yield_channel(&mut self, key: &CaseKey, older: &(i64, Box<str>)) {
+        let Some(channel) = self.channels.get_mut(key) else {
+            return;
+        };
+        channel.created_at = from_unix_millis(older.0);
+        channel.created_on = Some(older.1.clone());
+        let mut lost = Vec::new();
+        for (id, member) in &mut channel.members {
+            if member.status != super::Status::default() {
+                lost.push((*id, member.status));
+                member.status = super::Status::default();
+            }
+        }
+        tracing::info!(
+            channel = %channel.name,
+            statuses = lost.len(),
+            "channel created on another node first; its statuses here are void"
+        );
+        let Some(channel) = self.channels.get(key) else {
+            return;
+        };
+        for (id, status) in &lost {
+            let Some(nick) = self.clients.get(id).map(|c| c.nick().to_owned()) else {
+                continue;
+            };
+            for (held, letter) in [(status.op, "-o"), (status.voice, "-v")] {
+                if !held {
+                    continue;
+                }
+                let mut line = palaver_proto::LineWriter::new();
+                line.source(&self.config.server_name)
+                    .command("MODE")
+                    .param(&channel.name)
+                    .param(letter)
+                    .param(&nick);
+                let line = crate::relay::EventLine::new(line.finish(), None);
+                for member in channel.members.values() {
+                    if self.is_local_outbox(&member.outbox) {
+                        member.outbox.push(line.line_for(member.outbox.caps()));
+                    }
+                }
+            }
+        }
+        for (id, _) in lost {
+            if !self.is_remote(id) {
+                self.announce_status(id, key);
+            }
         }
     }
 
@@ -621,4 +737,17 @@ impl World {
         self.list_entries_total = self.list_entries_total.saturating_sub(before) + after;
         super::registry::keep_registration_current(self, &key);
     }
+}
+
+/// `at` in milliseconds since the Unix epoch (a channel's creation time, as the
+/// bus carries it).
+fn unix_millis(at: std::time::SystemTime) -> i64 {
+    at.duration_since(std::time::UNIX_EPOCH).map_or(0, |since| {
+        i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+    })
+}
+
+/// The time `millis` milliseconds after the Unix epoch.
+fn from_unix_millis(millis: i64) -> std::time::SystemTime {
+    std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(millis).unwrap_or(0))
 }
