@@ -489,6 +489,21 @@ impl Conn {
         }
     }
 
+    /// Reads and drops what the client sent that was never read, up to 64 KiB,
+    /// just before the socket closes: closing with unread input makes the kernel
+    /// reset the connection, and a reset can make the client's kernel drop our
+    /// last lines (the ERROR with the reason) before the client reads them.
+    fn discard_unread_input(&mut self, cx: &mut Context<'_>) {
+        let mut scratch = [0u8; 4096];
+        for _ in 0..16 {
+            let mut buf = tokio::io::ReadBuf::new(&mut scratch);
+            match tokio::io::AsyncRead::poll_read(Pin::new(&mut self.stream), cx, &mut buf) {
+                Poll::Ready(Ok(())) if !buf.filled().is_empty() => {}
+                _ => return,
+            }
+        }
+    }
+
     /// The client sent something: it is alive.
     fn heard_from(&mut self) {
         self.heard = true;
@@ -549,6 +564,7 @@ impl Conn {
                 }
                 if self.outbox_closed {
                     let _ = Pin::new(&mut self.stream).poll_shutdown(cx);
+                    self.discard_unread_input(cx);
                     return OutputStep::Finished;
                 }
                 return if held {
