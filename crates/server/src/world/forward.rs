@@ -86,7 +86,14 @@ impl Remote {
     /// Queues `entry` for the link and wakes it.
     pub(crate) fn queue(&mut self, entry: Outgoing) {
         if self.outgoing.len() >= MAX_OUTGOING {
-            tracing::warn!("cluster traffic is not being sent; one entry dropped");
+            // Once per 10,000, not per entry: a stuck link must not flood the log.
+            if self.dropped.is_multiple_of(10_000) {
+                tracing::warn!(
+                    dropped = self.dropped + 1,
+                    "cluster traffic is not being sent; entries dropped"
+                );
+            }
+            self.dropped += 1;
             if let Outgoing::Lines(lines) = &entry {
                 lines
                     .outbox

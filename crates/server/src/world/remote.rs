@@ -84,6 +84,8 @@ pub(crate) struct Remote {
     pub(crate) nodes: Map<Box<str>, Node>,
     /// Where nick claims and releases are queued, in order.
     pub(crate) claims: Claims,
+    /// Entries dropped because the queue was full (see `Remote::queue`).
+    pub(crate) dropped: u64,
 }
 
 impl Remote {
@@ -97,6 +99,7 @@ impl Remote {
             slot_of: Map::default(),
             nodes: Map::default(),
             claims,
+            dropped: 0,
         }
     }
 }
