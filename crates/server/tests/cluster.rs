@@ -175,31 +175,42 @@ impl Node {
     }
 }
 
+/// `viewer`'s NAMES of `channel`, with status prefixes, sorted.
+async fn names(viewer: &mut TestClient, channel: &str) -> Vec<String> {
+    viewer.send(&format!("NAMES {channel}")).await;
+    let mut names = Vec::new();
+    loop {
+        let line = viewer
+            .expect(|l| l.command() == "353" || l.command() == "366")
+            .await;
+        if line.command() == "366" {
+            break;
+        }
+        names.extend(
+            line.last()
+                .split(' ')
+                .filter(|n| !n.is_empty())
+                .map(str::to_owned),
+        );
+    }
+    names.sort();
+    names
+}
+
 /// Waits until `viewer`'s NAMES of `channel` lists every one of `nicks`: the
 /// other nodes' joins have arrived.
 async fn await_members(viewer: &mut TestClient, channel: &str, nicks: &[&str]) {
     converge(async || {
-        viewer.send(&format!("NAMES {channel}")).await;
         // No 353 at all while the channel is unknown here.
-        let mut names = String::new();
-        loop {
-            let line = viewer
-                .expect(|l| l.command() == "353" || l.command() == "366")
-                .await;
-            if line.command() == "366" {
-                break;
-            }
-            names.push_str(&line.last());
-            names.push(' ');
-        }
-        let listed: Vec<&str> = names
-            .split(' ')
+        let listed = names(viewer, channel).await;
+        let bare: Vec<&str> = listed
+            .iter()
             .map(|n| n.trim_start_matches(['@', '+']))
             .collect();
-        if nicks.iter().all(|nick| listed.contains(nick)) {
+        if nicks.iter().all(|nick| bare.contains(nick)) {
             return Ok(());
         }
-        Err(format!("{channel} never listed {nicks:?}: {names}"))
+        Err(format!("{channel} never listed {nicks:?}: {listed:?}"))
     })
     .await;
 }
@@ -463,28 +474,6 @@ async fn a_channel_message_crosses_once_per_node_and_each_member_gets_its_own_fo
     for node in [&a, &b] {
         crate::binary::assert_no_panic(&node.process.stderr());
     }
-}
-
-/// `viewer`'s NAMES of `channel`, with status prefixes, sorted.
-async fn names(viewer: &mut TestClient, channel: &str) -> Vec<String> {
-    viewer.send(&format!("NAMES {channel}")).await;
-    let mut names = Vec::new();
-    loop {
-        let line = viewer
-            .expect(|l| l.command() == "353" || l.command() == "366")
-            .await;
-        if line.command() == "366" {
-            break;
-        }
-        names.extend(
-            line.last()
-                .split(' ')
-                .filter(|n| !n.is_empty())
-                .map(str::to_owned),
-        );
-    }
-    names.sort();
-    names
 }
 
 #[tokio::test]
