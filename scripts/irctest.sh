@@ -2,8 +2,8 @@
 # Runs the irctest conformance suite against a release build of chat-server, with the
 # capabilities, optional behaviours and ISUPPORT values palaver claims.
 # Needs the harness beside the project (../shared/tools/irctest, see its README) and an
-# irctest checkout it knows about; `faketime` (Debian package) makes the two LIST
-# time-filter tests fast instead of timing out.
+# irctest checkout it knows about. Installs Debian's `faketime` if it is missing:
+# without it the two LIST time-filter tests fail (they wait for minutes to pass).
 #
 # Usage: [SELECTION=default|services] scripts/irctest.sh [label] [pytest args]
 #   default   irctest's usual selection for servers without services
@@ -19,6 +19,11 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 label="${1:-palaver}"
 shift || true
 selection="${SELECTION:-default}"
+if ! command -v faketime >/dev/null; then
+    echo "installing Debian's faketime"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq faketime >/dev/null
+fi
 cargo build --release -p palaver-server --bin chat-server
 
 caps="cap-notify multi-prefix userhost-in-names message-tags server-time echo-message batch labeled-response away-notify extended-join invite-notify draft/no-implicit-names setname extended-monitor draft/multiline draft/metadata-3 draft/read-marker draft/message-redaction sasl account-notify account-tag draft/account-registration draft/channel-rename"
