@@ -8,7 +8,8 @@
 #     (nodes + nats-server for the cluster);
 #   a fixed rate (RATE messages/s per sender): CPU per delivery and latency;
 #   bus bytes and messages per channel message (from the nodes' /metrics);
-#   private-message round trips (on the cluster, between users of two nodes);
+#   private-message round trips (on the cluster, between users of two nodes), and
+#   WHOIS round trips (on the cluster, of a user of another node: its node is asked);
 # then, on the cluster, the time from kill -9 of a node to the QUITs of its
 # USERS users on another node and to their nick being free (chat-bench failover).
 # Prints one line per run; docs/PERFORMANCE.md takes the medians.
@@ -116,6 +117,8 @@ for rep in $(seq "$REPS"); do
         run_fanout "rep $rep $setup rate $RATE/s/sender" --rate "$RATE"
         taskset -c 1 "$BENCH" latency --addr "$ADDRS" --server-pid "$SERVER_PIDS" --duration "$DURATION" --json -q \
             | jq -r --arg name "rep $rep $setup" '"\($name) private message round trip: p50 \(.rtt.p50_us|floor) µs p99 \(.rtt.p99_us|floor) µs"'
+        taskset -c 1 "$BENCH" latency --probe whois --addr "$ADDRS" --server-pid "$SERVER_PIDS" --duration "$DURATION" --json -q \
+            | jq -r --arg name "rep $rep $setup" '"\($name) WHOIS round trip: p50 \(.rtt.p50_us|floor) µs p99 \(.rtt.p99_us|floor) µs"'
         stop_setup
     done
 done

@@ -2,6 +2,10 @@
 //! time. Client A sends `PRIVMSG B :<seq> <padding>`, B echoes the text back to A,
 //! and A records the time from its send to the echo's arrival.
 //!
+//! With `--probe whois`, A asks `WHOIS B` instead and records the time to the
+//! end of the reply (318): on a cluster, the WHOIS of another node's user asks
+//! that node for its idle time, one bus round trip.
+//!
 //! With several `--addr` nodes, A connects to the first and B to the second, so
 //! every round trip crosses the cluster twice (A's node → B's node → A's node):
 //! the cost of the bus hop, measured. A nick registered on one node is known to
@@ -43,6 +47,19 @@ pub struct LatencyOpts {
     /// Seconds each client may take to connect and register.
     #[arg(long, default_value_t = 30.0, value_parser = parse_secs)]
     pub register_timeout: f64,
+    /// What each round trip is: a private message B echoes, or a WHOIS of B.
+    #[arg(long, value_enum, default_value_t = Probe::Privmsg)]
+    pub probe: Probe,
+}
+
+/// The request a round trip times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Probe {
+    /// `PRIVMSG B`, echoed back by B: two relays.
+    Privmsg,
+    /// `WHOIS B`, answered by A's server (asking B's node on a cluster).
+    Whois,
 }
 
 /// What `chat-bench latency` measured.
@@ -54,6 +71,8 @@ pub struct LatencyReport {
     pub target: String,
     /// What the connections travel over: `plain`, `tls`, `websocket` or `websocket+tls`.
     pub transport: &'static str,
+    /// What a round trip was.
+    pub probe: Probe,
     /// Round trips completed.
     pub round_trips: u64,
     /// Seconds they took.
@@ -115,11 +134,18 @@ pub async fn run(
         }
         let sent_at = Instant::now();
         let trip = async {
+            let request = match opts.probe {
+                Probe::Privmsg => conn::line("PRIVMSG", &[&b_nick], Some(&text)),
+                Probe::Whois => conn::line("WHOIS", &[&b_nick], None),
+            };
             a.conn
-                .send(&conn::line("PRIVMSG", &[&b_nick], Some(&text)))
+                .send(&request)
                 .await
                 .map_err(|e| format!("send: {e}"))?;
-            await_echo(&mut a.conn, &text).await
+            match opts.probe {
+                Probe::Privmsg => await_echo(&mut a.conn, &text).await,
+                Probe::Whois => await_end_of_whois(&mut a.conn, &b_nick).await,
+            }
         };
         match tokio::time::timeout(ROUND_TRIP_LIMIT, trip).await {
             Ok(Ok(())) => hist.saturating_record(sent_at.elapsed().as_nanos() as u64),
@@ -153,6 +179,7 @@ pub async fn run(
             format!("{target},{target_b}")
         },
         transport: crate::transport::current().name(),
+        probe: opts.probe,
         round_trips,
         elapsed_s: secs(elapsed),
         rtt: LatencySummary::from_nanos(&hist),
@@ -187,8 +214,30 @@ async fn await_route(a: &mut Conn, b_nick: &str, limit: Duration) -> Result<(), 
     )))
 }
 
-/// Reads until the PRIVMSG whose text is `text` (answering PING).
+/// Reads until the PRIVMSG whose text is `text`.
 async fn await_echo(conn: &mut Conn, text: &str) -> Result<(), String> {
+    read_until(conn, |msg| {
+        (msg.command() == "PRIVMSG" && msg.params().last() == Some(&text)).then_some(Ok(()))
+    })
+    .await
+}
+
+/// Reads until the end of the WHOIS of `nick`; a WHOIS that does not know
+/// `nick` is an error.
+async fn await_end_of_whois(conn: &mut Conn, nick: &str) -> Result<(), String> {
+    read_until(conn, |msg| match msg.command() {
+        "318" if msg.param(1) == Some(nick) => Some(Ok(())),
+        "401" => Some(Err(format!("WHOIS: no such nick {nick}"))),
+        _ => None,
+    })
+    .await
+}
+
+/// Reads lines (answering PING) until `done` says how the wait ends.
+async fn read_until(
+    conn: &mut Conn,
+    done: impl Fn(&palaver_proto::Message<'_>) -> Option<Result<(), String>>,
+) -> Result<(), String> {
     loop {
         let raw = conn
             .next_line()
@@ -198,13 +247,12 @@ async fn await_echo(conn: &mut Conn, text: &str) -> Result<(), String> {
         let Some(msg) = conn::parse(&raw) else {
             continue;
         };
-        match msg.command() {
-            "PRIVMSG" if msg.params().last() == Some(&text) => return Ok(()),
-            "PING" => conn
-                .send(&conn::pong(&msg))
+        if msg.command() == "PING" {
+            conn.send(&conn::pong(&msg))
                 .await
-                .map_err(|e| format!("send: {e}"))?,
-            _ => {}
+                .map_err(|e| format!("send: {e}"))?;
+        } else if let Some(outcome) = done(&msg) {
+            return outcome;
         }
     }
 }
@@ -247,8 +295,13 @@ impl std::fmt::Display for LatencyReport {
         )?;
         writeln!(
             f,
-            "  round trips     {} in {:.2} s",
-            self.round_trips, self.elapsed_s
+            "  round trips     {} {} in {:.2} s",
+            self.round_trips,
+            match self.probe {
+                Probe::Privmsg => "PRIVMSG",
+                Probe::Whois => "WHOIS",
+            },
+            self.elapsed_s
         )?;
         writeln!(f, "  RTT             {}", self.rtt)?;
         if let Some(cpu) = self.server_cpu_us_per_round_trip {

@@ -247,9 +247,27 @@ async fn latency_measures_round_trips() {
     .await;
     let report = run.json();
     assert_eq!(report["mode"], "latency");
+    assert_eq!(report["probe"], "privmsg");
     assert_eq!(num(&report, "round_trips"), 200.0);
     assert!(num(&report, "rtt.p50_us") > 0.0);
     assert!(num(&report, "rtt.p999_us") >= num(&report, "rtt.p50_us"));
+
+    // WHOIS round trips: each waits for the end of the reply about B.
+    let run = bench(&[
+        "latency",
+        "--addr",
+        &server.addr.to_string(),
+        "--count",
+        "50",
+        "--probe",
+        "whois",
+        "--json",
+    ])
+    .await;
+    let report = run.json();
+    assert_eq!(report["probe"], "whois");
+    assert_eq!(num(&report, "round_trips"), 50.0);
+    assert!(num(&report, "rtt.p50_us") > 0.0);
     server.shutdown().await;
 }
 

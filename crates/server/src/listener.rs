@@ -300,6 +300,11 @@ pub async fn run_listeners(
                 link_stop.clone(),
             ));
         }
+        tokio::spawn(crate::cluster::ask::serve(
+            Arc::clone(&shared),
+            bus.clone(),
+            link_stop.clone(),
+        ));
         tokio::spawn(crate::cluster::link::run(
             Arc::clone(&shared),
             bus,

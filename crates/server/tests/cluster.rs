@@ -284,16 +284,10 @@ async fn channels_and_private_messages_span_nodes() {
     assert_eq!(whois.param(1), "carol");
     let channels = bob.expect_command("319").await;
     assert!(channels.last().contains("#hall"), "{channels:?}");
-    // No idle time: only carol's own node knows when she last spoke.
-    loop {
-        let line = bob
-            .expect(|l| matches!(l.command(), "312" | "317" | "318"))
-            .await;
-        assert_ne!(line.command(), "317", "{line:?}");
-        if line.command() == "318" {
-            break;
-        }
-    }
+    // The idle time comes from carol's own node, which knows when she last spoke.
+    let idle = bob.expect(|l| matches!(l.command(), "317" | "318")).await;
+    assert_eq!(idle.command(), "317", "{idle:?}");
+    bob.expect_command("318").await;
 
     // A nick change and a part are seen everywhere.
     bob.send("NICK robert").await;
@@ -695,6 +689,63 @@ async fn invites_away_and_kill_reach_users_of_other_nodes() {
     );
     let quit = host.expect_command("QUIT").await;
     assert_eq!(quit.source_nick(), "other");
+}
+
+#[tokio::test]
+#[ignore = "needs nats-server: scripts/test-cluster.sh"]
+async fn whois_of_another_node_s_user_shows_the_idle_time_its_node_keeps() {
+    let nats = Nats::start();
+    let a = Node::start(&nats, "a", &[]);
+    let b = Node::start(&nats, "b", &[]);
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs();
+    let mut asker = TestClient::connect(a.addr).await;
+    asker
+        .register_with_caps("asker", "batch labeled-response")
+        .await;
+    let mut sleepy = b.client("sleepy").await;
+    await_online(&mut asker, "sleepy", true).await;
+    sleepy.send("PRIVMSG asker :hello").await;
+    asker.expect_command("PRIVMSG").await;
+
+    // Node a asks node b, then answers in one labeled batch, idle time included.
+    asker.send("@label=w1 WHOIS sleepy").await;
+    let start = asker.next_line().await.expect("BATCH start");
+    assert_eq!(start.msg().tag("label").as_deref(), Some("w1"), "{start:?}");
+    assert_eq!(start.command(), "BATCH", "{start:?}");
+    let batch = start.param(0).trim_start_matches('+').to_owned();
+    let mut replies = Vec::new();
+    loop {
+        let line = asker.next_line().await.expect("the WHOIS");
+        if line.command() == "BATCH" {
+            assert_eq!(line.param(0), format!("-{batch}"));
+            break;
+        }
+        assert_eq!(line.msg().tag("batch").as_deref(), Some(batch.as_str()));
+        replies.push(line);
+    }
+    let codes: Vec<&str> = replies.iter().map(|l| l.command()).collect();
+    assert_eq!(codes.first(), Some(&"311"), "{codes:?}");
+    assert_eq!(codes.last(), Some(&"318"), "{codes:?}");
+    let idle = replies
+        .iter()
+        .find(|l| l.command() == "317")
+        .unwrap_or_else(|| panic!("no idle time: {codes:?}"));
+    assert_eq!(idle.param(1), "sleepy");
+    let seconds: u64 = idle.param(2).parse().expect("idle seconds");
+    let signon: u64 = idle.param(3).parse().expect("signon time");
+    // It spoke moments ago, and signed on after the test began.
+    assert!(seconds < 60, "{idle:?}");
+    assert!(signon + 1 >= before, "{idle:?}");
+
+    // Asked for a nick that left meanwhile, the WHOIS says so.
+    sleepy.send("QUIT").await;
+    await_online(&mut asker, "sleepy", false).await;
+    asker.send("WHOIS sleepy").await;
+    asker.expect_command("401").await;
+    asker.expect_command("318").await;
 }
 
 /// Registers `nick` at `addr` again and again until the server welcomes it

@@ -8,6 +8,6 @@ mod wire;
 
 pub(crate) use nats::{Bus, ClaimRefused};
 pub(crate) use wire::{
-    ChannelMessage, ChannelState, Envelope, Event, Intro, ListEntry, Membership, Relayed,
-    ServerBan, Topic, UserRef, WIRE_VERSION, kind_letter, kind_of,
+    Answer, ChannelMessage, ChannelState, Envelope, Event, Intro, ListEntry, Membership, Question,
+    Relayed, ServerBan, Topic, UserRef, WIRE_VERSION, kind_letter, kind_of,
 };

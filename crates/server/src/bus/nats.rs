@@ -8,7 +8,12 @@ use async_nats::jetstream::kv;
 use bytes::Bytes;
 use palaver_proto::CaseKey;
 
+use super::{Answer, Question};
 use crate::config::ClusterConfig;
+
+/// Longest wait for another node's answer to a [`Question`]: a WHOIS waits
+/// this long at worst, then answers without what the question would have added.
+const ASK_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The name of the JetStream KV bucket holding nick claims (one per subject
 /// prefix, so clusters sharing a NATS server keep apart).
@@ -120,6 +125,29 @@ impl Bus {
     /// The subject node `node` listens on for what is addressed to it.
     pub(crate) fn node_subject(&self, node: &str) -> String {
         format!("{}.node.{node}", self.prefix)
+    }
+
+    /// The subject node `node` answers [`Question`]s on.
+    pub(crate) fn ask_subject(&self, node: &str) -> String {
+        format!("{}.ask.{node}", self.prefix)
+    }
+
+    /// Asks node `node` `question` and waits for the answer, for at most
+    /// [`ASK_TIMEOUT`]: `None` if it did not come (the node is gone, busy, or the
+    /// bus is down), and the asker does without.
+    pub(crate) async fn ask(&self, node: &str, question: &Question) -> Option<Answer> {
+        let payload = postcard::to_allocvec(question).ok()?;
+        let request = self
+            .client
+            .request(self.ask_subject(node), Bytes::from(payload));
+        match tokio::time::timeout(ASK_TIMEOUT, request).await {
+            Ok(Ok(reply)) => postcard::from_bytes(&reply.payload).ok(),
+            Ok(Err(error)) => {
+                tracing::debug!(%error, node, "a question to another node was not answered");
+                None
+            }
+            Err(_) => None,
+        }
     }
 
     /// What a claim by this node's client `id` stores: who holds the nick.

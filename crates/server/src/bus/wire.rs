@@ -302,6 +302,24 @@ impl Envelope {
     }
 }
 
+/// A question one node asks another about one of its users, answered at once
+/// on the asking node's reply subject (NATS request-reply), not through the
+/// ordered event stream: the asker's client is waiting.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Question {
+    /// How long has user `id` (with nick `nick`: a restarted node reuses ids)
+    /// been idle? For WHOIS, whose idle time only the user's own node knows.
+    Idle { id: u64, nick: Box<str> },
+}
+
+/// The answer to a [`Question`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Answer {
+    /// Seconds since the user last spoke, by its node's clock; `None` if the
+    /// node has no such user (it quit, or changed nick, meanwhile).
+    Idle(Option<u32>),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

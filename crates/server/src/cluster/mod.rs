@@ -22,6 +22,9 @@
 //!   (`bus::Bus::claim_nick`) before a NICK takes effect: of two nodes racing for the
 //!   same nick exactly one wins. A node's claims and releases run one at a time,
 //!   in the order its nicks changed ([`claims`]).
+//! - **Facts that change too often to announce are asked for.** WHOIS of another
+//!   node's user asks that node for the user's idle time (NATS request-reply,
+//!   [`ask`]) and answers without it if none comes within a second.
 //! - **Liveness** is a heartbeat per node on the broadcast subject; a node silent
 //!   for the node timeout is lost: its users quit everywhere else (`QUIT :node a
 //!   lost`) and their nick claims are released. A node that comes back is a new
@@ -39,5 +42,6 @@
 //! differently on different nodes, as on any IRC network of linked servers.
 
 pub(crate) mod apply;
+pub(crate) mod ask;
 pub(crate) mod claims;
 pub(crate) mod link;

@@ -90,6 +90,13 @@ pub(crate) enum Deferred {
     ServerBan(super::bans::Job),
     /// `NICK` on a cluster node: claim the nick cluster-wide before taking it.
     ClaimNick { wanted: String },
+    /// `WHOIS` of another node's user `target`: ask its node `question` (its idle
+    /// time) before answering.
+    RemoteIdle {
+        target: ClientId,
+        node: Arc<str>,
+        question: crate::bus::Question,
+    },
 }
 
 impl fmt::Debug for Deferred {
@@ -141,6 +148,11 @@ impl fmt::Debug for Deferred {
             Self::ClaimNick { wanted } => {
                 f.debug_struct("ClaimNick").field("wanted", wanted).finish()
             }
+            Self::RemoteIdle { node, question, .. } => f
+                .debug_struct("RemoteIdle")
+                .field("node", node)
+                .field("question", question)
+                .finish_non_exhaustive(),
         }
     }
 }
@@ -202,6 +214,12 @@ pub(crate) enum Completion {
         wanted: String,
         claimed: Result<(), crate::bus::ClaimRefused>,
     },
+    /// Another node's user's idle time, if its node answered, for a WHOIS.
+    RemoteIdle {
+        target: ClientId,
+        nick: Box<str>,
+        idle: Option<u32>,
+    },
 }
 
 impl Deferred {
@@ -214,6 +232,23 @@ impl Deferred {
                     None => Ok(()),
                 };
                 Completion::NickClaimed { wanted, claimed }
+            }
+            Self::RemoteIdle {
+                target,
+                node,
+                question,
+            } => {
+                let crate::bus::Question::Idle { nick, .. } = &question;
+                let nick = nick.clone();
+                let answer = match &shared.cluster {
+                    Some(bus) => bus.ask(&node, &question).await,
+                    None => None,
+                };
+                let idle = match answer {
+                    Some(crate::bus::Answer::Idle(idle)) => idle,
+                    None => None,
+                };
+                Completion::RemoteIdle { target, nick, idle }
             }
             Self::VerifyOper { name, password } => {
                 let opers = &shared.config().opers;
@@ -480,6 +515,11 @@ impl fmt::Debug for Completion {
             Self::Certfp(done) => f.debug_tuple("Certfp").field(done).finish(),
             Self::Rehashed { ran } => f.debug_struct("Rehashed").field("ran", ran).finish(),
             Self::ServerBan(done) => f.debug_tuple("ServerBan").field(done).finish(),
+            Self::RemoteIdle { nick, idle, .. } => f
+                .debug_struct("RemoteIdle")
+                .field("nick", nick)
+                .field("idle", idle)
+                .finish_non_exhaustive(),
         }
     }
 }
@@ -529,6 +569,9 @@ impl Completion {
             Self::ServerBan(done) => super::bans::finish(ctx, done),
             Self::NickClaimed { wanted, claimed } => {
                 super::registration::nick_claimed(ctx, &wanted, claimed);
+            }
+            Self::RemoteIdle { target, nick, idle } => {
+                super::query::remote_idle_known(ctx, target, &nick, idle);
             }
         }
     }

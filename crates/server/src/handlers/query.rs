@@ -9,7 +9,7 @@ use palaver_proto::{Message, mask};
 use super::channel::truncate;
 use super::{Ctx, notify_peers, paged, whox};
 use crate::caps;
-use crate::world::{Client, Status, World};
+use crate::world::{Client, ClientId, Status, World};
 
 /// `WHO <mask|#chan> [o]`. Channels and masks are answered a page at a time
 /// (`paged`); a plain nickname at once.
@@ -108,11 +108,61 @@ pub(super) fn whois(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     // TARGMAX=WHOIS:1: only the first of a comma-separated list is answered.
     let target = target.split(',').next().unwrap_or(target);
     let Some(client) = ctx.world.find_nick(target).filter(|c| c.is_registered()) else {
-        ctx.no_such_nick(target);
-        ctx.numeric(RPL_ENDOFWHOIS)
-            .param(target)
-            .trailing("End of /WHOIS list")
-            .send();
+        whois_no_such_nick(ctx, target);
+        return;
+    };
+    // Only a user's own node knows when it last spoke: for another node's user,
+    // ask it (a deferred job), then answer.
+    if let Some((node, origin)) = ctx.world.home_of(client.id) {
+        ctx.deferred = Some(super::deferred::Deferred::RemoteIdle {
+            target: client.id,
+            node,
+            question: crate::bus::Question::Idle {
+                id: origin,
+                nick: client.nick().into(),
+            },
+        });
+        return;
+    }
+    let target = client.id;
+    let idle = crate::world::unix_now().saturating_sub(client.last_spoke);
+    whois_reply(ctx, target, Some(idle));
+}
+
+/// Completes the WHOIS of another node's user `target`, asked for as `nick`,
+/// once its node answered (or not): the user may have left or changed nick
+/// meanwhile, and is then answered as any nick not in use.
+pub(super) fn remote_idle_known(
+    ctx: &mut Ctx<'_>,
+    target: ClientId,
+    nick: &str,
+    idle: Option<u32>,
+) {
+    let still_there = ctx
+        .world
+        .clients
+        .get(&target)
+        .is_some_and(|client| World::key(client.nick()) == World::key(nick));
+    if still_there {
+        whois_reply(ctx, target, idle);
+    } else {
+        whois_no_such_nick(ctx, nick);
+    }
+}
+
+/// The WHOIS of a nick nobody uses.
+fn whois_no_such_nick(ctx: &mut Ctx<'_>, nick: &str) {
+    ctx.no_such_nick(nick);
+    ctx.numeric(RPL_ENDOFWHOIS)
+        .param(nick)
+        .trailing("End of /WHOIS list")
+        .send();
+}
+
+/// The WHOIS of registered user `target`, with its idle time in seconds if known
+/// (another node's user's comes from its node, which may not answer).
+pub(super) fn whois_reply(ctx: &mut Ctx<'_>, target: ClientId, idle: Option<u32>) {
+    let Some(client) = ctx.world.clients.get(&target) else {
         return;
     };
     let nick = client.nick();
@@ -192,16 +242,10 @@ pub(super) fn whois(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         ctx.numeric(RPL_AWAY).param(nick).trailing(away).send();
     }
     super::metadata::whois_lines(ctx, client.id);
-    // Only a user's own node knows when it last spoke: for another node's user
-    // the idle time would be made up, so it is left out.
-    if !ctx.world.is_remote(client.id) {
+    if let Some(idle) = idle {
         ctx.numeric(RPL_WHOISIDLE)
             .param(nick)
-            .param(
-                &crate::world::unix_now()
-                    .saturating_sub(client.last_spoke)
-                    .to_string(),
-            )
+            .param(&idle.to_string())
             .param(&client.signon.to_string())
             .trailing("seconds idle, signon time")
             .send();

@@ -112,6 +112,14 @@ impl World {
             .is_some_and(|remote| remote.slot_of.contains_key(&id))
     }
 
+    /// Another node's user `id`'s home node and its id there; `None` for this
+    /// node's users (and on a single server).
+    pub(crate) fn home_of(&self, id: ClientId) -> Option<(Arc<str>, u64)> {
+        let remote = self.remote.as_ref()?;
+        let slot = remote.slots.get(*remote.slot_of.get(&id)?)?;
+        Some((Arc::clone(&slot.node), slot.origin))
+    }
+
     /// Whether `outbox` belongs to a user of this node: what a node tells its own
     /// users about events it applies from the bus (the origin told the rest).
     pub(crate) fn is_local_outbox(&self, outbox: &Outbox) -> bool {
