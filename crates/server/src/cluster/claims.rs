@@ -8,6 +8,9 @@
 //! changes a nick (under its lock), and one task carries them out in that order.
 //! A NICK waits for its answer (`handlers::deferred`); a release does not.
 //!
+//! The reconciliation after an outage (claim every user's nick again, release
+//! what nobody holds) is one more job in that order.
+//!
 //! Nicks the server gives rather than a user asks for (a guest nick from
 //! NickServ enforcement or after an outage, an operator's SANICK) take effect at
 //! once, since the old nick must go now, and are claimed afterwards: if another
@@ -46,6 +49,9 @@ pub(crate) enum Job {
     /// Release `key` if `holder` (a prefix: `node/boot/`) still holds it: a lost
     /// node's users.
     ReleaseLost { key: CaseKey, holder: String },
+    /// After an outage: make the claims match this node's users (see
+    /// [`reconcile`]), then say so.
+    Reconcile { done: oneshot::Sender<()> },
 }
 
 /// Where the world and the NICK handler queue requests.
@@ -86,6 +92,18 @@ impl Claims {
     /// Queues the release of `key`, which this node's client `id` gave up.
     pub(crate) fn release(&self, key: CaseKey, id: u64) {
         self.send(Job::Release { key, id });
+    }
+
+    /// Queues a reconciliation after an outage; the future ends when it is done
+    /// (or could not be queued).
+    pub(crate) fn reconcile(&self) -> impl Future<Output = ()> + Send + 'static {
+        let (done, finished) = oneshot::channel();
+        let queued = self.send(Job::Reconcile { done });
+        async move {
+            if queued {
+                let _ = finished.await;
+            }
+        }
     }
 
     /// Queues the release of `key` if `holder` (`node/boot/`) still holds it.
@@ -146,7 +164,45 @@ async fn carry_out(shared: &Shared, bus: &Bus, job: Job) {
             }
             Job::Release { key, id } => bus.release_nick(&key, &bus.holder(id)).await,
             Job::ReleaseLost { key, holder } => bus.release_nick(&key, &holder).await,
+            Job::Reconcile { done } => {
+                reconcile(shared, bus).await;
+                let _ = done.send(());
+            }
         }
+    }
+}
+
+/// After an outage: claims this node's users' nicks again (renaming to a guest
+/// nick anyone whose nick another node's user took meanwhile) and releases the
+/// claims whose release was lost. Run as a job, so every claim and release queued
+/// before it is done and every one queued after waits: the users' nicks read
+/// here are the ones the bucket must show, and the release of a nick given up
+/// after they were read comes after this claims it again, not before.
+async fn reconcile(shared: &Shared, bus: &Bus) {
+    let held: Vec<(CaseKey, u64)> = {
+        let world = shared.lock_world();
+        world
+            .clients
+            .iter()
+            .filter(|(id, _)| !world.is_remote(**id))
+            .filter_map(|(id, client)| client.nick.as_deref().map(|nick| (World::key(nick), id.0)))
+            .collect()
+    };
+    let lost = bus.reconcile_claims(&held).await;
+    if lost.is_empty() {
+        return;
+    }
+    tracing::warn!(
+        users = lost.len(),
+        "nicks taken on other nodes during the outage"
+    );
+    let mut world = shared.lock_world();
+    for id in lost {
+        crate::handlers::nickserv::rename_to_guest(
+            &mut world,
+            ClientId(id),
+            "Your nick was taken on another server while this one was cut off; you are now",
+        );
     }
 }
 

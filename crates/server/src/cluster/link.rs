@@ -185,7 +185,11 @@ pub(crate) async fn run(shared: Arc<Shared>, bus: Bus, stop: CancellationToken) 
                     // Everyone was silent to us meanwhile: start their clocks
                     // again rather than declare them all lost, and resynchronise.
                     grace(&shared);
-                    reconcile(&shared, &bus).await;
+                    // In order with the nick changes' own claims and releases,
+                    // and before the burst names this node's users.
+                    if let Some(claims) = &shared.claims {
+                        claims.reconcile().await;
+                    }
                     hello(&shared, &bus).await;
                 } else if up {
                     publish(&bus, &shared.metrics, bus.all_subject(), vec![Event::Alive { hello: false }]).await;
@@ -244,42 +248,6 @@ fn burst(shared: &Shared) -> Vec<Event> {
             .map(|state| Event::Channel(Box::new(state))),
     );
     events
-}
-
-/// After an outage: claims this node's users' nicks again (renaming to a guest
-/// nick anyone whose nick another node's user took meanwhile) and releases the
-/// claims whose release was lost.
-async fn reconcile(shared: &Shared, bus: &Bus) {
-    let held: Vec<(CaseKey, u64)> = {
-        let world = shared.lock_world();
-        world
-            .clients
-            .iter()
-            .filter(|(id, _)| !world.is_remote(**id))
-            .filter_map(|(id, client)| {
-                client
-                    .nick
-                    .as_deref()
-                    .map(|nick| (crate::world::World::key(nick), id.0))
-            })
-            .collect()
-    };
-    let lost = bus.reconcile_claims(&held).await;
-    if lost.is_empty() {
-        return;
-    }
-    tracing::warn!(
-        users = lost.len(),
-        "nicks taken on other nodes during the outage"
-    );
-    let mut world = shared.lock_world();
-    for id in lost {
-        crate::handlers::nickserv::rename_to_guest(
-            &mut world,
-            crate::world::ClientId(id),
-            "Your nick was taken on another server while this one was cut off; you are now",
-        );
-    }
 }
 
 /// Resets every node's silence clock (after this node's own outage).
