@@ -149,11 +149,15 @@ impl Node {
     }
 
     fn start_with(nats: &Nats, name: &str, extra: &[&str]) -> Self {
-        let url = nats.url();
+        Self::start_at(&nats.url(), name, extra)
+    }
+
+    /// A node on the bus at `url` (a relay the test can cut, say).
+    fn start_at(url: &str, name: &str, extra: &[&str]) -> Self {
         let mut args = vec![
             "--no-tls",
             "--cluster",
-            &url,
+            url,
             "--node-name",
             name,
             "--node-timeout",
@@ -1313,27 +1317,7 @@ impl Cuttable {
 async fn a_node_cut_off_from_the_bus_is_lost_then_rejoins_without_nick_clashes() {
     let nats = Nats::start();
     let relay = Cuttable::start(nats.port).await;
-    let url = relay.url();
-    let (a_process, a_addr) = ServerProcess::listening(ServerProcess::spawn_command({
-        let mut command = ServerProcess::command();
-        command.args([
-            "127.0.0.1",
-            "0",
-            "--no-tls",
-            "--no-flood-limit",
-            "--cluster",
-            &url,
-            "--node-name",
-            "a",
-            "--node-timeout",
-            "2s",
-        ]);
-        command
-    }));
-    let a = Node {
-        process: a_process,
-        addr: a_addr,
-    };
+    let a = Node::start_at(&relay.url(), "a", &["--ephemeral"]);
     let b = Node::start(&nats, "b", &[]);
     let mut island = a.client("island").await;
     let mut mainland = b.client("mainland").await;
@@ -1371,4 +1355,64 @@ async fn a_node_cut_off_from_the_bus_is_lost_then_rejoins_without_nick_clashes()
         .expect(|l| l.command() == "PRIVMSG" && l.last() == "back")
         .await;
     assert_eq!(line.source_nick(), guest);
+}
+
+#[tokio::test]
+#[ignore = "needs nats-server: scripts/test-cluster.sh"]
+async fn a_channel_taken_over_while_its_node_was_cut_off_keeps_its_older_settings() {
+    let nats = Nats::start();
+    let relay = Cuttable::start(nats.port).await;
+    let a = Node::start_at(&relay.url(), "a", &["--ephemeral"]);
+    let b = Node::start(&nats, "b", &[]);
+    let mut founder = a.client("founder").await;
+    founder.send("JOIN #fort").await;
+    founder.expect_command("366").await;
+    founder.send("TOPIC #fort :founders only").await;
+    founder.expect_command("TOPIC").await;
+    let mut rider = b.client("rider").await;
+    await_members(&mut rider, "#fort", &["founder"]).await;
+
+    // Node a is cut off: node b sees its users quit, so #fort ends there. A user
+    // of node b makes #fort anew, becomes its operator, and changes its settings.
+    relay.cut();
+    await_online(&mut rider, "founder", false).await;
+    rider.send("JOIN #fort").await;
+    rider.expect_command("366").await;
+    assert_eq!(names(&mut rider, "#fort").await, ["@rider"]);
+    rider.send("TOPIC #fort :taken over").await;
+    rider.expect_command("TOPIC").await;
+    rider.send("MODE #fort +i").await;
+    rider.expect_command("MODE").await;
+
+    // Back on the bus, the older #fort wins on both nodes: its topic, its modes,
+    // its operator; the rider is an ordinary member, told it lost +o.
+    relay.restore();
+    let lost = rider
+        .expect(|l| l.command() == "MODE" && l.param(1) == "-o")
+        .await;
+    assert_eq!(
+        (lost.param(0), lost.param(2)),
+        ("#fort".into(), "rider".into())
+    );
+    for viewer in [&mut founder, &mut rider] {
+        converge(async || {
+            let members = names(viewer, "#fort").await;
+            viewer.send("TOPIC #fort").await;
+            let topic = viewer
+                .expect(|l| l.command() == "332" || l.command() == "331")
+                .await
+                .last();
+            viewer.send("MODE #fort").await;
+            let modes = viewer.expect_command("324").await.param(2);
+            if members == ["@founder", "rider"] && topic == "founders only" && !modes.contains('i')
+            {
+                return Ok(());
+            }
+            Err(format!(
+                "{}: #fort has {members:?}, topic {topic:?}, modes {modes}",
+                viewer.nick
+            ))
+        })
+        .await;
+    }
 }

@@ -89,6 +89,11 @@ pub(crate) struct ChannelState {
     /// then node name) is above the one it has, so concurrent changes from two
     /// nodes end the same everywhere.
     pub(crate) version: (u64, Box<str>),
+    /// The channel's creation (milliseconds, node) as the sender knows it: the
+    /// settings of a younger copy of the channel (made on a node that was cut
+    /// off, or at the same moment as another) are void, like its statuses, and
+    /// an older copy's replace them whatever their version (`World::put_channel_state`).
+    pub(crate) created: (i64, Box<str>),
     pub(crate) topic: Option<Topic>,
     /// Mode letters without parameters.
     pub(crate) modes: String,
@@ -266,7 +271,7 @@ pub(crate) enum Event {
 /// of different palaver versions that disagree on it cannot read each other, and
 /// a node that receives another version says so (see [`Envelope::version_of`])
 /// instead of only failing to decode. Raise it with any change to these types.
-pub(crate) const WIRE_VERSION: u16 = 2;
+pub(crate) const WIRE_VERSION: u16 = 3;
 
 /// One bus message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

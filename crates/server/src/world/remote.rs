@@ -23,7 +23,9 @@
 //! membership the bus carries names its channel's creation (time, node), so the
 //! nodes notice, and the older creation wins everywhere, as the older side of a
 //! netsplit does on linked IRC servers: the younger copy takes the older one's
-//! creation and its statuses are void ([`World::join_remote`]).
+//! creation, and its statuses and settings are void ([`World::join_remote`],
+//! [`World::put_channel_state`]). The same holds after a partition: a channel
+//! made anew on one side while its members' node was cut off is the younger.
 //!
 //! With no cluster configured, [`World::remote`] is `None` and every hook here is
 //! a single branch.
@@ -504,6 +506,9 @@ impl World {
         if ours.as_ref().is_some_and(|ours| theirs < ours) {
             self.yield_channel(&key, theirs);
         }
+        // Their node holds a younger copy: it gets this one's settings, which
+        // replace its own (see `put_channel_state`).
+        let resend_settings = ours.as_ref().is_some_and(|ours| theirs > ours);
         let counts = ours.as_ref().is_none_or(|ours| theirs <= ours);
         let status = super::Status {
             op: membership.op && counts,
@@ -521,7 +526,10 @@ impl World {
             .and_modify(|member| member.status = status)
             .or_insert(super::Member { status, outbox });
         if let Some(client) = self.clients.get_mut(&id) {
-            client.channels.insert(key);
+            client.channels.insert(key.clone());
+        }
+        if resend_settings {
+            self.announce_channel(&key);
         }
         unseen
     }
@@ -553,7 +561,8 @@ impl World {
     /// Channel `key` here turns out younger than another node's copy, created
     /// `older` (two users created it on two nodes at once): like the younger
     /// side of a netsplit on a linked IRC network, it takes the older creation
-    /// time and every status given in it is void. Local members see the
+    /// time, and every status given in it is void, and so are its settings once
+    /// the older copy's arrive (`put_channel_state`). Local members see the
     /// statuses go (`MODE -o`/`-v` from the server); the other nodes learn this
     /// node's users' new statuses. The older copy's members keep theirs.
     fn yield_channel(&mut self, key: &CaseKey, older: &(i64, Box<str>)) {
@@ -562,6 +571,16 @@ impl World {
         };
         channel.created_at = from_unix_millis(older.0);
         channel.created_on = Some(older.1.clone());
+        // Its settings are void too: back to a new channel's (or its
+        // registration's), unversioned, until the older copy's state replaces
+        // them (its node sends it on seeing this copy, see `join_remote`).
+        let max_bans = self.config.limits.max_bans;
+        let fresh = super::registry::Settings::of(&super::Channel::new(channel.name.clone()));
+        let before = channel.list_entries();
+        let after =
+            fresh.apply_to(channel, max_bans) + self.registry.restore(key, channel, max_bans);
+        self.list_entries_total = self.list_entries_total.saturating_sub(before) + after;
+        channel.cluster_version = None;
         let mut lost = Vec::new();
         for (id, member) in &mut channel.members {
             if member.status != super::Status::default() {
@@ -676,6 +695,7 @@ impl World {
                 .cluster_version
                 .clone()
                 .unwrap_or((0, Box::default())),
+            created: self.creation(channel),
             topic: settings.topic.map(|topic| bus::Topic {
                 text: topic.text,
                 set_by: topic.set_by,
@@ -701,18 +721,41 @@ impl World {
         })
     }
 
-    /// Applies another node's channel state if it is newer than this node's.
+    /// Applies another node's channel state if it is newer than this node's. The
+    /// creations decide first, as for statuses: a younger copy's state is ignored
+    /// (so a user who made a channel anew on a node cut off from the others, and
+    /// became its operator there, cannot impose its topic, modes or bans when the
+    /// node returns), and an older copy's is taken whatever its version, this
+    /// copy yielding to it.
     pub(crate) fn put_channel_state(&mut self, state: &bus::ChannelState) {
         let key = World::key(&state.channel);
         let max_bans = self.config.limits.max_bans;
+        let Some(ours) = self
+            .channels
+            .get(&key)
+            .map(|channel| self.creation(channel))
+        else {
+            return;
+        };
+        if state.created > ours {
+            return;
+        }
+        let older = state.created < ours;
+        if older {
+            self.yield_channel(&key, &state.created);
+        }
         let Some(channel) = self.channels.get_mut(&key) else {
             return;
         };
-        let newer = channel
-            .cluster_version
-            .as_ref()
-            .is_none_or(|current| state.version > *current);
-        if !newer {
+        // A state never versioned (a channel nobody changed since its creation,
+        // or one that yielded) holds nothing to win with.
+        let versioned = state.version.0 > 0;
+        let newer = versioned
+            && channel
+                .cluster_version
+                .as_ref()
+                .is_none_or(|current| state.version > *current);
+        if !older && !newer {
             return;
         }
         let settings = super::registry::Settings {
