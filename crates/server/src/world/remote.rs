@@ -266,6 +266,11 @@ impl World {
         (unix_millis(channel.created_at), node)
     }
 
+    /// The creation of channel `key`, if it exists here.
+    fn creation_of(&self, key: &CaseKey) -> Option<(i64, Box<str>)> {
+        self.channels.get(key).map(|channel| self.creation(channel))
+    }
+
     /// Everything other nodes need to know about local user `id`.
     pub(crate) fn intro(&self, id: ClientId) -> Option<bus::Intro> {
         let client = self.clients.get(&id).filter(|c| c.is_registered())?;
@@ -499,10 +504,7 @@ impl World {
             return false;
         };
         let theirs = &membership.created;
-        let ours = self
-            .channels
-            .get(&key)
-            .map(|channel| self.creation(channel));
+        let ours = self.creation_of(&key);
         if ours.as_ref().is_some_and(|ours| theirs < ours) {
             self.yield_channel(&key, theirs);
         }
@@ -538,11 +540,7 @@ impl World {
     /// +o/-o/+v/-v there), unless it was made in a younger copy of the channel.
     pub(crate) fn put_remote_status(&mut self, user: ClientId, membership: &bus::Membership) {
         let key = World::key(&membership.channel);
-        let Some(ours) = self
-            .channels
-            .get(&key)
-            .map(|channel| self.creation(channel))
-        else {
+        let Some(ours) = self.creation_of(&key) else {
             return;
         };
         if membership.created > ours {
@@ -730,11 +728,7 @@ impl World {
     pub(crate) fn put_channel_state(&mut self, state: &bus::ChannelState) {
         let key = World::key(&state.channel);
         let max_bans = self.config.limits.max_bans;
-        let Some(ours) = self
-            .channels
-            .get(&key)
-            .map(|channel| self.creation(channel))
-        else {
+        let Some(ours) = self.creation_of(&key) else {
             return;
         };
         if state.created > ours {
