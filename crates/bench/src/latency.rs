@@ -62,6 +62,16 @@ pub enum Probe {
     Whois,
 }
 
+impl Probe {
+    /// The IRC command each round trip sends.
+    fn command(self) -> &'static str {
+        match self {
+            Self::Privmsg => "PRIVMSG",
+            Self::Whois => "WHOIS",
+        }
+    }
+}
+
 /// What `chat-bench latency` measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct LatencyReport {
@@ -134,10 +144,8 @@ pub async fn run(
         }
         let sent_at = Instant::now();
         let trip = async {
-            let request = match opts.probe {
-                Probe::Privmsg => conn::line("PRIVMSG", &[&b_nick], Some(&text)),
-                Probe::Whois => conn::line("WHOIS", &[&b_nick], None),
-            };
+            let trailing = (opts.probe == Probe::Privmsg).then_some(text.as_str());
+            let request = conn::line(opts.probe.command(), &[&b_nick], trailing);
             a.conn
                 .send(&request)
                 .await
@@ -297,10 +305,7 @@ impl std::fmt::Display for LatencyReport {
             f,
             "  round trips     {} {} in {:.2} s",
             self.round_trips,
-            match self.probe {
-                Probe::Privmsg => "PRIVMSG",
-                Probe::Whois => "WHOIS",
-            },
+            self.probe.command(),
             self.elapsed_s
         )?;
         writeln!(f, "  RTT             {}", self.rtt)?;

@@ -90,12 +90,13 @@ pub(crate) enum Deferred {
     ServerBan(super::bans::Job),
     /// `NICK` on a cluster node: claim the nick cluster-wide before taking it.
     ClaimNick { wanted: String },
-    /// `WHOIS` of another node's user `target`: ask its node `question` (its idle
-    /// time) before answering.
+    /// `WHOIS` of another node's user `target` (`origin` on its node `node`,
+    /// asked for as `nick`): ask that node its idle time before answering.
     RemoteIdle {
         target: ClientId,
         node: Arc<str>,
-        question: crate::bus::Question,
+        origin: u64,
+        nick: Box<str>,
     },
 }
 
@@ -148,10 +149,10 @@ impl fmt::Debug for Deferred {
             Self::ClaimNick { wanted } => {
                 f.debug_struct("ClaimNick").field("wanted", wanted).finish()
             }
-            Self::RemoteIdle { node, question, .. } => f
+            Self::RemoteIdle { node, nick, .. } => f
                 .debug_struct("RemoteIdle")
                 .field("node", node)
-                .field("question", question)
+                .field("nick", nick)
                 .finish_non_exhaustive(),
         }
     }
@@ -236,10 +237,13 @@ impl Deferred {
             Self::RemoteIdle {
                 target,
                 node,
-                question,
+                origin,
+                nick,
             } => {
-                let crate::bus::Question::Idle { nick, .. } = &question;
-                let nick = nick.clone();
+                let question = crate::bus::Question::Idle {
+                    id: origin,
+                    nick: nick.clone(),
+                };
                 let answer = match &shared.cluster {
                     Some(bus) => bus.ask(&node, &question).await,
                     None => None,

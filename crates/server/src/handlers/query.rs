@@ -117,10 +117,8 @@ pub(super) fn whois(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         ctx.deferred = Some(super::deferred::Deferred::RemoteIdle {
             target: client.id,
             node,
-            question: crate::bus::Question::Idle {
-                id: origin,
-                nick: client.nick().into(),
-            },
+            origin,
+            nick: client.nick().into(),
         });
         return;
     }
@@ -161,7 +159,7 @@ fn whois_no_such_nick(ctx: &mut Ctx<'_>, nick: &str) {
 
 /// The WHOIS of registered user `target`, with its idle time in seconds if known
 /// (another node's user's comes from its node, which may not answer).
-pub(super) fn whois_reply(ctx: &mut Ctx<'_>, target: ClientId, idle: Option<u32>) {
+fn whois_reply(ctx: &mut Ctx<'_>, target: ClientId, idle: Option<u32>) {
     let Some(client) = ctx.world.clients.get(&target) else {
         return;
     };

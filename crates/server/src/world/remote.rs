@@ -559,8 +559,9 @@ impl World {
     /// Channel `key` here turns out younger than another node's copy, created
     /// `older` (two users created it on two nodes at once): like the younger
     /// side of a netsplit on a linked IRC network, it takes the older creation
-    /// time, and every status given in it is void, and so are its settings once
-    /// the older copy's arrive (`put_channel_state`). Local members see the
+    /// time, every status given in it is void, and its settings go back to a
+    /// new channel's until the older copy's arrive (`put_channel_state`). Local
+    /// members see the
     /// statuses go (`MODE -o`/`-v` from the server); the other nodes learn this
     /// node's users' new statuses. The older copy's members keep theirs.
     fn yield_channel(&mut self, key: &CaseKey, older: &(i64, Box<str>)) {
